@@ -1,0 +1,182 @@
+#include "cli/commands.h"
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/gpu.h"
+#include "harness/atomic_file.h"
+#include "harness/child_runner.h"
+#include "harness/gpu_info.h"
+#include "harness/nvml.h"
+#include "harness/registry.h"
+#include "harness/runner.h"
+
+namespace aisp::cli {
+
+using namespace aisp::harness;
+
+namespace {
+
+std::string requirements_of(const Example& e) {
+  if (e.workload.backend == Backend::cpu) return "CPU";
+  return fmt::format("{} GPU{}, sm_{}+", e.workload.gpus, e.workload.gpus > 1 ? "s" : "",
+                     e.workload.min_compute_capability);
+}
+
+}  // namespace
+
+void Commands::add_to(CLI::App& app) {
+  auto* bench = app.add_subcommand("bench", "list and run benchmark targets");
+  bench->require_subcommand(1);
+
+  auto* list = bench->add_subcommand("list-targets", "print every target with its variants and requirements");
+  list->add_option("--chapter", chapter_, "only this chapter (e.g. ch14)");
+  list->callback([this] { chosen_ = [this] { return list_targets(); }; });
+
+  auto* run = bench->add_subcommand("run", "verify and time targets; compare with the expectation file");
+  run->add_option("--targets", targets_, "ch14 | ch14:a | ch14:a,b")->required();
+  run->add_option("--profile", profile_, "none | minimal (ncu speed of light) | deep_dive (ncu full set, nsys)")
+      ->capture_default_str();
+  run->add_option("--iterations", iterations_, "exactly N timed samples per mode (default: until noise <= 1%)");
+  run->add_option("--warmup", warmup_, "untimed calls before verification and timing")->capture_default_str();
+  run->add_option("--mode", mode_, "cold | hot | graph | all (the first is the primary mode)")->capture_default_str();
+  run->add_flag("--update-expectations", update_expectations_, "write the measured speedups to ch14/expectations_<gpu>.json");
+  run->add_option("--artifacts-dir", artifacts_dir_, "where runs/<id>/ is written")->capture_default_str();
+  run->add_option("--expectations-dir", expectations_dir_, "folder of expectations_<key>.json (default: the chapter's)");
+  run->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
+  run->add_option("--timeout", timeout_s_, "seconds before a variant's process is killed")->capture_default_str();
+  run->add_option("--max-time", max_time_s_, "max seconds of sampling per variant and mode")->capture_default_str();
+  run->add_option("--seed", seed_, "seed of the random inputs (the second check uses seed+1)")->capture_default_str();
+  run->callback([this] { chosen_ = [this] { return bench_run(); }; });
+
+  auto* cmp = app.add_subcommand("compare", "quick baseline-vs-optimized table (fewer samples, no profiles)");
+  cmp->add_option("--examples", examples_, "examples of the chapter, e.g. fused_elementwise,l2_bypass")->required();
+  cmp->add_option("--chapter", chapter_, "chapter of the examples")->default_val("ch14");
+  cmp->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
+  cmp->add_option("--artifacts-dir", artifacts_dir_, "where runs/<id>/ is written")->capture_default_str();
+  cmp->add_option("--timeout", timeout_s_, "seconds before a variant's process is killed")->capture_default_str();
+  cmp->callback([this] { chosen_ = [this] { return compare(); }; });
+
+  auto* gpu = app.add_subcommand("gpu", "GPU information");
+  gpu->require_subcommand(1);
+  auto* info = gpu->add_subcommand("info", "properties, clocks, measured copy bandwidth and cuBLAS bf16 rate (cached)");
+  info->add_option("--device", device_, "CUDA device index")->capture_default_str();
+  info->add_flag("--remeasure", remeasure_, "ignore the cache and measure the peaks again");
+  info->add_option("--json-out", json_out_, "also write the information as JSON to this file");
+  info->callback([this] { chosen_ = [this] { return gpu_info(); }; });
+
+  auto* child = app.add_subcommand("__run-variant", "");  // hidden: the child side of process isolation
+  child->group("");
+  child->add_option("--request", request_file_)->required();
+  child->add_option("--result", result_file_)->required();
+  child->callback([this] { chosen_ = [this] { return run_variant(); }; });
+}
+
+int Commands::run() {
+  if (!chosen_) throw UsageError("no command given: run `aisp --help`");
+  return chosen_();
+}
+
+int Commands::list_targets() {
+  const auto& registry = Registry::global();
+  int shown = 0;
+  for (const auto& e : registry.examples()) {
+    if (!chapter_.empty() && e.chapter != chapter_) continue;
+    out_ << fmt::format("{:<28} {}  [{}]\n", e.target(), e.description, requirements_of(e));
+    for (const auto& v : e.variants) out_ << fmt::format("    {:<36} {}\n", v.name, v.description);
+    ++shown;
+  }
+  if (shown == 0) {
+    if (!chapter_.empty()) {
+      std::string chapters;
+      for (const auto& c : registry.chapters()) chapters += (chapters.empty() ? "" : ", ") + c;
+      throw UsageError(fmt::format("unknown chapter '{}'. Chapters: {}", chapter_, chapters.empty() ? "(none)" : chapters));
+    }
+    out_ << "no targets registered in this build";
+#if !AISP_WITH_CUDA
+    out_ << " (CPU-only build: the GPU examples are not compiled)";
+#endif
+    out_ << "\n";
+  }
+  return 0;
+}
+
+namespace {
+
+RunOptions base_options(const std::string& mode, const std::string& format, const std::string& artifacts_dir,
+                        double timeout_s) {
+  RunOptions o;
+  o.timing.modes = parse_modes(mode);
+  o.format = parse_format(format);
+  o.artifacts_dir = artifacts_dir;
+  o.variant_timeout_s = timeout_s;
+  return o;
+}
+
+}  // namespace
+
+int Commands::bench_run() {
+  const auto examples = Registry::global().resolve(targets_);
+  RunOptions o = base_options(mode_, format_, artifacts_dir_, timeout_s_);
+  o.profile = parse_profile(profile_);
+  if (iterations_ < 0) throw UsageError("--iterations must be positive");
+  if (iterations_ > 0) o.timing.stopping.iterations = iterations_;
+  if (warmup_ < 0) throw UsageError("--warmup must be zero or positive");
+  o.timing.warmup = warmup_;
+  o.timing.stopping.max_time_s = max_time_s_;
+  o.update_expectations = update_expectations_;
+  o.expectations_dir = expectations_dir_;
+  o.seed = seed_;
+  o.command_line = command_line_;
+  return run_examples(examples, o, out_, err_).exit_code;
+}
+
+int Commands::compare() {
+  std::string targets;
+  for (const auto& name : Registry::global().resolve(chapter_ + ":" + examples_)) targets += name->target() + " ";
+  const auto examples = Registry::global().resolve(targets);
+  RunOptions o = base_options("cold", format_, artifacts_dir_, timeout_s_);
+  // The chapter's compare.py: a quick look, fewer samples, no profiles, expectations not written.
+  o.timing.warmup = 2;
+  o.timing.stopping.min_samples = 5;
+  o.timing.stopping.max_noise = 0.03;
+  o.timing.stopping.min_time_s = 0.05;
+  o.timing.stopping.max_time_s = 1.0;
+  o.command_line = command_line_;
+  return run_examples(examples, o, out_, err_).exit_code;
+}
+
+int Commands::gpu_info() {
+  const GpuProbe probe = probe_gpus();
+  if (!probe.available) throw Error(probe.reason);
+#if AISP_WITH_CUDA
+  const GpuProperties p = gpu_properties(device_);
+  const nlohmann::json nvml = nvml_snapshot(device_);
+  const nlohmann::json peaks = gpu_peaks(device_, default_cache_dir(), remeasure_);
+  out_ << fmt::format("GPU {}: {} (sm_{}, {} SMs, {:.1f} GiB, L2 {:.0f} MiB)\n", device_, p.name, p.compute_capability,
+                      p.sm_count, p.memory_bytes / 1073741824.0, p.l2_bytes / 1048576.0);
+  out_ << fmt::format("  uuid {}\n", p.uuid);
+  if (nvml.value("available", false))
+    out_ << fmt::format("  driver {}, SM clock {} MHz (max {}), memory clock {} MHz, {} C, {:.0f} W\n",
+                        nvml.value("driver", "?"), nvml.value("sm_clock_mhz", 0), nvml.value("max_sm_clock_mhz", 0),
+                        nvml.value("mem_clock_mhz", 0), nvml.value("temperature_c", 0), nvml.value("power_w", 0.0));
+  else
+    out_ << "  NVML: " << nvml.value("reason", "unavailable") << "\n";
+  out_ << fmt::format("  measured copy bandwidth {:.0f} GB/s (read + write), cuBLAS bf16 GEMM {:.0f} TFLOP/s\n",
+                      peaks.value("copy_gb_s", 0.0), peaks.value("bf16_tflops", 0.0));
+  if (!json_out_.empty()) {
+    const nlohmann::json j = {{"device", device_}, {"name", p.name}, {"uuid", p.uuid}, {"nvml", nvml}, {"peaks", peaks}};
+    write_file_atomically(json_out_, j.dump(2));
+  }
+  return 0;
+#else
+  return 1;
+#endif
+}
+
+int Commands::run_variant() { return child_main(request_file_, result_file_); }
+
+}  // namespace aisp::cli

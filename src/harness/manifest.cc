@@ -1,0 +1,112 @@
+#include "harness/manifest.h"
+
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "core/gpu.h"
+#include "harness/nvml.h"
+
+#if AISP_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#ifndef AISP_SOURCE_DIR
+#define AISP_SOURCE_DIR ""
+#endif
+#ifndef AISP_CXX_COMPILER
+#define AISP_CXX_COMPILER "unknown"
+#endif
+#ifndef AISP_CUDA_COMPILER
+#define AISP_CUDA_COMPILER "none"
+#endif
+
+namespace aisp::harness {
+
+namespace {
+
+// Runs a shell command and returns its trimmed stdout ("" on failure).
+std::string capture(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen((command + " 2>/dev/null").c_str(), "r");
+  if (!pipe) return out;
+  std::array<char, 256> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
+  ::pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+std::string format_utc(const char* format) {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, format, &tm);
+  return buffer;
+}
+
+nlohmann::json git_state() {
+  const std::string dir = AISP_SOURCE_DIR;
+  if (dir.empty()) return {{"available", false}, {"reason", "source directory unknown"}};
+  const std::string commit = capture(fmt::format("git -C '{}' rev-parse HEAD", dir));
+  if (commit.empty()) return {{"available", false}, {"reason", "not a git checkout (or git missing)"}};
+  const std::string status = capture(fmt::format("git -C '{}' status --porcelain --untracked-files=no", dir));
+  return {{"available", true}, {"commit", commit}, {"dirty", !status.empty()}};
+}
+
+nlohmann::json gpu_state(int device) {
+  const GpuProbe probe = probe_gpus();
+  if (!probe.available) return {{"available", false}, {"reason", probe.reason}};
+  nlohmann::json j = {{"available", true}, {"count", probe.count}, {"device", device}};
+  try {
+    const GpuProperties p = gpu_properties(device);
+    j["name"] = p.name;
+    j["uuid"] = p.uuid;
+    j["compute_capability"] = p.compute_capability;
+    j["sm_count"] = p.sm_count;
+    j["memory_bytes"] = p.memory_bytes;
+    j["l2_bytes"] = p.l2_bytes;
+    j["max_sm_clock_khz"] = p.clock_khz;
+    j["memory_clock_khz"] = p.memory_clock_khz;
+    j["memory_bus_bits"] = p.memory_bus_bits;
+  } catch (const std::exception& e) {
+    j["error"] = e.what();
+  }
+#if AISP_WITH_CUDA
+  int driver = 0, runtime = 0;
+  if (cudaDriverGetVersion(&driver) == cudaSuccess) j["cuda_driver_version"] = fmt::format("{}.{}", driver / 1000, driver % 1000 / 10);
+  if (cudaRuntimeGetVersion(&runtime) == cudaSuccess) j["cuda_runtime_version"] = fmt::format("{}.{}", runtime / 1000, runtime % 1000 / 10);
+#endif
+  return j;
+}
+
+}  // namespace
+
+std::string utc_now_iso() { return format_utc("%Y-%m-%dT%H:%M:%SZ"); }
+std::string utc_now_compact() { return format_utc("%Y%m%dT%H%M%SZ"); }
+
+nlohmann::json collect_manifest(int device, const std::vector<std::string>& command_line) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return {{"schema", "aisp.manifest/1"},
+          {"started_at", utc_now_iso()},
+          {"host", host},
+          {"command_line", command_line},
+          {"gpu", gpu_state(device)},
+          {"nvml_start", nvml_snapshot(device)},
+          {"build", {{"cxx_compiler", AISP_CXX_COMPILER}, {"cuda_compiler", AISP_CUDA_COMPILER}, {"with_cuda", bool(AISP_WITH_CUDA + 0)}}},
+          {"git", git_state()}};
+}
+
+void finish_manifest(nlohmann::json& manifest, int device) {
+  manifest["nvml_end"] = nvml_snapshot(device);
+  manifest["finished_at"] = utc_now_iso();
+}
+
+}  // namespace aisp::harness

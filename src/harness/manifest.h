@@ -1,0 +1,24 @@
+// The manifest of a run (manifest.json): what ran where. GPU, SMs, memory, clocks and throttle
+// reasons (NVML) at start and end, driver and CUDA versions, compilers, git commit and dirty flag,
+// host, date, command line.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace aisp::harness {
+
+// Everything known at the start of a run. Never throws for a missing GPU or git: those fields say
+// "unavailable" with the reason.
+nlohmann::json collect_manifest(int device, const std::vector<std::string>& command_line);
+
+// Adds the end-of-run NVML snapshot and the end time.
+void finish_manifest(nlohmann::json& manifest, int device);
+
+// UTC now as ISO 8601 ("2026-11-26T07:03:12Z") and as a compact stamp ("20261126T070312Z").
+std::string utc_now_iso();
+std::string utc_now_compact();
+
+}  // namespace aisp::harness

@@ -1,0 +1,322 @@
+// Rendering results. Every format is built from the same per-line fields (`Line`), so the terminal
+// table, report.md, CSV and JSON never disagree. A line is one variant in one mode: the primary mode
+// always, then one more line for each other mode that was measured (passing variants only).
+//
+// No number without a passing check: a variant that failed or was skipped shows no time, no
+// throughput and no speedup, only why.
+#include "harness/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace aisp::harness {
+namespace {
+
+using nlohmann::json;
+
+struct Line {
+  const VariantResult* result = nullptr;
+  const Comparison* comparison = nullptr;  // only on the primary-mode line
+  Mode mode = Mode::cold;
+  bool continuation = false;  // an extra mode of the variant on the line above
+
+  // Measured values; empty where not measured, not applicable, or the variant did not pass.
+  std::optional<double> median_s, tflop_s, gb_s, peak_percent, launches, memory_bytes, max_rel_l2;
+  std::optional<Speedup> speedup;
+};
+
+std::optional<double> peak_of(const json& peaks, const char* key) {
+  if (!peaks.is_object() || !peaks.contains(key) || !peaks.at(key).is_number()) return std::nullopt;
+  const double value = peaks.at(key).get<double>();
+  return value > 0 ? std::optional<double>(value) : std::nullopt;
+}
+
+Line make_line(const ReportRow& row, Mode mode, bool continuation, const json& peaks) {
+  const VariantResult& r = *row.result;
+  Line line;
+  line.result = &r;
+  line.comparison = continuation ? nullptr : &row.comparison;
+  line.mode = mode;
+  line.continuation = continuation;
+
+  if (r.launches_per_call) line.launches = *r.launches_per_call;
+  const bool setup_known = r.memory.setup_bytes >= 0, peak_known = r.memory.call_peak_bytes >= 0;
+  if (setup_known || peak_known) {
+    line.memory_bytes = double(std::max<std::int64_t>(r.memory.setup_bytes, 0) +
+                               std::max<std::int64_t>(r.memory.call_peak_bytes, 0));
+  }
+  if (!r.verification.empty()) {
+    double worst = 0;
+    for (const VerifyResult& v : r.verification) worst = std::max(worst, v.rel_l2);
+    line.max_rel_l2 = worst;
+  }
+
+  const ModeResult* m = r.mode(mode);
+  if (r.status != Status::passed || !m || !m->measured || m->samples_s.empty()) return line;
+  const double median = m->summary.count > 0 ? m->summary.median : summarize(m->samples_s).median;
+  if (!(median > 0)) return line;
+  line.median_s = median;
+  if (r.flops > 0) {
+    line.tflop_s = r.flops / median / 1e12;
+    if (auto peak = peak_of(peaks, "bf16_tflops")) line.peak_percent = 100 * *line.tflop_s / *peak;
+  }
+  if (r.bytes > 0) {
+    line.gb_s = r.bytes / median / 1e9;
+    if (r.flops <= 0) {
+      if (auto peak = peak_of(peaks, "copy_gb_s")) line.peak_percent = 100 * *line.gb_s / *peak;
+    }
+  }
+  line.speedup = m->speedup;
+  return line;
+}
+
+std::vector<Line> lines_of(const std::vector<ReportRow>& rows, const json& peaks, Mode primary) {
+  std::vector<Line> lines;
+  for (const ReportRow& row : rows) {
+    if (!row.result) continue;
+    lines.push_back(make_line(row, primary, false, peaks));
+    // A variant that did not pass has nothing to show per mode: one line says why.
+    if (row.result->status != Status::passed) continue;
+    for (const ModeResult& m : row.result->modes) {
+      if (m.mode != primary && m.measured) lines.push_back(make_line(row, m.mode, true, peaks));
+    }
+  }
+  return lines;
+}
+
+// ---- human-readable cells (table, markdown) ----
+
+const char* const kHeaders[] = {"example", "variant",     "mode",     "median",       "throughput",
+                                "% peak",  "speedup [95% CI]", "launches", "memory", "verification",
+                                "expectation"};
+constexpr int kColumns = sizeof(kHeaders) / sizeof(kHeaders[0]);
+// Numbers read best right-aligned (their units and decimal points line up).
+constexpr bool kRightAligned[kColumns] = {false, false, false, true, true, true,
+                                          false, true,  true,  false, false};
+
+std::string throughput_cell(const Line& l) {
+  if (l.tflop_s) return fmt::format("{:.1f} TFLOP/s", *l.tflop_s);
+  if (l.gb_s) return *l.gb_s >= 100 ? fmt::format("{:.0f} GB/s", *l.gb_s) : fmt::format("{:.1f} GB/s", *l.gb_s);
+  return "-";
+}
+
+std::string verification_cell(const VariantResult& r, const std::optional<double>& max_rel_l2) {
+  switch (r.status) {
+    case Status::passed: return max_rel_l2 ? fmt::format("ok {:.1e}", *max_rel_l2) : "ok";
+    case Status::failed: return "FAILED: " + r.reason;
+    case Status::skipped: return "skipped: " + r.reason;
+  }
+  return "?";
+}
+
+std::string expectation_cell(const Comparison* c) {
+  if (!c) return "";
+  switch (c->verdict) {
+    case Verdict::no_expectation: return "-";
+    case Verdict::not_comparable: return "n/a";
+    case Verdict::same: return fmt::format("same (exp {:.2f}x)", c->expected);
+    case Verdict::faster: return fmt::format("faster (exp {:.2f}x)", c->expected);
+    case Verdict::slower_within_noise: return fmt::format("slower? (exp {:.2f}x)", c->expected);
+    case Verdict::regression: return fmt::format("REGRESSION (exp {:.2f}x)", c->expected);
+  }
+  return "?";
+}
+
+std::vector<std::string> display_cells(const Line& l, bool blank_continuations) {
+  const VariantResult& r = *l.result;
+  const bool blank = blank_continuations && l.continuation;
+  auto or_dash = [](const std::optional<double>& x, auto&& format) -> std::string {
+    return x ? format(*x) : "-";
+  };
+  return {
+      blank ? "" : r.example,
+      blank ? "" : r.variant,
+      name_of(l.mode),
+      or_dash(l.median_s, [](double s) { return format_seconds(s); }),
+      throughput_cell(l),
+      or_dash(l.peak_percent, [](double p) { return fmt::format("{:.1f}%", p); }),
+      l.speedup ? fmt::format("{:.2f}x [{:.2f}, {:.2f}]", l.speedup->ratio, l.speedup->ci_low,
+                              l.speedup->ci_high)
+                : "-",
+      or_dash(l.launches, [](double n) { return fmt::format("{:.0f}", n); }),
+      or_dash(l.memory_bytes, [](double b) { return format_bytes(b); }),
+      blank ? "" : verification_cell(r, l.max_rel_l2),
+      expectation_cell(l.comparison),
+  };
+}
+
+std::string pad(const std::string& text, std::size_t width, bool right) {
+  const std::size_t fill = width > text.size() ? width - text.size() : 0;
+  return right ? std::string(fill, ' ') + text : text + std::string(fill, ' ');
+}
+
+std::vector<std::size_t> column_widths(const std::vector<std::vector<std::string>>& cells) {
+  std::vector<std::size_t> widths(kColumns);
+  for (int c = 0; c < kColumns; ++c) widths[c] = std::string(kHeaders[c]).size();
+  for (const auto& row : cells) {
+    for (int c = 0; c < kColumns; ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  return widths;
+}
+
+std::string render_table(const std::vector<Line>& lines) {
+  std::vector<std::vector<std::string>> cells;
+  for (const Line& l : lines) cells.push_back(display_cells(l, true));
+  const auto widths = column_widths(cells);
+  auto render_row = [&](auto cell_at) {
+    std::string out;
+    for (int c = 0; c < kColumns; ++c) {
+      if (c > 0) out += "  ";
+      out += pad(cell_at(c), widths[c], kRightAligned[c]);
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out + "\n";
+  };
+  std::string out = render_row([](int c) { return std::string(kHeaders[c]); });
+  out += render_row([&](int c) { return std::string(widths[c], '-'); });
+  for (const auto& row : cells) out += render_row([&](int c) { return row[c]; });
+  return out;
+}
+
+std::string markdown_escape(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '|') out += '\\';
+    out += ch == '\n' ? ' ' : ch;
+  }
+  return out;
+}
+
+std::string render_markdown(const std::vector<Line>& lines) {
+  std::vector<std::vector<std::string>> cells;
+  for (const Line& l : lines) {
+    auto row = display_cells(l, false);
+    for (auto& cell : row) cell = markdown_escape(cell);
+    cells.push_back(std::move(row));
+  }
+  const auto widths = column_widths(cells);
+  auto render_row = [&](auto cell_at) {
+    std::string out = "|";
+    for (int c = 0; c < kColumns; ++c) out += " " + pad(cell_at(c), widths[c], kRightAligned[c]) + " |";
+    return out + "\n";
+  };
+  std::string out = render_row([](int c) { return std::string(kHeaders[c]); });
+  out += render_row([&](int c) {
+    return kRightAligned[c] ? std::string(widths[c] - 1, '-') + ":" : std::string(widths[c], '-');
+  });
+  for (const auto& row : cells) out += render_row([&](int c) { return row[c]; });
+  return out;
+}
+
+// ---- machine-readable fields (csv, json): raw numbers in base units, empty/null when absent ----
+
+const char* const kFields[] = {"example",    "variant",        "mode",          "status",
+                               "median_s",   "tflop_s",        "gb_s",          "peak_percent",
+                               "speedup",    "speedup_ci_low", "speedup_ci_high", "launches_per_call",
+                               "memory_bytes", "max_rel_l2",   "reason",        "expectation"};
+
+json fields_of(const Line& l) {
+  const VariantResult& r = *l.result;
+  auto number = [](const std::optional<double>& x) { return x && std::isfinite(*x) ? json(*x) : json(nullptr); };
+  json j = json::object();
+  j["example"] = r.example;
+  j["variant"] = r.variant;
+  j["mode"] = name_of(l.mode);
+  j["status"] = name_of(r.status);
+  j["median_s"] = number(l.median_s);
+  j["tflop_s"] = number(l.tflop_s);
+  j["gb_s"] = number(l.gb_s);
+  j["peak_percent"] = number(l.peak_percent);
+  j["speedup"] = number(l.speedup ? std::optional(l.speedup->ratio) : std::nullopt);
+  j["speedup_ci_low"] = number(l.speedup ? std::optional(l.speedup->ci_low) : std::nullopt);
+  j["speedup_ci_high"] = number(l.speedup ? std::optional(l.speedup->ci_high) : std::nullopt);
+  j["launches_per_call"] = l.launches ? json(std::int64_t(*l.launches)) : json(nullptr);
+  j["memory_bytes"] = l.memory_bytes ? json(std::int64_t(*l.memory_bytes)) : json(nullptr);
+  j["max_rel_l2"] = number(l.max_rel_l2);
+  j["reason"] = r.reason;
+  j["expectation"] = l.comparison ? json(name_of(l.comparison->verdict)) : json(nullptr);
+  return j;
+}
+
+// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+std::string csv_field(const json& value) {
+  if (value.is_null()) return "";
+  std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return quoted + "\"";
+}
+
+std::string render_csv(const std::vector<Line>& lines) {
+  std::string out;
+  for (const char* field : kFields) out += (out.empty() ? "" : ",") + std::string(field);
+  out += "\n";
+  for (const Line& l : lines) {
+    const json j = fields_of(l);
+    std::string row;
+    for (std::size_t i = 0; i < std::size(kFields); ++i) row += (i ? "," : "") + csv_field(j.at(kFields[i]));
+    out += row + "\n";
+  }
+  return out;
+}
+
+std::string render_json(const std::vector<Line>& lines) {
+  json rows = json::array();
+  for (const Line& l : lines) rows.push_back(fields_of(l));
+  return rows.dump(2) + "\n";
+}
+
+}  // namespace
+
+Format parse_format(const std::string& text) {
+  if (text == "table") return Format::table;
+  if (text == "json") return Format::json;
+  if (text == "markdown" || text == "md") return Format::markdown;
+  if (text == "csv") return Format::csv;
+  throw UsageError(fmt::format("unknown format '{}': valid values are table, json, markdown, csv", text));
+}
+
+std::string render(Format format, const std::vector<ReportRow>& rows, const nlohmann::json& peaks,
+                   Mode primary_mode) {
+  const std::vector<Line> lines = lines_of(rows, peaks, primary_mode);
+  switch (format) {
+    case Format::table: return render_table(lines);
+    case Format::markdown: return render_markdown(lines);
+    case Format::csv: return render_csv(lines);
+    case Format::json: return render_json(lines);
+  }
+  return {};
+}
+
+std::string format_seconds(double s) {
+  if (!std::isfinite(s) || s < 0) return "-";
+  struct Unit { double scale; const char* name; };
+  constexpr Unit kUnits[] = {{1, "s"}, {1e-3, "ms"}, {1e-6, "us"}, {1e-9, "ns"}};
+  for (const Unit& u : kUnits) {
+    const double value = s / u.scale;
+    if (value >= 1 || u.scale == 1e-9) {
+      return value >= 100 ? fmt::format("{:.1f} {}", value, u.name) : fmt::format("{:.2f} {}", value, u.name);
+    }
+  }
+  return "-";
+}
+
+std::string format_bytes(double bytes) {
+  if (!std::isfinite(bytes) || bytes < 0) return "-";
+  constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int unit = 0;
+  double value = bytes;
+  while (value >= 1024 && unit + 1 < int(std::size(kUnits))) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{:.0f} B", value) : fmt::format("{:.2f} {}", value, kUnits[unit]);
+}
+
+}  // namespace aisp::harness

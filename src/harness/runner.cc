@@ -1,0 +1,276 @@
+#include "harness/runner.h"
+
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <map>
+#include <iostream>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/gpu.h"
+#include "harness/atomic_file.h"
+#include "harness/child_request.h"
+#include "harness/expectations.h"
+#include "harness/gpu_info.h"
+#include "harness/manifest.h"
+#include "harness/registry.h"
+#include "harness/results.h"
+#include "harness/subprocess.h"
+
+namespace aisp::harness {
+
+namespace {
+
+std::string file_stem(const std::string& example, const std::string& variant) {
+  std::string s = example + "__" + variant;
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') c = '_';
+  return s;
+}
+
+std::string random_hex(int digits) {
+  std::random_device rd;
+  std::uniform_int_distribution<int> d(0, 15);
+  std::string s;
+  for (int i = 0; i < digits; ++i) s += "0123456789abcdef"[d(rd)];
+  return s;
+}
+
+// Why an example cannot run on this machine, or "" when it can.
+std::string unmet_requirement(const Example& e, const GpuProbe& probe, int device) {
+  if (e.workload.backend == Backend::cpu) return "";
+  if (!probe.available) return probe.reason;
+  if (e.workload.gpus > probe.count)
+    return fmt::format("needs {} GPUs, {} present", e.workload.gpus, probe.count);
+  const GpuProperties p = gpu_properties(device);
+  if (p.compute_capability < e.workload.min_compute_capability)
+    return fmt::format("needs compute capability {}.{} or newer, {} is {}.{}", e.workload.min_compute_capability / 10,
+                       e.workload.min_compute_capability % 10, p.name, p.compute_capability / 10,
+                       p.compute_capability % 10);
+  return "";
+}
+
+// The measured peaks come from the `aisp gpu info` cache; if absent they are measured in a child
+// process, so this parent never holds a CUDA context (and its memory) while variants run.
+nlohmann::json load_peaks(const GpuProbe& probe, int device, const std::filesystem::path& run_dir, std::ostream& err) {
+  if (!probe.available) return nullptr;
+  const auto log = run_dir / "logs" / "gpu_info.log";
+  const ProcessOutcome o = run_process({self_executable().string(), "gpu", "info", "--device", std::to_string(device),
+                                        "--json-out", (run_dir / "gpu_info.json").string()},
+                                       log, 300);
+  if (o.exit_code != 0) {
+    err << fmt::format("warning: could not measure device peaks ({}); % of peak omitted. See {}\n", describe(o),
+                       log.string());
+    return nullptr;
+  }
+  try {
+    return nlohmann::json::parse(read_file(run_dir / "gpu_info.json")).at("peaks");
+  } catch (const std::exception& e) {
+    err << "warning: unreadable device peaks: " << e.what() << "\n";
+    return nullptr;
+  }
+}
+
+class Progress {
+ public:
+  Progress(std::ostream& err, int total) : err_(err), total_(total), tty_(::isatty(2)) {}
+  void start(int index, const std::string& what) {
+    index_ = index;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin_).count();
+    std::string eta;
+    if (index > 0) eta = fmt::format(", ETA {:.0f} s", elapsed / index * (total_ - index));
+    const std::string line = fmt::format("[{}/{}] {}{}", index + 1, total_, what, eta);
+    if (tty_)
+      err_ << "\r\033[K" << line << std::flush;
+    else
+      err_ << line << "\n";
+  }
+  // A message on its own line, above the progress line.
+  void note(const std::string& message) {
+    if (tty_) err_ << "\r\033[K";
+    err_ << message << "\n";
+  }
+  void finish() {
+    if (tty_) err_ << "\r\033[K" << std::flush;
+  }
+
+ private:
+  std::ostream& err_;
+  int total_, index_ = 0;
+  bool tty_;
+  std::chrono::steady_clock::time_point begin_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+RunSummary run_examples(const std::vector<const Example*>& examples, const RunOptions& options, std::ostream& out,
+                        std::ostream& err) {
+  RunSummary summary;
+  const GpuProbe probe = probe_gpus();
+  if (examples.empty())
+    err << "no examples to run in this build"
+        << (AISP_WITH_CUDA ? "" : " (CPU-only configuration: the GPU examples need nvcc to be built)") << "\n";
+
+  // artifacts/runs/<timestamp>-<id>/ with logs/ and requests/.
+  RunResults run;
+  run.run_id = utc_now_compact() + "-" + random_hex(6);
+  summary.run_dir = options.artifacts_dir / "runs" / run.run_id;
+  std::filesystem::create_directories(summary.run_dir / "logs");
+  std::filesystem::create_directories(summary.run_dir / "requests");
+  run.manifest = collect_manifest(options.device, options.command_line);
+  write_file_atomically(summary.run_dir / "manifest.json", run.manifest.dump(2));
+  const std::string gpu_name = probe.available ? gpu_properties(options.device).name : std::string("none");
+  run.hardware_key = probe.available ? hardware_key(gpu_name, 1) : "cpu";
+  run.peaks = load_peaks(probe, options.device, summary.run_dir, err);
+
+  // Expectations: compare (and update on request) per hardware key, in the primary (first) mode.
+  // Each chapter keeps its expectation files in its own folder, unless --expectations-dir says otherwise.
+  const auto expectations_file = [&](const std::string& chapter, const std::string& key) {
+    std::filesystem::path dir = options.expectations_dir;
+    if (dir.empty()) dir = Registry::global().chapter_dir(chapter);
+    if (dir.empty()) dir = chapter;
+    return dir / ("expectations_" + key + ".json");
+  };
+  // Expectation files are read before anything runs: a malformed one stops the run at once (and is
+  // never touched) instead of after an hour of measurements.
+  const auto key_of = [&](const Example& e) {
+    const bool on_gpu = e.workload.backend == Backend::cuda && probe.available;
+    return e.chapter + "/" + (on_gpu ? hardware_key(gpu_name, e.workload.gpus) : std::string("cpu"));
+  };
+  std::map<std::string, Expectations> by_key;  // "<chapter>/<hardware key>" -> file contents
+  for (const Example* e : examples) {
+    const std::string file_key = key_of(*e);
+    const std::string key = file_key.substr(file_key.find('/') + 1);
+    if (!by_key.count(file_key)) by_key[file_key] = load_expectations(expectations_file(e->chapter, key), key);
+  }
+
+  int total = 0;
+  for (const Example* e : examples) total += int(e->variants.size());
+  Progress progress(err, total);
+  int index = 0;
+
+  const auto save = [&] { write_file_atomically(summary.run_dir / "results.json", to_json(run).dump(1)); };
+
+  for (const Example* example : examples) {
+    const std::string unmet = unmet_requirement(*example, probe, options.device);
+    for (const VariantInfo& info : example->variants) {
+      progress.start(index++, example->target() + " " + info.name);
+      VariantResult result;
+      result.example = example->target();
+      result.variant = info.name;
+      result.description = info.description;
+      result.flops = example->workload.flops;
+      result.bytes = example->workload.bytes;
+      if (!unmet.empty()) {
+        result.status = Status::skipped;
+        result.reason = unmet;
+        run.variants.push_back(result);
+        save();
+        continue;
+      }
+      ChildRequest request;
+      request.example = example->target();
+      request.variant = info.name;
+      request.timing = options.timing;
+      request.seed = options.seed;
+      request.device = options.device;
+      const std::string stem = file_stem(example->target(), info.name);
+      const auto request_file = summary.run_dir / "requests" / (stem + ".json");
+      const auto result_file = summary.run_dir / "requests" / (stem + ".result.json");
+      write_file_atomically(request_file, to_json(request).dump(1));
+      const auto log = summary.run_dir / "logs" / (stem + ".log");
+      const ProcessOutcome o = run_process({self_executable().string(), "__run-variant", "--request",
+                                            request_file.string(), "--result", result_file.string()},
+                                           log, options.variant_timeout_s);
+      bool have_result = false;
+      if (!o.timed_out && o.signal == 0 && std::filesystem::exists(result_file)) {
+        try {
+          result = variant_result_from_json(nlohmann::json::parse(read_file(result_file)));
+          have_result = true;
+        } catch (const std::exception& e) {
+          result.reason = fmt::format("unreadable child result: {}", e.what());
+        }
+      }
+      if (!have_result) {
+        result.status = Status::failed;
+        result.reason = fmt::format("child process {}{}; see {}", describe(o),
+                                    result.reason.empty() ? "" : " (" + result.reason + ")",
+                                    std::filesystem::relative(log, summary.run_dir).string());
+      }
+      result.log_file = std::filesystem::relative(log, summary.run_dir).string();
+
+      if (result.status == Status::passed && options.profile != ProfileLevel::none) {
+        ChildRequest profile_request = request;
+        profile_request.profile_pass = true;
+        profile_request.timing.warmup = 1;
+        const auto profile_request_file = summary.run_dir / "requests" / (stem + ".profile.json");
+        write_file_atomically(profile_request_file, to_json(profile_request).dump(1));
+        const ProfileOutcome p =
+            profile_variant(options.profile, profile_request_file, summary.run_dir, stem, options.variant_timeout_s);
+        result.profile_files = p.files;
+        result.profile_note = p.message;
+        if (!p.ran) progress.note("profile of " + stem + ": " + p.message);
+      }
+      run.variants.push_back(std::move(result));
+      save();
+    }
+  }
+  progress.finish();
+
+  compute_speedups(run.variants);
+  finish_manifest(run.manifest, options.device);
+  write_file_atomically(summary.run_dir / "manifest.json", run.manifest.dump(2));
+  save();
+
+  const Mode primary = options.timing.modes.front();
+  std::vector<ReportRow> rows;
+  std::map<std::string, std::vector<VariantResult>> rows_by_key;  // "<chapter>/<hardware key>" -> its results
+  for (const auto& r : run.variants) {
+    const Example* e = Registry::global().find(r.example);
+    const std::string file_key = e ? key_of(*e) : "unknown/cpu";
+    rows.push_back({&r, compare_with(by_key[file_key], r, primary)});
+    rows_by_key[file_key].push_back(r);
+  }
+
+  for (const auto& row : rows) {
+    const auto& r = *row.result;
+    if (r.status == Status::passed) ++summary.passed;
+    if (r.status == Status::failed) ++summary.failed;
+    if (r.status == Status::skipped) ++summary.skipped;
+    if (row.comparison.verdict == Verdict::regression) ++summary.regressions;
+  }
+
+  const std::string report_md = render(Format::markdown, rows, run.peaks, primary);
+  write_file_atomically(summary.run_dir / "report.md",
+                        fmt::format("# aisp run {}\n\nGPU: {} (key `{}`)\n\n{}\n", run.run_id, gpu_name,
+                                    run.hardware_key, report_md));
+  out << render(options.format, rows, run.peaks, primary);
+
+  if (options.update_expectations) {
+    const auto& git = run.manifest["git"];
+    nlohmann::json provenance = {{"gpu", gpu_name},
+                                 {"date", utc_now_iso()},
+                                 {"run_id", run.run_id},
+                                 {"commit", git.value("commit", "unknown")},
+                                 {"dirty", git.value("dirty", true)}};
+    for (const auto& [file_key, results] : rows_by_key) {
+      const std::string chapter = file_key.substr(0, file_key.find('/'));
+      const std::string key = file_key.substr(file_key.find('/') + 1);
+      if (key == "cpu") continue;  // CPU timings depend on the host: not kept as expectations
+      const auto file = expectations_file(chapter, key);
+      write_file_atomically(file, to_json(updated(by_key[file_key], results, primary, provenance)).dump(2) + "\n");
+      err << "updated " << file.string() << "\n";
+    }
+  }
+
+  err << fmt::format("{} passed, {} failed, {} skipped, {} regressions. Results: {}\n", summary.passed, summary.failed,
+                     summary.skipped, summary.regressions, summary.run_dir.string());
+  summary.exit_code = (summary.failed > 0 || summary.regressions > 0) ? 1 : 0;
+  return summary;
+}
+
+}  // namespace aisp::harness

@@ -1,0 +1,97 @@
+// The aisp binary as a user meets it: exit statuses, messages for bad input, list-targets.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/gpu.h"
+#include "harness/atomic_file.h"
+#include "harness/subprocess.h"
+
+namespace aisp {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Ran {
+  int status;
+  std::string output;
+};
+
+Ran aisp(std::vector<std::string> args) {
+  static int counter = 0;
+  const fs::path log = fs::temp_directory_path() / ("aisp_cli_test_" + std::to_string(::getpid()) + "_" +
+                                                    std::to_string(counter++) + ".log");
+  fs::remove(log);
+  args.insert(args.begin(), AISP_BINARY);
+  const harness::ProcessOutcome o = harness::run_process(args, log, 120);
+  Ran r{o.exit_code, harness::read_file(log)};
+  fs::remove(log);
+  return r;
+}
+
+TEST(Cli, HelpSucceeds) {
+  const Ran r = aisp({"--help"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("bench"), std::string::npos);
+}
+
+TEST(Cli, NoCommandIsAUsageError) { EXPECT_EQ(aisp({}).status, 2); }
+
+TEST(Cli, UnknownTargetListsTheValidOnes) {
+  const Ran r = aisp({"bench", "run", "--targets", "ch14:no_such_example"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("unknown target 'ch14:no_such_example'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Valid targets"), std::string::npos) << r.output;
+#if AISP_WITH_CUDA
+  EXPECT_NE(r.output.find("ch14:fused_elementwise"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ch14:l2_bypass"), std::string::npos) << r.output;
+#endif
+}
+
+TEST(Cli, BadOptionValuesAreUsageErrors) {
+  EXPECT_EQ(aisp({"bench", "run", "--targets", "ch14", "--mode", "lukewarm"}).status, 2);
+  EXPECT_EQ(aisp({"bench", "run", "--targets", "ch14", "--format", "xml"}).status, 2);
+  EXPECT_EQ(aisp({"bench", "run", "--targets", "ch14", "--profile", "everything"}).status, 2);
+  EXPECT_EQ(aisp({"bench", "run", "--targets", "ch14", "--iterations", "many"}).status, 2);
+  EXPECT_EQ(aisp({"bench", "run"}).status, 2);  // --targets is required
+  EXPECT_EQ(aisp({"bench", "frobnicate"}).status, 2);
+}
+
+#if AISP_WITH_CUDA
+TEST(Cli, ListTargetsShowsVariantsAndRequirements) {
+  const Ran r = aisp({"bench", "list-targets", "--chapter", "ch14"});
+  EXPECT_EQ(r.status, 0);
+  for (const char* s : {"ch14:fused_elementwise", "ch14:l2_bypass", "baseline", "optimized:fused", "sm_90"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+}
+
+TEST(Cli, MainJobWithoutAGpuSkipsWithTheReason) {
+  if (probe_gpus().available) GTEST_SKIP() << "a GPU is present: the GPU tests cover the real run";
+  const fs::path artifacts = fs::temp_directory_path() / ("aisp_cli_main_job_" + std::to_string(::getpid()));
+  const Ran r = aisp({"bench", "run", "--targets", "ch14", "--artifacts-dir", artifacts.string()});
+  EXPECT_EQ(r.status, 0) << r.output;  // nothing failed: skipped rows are not failures
+  EXPECT_NE(r.output.find("skipped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("GPU"), std::string::npos) << r.output;  // the reason names the missing GPU
+  fs::remove_all(artifacts);
+}
+#endif
+
+TEST(Cli, UnknownChapterForListTargets) {
+  const Ran r = aisp({"bench", "list-targets", "--chapter", "ch99"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("ch99"), std::string::npos);
+}
+
+TEST(Cli, GpuInfoWithoutAGpuExplains) {
+  if (probe_gpus().available) GTEST_SKIP() << "a GPU is present";
+  const Ran r = aisp({"gpu", "info"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("GPU"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace aisp

@@ -1,0 +1,167 @@
+#include "harness/report.h"
+
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+
+namespace aisp::harness {
+namespace {
+
+ModeResult measured(Mode mode, std::vector<double> samples) {
+  ModeResult m;
+  m.mode = mode;
+  m.measured = true;
+  m.samples_s = std::move(samples);
+  m.summary = summarize(m.samples_s);
+  return m;
+}
+
+VerifyResult verified(double rel_l2) {
+  VerifyResult v;
+  v.passed = true;
+  v.rel_l2 = rel_l2;
+  return v;
+}
+
+// One example: a passing baseline (cold + hot), a 4x passing variant (cold + hot + graph), and a
+// variant that "ran faster" but failed verification (its stale speedup must never be shown).
+std::vector<VariantResult> sample_run() {
+  VariantResult baseline;
+  baseline.example = "ch14:fused_elementwise";
+  baseline.variant = "baseline";
+  baseline.status = Status::passed;
+  baseline.modes = {measured(Mode::cold, {4e-3, 4e-3, 4e-3}), measured(Mode::hot, {2e-3, 2e-3})};
+  baseline.verification = {verified(1e-3), verified(2.1e-3)};
+  baseline.bytes = 4e9;  // 4 GB in 4 ms: 1000 GB/s
+  baseline.launches_per_call = 4;
+  baseline.memory = {1 << 30, 0};
+
+  VariantResult fused = baseline;
+  fused.variant = "optimized:fused";
+  fused.modes = {measured(Mode::cold, {1e-3, 1e-3, 1e-3}), measured(Mode::hot, {0.5e-3, 0.5e-3}),
+                 measured(Mode::graph, {0.4e-3})};
+  fused.modes[0].speedup = Speedup{4.0, 3.9, 4.1};
+  fused.launches_per_call = 1;
+  fused.memory = {-1, -1};
+
+  VariantResult broken = fused;
+  broken.variant = "optimized:broken";
+  broken.status = Status::failed;
+  broken.reason = "verification failed: 12 of 4096 outputs are NaN";
+  broken.modes = {measured(Mode::cold, {1e-4, 1e-4})};
+  broken.modes[0].speedup = Speedup{40, 39, 41};
+  return {baseline, fused, broken};
+}
+
+std::vector<ReportRow> rows_of(const std::vector<VariantResult>& results) {
+  std::vector<ReportRow> rows;
+  for (const VariantResult& r : results) rows.push_back(ReportRow{&r, {}});
+  return rows;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+const std::string* line_with(const std::vector<std::string>& lines, const std::string& needle) {
+  for (const std::string& line : lines) {
+    if (line.find(needle) != std::string::npos) return &line;
+  }
+  return nullptr;
+}
+
+const nlohmann::json kPeaks = {{"copy_gb_s", 2000.0}, {"bf16_tflops", 800.0}};
+
+TEST(Report, TableShowsFailureWithoutSpeedup) {
+  const auto results = sample_run();
+  const std::string table = render(Format::table, rows_of(results), kPeaks, Mode::cold);
+  const auto lines = lines_of(table);
+  // header + rule + baseline (cold, hot) + fused (cold, hot, graph) + broken (cold)
+  ASSERT_EQ(lines.size(), 8u) << table;
+
+  const std::string* broken = line_with(lines, "optimized:broken");
+  ASSERT_NE(broken, nullptr) << table;
+  EXPECT_NE(broken->find("FAILED: verification failed"), std::string::npos) << *broken;
+  EXPECT_EQ(broken->find("40.00x"), std::string::npos) << *broken;
+  EXPECT_EQ(broken->find("100.0 us"), std::string::npos) << "a failed row shows no time: " << *broken;
+
+  const std::string* fused = line_with(lines, "optimized:fused");
+  ASSERT_NE(fused, nullptr);
+  EXPECT_NE(fused->find("4.00x [3.90, 4.10]"), std::string::npos) << *fused;
+  EXPECT_NE(fused->find("1.00 ms"), std::string::npos) << *fused;
+  EXPECT_NE(fused->find("4000 GB/s"), std::string::npos) << *fused;
+  EXPECT_NE(fused->find("200.0%"), std::string::npos) << *fused;
+
+  const std::string* baseline = line_with(lines, "baseline");
+  ASSERT_NE(baseline, nullptr);
+  EXPECT_NE(baseline->find("ok 2.1e-03"), std::string::npos) << "worst seed: " << *baseline;
+  EXPECT_NE(baseline->find("1.00 GiB"), std::string::npos) << *baseline;
+  EXPECT_NE(baseline->find("50.0%"), std::string::npos) << *baseline;
+
+  EXPECT_NE(line_with(lines, "400.0 us"), nullptr) << "the graph row of the fused variant\n" << table;
+  // Columns line up: every "speedup" cell starts at the header's column.
+  const std::size_t column = lines[0].find("speedup");
+  EXPECT_EQ(fused->find("4.00x"), column) << table;
+}
+
+TEST(Report, CsvHasHeaderAndOneRowPerVariantPerMode) {
+  const auto results = sample_run();
+  const auto lines = lines_of(render(Format::csv, rows_of(results), nullptr, Mode::cold));
+  ASSERT_EQ(lines.size(), 1u + 6u);
+  EXPECT_EQ(lines[0].rfind("example,variant,mode,status,median_s,", 0), 0u) << lines[0];
+  const std::string* broken = line_with(lines, "optimized:broken");
+  ASSERT_NE(broken, nullptr);
+  EXPECT_NE(broken->find(",failed,"), std::string::npos) << *broken;
+  // median, TFLOP/s, GB/s, % peak, speedup and its interval all empty; launches (1) still shown.
+  EXPECT_NE(broken->find(",failed,,,,,,,,1,"), std::string::npos) << *broken;
+  const std::string* fused = line_with(lines, "optimized:fused,cold");
+  ASSERT_NE(fused, nullptr);
+  EXPECT_NE(fused->find(",4.0,3.9,4.1,"), std::string::npos) << *fused;
+}
+
+TEST(Report, JsonAndMarkdownCarryTheSameRows) {
+  const auto results = sample_run();
+  const auto json = nlohmann::json::parse(render(Format::json, rows_of(results), kPeaks, Mode::cold));
+  ASSERT_TRUE(json.is_array());
+  ASSERT_EQ(json.size(), 6u);
+  EXPECT_EQ(json[1]["variant"], "baseline");
+  EXPECT_EQ(json[1]["mode"], "hot");
+  EXPECT_DOUBLE_EQ(json[2]["speedup"].get<double>(), 4.0);
+  EXPECT_TRUE(json[5]["speedup"].is_null());
+  EXPECT_TRUE(json[5]["median_s"].is_null());
+  EXPECT_EQ(json[5]["status"], "failed");
+
+  const auto md = lines_of(render(Format::markdown, rows_of(results), kPeaks, Mode::cold));
+  ASSERT_EQ(md.size(), 8u);
+  EXPECT_EQ(md[0].rfind("| example", 0), 0u);
+  EXPECT_NE(md[1].find("-: |"), std::string::npos) << "numbers right-aligned: " << md[1];
+}
+
+TEST(Report, ExpectationVerdictOnThePrimaryRow) {
+  const auto results = sample_run();
+  auto rows = rows_of(results);
+  rows[1].comparison = Comparison{Verdict::regression, 5.0, 4.0, "below"};
+  const auto lines = lines_of(render(Format::table, rows, nullptr, Mode::cold));
+  EXPECT_NE(line_with(lines, "REGRESSION (exp 5.00x)"), nullptr);
+}
+
+TEST(Report, Units) {
+  EXPECT_EQ(format_seconds(712.4e-6), "712.4 us");
+  EXPECT_EQ(format_seconds(3.214e-3), "3.21 ms");
+  EXPECT_EQ(format_seconds(2.5), "2.50 s");
+  EXPECT_EQ(format_seconds(45e-9), "45.00 ns");
+  EXPECT_EQ(format_bytes(1024.0 * 1024 * 1024), "1.00 GiB");
+  EXPECT_EQ(format_bytes(512), "512 B");
+  EXPECT_EQ(format_bytes(1536), "1.50 KiB");
+  EXPECT_EQ(parse_format("md"), Format::markdown);
+  EXPECT_THROW(parse_format("xml"), UsageError);
+}
+
+}  // namespace
+}  // namespace aisp::harness
