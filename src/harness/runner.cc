@@ -244,10 +244,17 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
     if (row.comparison.verdict == Verdict::regression) ++summary.regressions;
   }
 
-  const std::string report_md = render(Format::markdown, rows, run.peaks, primary);
-  write_file_atomically(summary.run_dir / "report.md",
-                        fmt::format("# aisp run {}\n\nGPU: {} (key `{}`)\n\n{}\n", run.run_id, gpu_name,
-                                    run.hardware_key, report_md));
+  std::string report_md = fmt::format("# aisp run {}\n\nGPU: {} (key `{}`)\n\n{}\n", run.run_id, gpu_name,
+                                      run.hardware_key, render(Format::markdown, rows, run.peaks, primary));
+  std::string profiles;
+  for (const auto& r : run.variants) {
+    if (r.profile_note.empty()) continue;
+    profiles += fmt::format("- {} {}: {}", r.example, r.variant, r.profile_note);
+    for (const auto& f : r.profile_files) profiles += fmt::format(" [`{}`]", f);
+    profiles += "\n";
+  }
+  if (!profiles.empty()) report_md += "\n## Profiles\n\n" + profiles;
+  write_file_atomically(summary.run_dir / "report.md", report_md);
   out << render(options.format, rows, run.peaks, primary);
 
   if (options.update_expectations) {

@@ -58,6 +58,8 @@ TEST(Results, RoundTripKeepsEverything) {
   r.flops = 2e12;
   r.bytes = 3e9;
   r.log_file = "logs/gemm.log";
+  r.profile_files = {"profiles/gemm.ncu-rep", "profiles/gemm.ncu.txt"};
+  r.profile_note = "ncu minimal";
   run.variants = {variant("ch14:gemm", "baseline", Status::failed, {}), r};
   run.variants[0].reason = "timed out after 600 s";
 
@@ -94,6 +96,8 @@ TEST(Results, RoundTripKeepsEverything) {
   EXPECT_DOUBLE_EQ(b.flops, 2e12);
   EXPECT_DOUBLE_EQ(b.bytes, 3e9);
   EXPECT_EQ(b.log_file, "logs/gemm.log");
+  EXPECT_EQ(b.profile_files, r.profile_files);
+  EXPECT_EQ(b.profile_note, "ncu minimal");
   ASSERT_NE(b.mode(Mode::graph), nullptr);
   EXPECT_EQ(b.mode(Mode::graph)->samples_s.size(), 2u);
 }
