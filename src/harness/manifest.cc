@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -52,6 +53,12 @@ std::string format_utc(const char* format) {
 }
 
 nlohmann::json git_state() {
+  // A copy of the tree without .git (a lent GPU machine) is told its commit by the caller.
+  if (const char* commit = std::getenv("AISP_GIT_COMMIT"); commit && *commit) {
+    const char* dirty = std::getenv("AISP_GIT_DIRTY");
+    return {{"available", true}, {"commit", commit}, {"dirty", dirty && std::string(dirty) == "1"},
+            {"source", "AISP_GIT_COMMIT"}};
+  }
   const std::string dir = AISP_SOURCE_DIR;
   if (dir.empty()) return {{"available", false}, {"reason", "source directory unknown"}};
   const std::string commit = capture(fmt::format("git -C '{}' rev-parse HEAD", dir));
