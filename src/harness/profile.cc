@@ -25,6 +25,9 @@ const char* name_of(ProfileLevel level) {
 
 namespace {
 
+// The profiled child must know it was started by a run (see runner.cc).
+const std::vector<std::pair<std::string, std::string>> kChildEnvironment = {{"AISP_CHILD_OF_RUN", "1"}};
+
 std::filesystem::path find_ncu() {
   if (auto p = find_on_path("ncu"); !p.empty()) return p;
   for (const char* candidate : {"/usr/local/cuda/bin/ncu", "/opt/nvidia/nsight-compute/ncu"})
@@ -59,7 +62,7 @@ ProfileOutcome profile_variant(ProfileLevel level, const std::filesystem::path& 
   }
   argv.insert(argv.end(), target.begin(), target.end());
   const auto log = dir / (stem + ".ncu.log");
-  const ProcessOutcome run = run_process(argv, log, timeout_s);
+  const ProcessOutcome run = run_process(argv, log, timeout_s, kChildEnvironment);
   const auto report = dir / (stem + ".ncu-rep");
   if (run.exit_code != 0 || !std::filesystem::exists(report)) {
     outcome.message = fmt::format("ncu failed ({}); see {}", describe(run), std::filesystem::relative(log, run_dir).string());
@@ -82,7 +85,7 @@ ProfileOutcome profile_variant(ProfileLevel level, const std::filesystem::path& 
                                             "--force-overwrite=true", "-o", (dir / stem).string()};
       nsys_argv.insert(nsys_argv.end(), target.begin(), target.end());
       const auto nsys_log = dir / (stem + ".nsys.log");
-      const ProcessOutcome n = run_process(nsys_argv, nsys_log, timeout_s);
+      const ProcessOutcome n = run_process(nsys_argv, nsys_log, timeout_s, kChildEnvironment);
       if (n.exit_code == 0 && std::filesystem::exists(dir / (stem + ".nsys-rep"))) {
         outcome.files.push_back(std::filesystem::relative(dir / (stem + ".nsys-rep"), run_dir).string());
         outcome.message += " + nsys timeline";

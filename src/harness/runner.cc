@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <chrono>
 #include <map>
 #include <iostream>
@@ -24,6 +26,10 @@
 namespace aisp::harness {
 
 namespace {
+
+// Set in every process a run starts: a child that would start a run in turn refuses.
+constexpr const char* kChildMarker = "AISP_CHILD_OF_RUN";
+const std::vector<std::pair<std::string, std::string>> kChildEnvironment = {{kChildMarker, "1"}};
 
 std::string file_stem(const std::string& example, const std::string& variant) {
   std::string s = example + "__" + variant;
@@ -58,10 +64,12 @@ std::string unmet_requirement(const Example& e, const GpuProbe& probe, int devic
 // process, so this parent never holds a CUDA context (and its memory) while variants run.
 nlohmann::json load_peaks(const GpuProbe& probe, int device, const std::filesystem::path& run_dir, std::ostream& err) {
   if (!probe.available) return nullptr;
+  // A run started by a run (a child that misread its command) must not start runs in turn.
+  if (std::getenv(kChildMarker)) return nullptr;
   const auto log = run_dir / "logs" / "gpu_info.log";
   const ProcessOutcome o = run_process({self_executable().string(), "gpu", "info", "--device", std::to_string(device),
                                         "--json-out", (run_dir / "gpu_info.json").string()},
-                                       log, 300);
+                                       log, 300, kChildEnvironment);
   if (o.exit_code != 0) {
     err << fmt::format("warning: could not measure device peaks ({}); % of peak omitted. See {}\n", describe(o),
                        log.string());
@@ -109,6 +117,8 @@ class Progress {
 
 RunSummary run_examples(const std::vector<const Example*>& examples, const RunOptions& options, std::ostream& out,
                         std::ostream& err) {
+  if (std::getenv(kChildMarker))
+    throw Error("aisp bench run was started from inside a run's child process; refusing to nest runs");
   RunSummary summary;
   const GpuProbe probe = probe_gpus();
   if (examples.empty())
@@ -125,7 +135,10 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
   write_file_atomically(summary.run_dir / "manifest.json", run.manifest.dump(2));
   const std::string gpu_name = probe.available ? gpu_properties(options.device).name : std::string("none");
   run.hardware_key = probe.available ? hardware_key(gpu_name, 1) : "cpu";
-  run.peaks = load_peaks(probe, options.device, summary.run_dir, err);
+  const bool any_gpu_example = std::any_of(examples.begin(), examples.end(), [](const Example* e) {
+    return e->workload.backend == Backend::cuda;
+  });
+  if (any_gpu_example) run.peaks = load_peaks(probe, options.device, summary.run_dir, err);
 
   // Expectations: compare (and update on request) per hardware key, in the primary (first) mode.
   // Each chapter keeps its expectation files in its own folder, unless --expectations-dir says otherwise.
@@ -185,7 +198,7 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
       const auto log = summary.run_dir / "logs" / (stem + ".log");
       const ProcessOutcome o = run_process({self_executable().string(), "__run-variant", "--request",
                                             request_file.string(), "--result", result_file.string()},
-                                           log, options.variant_timeout_s);
+                                           log, options.variant_timeout_s, kChildEnvironment);
       bool have_result = false;
       if (!o.timed_out && o.signal == 0 && std::filesystem::exists(result_file)) {
         try {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,7 +17,7 @@
 namespace aisp::harness {
 
 ProcessOutcome run_process(const std::vector<std::string>& argv, const std::filesystem::path& log_file,
-                           double timeout_s) {
+                           double timeout_s, const std::vector<std::pair<std::string, std::string>>& environment) {
   ProcessOutcome outcome;
   if (argv.empty()) {
     outcome.error = "empty command";
@@ -39,8 +40,13 @@ ProcessOutcome run_process(const std::vector<std::string>& argv, const std::file
     return outcome;
   }
   if (pid == 0) {
-    // Child: own process group, stdin from /dev/null, stdout+stderr to the log, then exec.
+    // Child: own process group (so a timeout can kill all it starts), killed with its parent (so
+    // it never outlives a killed run: the group would otherwise escape the parent's killer),
+    // stdin from /dev/null, stdout+stderr to the log, then exec.
     ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) ::_exit(126);  // the parent died before prctl took effect
+    for (const auto& [name, value] : environment) ::setenv(name.c_str(), value.c_str(), 1);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, 0);
     ::dup2(log_fd, 1);

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace aisp::harness {
@@ -17,8 +18,10 @@ struct ProcessOutcome {
   std::string error;   // why it did not start
 };
 
+// `environment`: variables set in the child only (name, value).
 ProcessOutcome run_process(const std::vector<std::string>& argv, const std::filesystem::path& log_file,
-                           double timeout_s);
+                           double timeout_s,
+                           const std::vector<std::pair<std::string, std::string>>& environment = {});
 
 // Describes an outcome in words for a failed row ("crashed with SIGSEGV", "timed out after 600 s").
 std::string describe(const ProcessOutcome& outcome);

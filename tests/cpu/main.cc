@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <iostream>
+#include <string_view>
 
 #include "cli/cli.h"
 

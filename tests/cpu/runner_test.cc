@@ -143,6 +143,12 @@ TEST_F(RunnerTest, UpdateExpectationsWritesOnlyOnRequest) {
   EXPECT_EQ(read_file(file), "{ not json");
 }
 
+TEST_F(RunnerTest, ARunNeverStartsInsideARunsChild) {
+  ::setenv("AISP_CHILD_OF_RUN", "1", 1);
+  EXPECT_THROW(run("selftest:saxpy"), Error);
+  ::unsetenv("AISP_CHILD_OF_RUN");
+}
+
 TEST_F(RunnerTest, MachineReadableFormats) {
   const RunOutput csv = run("selftest:saxpy", 60, false, Format::csv);
   EXPECT_EQ(csv.out.find("example"), 0u) << csv.out;  // header first
