@@ -28,6 +28,7 @@ struct Line {
   // Measured values; empty where not measured, not applicable, or the variant did not pass.
   std::optional<double> median_s, tflop_s, gb_s, peak_percent, launches, memory_bytes, max_rel_l2;
   std::optional<Speedup> speedup;
+  bool memory_bound = false;  // below the roofline's ridge: GB/s is the number that matters
 };
 
 std::optional<double> peak_of(const json& peaks, const char* key) {
@@ -61,16 +62,16 @@ Line make_line(const ReportRow& row, Mode mode, bool continuation, const json& p
   const double median = m->summary.count > 0 ? m->summary.median : summarize(m->samples_s).median;
   if (!(median > 0)) return line;
   line.median_s = median;
-  if (r.flops > 0) {
-    line.tflop_s = r.flops / median / 1e12;
-    if (auto peak = peak_of(peaks, "bf16_tflops")) line.peak_percent = 100 * *line.tflop_s / *peak;
-  }
-  if (r.bytes > 0) {
-    line.gb_s = r.bytes / median / 1e9;
-    if (r.flops <= 0) {
-      if (auto peak = peak_of(peaks, "copy_gb_s")) line.peak_percent = 100 * *line.gb_s / *peak;
-    }
-  }
+  if (r.flops > 0) line.tflop_s = r.flops / median / 1e12;
+  if (r.bytes > 0) line.gb_s = r.bytes / median / 1e9;
+  // Roofline: below the ridge (peak FLOP/s over peak bytes/s, measured; 100 FLOP/byte when
+  // unknown) the work is bound by memory and its % of peak is of the copy bandwidth.
+  const auto compute_peak = peak_of(peaks, "bf16_tflops");
+  const auto copy_peak = peak_of(peaks, "copy_gb_s");
+  const double ridge = (compute_peak && copy_peak) ? (*compute_peak * 1e12) / (*copy_peak * 1e9) : 100.0;
+  line.memory_bound = r.bytes > 0 && (r.flops <= 0 || r.flops / r.bytes < ridge);
+  if (line.memory_bound && copy_peak) line.peak_percent = 100 * *line.gb_s / *copy_peak;
+  if (!line.memory_bound && line.tflop_s && compute_peak) line.peak_percent = 100 * *line.tflop_s / *compute_peak;
   line.speedup = m->speedup;
   return line;
 }
@@ -100,7 +101,7 @@ constexpr bool kRightAligned[kColumns] = {false, false, false, true, true, true,
                                           false, true,  true,  false, false};
 
 std::string throughput_cell(const Line& l) {
-  if (l.tflop_s) return fmt::format("{:.1f} TFLOP/s", *l.tflop_s);
+  if (l.tflop_s && !l.memory_bound) return fmt::format("{:.1f} TFLOP/s", *l.tflop_s);
   if (l.gb_s) return *l.gb_s >= 100 ? fmt::format("{:.0f} GB/s", *l.gb_s) : fmt::format("{:.1f} GB/s", *l.gb_s);
   return "-";
 }

@@ -165,3 +165,36 @@ TEST(Report, Units) {
 
 }  // namespace
 }  // namespace aisp::harness
+
+namespace aisp::harness {
+namespace {
+
+// Below the roofline's ridge a row is judged by bandwidth even when it declares FLOPs; above it,
+// by FLOP/s. Peaks: 800 TFLOP/s and 4000 GB/s, ridge 200 FLOP/byte.
+TEST(ReportRoofline, PercentOfPeakUsesTheBindingResource) {
+  const nlohmann::json peaks = {{"bf16_tflops", 800.0}, {"copy_gb_s", 4000.0}};
+  VariantResult elementwise;
+  elementwise.example = "ch14:x";
+  elementwise.variant = "baseline";
+  elementwise.status = Status::passed;
+  elementwise.modes = {measured(Mode::cold, {1e-3, 1e-3, 1e-3})};
+  elementwise.flops = 15e9;  // 7.5 FLOP/byte: memory-bound
+  elementwise.bytes = 2e9;   // 2 GB in 1 ms = 2000 GB/s = 50% of the copy peak
+  VariantResult gemm = elementwise;
+  gemm.example = "ch14:y";
+  gemm.flops = 400e9;  // 400 TFLOP/s = 50% of the compute peak; 2000 FLOP/byte
+  gemm.bytes = 0.2e9;
+  std::vector<ReportRow> rows = {{&elementwise, {}}, {&gemm, {}}};
+  const std::string csv = render(Format::csv, rows, peaks, Mode::cold);
+  const std::string table = render(Format::table, rows, peaks, Mode::cold);
+  EXPECT_NE(table.find("2000 GB/s"), std::string::npos) << table;
+  EXPECT_NE(table.find("400.0 TFLOP/s"), std::string::npos) << table;
+  EXPECT_EQ(table.find("15.0 TFLOP/s"), std::string::npos) << table;
+  // Both rows are at 50% of their binding peak.
+  std::size_t count = 0;
+  for (std::size_t at = table.find("50.0%"); at != std::string::npos; at = table.find("50.0%", at + 1)) ++count;
+  EXPECT_EQ(count, 2u) << table;
+}
+
+}  // namespace
+}  // namespace aisp::harness
