@@ -1,0 +1,290 @@
+#include "compiler/codegen/cpp_kernel.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "compiler/codegen/cpp_prelude.h"
+#include "compiler/codegen/expr.h"
+#include "compiler/ir/dtype_util.h"
+#include "core/error.h"
+
+namespace aisp::compiler {
+namespace {
+
+// Below this many elements a kernel runs on one thread (an OpenMP fork costs microseconds).
+constexpr std::int64_t kParallelMin = 1 << 15;
+
+using Index = std::vector<std::string>;
+
+std::string term(const std::string& idx, std::int64_t stride) {
+  if (idx == "0") return "";
+  return stride == 1 ? idx : fmt::format("{} * {}", idx, stride);
+}
+
+// Row-major offset of idx in a contiguous tensor of `shape`.
+std::string offset_of(const Index& idx, const Shape& shape) {
+  const auto st = contiguous_strides(shape);
+  std::vector<std::string> terms;
+  for (std::size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] != 1)
+      if (auto t = term(idx[d], st[d]); !t.empty()) terms.push_back(t);
+  return terms.empty() ? "0" : fmt::format("{}", fmt::join(terms, " + "));
+}
+
+bool same_up_to_unit_axes(const Shape& a, const Shape& b) {
+  Shape x, y;
+  for (auto d : a)
+    if (d != 1) x.push_back(d);
+  for (auto d : b)
+    if (d != 1) y.push_back(d);
+  return x == y;
+}
+
+bool is_name(const std::string& e) {
+  return e.size() > 1 && e[0] == 't' && std::all_of(e.begin() + 1, e.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+class Emitter {
+ public:
+  Emitter(const Graph& g, const Step& s) : g_(g), s_(s) {
+    for (std::size_t i = 0; i < s.reads.size(); ++i) arg_[s.reads[i]] = fmt::format("a{}", i);
+    for (std::size_t i = 0; i < s.outputs.size(); ++i) arg_[s.outputs[i]] = fmt::format("a{}", s.reads.size() + i);
+  }
+
+  KernelSource run() {
+    KernelSource k;
+    k.args = s_.reads;
+    k.args.insert(k.args.end(), s_.outputs.begin(), s_.outputs.end());
+    std::vector<std::string> ops, args;
+    for (NodeId m : s_.nodes) ops.emplace_back(name_of(g_.node(m).op));
+    for (std::size_t i = 0; i < k.args.size(); ++i) {
+      const Node& n = g_.node(k.args[i]);
+      args.push_back(fmt::format("a{} {}{} {}", i, name_of(n.dtype), to_string(n.shape), i < s_.reads.size() ? "in" : "out"));
+    }
+    const std::string what =
+        s_.is_reduction() ? fmt::format("reduction over {} reducing axes ({})", to_string(s_.domain), fmt::join(s_.reduce_axes, ", "))
+                          : fmt::format("pointwise over {}", to_string(s_.domain));
+    k.summary = fmt::format("{}: {}", what, fmt::join(ops, " "));
+    depth_ = 1;
+    for (std::size_t i = 0; i < k.args.size(); ++i) {
+      const Node& n = g_.node(k.args[i]);
+      const bool in = i < s_.reads.size();
+      line(fmt::format("{}{}* __restrict a{} = static_cast<{}{}*>(args[{}]);", in ? "const " : "", storage_ctype(n.dtype), i,
+                       in ? "const " : "", storage_ctype(n.dtype), i));
+    }
+    if (s_.is_reduction()) reduction_loops();
+    else pointwise_loop();
+    k.source = fmt::format("// aisp generated kernel (CPU: C++ / OpenMP)\n// {}\n// ops: {}\n// args: {}\n{}\n"
+                           "extern \"C\" void {}(void* const* args) {{\n{}}}\n",
+                           what, fmt::join(ops, " "), fmt::join(args, ", "), kCppPrelude, k.symbol, code_);
+    return k;
+  }
+
+ private:
+  void line(const std::string& s) { code_ += std::string(std::size_t(depth_) * 2, ' ') + s + "\n"; }
+  void open(const std::string& s) {
+    line(s + " {");
+    ++depth_;
+    memo_.emplace_back();
+  }
+  void close() {
+    memo_.pop_back();
+    --depth_;
+    line("}");
+  }
+
+  int member(NodeId id) const {
+    auto it = std::lower_bound(s_.nodes.begin(), s_.nodes.end(), id);
+    return it != s_.nodes.end() && *it == id ? int(it - s_.nodes.begin()) : -1;
+  }
+
+  // Declares index variables for the non-unit dims of `shape` from the flat index `flat`.
+  Index decompose(const std::string& flat, const Shape& shape, const std::string& prefix) {
+    Index idx(shape.size(), "0");
+    const auto st = contiguous_strides(shape);
+    bool first = true;
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+      if (shape[d] == 1) continue;
+      std::string e = st[d] == 1 ? flat : fmt::format("{} / {}", flat, st[d]);
+      if (!first) e = st[d] == 1 ? fmt::format("{} % {}", flat, shape[d]) : fmt::format("{} % {}", e, shape[d]);
+      first = false;
+      idx[d] = fmt::format("{}{}", prefix, d);
+      line(fmt::format("const std::int64_t {} = {};", idx[d], e));
+    }
+    return idx;
+  }
+
+  // The index into a view's input that the element `idx` of the view reads.
+  Index map_index(const Node& v, const Index& idx) const {
+    const Shape& in = g_.node(v.inputs[0]).shape;
+    Index out(in.size(), "0");
+    switch (v.op) {
+      case OpKind::broadcast:
+        for (std::size_t d = 0; d < in.size(); ++d) out[d] = in[d] == 1 ? "0" : idx[d];
+        return out;
+      case OpKind::permute:
+        for (std::size_t d = 0; d < v.axes.size(); ++d) out[std::size_t(v.axes[d])] = idx[d];
+        return out;
+      case OpKind::slice:
+        for (std::size_t d = 0; d < in.size(); ++d) {
+          std::string e = v.steps[d] == 1 ? idx[d] : fmt::format("{} * {}", idx[d], v.steps[d]);
+          if (idx[d] == "0") e = "0";
+          out[d] = v.starts[d] == 0 ? e : (e == "0" ? fmt::format("{}", v.starts[d]) : fmt::format("({} + {})", e, v.starts[d]));
+        }
+        return out;
+      case OpKind::reshape: {
+        if (same_up_to_unit_axes(in, v.shape)) {  // squeeze/unsqueeze: carry the non-unit indices over
+          std::size_t j = 0;
+          for (std::size_t d = 0; d < in.size(); ++d) {
+            if (in[d] == 1) continue;
+            while (v.shape[j] == 1) ++j;
+            out[d] = idx[j++];
+          }
+          return out;
+        }
+        const std::string flat = "(" + offset_of(idx, v.shape) + ")";
+        const auto st = contiguous_strides(in);
+        bool first = true;
+        for (std::size_t d = 0; d < in.size(); ++d) {
+          if (in[d] == 1) continue;
+          std::string e = st[d] == 1 ? flat : fmt::format("{} / {}", flat, st[d]);
+          out[d] = first ? fmt::format("({})", e) : fmt::format("({} % {})", e, in[d]);
+          first = false;
+        }
+        return out;
+      }
+      default:
+        throw Error("codegen: not a view");
+    }
+  }
+
+  // The expression of node `id`'s operation with operands evaluated at idx.
+  std::string compute(const Node& n, const Index& idx) {
+    if (is_unary(n.op)) return unary_expr(n.op, n.dtype, value(n.inputs[0], idx));
+    if (is_binary(n.op)) return binary_expr(n.op, value(n.inputs[0], idx), value(n.inputs[1], idx));
+    if (n.op == OpKind::where)
+      return fmt::format("({} != 0.0f ? {} : {})", value(n.inputs[0], idx), value(n.inputs[1], idx), value(n.inputs[2], idx));
+    throw Error(fmt::format("codegen: cannot compute {} inline", name_of(n.op)));
+  }
+
+  // The value of node `id` at index idx (an expression or a variable name), emitting what it needs.
+  std::string value(NodeId id, const Index& idx) {
+    const Node& n = g_.node(id);
+    if (is_view(n.op)) return value(n.inputs[0], map_index(n, idx));
+    if (n.op == OpKind::constant) return float_literal(round_to(n.dtype, n.value));
+    if (n.op == OpKind::iota) return fmt::format("float({})", idx[std::size_t(n.axis)]);
+    const int mi = member(id);
+    if (mi >= 0 && (is_reduction(n.op) || s_.domains[std::size_t(mi)] == Domain::row)) return row_var_.at(id);
+    const std::string key = fmt::format("{}@{}", id, fmt::join(idx, ","));
+    for (auto it = memo_.rbegin(); it != memo_.rend(); ++it)
+      if (auto f = it->find(key); f != it->end()) return f->second;
+    const std::string e = mi < 0 ? fmt::format("ld_{}({}, {})", name_of(n.dtype), arg_.at(id), offset_of(idx, n.shape))
+                                 : compute(n, idx);
+    if (is_name(e)) return e;  // e.g. a cast to f32: no new variable
+    const std::string t = fmt::format("t{}", next_tmp_++);
+    line(fmt::format("const float {} = {};", t, e));
+    memo_.back()[key] = t;
+    return t;
+  }
+
+  void store(NodeId out, const std::string& offset, const std::string& v) {
+    line(fmt::format("st_{}({}, {}, {});", name_of(g_.node(out).dtype), arg_.at(out), offset, v));
+  }
+
+  void pointwise_loop() {
+    const std::int64_t n = numel(s_.domain);
+    if (n >= kParallelMin) line("#pragma omp parallel for schedule(static)");
+    open(fmt::format("for (std::int64_t i = 0; i < {}; ++i)", n));
+    const Index idx = decompose("i", s_.domain, "i");
+    for (NodeId o : s_.outputs) store(o, "i", value(o, idx));
+    close();
+  }
+
+  void reduction_loops() {
+    const Shape& dom = s_.domain;
+    Shape kept, reduced, row_keep, row_drop;
+    for (std::size_t d = 0; d < dom.size(); ++d) {
+      const bool red = std::binary_search(s_.reduce_axes.begin(), s_.reduce_axes.end(), std::int64_t(d));
+      (red ? reduced : kept).push_back(dom[d]);
+      row_keep.push_back(red ? 1 : dom[d]);
+      if (!red) row_drop.push_back(dom[d]);
+    }
+    const std::int64_t rows = numel(row_drop), inner = numel(reduced);
+    if (rows > 1 && rows * inner >= kParallelMin) line("#pragma omp parallel for schedule(static)");
+    open(fmt::format("for (std::int64_t r = 0; r < {}; ++r)", rows));
+    std::vector<std::size_t> kept_axes, reduced_axes;
+    for (std::size_t d = 0; d < dom.size(); ++d)
+      (std::binary_search(s_.reduce_axes.begin(), s_.reduce_axes.end(), std::int64_t(d)) ? reduced_axes : kept_axes)
+          .push_back(d);
+    const Index r_drop = decompose("r", row_drop, "r");
+    Index r_keep(dom.size(), "0");
+    for (std::size_t k = 0; k < kept_axes.size(); ++k) r_keep[kept_axes[k]] = r_drop[k];
+    auto row_index = [&](const Shape& s) -> Index {
+      if (s == row_keep) return r_keep;
+      if (s == row_drop) return r_drop;
+      throw Error(fmt::format("codegen: {} is not a row shape", to_string(s)));
+    };
+    // Opens the loop over the reduced axes; returns the full index (rows from r, the rest from j).
+    auto inner_loop = [&](const std::string& var) {
+      open(fmt::format("for (std::int64_t {0} = 0; {0} < {1}; ++{0})", var, inner));
+      const Index j = decompose(var, reduced, var);
+      Index idx = r_keep;
+      for (std::size_t k = 0; k < reduced_axes.size(); ++k) idx[reduced_axes[k]] = j[k];
+      return idx;
+    };
+    int acc_count = 0;
+    for (std::size_t i = 0; i < s_.nodes.size(); ++i) {
+      const NodeId m = s_.nodes[i];
+      const Node& n = g_.node(m);
+      if (is_reduction(n.op)) {
+        const std::string acc = fmt::format("acc{}", acc_count++);
+        const bool is_max = n.op == OpKind::reduce_max;
+        line(fmt::format("// {}", name_of(n.op)));
+        line(fmt::format("float {} = {};", acc, is_max ? "-INFINITY" : "0.0f"));
+        const Index idx = inner_loop("j");
+        const std::string v = value(n.inputs[0], idx);
+        line(is_max ? fmt::format("{0} = std::fmax({0}, {1});", acc, v) : fmt::format("{0} += {1};", acc, v));
+        close();
+        if (n.op == OpKind::reduce_mean) line(fmt::format("{0} = {0} / {1};", acc, float_literal(double(inner))));
+        row_var_[m] = acc;
+      } else if (s_.domains[i] == Domain::row) {
+        const std::string t = fmt::format("t{}", next_tmp_++);
+        line(fmt::format("const float {} = {};", t, compute(n, row_index(n.shape))));
+        row_var_[m] = t;
+      }
+    }
+    std::vector<NodeId> full_outputs;
+    for (NodeId o : s_.outputs) {
+      if (g_.node(o).shape == dom) full_outputs.push_back(o);
+      else store(o, "r", value(o, row_index(g_.node(o).shape)));
+    }
+    if (!full_outputs.empty()) {
+      line("// outputs");
+      const Index idx = inner_loop("j");
+      for (NodeId o : full_outputs) store(o, offset_of(idx, dom), value(o, idx));
+      close();
+    }
+    close();
+  }
+
+  const Graph& g_;
+  const Step& s_;
+  std::unordered_map<NodeId, std::string> arg_;
+  std::string code_;
+  int depth_ = 1;
+  std::vector<std::unordered_map<std::string, std::string>> memo_{1};
+  std::unordered_map<NodeId, std::string> row_var_;
+  int next_tmp_ = 0;
+};
+
+}  // namespace
+
+KernelSource generate_cpp_kernel(const Graph& g, const Step& step) {
+  if (step.kind != Step::Kind::kernel) throw Error("generate_cpp_kernel: not a kernel step");
+  return Emitter(g, step).run();
+}
+
+}  // namespace aisp::compiler

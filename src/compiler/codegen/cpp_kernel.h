@@ -1,0 +1,28 @@
+// C++ code generation for one kernel step: a readable translation unit with one extern "C" function
+//   void aisp_kernel(void* const* args)
+// whose arguments are the step's buffers (reads, then outputs). fp32 math, storage in the buffers'
+// dtypes, OpenMP over the outer loop. Loop structure:
+//   pointwise:  for i in domain: outputs[i] = f(loads)
+//   reduction:  for each row: acc = reduce_j(prologue(j)); ...; row values; for j: outputs = epilogue(j)
+// Views become index arithmetic; node ids never appear in the text, so identical steps (the same
+// layer repeated) produce identical sources and share one compiled kernel.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/ir/graph.h"
+#include "compiler/passes/fusion.h"
+
+namespace aisp::compiler {
+
+struct KernelSource {
+  std::string symbol = "aisp_kernel";
+  std::string source;        // the whole translation unit
+  std::vector<NodeId> args;  // the buffer behind each argument: step.reads, then step.outputs
+  std::string summary;       // one line: kind, domain, ops
+};
+
+KernelSource generate_cpp_kernel(const Graph& g, const Step& step);
+
+}  // namespace aisp::compiler

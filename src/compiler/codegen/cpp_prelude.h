@@ -1,0 +1,61 @@
+// The text every generated C++ kernel starts with: storage conversions (bf16/fp16 <-> float, the
+// same rounding as core/dtype.h and ir/dtype_util.h), typed loads and stores. Part of each kernel's
+// source, so it is part of the cache key.
+#pragma once
+
+#include <string_view>
+
+namespace aisp::compiler {
+
+inline constexpr std::string_view kCppPrelude = R"(#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace {
+inline float bf16_to_f32(std::uint16_t h) { std::uint32_t u = std::uint32_t(h) << 16; float f; std::memcpy(&f, &u, 4); return f; }
+inline std::uint16_t f32_to_bf16(float f) {
+  std::uint32_t u; std::memcpy(&u, &f, 4);
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return std::uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return std::uint16_t(u >> 16);
+}
+inline float f16_to_f32(std::uint16_t h) {
+  const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  if (exp == 0) { const float f = std::ldexp(float(mant), -24); return sign ? -f : f; }
+  const std::uint32_t bits = exp == 31 ? (sign | 0x7f800000u | (mant << 13)) : (sign | ((exp + 112) << 23) | (mant << 13));
+  float f; std::memcpy(&f, &bits, 4); return f;
+}
+inline std::uint16_t f32_to_f16(float f) {
+  std::uint32_t x; std::memcpy(&x, &f, 4);
+  const std::uint32_t sign = (x >> 16) & 0x8000u; std::uint32_t mant = x & 0x7fffffu;
+  const std::int32_t exp = std::int32_t((x >> 23) & 0xffu);
+  if (exp == 0xff) return std::uint16_t(sign | 0x7c00u | (mant ? 0x200u : 0u));
+  const std::int32_t e = exp - 127 + 15;
+  if (e >= 31) return std::uint16_t(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return std::uint16_t(sign);
+    mant |= 0x800000u; const int shift = 14 - e;
+    std::uint32_t h = mant >> shift; const std::uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (h & 1u))) ++h;
+    return std::uint16_t(sign | h);
+  }
+  std::uint32_t h = (std::uint32_t(e) << 10) | (mant >> 13); const std::uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return std::uint16_t(sign | h);
+}
+inline float ld_f32(const float* p, std::int64_t i) { return p[i]; }
+inline float ld_bf16(const std::uint16_t* p, std::int64_t i) { return bf16_to_f32(p[i]); }
+inline float ld_f16(const std::uint16_t* p, std::int64_t i) { return f16_to_f32(p[i]); }
+inline float ld_i32(const std::int32_t* p, std::int64_t i) { return float(p[i]); }
+inline void st_f32(float* p, std::int64_t i, float v) { p[i] = v; }
+inline void st_bf16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_bf16(v); }
+inline void st_f16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_f16(v); }
+inline void st_i32(std::int32_t* p, std::int64_t i, float v) { p[i] = std::int32_t(v); }
+// An explicit cast inside a fused kernel rounds like a store would.
+inline float to_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+inline float to_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
+inline float to_i32(float v) { return float(std::int32_t(v)); }
+}  // namespace
+)";
+
+}  // namespace aisp::compiler

@@ -1,0 +1,18 @@
+// What `aisp inspect` shows for a compiled graph, as files in a folder:
+//   passes/NN_<pass>.txt   IR (or plan) after each pass, with the pass summary and time
+//   fusion.txt             the steps, their members and every fusion decision with its reason
+//   graph.dot              the lowered graph, nodes clustered by step (render with `dot -Tsvg`)
+//   kernels/kNN.cc         every generated source, in step order
+//   stats.txt              compile-time breakdown, cache hits, steps per call, memory plan
+#pragma once
+
+#include <string>
+
+#include "compiler/runtime/compiled_graph.h"
+
+namespace aisp::compiler {
+
+std::string to_dot(const Graph& g, const FusionPlan& plan);
+void write_inspection(const CompiledGraph& cg, const std::string& dir);
+
+}  // namespace aisp::compiler

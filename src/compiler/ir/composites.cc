@@ -1,0 +1,60 @@
+#include "compiler/ir/composites.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace aisp::compiler {
+namespace {
+Tensor to_f32(Tensor x) { return cast(x, DType::f32); }
+}  // namespace
+
+Tensor softmax(Tensor x, std::int64_t axis) {
+  const Tensor xf = to_f32(x);
+  const Tensor e = exp(xf - max(xf, {axis}, true));  // subtract the row max: exp never overflows
+  return cast(e / sum(e, {axis}, true), x.dtype());
+}
+
+Tensor layer_norm(Tensor x, Tensor weight, Tensor bias, double eps) {
+  const Tensor xf = to_f32(x);
+  const Tensor xc = xf - mean(xf, {-1}, true);
+  const Tensor rstd = rsqrt(mean(xc * xc, {-1}, true) + eps);  // two-pass variance: no cancellation
+  return cast(xc * rstd * to_f32(weight) + to_f32(bias), x.dtype());
+}
+
+Tensor rms_norm(Tensor x, Tensor weight, double eps) {
+  const Tensor xf = to_f32(x);
+  return cast(xf * rsqrt(mean(xf * xf, {-1}, true) + eps) * to_f32(weight), x.dtype());
+}
+
+Tensor gelu(Tensor x) {
+  const Tensor xf = to_f32(x);
+  return cast(0.5 * xf * (1.0 + erf(xf * M_SQRT1_2)), x.dtype());
+}
+
+Tensor attention(Tensor q, Tensor k, Tensor v, bool causal) {
+  const std::int64_t tq = q.dim(-2), tk = k.dim(-2), d = q.dim(-1);
+  Tensor s = to_f32(matmul(q, transpose(k, -1, -2))) * (1.0 / std::sqrt(double(d)));
+  if (causal) {
+    Graph& g = *q.graph;
+    const Tensor row = g.iota({tq, tk}, 0), col = g.iota({tq, tk}, 1);
+    const Tensor masked = gt(col, row + double(tk - tq));
+    s = where(masked, g.constant(-std::numeric_limits<double>::infinity()), s);
+  }
+  return matmul(cast(softmax(s, -1), v.dtype()), v);
+}
+
+Tensor cross_entropy(Tensor logits, Tensor targets) {
+  if (logits.rank() != 2 || targets.rank() != 1) throw Error("cross_entropy wants logits [N, V], targets [N]");
+  Graph& g = *logits.graph;
+  const Tensor x = to_f32(logits);
+  const Tensor m = max(x, {-1}, true);
+  const Tensor lse = reshape(m, {logits.dim(0)}) + log(sum(exp(x - m), {-1}));
+  // logits[n, target[n]] as a masked row sum: a one-hot from iota, so it fuses like any reduction.
+  const Tensor onehot = eq(g.iota(logits.shape(), 1), reshape(cast(targets, DType::f32), {-1, 1}));
+  const Tensor picked = sum(x * onehot, {-1});
+  return mean(lse - picked, {0});
+}
+
+}  // namespace aisp::compiler

@@ -1,0 +1,61 @@
+#include "compiler/ir/graph.h"
+
+#include <fmt/format.h>
+
+#include "compiler/ir/verifier.h"
+#include "core/error.h"
+
+namespace aisp::compiler {
+
+Tensor Graph::input(std::string name, Shape shape, DType dtype) {
+  for (NodeId id : inputs())
+    if (node(id).name == name) throw Error(fmt::format("graph already has an input named '{}'", name));
+  Node n;
+  n.op = OpKind::input;
+  n.name = std::move(name);
+  n.shape = std::move(shape);
+  n.dtype = dtype;
+  return tensor(add(std::move(n)));
+}
+
+Tensor Graph::constant(double value, DType dtype) { return full({}, value, dtype); }
+
+Tensor Graph::full(Shape shape, double value, DType dtype) {
+  Node n;
+  n.op = OpKind::constant;
+  n.shape = std::move(shape);
+  n.dtype = dtype;
+  n.value = value;
+  return tensor(add(std::move(n)));
+}
+
+Tensor Graph::iota(Shape shape, std::int64_t axis, DType dtype) {
+  Node n;
+  n.op = OpKind::iota;
+  n.shape = std::move(shape);
+  n.axis = axis < 0 ? axis + std::int64_t(n.shape.size()) : axis;
+  n.dtype = dtype;
+  return tensor(add(std::move(n)));
+}
+
+void Graph::output(Tensor t) {
+  if (t.graph != this) throw Error("output() of a tensor from another graph");
+  outputs_.push_back(t.id);
+}
+
+NodeId Graph::add(Node n) {
+  const NodeId id = NodeId(nodes_.size());
+  if (std::string err = check_node(*this, n, id); !err.empty())
+    throw Error(fmt::format("malformed {} node: {}", name_of(n.op), err));
+  nodes_.push_back(std::move(n));
+  return id;
+}
+
+std::vector<NodeId> Graph::inputs() const {
+  std::vector<NodeId> ids;
+  for (NodeId i = 0; i < NodeId(nodes_.size()); ++i)
+    if (nodes_[i].op == OpKind::input) ids.push_back(i);
+  return ids;
+}
+
+}  // namespace aisp::compiler

@@ -1,0 +1,55 @@
+// A graph under construction or after a pass: nodes in topological order plus the ordered list of
+// outputs. Tensor is the builder's handle (graph + node id); builder.h defines the ops on it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/ir/node.h"
+
+namespace aisp::compiler {
+
+class Graph;
+
+struct Tensor {
+  Graph* graph = nullptr;
+  NodeId id = -1;
+
+  const Node& node() const;
+  const Shape& shape() const { return node().shape; }
+  DType dtype() const { return node().dtype; }
+  std::size_t rank() const { return shape().size(); }
+  std::int64_t dim(int i) const { return shape()[i < 0 ? i + int(rank()) : i]; }
+};
+
+class Graph {
+ public:
+  // Leaves.
+  Tensor input(std::string name, Shape shape, DType dtype = DType::f32);
+  Tensor constant(double value, DType dtype = DType::f32);  // a scalar, shape ()
+  Tensor full(Shape shape, double value, DType dtype = DType::f32);
+  Tensor iota(Shape shape, std::int64_t axis, DType dtype = DType::f32);
+
+  // Marks t as the next output; outputs keep the order they were marked in.
+  void output(Tensor t);
+
+  // Low level: appends a node whose shape/dtype are already set (passes and the builder use it).
+  // Checks the node (verifier rules) and throws aisp::Error if it is malformed.
+  NodeId add(Node n);
+  Tensor tensor(NodeId id) { return Tensor{this, id}; }
+
+  const Node& node(NodeId id) const { return nodes_[std::size_t(id)]; }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  std::size_t size() const { return nodes_.size(); }
+  const std::vector<NodeId>& outputs() const { return outputs_; }
+  std::vector<NodeId>& mutable_outputs() { return outputs_; }
+  std::vector<NodeId> inputs() const;  // input nodes in creation order (the binding order)
+
+ private:
+  std::vector<Node> nodes_;
+  std::vector<NodeId> outputs_;
+};
+
+inline const Node& Tensor::node() const { return graph->node(id); }
+
+}  // namespace aisp::compiler

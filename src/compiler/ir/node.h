@@ -1,0 +1,41 @@
+// The one node type of the IR. A graph is a vector of nodes in topological order (inputs always
+// have smaller ids), so every pass is a single forward walk.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compiler/ir/op.h"
+#include "compiler/ir/shape.h"
+#include "core/dtype.h"
+
+namespace aisp::compiler {
+
+using NodeId = std::int32_t;
+
+struct Node {
+  OpKind op = OpKind::input;
+  DType dtype = DType::f32;  // storage dtype of the output; compute is fp32 (float64 in the interpreter)
+  Shape shape;               // static output shape
+  std::vector<NodeId> inputs;
+
+  // Attributes; which ones mean something depends on op.
+  std::vector<std::int64_t> axes;    // reduce_*: reduced axes (sorted); permute: the permutation
+  std::vector<std::int64_t> starts;  // slice: first index per axis
+  std::vector<std::int64_t> steps;   // slice: step per axis (>= 1)
+  std::int64_t axis = 0;             // concat, iota: the axis
+  bool keepdim = false;              // reduce_*
+  double value = 0.0;                // constant: the splat value
+  std::string name;                  // input: the name the caller binds
+};
+
+// Two nodes compute the same thing (CSE): same op, dtype, shape, inputs and attributes.
+inline bool same_computation(const Node& a, const Node& b) {
+  return a.op == b.op && a.dtype == b.dtype && a.shape == b.shape && a.inputs == b.inputs &&
+         a.axes == b.axes && a.starts == b.starts && a.steps == b.steps && a.axis == b.axis &&
+         a.keepdim == b.keepdim && (a.value == b.value || (a.value != a.value && b.value != b.value)) &&
+         a.name == b.name;
+}
+
+}  // namespace aisp::compiler

@@ -1,0 +1,43 @@
+// The op enum: one ordered list with named groups, so a pass asks "is this pointwise?" with a range
+// check instead of a table. Adding an op means adding it inside its group and to op.cc.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace aisp::compiler {
+
+enum class OpKind : std::uint8_t {
+  // Leaves: no inputs. A constant is a splat (one value, any shape); iota is the index along one
+  // axis (what masks and one-hot encodings are built from, so no tensor constants are needed).
+  input, constant, iota,
+  // Pointwise unary. cast changes the storage dtype; compute is fp32 everywhere.
+  neg, exp, log, sqrt, rsqrt, tanh, erf, abs, relu, sigmoid, cast,
+  // Pointwise binary (operands have equal shapes: the builder inserts broadcasts). Comparisons
+  // give 1 or 0 in the node's dtype.
+  add, sub, mul, div, max, min, pow, cmp_lt, cmp_gt, cmp_eq,
+  // Pointwise ternary: where(cond != 0, a, b).
+  where,
+  // Reductions over one or more axes (Node::axes), with keepdim.
+  reduce_sum, reduce_max, reduce_mean,
+  // Views: change how elements are indexed, never their values. Fused kernels turn them into index
+  // math; library calls see them as strides.
+  reshape, permute, slice, broadcast,
+  // Ops that run as their own step: concat (a copy), matmul/bmm (a library call), gather (embedding).
+  concat, matmul, gather,
+};
+
+inline constexpr int kNumOps = int(OpKind::gather) + 1;
+
+constexpr bool is_leaf(OpKind k) { return k <= OpKind::iota; }
+constexpr bool is_unary(OpKind k) { return k >= OpKind::neg && k <= OpKind::cast; }
+constexpr bool is_binary(OpKind k) { return k >= OpKind::add && k <= OpKind::cmp_eq; }
+constexpr bool is_pointwise(OpKind k) { return k >= OpKind::neg && k <= OpKind::where; }
+constexpr bool is_reduction(OpKind k) { return k >= OpKind::reduce_sum && k <= OpKind::reduce_mean; }
+constexpr bool is_view(OpKind k) { return k >= OpKind::reshape && k <= OpKind::broadcast; }
+// Ops that the fusion pass never puts inside a generated kernel.
+constexpr bool is_library(OpKind k) { return k >= OpKind::concat; }
+
+std::string_view name_of(OpKind k);
+
+}  // namespace aisp::compiler

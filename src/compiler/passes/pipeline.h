@@ -1,0 +1,43 @@
+// The compilation pipeline, read top to bottom:
+//
+//   simplify      constant folding, identities, CSE, dead code        (graph -> graph)
+//   materialize   copies where a value needs its own buffer           (graph -> graph)
+//   fuse          kernel and library steps, with reasons              (graph -> FusionPlan)
+//   plan_memory   arena offsets by liveness                           (plan  -> MemoryPlan)
+//
+// then a backend generates one kernel per kernel step (codegen/), compiles them (runtime/) and runs
+// the steps in order. The verifier runs after every graph pass; each pass's IR is kept for inspect.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/passes/fusion.h"
+#include "compiler/passes/memory_plan.h"
+
+namespace aisp::compiler {
+
+struct PipelineOptions {
+  bool fuse = true;
+  bool verify_each_pass = true;
+  bool keep_ir = true;  // store the printed IR after each pass (for inspect and tests)
+};
+
+struct PassRecord {
+  std::string name;
+  std::string summary;
+  std::string ir_after;  // empty unless keep_ir
+  double ms = 0;
+};
+
+struct Lowered {
+  Graph graph;  // after the graph passes: what the plan's node ids refer to
+  FusionPlan fusion;
+  MemoryPlan memory;
+  std::vector<PassRecord> passes;
+  double total_ms = 0;
+};
+
+Lowered lower(const Graph& g, const PipelineOptions& options = {});
+
+}  // namespace aisp::compiler

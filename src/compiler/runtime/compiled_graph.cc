@@ -1,0 +1,120 @@
+#include "compiler/runtime/compiled_graph.h"
+
+#include <fmt/format.h>
+
+#include "compiler/runtime/cpu_library.h"
+#include "core/error.h"
+
+namespace aisp::compiler {
+
+std::string CompileStats::to_string() const {
+  return fmt::format(
+      "trace {:.1f} ms, passes {:.1f} ms, codegen {:.1f} ms, compile {:.1f} ms; {} kernels ({} unique: {} memory "
+      "hits, {} disk hits, {} built) + {} library calls per call; arena {} B (peak live {} B)",
+      trace_ms, passes_ms, codegen_ms, compile_ms, kernels, unique_kernels, memory_hits, disk_hits, builds,
+      library_calls, arena_bytes, peak_live_bytes);
+}
+
+CompiledGraph::CompiledGraph(Lowered lowered, std::vector<KernelSource> sources, std::vector<KernelFn> fns,
+                             CompileStats stats)
+    : lowered_(std::move(lowered)), sources_(std::move(sources)), fns_(std::move(fns)), stats_(stats) {
+  const Graph& g = lowered_.graph;
+  where_.assign(g.size(), Where{Where::Kind::arena, -1});
+  const auto inputs = g.inputs();
+  for (std::size_t i = 0; i < inputs.size(); ++i) where_[std::size_t(inputs[i])] = {Where::Kind::input, std::int64_t(i)};
+  for (std::size_t i = 0; i < g.outputs().size(); ++i) {
+    const NodeId o = g.outputs()[i];
+    where_[std::size_t(o)] = {Where::Kind::output, std::int64_t(i)};
+    if (output_can_alias_source(g, o)) where_[std::size_t(buffer_source(g, o))] = {Where::Kind::output, std::int64_t(i)};
+  }
+  for (NodeId id = 0; id < NodeId(g.size()); ++id)
+    if (lowered_.memory.offset_of[std::size_t(id)] >= 0)
+      where_[std::size_t(id)] = {Where::Kind::arena, lowered_.memory.offset_of[std::size_t(id)]};
+  arena_.resize(lowered_.memory.arena_bytes + kBufferAlignment);
+  for (const Step& s : lowered_.fusion.steps) {
+    std::vector<Layout> layouts;
+    if (s.kind == Step::Kind::library)
+      for (NodeId in : g.node(s.nodes[0]).inputs) {
+        auto l = layout_of(g, in);
+        if (!l) throw Error(fmt::format("internal: library operand %{} has no strided layout", in));
+        layouts.push_back(*l);
+      }
+    operand_layouts_.push_back(std::move(layouts));
+  }
+}
+
+void* CompiledGraph::address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) {
+  switch (w.kind) {
+    case Where::Kind::input: return const_cast<void*>(in[std::size_t(w.index)]);
+    case Where::Kind::output: return out[std::size_t(w.index)];
+    case Where::Kind::arena: {
+      if (w.index < 0) throw Error("internal: a buffer without a place");
+      // The arena's base aligned up to kBufferAlignment; offsets are multiples of it.
+      const auto base = (reinterpret_cast<std::uintptr_t>(arena_.data()) + kBufferAlignment - 1) / kBufferAlignment *
+                        kBufferAlignment;
+      return reinterpret_cast<void*>(base + std::uintptr_t(w.index));
+    }
+  }
+  return nullptr;
+}
+
+void CompiledGraph::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
+  const Graph& g = lowered_.graph;
+  if (inputs.size() != g.inputs().size() || outputs.size() != g.outputs().size())
+    throw Error(fmt::format("compiled graph takes {} inputs and {} outputs", g.inputs().size(), g.outputs().size()));
+  std::vector<void*> args;
+  std::size_t kernel = 0;
+  for (std::size_t si = 0; si < lowered_.fusion.steps.size(); ++si) {
+    const Step& s = lowered_.fusion.steps[si];
+    if (s.kind == Step::Kind::kernel) {
+      args.clear();
+      for (NodeId id : sources_[kernel].args) args.push_back(address(where_[std::size_t(id)], inputs, outputs));
+      fns_[kernel++](args.data());
+      continue;
+    }
+    const Node& n = g.node(s.nodes[0]);
+    const auto& layouts = operand_layouts_[si];
+    void* out = address(where_[std::size_t(s.nodes[0])], inputs, outputs);
+    auto src = [&](std::size_t i) { return address(where_[std::size_t(layouts[i].source)], inputs, outputs); };
+    const std::size_t es = size_of(n.dtype);
+    if (n.op == OpKind::matmul) {
+      cpu_matmul(n.dtype, src(0), layouts[0], src(1), layouts[1], out);
+    } else if (n.op == OpKind::gather) {
+      const auto* table = static_cast<const char*>(src(0)) + layouts[0].offset * std::int64_t(es);
+      const auto* idx = static_cast<const std::int32_t*>(src(1)) + layouts[1].offset;
+      cpu_gather(n.dtype, table, layouts[0].shape, idx, numel(layouts[1].shape), out);
+    } else if (n.op == OpKind::concat) {
+      std::vector<const void*> ins;
+      std::vector<Shape> shapes;
+      for (std::size_t i = 0; i < layouts.size(); ++i) {
+        ins.push_back(static_cast<const char*>(src(i)) + layouts[i].offset * std::int64_t(es));
+        shapes.push_back(layouts[i].shape);
+      }
+      cpu_concat(n.dtype, ins, shapes, n.axis, out);
+    } else {
+      throw Error(fmt::format("internal: no CPU library op for {}", name_of(n.op)));
+    }
+  }
+}
+
+std::vector<HostTensor> CompiledGraph::run(const std::vector<HostTensor>& inputs) {
+  const Graph& g = lowered_.graph;
+  const auto ids = g.inputs();
+  if (inputs.size() != ids.size()) throw Error(fmt::format("graph has {} inputs, {} given", ids.size(), inputs.size()));
+  std::vector<const void*> in;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Node& n = g.node(ids[i]);
+    if (inputs[i].shape != n.shape || inputs[i].dtype != n.dtype)
+      throw Error(fmt::format("input '{}' expects {}{}, got {}{}", n.name, name_of(n.dtype), to_string(n.shape),
+                              name_of(inputs[i].dtype), to_string(inputs[i].shape)));
+    in.push_back(inputs[i].data());
+  }
+  std::vector<HostTensor> outs;
+  std::vector<void*> out;
+  for (NodeId o : g.outputs()) outs.push_back(HostTensor::zeros(g.node(o).dtype, g.node(o).shape));
+  for (auto& t : outs) out.push_back(t.data());
+  run(in, out);
+  return outs;
+}
+
+}  // namespace aisp::compiler
