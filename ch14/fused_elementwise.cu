@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/cuda/check.h"
+#include "core/cuda/device_memory.h"
 #include "core/error.h"
 #include "harness/example.h"
 #include "harness/registry.h"
@@ -95,16 +96,8 @@ void reference(const std::vector<Tensor>& inputs, const Tensor& ref, StreamHandl
 
 // ---- Variants -----------------------------------------------------------------------------------
 
-struct CudaFree {
-  void operator()(void* p) const noexcept { cudaFree(p); }
-};
-using DeviceMemory = std::unique_ptr<void, CudaFree>;
-
-DeviceMemory device_alloc(std::size_t bytes) {
-  void* p = nullptr;
-  AISP_CUDA_CHECK(cudaMalloc(&p, bytes));
-  return DeviceMemory(p);
-}
+using aisp::cuda::device_alloc;
+using aisp::cuda::DeviceMemory;
 
 // What an eager framework runs: one launch per op, every intermediate materialized in bf16.
 class EagerFourKernels : public Variant {

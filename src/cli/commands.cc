@@ -135,9 +135,8 @@ int Commands::bench_run() {
 }
 
 int Commands::compare() {
-  std::string targets;
-  for (const auto& name : Registry::global().resolve(chapter_ + ":" + examples_)) targets += name->target() + " ";
-  const auto examples = Registry::global().resolve(targets);
+  // "a,b" names examples of --chapter: "ch14:a,b" in target syntax.
+  const auto examples = Registry::global().resolve(chapter_ + ":" + examples_);
   RunOptions o = base_options("cold", format_, artifacts_dir_, timeout_s_);
   // The chapter's compare.py: a quick look, fewer samples, no profiles, expectations not written.
   o.timing.warmup = 2;

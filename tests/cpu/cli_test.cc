@@ -80,6 +80,12 @@ TEST(Cli, MainJobWithoutAGpuSkipsWithTheReason) {
 }
 #endif
 
+TEST(Cli, CompareNamesUnknownExamples) {
+  const Ran r = aisp({"compare", "--examples", "no_such_example"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("unknown target"), std::string::npos) << r.output;
+}
+
 TEST(Cli, UnknownChapterForListTargets) {
   const Ran r = aisp({"bench", "list-targets", "--chapter", "ch99"});
   EXPECT_EQ(r.status, 2);

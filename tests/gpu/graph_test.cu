@@ -11,18 +11,12 @@
 
 #include "core/cuda/check.h"
 #include "core/gpu.h"
+#include "spin_kernel.cuh"
 #include "harness/backend.h"
+#include "harness/stats.h"
 
 namespace aisp::harness {
 namespace {
-
-__global__ void spin_kernel(std::uint64_t duration_ns) {
-  std::uint64_t start, now;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-  do {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  } while (now - start < duration_ns);
-}
 
 // Two kernels per call, so the graph has more than one node.
 class SpinVariant : public Variant {
@@ -51,11 +45,7 @@ class NotCapturableVariant : public SpinVariant {
   bool graph_capturable() const override { return false; }
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+double median(const std::vector<double>& v) { return summarize(v).median; }
 
 class GraphTest : public ::testing::Test {
  protected:

@@ -14,6 +14,7 @@
 #include "core/cuda/check.h"
 #include "core/gpu.h"
 #include "harness/backend.h"
+#include "harness/stats.h"
 
 namespace aisp::harness {
 namespace {
@@ -69,11 +70,7 @@ class ReadVariant : public Variant {
   int sm_count_ = 0;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+double median(const std::vector<double>& v) { return summarize(v).median; }
 
 TEST(L2Flush, ColdIsSlowerThanHotForAnL2ResidentInput) {
   if (!probe_gpus().available) GTEST_SKIP() << probe_gpus().reason;

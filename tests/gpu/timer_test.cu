@@ -10,18 +10,12 @@
 
 #include "core/cuda/check.h"
 #include "core/gpu.h"
+#include "spin_kernel.cuh"
 #include "harness/backend.h"
+#include "harness/stats.h"
 
 namespace aisp::harness {
 namespace {
-
-__global__ void spin_kernel(std::uint64_t duration_ns) {
-  std::uint64_t start, now;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-  do {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  } while (now - start < duration_ns);
-}
 
 class SpinVariant : public Variant {
  public:
@@ -36,11 +30,7 @@ class SpinVariant : public Variant {
   std::uint64_t duration_ns_;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+double median(const std::vector<double>& v) { return summarize(v).median; }
 
 void expect_spin_time(Mode mode, double duration_s) {
   std::string why;
