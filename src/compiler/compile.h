@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <string_view>
 
 #include "compiler/passes/pipeline.h"
 #include "compiler/runtime/compiled_graph.h"
@@ -18,8 +19,18 @@
 
 namespace aisp::compiler {
 
+// torch.compile's modes. The CPU backend runs `default` (fusion + heuristic kernel configs) and
+// `max-autotune-no-cudagraphs` (+ a timed search over kernel configs, runtime/autotune.h, decisions
+// cached on disk). `reduce-overhead` and `max-autotune` capture the plan in a CUDA graph: they need
+// the GPU backend, and compile_cpu refuses them with an aisp::Error saying so.
+enum class Mode { default_mode, reduce_overhead, max_autotune, max_autotune_no_cudagraphs };
+std::string_view name_of(Mode m);     // "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+Mode parse_mode(std::string_view s);  // the names above; throws aisp::Error listing them
+
 struct CompileOptions {
   PipelineOptions pipeline;
+  Mode mode = Mode::default_mode;
+  std::string autotune_dir;  // decision cache; empty: <jit cache dir>/autotune
   CpuJit* jit = nullptr;  // null: default_cpu_jit()
   int jobs = 0;           // parallel compiler processes; 0: the hardware's thread count
 };

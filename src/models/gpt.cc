@@ -38,7 +38,12 @@ namespace {
 struct Builder {
   Graph& g;
   const GptConfig& c;
-  Tensor param(const std::string& name, Shape shape) { return g.input(name, std::move(shape), c.dtype); }
+  // The input `name`, created on first use (the tied wte is read by both the embedding and the head).
+  Tensor param(const std::string& name, Shape shape) {
+    for (NodeId id : g.inputs())
+      if (g.node(id).name == name) return g.tensor(id);
+    return g.input(name, std::move(shape), c.dtype);
+  }
 
   Tensor linear(Tensor x, const std::string& name, std::int64_t in, std::int64_t out) {
     return matmul(x, param(name + ".w", {in, out})) + param(name + ".b", {out});
@@ -62,33 +67,65 @@ struct Builder {
     const std::int64_t d = c.d_model, f = c.mlp_ratio * c.d_model;
     return linear(gelu(linear(x, name + ".fc", d, f)), name + ".out", f, d);
   }
+
+  // One pre-norm transformer block; parameter names start with `p` ("h3." or "" for a region).
+  Tensor block(Tensor x, const std::string& p) {
+    x = x + attention_block(norm(x, p + "ln1"), p + "attn");
+    return x + mlp(norm(x, p + "ln2"), p + "mlp");
+  }
+  Tensor embed(Tensor tokens, std::int64_t seq) {
+    return gather(param("wte", {c.vocab, c.d_model}), tokens) + slice(param("wpe", {c.max_seq, c.d_model}), 0, 0, seq);
+  }
+  Tensor head(Tensor x) {  // tied head: wte^T as a strided view
+    return matmul(norm(x, "ln_f"), transpose(param("wte", {c.vocab, c.d_model}), 0, 1));
+  }
 };
+
+void check(const GptConfig& c, std::int64_t seq) {
+  if (seq > c.max_seq) throw Error(fmt::format("sequence {} exceeds the model's {} positions", seq, c.max_seq));
+  if (c.d_model % c.heads != 0) throw Error("d_model must be a multiple of heads");
+}
 
 }  // namespace
 
 GptGraph build_gpt(const GptConfig& c, std::int64_t batch, std::int64_t seq, bool with_loss) {
-  if (seq > c.max_seq) throw Error(fmt::format("sequence {} exceeds the model's {} positions", seq, c.max_seq));
-  if (c.d_model % c.heads != 0) throw Error("d_model must be a multiple of heads");
+  check(c, seq);
   GptGraph out;
   Graph& g = out.graph;
   Builder bld{g, c};
   const Tensor tokens = g.input("tokens", {batch, seq}, DType::i32);
   const Tensor targets = with_loss ? g.input("targets", {batch, seq}, DType::i32) : Tensor{};
-  const Tensor wte = bld.param("wte", {c.vocab, c.d_model});
-  const Tensor wpe = bld.param("wpe", {c.max_seq, c.d_model});
-  Tensor x = gather(wte, tokens) + slice(wpe, 0, 0, seq);  // [B, T, C] + [T, C]
-  for (std::int64_t l = 0; l < c.layers; ++l) {
-    const std::string p = fmt::format("h{}", l);
-    x = x + bld.attention_block(bld.norm(x, p + ".ln1"), p + ".attn");
-    x = x + bld.mlp(bld.norm(x, p + ".ln2"), p + ".mlp");
-  }
-  out.logits = matmul(bld.norm(x, "ln_f"), transpose(wte, 0, 1));  // tied head: wte^T as a strided view
+  Tensor x = bld.embed(tokens, seq);  // [B, T, C] + [T, C]
+  for (std::int64_t l = 0; l < c.layers; ++l) x = bld.block(x, fmt::format("h{}.", l));
+  out.logits = bld.head(x);
   g.output(out.logits);
   if (with_loss) {
     out.loss = cross_entropy(reshape(out.logits, {batch * seq, c.vocab}), reshape(targets, {batch * seq}));
     g.output(out.loss);
   }
   return out;
+}
+
+RegionalProgram build_gpt_regions(const GptConfig& c, std::int64_t batch, std::int64_t seq) {
+  check(c, seq);
+  RegionalProgram p;
+  p.regions.resize(3);
+  {
+    Builder bld{p.regions[0], c};
+    p.regions[0].output(bld.embed(p.regions[0].input("tokens", {batch, seq}, DType::i32), seq));
+  }
+  {
+    Builder bld{p.regions[1], c};
+    p.regions[1].output(bld.block(p.regions[1].input(p.carry, {batch, seq, c.d_model}, c.dtype), ""));
+  }
+  {
+    Builder bld{p.regions[2], c};
+    p.regions[2].output(bld.head(p.regions[2].input(p.carry, {batch, seq, c.d_model}, c.dtype)));
+  }
+  p.calls.push_back({0, ""});
+  for (std::int64_t l = 0; l < c.layers; ++l) p.calls.push_back({1, fmt::format("h{}.", l)});
+  p.calls.push_back({2, ""});
+  return p;
 }
 
 std::vector<HostTensor> gpt_inputs(const GptGraph& gpt, const GptConfig& c, std::uint64_t seed) {

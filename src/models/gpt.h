@@ -11,6 +11,7 @@
 
 #include "compiler/ir/graph.h"
 #include "compiler/ir/host_tensor.h"
+#include "compiler/regional.h"
 
 namespace aisp::models {
 
@@ -35,6 +36,14 @@ struct GptGraph {
 };
 
 GptGraph build_gpt(const GptConfig& config, std::int64_t batch, std::int64_t seq, bool with_loss = false);
+
+// The same model as a regional program (compiler/regional.h), for compiling one block once:
+//   region 0 embedding: tokens, wte, wpe -> x            call prefix ""
+//   region 1 block:     x, ln1.w, ..., mlp.out.b -> x    calls with prefix "h0." .. "h{layers-1}."
+//   region 2 head:      x, ln_f.w, ln_f.b, wte -> logits call prefix ""
+// Parameter names after prefixing are build_gpt's, so gpt_inputs() of the full graph binds both.
+// Logits only (no loss).
+compiler::RegionalProgram build_gpt_regions(const GptConfig& config, std::int64_t batch, std::int64_t seq);
 
 // Inputs for graph.inputs() in order: tokens/targets uniform in [0, vocab), weights ~ N(0, 0.02^2),
 // LayerNorm gains ~ 1 + N(0, 0.1^2), biases ~ N(0, 0.02^2). Deterministic in `seed`.

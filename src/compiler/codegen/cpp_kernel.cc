@@ -14,9 +14,6 @@
 namespace aisp::compiler {
 namespace {
 
-// Below this many elements a kernel runs on one thread (an OpenMP fork costs microseconds).
-constexpr std::int64_t kParallelMin = 1 << 15;
-
 using Index = std::vector<std::string>;
 
 std::string term(const std::string& idx, std::int64_t stride) {
@@ -49,7 +46,7 @@ bool is_name(const std::string& e) {
 
 class Emitter {
  public:
-  Emitter(const Graph& g, const Step& s) : g_(g), s_(s) {
+  Emitter(const Graph& g, const Step& s, const CpuKernelConfig& config) : g_(g), s_(s), parallel_min_(config.parallel_min) {
     for (std::size_t i = 0; i < s.reads.size(); ++i) arg_[s.reads[i]] = fmt::format("a{}", i);
     for (std::size_t i = 0; i < s.outputs.size(); ++i) arg_[s.outputs[i]] = fmt::format("a{}", s.reads.size() + i);
   }
@@ -196,7 +193,7 @@ class Emitter {
 
   void pointwise_loop() {
     const std::int64_t n = numel(s_.domain);
-    if (n >= kParallelMin) line("#pragma omp parallel for schedule(static)");
+    if (n >= parallel_min_) line("#pragma omp parallel for schedule(static)");
     open(fmt::format("for (std::int64_t i = 0; i < {}; ++i)", n));
     const Index idx = decompose("i", s_.domain, "i");
     for (NodeId o : s_.outputs) store(o, "i", value(o, idx));
@@ -213,7 +210,7 @@ class Emitter {
       if (!red) row_drop.push_back(dom[d]);
     }
     const std::int64_t rows = numel(row_drop), inner = numel(reduced);
-    if (rows > 1 && rows * inner >= kParallelMin) line("#pragma omp parallel for schedule(static)");
+    if (rows > 1 && rows * inner >= parallel_min_) line("#pragma omp parallel for schedule(static)");
     open(fmt::format("for (std::int64_t r = 0; r < {}; ++r)", rows));
     std::vector<std::size_t> kept_axes, reduced_axes;
     for (std::size_t d = 0; d < dom.size(); ++d)
@@ -272,6 +269,7 @@ class Emitter {
 
   const Graph& g_;
   const Step& s_;
+  std::int64_t parallel_min_;
   std::unordered_map<NodeId, std::string> arg_;
   std::string code_;
   int depth_ = 1;
@@ -282,9 +280,11 @@ class Emitter {
 
 }  // namespace
 
-KernelSource generate_cpp_kernel(const Graph& g, const Step& step) {
+KernelSource generate_cpp_kernel(const Graph& g, const Step& step, const CpuKernelConfig& config) {
   if (step.kind != Step::Kind::kernel) throw Error("generate_cpp_kernel: not a kernel step");
-  return Emitter(g, step).run();
+  KernelSource k = Emitter(g, step, config).run();
+  k.config = fmt::format("parallel_min={} (heuristic)", config.parallel_min);
+  return k;
 }
 
 }  // namespace aisp::compiler

@@ -21,8 +21,18 @@ struct KernelSource {
   std::string source;        // the whole translation unit
   std::vector<NodeId> args;  // the buffer behind each argument: step.reads, then step.outputs
   std::string summary;       // one line: kind, domain, ops
+  std::string config;        // how its knobs were chosen: "parallel_min=32768 (heuristic)" or the autotune pick
 };
 
-KernelSource generate_cpp_kernel(const Graph& g, const Step& step);
+// The knobs of a CPU kernel (max-autotune searches them; the defaults are the heuristic).
+struct CpuKernelConfig {
+  // OpenMP on the outer loop when the kernel touches at least this many elements (an OpenMP fork
+  // costs microseconds). 1: always; kNever: a serial kernel.
+  static constexpr std::int64_t kNever = std::int64_t(1) << 62;
+  std::int64_t parallel_min = std::int64_t(1) << 15;
+  bool operator==(const CpuKernelConfig&) const = default;
+};
+
+KernelSource generate_cpp_kernel(const Graph& g, const Step& step, const CpuKernelConfig& config = {});
 
 }  // namespace aisp::compiler

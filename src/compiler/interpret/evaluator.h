@@ -44,12 +44,14 @@ std::vector<std::int64_t> gather_offsets(const Shape& out, IndexFn&& in_offset_o
 
 template <class T>
 void matmul_blocked(const T* a, const T* b, T* c, std::int64_t batch, std::int64_t m, std::int64_t k,
-                    std::int64_t n) {
+                    std::int64_t n, std::int64_t block_n = 512) {
   // Four rows of C at a time accumulate a[i..i+3, p] * b[p, j0:j1] over p: each row of b loaded into
   // registers/L1 is used four times, the inner loop is contiguous in b and c (it vectorizes), and
   // blocking p and j keeps a panel of b in cache while the rows of a stream past it. Each C element
   // sums over p in order, so results do not depend on the thread count.
-  constexpr std::int64_t kRows = 4, kBlockK = 128, kBlockN = 512;
+  // block_n: columns of b kept hot per panel (max-autotune searches it; 512 by default).
+  constexpr std::int64_t kRows = 4, kBlockK = 128;
+  const std::int64_t kBlockN = block_n;
   const std::int64_t row_blocks = (m + kRows - 1) / kRows;
 #pragma omp parallel for collapse(2) schedule(static) if (std::size_t(batch * m * n * k) > (kParallelMin << 5))
   for (std::int64_t bi = 0; bi < batch; ++bi) {

@@ -10,9 +10,10 @@ namespace aisp::compiler {
 std::string CompileStats::to_string() const {
   return fmt::format(
       "trace {:.1f} ms, passes {:.1f} ms, codegen {:.1f} ms, compile {:.1f} ms; {} kernels ({} unique: {} memory "
-      "hits, {} disk hits, {} built) + {} library calls per call; arena {} B (peak live {} B)",
+      "hits, {} disk hits, {} built) + {} library calls per call; arena {} B (peak live {} B); autotune {:.1f} ms "
+      "({} searched, {} from disk)",
       trace_ms, passes_ms, codegen_ms, compile_ms, kernels, unique_kernels, memory_hits, disk_hits, builds,
-      library_calls, arena_bytes, peak_live_bytes);
+      library_calls, arena_bytes, peak_live_bytes, autotune_ms, autotune_searches, autotune_cache_hits);
 }
 
 CompiledGraph::CompiledGraph(Lowered lowered, std::vector<KernelSource> sources, std::vector<KernelFn> fns,
@@ -40,6 +41,7 @@ CompiledGraph::CompiledGraph(Lowered lowered, std::vector<KernelSource> sources,
         layouts.push_back(*l);
       }
     operand_layouts_.push_back(std::move(layouts));
+    matmul_block_n_.push_back(kMatmulBlockN);
   }
 }
 
@@ -78,7 +80,7 @@ void CompiledGraph::run(const std::vector<const void*>& inputs, const std::vecto
     auto src = [&](std::size_t i) { return address(where_[std::size_t(layouts[i].source)], inputs, outputs); };
     const std::size_t es = size_of(n.dtype);
     if (n.op == OpKind::matmul) {
-      cpu_matmul(n.dtype, src(0), layouts[0], src(1), layouts[1], out);
+      cpu_matmul(n.dtype, src(0), layouts[0], src(1), layouts[1], out, matmul_block_n_[si]);
     } else if (n.op == OpKind::gather) {
       const auto* table = static_cast<const char*>(src(0)) + layouts[0].offset * std::int64_t(es);
       const auto* idx = static_cast<const std::int32_t*>(src(1)) + layouts[1].offset;

@@ -17,6 +17,9 @@ struct CompileStats {
   double passes_ms = 0;   // simplify .. plan_memory
   double codegen_ms = 0;  // source generation
   double compile_ms = 0;  // wall time of the (parallel) JIT compile and load
+  double autotune_ms = 0; // max-autotune: the timed config search (0 in default mode)
+  int lowered_nodes = 0;  // nodes of the graph given to the passes
+  int autotune_searches = 0, autotune_cache_hits = 0;  // max-autotune: decisions timed / read from disk
   int kernels = 0;        // kernel steps in the plan
   int unique_kernels = 0; // distinct sources (repeated layers share one)
   int memory_hits = 0, disk_hits = 0, builds = 0;
@@ -41,6 +44,9 @@ class CompiledGraph {
   const std::vector<KernelSource>& kernels() const { return sources_; }  // per kernel step, in step order
   const CompileStats& stats() const { return stats_; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
+  // The GEMM column block of library step `step` (a matmul); max-autotune sets it.
+  void set_matmul_block(std::size_t step, std::int64_t block_n) { matmul_block_n_.at(step) = block_n; }
+  std::int64_t matmul_block(std::size_t step) const { return matmul_block_n_.at(step); }
 
  private:
   // Where a buffer lives at run time.
@@ -57,6 +63,7 @@ class CompiledGraph {
   std::vector<Where> where_;  // per node id (buffer nodes only)
   std::vector<std::byte> arena_;
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps: layouts of their operands
+  std::vector<std::int64_t> matmul_block_n_;          // per step: the matmul's GEMM column block
 };
 
 }  // namespace aisp::compiler

@@ -56,15 +56,6 @@ fs::path temp_beside(const fs::path& target) {
   return fs::path(target.string() + fmt::format(".tmp.{}.{}", ::getpid(), counter++));
 }
 
-void write_atomically(const fs::path& target, const std::string& bytes) {
-  const fs::path tmp = temp_beside(target);
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << bytes;
-    if (!f) throw Error(fmt::format("cannot write {}", tmp.string()));
-  }
-  fs::rename(tmp, target);
-}
 
 // Runs a shell command; returns its exit status and combined output.
 int run_command(const std::string& cmd, std::string* output) {
@@ -78,6 +69,16 @@ int run_command(const std::string& cmd, std::string* output) {
 }
 
 }  // namespace
+
+void write_atomically(const std::filesystem::path& target, const std::string& bytes) {
+  const fs::path tmp = temp_beside(target);
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << bytes;
+    if (!f) throw Error(fmt::format("cannot write {}", tmp.string()));
+  }
+  fs::rename(tmp, target);
+}
 
 CpuJit::CpuJit(JitOptions options) : options_(std::move(options)) {
   cache_dir_ = options_.cache_dir.empty() ? default_cache_dir() : options_.cache_dir;

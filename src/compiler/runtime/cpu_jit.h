@@ -9,6 +9,7 @@
 // A failed compile throws aisp::Error naming the saved source file.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,6 +58,10 @@ class CpuJit {
   std::vector<void*> handles_;
   std::vector<std::string> warnings_;
 };
+
+// Writes `bytes` to a temporary name beside `target` and renames it into place (atomic on one
+// filesystem); the kernel cache and the autotune cache use it.
+void write_atomically(const std::filesystem::path& target, const std::string& bytes);
 
 // The process's JIT with default options (compile() uses it unless given another).
 CpuJit& default_cpu_jit();

@@ -11,7 +11,8 @@
 
 namespace aisp::compiler {
 
-void cpu_matmul(DType dt, const void* a, const Layout& la, const void* b, const Layout& lb, void* c) {
+void cpu_matmul(DType dt, const void* a, const Layout& la, const void* b, const Layout& lb, void* c,
+                std::int64_t block_n) {
   const std::size_t r = la.shape.size();
   const std::int64_t m = la.shape[r - 2], k = la.shape[r - 1], n = lb.shape[r - 1];
   const Shape batch_shape(la.shape.begin(), la.shape.end() - 2);
@@ -39,7 +40,7 @@ void cpu_matmul(DType dt, const void* a, const Layout& la, const void* b, const 
       for (std::int64_t j = 0; j < n; ++j)
         for (std::int64_t p = 0; p < k; ++p) pb[std::size_t(p * n + j)] = load_element(dt, b, ob + p * sbk + j * sbn);
     }
-    detail::matmul_blocked(pa.data(), pb.data(), pc.data(), 1, m, k, n);
+    detail::matmul_blocked(pa.data(), pb.data(), pc.data(), 1, m, k, n, block_n);
     for (std::int64_t i = 0; i < m * n; ++i) store_element(dt, c, bt * m * n + i, pc[std::size_t(i)]);
     for (int d = int(bi.size()) - 1; d >= 0; --d) {
       if (++bi[std::size_t(d)] < batch_shape[std::size_t(d)]) break;
