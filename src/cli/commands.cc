@@ -68,6 +68,11 @@ void Commands::add_to(CLI::App& app) {
   info->add_option("--json-out", json_out_, "also write the information as JSON to this file");
   info->callback([this] { chosen_ = [this] { return gpu_info(); }; });
 
+  auto* insp = app.add_subcommand("inspect", "compile a compiler example's graph and write its IR, fusion, sources, stats");
+  insp->add_option("target", inspect_target_, "e.g. ch14:model_eager")->required();
+  insp->add_option("--out", inspect_out_, "output folder (default: artifacts/inspect/<chapter>/<example>/)");
+  insp->callback([this] { chosen_ = [this] { return inspect(); }; });
+
   auto* child = app.add_subcommand("__run-variant", "");  // hidden: the child side of process isolation
   child->group("");
   child->add_option("--request", request_file_)->required();

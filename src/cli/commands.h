@@ -26,6 +26,7 @@ class Commands {
   int compare();
   int gpu_info();
   int run_variant();
+  int inspect();  // inspect_command.cc
 
   std::ostream& out_;
   std::ostream& err_;
@@ -51,6 +52,9 @@ class Commands {
   int device_ = 0;
   bool remeasure_ = false;
   std::string json_out_;
+  // inspect
+  std::string inspect_target_;
+  std::string inspect_out_;
   // __run-variant
   std::string request_file_;
   std::string result_file_;

@@ -6,6 +6,7 @@
 
 #if AISP_WITH_CUDA
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <fmt/format.h>
 #endif
 
@@ -15,6 +16,16 @@ namespace aisp {
 
 GpuProbe probe_gpus() {
   GpuProbe p;
+  // Without a driver the runtime says "insufficient driver", which reads like a version problem:
+  // name the real cause first.
+  if (void* driver = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD); driver == nullptr) {
+    if (void* loaded = ::dlopen("libcuda.so.1", RTLD_LAZY); loaded == nullptr) {
+      p.reason = "no NVIDIA driver on this machine (libcuda.so.1 not found); GPU examples need an NVIDIA GPU and driver";
+      return p;
+    } else {
+      ::dlclose(loaded);
+    }
+  }
   const cudaError_t status = cudaGetDeviceCount(&p.count);
   if (status != cudaSuccess) {
     cudaGetLastError();  // clear the sticky-free error so later calls start clean

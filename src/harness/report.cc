@@ -101,7 +101,8 @@ constexpr bool kRightAligned[kColumns] = {false, false, false, true, true, true,
                                           false, true,  true,  false, false};
 
 std::string throughput_cell(const Line& l) {
-  if (l.tflop_s && !l.memory_bound) return fmt::format("{:.1f} TFLOP/s", *l.tflop_s);
+  if (l.tflop_s && !l.memory_bound)
+    return *l.tflop_s >= 1 ? fmt::format("{:.1f} TFLOP/s", *l.tflop_s) : fmt::format("{:.1f} GFLOP/s", *l.tflop_s * 1e3);
   if (l.gb_s) return *l.gb_s >= 100 ? fmt::format("{:.0f} GB/s", *l.gb_s) : fmt::format("{:.1f} GB/s", *l.gb_s);
   return "-";
 }
