@@ -47,14 +47,17 @@ inline float ld_f32(const float* p, std::int64_t i) { return p[i]; }
 inline float ld_bf16(const std::uint16_t* p, std::int64_t i) { return bf16_to_f32(p[i]); }
 inline float ld_f16(const std::uint16_t* p, std::int64_t i) { return f16_to_f32(p[i]); }
 inline float ld_i32(const std::int32_t* p, std::int64_t i) { return float(p[i]); }
+inline float ld_u8(const std::uint8_t* p, std::int64_t i) { return float(p[i]); }
 inline void st_f32(float* p, std::int64_t i, float v) { p[i] = v; }
 inline void st_bf16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_bf16(v); }
 inline void st_f16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_f16(v); }
 inline void st_i32(std::int32_t* p, std::int64_t i, float v) { p[i] = std::int32_t(v); }
+inline void st_u8(std::uint8_t* p, std::int64_t i, float v) { p[i] = std::uint8_t(v); }
 // An explicit cast inside a fused kernel rounds like a store would.
 inline float to_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 inline float to_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
 inline float to_i32(float v) { return float(std::int32_t(v)); }
+inline float to_u8(float v) { return float(std::uint8_t(v)); }
 }  // namespace
 )";
 

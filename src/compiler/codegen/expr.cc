@@ -25,6 +25,7 @@ std::string unary_expr(OpKind op, DType to, const std::string& x) {
         case DType::bf16: return fmt::format("to_bf16({})", x);
         case DType::f16: return fmt::format("to_f16({})", x);
         case DType::i32: return fmt::format("to_i32({})", x);
+        case DType::u8: return fmt::format("to_u8({})", x);
         default: return x;
       }
     default: throw Error(fmt::format("codegen: {} is not unary", name_of(op)));
@@ -62,6 +63,7 @@ std::string storage_ctype(DType t) {
     case DType::bf16:
     case DType::f16: return "std::uint16_t";
     case DType::i32: return "std::int32_t";
+    case DType::u8: return "std::uint8_t";
     default: throw Error(fmt::format("codegen: no storage type for {}", name_of(t)));
   }
 }

@@ -87,9 +87,10 @@ inline void store_element(DType t, void* p, std::int64_t i, double v) {
   }
 }
 
-// The compiler stores f32/bf16/f16 (fp8 storage comes with the GPU path) and i32 indices.
+// The compiler stores f32/bf16/f16 (fp8 storage comes with the GPU path), i32 indices and u8 (masks,
+// read as float 0..255).
 constexpr bool is_supported(DType t) {
-  return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::i32;
+  return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::i32 || t == DType::u8;
 }
 
 }  // namespace aisp::compiler

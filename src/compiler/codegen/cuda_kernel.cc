@@ -1,0 +1,569 @@
+#include "compiler/codegen/cuda_kernel.h"
+
+#include <algorithm>
+#include <optional>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "compiler/codegen/cuda_prelude.h"
+#include "compiler/codegen/expr.h"
+#include "compiler/ir/dtype_util.h"
+#include "core/error.h"
+
+namespace aisp::compiler {
+namespace {
+
+using Index = std::vector<std::string>;
+
+// ---- Index arithmetic (the same spelling as cpp_kernel.cc) ---------------------------------------
+
+std::string term(const std::string& idx, std::int64_t stride) {
+  if (idx == "0") return "";
+  return stride == 1 ? idx : fmt::format("{} * {}", idx, stride);
+}
+
+std::string offset_of(const Index& idx, const Shape& shape) {
+  const auto st = contiguous_strides(shape);
+  std::vector<std::string> terms;
+  for (std::size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] != 1)
+      if (auto t = term(idx[d], st[d]); !t.empty()) terms.push_back(t);
+  return terms.empty() ? "0" : fmt::format("{}", fmt::join(terms, " + "));
+}
+
+bool same_up_to_unit_axes(const Shape& a, const Shape& b) {
+  Shape x, y;
+  for (auto d : a)
+    if (d != 1) x.push_back(d);
+  for (auto d : b)
+    if (d != 1) y.push_back(d);
+  return x == y;
+}
+
+bool is_name(const std::string& e) {
+  return e.size() > 1 && e[0] == 't' && std::all_of(e.begin() + 1, e.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// ---- fp32 math in CUDA spelling (the device twin of expr.cc) ------------------------------------
+
+std::string cuda_unary(OpKind op, DType to, const std::string& x) {
+  switch (op) {
+    case OpKind::neg: return fmt::format("(-{})", x);
+    case OpKind::exp: return fmt::format("expf({})", x);
+    case OpKind::log: return fmt::format("logf({})", x);
+    case OpKind::sqrt: return fmt::format("sqrtf({})", x);
+    case OpKind::rsqrt: return fmt::format("rsqrtf({})", x);
+    case OpKind::tanh: return fmt::format("tanhf({})", x);
+    case OpKind::erf: return fmt::format("erff({})", x);
+    case OpKind::abs: return fmt::format("fabsf({})", x);
+    case OpKind::relu: return fmt::format("({0} > 0.0f ? {0} : 0.0f)", x);
+    case OpKind::sigmoid: return fmt::format("(1.0f / (1.0f + expf(-{})))", x);
+    case OpKind::cast:
+      switch (to) {
+        case DType::bf16: return fmt::format("to_bf16({})", x);
+        case DType::f16: return fmt::format("to_f16({})", x);
+        case DType::i32: return fmt::format("to_i32({})", x);
+        case DType::u8: return fmt::format("to_u8({})", x);
+        default: return x;
+      }
+    default: throw Error(fmt::format("cuda codegen: {} is not unary", name_of(op)));
+  }
+}
+
+std::string cuda_binary(OpKind op, const std::string& a, const std::string& b) {
+  switch (op) {
+    case OpKind::max: return fmt::format("fmaxf({}, {})", a, b);
+    case OpKind::min: return fmt::format("fminf({}, {})", a, b);
+    case OpKind::pow: return fmt::format("powf({}, {})", a, b);
+    default: return binary_expr(op, a, b);  // + - * / and comparisons: the same text as C++
+  }
+}
+
+std::string cuda_ctype(DType t) {
+  switch (t) {
+    case DType::f32: return "float";
+    case DType::bf16: return "__nv_bfloat16";
+    case DType::f16: return "__half";
+    case DType::i32: return "int";
+    case DType::u8: return "unsigned char";
+    default: throw Error(fmt::format("cuda codegen: no storage type for {}", name_of(t)));
+  }
+}
+
+bool reduces_last_axis_only(const Step& s) {
+  return s.reduce_axes.size() == 1 && s.reduce_axes[0] == std::int64_t(s.domain.size()) - 1;
+}
+
+std::int64_t row_inner(const Step& s) {
+  std::int64_t inner = 1;
+  for (auto a : s.reduce_axes) inner *= s.domain[std::size_t(a)];
+  return inner;
+}
+
+// A register-cached buffer value of a reduction kernel: loaded once per row.
+struct RowLoad {
+  NodeId buffer;
+  Index idx;           // element index (names of the element loop: j, j0, ... and r0, ...)
+  std::string offset;  // offset_of(idx, buffer shape)
+  bool per_element;    // depends on j: a [chunks][vec] register array; else one scalar per row
+  bool vector;         // per_element and 8 consecutive elements at a 16-byte boundary
+  std::string name;
+};
+
+class Emitter {
+ public:
+  Emitter(const Graph& g, const Step& s, const CudaLaunchConfig& launch) : g_(g), s_(s), launch_(launch) {
+    for (std::size_t i = 0; i < s.reads.size(); ++i) arg_[s.reads[i]] = fmt::format("a{}", i);
+    for (std::size_t i = 0; i < s.outputs.size(); ++i) arg_[s.outputs[i]] = fmt::format("a{}", s.reads.size() + i);
+  }
+
+  KernelSource run() {
+    KernelSource k;
+    k.args = s_.reads;
+    k.args.insert(k.args.end(), s_.outputs.begin(), s_.outputs.end());
+    std::vector<std::string> ops, args, params;
+    for (NodeId m : s_.nodes) ops.emplace_back(name_of(g_.node(m).op));
+    for (std::size_t i = 0; i < k.args.size(); ++i) {
+      const Node& n = g_.node(k.args[i]);
+      const bool in = i < s_.reads.size();
+      args.push_back(fmt::format("a{} {}{} {}", i, name_of(n.dtype), to_string(n.shape), in ? "in" : "out"));
+      params.push_back(fmt::format("{}{}* __restrict__ a{}", in ? "const " : "", cuda_ctype(n.dtype), i));
+    }
+    params.push_back("int aligned");
+    const std::string what =
+        s_.is_reduction() ? fmt::format("reduction over {} reducing axes ({})", to_string(s_.domain), fmt::join(s_.reduce_axes, ", "))
+                          : fmt::format("pointwise over {}", to_string(s_.domain));
+    k.summary = fmt::format("{}: {}", what, fmt::join(ops, " "));
+    depth_ = 1;
+    if (s_.is_reduction()) reduction_kernel();
+    else pointwise_kernel();
+    k.source = fmt::format(
+        "// aisp generated kernel (CUDA)\n// {}\n// ops: {}\n// args: {}\n// launch: {}\n{}\n"
+        "extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n{}}}\n",
+        what, fmt::join(ops, " "), fmt::join(args, ", "), launch_.to_string(), kCudaPrelude, launch_.threads, k.symbol,
+        fmt::join(params, ", "), code_);
+    return k;
+  }
+
+ private:
+  void line(const std::string& s) { code_ += std::string(std::size_t(depth_) * 2, ' ') + s + "\n"; }
+  void open(const std::string& s) {
+    line(s + " {");
+    ++depth_;
+    memo_.emplace_back();
+  }
+  void close() {
+    memo_.pop_back();
+    --depth_;
+    line("}");
+  }
+
+  int member(NodeId id) const {
+    auto it = std::lower_bound(s_.nodes.begin(), s_.nodes.end(), id);
+    return it != s_.nodes.end() && *it == id ? int(it - s_.nodes.begin()) : -1;
+  }
+
+  Index decompose(const std::string& flat, const Shape& shape, const std::string& prefix) {
+    Index idx(shape.size(), "0");
+    const auto st = contiguous_strides(shape);
+    bool first = true;
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+      if (shape[d] == 1) continue;
+      std::string e = st[d] == 1 ? flat : fmt::format("{} / {}", flat, st[d]);
+      if (!first) e = st[d] == 1 ? fmt::format("{} % {}", flat, shape[d]) : fmt::format("{} % {}", e, shape[d]);
+      first = false;
+      idx[d] = fmt::format("{}{}", prefix, d);
+      line(fmt::format("const long long {} = {};", idx[d], e));
+    }
+    return idx;
+  }
+
+  Index map_index(const Node& v, const Index& idx) const {
+    const Shape& in = g_.node(v.inputs[0]).shape;
+    Index out(in.size(), "0");
+    switch (v.op) {
+      case OpKind::broadcast:
+        for (std::size_t d = 0; d < in.size(); ++d) out[d] = in[d] == 1 ? "0" : idx[d];
+        return out;
+      case OpKind::permute:
+        for (std::size_t d = 0; d < v.axes.size(); ++d) out[std::size_t(v.axes[d])] = idx[d];
+        return out;
+      case OpKind::slice:
+        for (std::size_t d = 0; d < in.size(); ++d) {
+          std::string e = v.steps[d] == 1 ? idx[d] : fmt::format("{} * {}", idx[d], v.steps[d]);
+          if (idx[d] == "0") e = "0";
+          out[d] = v.starts[d] == 0 ? e : (e == "0" ? fmt::format("{}", v.starts[d]) : fmt::format("({} + {})", e, v.starts[d]));
+        }
+        return out;
+      case OpKind::reshape: {
+        if (same_up_to_unit_axes(in, v.shape)) {
+          std::size_t j = 0;
+          for (std::size_t d = 0; d < in.size(); ++d) {
+            if (in[d] == 1) continue;
+            while (v.shape[j] == 1) ++j;
+            out[d] = idx[j++];
+          }
+          return out;
+        }
+        const std::string flat = "(" + offset_of(idx, v.shape) + ")";
+        const auto st = contiguous_strides(in);
+        bool first = true;
+        for (std::size_t d = 0; d < in.size(); ++d) {
+          if (in[d] == 1) continue;
+          std::string e = st[d] == 1 ? flat : fmt::format("{} / {}", flat, st[d]);
+          out[d] = first ? fmt::format("({})", e) : fmt::format("({} % {})", e, in[d]);
+          first = false;
+        }
+        return out;
+      }
+      default:
+        throw Error("cuda codegen: not a view");
+    }
+  }
+
+  std::string compute(const Node& n, const Index& idx) {
+    if (is_unary(n.op)) return cuda_unary(n.op, n.dtype, value(n.inputs[0], idx));
+    if (is_binary(n.op)) return cuda_binary(n.op, value(n.inputs[0], idx), value(n.inputs[1], idx));
+    if (n.op == OpKind::where)
+      return fmt::format("({} != 0.0f ? {} : {})", value(n.inputs[0], idx), value(n.inputs[1], idx), value(n.inputs[2], idx));
+    throw Error(fmt::format("cuda codegen: cannot compute {} inline", name_of(n.op)));
+  }
+
+  // A buffer value: a hoisted register (vector chunk or row load) or a scalar load here.
+  std::string load(NodeId id, const Index& idx) {
+    const Node& n = g_.node(id);
+    const std::string offset = offset_of(idx, n.shape);
+    if (s_.is_reduction()) {
+      const std::string key = fmt::format("{}@{}", id, offset);
+      auto it = row_load_of_.find(key);
+      if (it == row_load_of_.end()) {
+        RowLoad l{id, idx, offset, offset.find('j') != std::string::npos, false, ""};
+        if (l.per_element && launch_.vec == 8 && n.shape.back() == row_inner(s_) && idx.back() == "j0") {
+          l.vector = true;
+          for (std::size_t d = 0; d + 1 < idx.size(); ++d) l.vector = l.vector && idx[d].find('j') == std::string::npos;
+        }
+        l.name = fmt::format("{}{}", l.per_element ? "x" : "rv", row_loads_.size());
+        it = row_load_of_.emplace(key, row_loads_.size()).first;
+        row_loads_.push_back(l);
+      }
+      const RowLoad& l = row_loads_[it->second];
+      return l.per_element ? fmt::format("{}[k][v]", l.name) : l.name;
+    }
+    if (vector_body_ && n.shape == s_.domain && idx == element_idx_) {  // read at its own index: a vector
+      auto it = vector_in_.find(id);
+      if (it == vector_in_.end()) it = vector_in_.emplace(id, fmt::format("in{}", vector_in_.size())).first;
+      return it->second + "[v]";
+    }
+    return fmt::format("ld_{}({}, {})", name_of(n.dtype), arg_.at(id), offset);
+  }
+
+  std::string value(NodeId id, const Index& idx) {
+    const Node& n = g_.node(id);
+    if (is_view(n.op)) return value(n.inputs[0], map_index(n, idx));
+    if (n.op == OpKind::constant) return float_literal(round_to(n.dtype, n.value));
+    if (n.op == OpKind::iota) return fmt::format("float({})", idx[std::size_t(n.axis)]);
+    const int mi = member(id);
+    if (mi >= 0 && (is_reduction(n.op) || s_.domains[std::size_t(mi)] == Domain::row)) return row_var_.at(id);
+    const std::string key = fmt::format("{}@{}", id, fmt::join(idx, ","));
+    for (auto it = memo_.rbegin(); it != memo_.rend(); ++it)
+      if (auto f = it->find(key); f != it->end()) return f->second;
+    std::string e;
+    if (mi < 0) {
+      e = load(id, idx);
+      if (e.rfind("ld_", 0) != 0) return e;  // a register the load was hoisted into
+    } else {
+      e = compute(n, idx);
+    }
+    if (is_name(e)) return e;
+    const std::string t = fmt::format("t{}", next_tmp_++);
+    line(fmt::format("const float {} = {};", t, e));
+    memo_.back()[key] = t;
+    return t;
+  }
+
+  // ---- pointwise: grid-stride over 8-element chunks, then a scalar tail -------------------------
+  void pointwise_kernel() {
+    const std::int64_t n = numel(s_.domain);
+    const int vec = launch_.vec;
+    const std::int64_t chunks = vec == 8 ? n / 8 : 0;
+    line("const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;");
+    line("const long long stride = (long long)gridDim.x * blockDim.x;");
+    if (chunks > 0) {
+      line(fmt::format("// {} chunks of 8 elements: 16-byte loads of the inputs read at their own index, and stores", chunks));
+      open(fmt::format("for (long long c = first; c < {}; c += stride)", chunks));
+      // The body first (it tells which inputs are vectors), then the loads in front of it.
+      const std::string before = std::move(code_);
+      code_.clear();
+      vector_body_ = true;
+      for (std::size_t o = 0; o < s_.outputs.size(); ++o) line(fmt::format("float out{}[8];", o));
+      line("#pragma unroll");
+      open("for (int v = 0; v < 8; ++v)");
+      line("const long long i = c * 8 + v;");
+      element_idx_ = decompose("i", s_.domain, "i");
+      for (std::size_t o = 0; o < s_.outputs.size(); ++o) line(fmt::format("out{}[v] = {};", o, value(s_.outputs[o], element_idx_)));
+      close();
+      for (std::size_t o = 0; o < s_.outputs.size(); ++o)
+        line(fmt::format("st8_{}({}, c * 8, out{}, aligned);", name_of(g_.node(s_.outputs[o]).dtype), arg_.at(s_.outputs[o]), o));
+      vector_body_ = false;
+      std::string body = std::move(code_);
+      code_ = before;
+      std::vector<std::pair<std::string, NodeId>> ins;
+      for (const auto& [id, name] : vector_in_) ins.emplace_back(name, id);
+      std::sort(ins.begin(), ins.end());
+      for (const auto& [name, id] : ins) {
+        line(fmt::format("float {}[8];", name));
+        line(fmt::format("ld8_{}({}, c * 8, {}, aligned);", name_of(g_.node(id).dtype), arg_.at(id), name));
+      }
+      code_ += body;
+      close();
+    }
+    line(chunks > 0 ? "// the tail: one element per thread" : "// one element per thread");
+    open(fmt::format("for (long long i = {}first; i < {}; i += stride)", chunks > 0 ? fmt::format("{} + ", chunks * 8) : "", n));
+    const Index idx = decompose("i", s_.domain, "i");
+    for (NodeId o : s_.outputs) {
+      const std::string v = value(o, idx);
+      line(fmt::format("st_{}({}, i, {});", name_of(g_.node(o).dtype), arg_.at(o), v));
+    }
+    close();
+  }
+
+  // ---- reduction: one block per row, the row's buffer values in registers ----------------------
+  // Opens the loops over this thread's elements of the row: k (register chunk), v (element of the
+  // chunk); returns the element's full index.
+  Index open_elements() {
+    line("#pragma unroll");
+    open(fmt::format("for (int k = 0; k < {}; ++k)", launch_.chunks_per_thread));
+    line(fmt::format("const int c = k * {} + int(threadIdx.x);", launch_.threads));
+    open(fmt::format("if (c < {})", row_inner(s_) / launch_.vec));
+    if (launch_.vec > 1) line("#pragma unroll");
+    open(fmt::format("for (int v = 0; v < {}; ++v)", launch_.vec));
+    line(fmt::format("const long long j = (long long)c * {} + v;", launch_.vec));
+    return element_index("j");
+  }
+  void close_elements() {
+    close();
+    close();
+    close();
+  }
+  Index element_index(const std::string& flat) {
+    const Index j = decompose(flat, reduced_, "j");
+    Index idx = r_keep_;
+    for (std::size_t q = 0; q < reduced_axes_.size(); ++q) idx[reduced_axes_[q]] = j[q];
+    return idx;
+  }
+
+  void reduction_kernel() {
+    const Shape& dom = s_.domain;
+    Shape row_drop;
+    row_keep_.clear();
+    for (std::size_t d = 0; d < dom.size(); ++d) {
+      const bool red = std::binary_search(s_.reduce_axes.begin(), s_.reduce_axes.end(), std::int64_t(d));
+      (red ? reduced_ : row_drop).push_back(dom[d]);
+      row_keep_.push_back(red ? 1 : dom[d]);
+      (red ? reduced_axes_ : kept_axes_).push_back(d);
+    }
+    const std::int64_t inner = row_inner(s_);
+    int reductions = 0;
+    for (NodeId m : s_.nodes) reductions += is_reduction(g_.node(m).op);
+    line(fmt::format("__shared__ float scratch[{}][32];", reductions));
+    line("const long long r = blockIdx.x;");
+    const Index r_drop = decompose("r", row_drop, "r");
+    r_keep_.assign(dom.size(), "0");
+    for (std::size_t q = 0; q < kept_axes_.size(); ++q) r_keep_[kept_axes_[q]] = r_drop[q];
+    auto row_index = [&](const Shape& s) -> Index {
+      if (s == row_keep_) return r_keep_;
+      if (s == row_drop) return r_drop;
+      throw Error(fmt::format("cuda codegen: {} is not a row shape", to_string(s)));
+    };
+    // The passes first (they tell which buffer values the row needs), the loads in front of them.
+    const std::string before = std::move(code_);
+    code_.clear();
+    int acc_count = 0;
+    for (std::size_t i = 0; i < s_.nodes.size(); ++i) {
+      const NodeId m = s_.nodes[i];
+      const Node& n = g_.node(m);
+      if (is_reduction(n.op)) {
+        const int a = acc_count++;
+        const std::string acc = fmt::format("acc{}", a);
+        const bool is_max = n.op == OpKind::reduce_max;
+        line(fmt::format("// {}", name_of(n.op)));
+        line(fmt::format("float {} = {};", acc, is_max ? "-INFINITY" : "0.0f"));
+        const Index idx = open_elements();
+        const std::string v = value(n.inputs[0], idx);
+        line(is_max ? fmt::format("{0} = fmaxf({0}, {1});", acc, v) : fmt::format("{0} += {1};", acc, v));
+        close_elements();
+        line(fmt::format("{0} = {1}({0}, scratch[{2}]);", acc, is_max ? "block_max" : "block_sum", a));
+        if (n.op == OpKind::reduce_mean) line(fmt::format("{0} = {0} / {1};", acc, float_literal(double(inner))));
+        row_var_[m] = acc;
+      } else if (s_.domains[i] == Domain::row) {
+        const std::string t = fmt::format("t{}", next_tmp_++);
+        const std::string e = compute(n, row_index(n.shape));
+        line(fmt::format("const float {} = {};", t, e));
+        row_var_[m] = t;
+      }
+    }
+    std::vector<NodeId> full_outputs;
+    for (NodeId o : s_.outputs) {
+      if (g_.node(o).shape == dom) {
+        full_outputs.push_back(o);
+      } else {
+        const std::string v = value(o, row_index(g_.node(o).shape));
+        line(fmt::format("if (threadIdx.x == 0) st_{}({}, r, {});", name_of(g_.node(o).dtype), arg_.at(o), v));
+      }
+    }
+    if (!full_outputs.empty()) {
+      line("// outputs");
+      const bool vector = launch_.vec == 8;
+      if (vector) {
+        line("#pragma unroll");
+        open(fmt::format("for (int k = 0; k < {}; ++k)", launch_.chunks_per_thread));
+        line(fmt::format("const int c = k * {} + int(threadIdx.x);", launch_.threads));
+        open(fmt::format("if (c < {})", inner / 8));
+        for (std::size_t o = 0; o < full_outputs.size(); ++o) line(fmt::format("float out{}[8];", o));
+        line("#pragma unroll");
+        open("for (int v = 0; v < 8; ++v)");
+        line("const long long j = (long long)c * 8 + v;");
+        const Index idx = element_index("j");
+        for (std::size_t o = 0; o < full_outputs.size(); ++o)
+          line(fmt::format("out{}[v] = {};", o, value(full_outputs[o], idx)));
+        close();
+        open("");  // a scope for the chunk's first index
+        line("const long long j = (long long)c * 8;");
+        const Index base = element_index("j");
+        for (std::size_t o = 0; o < full_outputs.size(); ++o)
+          line(fmt::format("st8_{}({}, {}, out{}, aligned);", name_of(g_.node(full_outputs[o]).dtype),
+                           arg_.at(full_outputs[o]), offset_of(base, dom), o));
+        close();
+        close();
+        close();
+      } else {
+        const Index idx = open_elements();
+        for (NodeId o : full_outputs) {
+          const std::string v = value(o, idx);
+          line(fmt::format("st_{}({}, {}, {});", name_of(g_.node(o).dtype), arg_.at(o), offset_of(idx, dom), v));
+        }
+        close_elements();
+      }
+    }
+    std::string passes = std::move(code_);
+    code_ = before;
+    // The row in registers: every per-element buffer value once, as vectors where contiguous.
+    bool any_element_load = false;
+    for (const RowLoad& l : row_loads_)
+      if (l.per_element) {
+        line(fmt::format("float {}[{}][{}];  // a{} {}", l.name, launch_.chunks_per_thread, launch_.vec,
+                         arg_.at(l.buffer).substr(1), l.offset));
+        any_element_load = true;
+      }
+    if (any_element_load) {
+      line("// the row's values, loaded once");
+      line("#pragma unroll");
+      open(fmt::format("for (int k = 0; k < {}; ++k)", launch_.chunks_per_thread));
+      line(fmt::format("const int c = k * {} + int(threadIdx.x);", launch_.threads));
+      open(fmt::format("if (c < {})", inner / launch_.vec));
+      bool any_vector = false, any_scalar = false;
+      for (const RowLoad& l : row_loads_) (l.vector ? any_vector : any_scalar) |= l.per_element;
+      if (any_vector) {
+        open("");
+        line("const long long j = (long long)c * 8;");
+        element_index("j");  // declares the same names the offsets use
+        for (const RowLoad& l : row_loads_)
+          if (l.per_element && l.vector)
+            line(fmt::format("ld8_{}({}, {}, {}[k], aligned);", name_of(g_.node(l.buffer).dtype), arg_.at(l.buffer), l.offset, l.name));
+        close();
+      }
+      if (any_scalar) {
+        if (launch_.vec > 1) line("#pragma unroll");
+        open(fmt::format("for (int v = 0; v < {}; ++v)", launch_.vec));
+        line(fmt::format("const long long j = (long long)c * {} + v;", launch_.vec));
+        element_index("j");
+        for (const RowLoad& l : row_loads_)
+          if (l.per_element && !l.vector)
+            line(fmt::format("{}[k][v] = ld_{}({}, {});", l.name, name_of(g_.node(l.buffer).dtype), arg_.at(l.buffer), l.offset));
+        close();
+      }
+      close();
+      close();
+    }
+    for (const RowLoad& l : row_loads_)
+      if (!l.per_element)
+        line(fmt::format("const float {} = ld_{}({}, {});", l.name, name_of(g_.node(l.buffer).dtype), arg_.at(l.buffer), l.offset));
+    code_ += passes;
+  }
+
+  const Graph& g_;
+  const Step& s_;
+  CudaLaunchConfig launch_;
+  std::unordered_map<NodeId, std::string> arg_;
+  std::string code_;
+  int depth_ = 1;
+  std::vector<std::unordered_map<std::string, std::string>> memo_{1};
+  std::unordered_map<NodeId, std::string> row_var_;
+  int next_tmp_ = 0;
+  // pointwise vector body
+  bool vector_body_ = false;
+  Index element_idx_;
+  std::unordered_map<NodeId, std::string> vector_in_;
+  // reductions
+  Shape reduced_, row_keep_;
+  std::vector<std::size_t> reduced_axes_, kept_axes_;
+  Index r_keep_;
+  std::vector<RowLoad> row_loads_;
+  std::unordered_map<std::string, std::size_t> row_load_of_;
+};
+
+}  // namespace
+
+std::string CudaLaunchConfig::to_string() const {
+  return fmt::format("threads={} vec={} chunks_per_thread={} blocks={}", threads, vec, chunks_per_thread, blocks);
+}
+
+CudaLaunchConfig cuda_launch_config(const Graph& g, const Step& step, const CudaKernelOptions& o) {
+  (void)g;
+  if (step.kind != Step::Kind::kernel) throw Error("cuda_launch_config: not a kernel step");
+  CudaLaunchConfig c;
+  if (!step.is_reduction()) {
+    const std::int64_t n = numel(step.domain);
+    c.threads = o.pointwise_threads;
+    c.vec = n >= 8 ? 8 : 1;
+    const std::int64_t work = c.vec == 8 ? std::max<std::int64_t>(n / 8, n % 8) : n;
+    c.blocks = std::clamp<std::int64_t>((work + c.threads - 1) / c.threads, 1, o.max_pointwise_blocks);
+    return c;
+  }
+  const std::int64_t inner = row_inner(step);
+  std::int64_t rows = 1;
+  for (std::size_t d = 0; d < step.domain.size(); ++d)
+    if (!std::binary_search(step.reduce_axes.begin(), step.reduce_axes.end(), std::int64_t(d))) rows *= step.domain[d];
+  c.vec = reduces_last_axis_only(step) && inner % 8 == 0 ? 8 : 1;
+  const std::int64_t chunks = std::max<std::int64_t>(1, inner / c.vec);
+  // As plan_row of the hand-written kernel: the fewest register chunks per thread that fit the row
+  // in `row_target_threads`; past the register budget the block grows (up to 1024 threads).
+  int per_thread = 1;
+  while ((per_thread * 2) * c.vec <= o.max_row_elements_per_thread &&
+         (chunks + per_thread - 1) / per_thread > o.row_target_threads)
+    per_thread *= 2;
+  const std::int64_t threads = ((chunks + per_thread - 1) / per_thread + 31) / 32 * 32;
+  if (threads > 1024)
+    throw Error(fmt::format("CUDA backend: a row of {} elements does not fit one block's registers "
+                            "(at most {} elements)", inner, std::int64_t(1024) * o.max_row_elements_per_thread));
+  if (rows > 0x7fffffff) throw Error(fmt::format("CUDA backend: {} rows exceed one grid", rows));
+  c.threads = int(threads);
+  c.chunks_per_thread = per_thread;
+  c.blocks = rows;
+  return c;
+}
+
+CudaKernelSource generate_cuda_kernel(const Graph& g, const Step& step, const CudaKernelOptions& options) {
+  if (step.kind != Step::Kind::kernel)
+    throw Error(fmt::format("generate_cuda_kernel: {} steps are not yet supported on the CUDA backend",
+                            name_of(g.node(step.nodes[0]).op)));
+  CudaKernelSource k;
+  k.launch = cuda_launch_config(g, step, options);
+  k.kernel = Emitter(g, step, k.launch).run();
+  k.kernel.config = k.launch.to_string() + " (heuristic)";
+  return k;
+}
+
+}  // namespace aisp::compiler

@@ -1,0 +1,155 @@
+// The text every generated CUDA kernel starts with: storage loads/stores through cuda_bf16.h and
+// cuda_fp16.h (round to nearest even), 8-wide vector loads/stores with a scalar fallback for
+// unaligned pointers, and block reductions (warp shuffles + 32 floats of shared memory). Part of
+// each kernel's source, so part of the cache key. NVRTC has no <cmath>: INFINITY/NAN are spelled here.
+#pragma once
+
+#include <string_view>
+
+namespace aisp::compiler {
+
+inline constexpr std::string_view kCudaPrelude = R"(#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+#ifndef NAN
+#define NAN __int_as_float(0x7fffffff)
+#endif
+#define DEV static __device__ __forceinline__
+DEV float ld_f32(const float* p, long long i) { return p[i]; }
+DEV float ld_bf16(const __nv_bfloat16* p, long long i) { return __bfloat162float(p[i]); }
+DEV float ld_f16(const __half* p, long long i) { return __half2float(p[i]); }
+DEV float ld_i32(const int* p, long long i) { return float(p[i]); }
+DEV float ld_u8(const unsigned char* p, long long i) { return float(p[i]); }
+DEV void st_f32(float* p, long long i, float v) { p[i] = v; }
+DEV void st_bf16(__nv_bfloat16* p, long long i, float v) { p[i] = __float2bfloat16_rn(v); }
+DEV void st_f16(__half* p, long long i, float v) { p[i] = __float2half_rn(v); }
+DEV void st_i32(int* p, long long i, float v) { p[i] = int(v); }
+DEV void st_u8(unsigned char* p, long long i, float v) { p[i] = (unsigned char)(v); }
+// An explicit cast inside a fused kernel rounds like a store would.
+DEV float to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+DEV float to_f16(float v) { return __half2float(__float2half_rn(v)); }
+DEV float to_i32(float v) { return float(int(v)); }
+DEV float to_u8(float v) { return float((unsigned char)(v)); }
+// 8 consecutive elements starting at p + i (i a multiple of 8). aligned: p is 16-byte aligned.
+DEV unsigned bf16x2_bits(float lo, float hi) {
+  return unsigned(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) | (unsigned(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) << 16);
+}
+DEV unsigned f16x2_bits(float lo, float hi) {
+  return unsigned(__half_as_ushort(__float2half_rn(lo))) | (unsigned(__half_as_ushort(__float2half_rn(hi))) << 16);
+}
+DEV float f16_bits(unsigned h) { return __half2float(__ushort_as_half((unsigned short)(h & 0xffffu))); }
+DEV void ld8_f32(const float* p, long long i, float (&f)[8], int aligned) {
+  if (aligned) {
+    const float4 a = *reinterpret_cast<const float4*>(p + i), b = *reinterpret_cast<const float4*>(p + i + 4);
+    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w; f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = p[i + j];
+  }
+}
+DEV void ld8_bf16(const __nv_bfloat16* p, long long i, float (&f)[8], int aligned) {
+  if (aligned) {
+    const uint4 r = *reinterpret_cast<const uint4*>(p + i);
+    const unsigned w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) { f[2 * j] = __uint_as_float(w[j] << 16); f[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u); }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = __bfloat162float(p[i + j]);
+  }
+}
+DEV void ld8_f16(const __half* p, long long i, float (&f)[8], int aligned) {
+  if (aligned) {
+    const uint4 r = *reinterpret_cast<const uint4*>(p + i);
+    const unsigned w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) { f[2 * j] = f16_bits(w[j]); f[2 * j + 1] = f16_bits(w[j] >> 16); }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = __half2float(p[i + j]);
+  }
+}
+DEV void ld8_i32(const int* p, long long i, float (&f)[8], int aligned) {
+  if (aligned) {
+    const int4 a = *reinterpret_cast<const int4*>(p + i), b = *reinterpret_cast<const int4*>(p + i + 4);
+    f[0] = float(a.x); f[1] = float(a.y); f[2] = float(a.z); f[3] = float(a.w);
+    f[4] = float(b.x); f[5] = float(b.y); f[6] = float(b.z); f[7] = float(b.w);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = float(p[i + j]);
+  }
+}
+DEV void ld8_u8(const unsigned char* p, long long i, float (&f)[8], int aligned) {
+  if (aligned) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p + i);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) { f[j] = float((r.x >> (8 * j)) & 0xffu); f[4 + j] = float((r.y >> (8 * j)) & 0xffu); }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = float(p[i + j]);
+  }
+}
+DEV void st8_f32(float* p, long long i, const float (&f)[8], int aligned) {
+  if (aligned) {
+    *reinterpret_cast<float4*>(p + i) = make_float4(f[0], f[1], f[2], f[3]);
+    *reinterpret_cast<float4*>(p + i + 4) = make_float4(f[4], f[5], f[6], f[7]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) p[i + j] = f[j];
+  }
+}
+DEV void st8_bf16(__nv_bfloat16* p, long long i, const float (&f)[8], int aligned) {
+  if (aligned) {
+    *reinterpret_cast<uint4*>(p + i) = make_uint4(bf16x2_bits(f[0], f[1]), bf16x2_bits(f[2], f[3]), bf16x2_bits(f[4], f[5]), bf16x2_bits(f[6], f[7]));
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) p[i + j] = __float2bfloat16_rn(f[j]);
+  }
+}
+DEV void st8_f16(__half* p, long long i, const float (&f)[8], int aligned) {
+  if (aligned) {
+    *reinterpret_cast<uint4*>(p + i) = make_uint4(f16x2_bits(f[0], f[1]), f16x2_bits(f[2], f[3]), f16x2_bits(f[4], f[5]), f16x2_bits(f[6], f[7]));
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) p[i + j] = __float2half_rn(f[j]);
+  }
+}
+DEV void st8_i32(int* p, long long i, const float (&f)[8], int) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) p[i + j] = int(f[j]);
+}
+DEV void st8_u8(unsigned char* p, long long i, const float (&f)[8], int) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) p[i + j] = (unsigned char)(f[j]);
+}
+// Block reductions, the result returned to every thread. blockDim.x is a multiple of 32; each call
+// site has its own 32 floats of `scratch`, so consecutive reductions need no second barrier.
+DEV float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+DEV float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+DEV float block_sum(float v, float* scratch) {
+  v = warp_sum(v);
+  const int lane = threadIdx.x % 32;
+  if (lane == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  return warp_sum(lane < int(blockDim.x / 32) ? scratch[lane] : 0.0f);
+}
+DEV float block_max(float v, float* scratch) {
+  v = warp_max(v);
+  const int lane = threadIdx.x % 32;
+  if (lane == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  return warp_max(lane < int(blockDim.x / 32) ? scratch[lane] : -INFINITY);
+}
+)";
+
+}  // namespace aisp::compiler

@@ -1,0 +1,211 @@
+// The CUDA backend without a GPU (CUDA builds only): the structure of the generated CUDA source for
+// LayerNorm + GELU, NVRTC compiling every generated kernel of the LayerNorm-GELU and softmax graphs
+// (and a broadcasting pointwise chain) to CUBIN for sm_90a, the kernel cache (memory and disk hits,
+// a corrupt entry rebuilt) and an NVRTC failure naming the saved source.
+#if AISP_WITH_CUDA
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "compiler/codegen/cuda_kernel.h"
+#include "compiler/compile_cuda.h"
+#include "compiler/ir/builder.h"
+#include "compiler/ir/composites.h"
+#include "compiler/passes/pipeline.h"
+#include "core/error.h"
+
+namespace aisp::compiler {
+namespace {
+namespace fs = std::filesystem;
+
+fs::path fresh_cache(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / fmt::format("aisp-cuda-codegen-{}-{}", name, ::getpid());
+  fs::remove_all(p);
+  return p;
+}
+
+// ch14:fused_elementwise's function: out = x + mask * gelu(layer_norm(x)), bf16 storage, fp32 math.
+Graph layernorm_gelu_graph(std::int64_t rows, std::int64_t cols) {
+  Graph g;
+  const Tensor x = g.input("x", {rows, cols}, DType::bf16);
+  const Tensor w = g.input("weight", {cols}, DType::bf16);
+  const Tensor b = g.input("bias", {cols}, DType::bf16);
+  const Tensor mask = g.input("row_mask", {rows}, DType::u8);
+  const Tensor xf = cast(x, DType::f32);
+  const Tensor y = layer_norm(xf, cast(w, DType::f32), cast(b, DType::f32), 1e-5);
+  const Tensor m = reshape(cast(mask, DType::f32), {rows, 1});
+  g.output(cast(xf + m * gelu(y), DType::bf16));
+  return g;
+}
+
+Graph softmax_graph(std::int64_t rows, std::int64_t cols, DType dt, std::int64_t axis) {
+  Graph g;
+  g.output(softmax(g.input("x", {rows, cols}, dt), axis));
+  return g;
+}
+
+Graph pointwise_chain_graph() {
+  Graph g;
+  const Tensor x = g.input("x", {37, 1000}, DType::bf16);
+  const Tensor s = g.input("s", {1000}, DType::f32);
+  const Tensor c = g.input("c", {37, 1}, DType::f16);
+  g.output(cast(relu(x * s + c) - tanh(x), DType::bf16));
+  return g;
+}
+
+CudaCompileOptions compile_only(NvrtcJit& jit) {
+  CudaCompileOptions o;
+  o.jit = &jit;
+  o.load = false;
+  return o;
+}
+
+TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductions) {
+  const Lowered l = lower(layernorm_gelu_graph(37, 4096));
+  ASSERT_EQ(l.fusion.kernel_count(), 1) << describe(l.graph, l.fusion);
+  ASSERT_EQ(l.fusion.steps.size(), 1u);
+  const CudaKernelSource k = generate_cuda_kernel(l.graph, l.fusion.steps[0]);
+  // As the hand-written kernel's plan_row at 4096 columns: 128 threads x 4 chunks of 8.
+  EXPECT_EQ(k.launch.threads, 128);
+  EXPECT_EQ(k.launch.vec, 8);
+  EXPECT_EQ(k.launch.chunks_per_thread, 4);
+  EXPECT_EQ(k.launch.blocks, 37);
+  const std::string& s = k.kernel.source;
+  for (const char* needle :
+       {"// aisp generated kernel (CUDA)", "// launch: threads=128 vec=8 chunks_per_thread=4 blocks=37",
+        "extern \"C\" __global__ void __launch_bounds__(128) aisp_kernel(", "const __nv_bfloat16* __restrict__ a0",
+        "const unsigned char* __restrict__", "int aligned)", "__shared__ float scratch[2][32];",
+        "ld8_bf16(a0, r0 * 4096 + j0, x", "block_sum(acc0, scratch[0])", "block_sum(acc1, scratch[1])",
+        "rsqrtf(", "erff(", "st8_bf16(", "ld_u8("})
+    EXPECT_NE(s.find(needle), std::string::npos) << "missing `" << needle << "` in\n" << s;
+  EXPECT_EQ(s.find("ld_bf16(a0"), std::string::npos) << "x must be read as vectors only:\n" << s;
+  EXPECT_EQ(s.find("expf("), std::string::npos);
+  EXPECT_EQ(s.find("__expf"), std::string::npos) << "no fast math";
+  // x is read from DRAM once: one vector load per chunk, before the passes.
+  std::size_t loads = 0;
+  for (std::size_t p = s.find("ld8_bf16(a0"); p != std::string::npos; p = s.find("ld8_bf16(a0", p + 1)) ++loads;
+  EXPECT_EQ(loads, 1u) << s;
+}
+
+TEST(CompilerCudaCodegen, IdenticalStepsGiveIdenticalSources) {
+  // The same function built after unrelated nodes: other node ids, the same text.
+  Graph g;
+  const Tensor junk = g.input("junk", {3}, DType::f32);
+  (void)exp(junk);
+  const Tensor x = g.input("x", {8, 64}, DType::bf16);
+  g.output(softmax(x, -1));
+  const Lowered a = lower(softmax_graph(8, 64, DType::bf16, -1)), b = lower(g);
+  ASSERT_EQ(a.fusion.kernel_count(), 1);
+  ASSERT_EQ(b.fusion.kernel_count(), 1);
+  EXPECT_EQ(generate_cuda_kernel(a.graph, a.fusion.steps[0]).kernel.source,
+            generate_cuda_kernel(b.graph, b.fusion.steps[0]).kernel.source);
+}
+
+TEST(CompilerCudaCodegen, NvrtcCompilesEveryKernelToCubinForSm90a) {
+  const fs::path dir = fresh_cache("nvrtc");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  EXPECT_EQ(jit.arch(), "sm_90a");
+  const Graph graphs[] = {layernorm_gelu_graph(37, 4096), layernorm_gelu_graph(37, 1000),
+                          softmax_graph(37, 1000, DType::bf16, -1), softmax_graph(37, 4096, DType::f32, -1),
+                          softmax_graph(33, 20, DType::f32, 0), pointwise_chain_graph()};
+  for (const Graph& g : graphs) {
+    const CudaCompiledGraph cg = compile_cuda(g, compile_only(jit));
+    EXPECT_GE(cg.stats().kernels, 1);
+    EXPECT_EQ(cg.stats().builds + cg.stats().memory_hits + cg.stats().disk_hits, cg.stats().unique_kernels);
+    for (const CudaKernelSource& k : cg.kernels()) {
+      const NvrtcResult r = jit.compile(k.kernel.source);
+      EXPECT_GT(r.cubin.size(), 1000u);
+      EXPECT_EQ(r.cubin.substr(0, 4), std::string("\x7f" "ELF", 4)) << "not a CUBIN";
+      EXPECT_TRUE(fs::exists(r.source_path)) << r.source_path;
+    }
+  }
+  EXPECT_TRUE(jit.warnings().empty());
+  fs::remove_all(dir);
+}
+
+TEST(CompilerCudaCodegen, SecondCompileHitsTheCacheInMemoryThenOnDisk) {
+  const fs::path dir = fresh_cache("hits");
+  const Graph g = layernorm_gelu_graph(16, 256);
+  {
+    NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+    const CudaCompiledGraph first = compile_cuda(g, compile_only(jit));
+    EXPECT_EQ(first.stats().builds, 1);
+    const CudaCompiledGraph second = compile_cuda(g, compile_only(jit));
+    EXPECT_EQ(second.stats().builds, 0);
+    EXPECT_EQ(second.stats().memory_hits, 1);
+  }
+  NvrtcJit fresh(NvrtcOptions{dir.string(), "sm_90a"});
+  const CudaCompiledGraph third = compile_cuda(g, compile_only(fresh));
+  EXPECT_EQ(third.stats().disk_hits, 1);
+  EXPECT_EQ(third.stats().builds, 0);
+  // Another architecture is another key.
+  NvrtcJit other(NvrtcOptions{dir.string(), "sm_80"});
+  EXPECT_NE(other.key_of("x"), fresh.key_of("x"));
+  fs::remove_all(dir);
+}
+
+TEST(CompilerCudaCodegen, CorruptCacheEntryIsRebuiltWithAWarning) {
+  const fs::path dir = fresh_cache("corrupt");
+  const Graph g = softmax_graph(4, 64, DType::f32, -1);
+  std::string key;
+  {
+    NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+    const CudaCompiledGraph cg = compile_cuda(g, compile_only(jit));
+    ASSERT_EQ(cg.kernels().size(), 1u);
+    key = jit.key_of(cg.kernels()[0].kernel.source);
+  }
+  const fs::path cubin = dir / (key + ".cubin");
+  ASSERT_TRUE(fs::exists(cubin));
+  std::ofstream(cubin, std::ios::binary | std::ios::trunc) << "not a cubin";
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  const CudaCompiledGraph cg = compile_cuda(g, compile_only(jit));
+  EXPECT_EQ(cg.stats().builds, 1);
+  ASSERT_EQ(jit.warnings().size(), 1u);
+  EXPECT_NE(jit.warnings()[0].find("corrupt"), std::string::npos) << jit.warnings()[0];
+  EXPECT_NE(jit.warnings()[0].find(cubin.string()), std::string::npos) << jit.warnings()[0];
+  const NvrtcResult again = jit.compile(cg.kernels()[0].kernel.source);
+  EXPECT_EQ(again.from, NvrtcResult::From::memory);
+  fs::remove_all(dir);
+}
+
+TEST(CompilerCudaCodegen, NvrtcFailureNamesTheSavedSourceAndQuotesTheLog) {
+  const fs::path dir = fresh_cache("broken");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  const std::string broken = "extern \"C\" __global__ void aisp_kernel(float* p) { p[0] = undeclared_name; }\n";
+  try {
+    jit.compile(broken);
+    FAIL() << "a broken source compiled";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    const std::string saved = (dir / (jit.key_of(broken) + ".cu")).string();
+    EXPECT_NE(what.find(saved), std::string::npos) << what;
+    EXPECT_NE(what.find("undeclared_name"), std::string::npos) << what;
+    EXPECT_TRUE(fs::exists(saved));
+  }
+  fs::remove_all(dir);
+}
+
+TEST(CompilerCudaCodegen, LibraryStepsAreRefusedClearly) {
+  Graph g;
+  g.output(matmul(g.input("a", {4, 8}), g.input("b", {8, 3})));
+  const fs::path dir = fresh_cache("refused");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  try {
+    compile_cuda(g, compile_only(jit));
+    FAIL() << "a matmul compiled for the CUDA backend";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not yet supported on the CUDA backend"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace aisp::compiler
+
+#endif  // AISP_WITH_CUDA

@@ -1,0 +1,200 @@
+// The CUDA backend of the compiler on a GPU: generated kernels (compile_cuda: fusion -> CUDA C++ ->
+// NVRTC -> cudaLaunchKernel) against the float64 interpreter on small awkward shapes, and
+// ch14:fused_elementwise's optimized:compiled variant against a CPU float64 reference.
+// Outputs are poisoned (0xFF bytes: NaN) before every launch, so an unwritten element fails.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ch14_example_test_util.h"
+#include "compiler/compile_cuda.h"
+#include "compiler/interpret/interpreter.h"
+#include "compiler/ir/builder.h"
+#include "compiler/ir/composites.h"
+#include "compiler/ir/dtype_util.h"
+#include "core/gpu.h"
+
+namespace aisp::test {
+namespace {
+
+namespace c = aisp::compiler;
+namespace fs = std::filesystem;
+
+#define AISP_REQUIRE_GPU()                                                   \
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << "no GPU: compiler CUDA backend test skipped"
+
+// A JIT with a cache of its own (the arch comes from the device).
+c::NvrtcJit& test_jit() {
+  static c::NvrtcJit jit(c::NvrtcOptions{
+      (fs::temp_directory_path() / ("aisp-compiler-cuda-test-" + std::to_string(::getpid()))).string(), ""});
+  return jit;
+}
+
+// Host inputs for every input of g: normal values (masks: 0/1 in u8).
+std::vector<c::HostTensor> make_inputs(const c::Graph& g, std::uint64_t seed) {
+  std::vector<c::HostTensor> in;
+  for (c::NodeId id : g.inputs()) {
+    const c::Node& n = g.node(id);
+    if (n.dtype == DType::u8) {
+      std::vector<double> v(std::size_t(c::numel(n.shape)));
+      for (std::size_t i = 0; i < v.size(); ++i) v[i] = (i * 7 + seed) % 10 == 0 ? 0.0 : 1.0;
+      in.push_back(c::HostTensor::from_values(n.dtype, n.shape, v));
+    } else {
+      in.push_back(c::HostTensor::random(n.dtype, n.shape, seed + std::uint64_t(id)));
+    }
+  }
+  return in;
+}
+
+struct DeviceBuffer {
+  void* p = nullptr;
+  std::size_t bytes = 0;
+  explicit DeviceBuffer(std::size_t n) : bytes(n) { AISP_CUDA_CHECK(cudaMalloc(&p, n > 0 ? n : 1)); }
+  ~DeviceBuffer() { cudaFree(p); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// Compiles g for the GPU, runs it on the interpreter's inputs and compares every output.
+void expect_matches_interpreter(const c::Graph& g, double atol, double rtol, const std::string& what) {
+  c::CudaCompileOptions o;
+  o.jit = &test_jit();
+  c::CudaCompiledGraph cg = c::compile_cuda(g, o);
+  const std::vector<c::HostTensor> inputs = make_inputs(g, 7);
+  const std::vector<std::vector<double>> ref = c::interpret(g, inputs);
+  TestStream stream;
+  std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+  std::vector<const void*> in_ptrs;
+  std::vector<void*> out_ptrs;
+  for (const c::HostTensor& t : inputs) {
+    in_dev.push_back(std::make_unique<DeviceBuffer>(t.bytes.size()));
+    AISP_CUDA_CHECK(cudaMemcpy(in_dev.back()->p, t.data(), t.bytes.size(), cudaMemcpyHostToDevice));
+    in_ptrs.push_back(in_dev.back()->p);
+  }
+  for (c::NodeId o_id : g.outputs()) {
+    const c::Node& n = g.node(o_id);
+    out_dev.push_back(std::make_unique<DeviceBuffer>(std::size_t(c::numel(n.shape)) * size_of(n.dtype)));
+    AISP_CUDA_CHECK(cudaMemset(out_dev.back()->p, 0xFF, out_dev.back()->bytes));
+    out_ptrs.push_back(out_dev.back()->p);
+  }
+  cg.run(in_ptrs, out_ptrs, stream.get());
+  stream.sync();
+  AISP_CUDA_CHECK(cudaGetLastError());
+  for (std::size_t k = 0; k < out_ptrs.size(); ++k) {
+    const c::Node& n = g.node(g.outputs()[k]);
+    c::HostTensor host = c::HostTensor::zeros(n.dtype, n.shape);
+    AISP_CUDA_CHECK(cudaMemcpy(host.data(), out_ptrs[k], host.bytes.size(), cudaMemcpyDeviceToHost));
+    EXPECT_TRUE(all_close(host.to_values(), ref[k], harness::Tolerance{rtol, atol, rtol},
+                          what + " output " + std::to_string(k)))
+        << cg.kernels()[0].kernel.source;
+  }
+}
+
+c::Graph layernorm_gelu_graph(std::int64_t rows, std::int64_t cols) {
+  c::Graph g;
+  const c::Tensor x = g.input("x", {rows, cols}, DType::bf16);
+  const c::Tensor w = g.input("weight", {cols}, DType::bf16);
+  const c::Tensor b = g.input("bias", {cols}, DType::bf16);
+  const c::Tensor mask = g.input("row_mask", {rows}, DType::u8);
+  const c::Tensor xf = c::cast(x, DType::f32);
+  const c::Tensor y = c::layer_norm(xf, c::cast(w, DType::f32), c::cast(b, DType::f32), 1e-5);
+  const c::Tensor m = c::reshape(c::cast(mask, DType::f32), {rows, 1});
+  g.output(c::cast(xf + m * c::gelu(y), DType::bf16));
+  return g;
+}
+
+TEST(CompilerCuda, LayerNormGeluMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  expect_matches_interpreter(layernorm_gelu_graph(37, 1000), 1e-2, 2e-2, "layernorm_gelu 37x1000 (scalar rows)");
+  expect_matches_interpreter(layernorm_gelu_graph(37, 4096), 1e-2, 2e-2, "layernorm_gelu 37x4096 (vector rows)");
+  expect_matches_interpreter(layernorm_gelu_graph(3, 24), 1e-2, 2e-2, "layernorm_gelu 3x24 (short rows)");
+}
+
+TEST(CompilerCuda, LayerNormWithStatisticsOutputsMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  c::Graph g;
+  const c::Tensor x = g.input("x", {37, 1000}, DType::f32);
+  const c::Tensor mu = c::mean(x, {-1}, true);
+  g.output(c::layer_norm(x, g.input("w", {1000}), g.input("b", {1000})));
+  g.output(c::reshape(mu, {37}));  // a per-row output
+  expect_matches_interpreter(g, 1e-4, 1e-4, "layer_norm f32 + row mean");
+}
+
+TEST(CompilerCuda, SoftmaxMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  for (std::int64_t cols : {1000, 4096, 7}) {
+    c::Graph g;
+    g.output(c::softmax(g.input("x", {37, cols}, DType::bf16), -1));
+    expect_matches_interpreter(g, 1e-2, 2e-2, "softmax bf16 37x" + std::to_string(cols));
+  }
+  c::Graph f;
+  f.output(c::softmax(f.input("x", {37, 4096}, DType::f32), -1));
+  expect_matches_interpreter(f, 1e-6, 1e-4, "softmax f32 37x4096");
+  c::Graph cols;
+  cols.output(c::softmax(cols.input("x", {33, 20}, DType::f32), 0));  // over rows: the generic path
+  expect_matches_interpreter(cols, 1e-6, 1e-4, "softmax f32 over axis 0");
+}
+
+TEST(CompilerCuda, PointwiseChainWithBroadcastingMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  c::Graph g;
+  const c::Tensor x = g.input("x", {37, 1000}, DType::bf16);
+  const c::Tensor s = g.input("s", {1000}, DType::f32);
+  const c::Tensor k = g.input("k", {37, 1}, DType::f16);
+  g.output(c::cast(c::relu(x * s + k) - c::tanh(x), DType::bf16));
+  expect_matches_interpreter(g, 1e-2, 2e-2, "pointwise chain bf16");
+  c::Graph h;  // 7 elements: no vector chunk at all; f32 output
+  const c::Tensor y = h.input("y", {7}, DType::f32);
+  h.output(c::exp(y) * 2.0 + c::sigmoid(y));
+  expect_matches_interpreter(h, 1e-6, 1e-5, "pointwise 7 f32");
+}
+
+// ---- ch14:fused_elementwise optimized:compiled ----------------------------------------------------
+
+double gelu(double y) { return 0.5 * y * (1.0 + std::erf(y / std::sqrt(2.0))); }
+
+TEST(CompilerCuda, FusedElementwiseCompiledVariantMatchesCpuReference) {
+  AISP_REQUIRE_GPU();
+  const harness::Example* e = find_example("ch14:fused_elementwise");
+  ASSERT_NE(e, nullptr);
+  const harness::VariantInfo* v = e->find_variant("optimized:compiled");
+  ASSERT_NE(v, nullptr);
+  for (const auto& [rows, cols] : std::vector<std::pair<std::int64_t, std::int64_t>>{{37, 4096}, {37, 1000}}) {
+    const std::uint64_t seed = 11;
+    const auto xb = normal_bf16_bits(seed, rows * cols), wb = normal_bf16_bits(seed + 1, cols),
+               bb = normal_bf16_bits(seed + 2, cols);
+    const auto mask = bernoulli_u8(seed + 3, rows, 0.9);
+    DeviceTensor x(DType::bf16, {rows, cols}), w(DType::bf16, {cols}), b(DType::bf16, {cols}),
+        m(DType::u8, {rows}), out(DType::bf16, {rows, cols});
+    x.upload(xb);
+    w.upload(wb);
+    b.upload(bb);
+    m.upload(mask);
+    TestStream stream;
+    run_variant(*v, {x.tensor(), w.tensor(), b.tensor(), m.tensor()}, out, stream);
+    const std::vector<double> xd = bf16_bits_to_double(xb), wd = bf16_bits_to_double(wb), bd = bf16_bits_to_double(bb);
+    std::vector<double> ref(xd.size());
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double* xr = &xd[std::size_t(r * cols)];
+      double sum = 0, sq = 0;
+      for (std::int64_t q = 0; q < cols; ++q) sum += xr[q];
+      const double mean = sum / double(cols);
+      for (std::int64_t q = 0; q < cols; ++q) sq += (xr[q] - mean) * (xr[q] - mean);
+      const double rstd = 1.0 / std::sqrt(sq / double(cols) + 1e-5);
+      for (std::int64_t q = 0; q < cols; ++q)
+        ref[std::size_t(r * cols + q)] =
+            xr[q] + double(mask[std::size_t(r)]) * gelu((xr[q] - mean) * rstd * wd[std::size_t(q)] + bd[std::size_t(q)]);
+    }
+    EXPECT_TRUE(all_close(bf16_bits_to_double(out.download<std::uint16_t>()), ref, e->workload.tolerance,
+                          "optimized:compiled " + std::to_string(rows) + "x" + std::to_string(cols)));
+  }
+}
+
+}  // namespace
+}  // namespace aisp::test
