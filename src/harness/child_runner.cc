@@ -64,6 +64,7 @@ VariantResult run_variant(const Example& example, const VariantInfo& info, const
   result.description = info.description;
   result.flops = example.workload.flops;
   result.bytes = example.workload.bytes;
+  result.backend = example.workload.backend;
   result.status = Status::failed;
 
   std::unique_ptr<DeviceBackend> backend;

@@ -66,8 +66,11 @@ Line make_line(const ReportRow& row, Mode mode, bool continuation, const json& p
   if (r.bytes > 0) line.gb_s = r.bytes / median / 1e9;
   // Roofline: below the ridge (peak FLOP/s over peak bytes/s, measured; 100 FLOP/byte when
   // unknown) the work is bound by memory and its % of peak is of the copy bandwidth.
-  const auto compute_peak = peak_of(peaks, "bf16_tflops");
-  const auto copy_peak = peak_of(peaks, "copy_gb_s");
+  // The measured peaks are the GPU's: a CPU-backend row has no peak to be a percentage of.
+  const json no_peaks;
+  const json& device_peaks = r.backend == Backend::cuda ? peaks : no_peaks;
+  const auto compute_peak = peak_of(device_peaks, "bf16_tflops");
+  const auto copy_peak = peak_of(device_peaks, "copy_gb_s");
   const double ridge = (compute_peak && copy_peak) ? (*compute_peak * 1e12) / (*copy_peak * 1e9) : 100.0;
   line.memory_bound = r.bytes > 0 && (r.flops <= 0 || r.flops / r.bytes < ridge);
   if (line.memory_bound && copy_peak) line.peak_percent = 100 * *line.gb_s / *copy_peak;

@@ -182,6 +182,7 @@ nlohmann::json to_json(const VariantResult& r) {
            {{"setup_bytes", r.memory.setup_bytes}, {"call_peak_bytes", r.memory.call_peak_bytes}}},
           {"flops", number_to_json(r.flops)},
           {"bytes", number_to_json(r.bytes)},
+          {"backend", name_of(r.backend)},
           {"log_file", r.log_file},
           {"profile_files", r.profile_files},
           {"profile_note", r.profile_note}};
@@ -212,6 +213,7 @@ VariantResult variant_result_from_json(const nlohmann::json& j) {
     }
     r.flops = number_or(j, "flops", 0);
     r.bytes = number_or(j, "bytes", 0);
+    r.backend = value_or<std::string>(j, "backend", "cuda") == "cpu" ? Backend::cpu : Backend::cuda;
     r.log_file = value_or<std::string>(j, "log_file", "");
     if (j.contains("profile_files")) r.profile_files = j.at("profile_files").get<std::vector<std::string>>();
     r.profile_note = value_or<std::string>(j, "profile_note", "");

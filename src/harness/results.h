@@ -43,6 +43,7 @@ struct VariantResult {
   std::string launches_note;
   MemoryUse memory;
   double flops = 0, bytes = 0;  // declared by the example
+  Backend backend = Backend::cuda;  // where it ran: % of peak uses the GPU's peaks only for cuda rows
   std::string log_file;         // child's log, relative to the run directory
   std::vector<std::string> profile_files;  // profiler reports, relative to the run directory
   std::string profile_note;                // what the profiler did, or why not

@@ -178,6 +178,7 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
       result.description = info.description;
       result.flops = example->workload.flops;
       result.bytes = example->workload.bytes;
+      result.backend = example->workload.backend;
       if (!unmet.empty()) {
         result.status = Status::skipped;
         result.reason = unmet;

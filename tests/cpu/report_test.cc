@@ -190,6 +190,12 @@ TEST(ReportRoofline, PercentOfPeakUsesTheBindingResource) {
   EXPECT_NE(table.find("2000 GB/s"), std::string::npos) << table;
   EXPECT_NE(table.find("400.0 TFLOP/s"), std::string::npos) << table;
   EXPECT_EQ(table.find("15.0 TFLOP/s"), std::string::npos) << table;
+  // A CPU-backend row is never a percentage of the GPU's peaks.
+  VariantResult on_cpu = elementwise;
+  on_cpu.backend = Backend::cpu;
+  std::vector<ReportRow> cpu_rows = {{&on_cpu, {}}};
+  const std::string cpu_table = render(Format::table, cpu_rows, peaks, Mode::cold);
+  EXPECT_EQ(cpu_table.find("50.0%"), std::string::npos) << cpu_table;
   // Both rows are at 50% of their binding peak.
   std::size_t count = 0;
   for (std::size_t at = table.find("50.0%"); at != std::string::npos; at = table.find("50.0%", at + 1)) ++count;

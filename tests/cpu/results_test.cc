@@ -60,6 +60,7 @@ TEST(Results, RoundTripKeepsEverything) {
   r.log_file = "logs/gemm.log";
   r.profile_files = {"profiles/gemm.ncu-rep", "profiles/gemm.ncu.txt"};
   r.profile_note = "ncu minimal";
+  r.backend = Backend::cpu;
   run.variants = {variant("ch14:gemm", "baseline", Status::failed, {}), r};
   run.variants[0].reason = "timed out after 600 s";
 
@@ -98,6 +99,7 @@ TEST(Results, RoundTripKeepsEverything) {
   EXPECT_EQ(b.log_file, "logs/gemm.log");
   EXPECT_EQ(b.profile_files, r.profile_files);
   EXPECT_EQ(b.profile_note, "ncu minimal");
+  EXPECT_EQ(b.backend, Backend::cpu);
   ASSERT_NE(b.mode(Mode::graph), nullptr);
   EXPECT_EQ(b.mode(Mode::graph)->samples_s.size(), 2u);
 }
