@@ -9,42 +9,14 @@
 
 #include "compiler/codegen/cuda_prelude.h"
 #include "compiler/codegen/expr.h"
+#include "compiler/codegen/index_expr.h"
 #include "compiler/ir/dtype_util.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
 namespace {
 
-using Index = std::vector<std::string>;
-
-// ---- Index arithmetic (the same spelling as cpp_kernel.cc) ---------------------------------------
-
-std::string term(const std::string& idx, std::int64_t stride) {
-  if (idx == "0") return "";
-  return stride == 1 ? idx : fmt::format("{} * {}", idx, stride);
-}
-
-std::string offset_of(const Index& idx, const Shape& shape) {
-  const auto st = contiguous_strides(shape);
-  std::vector<std::string> terms;
-  for (std::size_t d = 0; d < shape.size(); ++d)
-    if (shape[d] != 1)
-      if (auto t = term(idx[d], st[d]); !t.empty()) terms.push_back(t);
-  return terms.empty() ? "0" : fmt::format("{}", fmt::join(terms, " + "));
-}
-
-bool same_up_to_unit_axes(const Shape& a, const Shape& b) {
-  Shape x, y;
-  for (auto d : a)
-    if (d != 1) x.push_back(d);
-  for (auto d : b)
-    if (d != 1) y.push_back(d);
-  return x == y;
-}
-
-bool is_name(const std::string& e) {
-  return e.size() > 1 && e[0] == 't' && std::all_of(e.begin() + 1, e.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
+using Index = IndexExpr;
 
 // ---- fp32 math in CUDA spelling (the device twin of expr.cc) ------------------------------------
 
@@ -165,62 +137,11 @@ class Emitter {
     return it != s_.nodes.end() && *it == id ? int(it - s_.nodes.begin()) : -1;
   }
 
+  // Declares index variables for the non-unit dims of `shape` from the flat index `flat`.
   Index decompose(const std::string& flat, const Shape& shape, const std::string& prefix) {
-    Index idx(shape.size(), "0");
-    const auto st = contiguous_strides(shape);
-    bool first = true;
-    for (std::size_t d = 0; d < shape.size(); ++d) {
-      if (shape[d] == 1) continue;
-      std::string e = st[d] == 1 ? flat : fmt::format("{} / {}", flat, st[d]);
-      if (!first) e = st[d] == 1 ? fmt::format("{} % {}", flat, shape[d]) : fmt::format("{} % {}", e, shape[d]);
-      first = false;
-      idx[d] = fmt::format("{}{}", prefix, d);
-      line(fmt::format("const long long {} = {};", idx[d], e));
-    }
-    return idx;
-  }
-
-  Index map_index(const Node& v, const Index& idx) const {
-    const Shape& in = g_.node(v.inputs[0]).shape;
-    Index out(in.size(), "0");
-    switch (v.op) {
-      case OpKind::broadcast:
-        for (std::size_t d = 0; d < in.size(); ++d) out[d] = in[d] == 1 ? "0" : idx[d];
-        return out;
-      case OpKind::permute:
-        for (std::size_t d = 0; d < v.axes.size(); ++d) out[std::size_t(v.axes[d])] = idx[d];
-        return out;
-      case OpKind::slice:
-        for (std::size_t d = 0; d < in.size(); ++d) {
-          std::string e = v.steps[d] == 1 ? idx[d] : fmt::format("{} * {}", idx[d], v.steps[d]);
-          if (idx[d] == "0") e = "0";
-          out[d] = v.starts[d] == 0 ? e : (e == "0" ? fmt::format("{}", v.starts[d]) : fmt::format("({} + {})", e, v.starts[d]));
-        }
-        return out;
-      case OpKind::reshape: {
-        if (same_up_to_unit_axes(in, v.shape)) {
-          std::size_t j = 0;
-          for (std::size_t d = 0; d < in.size(); ++d) {
-            if (in[d] == 1) continue;
-            while (v.shape[j] == 1) ++j;
-            out[d] = idx[j++];
-          }
-          return out;
-        }
-        const std::string flat = "(" + offset_of(idx, v.shape) + ")";
-        const auto st = contiguous_strides(in);
-        bool first = true;
-        for (std::size_t d = 0; d < in.size(); ++d) {
-          if (in[d] == 1) continue;
-          std::string e = st[d] == 1 ? flat : fmt::format("{} / {}", flat, st[d]);
-          out[d] = first ? fmt::format("({})", e) : fmt::format("({} % {})", e, in[d]);
-          first = false;
-        }
-        return out;
-      }
-      default:
-        throw Error("cuda codegen: not a view");
-    }
+    FlatIndex f = decompose_flat(flat, shape, prefix);
+    for (const auto& [name, expr] : f.declarations) line(fmt::format("const long long {} = {};", name, expr));
+    return f.index;
   }
 
   std::string compute(const Node& n, const Index& idx) {
@@ -261,7 +182,7 @@ class Emitter {
 
   std::string value(NodeId id, const Index& idx) {
     const Node& n = g_.node(id);
-    if (is_view(n.op)) return value(n.inputs[0], map_index(n, idx));
+    if (is_view(n.op)) return value(n.inputs[0], view_input_index(g_, n, idx));
     if (n.op == OpKind::constant) return float_literal(round_to(n.dtype, n.value));
     if (n.op == OpKind::iota) return fmt::format("float({})", idx[std::size_t(n.axis)]);
     const int mi = member(id);
@@ -276,7 +197,7 @@ class Emitter {
     } else {
       e = compute(n, idx);
     }
-    if (is_name(e)) return e;
+    if (is_temp_name(e)) return e;
     const std::string t = fmt::format("t{}", next_tmp_++);
     line(fmt::format("const float {} = {};", t, e));
     memo_.back()[key] = t;
