@@ -127,4 +127,13 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+CpuGpt chapter_cpu_gpt(const std::string& name, std::int64_t layers) {
+  CpuGpt m;
+  m.config.name = name;
+  m.config.vocab = 512, m.config.max_seq = 64, m.config.d_model = 128, m.config.heads = 4, m.config.layers = layers;
+  m.config.dtype = DType::bf16;
+  m.batch = 2, m.seq = 64;
+  return m;
+}
+
 }  // namespace aisp::ch14

@@ -45,6 +45,10 @@ struct CpuGpt {
   compiler::Graph graph() const { return models::build_gpt(config, batch, seq).graph; }
 };
 
+// The chapter's CPU-sized GPT (vocab 512, d 128, 4 heads, bf16, batch 2 x 64 tokens) with `layers`
+// blocks: one eager call takes milliseconds on one core.
+CpuGpt chapter_cpu_gpt(const std::string& name, std::int64_t layers);
+
 bool is_layernorm_gain(const std::string& input_name);
 // The harness's view of the graph's inputs and output, FLOPs (matmuls only) and minimal bytes.
 void declare_workload(const CpuGpt& model, const compiler::Graph& graph, harness::Workload& w);

@@ -30,14 +30,7 @@ using aisp::harness::StreamHandle;
 using aisp::harness::Tensor;
 using aisp::harness::Variant;
 
-CpuGpt model() {
-  CpuGpt m;
-  m.config.name = "ch14-cpu";
-  m.config.vocab = 512, m.config.max_seq = 64, m.config.d_model = 128, m.config.heads = 4, m.config.layers = 2;
-  m.config.dtype = aisp::DType::bf16;
-  m.batch = 2, m.seq = 64;
-  return m;
-}
+CpuGpt model() { return aisp::ch14::chapter_cpu_gpt("ch14-cpu", 2); }
 
 aisp::compiler::Graph build_graph() { return model().graph(); }
 

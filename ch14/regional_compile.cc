@@ -35,14 +35,7 @@ using aisp::harness::StreamHandle;
 using aisp::harness::Tensor;
 using aisp::harness::Variant;
 
-CpuGpt model() {
-  CpuGpt m;
-  m.config.name = "ch14-cpu-4l";
-  m.config.vocab = 512, m.config.max_seq = 64, m.config.d_model = 128, m.config.heads = 4, m.config.layers = 4;
-  m.config.dtype = aisp::DType::bf16;
-  m.batch = 2, m.seq = 64;
-  return m;
-}
+CpuGpt model() { return aisp::ch14::chapter_cpu_gpt("ch14-cpu-4l", 4); }
 
 const aisp::compiler::Graph& graph() {
   static const aisp::compiler::Graph g = model().graph();
