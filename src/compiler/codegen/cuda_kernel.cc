@@ -10,6 +10,7 @@
 #include "compiler/codegen/cuda_prelude.h"
 #include "compiler/codegen/expr.h"
 #include "compiler/codegen/index_expr.h"
+#include "compiler/codegen/source_writer.h"
 #include "compiler/ir/dtype_util.h"
 #include "core/error.h"
 
@@ -84,7 +85,7 @@ struct RowLoad {
   std::string name;
 };
 
-class Emitter {
+class Emitter : SourceWriter {
  public:
   Emitter(const Graph& g, const Step& s, const CudaLaunchConfig& launch) : g_(g), s_(s), launch_(launch) {
     for (std::size_t i = 0; i < s.reads.size(); ++i) arg_[s.reads[i]] = fmt::format("a{}", i);
@@ -120,22 +121,7 @@ class Emitter {
   }
 
  private:
-  void line(const std::string& s) { code_ += std::string(std::size_t(depth_) * 2, ' ') + s + "\n"; }
-  void open(const std::string& s) {
-    line(s + " {");
-    ++depth_;
-    memo_.emplace_back();
-  }
-  void close() {
-    memo_.pop_back();
-    --depth_;
-    line("}");
-  }
-
-  int member(NodeId id) const {
-    auto it = std::lower_bound(s_.nodes.begin(), s_.nodes.end(), id);
-    return it != s_.nodes.end() && *it == id ? int(it - s_.nodes.begin()) : -1;
-  }
+  int member(NodeId id) const { return member_of(s_, id); }
 
   // Declares index variables for the non-unit dims of `shape` from the flat index `flat`.
   Index decompose(const std::string& flat, const Shape& shape, const std::string& prefix) {
@@ -418,9 +404,6 @@ class Emitter {
   const Step& s_;
   CudaLaunchConfig launch_;
   std::unordered_map<NodeId, std::string> arg_;
-  std::string code_;
-  int depth_ = 1;
-  std::vector<std::unordered_map<std::string, std::string>> memo_{1};
   std::unordered_map<NodeId, std::string> row_var_;
   int next_tmp_ = 0;
   // pointwise vector body
