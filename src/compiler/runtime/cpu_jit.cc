@@ -1,5 +1,7 @@
 #include "compiler/runtime/cpu_jit.h"
 
+#include "compiler/runtime/cache_entry.h"
+
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -41,13 +43,6 @@ std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // A unique temporary name beside `target` (same filesystem, so rename is atomic).
@@ -98,16 +93,7 @@ std::string CpuJit::key_of(const std::string& source) const {
   return hash_hex(fmt::format("{}\n{}\n{}\n{}", source, cxx_, compiler_version_, fmt::join(options_.flags, " ")));
 }
 
-std::vector<std::string> CpuJit::warnings() const {
-  std::lock_guard lock(mutex_);
-  return warnings_;
-}
-
-void CpuJit::warn(std::string w) {
-  fmt::print(stderr, "aisp: warning: {}\n", w);
-  std::lock_guard lock(mutex_);
-  warnings_.push_back(std::move(w));
-}
+std::vector<std::string> CpuJit::warnings() const { return warnings_.all(); }
 
 void* CpuJit::open(const std::string& so_path, const std::string& symbol, std::string* error) {
   void* h = ::dlopen(so_path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -130,7 +116,8 @@ JitResult CpuJit::load(const std::string& source, const std::string& symbol) {
   JitResult r;
   r.key = key_of(source);
   const fs::path base = fs::path(cache_dir_) / r.key;
-  const fs::path so = base.string() + ".so", hash = base.string() + ".so.hash", src = base.string() + ".cc";
+  const fs::path so = base.string() + ".so", src = base.string() + ".cc";
+  const CacheEntry entry{so, base.string() + ".so.hash"};
   r.source_path = src.string();
   {
     std::lock_guard lock(mutex_);
@@ -143,13 +130,11 @@ JitResult CpuJit::load(const std::string& source, const std::string& symbol) {
   // Disk: trust an entry only if its bytes match the hash written when it was built.
   if (fs::exists(so)) {
     std::string why;
-    if (!fs::exists(hash) || read_file(hash) != hash_hex(read_file(so))) why = "its hash does not match";
+    if (!entry.read_intact()) why = "its hash does not match";
     else if ((r.fn = open(so.string(), symbol, &why)) != nullptr) r.from = JitResult::From::disk;
     if (!r.fn) {
-      warn(fmt::format("corrupt kernel cache entry {} ({}): rebuilding", so.string(), why));
-      std::error_code ec;
-      fs::remove(so, ec);
-      fs::remove(hash, ec);
+      warnings_.warn(fmt::format("corrupt kernel cache entry {} ({}): rebuilding", so.string(), why));
+      entry.discard();
     }
   }
   if (!r.fn) {
@@ -167,7 +152,7 @@ JitResult CpuJit::load(const std::string& source, const std::string& symbol) {
       throw Error(fmt::format("C++ kernel compile failed (exit {}) for {}\ncommand: {}\n{}", rc, src.string(), cmd,
                               out.size() > 4000 ? out.substr(0, 4000) + "\n[...]" : out));
     }
-    write_atomically(hash, hash_hex(read_file(tmp)));
+    entry.record_hash(read_bytes(tmp));
     fs::rename(tmp, so);
     std::string why;
     r.fn = open(so.string(), symbol, &why);

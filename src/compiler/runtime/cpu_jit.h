@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "compiler/runtime/cache_entry.h"
+
 namespace aisp::compiler {
 
 struct JitOptions {
@@ -48,7 +50,6 @@ class CpuJit {
   std::vector<std::string> warnings() const;  // e.g. corrupt entries that were rebuilt
 
  private:
-  void warn(std::string w);
   void* open(const std::string& so_path, const std::string& symbol, std::string* error);
 
   JitOptions options_;
@@ -56,7 +57,7 @@ class CpuJit {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, void*> loaded_;  // key -> function
   std::vector<void*> handles_;
-  std::vector<std::string> warnings_;
+  WarningLog warnings_;
 };
 
 // Writes `bytes` to a temporary name beside `target` and renames it into place (atomic on one

@@ -1,5 +1,9 @@
 #include "compiler/runtime/cuda/nvrtc_jit.h"
 
+#include <optional>
+
+#include "compiler/runtime/cache_entry.h"
+
 #include <nvrtc.h>
 
 #include <chrono>
@@ -29,13 +33,6 @@ std::string default_cache_dir() {  // the CPU JIT's directory: keys and suffixes
   if (auto x = env("XDG_CACHE_HOME"); !x.empty()) return x + "/aisp/kernels";
   if (auto h = env("HOME"); !h.empty()) return h + "/.cache/aisp/kernels";
   return (fs::temp_directory_path() / "aisp-kernels").string();
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 void check_nvrtc(nvrtcResult r, const char* what) {
@@ -107,22 +104,14 @@ std::string NvrtcJit::key_of(const std::string& source) const {
   return hash_hex(fmt::format("{}\n{}\nnvrtc {}\n{}", source, arch_, nvrtc_version_, fmt::join(options(), " ")));
 }
 
-std::vector<std::string> NvrtcJit::warnings() const {
-  std::lock_guard lock(mutex_);
-  return warnings_;
-}
-
-void NvrtcJit::warn(std::string w) {
-  fmt::print(stderr, "aisp: warning: {}\n", w);
-  std::lock_guard lock(mutex_);
-  warnings_.push_back(std::move(w));
-}
+std::vector<std::string> NvrtcJit::warnings() const { return warnings_.all(); }
 
 NvrtcResult NvrtcJit::compile(const std::string& source) {
   NvrtcResult r;
   r.key = key_of(source);
   const fs::path base = fs::path(cache_dir_) / r.key;
-  const fs::path cubin = base.string() + ".cubin", hash = base.string() + ".cubin.hash", src = base.string() + ".cu";
+  const fs::path cubin = base.string() + ".cubin", src = base.string() + ".cu";
+  const CacheEntry entry{cubin, base.string() + ".cubin.hash"};
   r.source_path = src.string();
   {
     std::lock_guard lock(mutex_);
@@ -134,15 +123,12 @@ NvrtcResult NvrtcJit::compile(const std::string& source) {
   }
   // Disk: trust an entry only if its bytes match the hash written when it was built.
   if (fs::exists(cubin)) {
-    std::string bytes = read_file(cubin);
-    if (fs::exists(hash) && !bytes.empty() && read_file(hash) == hash_hex(bytes)) {
-      r.cubin = std::move(bytes);
+    if (std::optional<std::string> bytes = entry.read_intact()) {
+      r.cubin = std::move(*bytes);
       r.from = NvrtcResult::From::disk;
     } else {
-      warn(fmt::format("corrupt kernel cache entry {} (its hash does not match): rebuilding", cubin.string()));
-      std::error_code ec;
-      fs::remove(cubin, ec);
-      fs::remove(hash, ec);
+      warnings_.warn(fmt::format("corrupt kernel cache entry {} (its hash does not match): rebuilding", cubin.string()));
+      entry.discard();
     }
   }
   if (r.cubin.empty()) {
@@ -170,7 +156,7 @@ NvrtcResult NvrtcJit::compile(const std::string& source) {
     check_nvrtc(nvrtcGetCUBIN(prog.p, r.cubin.data()), "nvrtcGetCUBIN");
     r.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     r.log = std::move(log);
-    write_atomically(hash, hash_hex(r.cubin));
+    entry.record_hash(r.cubin);
     write_atomically(cubin, r.cubin);
     r.from = NvrtcResult::From::build;
   }

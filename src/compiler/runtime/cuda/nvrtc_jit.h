@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "compiler/runtime/cache_entry.h"
+
 namespace aisp::compiler {
 
 inline constexpr const char* kDefaultCudaArch = "sm_90a";
@@ -60,14 +62,12 @@ class NvrtcJit {
   std::vector<std::string> warnings() const;
 
  private:
-  void warn(std::string w);
-
   NvrtcOptions options_;
   std::string cache_dir_, arch_, nvrtc_version_, include_dir_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::string> cubins_;  // key -> binary
   std::unordered_map<std::string, cudaKernel_t> kernels_;  // key + symbol -> kernel (libraries stay loaded)
-  std::vector<std::string> warnings_;
+  WarningLog warnings_;
 };
 
 // The process's CUDA JIT with default options.
