@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/tool_commands.h"
 #include "core/error.h"
 #include "core/gpu.h"
 #include "harness/atomic_file.h"
@@ -72,6 +73,9 @@ void Commands::add_to(CLI::App& app) {
   insp->add_option("target", inspect_target_, "e.g. ch14:model_eager")->required();
   insp->add_option("--out", inspect_out_, "output folder (default: artifacts/inspect/<chapter>/<example>/)");
   insp->callback([this] { chosen_ = [this] { return inspect(); }; });
+
+  const ToolCommandContext tools{&out_, &err_, [this](std::function<int()> action) { chosen_ = std::move(action); }};
+  for (ToolCommandAdder add : tool_command_adders()) add(app, tools);
 
   auto* child = app.add_subcommand("__run-variant", "");  // hidden: the child side of process isolation
   child->group("");
