@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 
 #include "compiler/ir/builder.h"
 #include "compiler/ir/composites.h"
@@ -138,6 +139,60 @@ TEST(CompilerFusion, WithoutFusionEveryOpIsAKernel) {
   o.fuse = false;
   EXPECT_EQ(lower(g, o).fusion.kernel_count(), 3);
   EXPECT_EQ(lower(g).fusion.kernel_count(), 1);
+}
+
+// The eager plan fuses only inside one composite call: one kernel per LayerNorm, GELU and attention
+// softmax (an eager framework's native kernels), one per op the user wrote (the bias add, the
+// residual add), and nothing across them.
+Counts eager_counts(const Graph& g, std::string* text = nullptr) {
+  PipelineOptions o;
+  o.fuse_within_composites_only = true;
+  const Lowered l = lower(g, o);
+  if (text) *text = describe(l.graph, l.fusion);
+  return {l.fusion.kernel_count(), l.fusion.library_count()};
+}
+
+TEST(CompilerEagerPlan, EachCompositeIsOneKernelAndEachUserOpItsOwn) {
+  Graph g;
+  Tensor x = g.input("x", {4, 32, 64}, DType::bf16);
+  Tensor h = layer_norm(x, g.input("w", {64}, DType::bf16), g.input("b", {64}, DType::bf16));
+  Tensor y = gelu(matmul(h, g.input("w1", {64, 256}, DType::bf16)) + g.input("b1", {256}, DType::bf16));
+  g.output(x + matmul(y, g.input("w2", {256, 64}, DType::bf16)));
+  std::string text;
+  const Counts eager = eager_counts(g, &text);
+  EXPECT_EQ(eager.kernels, 4) << text;  // layer_norm, bias add, gelu, residual add
+  EXPECT_EQ(eager.library, 2) << text;
+  const Counts fused = fused_counts(g);
+  EXPECT_EQ(fused.kernels, 3);  // layer_norm, bias add + gelu, residual add
+  EXPECT_EQ(fused.library, 2);
+}
+
+TEST(CompilerEagerPlan, AttentionSoftmaxWithItsMaskIsOneKernel) {
+  Graph g;
+  Tensor q = g.input("q", {2, 4, 16, 8}, DType::bf16);
+  g.output(attention(q, g.input("k", {2, 4, 16, 8}, DType::bf16), g.input("v", {2, 4, 16, 8}, DType::bf16), true));
+  std::string text;
+  const Counts c = eager_counts(g, &text);
+  EXPECT_EQ(c.kernels, 1) << text;
+  EXPECT_EQ(c.library, 2) << text;
+}
+
+TEST(CompilerEagerPlan, CompositeIdsSurviveThePasses) {
+  Graph g;
+  Tensor x = g.input("x", {3, 40});
+  g.output(softmax(x) + softmax(x * 2.0));
+  for (const Node& n : g.nodes()) {
+    if (n.op == OpKind::input) EXPECT_EQ(n.composite, -1);
+  }
+  PipelineOptions o;
+  o.fuse_within_composites_only = true;
+  const Lowered l = lower(g, o);
+  std::set<std::int32_t> ids;
+  for (const Node& n : l.graph.nodes())
+    if (n.op == OpKind::reduce_max) ids.insert(n.composite);
+  EXPECT_EQ(ids.size(), 2u);  // two softmax calls, two ids
+  EXPECT_FALSE(ids.count(-1));
+  EXPECT_EQ(l.fusion.kernel_count(), 4);  // x*2, softmax, softmax, the add
 }
 
 TEST(CompilerMemoryPlan, ReusesBuffersByLiveness) {

@@ -11,12 +11,14 @@ Tensor to_f32(Tensor x) { return cast(x, DType::f32); }
 }  // namespace
 
 Tensor softmax(Tensor x, std::int64_t axis) {
+  const Graph::CompositeScope scope(*x.graph);
   const Tensor xf = to_f32(x);
   const Tensor e = exp(xf - max(xf, {axis}, true));  // subtract the row max: exp never overflows
   return cast(e / sum(e, {axis}, true), x.dtype());
 }
 
 Tensor layer_norm(Tensor x, Tensor weight, Tensor bias, double eps) {
+  const Graph::CompositeScope scope(*x.graph);
   const Tensor xf = to_f32(x);
   const Tensor xc = xf - mean(xf, {-1}, true);
   const Tensor rstd = rsqrt(mean(xc * xc, {-1}, true) + eps);  // two-pass variance: no cancellation
@@ -24,16 +26,19 @@ Tensor layer_norm(Tensor x, Tensor weight, Tensor bias, double eps) {
 }
 
 Tensor rms_norm(Tensor x, Tensor weight, double eps) {
+  const Graph::CompositeScope scope(*x.graph);
   const Tensor xf = to_f32(x);
   return cast(xf * rsqrt(mean(xf * xf, {-1}, true) + eps) * to_f32(weight), x.dtype());
 }
 
 Tensor gelu(Tensor x) {
+  const Graph::CompositeScope scope(*x.graph);
   const Tensor xf = to_f32(x);
   return cast(0.5 * xf * (1.0 + erf(xf * M_SQRT1_2)), x.dtype());
 }
 
 Tensor attention(Tensor q, Tensor k, Tensor v, bool causal) {
+  const Graph::CompositeScope scope(*q.graph);
   const std::int64_t tq = q.dim(-2), tk = k.dim(-2), d = q.dim(-1);
   Tensor s = to_f32(matmul(q, transpose(k, -1, -2))) * (1.0 / std::sqrt(double(d)));
   if (causal) {
@@ -48,6 +53,7 @@ Tensor attention(Tensor q, Tensor k, Tensor v, bool causal) {
 Tensor cross_entropy(Tensor logits, Tensor targets) {
   if (logits.rank() != 2 || targets.rank() != 1) throw Error("cross_entropy wants logits [N, V], targets [N]");
   Graph& g = *logits.graph;
+  const Graph::CompositeScope scope(g);
   const Tensor x = to_f32(logits);
   const Tensor m = max(x, {-1}, true);
   const Tensor lse = reshape(m, {logits.dim(0)}) + log(sum(exp(x - m), {-1}));

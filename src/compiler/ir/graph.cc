@@ -47,8 +47,17 @@ NodeId Graph::add(Node n) {
   const NodeId id = NodeId(nodes_.size());
   if (std::string err = check_node(*this, n, id); !err.empty())
     throw Error(fmt::format("malformed {} node: {}", name_of(n.op), err));
+  if (n.composite < 0) n.composite = open_composite_;
   nodes_.push_back(std::move(n));
   return id;
+}
+
+Graph::CompositeScope::CompositeScope(Graph& g) : g_(g), outermost_(g.open_composite_ < 0) {
+  if (outermost_) g_.open_composite_ = g_.next_composite_++;
+}
+
+Graph::CompositeScope::~CompositeScope() {
+  if (outermost_) g_.open_composite_ = -1;
 }
 
 std::vector<NodeId> Graph::inputs() const {

@@ -45,9 +45,25 @@ class Graph {
   std::vector<NodeId>& mutable_outputs() { return outputs_; }
   std::vector<NodeId> inputs() const;  // input nodes in creation order (the binding order)
 
+  // While a CompositeScope is alive, nodes added without a composite id get the scope's id. Scopes
+  // nest: an inner composite (attention's softmax) belongs to the outermost one.
+  class CompositeScope {
+   public:
+    explicit CompositeScope(Graph& g);
+    ~CompositeScope();
+    CompositeScope(const CompositeScope&) = delete;
+    CompositeScope& operator=(const CompositeScope&) = delete;
+
+   private:
+    Graph& g_;
+    bool outermost_;
+  };
+
  private:
   std::vector<Node> nodes_;
   std::vector<NodeId> outputs_;
+  std::int32_t open_composite_ = -1;
+  std::int32_t next_composite_ = 0;
 };
 
 inline const Node& Tensor::node() const { return graph->node(id); }

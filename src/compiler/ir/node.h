@@ -28,6 +28,10 @@ struct Node {
   bool keepdim = false;              // reduce_*
   double value = 0.0;                // constant: the splat value
   std::string name;                  // input: the name the caller binds
+  // Which composite call (softmax, layer_norm, gelu, attention, ...) created the node: an id unique
+  // within its graph, -1 for ops the user called directly. Not part of the computation (CSE ignores
+  // it); the eager plan fuses only within one composite, as an eager framework's native kernels do.
+  std::int32_t composite = -1;
 };
 
 // Two nodes compute the same thing (CSE): same op, dtype, shape, inputs and attributes.

@@ -107,6 +107,7 @@ FusionPlan fuse(const Graph& g, const FusionOptions& options) {
         continue;
       }
       if (!fusible(pn)) continue;
+      if (options.within_composites_only && (pn.composite < 0 || pn.composite != g.node(c).composite)) continue;
       const int gp = uf.find(p), gc = uf.find(c);
       if (gp == gc) continue;
       std::vector<NodeId> merged;

@@ -17,7 +17,11 @@
 namespace aisp::compiler {
 
 struct FusionOptions {
-  bool fuse = true;  // false: one kernel per op (what the eager executor does, as a plan)
+  bool fuse = true;  // false: one kernel per op
+  // Merge only nodes created by the same composite call (Node::composite): one kernel per
+  // LayerNorm, softmax, GELU or attention-softmax, one per user op -- the eager plan, like the
+  // native kernels of an eager framework. No effect when fuse is false.
+  bool within_composites_only = false;
 };
 
 struct Step {

@@ -48,7 +48,7 @@ Lowered lower(const Graph& g, const PipelineOptions& options) {
   }
   {
     const auto t = Clock::now();
-    out.fusion = fuse(out.graph, FusionOptions{options.fuse});
+    out.fusion = fuse(out.graph, FusionOptions{options.fuse, options.fuse_within_composites_only});
     PassRecord rec{"fuse", fmt::format("{} kernels, {} library calls", out.fusion.kernel_count(),
                                        out.fusion.library_count()), "", ms_since(t)};
     if (options.keep_ir) rec.ir_after = describe(out.graph, out.fusion);

@@ -19,6 +19,7 @@ namespace aisp::compiler {
 
 struct PipelineOptions {
   bool fuse = true;
+  bool fuse_within_composites_only = false;  // the eager plan (FusionOptions::within_composites_only)
   bool verify_each_pass = true;
   bool keep_ir = true;  // store the printed IR after each pass (for inspect and tests)
 };
