@@ -6,13 +6,24 @@
 //
 // The same passes as compile_cpu (passes/pipeline.h) -> codegen/cuda_kernel.h (one CUDA source per
 // kernel step, launch configuration recorded with it) -> runtime/cuda/nvrtc_jit.h (distinct sources
-// compiled by NVRTC in parallel, cached in memory and on disk) -> cudaLaunchKernel per step.
-// Graphs of pointwise and row-reduction groups only for now: a matmul, gather or concat step throws
-// aisp::Error ("not yet supported on the CUDA backend").
+// compiled by NVRTC in parallel, cached in memory and on disk) -> cudaLaunchKernel per kernel step,
+// and runtime/cuda/cuda_library.h for library steps (matmul through cuBLAS, gather). A concat step
+// throws aisp::Error ("not yet supported on the CUDA backend").
+//
+// Plans (CudaCompileOptions):
+//   eager_plan()      one kernel per op the user wrote and per composite call (LayerNorm, softmax, GELU,
+//                     attention's masked softmax): an eager framework's launches, same kernels' quality
+//   default           full fusion
+//   reduce_overhead   default + the whole plan captured once into a CUDA graph and replayed (one
+//                     launch per call). The graph is keyed on the input/output addresses and stream;
+//                     new addresses capture a new graph. Inside a caller's own capture, run() enqueues
+//                     normally (the caller's graph holds the launches).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <memory>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -20,28 +31,41 @@
 #include "compiler/passes/pipeline.h"
 #include "compiler/runtime/compiled_graph.h"  // CompileStats
 #include "compiler/runtime/cuda/nvrtc_jit.h"
+#include "compiler/runtime/gemm_plan.h"
 
 namespace aisp::compiler {
 
 struct CudaCompileOptions {
   PipelineOptions pipeline;
+  bool cuda_graph = false;  // reduce-overhead: replay the plan as one CUDA graph
   CudaKernelOptions kernels;
   NvrtcJit* jit = nullptr;  // null: default_nvrtc_jit()
   int jobs = 0;             // parallel NVRTC compiles; 0: the hardware's thread count
   bool load = true;         // false: compile only (no GPU needed; run() then throws)
 };
 
+// The eager plan's options (see above).
+CudaCompileOptions eager_plan();
+
+class CudaLibrary;
+
 class CudaCompiledGraph {
  public:
   CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels, std::vector<cudaKernel_t> fns,
-                    CompileStats stats, bool loaded);
+                    CompileStats stats, std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded);
   CudaCompiledGraph(CudaCompiledGraph&&) noexcept;
   CudaCompiledGraph& operator=(CudaCompiledGraph&&) noexcept;
   ~CudaCompiledGraph();
 
   // Device pointers: inputs in the graph's binding order, outputs in output order (contiguous, of the
-  // graph's dtypes and shapes). Enqueues one launch per kernel step on `stream`; never synchronizes.
+  // graph's dtypes and shapes). Enqueues the plan on `stream` (one launch per kernel step and library
+  // call, or one graph launch); never synchronizes.
   void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream);
+
+  // Launches one call enqueues without a CUDA graph: kernel steps + library calls (cuBLAS may run
+  // more than one kernel per call; CUPTI counts those).
+  int launches_per_call() const;
+  int graph_captures() const { return graph_captures_; }
 
   const Lowered& lowered() const { return lowered_; }
   const std::vector<CudaKernelSource>& kernels() const { return kernels_; }  // per kernel step, in order
@@ -54,6 +78,7 @@ class CudaCompiledGraph {
     std::int64_t index;
   };
   void* address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) const;
+  void enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream);
 
   Lowered lowered_;
   std::vector<CudaKernelSource> kernels_;
@@ -61,7 +86,23 @@ class CudaCompiledGraph {
   CompileStats stats_;
   bool loaded_ = false;
   std::vector<Where> where_;
-  void* arena_ = nullptr;  // device memory for the intermediates (cudaMalloc'd: 256-byte aligned)
+  struct CudaFree {
+    void operator()(void* p) const;
+  };
+  struct GraphExecDestroy {
+    void operator()(cudaGraphExec_t g) const;
+  };
+  // Device memory for the intermediates (cudaMalloc'd: 256-byte aligned).
+  std::unique_ptr<void, CudaFree> arena_;
+  std::unique_ptr<CudaLibrary> library_;
+  std::vector<int> kernel_of_step_;              // index into kernels_, -1 for library steps
+  std::vector<GemmCall> gemm_of_step_;           // matmul steps' BLAS plans (others: empty)
+  std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
+  // reduce-overhead
+  bool cuda_graph_ = false;
+  std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, GraphExecDestroy> graph_exec_;
+  std::vector<const void*> graph_key_;  // inputs, outputs and stream the graph was captured with
+  int graph_captures_ = 0;
 };
 
 CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options = {});

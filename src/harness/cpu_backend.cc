@@ -25,7 +25,7 @@ void fill_typed(T* data, std::int64_t n, const Init& init, std::uint64_t seed) {
   for (std::int64_t i = 0; i < n; ++i) {
     double v = 0;
     switch (init.kind) {
-      case Init::Kind::normal: v = init.scale * rng::normal_at(seed, std::uint64_t(i)); break;
+      case Init::Kind::normal: v = init.mean + init.scale * rng::normal_at(seed, std::uint64_t(i)); break;
       case Init::Kind::bernoulli: v = rng::uniform_at(seed, std::uint64_t(i)) < init.probability ? 1.0 : 0.0; break;
       case Init::Kind::uniform_int: v = double(rng::bits_at(seed, std::uint64_t(i)) % std::uint64_t(init.high)); break;
     }

@@ -21,10 +21,11 @@ struct Init {
   double scale = 1.0;        // normal: standard deviation
   double probability = 0.5;  // bernoulli: P(value == 1)
   std::int64_t high = 1;     // uniform_int: values in [0, high)
+  double mean = 0.0;         // normal: mean (e.g. 1 for LayerNorm gains)
 
-  static Init normal(double scale = 1.0) { return {Kind::normal, scale, 0.5, 1}; }
-  static Init bernoulli(double p) { return {Kind::bernoulli, 1.0, p, 1}; }
-  static Init uniform_int(std::int64_t high) { return {Kind::uniform_int, 1.0, 0.5, high}; }
+  static Init normal(double scale = 1.0, double mean = 0.0) { return {Kind::normal, scale, 0.5, 1, mean}; }
+  static Init bernoulli(double p) { return {Kind::bernoulli, 1.0, p, 1, 0.0}; }
+  static Init uniform_int(std::int64_t high) { return {Kind::uniform_int, 1.0, 0.5, high, 0.0}; }
 };
 
 struct TensorSpec {

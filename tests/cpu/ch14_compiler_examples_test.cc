@@ -49,7 +49,7 @@ void expect_every_variant_verifies(const std::string& target) {
   }
 }
 
-TEST(Ch14CompilerExamples, ModelEagerVerifiesEveryVariant) { expect_every_variant_verifies("ch14:model_eager"); }
+TEST(Ch14CompilerExamples, ModelEagerVerifiesEveryVariant) { expect_every_variant_verifies("ch14:model_eager_cpu"); }
 
 TEST(Ch14CompilerExamples, RegionalCompileVerifiesEveryVariantWhenPresent) {
   if (!Registry::global().find("ch14:regional_compile"))
@@ -60,7 +60,7 @@ TEST(Ch14CompilerExamples, RegionalCompileVerifiesEveryVariantWhenPresent) {
 // The CPU backend exposes no launch counter to the harness, so compare the executors directly: the
 // compiled plan runs fewer steps per call than eager runs ops.
 TEST(Ch14CompilerExamples, CompiledModelRunsFewerStepsThanEagerOps) {
-  const auto* entry = ch14::find_compiled_graph("ch14:model_eager");
+  const auto* entry = ch14::find_compiled_graph("ch14:model_eager_cpu");
   ASSERT_NE(entry, nullptr);
   const compiler::Graph g = entry->build();
   const int eager_ops = compiler::EagerExecutor(g).ops_per_call();
@@ -85,7 +85,7 @@ Ran aisp_cli(std::vector<std::string> args) {
 TEST(Ch14CompilerExamples, InspectWritesTheCompilerArtifacts) {
   const fs::path out = fs::temp_directory_path() / ("aisp_inspect_test_" + std::to_string(::getpid()));
   fs::remove_all(out);
-  const Ran r = aisp_cli({"inspect", "ch14:model_eager", "--out", out.string()});
+  const Ran r = aisp_cli({"inspect", "ch14:model_eager_cpu", "--out", out.string()});
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* f : {"fusion.txt", "graph.dot", "stats.txt", "kernels/k00.cc"})
     EXPECT_TRUE(fs::exists(out / f)) << f << "\n" << r.output;
@@ -101,7 +101,7 @@ TEST(Ch14CompilerExamples, InspectWritesTheCompilerArtifacts) {
 TEST(Ch14CompilerExamples, InspectOfANonCompilerTargetIsAUsageErrorListingTheValidOnes) {
   const Ran r = aisp_cli({"inspect", "ch14:fused_elementwise"});
   EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_NE(r.output.find("ch14:model_eager"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ch14:model_eager_cpu"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -191,17 +191,39 @@ TEST(CompilerCudaCodegen, NvrtcFailureNamesTheSavedSourceAndQuotesTheLog) {
   fs::remove_all(dir);
 }
 
-TEST(CompilerCudaCodegen, LibraryStepsAreRefusedClearly) {
+TEST(CompilerCudaCodegen, ConcatIsRefusedClearly) {
   Graph g;
-  g.output(matmul(g.input("a", {4, 8}), g.input("b", {8, 3})));
+  g.output(concat({g.input("a", {4, 8}), g.input("b", {4, 3})}, 1));
   const fs::path dir = fresh_cache("refused");
   NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
   try {
     compile_cuda(g, compile_only(jit));
-    FAIL() << "a matmul compiled for the CUDA backend";
+    FAIL() << "a concat compiled for the CUDA backend";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not yet supported on the CUDA backend"), std::string::npos) << e.what();
   }
+  fs::remove_all(dir);
+}
+
+// A GPT block compiles for the CUDA backend (compile only: NVRTC needs no GPU): matmuls become
+// cuBLAS calls, the eager plan has more kernels than the fused one and the same library calls.
+TEST(CompilerCudaCodegen, MatmulsAreLibraryCallsInBothPlans) {
+  Graph g;
+  Tensor x = g.input("x", {2, 16, 64}, DType::bf16);
+  Tensor h = layer_norm(x, g.input("w", {64}, DType::bf16), g.input("b", {64}, DType::bf16));
+  g.output(x + gelu(matmul(h, g.input("w1", {64, 64}, DType::bf16)) + g.input("b1", {64}, DType::bf16)));
+  const fs::path dir = fresh_cache("library");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  const CudaCompiledGraph fused = compile_cuda(g, compile_only(jit));
+  CudaCompileOptions eager = eager_plan();
+  eager.jit = &jit;
+  eager.load = false;
+  const CudaCompiledGraph unfused = compile_cuda(g, eager);
+  EXPECT_EQ(fused.stats().library_calls, 1);
+  EXPECT_EQ(unfused.stats().library_calls, 1);
+  EXPECT_EQ(fused.stats().kernels, 2);    // layer_norm; bias add + gelu + residual add
+  EXPECT_EQ(unfused.stats().kernels, 4);  // layer_norm, bias add, gelu, residual add
+  EXPECT_EQ(unfused.launches_per_call(), 5);
   fs::remove_all(dir);
 }
 

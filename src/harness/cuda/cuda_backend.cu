@@ -95,14 +95,14 @@ __device__ __forceinline__ double load_as_double<__half>(__half v) { return doub
 enum class FillKind : int { normal, bernoulli, uniform_int };
 
 template <class T>
-__global__ void fill_kernel(T* data, std::int64_t n, FillKind kind, double scale, double probability,
+__global__ void fill_kernel(T* data, std::int64_t n, FillKind kind, double scale, double mean, double probability,
                             std::uint64_t high, std::uint64_t seed) {
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const auto index = std::uint64_t(i);
     double v;
     if (kind == FillKind::normal) {
-      v = double(rng::normal_at(seed, index)) * scale;
+      v = mean + double(rng::normal_at(seed, index)) * scale;
     } else if (kind == FillKind::bernoulli) {
       v = double(rng::uniform_at(seed, index)) < probability ? 1.0 : 0.0;
     } else {
@@ -557,7 +557,7 @@ class CudaBackend final : public DeviceBackend {
   template <class T>
   void launch_fill(T* data, std::int64_t n, unsigned grid, FillKind kind, const Init& init, std::uint64_t high,
                    std::uint64_t seed) {
-    fill_kernel<T><<<grid, kThreads, 0, stream_>>>(data, n, kind, init.scale, init.probability, high, seed);
+    fill_kernel<T><<<grid, kThreads, 0, stream_>>>(data, n, kind, init.scale, init.mean, init.probability, high, seed);
     AISP_CUDA_CHECK_LAUNCH();
   }
 

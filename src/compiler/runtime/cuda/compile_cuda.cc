@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "compiler/passes/layout.h"
+#include "compiler/runtime/cuda/cuda_library.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
@@ -22,9 +23,20 @@ void check_cuda(cudaError_t r, const std::string& what) {
 }
 }  // namespace
 
+CudaCompileOptions eager_plan() {
+  CudaCompileOptions o;
+  o.pipeline.fuse_within_composites_only = true;
+  return o;
+}
+
+void CudaCompiledGraph::CudaFree::operator()(void* p) const { cudaFree(p); }
+void CudaCompiledGraph::GraphExecDestroy::operator()(cudaGraphExec_t g) const { cudaGraphExecDestroy(g); }
+
 CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels,
-                                     std::vector<cudaKernel_t> fns, CompileStats stats, bool loaded)
-    : lowered_(std::move(lowered)), kernels_(std::move(kernels)), fns_(std::move(fns)), stats_(stats), loaded_(loaded) {
+                                     std::vector<cudaKernel_t> fns, CompileStats stats,
+                                     std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded)
+    : lowered_(std::move(lowered)), kernels_(std::move(kernels)), fns_(std::move(fns)), stats_(stats), loaded_(loaded),
+      library_(std::move(library)), cuda_graph_(cuda_graph) {
   const Graph& g = lowered_.graph;
   where_.assign(g.size(), Where{Where::Kind::arena, -1});
   const auto inputs = g.inputs();
@@ -37,31 +49,40 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
   for (NodeId id = 0; id < NodeId(g.size()); ++id)
     if (lowered_.memory.offset_of[std::size_t(id)] >= 0)
       where_[std::size_t(id)] = {Where::Kind::arena, lowered_.memory.offset_of[std::size_t(id)]};
-  if (loaded_ && lowered_.memory.arena_bytes > 0)
-    check_cuda(cudaMalloc(&arena_, lowered_.memory.arena_bytes), fmt::format("cudaMalloc of the {} B arena", lowered_.memory.arena_bytes));
-}
 
-CudaCompiledGraph::CudaCompiledGraph(CudaCompiledGraph&& o) noexcept
-    : lowered_(std::move(o.lowered_)), kernels_(std::move(o.kernels_)), fns_(std::move(o.fns_)), stats_(o.stats_),
-      loaded_(o.loaded_), where_(std::move(o.where_)), arena_(std::exchange(o.arena_, nullptr)) {}
-
-CudaCompiledGraph& CudaCompiledGraph::operator=(CudaCompiledGraph&& o) noexcept {
-  if (this != &o) {
-    if (arena_) cudaFree(arena_);
-    lowered_ = std::move(o.lowered_);
-    kernels_ = std::move(o.kernels_);
-    fns_ = std::move(o.fns_);
-    stats_ = o.stats_;
-    loaded_ = o.loaded_;
-    where_ = std::move(o.where_);
-    arena_ = std::exchange(o.arena_, nullptr);
+  // Per step: its kernel, or its library call's operand layouts (and BLAS plan for matmuls).
+  int next_kernel = 0;
+  for (const Step& s : lowered_.fusion.steps) {
+    std::vector<Layout> layouts;
+    GemmCall gemm;
+    if (s.kind == Step::Kind::kernel) {
+      kernel_of_step_.push_back(next_kernel++);
+    } else {
+      kernel_of_step_.push_back(-1);
+      const Node& n = g.node(s.nodes[0]);
+      for (NodeId in : n.inputs) {
+        auto l = layout_of(g, in);
+        if (!l) throw Error(fmt::format("internal: library operand %{} has no strided layout", in));
+        layouts.push_back(*l);
+      }
+      if (n.op == OpKind::matmul) gemm = plan_gemm(layouts[0], layouts[1], n.shape);
+      stats_.library_calls += n.op == OpKind::matmul ? int(gemm.calls.size()) : 1;
+    }
+    operand_layouts_.push_back(std::move(layouts));
+    gemm_of_step_.push_back(std::move(gemm));
   }
-  return *this;
+  if (loaded_ && lowered_.memory.arena_bytes > 0) {
+    void* p = nullptr;
+    check_cuda(cudaMalloc(&p, lowered_.memory.arena_bytes), fmt::format("cudaMalloc of the {} B arena", lowered_.memory.arena_bytes));
+    arena_.reset(p);
+  }
 }
 
-CudaCompiledGraph::~CudaCompiledGraph() {
-  if (arena_) cudaFree(arena_);
-}
+CudaCompiledGraph::CudaCompiledGraph(CudaCompiledGraph&&) noexcept = default;
+CudaCompiledGraph& CudaCompiledGraph::operator=(CudaCompiledGraph&&) noexcept = default;
+CudaCompiledGraph::~CudaCompiledGraph() = default;
+
+int CudaCompiledGraph::launches_per_call() const { return stats_.kernels + stats_.library_calls; }
 
 void* CudaCompiledGraph::address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) const {
   switch (w.kind) {
@@ -69,7 +90,7 @@ void* CudaCompiledGraph::address(const Where& w, const std::vector<const void*>&
     case Where::Kind::output: return out[std::size_t(w.index)];
     case Where::Kind::arena:
       if (w.index < 0 || !arena_) throw Error("internal: a buffer without a place");
-      return static_cast<char*>(arena_) + w.index;  // offsets are multiples of kBufferAlignment
+      return static_cast<char*>(arena_.get()) + w.index;  // offsets are multiples of kBufferAlignment
   }
   return nullptr;
 }
@@ -85,9 +106,67 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
     if (!p) throw Error("compiled graph: null input pointer");
   for (const void* p : outputs)
     if (!p) throw Error("compiled graph: null output pointer");
+
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  check_cuda(cudaStreamIsCapturing(stream, &capturing), "cudaStreamIsCapturing");
+  if (!cuda_graph_ || capturing != cudaStreamCaptureStatusNone) return enqueue(inputs, outputs, stream);
+
+  std::vector<const void*> key(inputs.begin(), inputs.end());
+  key.insert(key.end(), outputs.begin(), outputs.end());
+  key.push_back(stream);
+  if (!graph_exec_ || key != graph_key_) {
+    graph_exec_.reset();
+    check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    try {
+      enqueue(inputs, outputs, stream);
+    } catch (...) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(stream, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      throw;
+    }
+    cudaGraph_t captured = nullptr;
+    check_cuda(cudaStreamEndCapture(stream, &captured), "cudaStreamEndCapture of the plan");
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t r = cudaGraphInstantiateWithFlags(&exec, captured, 0);
+    cudaGraphDestroy(captured);
+    check_cuda(r, "cudaGraphInstantiate of the plan");
+    graph_exec_.reset(exec);
+    graph_key_ = std::move(key);
+    ++graph_captures_;
+  }
+  check_cuda(cudaGraphLaunch(graph_exec_.get(), stream), "cudaGraphLaunch of the plan");
+}
+
+void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
+                                cudaStream_t stream) {
+  const Graph& g = lowered_.graph;
   std::vector<void*> pointers;
   std::vector<void*> params;
-  for (std::size_t k = 0; k < kernels_.size(); ++k) {
+  for (std::size_t si = 0; si < lowered_.fusion.steps.size(); ++si) {
+    const Step& s = lowered_.fusion.steps[si];
+    if (kernel_of_step_[si] < 0) {
+      const Node& n = g.node(s.nodes[0]);
+      const auto& layouts = operand_layouts_[si];
+      auto src = [&](std::size_t i) { return address(where_[std::size_t(layouts[i].source)], inputs, outputs); };
+      void* out = address(where_[std::size_t(s.nodes[0])], inputs, outputs);
+      const std::int64_t es = std::int64_t(size_of(n.dtype));
+      if (n.op == OpKind::matmul) {
+        library_->matmul(n.dtype, gemm_of_step_[si], src(0), src(1), out, stream);
+      } else if (n.op == OpKind::gather) {
+        const Layout& table = layouts[0];
+        if (table.strides.back() != 1)
+          throw Error("gather on the CUDA backend: the table's rows must be contiguous");
+        const auto* base = static_cast<const char*>(src(0)) + table.offset * es;
+        const auto* idx = static_cast<const std::int32_t*>(src(1)) + layouts[1].offset;
+        library_->gather(base, table.shape[0], table.strides[0] * es, idx, numel(layouts[1].shape), out,
+                         table.shape.back() * es, stream);
+      } else {
+        throw Error(fmt::format("internal: no CUDA library op for {}", name_of(n.op)));
+      }
+      continue;
+    }
+    const std::size_t k = std::size_t(kernel_of_step_[si]);
     const CudaKernelSource& ks = kernels_[k];
     if (ks.launch.blocks <= 0) continue;  // an empty domain: nothing to write
     pointers.clear();
@@ -113,14 +192,15 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   stats.passes_ms = lowered.total_ms;
   stats.lowered_nodes = int(g.size());
   for (const Step& s : lowered.fusion.steps)
-    if (s.kind == Step::Kind::library)
-      throw Error(fmt::format("compile_cuda: {} steps are not yet supported on the CUDA backend (pointwise and "
-                              "row-reduction groups only; compile_cpu runs them)",
+    if (s.kind == Step::Kind::library && lowered.graph.node(s.nodes[0]).op == OpKind::concat)
+      throw Error(fmt::format("compile_cuda: {} steps are not yet supported on the CUDA backend (matmul and gather "
+                              "are; compile_cpu runs concat)",
                               name_of(lowered.graph.node(s.nodes[0]).op)));
 
   auto t = Clock::now();
   std::vector<CudaKernelSource> kernels;
-  for (const Step& s : lowered.fusion.steps) kernels.push_back(generate_cuda_kernel(lowered.graph, s, options.kernels));
+  for (const Step& s : lowered.fusion.steps)
+    if (s.kind == Step::Kind::kernel) kernels.push_back(generate_cuda_kernel(lowered.graph, s, options.kernels));
   stats.codegen_ms = ms_since(t);
   stats.kernels = int(kernels.size());
 
@@ -152,10 +232,12 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   std::vector<cudaKernel_t> fns(kernels.size(), nullptr);
   if (options.load)
     for (std::size_t i = 0; i < kernels.size(); ++i) fns[i] = jit.load(results[which[i]], kernels[i].kernel.symbol);
+  auto library = std::make_unique<CudaLibrary>(jit, options.load);
   stats.compile_ms = ms_since(t);
   stats.arena_bytes = lowered.memory.arena_bytes;
   stats.peak_live_bytes = lowered.memory.peak_live_bytes;
-  return CudaCompiledGraph(std::move(lowered), std::move(kernels), std::move(fns), stats, options.load);
+  return CudaCompiledGraph(std::move(lowered), std::move(kernels), std::move(fns), stats, std::move(library),
+                           options.cuda_graph, options.load);
 }
 
 }  // namespace aisp::compiler

@@ -1,5 +1,6 @@
-// ch14:model_eager — the chapter's eager-vs-torch.compile comparison on a whole model, with aisp's
-// compiler on the CPU backend (the compiler's CUDA path does not exist yet: no GPU numbers here).
+// ch14:model_eager_cpu — the chapter's eager-vs-torch.compile comparison on a whole model, with aisp's
+// compiler on the CPU backend, so the main job shows compiler results on a machine without a GPU (the
+// GPU pair is ch14:model_eager in model_eager_gpu.cu).
 //
 // The model is the GPT decoder of src/models (token + position embedding, pre-norm blocks with
 // causal attention and a GELU MLP, tied output head) at a CPU-sized shape: 2 layers, d_model 128,
@@ -47,7 +48,7 @@ class Eager : public Variant {
     inputs_ = inputs;
     output_ = output;
     eager_.emplace(graph());
-    std::fprintf(stderr, "model_eager baseline: %d ops per call\n", eager_->ops_per_call());
+    std::fprintf(stderr, "model_eager_cpu baseline: %d ops per call\n", eager_->ops_per_call());
   }
   void run(StreamHandle) override {
     aisp::ch14::bind_inputs(graph(), inputs_, bound_);
@@ -80,7 +81,7 @@ class CompiledDefault : public Variant {
     const auto g = aisp::compiler::trace([](aisp::compiler::Graph& out) { out = build_graph(); }, &trace_ms);
     compiled_ = std::make_unique<aisp::compiler::CompiledGraph>(aisp::compiler::compile_cpu(g, co));
     compiled_->set_trace_ms(trace_ms);
-    std::fprintf(stderr, "model_eager compiled_default: %s\n", compiled_->stats().to_string().c_str());
+    std::fprintf(stderr, "model_eager_cpu compiled_default: %s\n", compiled_->stats().to_string().c_str());
     gains_.assign(inputs.size(), HostTensor{});
     is_gain_.clear();
     for (auto id : g.inputs()) is_gain_.push_back(aisp::ch14::is_layernorm_gain(g.node(id).name));
@@ -113,7 +114,7 @@ class CompiledDefault : public Variant {
 Example make_example() {
   Example e;
   e.chapter = "ch14";
-  e.name = "model_eager";
+  e.name = "model_eager_cpu";
   e.description = "GPT (2 layers, d=128, vocab 512, 2x64 tokens, bf16) on the CPU backend: eager vs compile_cpu";
   aisp::ch14::declare_workload(model(), graph(), e.workload);
   e.reference_dtype = aisp::DType::f32;
@@ -135,4 +136,4 @@ Example make_example() {
 AISP_REGISTER_EXAMPLE(make_example);
 
 static const aisp::ch14::CompiledGraphRegistration model_eager_graph(
-    {"ch14:model_eager", "GPT 2 layers, d=128, 4 heads, vocab 512, batch 2 x 64 tokens, bf16", build_graph});
+    {"ch14:model_eager_cpu", "GPT 2 layers, d=128, 4 heads, vocab 512, batch 2 x 64 tokens, bf16", build_graph});

@@ -1,0 +1,43 @@
+// The CUDA backend's library steps (CUDA builds only), shared by the eager and the compiled plans:
+//   matmul/bmm  cuBLAS (cublasGemmStridedBatchedEx), bf16/fp16/fp32 storage, fp32 compute (no TF32:
+//               the interpreter's precision), planned once per step by plan_gemm (runtime/gemm_plan.h)
+//   gather      one small CUDA kernel (embedding rows), JIT-compiled once through the NVRTC cache;
+//               an out-of-range index stops the kernel (__trap, like a device-side assert) and the
+//               launch's error names the cause
+//   concat      not yet: refused at compile time with a clear message
+// Everything is enqueued on the caller's stream and is CUDA-graph capturable (cuBLAS gets its own
+// workspace, so it never allocates during a capture).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "compiler/runtime/cuda/nvrtc_jit.h"
+#include "compiler/runtime/gemm_plan.h"
+#include "core/dtype.h"
+
+namespace aisp::compiler {
+
+class CudaLibrary {
+ public:
+  // load = false: compile-only (no GPU needed); the run functions then throw.
+  CudaLibrary(NvrtcJit& jit, bool load);
+  ~CudaLibrary();
+  CudaLibrary(const CudaLibrary&) = delete;
+  CudaLibrary& operator=(const CudaLibrary&) = delete;
+
+  void matmul(DType dtype, const GemmCall& plan, const void* a, const void* b, void* c, cudaStream_t stream);
+  // out[i, :] = table[indices[i], :]; rows of `row_bytes`, table rows `table_row_stride_bytes` apart.
+  void gather(const void* table, std::int64_t table_rows, std::int64_t table_row_stride_bytes,
+              const std::int32_t* indices, std::int64_t count, void* out, std::int64_t row_bytes,
+              cudaStream_t stream);
+
+ private:
+  void* cublas_ = nullptr;     // cublasHandle_t
+  void* workspace_ = nullptr;  // cuBLAS workspace (capture-safe)
+  cudaKernel_t gather_ = nullptr;
+  bool loaded_ = false;
+};
+
+}  // namespace aisp::compiler
