@@ -94,9 +94,11 @@ class CudaCompiledGraph {
   };
   // Device memory for the intermediates (cudaMalloc'd: 256-byte aligned).
   std::unique_ptr<void, CudaFree> arena_;
+  std::unique_ptr<void, CudaFree> pointer_tables_;  // device pointer arrays of pointer-array matmuls
   std::unique_ptr<CudaLibrary> library_;
   std::vector<int> kernel_of_step_;              // index into kernels_, -1 for library steps
   std::vector<GemmCall> gemm_of_step_;           // matmul steps' BLAS plans (others: empty)
+  std::vector<std::size_t> pointer_table_of_step_;  // byte offset into pointer_tables_ (batched matmuls)
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
   // reduce-overhead
   bool cuda_graph_ = false;

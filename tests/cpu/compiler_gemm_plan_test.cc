@@ -68,6 +68,9 @@ TEST(CompilerGemmPlan, HeadsSplitFromAFusedProjectionBatchOverHeadsAndLoopOverBa
   EXPECT_EQ(c.calls[1].a, batch);
   EXPECT_EQ(c.calls[1].b, 32 + batch);
   EXPECT_EQ(c.calls[1].c, 4 * 256);
+  ASSERT_EQ(c.outer.size(), 1u);
+  EXPECT_EQ(c.outer[0].size, 2);
+  EXPECT_EQ(c.outer[0].a, batch);
 }
 
 TEST(CompilerGemmPlan, ContiguousBatchesMergeIntoOneStridedCall) {

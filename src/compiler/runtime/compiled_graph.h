@@ -23,7 +23,7 @@ struct CompileStats {
   int kernels = 0;        // kernel steps in the plan
   int unique_kernels = 0; // distinct sources (repeated layers share one)
   int memory_hits = 0, disk_hits = 0, builds = 0;
-  int library_calls = 0;  // matmul/gather/concat steps
+  int library_calls = 0;  // launches of the library steps (matmul/gather/concat; CUDA: 2 for a pointer-array matmul)
   int steps_per_call() const { return kernels + library_calls; }
   std::size_t arena_bytes = 0, peak_live_bytes = 0;
   std::string to_string() const;

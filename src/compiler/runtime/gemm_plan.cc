@@ -39,9 +39,9 @@ struct BatchAxis {
 }  // namespace
 
 std::string GemmCall::to_string() const {
-  return fmt::format("gemm {},{} m={} n={} k={} lda={} ldb={} ldc={} strides=({},{},{}) batch={} calls={}",
+  return fmt::format("gemm {},{} m={} n={} k={} lda={} ldb={} ldc={} strides=({},{},{}) batch={} calls={} outer axes={}",
                      transa ? "T" : "N", transb ? "T" : "N", m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c,
-                     batch, calls.size());
+                     batch, calls.size(), outer.size());
 }
 
 GemmCall plan_gemm(const Layout& a, const Layout& b, const Shape& c_shape) {
@@ -106,6 +106,7 @@ GemmCall plan_gemm(const Layout& a, const Layout& b, const Shape& c_shape) {
   // Outer axes: every combination of indices, outermost slowest.
   call.calls.push_back({a.offset, b.offset, 0});
   for (const BatchAxis& ax : merged) {
+    call.outer.push_back({ax.size, ax.a, ax.b, ax.c});
     std::vector<GemmCall::Offsets> next;
     for (const auto& o : call.calls)
       for (std::int64_t i = 0; i < ax.size; ++i) next.push_back({o.a + i * ax.a, o.b + i * ax.b, o.c + i * ax.c});

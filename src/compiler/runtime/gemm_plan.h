@@ -7,7 +7,8 @@
 // one whose second-to-last axis has unit stride is passed transposed ("T"), so `x @ w.T` and the
 // heads of a fused qkv projection cost no copy. Batch axes are collapsed where their strides allow;
 // a batch axis over which B is broadcast (stride 0) while A's rows are contiguous across it is folded
-// into M (one large GEMM instead of a batch); remaining outer batch axes become a list of calls.
+// into M (one large GEMM instead of a batch); remaining outer batch axes (e.g. the batch axis of
+// attention heads sliced out of a fused qkv projection) are listed, for a pointer-array batched call.
 #pragma once
 
 #include <cstdint>
@@ -27,11 +28,17 @@ struct GemmCall {
   std::int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // per batch entry, elements
   std::int64_t batch = 1;
   // One call per entry: element offsets of (graph A, graph B, C) from their buffers' starts
-  // (layout offsets included).
+  // (layout offsets included), outermost batch axis slowest.
   struct Offsets {
     std::int64_t a = 0, b = 0, c = 0;
   };
   std::vector<Offsets> calls;
+  // The batch axes outside `batch` that `calls` enumerates (outermost first): a GPU can enumerate
+  // them itself and run every matrix in one pointer-array batched call.
+  struct Axis {
+    std::int64_t size = 1, a = 0, b = 0, c = 0;
+  };
+  std::vector<Axis> outer;
   std::string to_string() const;  // "gemm N,T m=.. n=.. k=.. lda=.. ... batch=.. calls=.."
 };
 

@@ -52,6 +52,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
 
   // Per step: its kernel, or its library call's operand layouts (and BLAS plan for matmuls).
   int next_kernel = 0;
+  std::size_t table_bytes = 0;
   for (const Step& s : lowered_.fusion.steps) {
     std::vector<Layout> layouts;
     GemmCall gemm;
@@ -66,8 +67,10 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
         layouts.push_back(*l);
       }
       if (n.op == OpKind::matmul) gemm = plan_gemm(layouts[0], layouts[1], n.shape);
-      stats_.library_calls += n.op == OpKind::matmul ? int(gemm.calls.size()) : 1;
+      stats_.library_calls += n.op == OpKind::matmul ? CudaLibrary::launches(gemm) : 1;
     }
+    pointer_table_of_step_.push_back(table_bytes);
+    table_bytes += CudaLibrary::pointer_table_bytes(gemm);
     operand_layouts_.push_back(std::move(layouts));
     gemm_of_step_.push_back(std::move(gemm));
   }
@@ -75,6 +78,11 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     void* p = nullptr;
     check_cuda(cudaMalloc(&p, lowered_.memory.arena_bytes), fmt::format("cudaMalloc of the {} B arena", lowered_.memory.arena_bytes));
     arena_.reset(p);
+  }
+  if (loaded_ && table_bytes > 0) {
+    void* p = nullptr;
+    check_cuda(cudaMalloc(&p, table_bytes), "cudaMalloc of the GEMM pointer tables");
+    pointer_tables_.reset(p);
   }
 }
 
@@ -152,7 +160,8 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
       void* out = address(where_[std::size_t(s.nodes[0])], inputs, outputs);
       const std::int64_t es = std::int64_t(size_of(n.dtype));
       if (n.op == OpKind::matmul) {
-        library_->matmul(n.dtype, gemm_of_step_[si], src(0), src(1), out, stream);
+        void* table = pointer_tables_ ? static_cast<char*>(pointer_tables_.get()) + pointer_table_of_step_[si] : nullptr;
+        library_->matmul(n.dtype, gemm_of_step_[si], src(0), src(1), out, table, stream);
       } else if (n.op == OpKind::gather) {
         const Layout& table = layouts[0];
         if (table.strides.back() != 1)

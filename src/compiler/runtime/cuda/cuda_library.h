@@ -1,6 +1,9 @@
 // The CUDA backend's library steps (CUDA builds only), shared by the eager and the compiled plans:
-//   matmul/bmm  cuBLAS (cublasGemmStridedBatchedEx), bf16/fp16/fp32 storage, fp32 compute (no TF32:
-//               the interpreter's precision), planned once per step by plan_gemm (runtime/gemm_plan.h)
+//   matmul/bmm  cuBLAS, bf16/fp16/fp32 storage, fp32 compute (no TF32: the interpreter's precision),
+//               planned once per step by plan_gemm (runtime/gemm_plan.h): one strided-batched call,
+//               or, when batch axes do not nest (heads sliced from a fused qkv projection), a small
+//               kernel writing the matrices' pointers + one pointer-array batched call
+//               (cublasGemmBatchedEx): two launches instead of one call per outer index
 //   gather      one small CUDA kernel (embedding rows), JIT-compiled once through the NVRTC cache;
 //               an out-of-range index stops the kernel (__trap, like a device-side assert) and the
 //               launch's error names the cause
@@ -27,7 +30,13 @@ class CudaLibrary {
   CudaLibrary(const CudaLibrary&) = delete;
   CudaLibrary& operator=(const CudaLibrary&) = delete;
 
-  void matmul(DType dtype, const GemmCall& plan, const void* a, const void* b, void* c, cudaStream_t stream);
+  // `pointer_table`: device scratch of pointer_table_bytes(plan) (only needed when the plan has
+  // outer axes), owned by the caller so that concurrent plans never share it.
+  void matmul(DType dtype, const GemmCall& plan, const void* a, const void* b, void* c, void* pointer_table,
+              cudaStream_t stream);
+  static std::size_t pointer_table_bytes(const GemmCall& plan);
+  // Launches one matmul step enqueues.
+  static int launches(const GemmCall& plan) { return plan.outer.empty() ? 1 : 2; }
   // out[i, :] = table[indices[i], :]; rows of `row_bytes`, table rows `table_row_stride_bytes` apart.
   void gather(const void* table, std::int64_t table_rows, std::int64_t table_row_stride_bytes,
               const std::int32_t* indices, std::int64_t count, void* out, std::int64_t row_bytes,
@@ -37,6 +46,7 @@ class CudaLibrary {
   void* cublas_ = nullptr;     // cublasHandle_t
   void* workspace_ = nullptr;  // cuBLAS workspace (capture-safe)
   cudaKernel_t gather_ = nullptr;
+  cudaKernel_t gemm_pointers_ = nullptr;
   bool loaded_ = false;
 };
 
