@@ -7,8 +7,8 @@
 // The same passes as compile_cpu (passes/pipeline.h) -> codegen/cuda_kernel.h (one CUDA source per
 // kernel step, launch configuration recorded with it) -> runtime/cuda/nvrtc_jit.h (distinct sources
 // compiled by NVRTC in parallel, cached in memory and on disk) -> cudaLaunchKernel per kernel step,
-// and runtime/cuda/cuda_library.h for library steps (matmul through cuBLAS, gather). A concat step
-// throws aisp::Error ("not yet supported on the CUDA backend").
+// and runtime/cuda/cuda_library.h for library steps (matmul through cuBLAS, gather); a concat step is
+// one cudaMemcpy2DAsync per operand.
 //
 // Plans (CudaCompileOptions):
 //   eager_plan()      one kernel per op the user wrote and per composite call (LayerNorm, softmax, GELU,

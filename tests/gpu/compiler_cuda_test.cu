@@ -19,6 +19,7 @@
 #include "compiler/ir/builder.h"
 #include "compiler/ir/composites.h"
 #include "compiler/ir/dtype_util.h"
+#include "compiler/autodiff/grad.h"
 #include "compiler/validate.h"
 #include "models/gpt.h"
 #include "core/gpu.h"
@@ -246,6 +247,32 @@ TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {
     expect_all_plans_match(gpt.graph, {models::gpt_inputs(gpt, cfg, 1), models::gpt_inputs(gpt, cfg, 2)}, dt,
                            std::string("tiny GPT ") + std::string(name_of(dt)));
   }
+}
+
+TEST(CompilerCuda, ConcatMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  c::Graph g;
+  const c::Tensor a = g.input("a", {3, 5, 7}, DType::bf16);
+  const c::Tensor b = g.input("b", {3, 2, 7}, DType::bf16);
+  g.output(c::concat({a, c::exp(b)}, 1));                 // middle axis: 2-D copies with pitches
+  g.output(c::concat({c::transpose(a, 1, 2), a * 2.0}, 2));  // a strided operand (materialized first)
+  expect_all_plans_match(g, {c::random_inputs(g, 5), c::random_inputs(g, 6)}, DType::bf16, "concat");
+}
+
+// A training step's gradients on the GPU: the tiny GPT's loss and grad(loss, every parameter),
+// through every plan, against the interpreter (the adjoint rules themselves are checked against
+// finite differences in tests/cpu/compiler_autodiff_test.cc).
+TEST(CompilerCuda, TinyGptGradientsInAllPlansMatchInterpreter) {
+  AISP_REQUIRE_GPU();
+  models::GptConfig cfg = models::gpt_preset("tiny");
+  cfg.dtype = DType::f32;
+  models::GptGraph gpt = models::build_gpt(cfg, 2, 9, /*with_loss=*/true);
+  std::vector<c::Tensor> params;
+  for (c::NodeId id : gpt.graph.inputs())
+    if (is_floating(gpt.graph.node(id).dtype)) params.push_back(gpt.graph.tensor(id));
+  for (const c::Tensor& t : c::grad(gpt.loss, params)) gpt.graph.output(t);
+  expect_all_plans_match(gpt.graph, {models::gpt_inputs(gpt, cfg, 3), models::gpt_inputs(gpt, cfg, 4)}, DType::f32,
+                         "tiny GPT loss + gradients");
 }
 
 TEST(CompilerCuda, CompiledGptLaunchesAFractionOfEager) {

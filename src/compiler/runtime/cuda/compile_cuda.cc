@@ -67,7 +67,9 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
         layouts.push_back(*l);
       }
       if (n.op == OpKind::matmul) gemm = plan_gemm(layouts[0], layouts[1], n.shape);
-      stats_.library_calls += n.op == OpKind::matmul ? CudaLibrary::launches(gemm) : 1;
+      stats_.library_calls += n.op == OpKind::matmul   ? CudaLibrary::launches(gemm)
+                              : n.op == OpKind::concat ? int(n.inputs.size())
+                                                       : 1;
     }
     pointer_table_of_step_.push_back(table_bytes);
     table_bytes += CudaLibrary::pointer_table_bytes(gemm);
@@ -170,6 +172,23 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
         const auto* idx = static_cast<const std::int32_t*>(src(1)) + layouts[1].offset;
         library_->gather(base, table.shape[0], table.strides[0] * es, idx, numel(layouts[1].shape), out,
                          table.shape.back() * es, stream);
+      } else if (n.op == OpKind::concat) {
+        // Operands are contiguous (materialize copies the others): one 2-D copy per operand, rows =
+        // the product of the axes before `axis`, each operand's row landing at its offset.
+        std::int64_t outer = 1, inner = 1;
+        for (std::int64_t d = 0; d < n.axis; ++d) outer *= n.shape[std::size_t(d)];
+        for (std::size_t d = std::size_t(n.axis) + 1; d < n.shape.size(); ++d) inner *= n.shape[d];
+        const std::int64_t out_row = n.shape[std::size_t(n.axis)] * inner * es;
+        std::int64_t at = 0;
+        for (std::size_t i = 0; i < layouts.size(); ++i) {
+          const std::int64_t row = layouts[i].shape[std::size_t(n.axis)] * inner * es;
+          if (row > 0 && outer > 0)
+            check_cuda(cudaMemcpy2DAsync(static_cast<char*>(out) + at, std::size_t(out_row),
+                                         static_cast<const char*>(src(i)) + layouts[i].offset * es, std::size_t(row),
+                                         std::size_t(row), std::size_t(outer), cudaMemcpyDeviceToDevice, stream),
+                       "cudaMemcpy2DAsync of a concat operand");
+          at += row;
+        }
       } else {
         throw Error(fmt::format("internal: no CUDA library op for {}", name_of(n.op)));
       }
@@ -200,11 +219,6 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   Lowered lowered = lower(g, options.pipeline);
   stats.passes_ms = lowered.total_ms;
   stats.lowered_nodes = int(g.size());
-  for (const Step& s : lowered.fusion.steps)
-    if (s.kind == Step::Kind::library && lowered.graph.node(s.nodes[0]).op == OpKind::concat)
-      throw Error(fmt::format("compile_cuda: {} steps are not yet supported on the CUDA backend (matmul and gather "
-                              "are; compile_cpu runs concat)",
-                              name_of(lowered.graph.node(s.nodes[0]).op)));
 
   auto t = Clock::now();
   std::vector<CudaKernelSource> kernels;

@@ -7,7 +7,7 @@
 //   gather      one small CUDA kernel (embedding rows), JIT-compiled once through the NVRTC cache;
 //               an out-of-range index stops the kernel (__trap, like a device-side assert) and the
 //               launch's error names the cause
-//   concat      not yet: refused at compile time with a clear message
+//   concat      not here: the compiled graph copies each (contiguous) operand with cudaMemcpy2DAsync
 // Everything is enqueued on the caller's stream and is CUDA-graph capturable (cuBLAS gets its own
 // workspace, so it never allocates during a capture).
 #pragma once
