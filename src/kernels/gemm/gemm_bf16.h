@@ -39,6 +39,7 @@ struct GemmConfig {
   int stages = 4;
   int cluster_m = 1;          // thread-block cluster shape (TMA multicast of B across cluster_m CTAs)
   int raster_group = 8;       // persistent scheduler: tiles walked in groups of this many tile rows
+  bool persistent = true;     // one CTA per SM walking tiles (false: one CTA per tile, for the ladder)
   std::string describe() const;
 };
 

@@ -1,0 +1,75 @@
+// ch14:flex_attention_8k and ch14:flex_attention_8k_causal — the throughput goal: plain attention
+// at 8k tokens, head dim 128, bf16, (2, 16, 8192, 128) (16k tokens per batch, FA3's benchmark
+// shape), without and with a causal mask.
+//
+//   baseline              eager: cuBLAS QK^T, (mask kernel), softmax kernel, cuBLAS PV; bf16
+//                         (2, 16, 8192, 8192) intermediates (4 GiB each)
+//   optimized:fused_mma_sync  the flex kernel on mma.sync (FA2 style), no mods (every tile full)
+//   optimized:fused       the flex kernel, automatic choice (wgmma on sm_90), no mods
+//   causal, additionally:
+//   optimized:dense_masked  the flex kernel visiting every tile and masking each element
+//   optimized:fused       the flex kernel visiting the non-empty causal tiles only
+// FLOPs: 4 B H S^2 D, times (S+1)/2S when causal. Reference: float64 on the GPU.
+#include <memory>
+
+#include "flex_attention_common.cuh"
+#include "harness/registry.h"
+
+namespace {
+
+using namespace aisp::ch14flex;
+
+const Shape kShape{2, 16, 8192, 128};
+
+ModSet no_mods(const Shape&) { return {}; }
+ModSet causal(const Shape&) {
+  ModSet m;
+  m.mask = flex::mask_causal();
+  return m;
+}
+
+aisp::harness::Example make_dense() {
+  aisp::harness::Example e;
+  e.chapter = "ch14";
+  e.name = "flex_attention_8k";
+  e.description = "attention at 8k tokens, hd 128, bf16, non-causal: eager vs the fused flex kernel";
+  e.workload = attention_workload(kShape, 1.0);
+  e.reference_dtype = DType::f64;
+  e.reference = attention_reference(no_mods);
+  e.variants = {
+      {"baseline", "eager: cuBLAS QK^T, softmax kernel, cuBLAS PV; bf16 intermediates",
+       [] { return std::make_unique<EagerAttention>(no_mods, false); }},
+      {"optimized:fused_mma_sync", "one flex kernel, FA2-style mma.sync, every tile full",
+       [] {
+         return std::make_unique<FusedAttention>(no_mods, FusedAttention::Blocks::sparse,
+                                                 flex::FlexKernel::mma_sync);
+       }},
+      {"optimized:fused", "one flex kernel, automatic choice (wgmma on sm_90), every tile full",
+       [] { return std::make_unique<FusedAttention>(no_mods, FusedAttention::Blocks::sparse); }},
+  };
+  return e;
+}
+
+aisp::harness::Example make_causal() {
+  aisp::harness::Example e;
+  e.chapter = "ch14";
+  e.name = "flex_attention_8k_causal";
+  e.description = "causal attention at 8k tokens, hd 128, bf16: eager vs dense-masked vs block-sparse flex";
+  e.workload = attention_workload(kShape, causal_density(kShape.seq));
+  e.reference_dtype = DType::f64;
+  e.reference = attention_reference(causal);
+  e.variants = {
+      {"baseline", "eager: cuBLAS QK^T, causal mask kernel, softmax kernel, cuBLAS PV; bf16 intermediates",
+       [] { return std::make_unique<EagerAttention>(causal, true); }},
+      {"optimized:dense_masked", "one flex kernel visiting every tile, the mask evaluated everywhere",
+       [] { return std::make_unique<FusedAttention>(causal, FusedAttention::Blocks::dense_masked); }},
+      {"optimized:fused", "one flex kernel visiting the non-empty causal tiles only",
+       [] { return std::make_unique<FusedAttention>(causal, FusedAttention::Blocks::sparse); }},
+  };
+  return e;
+}
+
+}  // namespace
+
+AISP_REGISTER_EXAMPLE(make_dense);
+AISP_REGISTER_EXAMPLE(make_causal);

@@ -1,0 +1,240 @@
+// `aisp flex demo`: the FlexAttention forward kernel (src/kernels/attention) over a set of mask
+// patterns at one shape. Per pattern: the block mask is built on the GPU (untimed), the kernel is
+// verified against the float64 GPU reference (relative L2 of the bf16 output), then timed with CUDA
+// events (median of --iters calls after 3 warm-up calls). Prints the block density (tiles visited /
+// all tiles), the element density (pairs kept / all pairs), the time, the effective TFLOP/s
+// (4 B H S^2 D x element density / time) and the dense-equivalent TFLOP/s (4 B H S^2 D / time).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "cli/tool_commands.h"
+#include "core/error.h"
+
+#if AISP_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cuda/check.h"
+#include "core/cuda/device_memory.h"
+#include "core/dtype.h"
+#include "core/gpu.h"
+#include "core/random.h"
+#include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_eager.h"
+#endif
+
+namespace aisp::cli {
+namespace {
+
+struct FlexOptions {
+  int batch = 1, heads = 16, seq = 8192, head_dim = 128;
+  int iters = 10;
+  bool verify = true;
+  std::string kernel = "auto";
+  std::vector<std::string> patterns = {"dense", "causal", "sliding_128", "sliding_256", "sliding_512",
+                                       "sliding_causal_256", "prefix_lm", "document", "random_blocks"};
+};
+
+#if AISP_WITH_CUDA
+
+namespace flex = kernels::flex;
+
+struct Pattern {
+  flex::BuiltinMask device_mask, host_mask;
+  std::vector<std::int32_t> doc;
+  std::vector<std::uint8_t> keep;
+  cuda::DeviceMemory d_doc, d_keep;
+};
+
+// The pattern's mask, with its captured tensors on both sides.
+std::unique_ptr<Pattern> make_pattern(const std::string& name, int seq) {
+  auto p = std::make_unique<Pattern>();
+  auto both = [&](flex::BuiltinMask m) { p->device_mask = p->host_mask = m; };
+  if (name == "dense") {
+    both(flex::mask_none());
+  } else if (name == "causal") {
+    both(flex::mask_causal());
+  } else if (name.rfind("sliding_causal_", 0) == 0) {
+    both(flex::mask_sliding_causal(std::stoi(name.substr(15))));
+  } else if (name.rfind("sliding_", 0) == 0) {
+    both(flex::mask_sliding_window(std::stoi(name.substr(8))));
+  } else if (name == "prefix_lm") {
+    both(flex::mask_prefix_lm(seq / 4));
+  } else if (name == "document") {  // documents of 512..4096 tokens, fixed seed
+    int id = 0;
+    for (std::uint64_t i = 0; int(p->doc.size()) < seq; ++i, ++id) {
+      const int len = 512 + int(rng::bits_at(0xD0C5u, i) % 3585u);
+      for (int t = 0; t < len && int(p->doc.size()) < seq; ++t) p->doc.push_back(id);
+    }
+    p->d_doc = cuda::device_alloc(p->doc.size() * sizeof(std::int32_t));
+    AISP_CUDA_CHECK(cudaMemcpy(p->d_doc.get(), p->doc.data(), p->doc.size() * sizeof(std::int32_t),
+                               cudaMemcpyHostToDevice));
+    p->host_mask = flex::mask_document(p->doc.data(), 0, false);
+    p->device_mask = flex::mask_document(static_cast<const std::int32_t*>(p->d_doc.get()), 0, false);
+  } else if (name == "random_blocks") {  // 128 x 64 tiles kept with p = 0.25, fixed seed
+    const int nq = (seq + flex::kBlockQ - 1) / flex::kBlockQ, nkv = (seq + flex::kBlockKv - 1) / flex::kBlockKv;
+    p->keep.resize(std::size_t(nq) * nkv);
+    for (std::size_t i = 0; i < p->keep.size(); ++i) p->keep[i] = rng::uniform_at(0xB10Cu, i) < 0.25f;
+    p->d_keep = cuda::device_alloc(p->keep.size());
+    AISP_CUDA_CHECK(cudaMemcpy(p->d_keep.get(), p->keep.data(), p->keep.size(), cudaMemcpyHostToDevice));
+    p->host_mask = flex::mask_block_sparse(p->keep.data(), nkv, flex::kBlockQ, flex::kBlockKv);
+    p->device_mask = flex::mask_block_sparse(static_cast<const std::uint8_t*>(p->d_keep.get()), nkv,
+                                             flex::kBlockQ, flex::kBlockKv);
+  } else {
+    throw UsageError(fmt::format(
+        "unknown pattern '{}': dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, "
+        "random_blocks",
+        name));
+  }
+  return p;
+}
+
+// Host: fraction of (q, kv) pairs kept (the mask ignores b and h for every demo pattern).
+double element_density(const flex::BuiltinMask& m, int seq) {
+  std::int64_t kept = 0;
+  for (int q = 0; q < seq; ++q)
+    for (int kv = 0; kv < seq; ++kv) kept += m(0, 0, q, kv) ? 1 : 0;
+  return double(kept) / (double(seq) * seq);
+}
+
+int run_demo(const FlexOptions& o, std::ostream& out) {
+  if (o.head_dim != 64 && o.head_dim != 128) throw UsageError("--head-dim must be 64 or 128");
+  if (o.seq < 1 || o.batch < 1 || o.heads < 1 || o.iters < 1)
+    throw UsageError("--seq, --batch, --heads and --iters must be >= 1");
+  const GpuProbe probe = probe_gpus();
+  if (!probe.available) throw Error("aisp flex demo needs a GPU: " + probe.reason);
+  const GpuProperties props = gpu_properties(0);
+
+  const std::int64_t n = std::int64_t(o.batch) * o.heads * o.seq * o.head_dim;
+  cuda::DeviceMemory q = cuda::device_alloc(std::size_t(n) * 2), k = cuda::device_alloc(std::size_t(n) * 2),
+                     v = cuda::device_alloc(std::size_t(n) * 2), y = cuda::device_alloc(std::size_t(n) * 2);
+  cuda::DeviceMemory ref;
+  if (o.verify) ref = cuda::device_alloc(std::size_t(n) * sizeof(double));
+  {  // seeded normal inputs, rounded to bf16 on the host
+    std::vector<std::uint16_t> h(static_cast<std::size_t>(n));
+    std::uint64_t seed = 7;
+    for (cuda::DeviceMemory* t : {&q, &k, &v}) {
+      for (std::int64_t i = 0; i < n; ++i) h[std::size_t(i)] = float_to_bf16_bits(rng::normal_at(seed, std::uint64_t(i)));
+      AISP_CUDA_CHECK(cudaMemcpy(t->get(), h.data(), h.size() * 2, cudaMemcpyHostToDevice));
+      ++seed;
+    }
+  }
+  cudaStream_t stream = nullptr;
+  AISP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  AISP_CUDA_CHECK(cudaEventCreate(&start));
+  AISP_CUDA_CHECK(cudaEventCreate(&stop));
+
+  flex::FlexAttentionArgs a;
+  a.q = static_cast<const flex::bf16*>(q.get());
+  a.k = static_cast<const flex::bf16*>(k.get());
+  a.v = static_cast<const flex::bf16*>(v.get());
+  a.out = static_cast<flex::bf16*>(y.get());
+  a.batch = o.batch;
+  a.q_heads = a.kv_heads = o.heads;
+  a.q_len = a.kv_len = o.seq;
+  a.head_dim = o.head_dim;
+  if (o.kernel == "mma_sync")
+    a.kernel = flex::FlexKernel::mma_sync;
+  else if (o.kernel == "wgmma")
+    a.kernel = flex::FlexKernel::wgmma;
+  else if (o.kernel != "auto")
+    throw UsageError("--kernel must be auto, mma_sync or wgmma");
+  const double dense_flops = 4.0 * o.batch * o.heads * double(o.seq) * o.seq * o.head_dim;
+
+  out << fmt::format("aisp flex demo on {} (sm_{}): B={} H={} S={} D={} bf16, kernel {}, {} timed calls per pattern\n",
+                     props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.kernel, o.iters);
+  out << fmt::format("{:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>7}\n", "pattern", "blocks", "elements",
+                     "time ms", "eff TF/s", "dense TF/s", "rel L2", "check");
+  int failures = 0;
+  for (const std::string& name : o.patterns) {
+    const std::unique_ptr<Pattern> p = make_pattern(name, o.seq);
+    const flex::BlockMask bm = flex::create_block_mask(p->device_mask, 1, 1, o.seq, o.seq, stream);
+    const double block_density = bm.download(stream).block_density();
+    const double density = element_density(p->host_mask, o.seq);
+    const flex::BuiltinScoreMod none = flex::score_none();
+
+    std::string check = "skip";
+    double rel_l2 = NAN;
+    if (o.verify) {
+      flex::flex_attention(a, none, p->device_mask, bm, stream);
+      flex::flex_attention_reference(a, none, p->device_mask, static_cast<double*>(ref.get()), nullptr, stream);
+      std::vector<std::uint16_t> got(static_cast<std::size_t>(n));
+      std::vector<double> want(static_cast<std::size_t>(n));
+      AISP_CUDA_CHECK(cudaMemcpyAsync(got.data(), y.get(), got.size() * 2, cudaMemcpyDeviceToHost, stream));
+      AISP_CUDA_CHECK(cudaMemcpyAsync(want.data(), ref.get(), want.size() * 8, cudaMemcpyDeviceToHost, stream));
+      AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+      double num = 0, den = 0;
+      bool finite = true;
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        const double g = bf16_bits_to_float(got[i]);
+        finite = finite && std::isfinite(g);
+        num += (g - want[i]) * (g - want[i]);
+        den += want[i] * want[i];
+      }
+      rel_l2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+      const bool ok = finite && rel_l2 <= 1e-2;
+      check = ok ? "PASS" : "FAIL";
+      failures += ok ? 0 : 1;
+    }
+    for (int i = 0; i < 3; ++i) flex::flex_attention(a, none, p->device_mask, bm, stream);
+    std::vector<float> ms;
+    for (int i = 0; i < o.iters; ++i) {
+      AISP_CUDA_CHECK(cudaEventRecord(start, stream));
+      flex::flex_attention(a, none, p->device_mask, bm, stream);
+      AISP_CUDA_CHECK(cudaEventRecord(stop, stream));
+      AISP_CUDA_CHECK(cudaEventSynchronize(stop));
+      float t = 0;
+      AISP_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+      ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double t = ms[ms.size() / 2] * 1e-3;
+    out << fmt::format("{:<20} {:>8.1f}% {:>8.1f}% {:>10.3f} {:>10.1f} {:>10.1f} {:>10.2e} {:>7}\n", name,
+                       100 * block_density, 100 * density, t * 1e3, dense_flops * density / t / 1e12,
+                       dense_flops / t / 1e12, rel_l2, check);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+  return failures == 0 ? 0 : 1;
+}
+
+#else  // CPU-only build
+
+int run_demo(const FlexOptions&, std::ostream&) {
+  throw Error("aisp flex needs a CUDA build of aisp (this one was built with AISP_ENABLE_CUDA=OFF)");
+}
+
+#endif
+
+void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
+  auto* flex_cmd = app.add_subcommand("flex", "FlexAttention forward kernel: mask patterns, density and TFLOP/s");
+  flex_cmd->require_subcommand(1);
+  auto options = std::make_shared<FlexOptions>();
+  auto* demo = flex_cmd->add_subcommand(
+      "demo", "per mask pattern: verify against float64, then time; prints density and TFLOP/s");
+  demo->add_option("--batch", options->batch, "batch")->capture_default_str();
+  demo->add_option("--heads", options->heads, "heads")->capture_default_str();
+  demo->add_option("--seq", options->seq, "sequence length (q = kv)")->capture_default_str();
+  demo->add_option("--head-dim", options->head_dim, "64 or 128")->capture_default_str();
+  demo->add_option("--iters", options->iters, "timed calls per pattern (median reported)")->capture_default_str();
+  demo->add_option("--patterns", options->patterns,
+                   "dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, random_blocks")
+      ->delimiter(',');
+  demo->add_option("--kernel", options->kernel, "auto, mma_sync or wgmma (sm_90 only)")->capture_default_str();
+  demo->add_flag("--no-verify{false}", options->verify, "skip the float64 check (not recommended)");
+  demo->callback([ctx, options] { ctx.choose([ctx, options] { return run_demo(*options, *ctx.out); }); });
+}
+
+const bool registered = register_tool_command(add_flex);
+
+}  // namespace
+}  // namespace aisp::cli

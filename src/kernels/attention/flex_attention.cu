@@ -1,0 +1,200 @@
+// The precompiled FlexAttention entry points (flex_attention.h): argument checks, block-mask
+// storage and the block-mask kernel for the run-time built-ins. The forward kernels for the
+// built-ins (head dim 64 / 128 x {no score_mod, BuiltinScoreMod} x {mma.sync, wgmma}, all with
+// BuiltinMask) live in flex_forward_*.cu, one translation unit per pair.
+#include "kernels/attention/flex_attention.h"
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/cuda/check.h"
+#include "core/error.h"
+#include "kernels/attention/flex_attention_kernel.cuh"
+
+namespace aisp::kernels::flex {
+
+namespace {
+
+// The kernels are built for sm_90a and sm_100a only (CMake); elsewhere a launch would fail with
+// "no kernel image", so say why first. Cached per device.
+void require_supported_gpu() {
+  int device = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  static int checked[64] = {};
+  if (device < 64 && checked[device] == 1) return;
+  int major = 0, minor = 0;
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (!((major == 9 && minor == 0) || (major == 10 && minor == 0)))
+    throw Error("flex_attention: this GPU is sm_" + std::to_string(major * 10 + minor) +
+                "; the kernels are built for sm_90a (H100/H200) and sm_100a (B200) only");
+  if (device < 64) checked[device] = 1;
+}
+
+__global__ void dense_mask_kernel(std::int64_t rows, int num_kv_blocks, bool as_partial,
+                                  std::int32_t* full_count, std::int32_t* partial_count,
+                                  std::int32_t* full_index, std::int32_t* partial_index) {
+  const std::int64_t tiles = rows * num_kv_blocks;
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < tiles;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int kb = int(i % num_kv_blocks);
+    full_index[i] = kb;
+    partial_index[i] = kb;
+    if (kb == 0) {
+      const std::int64_t row = i / num_kv_blocks;
+      full_count[row] = as_partial ? 0 : num_kv_blocks;
+      partial_count[row] = as_partial ? num_kv_blocks : 0;
+    }
+  }
+}
+
+}  // namespace
+
+void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
+  auto fail = [](const std::string& what) { throw Error("flex_attention: " + what); };
+  if (a.head_dim != 64 && a.head_dim != 128)
+    fail("head_dim " + std::to_string(a.head_dim) + " is not supported (64 or 128)");
+  if (a.batch < 1 || a.q_heads < 1 || a.kv_heads < 1 || a.q_len < 1 || a.kv_len < 1)
+    fail("batch, heads and lengths must be >= 1");
+  if (a.q_heads % a.kv_heads != 0)
+    fail("q_heads (" + std::to_string(a.q_heads) + ") must be a multiple of kv_heads (" +
+         std::to_string(a.kv_heads) + ")");
+  if (a.batch > 65535 || a.q_heads > 65535) fail("batch and q_heads must be <= 65535");
+  if (!a.q || !a.k || !a.v || !a.out) fail("q, k, v and out must be set");
+  auto aligned = [](const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15) == 0; };
+  if (!aligned(a.q) || !aligned(a.k) || !aligned(a.v) || !aligned(a.out))
+    fail("q, k, v and out must be 16-byte aligned");
+  const BlockMaskShape& s = bm.shape;
+  if (!bm.storage) fail("the block mask is empty");
+  if (s.block_q != kBlockQ || s.block_kv != kBlockKv)
+    fail("the block mask must use the kernel's tile (" + std::to_string(kBlockQ) + " x " +
+         std::to_string(kBlockKv) + ")");
+  if (s.q_len != a.q_len || s.kv_len != a.kv_len)
+    fail("the block mask was built for lengths " + std::to_string(s.q_len) + " x " +
+         std::to_string(s.kv_len) + ", the call has " + std::to_string(a.q_len) + " x " +
+         std::to_string(a.kv_len));
+  if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
+    fail("the block mask's batch / heads must be 1 (broadcast) or match the call's");
+  require_supported_gpu();
+}
+
+namespace detail {
+
+FlexKernel resolve_kernel(FlexKernel requested) {
+  int device = 0, major = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (requested == FlexKernel::wgmma && major != 9)
+    throw Error("flex_attention: the wgmma kernel needs sm_90a (H100/H200); this GPU is sm_" +
+                std::to_string(major) + "x: use FlexKernel::mma_sync or automatic");
+  if (requested != FlexKernel::automatic) return requested;
+  // wgmma where it exists: 1.26x the mma.sync kernel at 8k (H200, README), same verification.
+  return major == 9 ? FlexKernel::wgmma : FlexKernel::mma_sync;
+}
+
+FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {
+  FwdParams p{};
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.out = a.out;
+  p.lse = a.lse;
+  p.q_heads = a.q_heads;
+  p.kv_heads = a.kv_heads;
+  p.group = a.q_heads / a.kv_heads;
+  p.q_len = a.q_len;
+  p.kv_len = a.kv_len;
+  p.scale = a.scale != 0.0f ? a.scale : float(1.0 / std::sqrt(double(a.head_dim)));
+  p.scale_log2 = p.scale * kLog2e;
+  p.full_count = bm.full_count();
+  p.partial_count = bm.partial_count();
+  p.full_index = bm.full_index();
+  p.partial_index = bm.partial_index();
+  p.mask_batch = bm.shape.batch;
+  p.mask_heads = bm.shape.heads;
+  p.num_q_blocks = bm.shape.num_q_blocks();
+  p.num_kv_blocks = bm.shape.num_kv_blocks();
+  return p;
+}
+
+}  // namespace detail
+
+BlockMask allocate_block_mask(const BlockMaskShape& shape) {
+  if (shape.batch < 1 || shape.heads < 1 || shape.q_len < 1 || shape.kv_len < 1)
+    throw Error("create_block_mask: batch, heads and lengths must be >= 1");
+  BlockMask bm;
+  bm.shape = shape;
+  const std::size_t ints = std::size_t(2 * shape.rows() + 2 * shape.tiles());
+  bm.storage = aisp::cuda::device_alloc(ints * sizeof(std::int32_t));
+  return bm;
+}
+
+HostBlockMask BlockMask::download(cudaStream_t stream) const {
+  HostBlockMask h;
+  h.shape = shape;
+  auto copy = [&](std::vector<std::int32_t>& dst, const std::int32_t* src, std::int64_t n) {
+    dst.resize(std::size_t(n));
+    if (n > 0)
+      AISP_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, std::size_t(n) * sizeof(std::int32_t),
+                                      cudaMemcpyDeviceToHost, stream));
+  };
+  copy(h.full_count, full_count(), shape.rows());
+  copy(h.partial_count, partial_count(), shape.rows());
+  copy(h.full_index, full_index(), shape.tiles());
+  copy(h.partial_index, partial_index(), shape.tiles());
+  AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return h;
+}
+
+BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len, int kv_len,
+                            cudaStream_t stream) {
+  return create_block_mask<BuiltinMask>(mask, batch, heads, q_len, kv_len, stream);
+}
+
+BlockMask dense_block_mask(int batch, int heads, int q_len, int kv_len, bool as_partial,
+                           cudaStream_t stream) {
+  BlockMaskShape shape;
+  shape.batch = batch;
+  shape.heads = heads;
+  shape.q_len = q_len;
+  shape.kv_len = kv_len;
+  BlockMask bm = allocate_block_mask(shape);
+  std::int32_t* base = bm.mutable_base();
+  const std::int64_t tiles = shape.tiles();
+  const int blocks = int(std::min<std::int64_t>((tiles + 255) / 256, 4096));
+  dense_mask_kernel<<<blocks, 256, 0, stream>>>(shape.rows(), shape.num_kv_blocks(), as_partial, base,
+                                                base + shape.rows(), base + 2 * shape.rows(),
+                                                base + 2 * shape.rows() + tiles);
+  AISP_CUDA_CHECK_LAUNCH();
+  return bm;
+}
+
+namespace detail {
+// flex_forward_{plain,scored}_d{64,128}.cu
+void forward_builtin_plain_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                               const BuiltinMask&, cudaStream_t);
+void forward_builtin_plain_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                const BuiltinMask&, cudaStream_t);
+void forward_builtin_scored_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                const BuiltinMask&, cudaStream_t);
+void forward_builtin_scored_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                 const BuiltinMask&, cudaStream_t);
+}  // namespace detail
+
+void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_mod,
+                    const BuiltinMask& mask_mod, const BlockMask& block_mask, cudaStream_t stream) {
+  check_flex_args(args, block_mask);
+  const detail::FwdParams p = detail::make_forward_params(args, block_mask);
+  const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;  // scale folded into exp2
+  if (args.head_dim == 64)
+    (plain ? detail::forward_builtin_plain_d64 : detail::forward_builtin_scored_d64)(p, args, score_mod,
+                                                                                      mask_mod, stream);
+  else
+    (plain ? detail::forward_builtin_plain_d128 : detail::forward_builtin_scored_d128)(p, args, score_mod,
+                                                                                        mask_mod, stream);
+}
+
+}  // namespace aisp::kernels::flex

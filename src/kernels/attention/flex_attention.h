@@ -1,0 +1,92 @@
+// FlexAttention forward on the GPU (see README.md): attention with a score_mod and a mask_mod fused
+// into one flash kernel that visits only the non-empty tiles of a block mask.
+//
+// Layouts (contiguous, row-major):
+//   q    (batch, q_heads,  q_len,  head_dim)  bf16
+//   k, v (batch, kv_heads, kv_len, head_dim)  bf16   q_heads % kv_heads == 0 (GQA / MQA)
+//   out  (batch, q_heads,  q_len,  head_dim)  bf16
+//   lse  (batch, q_heads,  q_len)             f32, natural log; optional (nullptr)
+// head_dim 64 or 128; any q_len, kv_len >= 1; scale 1/sqrt(head_dim) unless given. Softmax in fp32,
+// P rounded to bf16 for the P.V product (as every flash kernel does). A query row whose keys are
+// all masked gives out = 0 and lse = -inf.
+//
+// Two ways in:
+//   * this header: precompiled kernels for the built-in mods chosen at run time (BuiltinScoreMod,
+//     BuiltinMask); callable from host-only .cc files;
+//   * flex_attention_kernel.cuh: the same entry points as templates over any functor (nvcc only),
+//     fused at compile time.
+// Errors (bad shapes, a block mask of another shape, a GPU other than sm_90 / sm_100) raise
+// aisp::Error with the reason.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/cuda/device_memory.h"
+#include "kernels/attention/flex_block_mask.h"
+#include "kernels/attention/flex_mods.h"
+
+namespace aisp::kernels::flex {
+
+using bf16 = __nv_bfloat16;
+
+// Which forward kernel: FA2-style mma.sync (sm_90 and sm_100), or wgmma (sm_90a only).
+// automatic: see resolve in flex_attention.cu (README: which one is the default and why).
+enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma };
+
+struct FlexAttentionArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  bf16* out = nullptr;
+  float* lse = nullptr;  // optional
+  int batch = 1, q_heads = 1, kv_heads = 1;
+  int q_len = 0, kv_len = 0;
+  int head_dim = 128;
+  float scale = 0.0f;  // 0: 1 / sqrt(head_dim)
+  FlexKernel kernel = FlexKernel::automatic;
+};
+
+// A block mask on the device (layout in flex_block_mask.h). Move-only; owns its memory.
+class BlockMask {
+ public:
+  BlockMaskShape shape;
+  aisp::cuda::DeviceMemory storage;
+
+  const std::int32_t* full_count() const { return base(); }
+  const std::int32_t* partial_count() const { return base() + shape.rows(); }
+  const std::int32_t* full_index() const { return base() + 2 * shape.rows(); }
+  const std::int32_t* partial_index() const { return base() + 2 * shape.rows() + shape.tiles(); }
+  std::int32_t* mutable_base() const { return static_cast<std::int32_t*>(storage.get()); }
+
+  // Copies the lists to the host (synchronizes `stream`): for tests and for density reports.
+  HostBlockMask download(cudaStream_t stream) const;
+
+ private:
+  const std::int32_t* base() const { return static_cast<const std::int32_t*>(storage.get()); }
+};
+
+// Allocates a block mask of this shape (contents undefined).
+BlockMask allocate_block_mask(const BlockMaskShape& shape);
+
+// Builds the lists on the GPU by evaluating `mask` over every in-range element (one CTA per
+// (b, h, q-block)). heads / batch 1 broadcast. Asynchronous on `stream`.
+BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len, int kv_len,
+                            cudaStream_t stream);
+
+// Every tile listed: as partial (the kernel evaluates the mask everywhere: the "dense masked"
+// baseline of block sparsity) or as full (no mask at all).
+BlockMask dense_block_mask(int batch, int heads, int q_len, int kv_len, bool as_partial,
+                           cudaStream_t stream);
+
+// The fused forward with the built-ins chosen at run time.
+void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_mod,
+                    const BuiltinMask& mask_mod, const BlockMask& block_mask, cudaStream_t stream);
+
+// Checks shapes, alignment, the block mask against the arguments, and the GPU (compute capability
+// 9.0 or 10.0: the kernels are built for sm_90a and sm_100a); raises aisp::Error naming the problem.
+void check_flex_args(const FlexAttentionArgs& args, const BlockMask& block_mask);
+
+}  // namespace aisp::kernels::flex

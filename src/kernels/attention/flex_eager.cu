@@ -1,0 +1,155 @@
+// Eager attention steps and the float64 reference (flex_eager.h).
+#include "kernels/attention/flex_eager.h"
+
+#include <cmath>
+
+#include "core/cuda/check.h"
+#include "core/error.h"
+
+namespace aisp::kernels::flex {
+namespace {
+
+constexpr int kThreads = 256;
+
+int grid_for(std::int64_t n) {
+  const std::int64_t blocks = (n + kThreads - 1) / kThreads;
+  return int(blocks < 8192 ? blocks : 8192);
+}
+
+// One element per step of a grid-stride loop, coordinates from the flat index.
+__global__ void score_mod_kernel(const bf16* in, bf16* out, int heads, int q_len, int kv_len,
+                                 std::int64_t n, BuiltinScoreMod mod) {
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int kv = int(i % kv_len);
+    const std::int64_t r = i / kv_len;
+    const int q = int(r % q_len);
+    const std::int64_t bh = r / q_len;
+    out[i] = __float2bfloat16(mod(__bfloat162float(in[i]), int(bh / heads), int(bh % heads), q, kv));
+  }
+}
+
+__global__ void mask_kernel(const bf16* in, bf16* out, int heads, int q_len, int kv_len,
+                            std::int64_t n, BuiltinMask mask) {
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const int kv = int(i % kv_len);
+    const std::int64_t r = i / kv_len;
+    const int q = int(r % q_len);
+    const std::int64_t bh = r / q_len;
+    out[i] = mask(int(bh / heads), int(bh % heads), q, kv) ? in[i] : __float2bfloat16(-INFINITY);
+  }
+}
+
+__device__ float block_reduce(float v, bool is_max, float* scratch) {
+  for (int o = 16; o > 0; o /= 2) {
+    const float w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = is_max ? fmaxf(v, w) : v + w;
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = scratch[0];
+  for (int w = 1; w < int(blockDim.x) / 32; ++w) v = is_max ? fmaxf(v, scratch[w]) : v + scratch[w];
+  return v;
+}
+
+// One block per row; the row is read once into shared memory (bf16), written once.
+__global__ void softmax_kernel(const bf16* in, bf16* out, int cols) {
+  extern __shared__ bf16 row[];
+  __shared__ float scratch[32];
+  const bf16* src = in + std::int64_t(blockIdx.x) * cols;
+  bf16* dst = out + std::int64_t(blockIdx.x) * cols;
+  float mx = -INFINITY;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const bf16 v = src[c];
+    row[c] = v;
+    mx = fmaxf(mx, __bfloat162float(v));
+  }
+  mx = block_reduce(mx, true, scratch);
+  float sum = 0;
+  if (mx != -INFINITY)
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += __expf(__bfloat162float(row[c]) - mx);
+  sum = block_reduce(sum, false, scratch);
+  const float inv = sum > 0 ? 1.0f / sum : 0.0f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x)
+    dst[c] = __float2bfloat16(mx == -INFINITY ? 0.0f : __expf(__bfloat162float(row[c]) - mx) * inv);
+}
+
+// One warp per query row; lane l holds output dims l, l + 32, ... in double; online softmax.
+__global__ void reference_kernel(FlexAttentionArgs a, BuiltinScoreMod mod, BuiltinMask mask,
+                                 double scale, double* out, double* lse) {
+  const std::int64_t row = (blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  const std::int64_t rows = std::int64_t(a.batch) * a.q_heads * a.q_len;
+  if (row >= rows) return;
+  const int D = a.head_dim, per = D / 32;
+  const int q = int(row % a.q_len);
+  const int h = int((row / a.q_len) % a.q_heads);
+  const int b = int(row / (std::int64_t(a.q_len) * a.q_heads));
+  const int hk = h / (a.q_heads / a.kv_heads);
+  const bf16* qr = a.q + row * D;
+  const bf16* kb = a.k + (std::int64_t(b) * a.kv_heads + hk) * a.kv_len * D;
+  const bf16* vb = a.v + (std::int64_t(b) * a.kv_heads + hk) * a.kv_len * D;
+  double qv[4], acc[4] = {0, 0, 0, 0};
+  for (int i = 0; i < per; ++i) qv[i] = double(__bfloat162float(qr[lane + 32 * i]));
+  double m = -INFINITY, l = 0;
+  for (int kv = 0; kv < a.kv_len; ++kv) {
+    if (!mask(b, h, q, kv)) continue;
+    double dot = 0;
+    for (int i = 0; i < per; ++i) dot += qv[i] * double(__bfloat162float(kb[std::int64_t(kv) * D + lane + 32 * i]));
+    for (int o = 16; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    const double s = mod(dot * scale, b, h, q, kv);
+    const double m_new = fmax(m, s);
+    const double corr = m == -INFINITY ? 0.0 : exp(m - m_new);
+    const double p = exp(s - m_new);
+    l = l * corr + p;
+    for (int i = 0; i < per; ++i)
+      acc[i] = acc[i] * corr + p * double(__bfloat162float(vb[std::int64_t(kv) * D + lane + 32 * i]));
+    m = m_new;
+  }
+  for (int i = 0; i < per; ++i) out[row * D + lane + 32 * i] = l > 0 ? acc[i] / l : 0.0;
+  if (lse != nullptr && lane == 0) lse[row] = l > 0 ? m + log(l) : -INFINITY;
+}
+
+}  // namespace
+
+void eager_score_mod_bf16(const bf16* in, bf16* out, int batch, int heads, int q_len, int kv_len,
+                          const BuiltinScoreMod& score_mod, cudaStream_t stream) {
+  const std::int64_t n = std::int64_t(batch) * heads * q_len * kv_len;
+  if (n == 0) return;
+  score_mod_kernel<<<grid_for(n), kThreads, 0, stream>>>(in, out, heads, q_len, kv_len, n, score_mod);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+void eager_mask_bf16(const bf16* in, bf16* out, int batch, int heads, int q_len, int kv_len,
+                     const BuiltinMask& mask, cudaStream_t stream) {
+  const std::int64_t n = std::int64_t(batch) * heads * q_len * kv_len;
+  if (n == 0) return;
+  mask_kernel<<<grid_for(n), kThreads, 0, stream>>>(in, out, heads, q_len, kv_len, n, mask);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+void eager_softmax_bf16(const bf16* in, bf16* out, std::int64_t rows, int cols, cudaStream_t stream) {
+  if (cols > 32768) throw Error("eager_softmax_bf16: at most 32768 columns");
+  if (rows == 0) return;
+  const int smem = cols * int(sizeof(bf16));
+  if (smem > 48 * 1024)
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(softmax_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  softmax_kernel<<<unsigned(rows), 512, smem, stream>>>(in, out, cols);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+void flex_attention_reference(const FlexAttentionArgs& args, const BuiltinScoreMod& score_mod,
+                              const BuiltinMask& mask, double* out, double* lse, cudaStream_t stream) {
+  if (args.head_dim % 32 != 0 || args.head_dim > 128)
+    throw Error("flex_attention_reference: head_dim must be 32, 64, 96 or 128");
+  const std::int64_t rows = std::int64_t(args.batch) * args.q_heads * args.q_len;
+  const double scale = args.scale != 0.0f ? double(args.scale) : 1.0 / std::sqrt(double(args.head_dim));
+  const std::int64_t blocks = (rows * 32 + 255) / 256;
+  reference_kernel<<<unsigned(blocks), 256, 0, stream>>>(args, score_mod, mask, scale, out, lse);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace aisp::kernels::flex

@@ -1,0 +1,293 @@
+// FlexAttention modifications: score_mod(score, b, h, q, kv) and mask_mod(b, h, q, kv) as small
+// functors, usable on the device (fused into the kernel at compile time) and on the host (the CPU
+// references and the block-mask bookkeeping tests). No CUDA headers: CPU-only builds include it.
+//
+//   score      = (q . k) * scale                        (natural units, scale = 1/sqrt(D) default)
+//   score'     = score_mod(score, b, h, q, kv)          (every visited element)
+//   masked     = mask_mod(b, h, q, kv) ? score' : -inf  (partial blocks only; full blocks skip it)
+//   out        = softmax(masked) . V                    (a fully masked row gives 0, lse = -inf)
+//
+// A functor is a plain struct: captured tensors are pointers in its members (device pointers when
+// it runs in the kernel, host pointers when the CPU reference calls it). Scores are templated on the
+// arithmetic type so the float64 reference runs the same formula in double.
+//
+// A mask must depend only on the coordinates the block mask was built for: a block mask built with
+// heads == 1 (broadcast) is only right for a mask_mod that ignores h, likewise for batch.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define AISP_HD __host__ __device__ __forceinline__
+#else
+#define AISP_HD inline
+#endif
+
+namespace aisp::kernels::flex {
+
+AISP_HD float flex_tanh(float x) { return tanhf(x); }
+AISP_HD double flex_tanh(double x) { return tanh(x); }
+
+// ---- score_mod built-ins ------------------------------------------------------------------------
+
+// The identity; the kernel folds the scale into its exp2 factor when it sees kIdentity.
+struct NoScoreMod {
+  static constexpr bool kIdentity = true;
+  template <class T>
+  AISP_HD T operator()(T s, int, int, int, int) const { return s; }
+};
+
+// ALiBi: s + slope[h] * (kv - q), slopes (heads) float, captured.
+struct Alibi {
+  static constexpr bool kIdentity = false;
+  const float* slopes = nullptr;
+  template <class T>
+  AISP_HD T operator()(T s, int, int h, int q, int kv) const {
+    return s + T(slopes[h]) * T(kv - q);
+  }
+};
+
+// Relative-position bias: s + table[h][clamp(kv - q, -max_distance, max_distance) + max_distance],
+// table (heads, 2 * max_distance + 1) float, captured.
+struct RelativeBias {
+  static constexpr bool kIdentity = false;
+  const float* table = nullptr;
+  int max_distance = 0;
+  template <class T>
+  AISP_HD T operator()(T s, int, int h, int q, int kv) const {
+    int d = kv - q;
+    d = d < -max_distance ? -max_distance : (d > max_distance ? max_distance : d);
+    return s + T(table[h * (2 * max_distance + 1) + d + max_distance]);
+  }
+};
+
+// tanh soft-cap (Gemma 2, Grok): cap * tanh(s / cap).
+struct SoftCap {
+  static constexpr bool kIdentity = false;
+  float cap = 50.0f;
+  template <class T>
+  AISP_HD T operator()(T s, int, int, int, int) const {
+    return T(cap) * flex_tanh(s / T(cap));
+  }
+};
+
+// ---- mask_mod built-ins -------------------------------------------------------------------------
+
+struct NoMask {
+  static constexpr bool kAlwaysTrue = true;
+  AISP_HD bool operator()(int, int, int, int) const { return true; }
+};
+
+// Causal, aligned at the top left (PyTorch's causal_mask): kv <= q.
+struct Causal {
+  static constexpr bool kAlwaysTrue = false;
+  AISP_HD bool operator()(int, int, int q, int kv) const { return kv <= q; }
+};
+
+// Bidirectional sliding window: |q - kv| < window.
+struct SlidingWindow {
+  static constexpr bool kAlwaysTrue = false;
+  int window = 256;
+  AISP_HD bool operator()(int, int, int q, int kv) const {
+    const int d = q - kv;
+    return d < window && -d < window;
+  }
+};
+
+// Causal sliding window: 0 <= q - kv < window (the query and the window - 1 keys before it).
+struct SlidingCausal {
+  static constexpr bool kAlwaysTrue = false;
+  int window = 256;
+  AISP_HD bool operator()(int, int, int q, int kv) const {
+    const int d = q - kv;
+    return d >= 0 && d < window;
+  }
+};
+
+// Prefix-LM: the first `prefix` keys are seen by every query, the rest causally.
+struct PrefixLm {
+  static constexpr bool kAlwaysTrue = false;
+  int prefix = 0;
+  AISP_HD bool operator()(int, int, int q, int kv) const { return kv < prefix || kv <= q; }
+};
+
+// Document (jagged) masking: a query sees the keys of its own document. doc_ids (batch, seq) int32,
+// captured; q_len == kv_len. Combine with Causal through and_masks for causal packed documents.
+struct Document {
+  static constexpr bool kAlwaysTrue = false;
+  const std::int32_t* doc_ids = nullptr;
+  std::int64_t batch_stride = 0;  // elements between batches; 0 shares one id row over the batch
+  AISP_HD bool operator()(int b, int, int q, int kv) const {
+    const std::int32_t* d = doc_ids + b * batch_stride;
+    return d[q] == d[kv];
+  }
+};
+
+// Block-sparse pattern: keep (num_q_blocks, num_kv_blocks) uint8, one flag per (block_q x
+// block_kv) tile, shared by every batch and head (the demo's random block-sparse pattern).
+struct BlockSparse {
+  static constexpr bool kAlwaysTrue = false;
+  const std::uint8_t* keep = nullptr;
+  int num_kv_blocks = 0;
+  int block_q = 128, block_kv = 64;
+  AISP_HD bool operator()(int, int, int q, int kv) const {
+    return keep[(q / block_q) * num_kv_blocks + kv / block_kv] != 0;
+  }
+};
+
+// An arbitrary element mask: bits (batch, heads, q_len, kv_len) uint8 (tests: random masks).
+struct ElementMask {
+  static constexpr bool kAlwaysTrue = false;
+  const std::uint8_t* bits = nullptr;
+  int heads = 1;
+  int q_len = 0, kv_len = 0;
+  AISP_HD bool operator()(int b, int h, int q, int kv) const {
+    return bits[((std::int64_t(b) * heads + h) * q_len + q) * kv_len + kv] != 0;
+  }
+};
+
+template <class A, class B>
+struct AndMask {
+  static constexpr bool kAlwaysTrue = A::kAlwaysTrue && B::kAlwaysTrue;
+  A a;
+  B b;
+  AISP_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) && b(bi, h, q, kv); }
+};
+template <class A, class B>
+struct OrMask {
+  static constexpr bool kAlwaysTrue = A::kAlwaysTrue || B::kAlwaysTrue;
+  A a;
+  B b;
+  AISP_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) || b(bi, h, q, kv); }
+};
+template <class A, class B>
+AndMask<A, B> and_masks(A a, B b) {
+  return {a, b};
+}
+template <class A, class B>
+OrMask<A, B> or_masks(A a, B b) {
+  return {a, b};
+}
+
+// ---- Run-time selection of the built-ins --------------------------------------------------------
+// One functor per family whose kind is chosen at run time: the precompiled entry points
+// (flex_attention.h) take these, so host code (the CLI, .cc files) needs no kernel template. The
+// switch is uniform across a warp; masks run only in partial blocks.
+
+struct BuiltinScoreMod {
+  enum class Kind : std::uint8_t { none, alibi, relative_bias, soft_cap };
+  static constexpr bool kIdentity = false;
+  Kind kind = Kind::none;
+  Alibi alibi;
+  RelativeBias relative_bias;
+  SoftCap soft_cap;
+  template <class T>
+  AISP_HD T operator()(T s, int b, int h, int q, int kv) const {
+    switch (kind) {
+      case Kind::alibi: return alibi(s, b, h, q, kv);
+      case Kind::relative_bias: return relative_bias(s, b, h, q, kv);
+      case Kind::soft_cap: return soft_cap(s, b, h, q, kv);
+      default: return s;
+    }
+  }
+};
+
+struct BuiltinMask {
+  enum class Kind : std::uint8_t {
+    none, causal, sliding_window, sliding_causal, prefix_lm, document, document_causal,
+    block_sparse, element
+  };
+  static constexpr bool kAlwaysTrue = false;
+  Kind kind = Kind::none;
+  SlidingWindow sliding_window;
+  SlidingCausal sliding_causal;
+  PrefixLm prefix_lm;
+  Document document;
+  BlockSparse block_sparse;
+  ElementMask element;
+  AISP_HD bool operator()(int b, int h, int q, int kv) const {
+    switch (kind) {
+      case Kind::causal: return Causal{}(b, h, q, kv);
+      case Kind::sliding_window: return sliding_window(b, h, q, kv);
+      case Kind::sliding_causal: return sliding_causal(b, h, q, kv);
+      case Kind::prefix_lm: return prefix_lm(b, h, q, kv);
+      case Kind::document: return document(b, h, q, kv);
+      case Kind::document_causal: return kv <= q && document(b, h, q, kv);
+      case Kind::block_sparse: return block_sparse(b, h, q, kv);
+      case Kind::element: return element(b, h, q, kv);
+      default: return true;
+    }
+  }
+};
+
+// Named constructors for the run-time family.
+inline BuiltinMask mask_none() { return {}; }
+inline BuiltinMask mask_causal() {
+  BuiltinMask m;
+  m.kind = BuiltinMask::Kind::causal;
+  return m;
+}
+inline BuiltinMask mask_sliding_window(int window) {
+  BuiltinMask m;
+  m.kind = BuiltinMask::Kind::sliding_window;
+  m.sliding_window.window = window;
+  return m;
+}
+inline BuiltinMask mask_sliding_causal(int window) {
+  BuiltinMask m;
+  m.kind = BuiltinMask::Kind::sliding_causal;
+  m.sliding_causal.window = window;
+  return m;
+}
+inline BuiltinMask mask_prefix_lm(int prefix) {
+  BuiltinMask m;
+  m.kind = BuiltinMask::Kind::prefix_lm;
+  m.prefix_lm.prefix = prefix;
+  return m;
+}
+inline BuiltinMask mask_document(const std::int32_t* doc_ids, std::int64_t batch_stride, bool causal) {
+  BuiltinMask m;
+  m.kind = causal ? BuiltinMask::Kind::document_causal : BuiltinMask::Kind::document;
+  m.document.doc_ids = doc_ids;
+  m.document.batch_stride = batch_stride;
+  return m;
+}
+inline BuiltinMask mask_block_sparse(const std::uint8_t* keep, int num_kv_blocks, int block_q, int block_kv) {
+  BuiltinMask m;
+  m.kind = BuiltinMask::Kind::block_sparse;
+  m.block_sparse = {keep, num_kv_blocks, block_q, block_kv};
+  return m;
+}
+inline BuiltinMask mask_element(const std::uint8_t* bits, int heads, int q_len, int kv_len) {
+  BuiltinMask m;
+  m.kind = BuiltinMask::Kind::element;
+  m.element = {bits, heads, q_len, kv_len};
+  return m;
+}
+inline BuiltinScoreMod score_none() { return {}; }
+inline BuiltinScoreMod score_alibi(const float* slopes) {
+  BuiltinScoreMod s;
+  s.kind = BuiltinScoreMod::Kind::alibi;
+  s.alibi.slopes = slopes;
+  return s;
+}
+inline BuiltinScoreMod score_relative_bias(const float* table, int max_distance) {
+  BuiltinScoreMod s;
+  s.kind = BuiltinScoreMod::Kind::relative_bias;
+  s.relative_bias = {table, max_distance};
+  return s;
+}
+inline BuiltinScoreMod score_soft_cap(float cap) {
+  BuiltinScoreMod s;
+  s.kind = BuiltinScoreMod::Kind::soft_cap;
+  s.soft_cap.cap = cap;
+  return s;
+}
+
+// ALiBi slopes of the paper for `heads` heads (a power of two: 2^(-8 (h + 1) / heads)).
+inline float alibi_slope(int h, int heads) {
+  return float(std::exp2(-8.0 * double(h + 1) / double(heads)));
+}
+
+}  // namespace aisp::kernels::flex

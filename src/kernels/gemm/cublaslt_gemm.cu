@@ -1,0 +1,144 @@
+// The cuBLASLt wrapper; see cublaslt_gemm.h.
+#include "kernels/gemm/cublaslt_gemm.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "core/cuda/check.h"
+#include "core/error.h"
+
+namespace aisp::kernels::gemm {
+namespace {
+
+void check(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    std::ostringstream s;
+    s << "cuBLASLt: " << what << " failed: " << cublasLtGetStatusName(status) << " ("
+      << cublasLtGetStatusString(status) << ")";
+    throw Error(s.str());
+  }
+}
+
+cublasLtEpilogue_t lt_epilogue(LtEpilogue e) {
+  switch (e) {
+    case LtEpilogue::none: return CUBLASLT_EPILOGUE_DEFAULT;
+    case LtEpilogue::bias: return CUBLASLT_EPILOGUE_BIAS;
+    case LtEpilogue::bias_gelu_tanh: return CUBLASLT_EPILOGUE_GELU_BIAS;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+}  // namespace
+
+const char* name_of(LtEpilogue e) {
+  switch (e) {
+    case LtEpilogue::none: return "none";
+    case LtEpilogue::bias: return "bias";
+    case LtEpilogue::bias_gelu_tanh: return "bias_gelu_tanh";
+  }
+  return "?";
+}
+
+struct CublasLtGemm::Impl {
+  CublasLtGemmArgs args;
+  cublasLtHandle_t handle = nullptr;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a_layout = nullptr, b_layout = nullptr, d_layout = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  float alpha = 1.0f, beta = 0.0f;
+
+  ~Impl() {
+    if (a_layout) cublasLtMatrixLayoutDestroy(a_layout);
+    if (b_layout) cublasLtMatrixLayoutDestroy(b_layout);
+    if (d_layout) cublasLtMatrixLayoutDestroy(d_layout);
+    if (op) cublasLtMatmulDescDestroy(op);
+    if (handle) cublasLtDestroy(handle);
+    if (workspace) cudaFree(workspace);
+  }
+};
+
+CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_bytes)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.args = args;
+  if (args.m < 1 || args.n < 1 || args.k < 1) throw Error("cuBLASLt GEMM: M, N and K must be >= 1");
+  if (args.d_dtype != DType::bf16 && args.d_dtype != DType::f32)
+    throw Error("cuBLASLt GEMM: D must be bf16 or f32");
+  if (!args.a || !args.b || !args.d || (args.epilogue != LtEpilogue::none && !args.bias))
+    throw Error("cuBLASLt GEMM: null pointer");
+  const cudaDataType_t d_type = args.d_dtype == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+
+  check(cublasLtCreate(&s.handle), "cublasLtCreate");
+  check(cublasLtMatmulDescCreate(&s.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+  // Column-major view: D^T (N x M) = B' (N x K) * A' (K x M), with B' = transpose of the K x N
+  // column-major bytes of B and A' = the K x M column-major bytes of A.
+  const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+  check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof(transa)),
+        "set TRANSA");
+  check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)),
+        "set TRANSB");
+  const cublasLtEpilogue_t epilogue = lt_epilogue(args.epilogue);
+  check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
+        "set EPILOGUE");
+  if (args.epilogue != LtEpilogue::none) {
+    check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &args.bias,
+                                         sizeof(args.bias)),
+          "set BIAS_POINTER");
+    const std::int32_t bias_type = d_type;
+    check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                         sizeof(bias_type)),
+          "set BIAS_DATA_TYPE");
+  }
+  check(cublasLtMatrixLayoutCreate(&s.a_layout, CUDA_R_16BF, args.k, args.n, args.k), "B layout");
+  check(cublasLtMatrixLayoutCreate(&s.b_layout, CUDA_R_16BF, args.k, args.m, args.k), "A layout");
+  check(cublasLtMatrixLayoutCreate(&s.d_layout, d_type, args.n, args.m, args.n), "D layout");
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+  check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &workspace_bytes, sizeof(workspace_bytes)),
+        "set MAX_WORKSPACE_BYTES");
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(s.handle, s.op, s.a_layout, s.b_layout, s.d_layout, s.d_layout,
+                                     pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  check(status, "cublasLtMatmulAlgoGetHeuristic");
+  if (found == 0) {
+    std::ostringstream m;
+    m << "cuBLASLt GEMM: no algorithm for M " << args.m << " N " << args.n << " K " << args.k
+      << ", epilogue " << name_of(args.epilogue);
+    throw Error(m.str());
+  }
+  s.algo = result.algo;
+  s.workspace_bytes = result.workspaceSize;
+  if (s.workspace_bytes > 0) AISP_CUDA_CHECK(cudaMalloc(&s.workspace, s.workspace_bytes));
+}
+
+CublasLtGemm::~CublasLtGemm() = default;
+
+void CublasLtGemm::run(cudaStream_t stream) {
+  Impl& s = *impl_;
+  // C = D with beta = 0: cuBLASLt reads no C.
+  check(cublasLtMatmul(s.handle, s.op, &s.alpha, s.args.b, s.a_layout, s.args.a, s.b_layout, &s.beta,
+                       s.args.d, s.d_layout, s.args.d, s.d_layout, &s.algo, s.workspace,
+                       s.workspace_bytes, stream),
+        "cublasLtMatmul");
+}
+
+std::string CublasLtGemm::describe() const {
+  std::ostringstream s;
+  s << "cuBLASLt bf16 -> " << name_of(impl_->args.d_dtype) << ", epilogue "
+    << name_of(impl_->args.epilogue) << ", heuristic algorithm (workspace "
+    << impl_->workspace_bytes << " B)";
+  return s.str();
+}
+
+}  // namespace aisp::kernels::gemm

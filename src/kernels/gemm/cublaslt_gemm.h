@@ -1,0 +1,70 @@
+// A small cuBLASLt wrapper for the layouts of gemm_bf16.h: A (M, K) row-major, B (N, K) row-major
+// (a Linear layer's weight), D (M, N) row-major; bf16 inputs, fp32 accumulation (compute type
+// CUBLAS_COMPUTE_32F), D in bf16 or fp32.
+//
+// cuBLASLt is column-major, so the wrapper computes D^T (N x M, column-major: the same bytes as our
+// row-major D) = op(B) op(A) with transa = T on B (stored K x N column-major) and transb = N on A
+// (stored K x M column-major). cuBLASLt's bias has one value per row of its (column-major) D, i.e.
+// per n: exactly our bias[n].
+//
+// Epilogues:
+//   none            D = acc
+//   bias            D = acc + bias[n]                                  (CUBLASLT_EPILOGUE_BIAS)
+//   bias_gelu_tanh  D = gelu_tanh(acc + bias[n])                       (CUBLASLT_EPILOGUE_GELU_BIAS)
+// NOTE: cuBLASLt's GELU epilogue is the tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi)(x +
+// 0.044715 x^3))), not the erf form of gemm_bf16.h (the header does not say; PyTorch relies on
+// it being tanh, see pytorch/pytorch#104061, and tests/gpu/gemm_example_test.cu checks it on the
+// GPU against both forms with an fp32 output). It is named for what it is so that nobody pairs it
+// with an erf-GELU kernel.
+//
+// The bias has D's dtype (cuBLASLt's default for these types). Descriptors, layouts, the
+// heuristic's algorithm and the workspace are made by the constructor (setup); run() only calls
+// cublasLtMatmul. The pointers are bound at construction: run() reads A, B, bias and writes D there.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "core/dtype.h"
+
+namespace aisp::kernels::gemm {
+
+enum class LtEpilogue { none, bias, bias_gelu_tanh };
+const char* name_of(LtEpilogue e);
+
+struct CublasLtGemmArgs {
+  const void* a = nullptr;     // bf16 (M, K)
+  const void* b = nullptr;     // bf16 (N, K)
+  const void* bias = nullptr;  // (N), D's dtype; required unless epilogue == none
+  void* d = nullptr;           // (M, N)
+  int m = 0, n = 0, k = 0;
+  DType d_dtype = DType::bf16;  // bf16 or f32
+  LtEpilogue epilogue = LtEpilogue::none;
+};
+
+class CublasLtGemm {
+ public:
+  static constexpr std::size_t kDefaultWorkspaceBytes = std::size_t(32) << 20;  // 32 MiB
+
+  // Throws aisp::Error when cuBLASLt has no algorithm for the problem (with its status).
+  explicit CublasLtGemm(const CublasLtGemmArgs& args,
+                        std::size_t workspace_bytes = kDefaultWorkspaceBytes);
+  ~CublasLtGemm();
+  CublasLtGemm(const CublasLtGemm&) = delete;
+  CublasLtGemm& operator=(const CublasLtGemm&) = delete;
+
+  // Enqueues the GEMM on `stream`; never synchronizes. Graph-capturable.
+  void run(cudaStream_t stream);
+
+  // "cuBLASLt bf16 -> bf16, epilogue bias_gelu_tanh, heuristic algorithm (workspace 32 MiB)".
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aisp::kernels::gemm

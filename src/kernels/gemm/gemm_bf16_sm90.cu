@@ -1,0 +1,521 @@
+// bf16 GEMM with a fused epilogue for sm_90a (contract: gemm_bf16.h; design and ladder: README.md).
+//
+//   D (M, N) = bf16( epilogue( A (M, K) . B (N, K)^T ) ),  fp32 accumulation in the tensor cores.
+//
+// One CTA = 3 warpgroups (384 threads) computing 128 x tile_n output tiles:
+//   * warpgroup 0, the producer: one thread issues TMA loads of A (128 x 64) and B (tile_n x 64)
+//     boxes into a ring of `stages` shared-memory slots; a slot's "full" mbarrier completes when its
+//     bytes have landed (expect_tx), its "empty" mbarrier when both consumers are done with it.
+//     setmaxnreg.dec gives its registers to the consumers.
+//   * warpgroups 1 and 2, the consumers: each owns 64 rows of the tile and runs wgmma m64n{tile_n}k16
+//     (A and B straight from swizzled shared memory, fp32 accumulators in registers, 4 per k-slot),
+//     keeping one wgmma group in flight while it waits for the next slot; then the epilogue in
+//     registers (bias, GELU(erf) in fp32, one bf16 rounding) and bounds-checked stores.
+//   * persistent: gridDim = min(#work units, resident CTAs); CTA (cluster) b walks units b, b + grid,
+//     ... in grouped raster order (gemm_bf16_sm90_schedule.cuh). The ring's (slot, phase) runs on
+//     across tiles, so the producer prefetches the next tile's first k-slots during the epilogue.
+//   * cluster_m = 2: CTA pairs along M; each loads half of the B box and multicasts it to both, and a
+//     slot is free once the consumers of both CTAs released it. A work unit is 2 tile rows x 1 column.
+// Tails: TMA zero-fills box elements outside (K, M) or (K, N), so partial k-slots and edge tiles
+// need no special code in the main loop; the epilogue skips rows >= M and columns >= N.
+#include <cuda.h>  // CUtensorMap and its enums (types only: the driver is reached through the runtime)
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/cuda/check.h"
+#include "core/error.h"
+#include "kernels/gemm/gemm_bf16.h"
+#include "kernels/gemm/gemm_bf16_sm90_schedule.cuh"
+#include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
+
+namespace aisp::kernels::gemm {
+namespace sm90 {
+
+constexpr int kBlockM = 128;           // 2 consumer warpgroups x 64 rows (wgmma's M)
+constexpr int kBlockK = 64;            // 64 bf16 = 128 bytes: one 128B-swizzle row
+constexpr int kConsumers = 2;          // consumer warpgroups
+constexpr int kThreads = 128 * (1 + kConsumers);
+
+struct Params {
+  bf16* d = nullptr;
+  const bf16* bias = nullptr;
+  int m = 0, n = 0, k = 0;
+  int epilogue = 0;  // Epilogue as int
+  int tiles_m = 0, tiles_n = 0, k_tiles = 0;
+  int raster_group = 1;
+  int stages = 2;
+  int vector_store = 0;  // 1: D rows are 4-byte aligned (N even, d aligned): bf16x2 stores
+};
+
+constexpr std::uint32_t a_slot_bytes() { return kBlockM * kBlockK * 2; }
+constexpr std::uint32_t b_slot_bytes(int tile_n) { return std::uint32_t(tile_n) * kBlockK * 2; }
+// Slots, then 2 mbarriers per slot; +1024 so the kernel can align the base to 1024 bytes (the
+// 128B swizzle pattern repeats every 8 rows x 128 bytes and wgmma assumes that alignment).
+constexpr std::size_t smem_bytes(int tile_n, int stages) {
+  return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) + 16 * std::size_t(stages);
+}
+
+// ---- PTX wrappers -----------------------------------------------------------------------------
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(std::uint32_t bar, std::uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(std::uint32_t bar, std::uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Spins until the phase with parity `parity` of the barrier has completed. A fresh barrier is in
+// phase 0, so waiting for parity 1 returns at once (the producer's first pass over empty slots).
+__device__ __forceinline__ void mbar_wait(std::uint32_t bar, std::uint32_t parity) {
+  std::uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n"
+        "}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// 2-D TMA load of one box at coordinates (c0 = innermost = k, c1 = row) into shared memory,
+// completing `bytes` of the barrier's expected transaction count.
+__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
+                                            int c0, int c1) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
+      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+// The same, multicast: the box lands at the same shared-memory offset in every CTA of `mask` (bit r =
+// cluster rank r), each completing the barrier at the same offset in its own shared memory.
+__device__ __forceinline__ void tma_load_2d_multicast(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
+                                                      int c0, int c1, std::uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%2, %3}], [%4], %5;"
+      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
+      : "memory");
+}
+__device__ __forceinline__ std::uint32_t cluster_rank() {
+  std::uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+// Arrives on the barrier at shared address `bar` of cluster CTA `rank` (possibly this one).
+// NOTES: default semantics (release at CTA scope). An explicit `.release.cluster` costs a
+// MEMBAR.ALL.GPU before every arrive -- measured 461 vs 625 TFLOP/s for the same 128x256, 3-stage
+// config without clusters at 8192^3 on an H200 -- and buys nothing here: what the arrive publishes
+// is "my wgmma reads of the slot are done" (wgmma.wait_group already ordered them), not data written
+// with ordinary stores. CUTLASS's cluster barrier arrives the same way. (Not re-measured yet.)
+__device__ __forceinline__ void mbar_arrive_cluster(std::uint32_t bar, std::uint32_t rank) {
+  std::uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void prefetch_tensor_map(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+// Pins the accumulators in place around asynchronous wgmma: the compiler may not move a read or
+// write of them across this point (no instruction is emitted).
+template <int R>
+__device__ __forceinline__ void fence_operands(float (&acc)[R]) {
+#pragma unroll
+  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(acc[i])::"memory");
+}
+
+// wgmma shared-memory matrix descriptor for a K-major tile with 128B swizzle:
+//   bits  0-13 start address >> 4; 16-29 leading byte offset >> 4 (unused for swizzled K-major, 1);
+//   32-45 stride byte offset >> 4 = 1024 B between 8-row groups; 62-63 layout 1 = 128B swizzle.
+// Moving along K inside the 128-byte row is a plain +32 B per k16 step on the start address: the
+// hardware applies the swizzle XOR to the final address bits, as TMA did when writing.
+__device__ __forceinline__ std::uint64_t smem_desc(std::uint32_t addr) {
+  return std::uint64_t((addr & 0x3FFFF) >> 4) | (std::uint64_t(1) << 16) | (std::uint64_t(1024 >> 4) << 32) |
+         (std::uint64_t(1) << 62);
+}
+
+__device__ __forceinline__ float gelu_erf(float y) { return 0.5f * y * (1.0f + erff(y * 0.70710678118654752f)); }
+
+// A consumer warp is done with a slot: tell every CTA whose producer writes into it.
+template <int Cluster>
+__device__ __forceinline__ void release_slot(std::uint32_t empty_bar) {
+  if constexpr (Cluster == 1) {
+    mbar_arrive(empty_bar);
+  } else {
+#pragma unroll
+    for (int r = 0; r < Cluster; ++r) mbar_arrive_cluster(empty_bar, std::uint32_t(r));
+  }
+}
+
+template <int TileN>
+__device__ __forceinline__ void wgmma_tile(float (&acc)[TileN / 2], std::uint64_t da, std::uint64_t db, int scale_d) {
+  if constexpr (TileN == 256) {
+    wgmma_m64n256k16(acc, da, db, scale_d);
+  } else {
+    wgmma_m64n128k16(acc, da, db, scale_d);
+  }
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+// ---- The kernel -------------------------------------------------------------------------------
+template <int TileN, int Cluster>
+__global__ void __launch_bounds__(kThreads, 1)
+    gemm_bf16_ws_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                        const Params p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int kProducerRegs = 40;  // setmaxnreg targets: 40 * 128 + 232 * 256 <= 65536 registers
+  constexpr int kConsumerRegs = 232;
+  constexpr std::uint32_t kA = a_slot_bytes();
+  constexpr std::uint32_t kSlot = a_slot_bytes() + b_slot_bytes(TileN);
+  extern __shared__ std::uint8_t smem_raw[];
+  const std::uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const std::uint32_t bars = base + std::uint32_t(p.stages) * kSlot;
+  // full[s] at bars + 8 s, empty[s] at bars + 8 (stages + s)
+  const std::uint32_t empty_bars = bars + 8u * std::uint32_t(p.stages);
+
+  const int warpgroup = threadIdx.x / 128;
+  const int t = threadIdx.x % 128;
+  // Clusters of `Cluster` CTAs along M share each B box: CTA r loads rows [r, r + 1) * TileN /
+  // Cluster of it and multicasts them to all, so a slot is free only when the consumers of every
+  // CTA in the cluster are done with it (empty barriers count all their arrivals).
+  const int rank = Cluster > 1 ? int(cluster_rank()) : 0;
+  const int cluster_id = blockIdx.x / Cluster;
+  const int clusters = gridDim.x / Cluster;
+  const int units_m = ceil_div(p.tiles_m, Cluster);  // the scheduler walks cluster-sized column pieces
+  const int num_units = units_m * p.tiles_n;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < p.stages; ++s) {
+      mbar_init(bars + 8u * s, 1);                                // the producer's arrive + the TMA bytes
+      mbar_init(empty_bars + 8u * s, Cluster * kConsumers * 4);   // one arrive per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  if constexpr (Cluster > 1) {
+    cluster_sync();  // peers' barriers are initialized before anyone multicasts or arrives remotely
+  } else {
+    __syncthreads();
+  }
+
+  if (warpgroup == 0) {
+    // ---- Producer ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
+    if (t == 0) {
+      prefetch_tensor_map(&map_a);
+      prefetch_tensor_map(&map_b);
+      int stage = 0;
+      std::uint32_t phase = 0;
+      for (int unit = cluster_id; unit < num_units; unit += clusters) {
+        const TileCoord c = tile_of(unit, units_m, p.tiles_n, p.raster_group);
+        const int tile_m = c.m * Cluster + rank;  // may be past M in a ragged last cluster: zeros, no stores
+        for (int kt = 0; kt < p.k_tiles; ++kt) {
+          mbar_wait(empty_bars + 8u * stage, phase ^ 1u);
+          const std::uint32_t full = bars + 8u * stage;
+          mbar_arrive_expect_tx(full, kSlot);  // whole boxes (all of B, from every CTA): OOB parts are zeros
+          const std::uint32_t slot = base + std::uint32_t(stage) * kSlot;
+          tma_load_2d(slot, &map_a, full, kt * kBlockK, tile_m * kBlockM);
+          if constexpr (Cluster > 1) {
+            constexpr int kPiece = TileN / Cluster;
+            tma_load_2d_multicast(slot + kA + std::uint32_t(rank) * kPiece * 128u, &map_b, full, kt * kBlockK,
+                                  c.n * TileN + rank * kPiece, std::uint16_t((1u << Cluster) - 1u));
+          } else {
+            tma_load_2d(slot + kA, &map_b, full, kt * kBlockK, c.n * TileN);
+          }
+          if (++stage == p.stages) {
+            stage = 0;
+            phase ^= 1u;
+          }
+        }
+      }
+    }
+  } else {
+    // ---- Consumers ----
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
+    const int consumer = warpgroup - 1;
+    const int warp = t / 32, lane = t % 32;
+    float acc[TileN / 2];
+#pragma unroll
+    for (int i = 0; i < TileN / 2; ++i) acc[i] = 0.0f;
+    int stage = 0;
+    std::uint32_t phase = 0;
+    for (int unit = cluster_id; unit < num_units; unit += clusters) {
+      const TileCoord c = tile_of(unit, units_m, p.tiles_n, p.raster_group);
+      const int tile_m = c.m * Cluster + rank;
+      int previous = 0;
+      for (int kt = 0; kt < p.k_tiles; ++kt) {
+        mbar_wait(bars + 8u * stage, phase);
+        const std::uint32_t a = base + std::uint32_t(stage) * kSlot + std::uint32_t(consumer) * (64 * 128);
+        const std::uint32_t b = base + std::uint32_t(stage) * kSlot + kA;
+        fence_operands(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kBlockK / 16; ++kk)
+          wgmma_tile<TileN>(acc, smem_desc(a + 32u * kk), smem_desc(b + 32u * kk), (kt > 0 || kk > 0) ? 1 : 0);
+        wgmma_commit();
+        fence_operands(acc);
+        // The group issued one slot earlier has finished reading its slot: hand it back.
+        wgmma_wait<1>();
+        fence_operands(acc);
+        if (kt > 0 && lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
+        previous = stage;
+        if (++stage == p.stages) {
+          stage = 0;
+          phase ^= 1u;
+        }
+      }
+      wgmma_wait<0>();
+      fence_operands(acc);
+      if (lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
+
+      // ---- Epilogue: accumulator fragment -> bias / GELU in fp32 -> bf16 -> global ----
+      // m64nNk16 fp32 fragment: acc[4 j + 2 h + e] is row warp*16 + lane/4 + 8 h,
+      // column 8 j + 2 (lane % 4) + e of this warpgroup's 64 x TileN block.
+      const int row0 = tile_m * kBlockM + consumer * 64 + warp * 16 + lane / 4;
+      const int col_base = c.n * TileN + 2 * (lane % 4);
+#pragma unroll
+      for (int j = 0; j < TileN / 8; ++j) {
+        const int col = col_base + 8 * j;
+        float bias0 = 0.0f, bias1 = 0.0f;
+        if (p.epilogue != 0) {
+          if (col < p.n) bias0 = __bfloat162float(p.bias[col]);
+          if (col + 1 < p.n) bias1 = __bfloat162float(p.bias[col + 1]);
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = row0 + 8 * h;
+          float v0 = acc[4 * j + 2 * h] + bias0;
+          float v1 = acc[4 * j + 2 * h + 1] + bias1;
+          if (p.epilogue == 2) {
+            v0 = gelu_erf(v0);
+            v1 = gelu_erf(v1);
+          }
+          if (row < p.m) {
+            bf16* out = p.d + std::size_t(row) * std::size_t(p.n) + std::size_t(col);
+            if (p.vector_store && col + 1 < p.n) {
+              *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(v0, v1);
+            } else {
+              if (col < p.n) out[0] = __float2bfloat16_rn(v0);
+              if (col + 1 < p.n) out[1] = __float2bfloat16_rn(v1);
+            }
+          }
+        }
+      }
+    }
+  }
+  if constexpr (Cluster > 1) {
+    // No CTA leaves while a peer may still arrive on its barriers.
+    __syncwarp();
+    cluster_sync();
+  }
+#else
+  // Built for another architecture (sm_100a): the host side refuses before launching.
+  (void)map_a;
+  (void)map_b;
+  (void)p;
+  __trap();
+#endif
+}
+
+// ---- Host side --------------------------------------------------------------------------------
+
+PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* entry = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    AISP_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000,
+                                                     cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || entry == nullptr)
+      throw Error("cuTensorMapEncodeTiled is not available from this CUDA driver (needs 12.0 or newer)");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(entry);
+  }();
+  return fn;
+}
+
+// A row-major (rows, K) bf16 matrix seen by TMA as 2-D {K, rows} with boxes of {64, box_rows},
+// 128B swizzle; elements outside the matrix read as zero.
+CUtensorMap make_map(const bf16* data, int rows, int k, int box_rows) {
+  CUtensorMap map{};
+  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(k) * sizeof(bf16)};
+  const cuuint32_t box[2] = {cuuint32_t(kBlockK), cuuint32_t(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(data), dims,
+                                    strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                    CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw Error(fmt::format("cuTensorMapEncodeTiled failed (CUresult {}) for a ({}, {}) bf16 matrix, box {}x{}",
+                            int(r), rows, k, box_rows, kBlockK));
+  return map;
+}
+
+struct DeviceLimits {
+  int device = 0;
+  int cc = 0;
+  int sms = 0;
+  int smem_optin = 0;
+};
+
+DeviceLimits device_limits() {
+  DeviceLimits l;
+  AISP_CUDA_CHECK(cudaGetDevice(&l.device));
+  int major = 0, minor = 0;
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, l.device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, l.device));
+  l.cc = major * 10 + minor;
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, l.device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&l.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, l.device));
+  return l;
+}
+
+std::string config_unsupported(const GemmConfig& c, int smem_optin) {
+  if (c.tile_m != kBlockM) return fmt::format("tile_m must be {} (2 consumer warpgroups x 64 rows)", kBlockM);
+  if (c.tile_k != kBlockK) return fmt::format("tile_k must be {} (one 128-byte swizzle row of bf16)", kBlockK);
+  if (c.tile_n != 128 && c.tile_n != 256) return "tile_n must be 128 or 256";
+  if (c.cluster_m != 1 && c.cluster_m != 2) return "cluster_m must be 1 or 2 (B multicast to a pair of CTAs)";
+  if (c.raster_group < 1) return "raster_group must be >= 1";
+  if (c.stages < 2) return "stages must be >= 2";
+  const std::size_t smem = smem_bytes(c.tile_n, c.stages);
+  if (smem > std::size_t(smem_optin))
+    return fmt::format("{} stages of 128x{}x64 need {} bytes of shared memory; this GPU allows {}", c.stages,
+                       c.tile_n, smem, smem_optin);
+  return {};
+}
+
+std::string args_unsupported(const GemmBf16Args& a) {
+  if (a.m < 1 || a.n < 1 || a.k < 1) return fmt::format("M, N, K must be >= 1 (got {}, {}, {})", a.m, a.n, a.k);
+  if (!a.a || !a.b || !a.d) return "A, B and D must be non-null";
+  if (a.epilogue != Epilogue::none && !a.bias) return fmt::format("epilogue {} needs a bias", name_of(a.epilogue));
+  if (a.k % 8 != 0) return fmt::format("K must be a multiple of 8: TMA needs 16-byte row strides (K = {})", a.k);
+  if (reinterpret_cast<std::uintptr_t>(a.a) % 16 != 0 || reinterpret_cast<std::uintptr_t>(a.b) % 16 != 0)
+    return "A and B must be 16-byte aligned (TMA)";
+  return {};
+}
+
+// Clusters the persistent grid can keep resident at once (not always #SMs / cluster: a cluster
+// must fit in one GPC). Asked once per (device, kernel, shared memory) and remembered.
+template <int TileN, int Cluster>
+int resident_clusters(const DeviceLimits& limits, std::size_t smem) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, std::size_t>, int> known;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(limits.device, smem);
+  if (const auto it = known.find(key); it != known.end()) return it->second;
+  int clusters = limits.sms / Cluster;
+  if constexpr (Cluster > 1) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(unsigned(limits.sms / Cluster * Cluster));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = Cluster;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    AISP_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, gemm_bf16_ws_kernel<TileN, Cluster>, &cfg));
+    if (clusters < 1) throw Error(fmt::format("gemm_bf16_sm90: no cluster of {} CTAs with {} bytes of shared memory fits", Cluster, smem));
+  }
+  known[key] = clusters;
+  return clusters;
+}
+
+template <int TileN, int Cluster>
+void launch(const GemmBf16Args& args, cudaStream_t stream, const GemmConfig& config, const DeviceLimits& limits) {
+  Params p;
+  p.d = args.d;
+  p.bias = args.bias;
+  p.m = args.m;
+  p.n = args.n;
+  p.k = args.k;
+  p.epilogue = int(args.epilogue);
+  p.tiles_m = ceil_div(args.m, kBlockM);
+  p.tiles_n = ceil_div(args.n, TileN);
+  p.k_tiles = ceil_div(args.k, kBlockK);
+  p.raster_group = config.raster_group;
+  p.stages = config.stages;
+  p.vector_store = (args.n % 2 == 0 && reinterpret_cast<std::uintptr_t>(args.d) % 4 == 0) ? 1 : 0;
+  const CUtensorMap map_a = make_map(args.a, args.m, args.k, kBlockM);
+  const CUtensorMap map_b = make_map(args.b, args.n, args.k, TileN / Cluster);  // each CTA loads its piece
+  const std::size_t smem = smem_bytes(TileN, config.stages);
+  AISP_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_ws_kernel<TileN, Cluster>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  // Work units: Cluster tile rows x 1 tile column, one per cluster at a time.
+  const int units = ceil_div(p.tiles_m, Cluster) * p.tiles_n;
+  int clusters = units;
+  if (config.persistent) {
+    const int resident = resident_clusters<TileN, Cluster>(limits, smem);
+    clusters = units < resident ? units : resident;
+  }
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(unsigned(clusters * Cluster));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = Cluster;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = Cluster > 1 ? 1 : 0;
+  AISP_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemm_bf16_ws_kernel<TileN, Cluster>, map_a, map_b, p));
+}
+
+}  // namespace sm90
+
+std::string gemm_bf16_sm90_unsupported(const GemmBf16Args& args, const GemmConfig& config) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return "needs an sm_90a GPU (no CUDA device here)";
+  }
+  const sm90::DeviceLimits limits = sm90::device_limits();
+  if (limits.cc != 90) return fmt::format("needs sm_90a (this GPU is sm_{})", limits.cc);
+  if (std::string why = sm90::config_unsupported(config, limits.smem_optin); !why.empty()) return why;
+  return sm90::args_unsupported(args);
+}
+
+void gemm_bf16_sm90(const GemmBf16Args& args, cudaStream_t stream, const GemmConfig& config) {
+  const sm90::DeviceLimits limits = sm90::device_limits();
+  std::string why;
+  if (limits.cc != 90) why = fmt::format("needs sm_90a (this GPU is sm_{})", limits.cc);
+  if (why.empty()) why = sm90::config_unsupported(config, limits.smem_optin);
+  if (why.empty()) why = sm90::args_unsupported(args);
+  if (!why.empty()) throw Error("gemm_bf16_sm90: " + why);
+  if (config.tile_n == 256) {
+    config.cluster_m == 2 ? sm90::launch<256, 2>(args, stream, config, limits)
+                          : sm90::launch<256, 1>(args, stream, config, limits);
+  } else {
+    config.cluster_m == 2 ? sm90::launch<128, 2>(args, stream, config, limits)
+                          : sm90::launch<128, 1>(args, stream, config, limits);
+  }
+}
+
+}  // namespace aisp::kernels::gemm

@@ -1,0 +1,167 @@
+// FlexAttention host-side pieces (src/kernels/attention/flex_mods.h, flex_block_mask.h): the
+// built-in score_mod / mask_mod semantics at hand-checked points, and the block-mask bookkeeping
+// (full vs partial vs empty tiles, ragged edges, broadcast, density). No GPU needed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/attention/flex_block_mask.h"
+#include "kernels/attention/flex_mods.h"
+
+namespace {
+
+namespace flex = aisp::kernels::flex;
+
+TEST(FlexMods, ScoreModsAtHandCheckedPoints) {
+  EXPECT_EQ(flex::NoScoreMod{}(1.25, 0, 0, 3, 7), 1.25);
+  const float slopes[2] = {0.5f, 0.25f};
+  const flex::Alibi alibi{slopes};
+  EXPECT_DOUBLE_EQ(alibi(1.0, 0, 1, 10, 4), 1.0 + 0.25 * (4 - 10));
+  EXPECT_DOUBLE_EQ(alibi(1.0, 0, 0, 4, 10), 1.0 + 0.5 * 6);
+  // Table (2 heads, 2 * 2 + 1): distance clamped to [-2, 2].
+  const float table[10] = {0, 1, 2, 3, 4, 10, 11, 12, 13, 14};
+  const flex::RelativeBias rel{table, 2};
+  EXPECT_DOUBLE_EQ(rel(0.5, 0, 0, 5, 5), 0.5 + 2);    // d = 0
+  EXPECT_DOUBLE_EQ(rel(0.5, 0, 1, 5, 6), 0.5 + 13);   // d = +1
+  EXPECT_DOUBLE_EQ(rel(0.5, 0, 1, 50, 0), 0.5 + 10);  // d = -50 -> -2
+  EXPECT_DOUBLE_EQ(rel(0.5, 0, 0, 0, 50), 0.5 + 4);   // d = +50 -> +2
+  const flex::SoftCap cap{2.0f};
+  EXPECT_NEAR(cap(3.0, 0, 0, 0, 0), 2.0 * std::tanh(1.5), 1e-12);
+  EXPECT_NEAR(cap(1000.0, 0, 0, 0, 0), 2.0, 1e-12);
+  // The run-time family agrees with the typed functors.
+  EXPECT_DOUBLE_EQ(flex::score_alibi(slopes)(1.0, 0, 1, 10, 4), alibi(1.0, 0, 1, 10, 4));
+  EXPECT_DOUBLE_EQ(flex::score_relative_bias(table, 2)(0.5, 0, 1, 5, 6), rel(0.5, 0, 1, 5, 6));
+  EXPECT_DOUBLE_EQ(flex::score_soft_cap(2.0f)(3.0, 0, 0, 0, 0), cap(3.0, 0, 0, 0, 0));
+  EXPECT_DOUBLE_EQ(flex::score_none()(3.0, 0, 0, 0, 0), 3.0);
+  EXPECT_FLOAT_EQ(flex::alibi_slope(0, 8), 0.5f);
+  EXPECT_FLOAT_EQ(flex::alibi_slope(7, 8), 1.0f / 256);
+}
+
+TEST(FlexMods, MaskModsAtHandCheckedPoints) {
+  EXPECT_TRUE(flex::Causal{}(0, 0, 5, 5));
+  EXPECT_TRUE(flex::Causal{}(0, 0, 5, 0));
+  EXPECT_FALSE(flex::Causal{}(0, 0, 5, 6));
+  const flex::SlidingWindow sw{3};
+  EXPECT_TRUE(sw(0, 0, 10, 8));
+  EXPECT_TRUE(sw(0, 0, 10, 12));
+  EXPECT_FALSE(sw(0, 0, 10, 7));
+  EXPECT_FALSE(sw(0, 0, 10, 13));
+  const flex::SlidingCausal sc{3};
+  EXPECT_TRUE(sc(0, 0, 10, 10));
+  EXPECT_TRUE(sc(0, 0, 10, 8));
+  EXPECT_FALSE(sc(0, 0, 10, 7));
+  EXPECT_FALSE(sc(0, 0, 10, 11));
+  const flex::PrefixLm pl{4};
+  EXPECT_TRUE(pl(0, 0, 0, 3));   // prefix: visible to every query
+  EXPECT_FALSE(pl(0, 0, 0, 4));  // after the prefix: causal
+  EXPECT_TRUE(pl(0, 0, 9, 9));
+  EXPECT_FALSE(pl(0, 0, 9, 10));
+  const std::int32_t docs[2 * 5] = {0, 0, 1, 1, 1, /* batch 1: */ 0, 1, 1, 2, 2};
+  const flex::Document doc{docs, 5};
+  EXPECT_TRUE(doc(0, 0, 3, 2));
+  EXPECT_FALSE(doc(0, 0, 1, 2));
+  EXPECT_TRUE(doc(1, 0, 1, 2));
+  EXPECT_FALSE(doc(1, 0, 2, 3));
+  EXPECT_FALSE(flex::mask_document(docs, 5, true)(0, 0, 2, 3));  // same document, but the future
+  EXPECT_TRUE(flex::mask_document(docs, 5, true)(0, 0, 3, 2));
+  const std::uint8_t keep[2 * 3] = {1, 0, 1, 0, 1, 0};
+  const flex::BlockSparse bs{keep, 3, 4, 2};
+  EXPECT_TRUE(bs(0, 0, 3, 1));   // tile (0, 0)
+  EXPECT_FALSE(bs(0, 0, 3, 2));  // tile (0, 1)
+  EXPECT_TRUE(bs(0, 0, 4, 3));   // tile (1, 1)
+  const std::uint8_t bits[2 * 2 * 3] = {1, 0, 0, 1, 1, 1, /* h 1: */ 0, 0, 1, 0, 1, 0};
+  const flex::ElementMask em{bits, 2, 2, 3};
+  EXPECT_TRUE(em(0, 0, 0, 0));
+  EXPECT_FALSE(em(0, 0, 0, 1));
+  EXPECT_TRUE(em(0, 1, 0, 2));
+  EXPECT_FALSE(em(0, 1, 1, 2));
+  const auto both = flex::and_masks(flex::Causal{}, flex::SlidingWindow{3});
+  const auto either = flex::or_masks(flex::Causal{}, flex::PrefixLm{4});
+  for (int q = 0; q < 12; ++q)
+    for (int kv = 0; kv < 12; ++kv) {
+      EXPECT_EQ(both(0, 0, q, kv), sc(0, 0, q, kv)) << q << " " << kv;
+      EXPECT_EQ(either(0, 0, q, kv), kv <= q || kv < 4) << q << " " << kv;
+      EXPECT_EQ(flex::mask_sliding_causal(3)(0, 0, q, kv), sc(0, 0, q, kv));
+      EXPECT_EQ(flex::mask_causal()(0, 0, q, kv), kv <= q);
+      EXPECT_TRUE(flex::mask_none()(0, 0, q, kv));
+    }
+  static_assert(flex::NoMask::kAlwaysTrue && !flex::Causal::kAlwaysTrue);
+  static_assert(!decltype(both)::kAlwaysTrue);
+  static_assert(decltype(flex::or_masks(flex::NoMask{}, flex::Causal{}))::kAlwaysTrue);
+}
+
+// Causal at q_len = kv_len = 300 with tiles 128 x 64: q-block qb (rows 128 qb ..) has kv blocks
+// kb < 2 qb full and 2 qb, 2 qb + 1 partial, clipped to the 5 kv blocks; the last q-block (rows
+// 256..299) sees kv blocks 0..3 full and 4 (keys 256..299, ragged) partial.
+TEST(FlexBlockMask, CausalTilesAreFullBelowTheDiagonalAndPartialOnIt) {
+  flex::BlockMaskShape s;
+  s.q_len = s.kv_len = 300;
+  ASSERT_EQ(s.num_q_blocks(), 3);
+  ASSERT_EQ(s.num_kv_blocks(), 5);
+  const flex::HostBlockMask m = flex::create_block_mask_host(flex::Causal{}, s);
+  EXPECT_EQ(m.full_count, (std::vector<std::int32_t>{0, 2, 4}));
+  EXPECT_EQ(m.partial_count, (std::vector<std::int32_t>{2, 2, 1}));
+  auto list = [&](const std::vector<std::int32_t>& index, int row, int n) {
+    return std::vector<std::int32_t>(index.begin() + row * 5, index.begin() + row * 5 + n);
+  };
+  EXPECT_EQ(list(m.partial_index, 0, 2), (std::vector<std::int32_t>{0, 1}));
+  EXPECT_EQ(list(m.full_index, 1, 2), (std::vector<std::int32_t>{0, 1}));
+  EXPECT_EQ(list(m.partial_index, 1, 2), (std::vector<std::int32_t>{2, 3}));
+  EXPECT_EQ(list(m.full_index, 2, 4), (std::vector<std::int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(list(m.partial_index, 2, 1), (std::vector<std::int32_t>{4}));
+  EXPECT_EQ(m.full_blocks(), 6);
+  EXPECT_EQ(m.partial_blocks(), 5);
+  EXPECT_DOUBLE_EQ(m.block_density(), 11.0 / 15.0);
+}
+
+// A ragged tile counts only its in-range elements: with no mask every tile is full, including the
+// edge ones; an all-false mask lists nothing (every row then fully masked).
+TEST(FlexBlockMask, RaggedEdgesAndEmptyMasks) {
+  flex::BlockMaskShape s;
+  s.q_len = 129;
+  s.kv_len = 65;
+  const flex::HostBlockMask all = flex::create_block_mask_host(flex::NoMask{}, s);
+  EXPECT_EQ(all.full_count, (std::vector<std::int32_t>{2, 2}));
+  EXPECT_EQ(all.partial_blocks(), 0);
+  struct Nothing {
+    bool operator()(int, int, int, int) const { return false; }
+  };
+  const flex::HostBlockMask none = flex::create_block_mask_host(Nothing{}, s);
+  EXPECT_EQ(none.full_blocks() + none.partial_blocks(), 0);
+  EXPECT_DOUBLE_EQ(none.block_density(), 0.0);
+}
+
+// Sliding window 256 (causal) at 2048: each q-block visits 6 tiles of 64 keys, not 32; batch and
+// head dimensions of the mask are kept apart when the mask depends on them.
+TEST(FlexBlockMask, SlidingWindowAndPerHeadMasks) {
+  flex::BlockMaskShape s;
+  s.q_len = s.kv_len = 2048;
+  const flex::HostBlockMask m = flex::create_block_mask_host(flex::SlidingCausal{256}, s);
+  for (int qb = 0; qb < s.num_q_blocks(); ++qb) {
+    const int visited = m.full_count[std::size_t(qb)] + m.partial_count[std::size_t(qb)];
+    EXPECT_LE(visited, 6) << qb;
+    // Rows 128 qb .. 128 qb + 127 reach back to key 128 qb - 255: tiles 2 qb - 4 .. 2 qb + 1.
+    if (qb >= 2) {
+      EXPECT_EQ(visited, 6) << qb;
+      EXPECT_EQ(m.full_count[std::size_t(qb)], 2) << qb;  // keys 128 qb - 128 .. 128 qb - 1
+    }
+  }
+  EXPECT_LT(m.block_density(), 0.25);
+  EXPECT_NEAR(flex::element_density(flex::SlidingCausal{256}, 1, 1, 2048, 2048),
+              (256.0 * 2048 - 255.0 * 256 / 2) / (2048.0 * 2048), 1e-12);
+
+  struct HeadParity {  // head h keeps keys of parity h
+    bool operator()(int, int h, int, int kv) const { return kv % 2 == h; }
+  };
+  flex::BlockMaskShape sh;
+  sh.heads = 2;
+  sh.q_len = 64;
+  sh.kv_len = 64;
+  const flex::HostBlockMask hp = flex::create_block_mask_host(HeadParity{}, sh);
+  EXPECT_EQ(hp.partial_count, (std::vector<std::int32_t>{1, 1}));
+  EXPECT_EQ(hp.full_blocks(), 0);
+}
+
+}  // namespace

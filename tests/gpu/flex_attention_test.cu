@@ -1,0 +1,439 @@
+// FlexAttention forward (src/kernels/attention) against a float64 CPU reference on small awkward
+// shapes: every built-in score_mod and mask_mod, random element and block-sparse masks, fully masked
+// rows (out 0, lse -inf), lengths that are not multiples of the tiles, q_len != kv_len, GQA and
+// MQA, head dims 64 and 128, the template API with a user functor and and_masks / or_masks, and the
+// GPU block mask against the host bookkeeping.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ch14_example_test_util.h"
+#include "core/error.h"
+#include "core/gpu.h"
+#include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_attention_kernel.cuh"
+
+namespace aisp::test {
+namespace {
+
+namespace flex = aisp::kernels::flex;
+using harness::Tolerance;
+
+// The forward kernels this GPU runs: mma.sync everywhere, wgmma on sm_90.
+std::vector<flex::FlexKernel> kernels_here() {
+  std::vector<flex::FlexKernel> k = {flex::FlexKernel::mma_sync};
+  if (aisp::gpu_properties(0).compute_capability == 90) k.push_back(flex::FlexKernel::wgmma);
+  return k;
+}
+std::string name_of(flex::FlexKernel k) { return k == flex::FlexKernel::wgmma ? "wgmma" : "mma_sync"; }
+
+struct Shape {
+  int batch = 2, q_heads = 4, kv_heads = 2, q_len = 300, kv_len = 300, head_dim = 128;
+};
+
+// bf16 inputs (as bits) and their exact values in double.
+struct Inputs {
+  Shape s;
+  std::vector<std::uint16_t> q, k, v;
+  std::vector<double> qd, kd, vd;
+};
+
+Inputs make_inputs(const Shape& s, std::uint64_t seed) {
+  Inputs in;
+  in.s = s;
+  const std::int64_t nq = std::int64_t(s.batch) * s.q_heads * s.q_len * s.head_dim;
+  const std::int64_t nkv = std::int64_t(s.batch) * s.kv_heads * s.kv_len * s.head_dim;
+  in.q = normal_bf16_bits(seed, nq);
+  in.k = normal_bf16_bits(seed + 1, nkv);
+  in.v = normal_bf16_bits(seed + 2, nkv);
+  in.qd = bf16_bits_to_double(in.q);
+  in.kd = bf16_bits_to_double(in.k);
+  in.vd = bf16_bits_to_double(in.v);
+  return in;
+}
+
+// float64: scores, score_mod, mask (every element: the block mask must not change the function),
+// softmax, P.V. A fully masked row: out 0, lse -inf.
+template <class ScoreMod, class MaskMod>
+void reference(const Inputs& in, const ScoreMod& score_mod, const MaskMod& mask_mod,
+               std::vector<double>& out, std::vector<double>& lse) {
+  const Shape& s = in.s;
+  const int D = s.head_dim, group = s.q_heads / s.kv_heads;
+  const double scale = 1.0 / std::sqrt(double(D));
+  out.assign(std::size_t(s.batch) * s.q_heads * s.q_len * D, 0.0);
+  lse.assign(std::size_t(s.batch) * s.q_heads * s.q_len, 0.0);
+  std::vector<double> p(std::size_t(s.kv_len));
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.q_heads; ++h) {
+      const int hk = h / group;
+      for (int i = 0; i < s.q_len; ++i) {
+        const double* qi = &in.qd[((std::size_t(b) * s.q_heads + h) * s.q_len + i) * D];
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int j = 0; j < s.kv_len; ++j) {
+          const double* kj = &in.kd[((std::size_t(b) * s.kv_heads + hk) * s.kv_len + j) * D];
+          double dot = 0;
+          for (int d = 0; d < D; ++d) dot += qi[d] * kj[d];
+          double t = score_mod(dot * scale, b, h, i, j);
+          if (!mask_mod(b, h, i, j)) t = -std::numeric_limits<double>::infinity();
+          p[std::size_t(j)] = t;
+          mx = std::max(mx, t);
+        }
+        const std::size_t row = (std::size_t(b) * s.q_heads + h) * s.q_len + i;
+        if (mx == -std::numeric_limits<double>::infinity()) {
+          lse[row] = mx;
+          continue;
+        }
+        double sum = 0;
+        for (int j = 0; j < s.kv_len; ++j) sum += (p[std::size_t(j)] = std::exp(p[std::size_t(j)] - mx));
+        lse[row] = mx + std::log(sum);
+        double* o = &out[row * D];
+        for (int j = 0; j < s.kv_len; ++j) {
+          const double w = p[std::size_t(j)] / sum;
+          if (w == 0) continue;
+          const double* vj = &in.vd[((std::size_t(b) * s.kv_heads + hk) * s.kv_len + j) * D];
+          for (int d = 0; d < D; ++d) o[d] += w * vj[d];
+        }
+      }
+    }
+}
+
+// Attention output in bf16: P rounded to bf16 (2^-9 relative) in P.V plus one bf16 rounding of the
+// result. LSE stays in fp32 from exact bf16 products: ~1e-6 relative.
+const Tolerance kOutTolerance{1e-2, 1e-2, 2e-2};
+const Tolerance kLseTolerance{1e-5, 5e-4, 1e-5};
+
+// Device copies of the inputs plus the outputs.
+struct Device {
+  DeviceTensor q, k, v, out, lse;
+  explicit Device(const Inputs& in)
+      : q(DType::bf16, {std::int64_t(in.q.size())}),
+        k(DType::bf16, {std::int64_t(in.k.size())}),
+        v(DType::bf16, {std::int64_t(in.v.size())}),
+        out(DType::bf16, {std::int64_t(in.q.size())}),
+        lse(DType::f32, {std::int64_t(in.s.batch) * in.s.q_heads * in.s.q_len}) {
+    q.upload(in.q);
+    k.upload(in.k);
+    v.upload(in.v);
+    out.poison();
+    lse.poison();
+  }
+  flex::FlexAttentionArgs args(const Shape& s, flex::FlexKernel kernel = flex::FlexKernel::automatic) const {
+    flex::FlexAttentionArgs a;
+    a.kernel = kernel;
+    a.q = q.data<const flex::bf16>();
+    a.k = k.data<const flex::bf16>();
+    a.v = v.data<const flex::bf16>();
+    a.out = out.data<flex::bf16>();
+    a.lse = lse.data<float>();
+    a.batch = s.batch;
+    a.q_heads = s.q_heads;
+    a.kv_heads = s.kv_heads;
+    a.q_len = s.q_len;
+    a.kv_len = s.kv_len;
+    a.head_dim = s.head_dim;
+    return a;
+  }
+};
+
+// Compares out and lse with the reference; lse -inf must match exactly (and those rows' out be 0).
+void expect_matches(const Device& dev, const std::vector<double>& ref_out,
+                    const std::vector<double>& ref_lse, const std::string& what) {
+  const std::vector<double> out = bf16_bits_to_double(dev.out.download<std::uint16_t>());
+  std::vector<double> lse = to_double(dev.lse.download<float>());
+  std::vector<double> ref_lse_finite = ref_lse;
+  int masked_rows = 0;
+  for (std::size_t i = 0; i < lse.size(); ++i) {
+    if (std::isinf(ref_lse[i])) {
+      ++masked_rows;
+      EXPECT_TRUE(std::isinf(lse[i]) && lse[i] < 0) << what << ": row " << i << " lse " << lse[i];
+      lse[i] = ref_lse_finite[i] = 0;
+    }
+  }
+  EXPECT_TRUE(all_close(out, ref_out, kOutTolerance, what + " out"));
+  EXPECT_TRUE(all_close(lse, ref_lse_finite, kLseTolerance, what + " lse"));
+  (void)masked_rows;
+}
+
+// Host and device versions of a built-in pair: the same parameters, captured tensors on each side.
+struct Mods {
+  flex::BuiltinScoreMod host_score, dev_score;
+  flex::BuiltinMask host_mask, dev_mask;
+  bool mask_uses_batch = false, mask_uses_heads = false;
+  // captured tensors
+  std::vector<float> slopes, table;
+  std::vector<std::int32_t> doc;
+  std::vector<std::uint8_t> keep, bits;
+  std::unique_ptr<DeviceTensor> d_slopes, d_table, d_doc, d_keep, d_bits;
+};
+
+enum class ScoreKind { none, alibi, relative_bias, soft_cap };
+enum class MaskKind {
+  none, causal, sliding_window, sliding_causal, prefix_lm, document, document_causal, block_sparse,
+  element
+};
+
+const char* name_of(ScoreKind k) {
+  const char* n[] = {"none", "alibi", "relative_bias", "soft_cap"};
+  return n[int(k)];
+}
+const char* name_of(MaskKind k) {
+  const char* n[] = {"none", "causal", "sliding_window", "sliding_causal", "prefix_lm",
+                     "document", "document_causal", "block_sparse", "element"};
+  return n[int(k)];
+}
+
+void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t seed) {
+  switch (sk) {
+    case ScoreKind::none: break;
+    case ScoreKind::alibi:
+      for (int h = 0; h < s.q_heads; ++h) m.slopes.push_back(flex::alibi_slope(h, s.q_heads));
+      m.d_slopes = std::make_unique<DeviceTensor>(DType::f32, std::vector<std::int64_t>{s.q_heads});
+      m.d_slopes->upload(m.slopes);
+      m.host_score = flex::score_alibi(m.slopes.data());
+      m.dev_score = flex::score_alibi(m.d_slopes->data<float>());
+      break;
+    case ScoreKind::relative_bias: {
+      const int maxd = 37;
+      m.table = normal_f32(seed + 10, std::int64_t(s.q_heads) * (2 * maxd + 1));
+      m.d_table = std::make_unique<DeviceTensor>(DType::f32, std::vector<std::int64_t>{std::int64_t(m.table.size())});
+      m.d_table->upload(m.table);
+      m.host_score = flex::score_relative_bias(m.table.data(), maxd);
+      m.dev_score = flex::score_relative_bias(m.d_table->data<float>(), maxd);
+      break;
+    }
+    case ScoreKind::soft_cap:
+      m.host_score = m.dev_score = flex::score_soft_cap(1.5f);  // scores ~N(0, 1): the cap bites
+      break;
+  }
+  switch (mk) {
+    case MaskKind::none: break;
+    case MaskKind::causal: m.host_mask = m.dev_mask = flex::mask_causal(); break;
+    case MaskKind::sliding_window: m.host_mask = m.dev_mask = flex::mask_sliding_window(70); break;
+    case MaskKind::sliding_causal: m.host_mask = m.dev_mask = flex::mask_sliding_causal(90); break;
+    case MaskKind::prefix_lm: m.host_mask = m.dev_mask = flex::mask_prefix_lm(77); break;
+    case MaskKind::document:
+    case MaskKind::document_causal: {
+      // Jagged documents of 1..150 tokens, different per batch.
+      const std::vector<std::int32_t> lens = uniform_int_i32(seed + 20, 4096, 150);
+      std::size_t li = 0;
+      for (int b = 0; b < s.batch; ++b) {
+        int id = 0, left = 0;
+        for (int t = 0; t < s.q_len; ++t) {
+          if (left == 0) {
+            left = 1 + lens[li++];
+            ++id;
+          }
+          m.doc.push_back(id);
+          --left;
+        }
+      }
+      m.d_doc = std::make_unique<DeviceTensor>(DType::i32, std::vector<std::int64_t>{std::int64_t(m.doc.size())});
+      m.d_doc->upload(m.doc);
+      const bool causal = mk == MaskKind::document_causal;
+      m.host_mask = flex::mask_document(m.doc.data(), s.q_len, causal);
+      m.dev_mask = flex::mask_document(m.d_doc->data<std::int32_t>(), s.q_len, causal);
+      m.mask_uses_batch = true;
+      break;
+    }
+    case MaskKind::block_sparse: {
+      // Random tiles of 128 x 64 kept with p = 0.5; q-block 1 keeps none: fully masked rows.
+      const int nq = (s.q_len + 127) / 128, nkv = (s.kv_len + 63) / 64;
+      m.keep = bernoulli_u8(seed + 30, std::int64_t(nq) * nkv, 0.5);
+      for (int kb = 0; kb < nkv && nq > 1; ++kb) m.keep[std::size_t(nkv + kb)] = 0;
+      m.d_keep = std::make_unique<DeviceTensor>(DType::u8, std::vector<std::int64_t>{std::int64_t(m.keep.size())});
+      m.d_keep->upload(m.keep);
+      m.host_mask = flex::mask_block_sparse(m.keep.data(), nkv, 128, 64);
+      m.dev_mask = flex::mask_block_sparse(m.d_keep->data<std::uint8_t>(), nkv, 128, 64);
+      break;
+    }
+    case MaskKind::element: {
+      // Random elements kept with p = 0.3 per (b, h): partial blocks everywhere; query rows 5 and
+      // q_len - 1 of every (b, h) keep nothing.
+      const std::int64_t n = std::int64_t(s.batch) * s.q_heads * s.q_len * s.kv_len;
+      m.bits = bernoulli_u8(seed + 40, n, 0.3);
+      for (std::int64_t bh = 0; bh < std::int64_t(s.batch) * s.q_heads; ++bh)
+        for (int kv = 0; kv < s.kv_len; ++kv) {
+          m.bits[std::size_t((bh * s.q_len + 5) * s.kv_len + kv)] = 0;
+          m.bits[std::size_t((bh * s.q_len + s.q_len - 1) * s.kv_len + kv)] = 0;
+        }
+      m.d_bits = std::make_unique<DeviceTensor>(DType::u8, std::vector<std::int64_t>{n});
+      m.d_bits->upload(m.bits);
+      m.host_mask = flex::mask_element(m.bits.data(), s.q_heads, s.q_len, s.kv_len);
+      m.dev_mask = flex::mask_element(m.d_bits->data<std::uint8_t>(), s.q_heads, s.q_len, s.kv_len);
+      m.mask_uses_batch = m.mask_uses_heads = true;
+      break;
+    }
+  }
+}
+
+struct Case {
+  ScoreKind score;
+  MaskKind mask;
+};
+
+class FlexAttentionBuiltins : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FlexAttentionBuiltins, MatchFloat64ReferenceForBothHeadDims) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const Case c = GetParam();
+  for (int head_dim : {64, 128}) {
+    Shape s;
+    s.head_dim = head_dim;
+    // Odd lengths (not multiples of 128 or 64), GQA 4:2; the document masks need q_len == kv_len.
+    s.q_len = 300;
+    s.kv_len = (c.mask == MaskKind::document || c.mask == MaskKind::document_causal) ? 300 : 333;
+    const std::uint64_t seed = 1000 + 17 * int(c.score) + 101 * int(c.mask) + head_dim;
+    const Inputs in = make_inputs(s, seed);
+    Mods mods;
+    make_mods(mods, s, c.score, c.mask, seed);
+    TestStream stream;
+    const flex::BlockMask bm = flex::create_block_mask(
+        mods.dev_mask, mods.mask_uses_batch ? s.batch : 1, mods.mask_uses_heads ? s.q_heads : 1,
+        s.q_len, s.kv_len, stream.get());
+    std::vector<double> ref_out, ref_lse;
+    reference(in, mods.host_score, mods.host_mask, ref_out, ref_lse);
+    for (flex::FlexKernel kernel : kernels_here()) {
+      Device dev(in);
+      flex::flex_attention(dev.args(s, kernel), mods.dev_score, mods.dev_mask, bm, stream.get());
+      stream.sync();
+      expect_matches(dev, ref_out, ref_lse,
+                     std::string(name_of(c.score)) + "+" + name_of(c.mask) + " D=" + std::to_string(head_dim) +
+                         " " + name_of(kernel));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    FlexAttentionEveryMod, FlexAttentionBuiltins,
+    ::testing::Values(Case{ScoreKind::none, MaskKind::none}, Case{ScoreKind::none, MaskKind::causal},
+                      Case{ScoreKind::none, MaskKind::sliding_window},
+                      Case{ScoreKind::none, MaskKind::sliding_causal},
+                      Case{ScoreKind::none, MaskKind::prefix_lm}, Case{ScoreKind::none, MaskKind::document},
+                      Case{ScoreKind::none, MaskKind::document_causal},
+                      Case{ScoreKind::none, MaskKind::block_sparse},
+                      Case{ScoreKind::none, MaskKind::element}, Case{ScoreKind::alibi, MaskKind::causal},
+                      Case{ScoreKind::relative_bias, MaskKind::none},
+                      Case{ScoreKind::soft_cap, MaskKind::sliding_causal},
+                      Case{ScoreKind::soft_cap, MaskKind::element}),
+    [](const ::testing::TestParamInfo<Case>& info) {
+      return std::string(name_of(info.param.score)) + "_" + name_of(info.param.mask);
+    });
+
+// MQA (one kv head), q_len < kv_len and both tiny and ragged; a block mask of every tile as partial
+// (the dense-masked path) must give the same function as the sparse one.
+TEST(FlexAttention, MqaShortQueriesAndDenseMaskedPathAgree) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (int head_dim : {64, 128}) {
+    Shape s{1, 3, 1, 37, 201, head_dim};
+    const Inputs in = make_inputs(s, 77 + head_dim);
+    TestStream stream;
+    const flex::BuiltinMask mask = flex::mask_causal();
+    std::vector<double> ref_out, ref_lse;
+    reference(in, flex::NoScoreMod{}, mask, ref_out, ref_lse);
+    for (flex::FlexKernel kernel : kernels_here())
+      for (bool dense : {false, true}) {
+        const flex::BlockMask bm = dense ? flex::dense_block_mask(1, 1, s.q_len, s.kv_len, true, stream.get())
+                                         : flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
+        Device dev(in);
+        flex::flex_attention(dev.args(s, kernel), flex::score_none(), mask, bm, stream.get());
+        stream.sync();
+        expect_matches(dev, ref_out, ref_lse,
+                       std::string(dense ? "dense" : "sparse") + " D=" + std::to_string(head_dim) + " " + name_of(kernel));
+      }
+    // Without lse: out alone.
+    Device dev(in);
+    flex::FlexAttentionArgs a = dev.args(s);
+    a.lse = nullptr;
+    const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
+    flex::flex_attention(a, flex::score_none(), mask, bm, stream.get());
+    stream.sync();
+    EXPECT_TRUE(all_close(bf16_bits_to_double(dev.out.download<std::uint16_t>()), ref_out, kOutTolerance, "no lse"));
+  }
+}
+
+// The template API: a user score functor with a captured tensor, and a mask composed with
+// and_masks / or_masks, fused at compile time.
+struct HeadTemperature {
+  static constexpr bool kIdentity = false;
+  const float* inv_temperature = nullptr;  // (heads)
+  template <class T>
+  AISP_HD T operator()(T s, int, int h, int, int) const {
+    return s * T(inv_temperature[h]);
+  }
+};
+
+TEST(FlexAttention, UserFunctorsAndComposedMasksThroughTheTemplateApi) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (int head_dim : {64, 128}) {
+    Shape s{2, 4, 4, 257, 257, head_dim};
+    const Inputs in = make_inputs(s, 555 + head_dim);
+    std::vector<float> inv_t = {0.5f, 1.0f, 1.5f, 2.0f};
+    DeviceTensor d_inv(DType::f32, {4});
+    d_inv.upload(inv_t);
+    const auto mask = flex::or_masks(flex::and_masks(flex::Causal{}, flex::SlidingWindow{40}),
+                                     flex::PrefixLm{19});
+    TestStream stream;
+    const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
+    std::vector<double> ref_out, ref_lse;
+    reference(in, HeadTemperature{inv_t.data()}, mask, ref_out, ref_lse);
+    for (flex::FlexKernel kernel : kernels_here()) {
+      Device dev(in);
+      flex::flex_attention(dev.args(s, kernel), HeadTemperature{d_inv.data<float>()}, mask, bm, stream.get());
+      stream.sync();
+      expect_matches(dev, ref_out, ref_lse, "template D=" + std::to_string(head_dim) + " " + name_of(kernel));
+    }
+  }
+}
+
+// create_block_mask on the GPU builds exactly the host bookkeeping's lists.
+TEST(FlexAttention, GpuBlockMaskEqualsHostBookkeeping) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  TestStream stream;
+  const int q_len = 1000, kv_len = 777;
+  std::vector<flex::BuiltinMask> masks = {flex::mask_none(), flex::mask_causal(),
+                                          flex::mask_sliding_window(100), flex::mask_sliding_causal(256),
+                                          flex::mask_prefix_lm(300)};
+  for (const flex::BuiltinMask& m : masks) {
+    const flex::BlockMask bm = flex::create_block_mask(m, 1, 1, q_len, kv_len, stream.get());
+    const flex::HostBlockMask got = bm.download(stream.get());
+    flex::BlockMaskShape shape;
+    shape.q_len = q_len;
+    shape.kv_len = kv_len;
+    const flex::HostBlockMask want = flex::create_block_mask_host(m, shape);
+    EXPECT_EQ(got.full_count, want.full_count) << int(m.kind);
+    EXPECT_EQ(got.partial_count, want.partial_count) << int(m.kind);
+    for (std::int64_t r = 0; r < shape.rows(); ++r) {
+      for (int i = 0; i < want.full_count[std::size_t(r)]; ++i)
+        EXPECT_EQ(got.full_index[std::size_t(r * shape.num_kv_blocks() + i)],
+                  want.full_index[std::size_t(r * shape.num_kv_blocks() + i)]);
+      for (int i = 0; i < want.partial_count[std::size_t(r)]; ++i)
+        EXPECT_EQ(got.partial_index[std::size_t(r * shape.num_kv_blocks() + i)],
+                  want.partial_index[std::size_t(r * shape.num_kv_blocks() + i)]);
+    }
+  }
+}
+
+TEST(FlexAttention, BadArgumentsAreRefusedWithTheReason) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  Shape s{1, 2, 2, 100, 100, 128};
+  const Inputs in = make_inputs(s, 9);
+  Device dev(in);
+  TestStream stream;
+  const flex::BlockMask bm = flex::create_block_mask(flex::mask_causal(), 1, 1, 100, 100, stream.get());
+  flex::FlexAttentionArgs a = dev.args(s);
+  a.head_dim = 96;
+  EXPECT_THROW(flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
+  a = dev.args(s);
+  a.kv_len = 120;  // the block mask was built for 100
+  EXPECT_THROW(flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
+  a = dev.args(s);
+  a.kv_heads = 3;
+  EXPECT_THROW(flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
+}
+
+}  // namespace
+}  // namespace aisp::test
