@@ -72,6 +72,9 @@ void Commands::add_to(CLI::App& app) {
   auto* insp = app.add_subcommand("inspect", "compile a compiler example's graph and write its IR, fusion, sources, stats");
   insp->add_option("target", inspect_target_, "e.g. ch14:model_eager")->required();
   insp->add_option("--out", inspect_out_, "output folder (default: artifacts/inspect/<chapter>/<example>/)");
+  insp->add_option("--backend", inspect_backend_,
+                   "cpu (C++ kernels) | cuda (CUDA kernels, PTX, SASS and resource usage; compiles without a GPU)")
+      ->capture_default_str();
   insp->callback([this] { chosen_ = [this] { return inspect(); }; });
 
   const ToolCommandContext tools{&out_, &err_, [this](std::function<int()> action) { chosen_ = std::move(action); }};

@@ -10,6 +10,12 @@
 namespace CLI {
 class App;
 }
+namespace aisp::ch14 {
+struct CompiledGraphEntry;
+}
+namespace aisp::compiler {
+class Graph;
+}
 
 namespace aisp::cli {
 
@@ -27,6 +33,8 @@ class Commands {
   int gpu_info();
   int run_variant();
   int inspect();  // inspect_command.cc
+  int inspect_cuda(const ch14::CompiledGraphEntry& entry, const compiler::Graph& g, double trace_ms,
+                   const std::string& dir);
 
   std::ostream& out_;
   std::ostream& err_;
@@ -55,6 +63,7 @@ class Commands {
   // inspect
   std::string inspect_target_;
   std::string inspect_out_;
+  std::string inspect_backend_ = "cpu";
   // __run-variant
   std::string request_file_;
   std::string result_file_;

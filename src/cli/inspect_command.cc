@@ -1,7 +1,9 @@
-// `aisp inspect <target> [--out DIR]`: compiles the graph behind a ch14 compiler example (found in
-// ch14/compiled_graphs.h, not through the harness) and writes what compiler/inspect.h provides:
-// IR after each pass, fusion decisions, DOT graph, every generated source, stats. The kernels come
-// from the default CPU kernel cache ($AISP_KERNEL_CACHE, else ~/.cache/aisp/kernels).
+// `aisp inspect <target> [--out DIR] [--backend cpu|cuda]`: compiles the graph behind a ch14 compiler
+// example (found in ch14/compiled_graphs.h, not through the harness) and writes what
+// compiler/inspect.h provides: IR after each pass, fusion decisions, DOT graph, every generated
+// source, stats; with --backend cuda also PTX, SASS and per-kernel resource usage
+// (compiler/inspect_cuda.h). The kernels come from the default kernel caches ($AISP_KERNEL_CACHE,
+// else ~/.cache/aisp/kernels).
 #include <filesystem>
 #include <ostream>
 
@@ -12,8 +14,35 @@
 #include "compiler/compile.h"
 #include "compiler/inspect.h"
 #include "core/error.h"
+#if AISP_WITH_CUDA
+#include "compiler/compile_cuda.h"
+#include "compiler/inspect_cuda.h"
+#endif
 
 namespace aisp::cli {
+
+int Commands::inspect_cuda(const ch14::CompiledGraphEntry& entry, const compiler::Graph& g, double trace_ms,
+                           const std::string& dir) {
+#if AISP_WITH_CUDA
+  compiler::CudaCompileOptions o;
+  o.load = false;  // inspection needs no GPU
+  compiler::CudaCompiledGraph cg = compiler::compile_cuda(g, o);
+  cg.set_trace_ms(trace_ms);
+  const compiler::CudaInspection r = compiler::write_cuda_inspection(cg, compiler::default_nvrtc_jit(), dir);
+  const auto& s = cg.stats();
+  out_ << fmt::format("{}: {} (CUDA backend, {})\n", entry.target, entry.description, compiler::default_nvrtc_jit().arch());
+  out_ << fmt::format("  {} kernel steps ({} distinct sources) + {} library launches = {} launches per call\n",
+                      s.kernels, r.distinct, s.library_calls, cg.launches_per_call());
+  out_ << fmt::format("  {}\n", s.to_string());
+  out_ << fmt::format("  resources per distinct kernel:\n{}", r.resources);
+  out_ << fmt::format("  written to {}/: passes/, fusion.txt, graph.dot, kernels/ (.cu, .ptx, .sass), resources.txt, "
+                      "stats.txt\n", dir);
+  return 0;
+#else
+  (void)entry, (void)g, (void)trace_ms, (void)dir;
+  throw UsageError("this is a CPU-only build: `--backend cuda` needs aisp built with CUDA (nvcc found at configure time)");
+#endif
+}
 
 int Commands::inspect() {
   const ch14::CompiledGraphEntry* entry = ch14::find_compiled_graph(inspect_target_);
@@ -29,13 +58,16 @@ int Commands::inspect() {
     for (char& c : name) c = c == ':' ? '/' : c;
     dir = (std::filesystem::path("artifacts") / "inspect" / name).string();
   }
+  if (inspect_backend_ != "cpu" && inspect_backend_ != "cuda")
+    throw UsageError(fmt::format("unknown backend '{}' (cpu or cuda)", inspect_backend_));
   double trace_ms = 0;
   const compiler::Graph g = compiler::trace([&](compiler::Graph& out) { out = entry->build(); }, &trace_ms);
-  compiler::CompiledGraph cg = compiler::compile_cpu(g);
-  cg.set_trace_ms(trace_ms);
-  // Stale kNN.cc or passes from an earlier, bigger graph would mislead; only our own subfolders go.
+  // Stale kNN files or passes from an earlier, bigger graph would mislead; only our own subfolders go.
   std::filesystem::remove_all(std::filesystem::path(dir) / "kernels");
   std::filesystem::remove_all(std::filesystem::path(dir) / "passes");
+  if (inspect_backend_ == "cuda") return inspect_cuda(*entry, g, trace_ms, dir);
+  compiler::CompiledGraph cg = compiler::compile_cpu(g);
+  cg.set_trace_ms(trace_ms);
   compiler::write_inspection(cg, dir);
 
   const auto& s = cg.stats();

@@ -43,9 +43,8 @@ std::string to_dot(const Graph& g, const FusionPlan& plan) {
   return s + "}\n";
 }
 
-void write_inspection(const CompiledGraph& cg, const std::string& dir) {
+void write_plan_inspection(const Lowered& l, const CompileStats& stats, const std::string& dir) {
   const fs::path root(dir);
-  const Lowered& l = cg.lowered();
   for (std::size_t i = 0; i < l.passes.size(); ++i) {
     const PassRecord& p = l.passes[i];
     write(root / "passes" / fmt::format("{:02}_{}.txt", i, p.name),
@@ -53,9 +52,15 @@ void write_inspection(const CompiledGraph& cg, const std::string& dir) {
   }
   write(root / "fusion.txt", describe(l.graph, l.fusion));
   write(root / "graph.dot", to_dot(l.graph, l.fusion));
-  for (std::size_t i = 0; i < cg.kernels().size(); ++i)
-    write(root / "kernels" / fmt::format("k{:02}.cc", i), cg.kernels()[i].source);
-  write(root / "stats.txt", fmt::format("{}\n{}\n", cg.stats().to_string(), describe(l.memory)));
+  write(root / "stats.txt", fmt::format("{}\n{}\n", stats.to_string(), describe(l.memory)));
 }
+
+void write_inspection(const CompiledGraph& cg, const std::string& dir) {
+  write_plan_inspection(cg.lowered(), cg.stats(), dir);
+  for (std::size_t i = 0; i < cg.kernels().size(); ++i)
+    write(fs::path(dir) / "kernels" / fmt::format("k{:02}.cc", i), cg.kernels()[i].source);
+}
+
+void write_text_file(const std::string& path, const std::string& text) { write(fs::path(path), text); }
 
 }  // namespace aisp::compiler

@@ -13,6 +13,11 @@
 namespace aisp::compiler {
 
 std::string to_dot(const Graph& g, const FusionPlan& plan);
+// The backend-independent files: passes/, fusion.txt, graph.dot, stats.txt.
+void write_plan_inspection(const Lowered& l, const CompileStats& stats, const std::string& dir);
+// The plan files plus kernels/kNN.cc (CPU backend). The CUDA backend's: inspect_cuda.h.
 void write_inspection(const CompiledGraph& cg, const std::string& dir);
+// Writes `text` to `path`, creating its folders; aisp::Error when it cannot.
+void write_text_file(const std::string& path, const std::string& text);
 
 }  // namespace aisp::compiler

@@ -98,6 +98,31 @@ TEST(Ch14CompilerExamples, InspectWritesTheCompilerArtifacts) {
   fs::remove_all(out);
 }
 
+// The CUDA backend's inspection compiles without a GPU (NVRTC only): sources, PTX, and where the
+// toolkit has cuobjdump, SASS and resource usage.
+TEST(Ch14CompilerExamples, InspectWithTheCudaBackendWritesSourcesPtxAndResources) {
+#if AISP_WITH_CUDA
+  const fs::path out = fs::temp_directory_path() / ("aisp_inspect_cuda_test_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  const Ran r = aisp_cli({"inspect", "ch14:model_eager_cpu", "--backend", "cuda", "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"fusion.txt", "graph.dot", "stats.txt", "resources.txt", "kernels/k00.cu", "kernels/k00.ptx"})
+    EXPECT_TRUE(fs::exists(out / f)) << f << "\n" << r.output;
+  EXPECT_NE(read_file(out / "kernels" / "k00.ptx").find(".entry aisp_kernel"), std::string::npos);
+  const std::string resources = read_file(out / "resources.txt");
+  if (resources.find("cuobjdump not found") == std::string::npos) {
+    EXPECT_NE(resources.find("registers"), std::string::npos) << resources;
+    EXPECT_TRUE(fs::exists(out / "kernels" / "k00.sass"));
+  }
+  EXPECT_NE(r.output.find("launches per call"), std::string::npos) << r.output;
+  fs::remove_all(out);
+#else
+  const Ran r = aisp_cli({"inspect", "ch14:model_eager_cpu", "--backend", "cuda"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("CPU-only build"), std::string::npos) << r.output;
+#endif
+}
+
 TEST(Ch14CompilerExamples, InspectOfANonCompilerTargetIsAUsageErrorListingTheValidOnes) {
   const Ran r = aisp_cli({"inspect", "ch14:fused_elementwise"});
   EXPECT_EQ(r.status, 2) << r.output;

@@ -59,6 +59,27 @@ struct Program {
   }
 };
 
+// Creates and compiles `source` (named `path` in messages) into `prog`; returns NVRTC's log. A
+// failure throws aisp::Error naming the saved source and quoting the log.
+std::string run_nvrtc(Program& prog, const std::string& source, const std::string& path,
+                      const std::vector<std::string>& opts) {
+  check_nvrtc(nvrtcCreateProgram(&prog.p, source.c_str(), fs::path(path).filename().c_str(), 0, nullptr, nullptr),
+              "nvrtcCreateProgram");
+  std::vector<const char*> argv;
+  for (const auto& o : opts) argv.push_back(o.c_str());
+  const nvrtcResult compiled = nvrtcCompileProgram(prog.p, int(argv.size()), argv.data());
+  std::size_t log_size = 0;
+  check_nvrtc(nvrtcGetProgramLogSize(prog.p, &log_size), "nvrtcGetProgramLogSize");
+  std::string log(log_size, '\0');
+  if (log_size > 0) check_nvrtc(nvrtcGetProgramLog(prog.p, log.data()), "nvrtcGetProgramLog");
+  while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
+  if (compiled != NVRTC_SUCCESS)
+    throw Error(fmt::format("NVRTC failed to compile {} ({}; options: {}):\n{}", path, nvrtcGetErrorString(compiled),
+                            fmt::join(opts, " "), first_lines(log, 20)));
+  return log;
+}
+
+
 }  // namespace
 
 std::string current_device_arch() {
@@ -106,6 +127,24 @@ std::string NvrtcJit::key_of(const std::string& source) const {
 
 std::vector<std::string> NvrtcJit::warnings() const { return warnings_.all(); }
 
+std::string NvrtcJit::ptx(const std::string& source) const {
+  std::vector<std::string> opts = options();
+  // sm_90a -> compute_90a: the virtual architecture, whose output is PTX.
+  opts[0] = "--gpu-architecture=compute_" + arch_.substr(arch_.find('_') + 1);
+  Program prog;
+  run_nvrtc(prog, source, (fs::path(cache_dir_) / (key_of(source) + ".cu")).string(), opts);
+  std::size_t size = 0;
+  check_nvrtc(nvrtcGetPTXSize(prog.p, &size), "nvrtcGetPTXSize");
+  std::string text(size, '\0');
+  check_nvrtc(nvrtcGetPTX(prog.p, text.data()), "nvrtcGetPTX");
+  while (!text.empty() && text.back() == '\0') text.pop_back();
+  return text;
+}
+
+std::string NvrtcJit::cubin_path(const std::string& source) const {
+  return (fs::path(cache_dir_) / (key_of(source) + ".cubin")).string();
+}
+
 NvrtcResult NvrtcJit::compile(const std::string& source) {
   NvrtcResult r;
   r.key = key_of(source);
@@ -135,20 +174,7 @@ NvrtcResult NvrtcJit::compile(const std::string& source) {
     write_atomically(src, source);
     const auto t0 = std::chrono::steady_clock::now();
     Program prog;
-    check_nvrtc(nvrtcCreateProgram(&prog.p, source.c_str(), src.filename().c_str(), 0, nullptr, nullptr),
-                "nvrtcCreateProgram");
-    const std::vector<std::string> opts = options();
-    std::vector<const char*> argv;
-    for (const auto& o : opts) argv.push_back(o.c_str());
-    const nvrtcResult compiled = nvrtcCompileProgram(prog.p, int(argv.size()), argv.data());
-    std::size_t log_size = 0;
-    check_nvrtc(nvrtcGetProgramLogSize(prog.p, &log_size), "nvrtcGetProgramLogSize");
-    std::string log(log_size, '\0');
-    if (log_size > 0) check_nvrtc(nvrtcGetProgramLog(prog.p, log.data()), "nvrtcGetProgramLog");
-    while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
-    if (compiled != NVRTC_SUCCESS)
-      throw Error(fmt::format("NVRTC failed to compile {} ({}; options: {}):\n{}", src.string(),
-                              nvrtcGetErrorString(compiled), fmt::join(opts, " "), first_lines(log, 20)));
+    std::string log = run_nvrtc(prog, source, src.string(), options());
     std::size_t size = 0;
     check_nvrtc(nvrtcGetCUBINSize(prog.p, &size), "nvrtcGetCUBINSize");
     if (size == 0) throw Error(fmt::format("NVRTC produced no CUBIN for {} (arch {})", src.string(), arch_));

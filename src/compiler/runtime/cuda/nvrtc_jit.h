@@ -51,6 +51,10 @@ class NvrtcJit {
 
   // Thread-safe; concurrent compiles of different sources run in parallel. Needs no GPU.
   NvrtcResult compile(const std::string& source);
+  // For inspection: the PTX of `source` for this JIT's architecture (compiled again for the virtual
+  // compute_XX target, not cached), and where compile() keeps its CUBIN on disk.
+  std::string ptx(const std::string& source) const;
+  std::string cubin_path(const std::string& source) const;
   // Loads a compiled binary (once per key) and returns its kernel `symbol`. Needs a GPU.
   cudaKernel_t load(const NvrtcResult& compiled, const std::string& symbol);
 
