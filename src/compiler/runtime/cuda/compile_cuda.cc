@@ -11,16 +11,13 @@
 
 #include "compiler/passes/layout.h"
 #include "compiler/runtime/cuda/cuda_library.h"
+#include "compiler/runtime/cuda/check_cuda.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
 namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-
-void check_cuda(cudaError_t r, const std::string& what) {
-  if (r != cudaSuccess) throw Error(fmt::format("CUDA: {} failed: {} ({})", what, cudaGetErrorString(r), cudaGetErrorName(r)));
-}
 }  // namespace
 
 CudaCompileOptions eager_plan() {
@@ -117,9 +114,10 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
   for (const void* p : outputs)
     if (!p) throw Error("compiled graph: null output pointer");
 
+  if (!cuda_graph_) return enqueue(inputs, outputs, stream);
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   check_cuda(cudaStreamIsCapturing(stream, &capturing), "cudaStreamIsCapturing");
-  if (!cuda_graph_ || capturing != cudaStreamCaptureStatusNone) return enqueue(inputs, outputs, stream);
+  if (capturing != cudaStreamCaptureStatusNone) return enqueue(inputs, outputs, stream);  // the caller's graph holds it
 
   std::vector<const void*> key(inputs.begin(), inputs.end());
   key.insert(key.end(), outputs.begin(), outputs.end());

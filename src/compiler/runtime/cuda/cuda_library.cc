@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/runtime/cuda/check_cuda.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
@@ -69,10 +70,6 @@ struct GemmAxes {  // mirrors `Axes` in kGemmPointersSource
 void check_cublas(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS)
     throw Error(fmt::format("cuBLAS: {} failed: {} ({})", what, cublasGetStatusString(s), cublasGetStatusName(s)));
-}
-
-void check_cuda(cudaError_t r, const std::string& what) {
-  if (r != cudaSuccess) throw Error(fmt::format("CUDA: {} failed: {} ({})", what, cudaGetErrorString(r), cudaGetErrorName(r)));
 }
 
 cudaDataType_t blas_type(DType dt) {

@@ -17,6 +17,7 @@
 
 #include "compiler/runtime/cpu_jit.h"  // write_atomically
 #include "compiler/runtime/hash.h"
+#include "compiler/runtime/cuda/check_cuda.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
@@ -37,10 +38,6 @@ std::string default_cache_dir() {  // the CPU JIT's directory: keys and suffixes
 
 void check_nvrtc(nvrtcResult r, const char* what) {
   if (r != NVRTC_SUCCESS) throw Error(fmt::format("NVRTC: {} failed: {}", what, nvrtcGetErrorString(r)));
-}
-
-void check_cuda(cudaError_t r, const char* what) {
-  if (r != cudaSuccess) throw Error(fmt::format("CUDA: {} failed: {} ({})", what, cudaGetErrorString(r), cudaGetErrorName(r)));
 }
 
 std::string first_lines(const std::string& text, int n) {
