@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "compiled_graphs.h"
 #include "compiler/compile_cuda.h"
 #include "compiler/ir/builder.h"
 #include "compiler/ir/composites.h"
@@ -219,3 +220,8 @@ Example make_example() {
 }  // namespace
 
 AISP_REGISTER_EXAMPLE(make_example);
+
+// `aisp inspect ch14:fused_elementwise --backend cuda` shows the kernel optimized:compiled runs.
+static const aisp::ch14::CompiledGraphRegistration fused_elementwise_graph(
+    {"ch14:fused_elementwise", "LayerNorm -> GELU -> row mask -> residual add, bf16 (131072, 4096)",
+     [] { return build_function(kRows, kCols); }});

@@ -8,14 +8,15 @@
 // kernel step, launch configuration recorded with it) -> runtime/cuda/nvrtc_jit.h (distinct sources
 // compiled by NVRTC in parallel, cached in memory and on disk) -> cudaLaunchKernel per kernel step,
 // and runtime/cuda/cuda_library.h for library steps (matmul through cuBLAS, gather); a concat step is
-// one cudaMemcpy2DAsync per operand.
+// one cudaMemcpy2DAsync per operand; an attention step is the flash kernel (runtime/cuda/cuda_attention.h).
 //
 // Plans (CudaCompileOptions):
 //   eager_plan()      one kernel per op the user wrote and per composite call (LayerNorm, softmax, GELU,
 //                     attention's masked softmax): an eager framework's launches, same kernels' quality
 //   default           full fusion
 //   reduce_overhead   default + the whole plan captured once into a CUDA graph and replayed (one
-//                     launch per call). The graph is keyed on the input/output addresses and stream;
+//                     launch per call).
+//   max_autotune      reduce_overhead + GEMM algorithms timed at compile time (autotune). The graph is keyed on the input/output addresses and stream;
 //                     new addresses capture a new graph. Inside a caller's own capture, run() enqueues
 //                     normally (the caller's graph holds the launches).
 #pragma once
@@ -42,17 +43,27 @@ struct CudaCompileOptions {
   NvrtcJit* jit = nullptr;  // null: default_nvrtc_jit()
   int jobs = 0;             // parallel NVRTC compiles; 0: the hardware's thread count
   bool load = true;         // false: compile only (no GPU needed; run() then throws)
+  // Attention nodes the flash kernel supports run as one step (runtime/cuda/cuda_attention.h), in
+  // every plan; false: every attention is expanded into primitives (matmul, softmax, matmul).
+  bool flash_attention = true;
+  // max-autotune: every single-GEMM matmul runs through cuBLASLt with the fastest of its heuristic's
+  // proposals, timed at compile time (runtime/cuda/lt_matmul.h); equal shapes are tuned once.
+  bool autotune = false;
+  std::string autotune_dir;  // the decision cache; empty: <jit cache dir>/autotune
 };
 
 // The eager plan's options (see above).
 CudaCompileOptions eager_plan();
 
 class CudaLibrary;
+class AttentionStep;
+class LtMatmul;
 
 class CudaCompiledGraph {
  public:
   CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels, std::vector<cudaKernel_t> fns,
-                    CompileStats stats, std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded);
+                    CompileStats stats, std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
+                    const std::string& autotune_dir = "");  // empty: no autotune
   CudaCompiledGraph(CudaCompiledGraph&&) noexcept;
   CudaCompiledGraph& operator=(CudaCompiledGraph&&) noexcept;
   ~CudaCompiledGraph();
@@ -70,6 +81,8 @@ class CudaCompiledGraph {
   const Lowered& lowered() const { return lowered_; }
   const std::vector<CudaKernelSource>& kernels() const { return kernels_; }  // per kernel step, in order
   const CompileStats& stats() const { return stats_; }
+  // Per step, how its cuBLASLt algorithm was chosen ("" for other steps): for inspect and reports.
+  const std::vector<std::string>& gemm_choices() const { return gemm_choices_; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
 
  private:
@@ -98,8 +111,11 @@ class CudaCompiledGraph {
   std::unique_ptr<CudaLibrary> library_;
   std::vector<int> kernel_of_step_;              // index into kernels_, -1 for library steps
   std::vector<GemmCall> gemm_of_step_;           // matmul steps' BLAS plans (others: empty)
+  std::vector<std::unique_ptr<AttentionStep>> attention_of_step_;  // attention steps (others: null)
+  std::vector<std::unique_ptr<LtMatmul>> lt_of_step_;  // matmuls run through cuBLASLt (others: null)
   std::vector<std::size_t> pointer_table_of_step_;  // byte offset into pointer_tables_ (batched matmuls)
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
+  std::vector<std::string> gemm_choices_;
   // reduce-overhead
   bool cuda_graph_ = false;
   std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, GraphExecDestroy> graph_exec_;

@@ -45,8 +45,12 @@ struct Builder {
     return g.input(name, std::move(shape), c.dtype);
   }
 
+  // One composite, like an eager framework's Linear (addmm): the eager plan may then run the bias add
+  // as the GEMM's epilogue, as PyTorch's does, but never fuse across layers.
   Tensor linear(Tensor x, const std::string& name, std::int64_t in, std::int64_t out) {
-    return matmul(x, param(name + ".w", {in, out})) + param(name + ".b", {out});
+    const Tensor w = param(name + ".w", {in, out}), b = param(name + ".b", {out});
+    const Graph::CompositeScope scope(g);
+    return matmul(x, w) + b;
   }
   Tensor norm(Tensor x, const std::string& name) {
     return layer_norm(x, param(name + ".w", {c.d_model}), param(name + ".b", {c.d_model}), c.ln_eps);

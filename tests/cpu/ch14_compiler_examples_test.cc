@@ -124,7 +124,7 @@ TEST(Ch14CompilerExamples, InspectWithTheCudaBackendWritesSourcesPtxAndResources
 }
 
 TEST(Ch14CompilerExamples, InspectOfANonCompilerTargetIsAUsageErrorListingTheValidOnes) {
-  const Ran r = aisp_cli({"inspect", "ch14:fused_elementwise"});
+  const Ran r = aisp_cli({"inspect", "ch14:flex_attention"});
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("ch14:model_eager_cpu"), std::string::npos) << r.output;
 }

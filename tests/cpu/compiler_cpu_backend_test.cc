@@ -174,7 +174,7 @@ TEST(CompilerInspect, WritesPassesFusionDotKernelsAndStats) {
   CompiledGraph cg = compile_cpu(g, o);
   cg.set_trace_ms(trace_ms);
   write_inspection(cg, (dir / "out").string());
-  for (const char* f : {"passes/00_simplify.txt", "passes/02_fuse.txt", "fusion.txt", "graph.dot", "kernels/k00.cc", "stats.txt"})
+  for (const char* f : {"passes/00_expand.txt", "passes/01_simplify.txt", "passes/04_fuse.txt", "fusion.txt", "graph.dot", "kernels/k00.cc", "stats.txt"})
     EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
   fs::remove_all(dir);
 }

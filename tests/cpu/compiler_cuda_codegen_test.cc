@@ -17,6 +17,7 @@
 
 #include "compiler/codegen/cuda_kernel.h"
 #include "compiler/compile_cuda.h"
+#include "compiler/runtime/cuda/cuda_attention.h"
 #include "compiler/ir/builder.h"
 #include "compiler/ir/composites.h"
 #include "compiler/passes/pipeline.h"
@@ -84,16 +85,41 @@ TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductio
        {"// aisp generated kernel (CUDA)", "// launch: threads=128 vec=8 chunks_per_thread=4 blocks=37",
         "extern \"C\" __global__ void __launch_bounds__(128) aisp_kernel(", "const __nv_bfloat16* __restrict__ a0",
         "const unsigned char* __restrict__", "int aligned)", "__shared__ float scratch[2][32];",
-        "ld8_bf16(a0, r0 * 4096 + j0, x", "block_sum(acc0, scratch[0])", "block_sum(acc1, scratch[1])",
+        "= ld8_raw16(a0, r0 * 4096 + j0, aligned);", "bf16_at(x0[k], v)", "block_sum(acc0, scratch[0])", "block_sum(acc1, scratch[1])",
         "rsqrtf(", "erff(", "st8_bf16(", "ld_u8("})
     EXPECT_NE(s.find(needle), std::string::npos) << "missing `" << needle << "` in\n" << s;
   EXPECT_EQ(s.find("ld_bf16(a0"), std::string::npos) << "x must be read as vectors only:\n" << s;
   EXPECT_EQ(s.find("expf("), std::string::npos);
   EXPECT_EQ(s.find("__expf"), std::string::npos) << "no fast math";
-  // x is read from DRAM once: one vector load per chunk, before the passes.
+  // x is read from DRAM once: one vector load per chunk into raw-bit registers, before the passes.
   std::size_t loads = 0;
-  for (std::size_t p = s.find("ld8_bf16(a0"); p != std::string::npos; p = s.find("ld8_bf16(a0", p + 1)) ++loads;
+  for (std::size_t p = s.find("ld8_raw16(a0"); p != std::string::npos; p = s.find("ld8_raw16(a0", p + 1)) ++loads;
   EXPECT_EQ(loads, 1u) << s;
+  EXPECT_NE(s.find("uint4 x0[4];"), std::string::npos) << s;
+  // weight and bias (the same for every row) are loaded per chunk in the outputs pass, not held in
+  // registers through the reductions.
+  const std::size_t outputs = s.find("// outputs");
+  ASSERT_NE(outputs, std::string::npos);
+  EXPECT_NE(s.find("ld8_bf16(a1, j0", outputs), std::string::npos) << s;
+  EXPECT_NE(s.find("ld8_bf16(a2, j0", outputs), std::string::npos) << s;
+  EXPECT_EQ(s.find("ld8_bf16(a1"), s.find("ld8_bf16(a1", outputs)) << s;
+}
+
+// Copying a head out of a fused qkv projection (a permuted strided view, unit inner stride) moves
+// 16-byte vectors, like a plain copy, instead of one element per load.
+TEST(CompilerCudaCodegen, PermutedHeadCopyLoadsVectors) {
+  Graph g;
+  const Tensor qkv = g.input("qkv", {2, 16, 3, 4, 8}, DType::bf16);  // [B, T, 3, H, D]
+  g.output(permute(reshape(slice(qkv, 2, 1, 2), {2, 16, 4, 8}), {0, 2, 1, 3}));
+  const Lowered l = lower(g);
+  ASSERT_EQ(l.fusion.kernel_count(), 1) << describe(l.graph, l.fusion);
+  const std::string s = generate_cuda_kernel(l.graph, l.fusion.steps[0]).kernel.source;
+  const std::size_t vector_loop = s.find("for (long long c = first;");
+  const std::size_t tail = s.find("// the tail");
+  ASSERT_NE(vector_loop, std::string::npos) << s;
+  const std::size_t load = s.find("ld8_bf16(a0, 32 + b0 * 1536 + b1 * 8 + b2 * 96 + b3, in0, aligned);");
+  EXPECT_TRUE(load > vector_loop && load < tail) << s;
+  EXPECT_EQ(s.find("ld_bf16(a0", vector_loop), s.find("ld_bf16(a0", tail)) << "no scalar loads before the tail:\n" << s;
 }
 
 TEST(CompilerCudaCodegen, IdenticalStepsGiveIdenticalSources) {
@@ -253,6 +279,57 @@ TEST(CompilerCudaCodegen, MatmulsAreLibraryCallsInBothPlans) {
   EXPECT_EQ(fused.stats().kernels, 2);    // layer_norm; bias add + gelu + residual add
   EXPECT_EQ(unfused.stats().kernels, 4);  // layer_norm, bias add, gelu, residual add
   EXPECT_EQ(unfused.launches_per_call(), 5);
+  fs::remove_all(dir);
+}
+
+// Attention runs as the flash kernel where it qualifies, in both plans; otherwise as primitives,
+// with the reason available.
+TEST(CompilerCudaCodegen, QualifyingAttentionIsOneFlashStepInBothPlans) {
+  const models::GptConfig cfg = models::gpt_preset("small");  // 6 layers, d 512, 8 heads of 64
+  const Graph g = models::build_gpt(cfg, 2, 256).graph;
+  const fs::path dir = fresh_cache("flash");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  auto attention_steps = [](const CudaCompiledGraph& cg) {
+    const Lowered& l = cg.lowered();
+    int n = 0;
+    for (const Step& s : l.fusion.steps) n += s.kind == Step::Kind::library && l.graph.node(s.nodes[0]).op == OpKind::attention;
+    return n;
+  };
+  CudaCompileOptions eager = eager_plan();
+  eager.jit = &jit;
+  eager.load = false;
+  EXPECT_EQ(attention_steps(compile_cuda(g, compile_only(jit))), 6);
+  EXPECT_EQ(attention_steps(compile_cuda(g, eager)), 6);
+  CudaCompileOptions off = compile_only(jit);
+  off.flash_attention = false;
+  const CudaCompiledGraph expanded = compile_cuda(g, off);
+  EXPECT_EQ(attention_steps(expanded), 0);
+  EXPECT_GT(expanded.stats().library_calls, compile_cuda(g, compile_only(jit)).stats().library_calls);
+
+  Graph h;
+  Tensor q64 = h.input("q", {2, 4, 130, 64}, DType::bf16);
+  Tensor q32 = h.input("q32", {2, 4, 130, 32}, DType::bf16);
+  Tensor qf = h.input("qf", {2, 4, 130, 64});
+  Tensor k = h.input("k", {2, 4, 150, 64}, DType::bf16);
+  Tensor short_q = h.input("short_q", {2, 4, 64, 64}, DType::bf16);
+  const NodeId ids[] = {attention(q64, q64, q64, true).id,  attention(q32, q32, q32, false).id,
+                        attention(qf, qf, qf, false).id,    attention(q64, k, k, true).id,
+                        attention(q64, k, k, false).id,     attention(short_q, short_q, short_q, true).id};
+  const Node &ok = h.node(ids[0]), &small_d = h.node(ids[1]), &f32 = h.node(ids[2]), &offset = h.node(ids[3]),
+             &cross = h.node(ids[4]), &short_seq = h.node(ids[5]);  // nothing is added after this: references stay valid
+  std::string why;
+  EXPECT_TRUE(flash_attention_supports("sm_90a", ok, h, &why));
+  EXPECT_TRUE(flash_attention_supports("sm_90a", cross, h, &why));
+  EXPECT_FALSE(flash_attention_supports("sm_80", ok, h, &why));
+  EXPECT_NE(why.find("sm_80"), std::string::npos) << why;
+  EXPECT_FALSE(flash_attention_supports("sm_90a", small_d, h, &why));
+  EXPECT_NE(why.find("head dims"), std::string::npos) << why;
+  EXPECT_FALSE(flash_attention_supports("sm_90a", f32, h, &why));
+  EXPECT_NE(why.find("bf16"), std::string::npos) << why;
+  EXPECT_FALSE(flash_attention_supports("sm_90a", offset, h, &why));
+  EXPECT_NE(why.find("Tq != Tk"), std::string::npos) << why;
+  EXPECT_FALSE(flash_attention_supports("sm_90a", short_seq, h, &why));
+  EXPECT_NE(why.find("128-query tile"), std::string::npos) << why;
   fs::remove_all(dir);
 }
 

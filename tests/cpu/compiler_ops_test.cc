@@ -184,6 +184,21 @@ TEST(CompilerComposites, CausalAttention) {
   });
 }
 
+// The attention op's own semantics (interpreter: exact softmax per row) against its primitives
+// (compiled CPU plan): fewer queries than keys with the bottom-right causal mask, a value width
+// other than the head dim, an explicit scale, rank 3, f32 and bf16.
+TEST(CompilerComposites, AttentionShapesScalesAndCausalOffsets) {
+  expect_agree([](Graph& g) {
+    Tensor q = g.input("q", {3, 5, 12}), k = g.input("k", {3, 11, 12}), v = g.input("v", {3, 11, 7});
+    g.output(attention(q, k, v, true));
+    g.output(attention(q, k, v, false, 0.3));
+  });
+  expect_agree([](Graph& g) {
+    Tensor q = g.input("q", {1, 2, 33, 16}, DType::bf16);
+    g.output(attention(q, g.input("k", {1, 2, 33, 16}, DType::bf16), g.input("v", {1, 2, 33, 16}, DType::bf16), true));
+  });
+}
+
 TEST(CompilerComposites, CrossEntropy) {
   expect_agree(
       [](Graph& g) {

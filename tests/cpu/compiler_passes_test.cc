@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "compiler/ir/builder.h"
@@ -11,6 +12,9 @@
 #include "compiler/ir/verifier.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/passes/simplify.h"
+#include "compiler/validate.h"
+#include "compiler/interpret/interpreter.h"
+#include "core/error.h"
 
 namespace aisp::compiler {
 namespace {
@@ -58,7 +62,7 @@ TEST(CompilerPipeline, VerifiesAndRecordsEveryPass) {
   const Lowered l = lower(g);
   std::vector<std::string> names;
   for (const auto& p : l.passes) names.push_back(p.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"simplify", "materialize", "fuse", "plan_memory"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"expand", "simplify", "materialize", "epilogue", "fuse", "plan_memory"}));
   EXPECT_FALSE(l.passes[0].ir_after.empty());
 }
 
@@ -109,6 +113,106 @@ TEST(CompilerFusion, CausalAttentionIsTwoMatmulsAndOneSoftmaxKernel) {
   const Counts c = fused_counts(g, &text);
   EXPECT_EQ(c.kernels, 1) << text;
   EXPECT_EQ(c.library, 2) << text;
+}
+
+// A backend with a flash kernel keeps attention whole: one library step on contiguous operands,
+// strided head views copied first; the expand pass says what it kept.
+TEST(CompilerExpand, KeptAttentionIsOneLibraryStepOnContiguousOperands) {
+  Graph g;
+  Tensor qkv = g.input("qkv", {2, 16, 3, 4, 8}, DType::bf16);  // [B, T, 3, H, D]
+  auto head = [&](std::int64_t i) { return permute(reshape(slice(qkv, 2, i, i + 1), {2, 16, 4, 8}), {0, 2, 1, 3}); };
+  g.output(attention(head(0), head(1), head(2), true));
+  PipelineOptions o;
+  o.keep_attention = [](const Graph&, const Node& n) { return n.causal; };
+  const Lowered l = lower(g, o);
+  EXPECT_EQ(count_op(l.graph, OpKind::attention), 1);
+  EXPECT_EQ(count_op(l.graph, OpKind::matmul), 0);
+  EXPECT_EQ(l.fusion.library_count(), 1);
+  EXPECT_EQ(l.fusion.kernel_count(), 3);  // the three head copies (permuted views are not contiguous)
+  EXPECT_EQ(l.passes[0].summary, "attention: 1 kept as one step, 0 expanded");
+  // The predicate decides per node: the non-causal call is expanded in the same graph.
+  Graph g2;
+  Tensor q = g2.input("q", {2, 16, 8}, DType::bf16);
+  g2.output(attention(q, q, q, true) + attention(q, q, q, false));
+  const Lowered l2 = lower(g2, o);
+  EXPECT_EQ(l2.passes[0].summary, "attention: 1 kept as one step, 1 expanded");
+  EXPECT_EQ(count_op(l2.graph, OpKind::attention), 1);
+  EXPECT_EQ(count_op(l2.graph, OpKind::matmul), 2);
+}
+
+int folded_matmuls(const Graph& g) {
+  return int(std::count_if(g.nodes().begin(), g.nodes().end(),
+                           [](const Node& n) { return n.op == OpKind::matmul && n.inputs.size() == 3; }));
+}
+
+Lowered lower_with_epilogues(const Graph& g, bool eager) {
+  PipelineOptions o;
+  o.matmul_bias_epilogue = true;
+  o.fuse_within_composites_only = eager;
+  return lower(g, o);
+}
+
+// A Linear's bias add becomes the GEMM's epilogue: one library step, no kernel; the result equals the
+// unfolded graph's (interpreter).
+TEST(CompilerEpilogue, LinearBiasFoldsIntoItsMatmul) {
+  Graph g;
+  Tensor x = g.input("x", {2, 9, 24}), w = g.input("w", {24, 16}), b = g.input("b", {16});
+  {
+    const Graph::CompositeScope linear(g);
+    g.output(gelu(matmul(x, w) + b));
+  }
+  const Lowered fused = lower_with_epilogues(g, false);
+  EXPECT_EQ(folded_matmuls(fused.graph), 1);
+  EXPECT_EQ(count_op(fused.graph, OpKind::add), 1) << print(fused.graph);  // only GELU's own 1 + erf(.)
+  EXPECT_EQ(fused.fusion.kernel_count(), 1);                               // GELU
+  EXPECT_EQ(fused.fusion.library_count(), 1);
+  const Lowered plain = lower(g);
+  const auto in = random_inputs(g, 3);
+  const auto want = interpret(plain.graph, in), got = interpret(fused.graph, in);
+  ASSERT_EQ(want[0].size(), got[0].size());
+  for (std::size_t i = 0; i < want[0].size(); ++i) ASSERT_NEAR(want[0][i], got[0][i], 1e-5 * (1 + std::abs(want[0][i]))) << i;
+}
+
+TEST(CompilerEpilogue, FoldsOnlyASingleGemmWithARowBiasAndOneConsumer) {
+  Graph g;
+  Tensor x = g.input("x", {2, 9, 24}), w = g.input("w", {24, 16}), b = g.input("b", {16});
+  Tensor y = g.input("y", {2, 24, 16}), full = g.input("full", {2, 9, 16});
+  g.output(matmul(x, y) + b);           // a true batch: no single GEMM
+  g.output(matmul(x, w) + full);        // a full addend, not a bias row
+  Tensor shared = matmul(x, w * 2.0);
+  g.output(shared + b);                 // the product is also an output: its add cannot absorb it
+  g.output(shared);
+  const Lowered l = lower_with_epilogues(g, false);
+  EXPECT_EQ(folded_matmuls(l.graph), 0) << print(l.graph);
+  EXPECT_EQ(l.passes[3].summary, "bias adds folded into matmuls 0");
+}
+
+// The eager plan folds inside one composite (a `linear`, like addmm) and never a user's separate add.
+TEST(CompilerEpilogue, EagerPlanFoldsOnlyWithinOneComposite) {
+  Graph g;
+  Tensor x = g.input("x", {8, 24}, DType::bf16), w = g.input("w", {24, 16}, DType::bf16);
+  Tensor b = g.input("b", {16}, DType::bf16);
+  g.output(matmul(x, w) + b);
+  {
+    const Graph::CompositeScope linear(g);
+    g.output(matmul(x * 3.0, w) + b);
+  }
+  EXPECT_EQ(folded_matmuls(lower_with_epilogues(g, true).graph), 1);
+  EXPECT_EQ(folded_matmuls(lower_with_epilogues(g, false).graph), 2);
+}
+
+TEST(CompilerVerifier, AttentionShapesAreChecked) {
+  Graph g;
+  Tensor q = g.input("q", {2, 9, 8}), k = g.input("k", {2, 5, 8}), v = g.input("v", {2, 5, 3});
+  EXPECT_EQ(attention(q, k, v, false).shape(), (Shape{2, 9, 3}));
+  try {
+    (void)attention(q, k, v, true);
+    ADD_FAILURE() << "causal attention with Tq > Tk was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("causal attention needs Tq <= Tk"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)attention(q, g.input("k2", {2, 5, 7}), v, false), Error);  // head dims differ
+  EXPECT_THROW((void)attention(q, k, g.input("v2", {2, 6, 3}), false), Error);  // k and v lengths differ
 }
 
 TEST(CompilerFusion, ResidualAddJoinsTheNextLayerNorm) {

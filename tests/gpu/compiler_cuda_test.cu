@@ -3,6 +3,8 @@
 // ch14:fused_elementwise's optimized:compiled variant against a CPU float64 reference.
 // Outputs are poisoned (0xFF bytes: NaN) before every launch, so an unwritten element fails.
 #include <gtest/gtest.h>
+
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -193,7 +195,7 @@ std::vector<c::HostTensor> run_on_gpu(c::CudaCompiledGraph& cg, const c::Graph& 
   return out;
 }
 
-// Eager plan, default and reduce-overhead against the interpreter, each on two input sets written in
+// Eager plan, default, reduce-overhead and max-autotune against the interpreter, each on two input sets written in
 // place into the same buffers (so a replayed CUDA graph must see the new values).
 void expect_all_plans_match(const c::Graph& g, const std::vector<std::vector<c::HostTensor>>& input_sets,
                             DType least_precise, const std::string& what) {
@@ -201,9 +203,11 @@ void expect_all_plans_match(const c::Graph& g, const std::vector<std::vector<c::
     const char* name;
     c::CudaCompileOptions options;
   };
-  c::CudaCompileOptions fused, graphed;
+  c::CudaCompileOptions fused, graphed, autotuned;
   graphed.cuda_graph = true;
-  for (Plan plan : {Plan{"eager", c::eager_plan()}, Plan{"default", fused}, Plan{"reduce-overhead", graphed}}) {
+  autotuned.cuda_graph = autotuned.autotune = true;
+  for (Plan plan : {Plan{"eager", c::eager_plan()}, Plan{"default", fused}, Plan{"reduce-overhead", graphed},
+                    Plan{"max-autotune", autotuned}}) {
     plan.options.jit = &test_jit();
     c::CudaCompiledGraph cg = c::compile_cuda(g, plan.options);
     TestStream stream;
@@ -230,12 +234,50 @@ TEST(CompilerCuda, MatmulLayoutsMatchInterpreter) {
     const c::Tensor y = g.input("y", {3, 40, 24}, dt);    // a true batch
     g.output(c::matmul(x, w));
     g.output(c::matmul(x, c::transpose(wt, 0, 1)));
+    g.output(c::matmul(x, w) + g.input("bias", {40}, dt));  // the bias epilogue (cuBLASLt)
     // A chain, scaled so that values stay O(1): the f16 rounding of the intermediate then stays within
     // the dtype's tolerance instead of growing with the magnitude of unscaled sums.
     g.output(c::matmul(c::matmul(x, w) * (1.0 / std::sqrt(72.0)), y) * (1.0 / std::sqrt(40.0)));
     expect_all_plans_match(g, {c::random_inputs(g, 3), c::random_inputs(g, 4)}, dt,
                            std::string("matmul layouts ") + std::string(name_of(dt)));
   }
+}
+
+// max-autotune times each distinct single GEMM once (equal problems in one graph reuse the decision),
+// caches the decisions on disk (a second compile times nothing) and says what it chose per step.
+TEST(CompilerCuda, MaxAutotuneTimesEachDistinctGemmOnceAndCachesTheDecision) {
+  AISP_REQUIRE_GPU();
+  c::Graph g;
+  const c::Tensor x = g.input("x", {256, 512}, DType::bf16), w = g.input("w", {512, 512}, DType::bf16);
+  const c::Tensor w2 = g.input("w2", {512, 384}, DType::bf16);
+  // Scaled by 1/sqrt(K) between the products so the bf16 intermediates stay O(1) and the dtype's
+  // tolerance applies (unscaled, they grow to ~500 and their rounding alone exceeds it).
+  const double scale = 1.0 / std::sqrt(512.0);
+  g.output(c::matmul(c::matmul(x, w) * scale, w) + g.input("b", {512}, DType::bf16));
+  g.output(c::matmul(c::matmul(x, w2) * scale, c::transpose(w2, 0, 1)));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / fmt::format("aisp-autotune-test-{}", ::getpid());
+  std::filesystem::remove_all(dir);
+  c::CudaCompileOptions o;
+  o.jit = &test_jit();
+  o.autotune = true;
+  o.autotune_dir = dir.string();
+  const c::CudaCompiledGraph cold = c::compile_cuda(g, o);
+  // x@w, (x@w)@w + bias, x@w2, (x@w2)@w2ᵀ: four distinct problems
+  EXPECT_EQ(cold.stats().autotune_searches, 4);
+  EXPECT_EQ(cold.stats().autotune_cache_hits, 0);
+  int planned = 0;
+  for (const std::string& choice : cold.gemm_choices()) planned += !choice.empty();
+  EXPECT_EQ(planned, 4);
+  const c::CudaCompiledGraph warm = c::compile_cuda(g, o);
+  EXPECT_EQ(warm.stats().autotune_searches, 4 - warm.stats().autotune_cache_hits);
+  EXPECT_GE(warm.stats().autotune_cache_hits, 1) << "decisions with one proposal are not stored, the others are";
+  c::Graph twice;
+  const c::Tensor y = twice.input("y", {128, 256}, DType::bf16), v = twice.input("v", {256, 256}, DType::bf16);
+  twice.output(c::matmul(c::matmul(y, v), v));  // one problem twice: timed once
+  EXPECT_EQ(c::compile_cuda(twice, o).stats().autotune_searches, 1);
+  expect_all_plans_match(g, {c::random_inputs(g, 9)}, DType::bf16, "autotuned GEMMs");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {
@@ -247,6 +289,47 @@ TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {
     expect_all_plans_match(gpt.graph, {models::gpt_inputs(gpt, cfg, 1), models::gpt_inputs(gpt, cfg, 2)}, dt,
                            std::string("tiny GPT ") + std::string(name_of(dt)));
   }
+}
+
+int flash_attention_steps(const c::Graph& g) {
+  c::CudaCompileOptions o;
+  o.jit = &test_jit();
+  o.load = false;
+  const c::CudaCompiledGraph cg = c::compile_cuda(g, o);
+  int n = 0;
+  for (const c::Step& s : cg.lowered().fusion.steps)
+    n += s.kind == c::Step::Kind::library && cg.lowered().graph.node(s.nodes[0]).op == c::OpKind::attention;
+  return n;
+}
+
+// The attention op as the flash kernel (head dims 64 and 128, causal and not, lengths that are not a
+// multiple of the tile, more keys than queries, heads sliced from one projection) against the
+// interpreter's exact attention.
+TEST(CompilerCuda, FlashAttentionStepsMatchInterpreter) {
+  AISP_REQUIRE_GPU();
+  c::Graph g;
+  const c::Tensor qkv = g.input("qkv", {2, 141, 3, 3, 64}, DType::bf16);  // [B, T, 3, H, D]
+  auto head = [&](std::int64_t i) {
+    return c::permute(c::reshape(c::slice(qkv, 2, i, i + 1), {2, 141, 3, 64}), {0, 2, 1, 3});
+  };
+  g.output(c::attention(head(0), head(1), head(2), true));
+  const c::Tensor q = g.input("q", {1, 2, 200, 128}, DType::bf16);
+  const c::Tensor kv = g.input("kv", {1, 2, 259, 128}, DType::bf16);
+  g.output(c::attention(q, kv, kv, false, 0.05));
+  ASSERT_EQ(flash_attention_steps(g), 2);
+  expect_all_plans_match(g, {c::random_inputs(g, 7), c::random_inputs(g, 8)}, DType::bf16, "flash attention");
+}
+
+// A GPT whose heads the flash kernel takes (d 128, 2 heads of 64), at an odd length, in every plan.
+TEST(CompilerCuda, GptWithFlashAttentionInAllPlansMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  models::GptConfig cfg = models::gpt_preset("tiny");
+  cfg.d_model = 128, cfg.heads = 2, cfg.max_seq = 160;
+  cfg.dtype = DType::bf16;
+  const models::GptGraph gpt = models::build_gpt(cfg, 2, 133);
+  ASSERT_EQ(flash_attention_steps(gpt.graph), cfg.layers);
+  expect_all_plans_match(gpt.graph, {models::gpt_inputs(gpt, cfg, 1), models::gpt_inputs(gpt, cfg, 2)}, DType::bf16,
+                         "GPT with flash attention");
 }
 
 TEST(CompilerCuda, ConcatMatchesInterpreter) {

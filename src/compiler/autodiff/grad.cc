@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/ir/composites.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
@@ -183,6 +184,7 @@ class Reverse {
       }
       case OpKind::matmul: {
         const Tensor a = f32(in(n, 0)), b = f32(in(n, 1));
+        if (n.inputs.size() == 3) accumulate(n.inputs[2], gy);  // the addend
         accumulate(n.inputs[0], matmul(gy, transpose(b, -1, -2)));
         return accumulate(n.inputs[1], matmul(transpose(a, -1, -2), gy));
       }
@@ -194,6 +196,17 @@ class Reverse {
         const Tensor onehot = eq(g_.iota({count, vocab}, 1, kAdjoint), reshape(cast(idx, kAdjoint), {count, 1}));
         const Tensor g_rows = reshape(gy, {count, row});
         return accumulate(n.inputs[0], reshape(matmul(transpose(onehot, 0, 1), g_rows), table));
+      }
+      case OpKind::attention: {
+        // Recompute P in f32 (as flash backward kernels do) and apply the softmax adjoint:
+        // dS = P ∘ (dP − rowsum(dP ∘ P)); masked entries have P = 0, so they get no gradient.
+        const Tensor q = f32(in(n, 0)), k = f32(in(n, 1)), v = f32(in(n, 2));
+        const Tensor p = attention_probabilities(q, k, n.causal, n.value);
+        const Tensor dp = matmul(gy, transpose(v, -1, -2));
+        const Tensor ds = p * (dp - sum(dp * p, {-1}, true));
+        accumulate(n.inputs[0], matmul(ds, k) * n.value);
+        accumulate(n.inputs[1], matmul(transpose(ds, -1, -2), q) * n.value);
+        return accumulate(n.inputs[2], matmul(transpose(p, -1, -2), gy));
       }
     }
     throw Error(fmt::format("grad: no adjoint rule for {}", name_of(n.op)));

@@ -12,6 +12,7 @@
 #include "compiler/codegen/index_expr.h"
 #include "compiler/codegen/source_writer.h"
 #include "compiler/ir/dtype_util.h"
+#include "compiler/passes/layout.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
@@ -83,6 +84,9 @@ struct RowLoad {
   bool per_element;    // depends on j: a [chunks][vec] register array; else one scalar per row
   bool vector;         // per_element and 8 consecutive elements at a 16-byte boundary
   std::string name;
+  bool raw = false;       // a bf16/f16 vector kept as raw bits (uint4 per chunk)
+  bool deferred = false;  // row-invariant (weights, biases), first needed by the outputs: loaded per
+                          // chunk where used (L1/L2-resident) instead of held in registers all along
 };
 
 class Emitter : SourceWriter {
@@ -152,22 +156,55 @@ class Emitter : SourceWriter {
           for (std::size_t d = 0; d + 1 < idx.size(); ++d) l.vector = l.vector && idx[d].find('j') == std::string::npos;
         }
         l.name = fmt::format("{}{}", l.per_element ? "x" : "rv", row_loads_.size());
+        l.raw = l.vector && (n.dtype == DType::bf16 || n.dtype == DType::f16);
+        l.deferred = l.vector && in_outputs_ && offset.find('r') == std::string::npos;
         it = row_load_of_.emplace(key, row_loads_.size()).first;
         row_loads_.push_back(l);
       }
       const RowLoad& l = row_loads_[it->second];
+      if (l.deferred) {
+        deferred_used_.push_back(it->second);
+        return fmt::format("{}[v]", l.name);
+      }
+      if (l.raw) return fmt::format("{}_at({}[k], v)", name_of(n.dtype), l.name);
       return l.per_element ? fmt::format("{}[k][v]", l.name) : l.name;
     }
     if (vector_body_ && n.shape == s_.domain && idx == element_idx_) {  // read at its own index: a vector
       auto it = vector_in_.find(id);
-      if (it == vector_in_.end()) it = vector_in_.emplace(id, fmt::format("in{}", vector_in_.size())).first;
-      return it->second + "[v]";
+      if (it == vector_in_.end()) it = vector_in_.emplace(id, VectorInput{fmt::format("in{}", vector_in_.size()), {}}).first;
+      return it->second.name + "[v]";
     }
     return fmt::format("ld_{}({}, {})", name_of(n.dtype), arg_.at(id), offset);
   }
 
+  // A view of a read buffer, read at the element's own index, whose 8 consecutive elements are
+  // consecutive in the buffer at a 16-byte boundary (unit inner stride, other strides and the offset
+  // multiples of 8): one vector load per chunk, like an own-index read (a head sliced from a fused
+  // qkv projection and permuted). Null otherwise.
+  std::optional<std::string> strided_vector_input(NodeId id) {
+    if (s_.domain.empty() || s_.domain.back() % 8 != 0) return std::nullopt;
+    const auto l = layout_of(g_, id);
+    if (!l || !arg_.count(l->source) || member(l->source) >= 0 || l->strides.back() != 1 || l->offset % 8 != 0)
+      return std::nullopt;
+    for (std::size_t d = 0; d + 1 < l->strides.size(); ++d)
+      if (l->strides[d] % 8 != 0) return std::nullopt;
+    auto it = vector_in_.find(id);
+    if (it == vector_in_.end()) it = vector_in_.emplace(id, VectorInput{fmt::format("in{}", vector_in_.size()), *l}).first;
+    return it->second.name;
+  }
+
+  // What an output stores: an output that is a cast computed here stores its input, since the store
+  // rounds to the same dtype (rounding twice gives the same bits and costs two conversions).
+  std::string stored_value(NodeId out, const Index& idx) {
+    const Node& n = g_.node(out);
+    if (n.op == OpKind::cast && member(out) >= 0 && is_floating(n.dtype)) return value(n.inputs[0], idx);
+    return value(out, idx);
+  }
+
   std::string value(NodeId id, const Index& idx) {
     const Node& n = g_.node(id);
+    if (is_view(n.op) && vector_body_ && n.shape == s_.domain && idx == element_idx_)
+      if (auto in = strided_vector_input(id)) return *in + "[v]";
     if (is_view(n.op)) return value(n.inputs[0], view_input_index(g_, n, idx));
     if (n.op == OpKind::constant) return float_literal(round_to(n.dtype, n.value));
     if (n.op == OpKind::iota) return fmt::format("float({})", idx[std::size_t(n.axis)]);
@@ -198,7 +235,8 @@ class Emitter : SourceWriter {
     line("const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;");
     line("const long long stride = (long long)gridDim.x * blockDim.x;");
     if (chunks > 0) {
-      line(fmt::format("// {} chunks of 8 elements: 16-byte loads of the inputs read at their own index, and stores", chunks));
+      line(fmt::format("// {} chunks of 8 elements: 16-byte loads of the inputs read at their own index (or through a "
+                       "strided view with a unit inner stride), and stores", chunks));
       open(fmt::format("for (long long c = first; c < {}; c += stride)", chunks));
       // The body first (it tells which inputs are vectors), then the loads in front of it.
       const std::string before = std::move(code_);
@@ -209,7 +247,7 @@ class Emitter : SourceWriter {
       open("for (int v = 0; v < 8; ++v)");
       line("const long long i = c * 8 + v;");
       element_idx_ = decompose("i", s_.domain, "i");
-      for (std::size_t o = 0; o < s_.outputs.size(); ++o) line(fmt::format("out{}[v] = {};", o, value(s_.outputs[o], element_idx_)));
+      for (std::size_t o = 0; o < s_.outputs.size(); ++o) line(fmt::format("out{}[v] = {};", o, stored_value(s_.outputs[o], element_idx_)));
       close();
       for (std::size_t o = 0; o < s_.outputs.size(); ++o)
         line(fmt::format("st8_{}({}, c * 8, out{}, aligned);", name_of(g_.node(s_.outputs[o]).dtype), arg_.at(s_.outputs[o]), o));
@@ -217,11 +255,24 @@ class Emitter : SourceWriter {
       std::string body = std::move(code_);
       code_ = before;
       std::vector<std::pair<std::string, NodeId>> ins;
-      for (const auto& [id, name] : vector_in_) ins.emplace_back(name, id);
+      for (const auto& [id, in] : vector_in_) ins.emplace_back(in.name, id);
       std::sort(ins.begin(), ins.end());
       for (const auto& [name, id] : ins) {
         line(fmt::format("float {}[8];", name));
-        line(fmt::format("ld8_{}({}, c * 8, {}, aligned);", name_of(g_.node(id).dtype), arg_.at(id), name));
+        const auto& strided = vector_in_.at(id).strided;
+        if (!strided) {
+          line(fmt::format("ld8_{}({}, c * 8, {}, aligned);", name_of(g_.node(id).dtype), arg_.at(id), name));
+          continue;
+        }
+        open("");  // the chunk's first element, placed in the viewed buffer
+        const Index b = decompose("c * 8", s_.domain, "b");
+        std::string offset = std::to_string(strided->offset);
+        for (std::size_t d = 0; d < b.size(); ++d)
+          if (strided->strides[d] != 0 && b[d] != "0")
+            offset += strided->strides[d] == 1 ? fmt::format(" + {}", b[d]) : fmt::format(" + {} * {}", b[d], strided->strides[d]);
+        line(fmt::format("ld8_{}({}, {}, {}, aligned);", name_of(g_.node(strided->source).dtype), arg_.at(strided->source),
+                         offset, name));
+        close();
       }
       code_ += body;
       close();
@@ -230,7 +281,7 @@ class Emitter : SourceWriter {
     open(fmt::format("for (long long i = {}first; i < {}; i += stride)", chunks > 0 ? fmt::format("{} + ", chunks * 8) : "", n));
     const Index idx = decompose("i", s_.domain, "i");
     for (NodeId o : s_.outputs) {
-      const std::string v = value(o, idx);
+      const std::string v = stored_value(o, idx);
       line(fmt::format("st_{}({}, i, {});", name_of(g_.node(o).dtype), arg_.at(o), v));
     }
     close();
@@ -328,14 +379,35 @@ class Emitter : SourceWriter {
         open(fmt::format("for (int k = 0; k < {}; ++k)", launch_.chunks_per_thread));
         line(fmt::format("const int c = k * {} + int(threadIdx.x);", launch_.threads));
         open(fmt::format("if (c < {})", inner / 8));
+        // The body first (it tells which row-invariant buffers it reads), then their loads in front.
+        std::string chunk_before = std::move(code_);
+        code_.clear();
         for (std::size_t o = 0; o < full_outputs.size(); ++o) line(fmt::format("float out{}[8];", o));
         line("#pragma unroll");
         open("for (int v = 0; v < 8; ++v)");
         line("const long long j = (long long)c * 8 + v;");
         const Index idx = element_index("j");
+        in_outputs_ = true;
         for (std::size_t o = 0; o < full_outputs.size(); ++o)
-          line(fmt::format("out{}[v] = {};", o, value(full_outputs[o], idx)));
+          line(fmt::format("out{}[v] = {};", o, stored_value(full_outputs[o], idx)));
+        in_outputs_ = false;
         close();
+        std::string chunk_body = std::move(code_);
+        code_ = std::move(chunk_before);
+        std::sort(deferred_used_.begin(), deferred_used_.end());
+        deferred_used_.erase(std::unique(deferred_used_.begin(), deferred_used_.end()), deferred_used_.end());
+        if (!deferred_used_.empty()) {
+          for (std::size_t d : deferred_used_) line(fmt::format("float {}[8];", row_loads_[d].name));
+          open("");
+          line("const long long j = (long long)c * 8;");
+          element_index("j");
+          for (std::size_t d : deferred_used_) {
+            const RowLoad& l = row_loads_[d];
+            line(fmt::format("ld8_{}({}, {}, {}, aligned);", name_of(g_.node(l.buffer).dtype), arg_.at(l.buffer), l.offset, l.name));
+          }
+          close();
+        }
+        code_ += chunk_body;
         open("");  // a scope for the chunk's first index
         line("const long long j = (long long)c * 8;");
         const Index base = element_index("j");
@@ -348,7 +420,7 @@ class Emitter : SourceWriter {
       } else {
         const Index idx = open_elements();
         for (NodeId o : full_outputs) {
-          const std::string v = value(o, idx);
+          const std::string v = stored_value(o, idx);
           line(fmt::format("st_{}({}, {}, {});", name_of(g_.node(o).dtype), arg_.at(o), offset_of(idx, dom), v));
         }
         close_elements();
@@ -359,9 +431,12 @@ class Emitter : SourceWriter {
     // The row in registers: every per-element buffer value once, as vectors where contiguous.
     bool any_element_load = false;
     for (const RowLoad& l : row_loads_)
-      if (l.per_element) {
-        line(fmt::format("float {}[{}][{}];  // a{} {}", l.name, launch_.chunks_per_thread, launch_.vec,
-                         arg_.at(l.buffer).substr(1), l.offset));
+      if (l.per_element && !l.deferred) {
+        if (l.raw)
+          line(fmt::format("uint4 {}[{}];  // a{} {} (raw bits)", l.name, launch_.chunks_per_thread, arg_.at(l.buffer).substr(1), l.offset));
+        else
+          line(fmt::format("float {}[{}][{}];  // a{} {}", l.name, launch_.chunks_per_thread, launch_.vec,
+                           arg_.at(l.buffer).substr(1), l.offset));
         any_element_load = true;
       }
     if (any_element_load) {
@@ -371,14 +446,15 @@ class Emitter : SourceWriter {
       line(fmt::format("const int c = k * {} + int(threadIdx.x);", launch_.threads));
       open(fmt::format("if (c < {})", inner / launch_.vec));
       bool any_vector = false, any_scalar = false;
-      for (const RowLoad& l : row_loads_) (l.vector ? any_vector : any_scalar) |= l.per_element;
+      for (const RowLoad& l : row_loads_) (l.vector ? any_vector : any_scalar) |= l.per_element && !l.deferred;
       if (any_vector) {
         open("");
         line("const long long j = (long long)c * 8;");
         element_index("j");  // declares the same names the offsets use
         for (const RowLoad& l : row_loads_)
-          if (l.per_element && l.vector)
-            line(fmt::format("ld8_{}({}, {}, {}[k], aligned);", name_of(g_.node(l.buffer).dtype), arg_.at(l.buffer), l.offset, l.name));
+          if (l.per_element && l.vector && !l.deferred)
+            line(l.raw ? fmt::format("{}[k] = ld8_raw16({}, {}, aligned);", l.name, arg_.at(l.buffer), l.offset)
+                       : fmt::format("ld8_{}({}, {}, {}[k], aligned);", name_of(g_.node(l.buffer).dtype), arg_.at(l.buffer), l.offset, l.name));
         close();
       }
       if (any_scalar) {
@@ -409,12 +485,18 @@ class Emitter : SourceWriter {
   // pointwise vector body
   bool vector_body_ = false;
   Index element_idx_;
-  std::unordered_map<NodeId, std::string> vector_in_;
+  struct VectorInput {
+    std::string name;
+    std::optional<Layout> strided;  // a strided view (strided_vector_input); none: read at its own index
+  };
+  std::unordered_map<NodeId, VectorInput> vector_in_;
   // reductions
   Shape reduced_, row_keep_;
   std::vector<std::size_t> reduced_axes_, kept_axes_;
   Index r_keep_;
   std::vector<RowLoad> row_loads_;
+  bool in_outputs_ = false;                // generating the outputs pass's vector body
+  std::vector<std::size_t> deferred_used_;  // row_loads_ indices read there as deferred loads
   std::unordered_map<std::string, std::size_t> row_load_of_;
 };
 

@@ -5,13 +5,17 @@
 // vector loads and stores fall back to scalar ones (same kernel, a uniform branch).
 //
 //   pointwise:  grid-stride loop over chunks of `vec` elements; a buffer read at the element's own
-//               index (same shape as the domain) and every output move as 16-byte vectors; other
-//               reads (broadcasts, strided views) are scalar; a scalar loop does the tail.
+//               index (same shape as the domain), a strided view of one whose 8-element chunks are
+//               contiguous and 16-byte aligned (a permuted attention head), and every output move as
+//               16-byte vectors; other reads (broadcasts, other views) are scalar; a scalar loop does
+//               the tail.
 //   reduction:  one block per row; every buffer value the row needs is loaded once into registers
 //               (chunk k of thread t covers row elements [(k * threads + t) * vec, +vec)), then one
 //               pass per reduction (block reduction: warp shuffles + 32 floats of shared memory),
 //               then the outputs. `vec` is 8 when the reduced axis is the last one and its length is
-//               a multiple of 8, else 1.
+//               a multiple of 8, else 1. 16-bit row values stay raw bits in registers (uint4 per
+//               chunk); row-invariant vectors (a LayerNorm's weight and bias) are loaded per chunk in
+//               the outputs pass instead of being held in registers through the reductions.
 // fp32 math; bf16/fp16 storage through cuda_bf16.h / cuda_fp16.h intrinsics (round to nearest even);
 // no fast-math. Node ids never appear in the text: identical steps share one binary.
 #pragma once

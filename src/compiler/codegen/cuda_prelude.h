@@ -40,6 +40,25 @@ DEV unsigned f16x2_bits(float lo, float hi) {
   return unsigned(__half_as_ushort(__float2half_rn(lo))) | (unsigned(__half_as_ushort(__float2half_rn(hi))) << 16);
 }
 DEV float f16_bits(unsigned h) { return __half2float(__ushort_as_half((unsigned short)(h & 0xffffu))); }
+// A row kernel keeps 16-bit row values as their raw bits (4 registers per 8 values, half of what
+// floats take: more blocks per SM) and widens each one where it is used (v is a constant there).
+DEV uint4 ld8_raw16(const void* p, long long i, int aligned) {
+  const unsigned short* q = static_cast<const unsigned short*>(p) + i;
+  if (aligned) return *reinterpret_cast<const uint4*>(q);
+  unsigned w[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) w[j] = unsigned(q[2 * j]) | (unsigned(q[2 * j + 1]) << 16);
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+DEV unsigned word_of(const uint4& r, int v) { return v < 2 ? r.x : v < 4 ? r.y : v < 6 ? r.z : r.w; }
+DEV float bf16_at(const uint4& r, int v) {
+  const unsigned w = word_of(r, v);
+  return __uint_as_float((v & 1) ? (w & 0xffff0000u) : (w << 16));
+}
+DEV float f16_at(const uint4& r, int v) {
+  const unsigned w = word_of(r, v);
+  return f16_bits((v & 1) ? (w >> 16) : w);
+}
 DEV void ld8_f32(const float* p, long long i, float (&f)[8], int aligned) {
   if (aligned) {
     const float4 a = *reinterpret_cast<const float4*>(p + i), b = *reinterpret_cast<const float4*>(p + i + 4);

@@ -180,6 +180,10 @@ class Evaluator {
       const Shape& a = g_.node(n.inputs[0]).shape;
       const std::int64_t m = a[a.size() - 2], k = a.back(), nn = n.shape.back();
       matmul_blocked(in(n, 0).data(), in(n, 1).data(), out.data(), count / (m * nn), m, k, nn);
+      if (n.inputs.size() == 3) {  // the addend (a bias the epilogue pass folded in): one rounding
+        const auto& c = in(n, 2);
+        for (std::int64_t i = 0; i < count; ++i) out[std::size_t(i)] += c[std::size_t(i)];
+      }
     } else if (n.op == OpKind::gather) {
       const auto &table = in(n, 0), &idx = in(n, 1);
       const Shape& ts = g_.node(n.inputs[0]).shape;
@@ -189,10 +193,45 @@ class Evaluator {
         if (t < 0 || t >= rows) throw Error(fmt::format("gather index {} out of range [0, {})", t, rows));
         std::copy_n(table.begin() + t * row, row, out.begin() + std::int64_t(r) * row);
       }
+    } else if (n.op == OpKind::attention) {
+      attention(n, out);
     } else {
       throw Error(fmt::format("evaluator: no rule for {}", name_of(n.op)));
     }
     return out;
+  }
+
+  // softmax(q kᵀ · scale, causal mask) v, one query row at a time, in T; rounded only at the end
+  // (the op's exact value: the kernels' and the primitives' roundings are their own).
+  void attention(const Node& n, std::vector<T>& out) const {
+    const Shape& qs = g_.node(n.inputs[0]).shape;
+    const Shape& ks = g_.node(n.inputs[1]).shape;
+    const std::int64_t tq = qs[qs.size() - 2], d = qs.back(), tk = ks[ks.size() - 2], dv = n.shape.back();
+    const std::int64_t rows = numel(qs) / d;  // batch x Tq
+    const auto &q = in(n, 0), &k = in(n, 1), &v = in(n, 2);
+#pragma omp parallel for schedule(static) if (std::size_t(rows * tk * (d + dv)) > kParallelMin)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t b = r / tq, i = r % tq;
+      const std::int64_t visible = n.causal ? std::min(tk, i + tk - tq + 1) : tk;
+      const T* qi = q.data() + r * d;
+      std::vector<T> p(static_cast<std::size_t>(visible));
+      T m = -std::numeric_limits<T>::infinity();
+      for (std::int64_t j = 0; j < visible; ++j) {
+        const T* kj = k.data() + (b * tk + j) * d;
+        T dot = 0;
+        for (std::int64_t c = 0; c < d; ++c) dot += qi[c] * kj[c];
+        p[std::size_t(j)] = dot * T(n.value);
+        m = std::max(m, p[std::size_t(j)]);
+      }
+      T l = 0;
+      for (T& x : p) l += (x = std::exp(x - m));
+      T* o = out.data() + r * dv;
+      for (std::int64_t j = 0; j < visible; ++j) {
+        const T* vj = v.data() + (b * tk + j) * dv;
+        for (std::int64_t c = 0; c < dv; ++c) o[c] += p[std::size_t(j)] * vj[c];
+      }
+      for (std::int64_t c = 0; c < dv; ++c) o[c] /= l;
+    }
   }
 
   void reduce(const Node& n, std::vector<T>& out) const {

@@ -37,17 +37,33 @@ Tensor gelu(Tensor x) {
   return cast(0.5 * xf * (1.0 + erf(xf * M_SQRT1_2)), x.dtype());
 }
 
-Tensor attention(Tensor q, Tensor k, Tensor v, bool causal) {
+Tensor attention(Tensor q, Tensor k, Tensor v, bool causal, double scale) {
   const Graph::CompositeScope scope(*q.graph);
-  const std::int64_t tq = q.dim(-2), tk = k.dim(-2), d = q.dim(-1);
-  Tensor s = to_f32(matmul(q, transpose(k, -1, -2))) * (1.0 / std::sqrt(double(d)));
+  Node n;
+  n.op = OpKind::attention;
+  n.inputs = {q.id, k.id, v.id};
+  n.shape = q.shape();
+  n.shape.back() = v.dim(-1);
+  n.dtype = q.dtype();
+  n.value = scale > 0 ? scale : 1.0 / std::sqrt(double(q.dim(-1)));
+  n.causal = causal;
+  return q.graph->tensor(q.graph->add(std::move(n)));
+}
+
+Tensor attention_probabilities(Tensor q, Tensor k, bool causal, double scale) {
+  const std::int64_t tq = q.dim(-2), tk = k.dim(-2);
+  Tensor s = to_f32(matmul(q, transpose(k, -1, -2))) * scale;
   if (causal) {
     Graph& g = *q.graph;
     const Tensor row = g.iota({tq, tk}, 0), col = g.iota({tq, tk}, 1);
     const Tensor masked = gt(col, row + double(tk - tq));
     s = where(masked, g.constant(-std::numeric_limits<double>::infinity()), s);
   }
-  return matmul(cast(softmax(s, -1), v.dtype()), v);
+  return softmax(s, -1);
+}
+
+Tensor attention_primitives(Tensor q, Tensor k, Tensor v, bool causal, double scale) {
+  return matmul(cast(attention_probabilities(q, k, causal, scale), v.dtype()), v);
 }
 
 Tensor cross_entropy(Tensor logits, Tensor targets) {

@@ -1,5 +1,7 @@
 #include "compiler/ir/graph.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "compiler/ir/verifier.h"
@@ -48,12 +50,20 @@ NodeId Graph::add(Node n) {
   if (std::string err = check_node(*this, n, id); !err.empty())
     throw Error(fmt::format("malformed {} node: {}", name_of(n.op), err));
   if (n.composite < 0) n.composite = open_composite_;
+  next_composite_ = std::max(next_composite_, n.composite + 1);  // ids copied by a pass stay unique
   nodes_.push_back(std::move(n));
   return id;
 }
 
 Graph::CompositeScope::CompositeScope(Graph& g) : g_(g), outermost_(g.open_composite_ < 0) {
   if (outermost_) g_.open_composite_ = g_.next_composite_++;
+}
+
+Graph::CompositeScope::CompositeScope(Graph& g, std::int32_t id) : g_(g), outermost_(g.open_composite_ < 0) {
+  if (outermost_) {
+    g_.open_composite_ = id;
+    g_.next_composite_ = std::max(g_.next_composite_, id + 1);
+  }
 }
 
 Graph::CompositeScope::~CompositeScope() {

@@ -50,6 +50,8 @@ class Graph {
   class CompositeScope {
    public:
     explicit CompositeScope(Graph& g);
+    // Reopens an existing composite (a pass expanding one op into the primitives of the same call).
+    CompositeScope(Graph& g, std::int32_t id);
     ~CompositeScope();
     CompositeScope(const CompositeScope&) = delete;
     CompositeScope& operator=(const CompositeScope&) = delete;

@@ -12,7 +12,7 @@ std::string_view name_of(OpKind k) {
       "where",                                                                            //
       "reduce_sum", "reduce_max", "reduce_mean",                                          //
       "reshape", "permute", "slice", "broadcast",                                         //
-      "concat", "matmul", "gather"};
+      "concat", "matmul", "gather", "attention"};
   return names[std::size_t(k)];
 }
 

@@ -23,11 +23,14 @@ enum class OpKind : std::uint8_t {
   // Views: change how elements are indexed, never their values. Fused kernels turn them into index
   // math; library calls see them as strides.
   reshape, permute, slice, broadcast,
-  // Ops that run as their own step: concat (a copy), matmul/bmm (a library call), gather (embedding).
-  concat, matmul, gather,
+  // Ops that run as their own step: concat (a copy), matmul/bmm (a library call; an optional third
+  // input is an addend of the output's shape, folded in by passes/epilogue.h), gather (embedding),
+  // attention (softmax(q kᵀ · scale, causal mask) v: a flash kernel where the backend has one, else
+  // expanded into the primitives above by the expand pass before anything else sees it).
+  concat, matmul, gather, attention,
 };
 
-inline constexpr int kNumOps = int(OpKind::gather) + 1;
+inline constexpr int kNumOps = int(OpKind::attention) + 1;
 
 constexpr bool is_leaf(OpKind k) { return k <= OpKind::iota; }
 constexpr bool is_unary(OpKind k) { return k >= OpKind::neg && k <= OpKind::cast; }

@@ -16,7 +16,7 @@ std::size_t arity(OpKind k) {
   if (is_leaf(k)) return 0;
   if (is_unary(k) || is_reduction(k) || is_view(k)) return 1;
   if (is_binary(k) || k == OpKind::matmul || k == OpKind::gather) return 2;
-  if (k == OpKind::where) return 3;
+  if (k == OpKind::where || k == OpKind::attention) return 3;
   return 0;  // concat: any number >= 1, checked below
 }
 
@@ -119,6 +119,8 @@ std::string check_shapes(const Graph& g, const Node& n) {
         if (a[i] != b[i] || n.shape[i] != a[i]) return "matmul batch dims differ (broadcast first)";
       if (a[rank - 1] != b[rank - 2]) return fmt::format("matmul inner dims {} vs {}", a[rank - 1], b[rank - 2]);
       if (n.shape[rank - 2] != a[rank - 2] || n.shape[rank - 1] != b[rank - 1]) return "matmul output shape";
+      if (n.inputs.size() == 3 && (in(2).shape != n.shape || in(2).dtype != n.dtype))
+        return "a matmul addend has the output's shape and dtype";
       return in(0).dtype == n.dtype && in(1).dtype == n.dtype ? "" : "matmul dtypes differ";
     }
     case OpKind::gather: {
@@ -128,6 +130,22 @@ std::string check_shapes(const Graph& g, const Node& n) {
       expect.insert(expect.end(), table.begin() + 1, table.end());
       if (expect != n.shape) return "gather shape is indices.shape + table.shape[1:]";
       return in(0).dtype == n.dtype ? "" : "gather changes the dtype";
+    }
+    case OpKind::attention: {
+      const Shape &q = in(0).shape, &k = in(1).shape, &v = in(2).shape;
+      if (q.size() < 2 || k.size() != q.size() || v.size() != q.size() || rank != q.size())
+        return "attention operands need equal rank >= 2 (q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv])";
+      for (std::size_t i = 0; i + 2 < rank; ++i)
+        if (k[i] != q[i] || v[i] != q[i] || n.shape[i] != q[i]) return "attention batch dims differ";
+      if (k[rank - 1] != q[rank - 1]) return "attention: q and k head dims differ";
+      if (v[rank - 2] != k[rank - 2]) return "attention: k and v lengths differ";
+      if (n.shape[rank - 2] != q[rank - 2] || n.shape[rank - 1] != v[rank - 1]) return "attention output shape";
+      if (!(n.value > 0)) return "attention scale must be positive";
+      if (n.causal && q[rank - 2] > k[rank - 2])
+        return "causal attention needs Tq <= Tk (the first queries would see no key)";
+      for (int i = 0; i < 3; ++i)
+        if (in(std::size_t(i)).dtype != n.dtype || !is_floating(n.dtype)) return "attention dtypes differ";
+      return "";
     }
     default:
       return "";
@@ -143,7 +161,10 @@ std::string check_node(const Graph& g, const Node& n, NodeId id) {
   for (NodeId in : n.inputs)
     if (in < 0 || in >= id) return fmt::format("input %{} is not an earlier node", in);
   const std::size_t want = arity(n.op);
-  if (n.op == OpKind::concat ? n.inputs.empty() : n.inputs.size() != want)
+  // concat takes any number; matmul an optional addend (passes/epilogue.h).
+  if (n.op == OpKind::concat ? n.inputs.empty()
+      : n.op == OpKind::matmul ? n.inputs.size() != 2 && n.inputs.size() != 3
+                               : n.inputs.size() != want)
     return fmt::format("{} inputs, expected {}", n.inputs.size(), want);
   return check_shapes(g, n);
 }

@@ -7,6 +7,7 @@
 
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
+#include "compiler/passes/epilogue.h"
 #include "compiler/passes/materialize.h"
 #include "compiler/passes/simplify.h"
 
@@ -22,12 +23,20 @@ struct GraphPass {
 };
 
 // The graph passes, in order.
-const std::vector<GraphPass>& graph_passes() {
-  static const std::vector<GraphPass> passes = {
+std::vector<GraphPass> graph_passes(const PipelineOptions& options) {
+  return {
+      {"expand", [&](const Graph& g, std::string* s) { return expand(g, options.keep_attention, s); }},
       {"simplify", [](const Graph& g, std::string* s) { return simplify(g, s); }},
       {"materialize", [](const Graph& g, std::string* s) { return materialize(g, s); }},
+      {"epilogue",
+       [&](const Graph& g, std::string* s) {
+         if (!options.matmul_bias_epilogue) {
+           *s = "off for this backend";
+           return g;
+         }
+         return fold_matmul_bias(g, options.fuse_within_composites_only, s);
+       }},
   };
-  return passes;
 }
 
 }  // namespace
@@ -37,7 +46,7 @@ Lowered lower(const Graph& g, const PipelineOptions& options) {
   Lowered out;
   if (options.verify_each_pass) verify(g, "on input");
   out.graph = g;
-  for (const GraphPass& pass : graph_passes()) {
+  for (const GraphPass& pass : graph_passes(options)) {
     const auto t = Clock::now();
     PassRecord rec{pass.name, "", "", 0};
     out.graph = pass.run(out.graph, &rec.summary);

@@ -1,7 +1,9 @@
 // The compilation pipeline, read top to bottom:
 //
+//   expand        ops the backend cannot run whole -> primitives      (graph -> graph)
 //   simplify      constant folding, identities, CSE, dead code        (graph -> graph)
 //   materialize   copies where a value needs its own buffer           (graph -> graph)
+//   epilogue      bias adds folded into their matmuls (CUDA only)     (graph -> graph)
 //   fuse          kernel and library steps, with reasons              (graph -> FusionPlan)
 //   plan_memory   arena offsets by liveness                           (plan  -> MemoryPlan)
 //
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/passes/expand.h"
 #include "compiler/passes/fusion.h"
 #include "compiler/passes/memory_plan.h"
 
@@ -22,6 +25,8 @@ struct PipelineOptions {
   bool fuse_within_composites_only = false;  // the eager plan (FusionOptions::within_composites_only)
   bool verify_each_pass = true;
   bool keep_ir = true;  // store the printed IR after each pass (for inspect and tests)
+  bool matmul_bias_epilogue = false;  // run passes/epilogue.h (backends whose GEMM has a bias epilogue)
+  KeepAttention keep_attention;  // the backend's flash-attention predicate; empty: expand every attention
 };
 
 struct PassRecord {

@@ -10,6 +10,9 @@
 #include <fmt/format.h>
 
 #include "compiler/passes/layout.h"
+#include "compiler/runtime/autotune.h"
+#include "compiler/runtime/hash.h"
+#include "compiler/runtime/cuda/cuda_attention.h"
 #include "compiler/runtime/cuda/cuda_library.h"
 #include "compiler/runtime/cuda/check_cuda.h"
 #include "core/error.h"
@@ -31,7 +34,8 @@ void CudaCompiledGraph::GraphExecDestroy::operator()(cudaGraphExec_t g) const { 
 
 CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels,
                                      std::vector<cudaKernel_t> fns, CompileStats stats,
-                                     std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded)
+                                     std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
+                                     const std::string& autotune_dir)
     : lowered_(std::move(lowered)), kernels_(std::move(kernels)), fns_(std::move(fns)), stats_(stats), loaded_(loaded),
       library_(std::move(library)), cuda_graph_(cuda_graph) {
   const Graph& g = lowered_.graph;
@@ -47,12 +51,49 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     if (lowered_.memory.offset_of[std::size_t(id)] >= 0)
       where_[std::size_t(id)] = {Where::Kind::arena, lowered_.memory.offset_of[std::size_t(id)]};
 
+  // cuBLASLt plans. With autotune, each distinct GEMM is timed once (the layers of a model share
+  // shapes) and the decision cached on disk per device and cuBLASLt version.
+  const bool autotune = !autotune_dir.empty();
+  const std::string device_key = autotune && loaded_ ? device_tuning_key() : "";
+  std::vector<std::pair<std::string, const LtMatmul*>> tuned;
+  auto tuned_lt = [&](DType dt, const GemmCall& plan, bool bias) -> std::unique_ptr<LtMatmul> {
+    if (!loaded_) return nullptr;
+    const std::string what = fmt::format("cuBLASLt {} {}{}", name_of(dt), plan.to_string(), bias ? " bias" : "");
+    for (const auto& [k, done] : tuned)
+      if (k == what) {  // same problem: reuse the decision without timing it again
+        auto again = library_->plan_lt(dt, plan, bias, false);
+        again->adopt_algorithm(*done);
+        return again;
+      }
+    std::unique_ptr<LtMatmul> lt;
+    if (autotune) {
+      const std::string key = hash_hex(what + "\n" + device_key);
+      if (auto cached = load_decision(autotune_dir, key)) {
+        lt = library_->plan_lt(dt, plan, bias, false);
+        if (lt->use_algorithm(*cached)) ++stats_.autotune_cache_hits;
+        else lt.reset();  // stale (another library build): search again
+      }
+      if (!lt) {
+        lt = library_->plan_lt(dt, plan, bias, true);
+        stats_.autotune_ms += lt->autotune_ms();
+        ++stats_.autotune_searches;
+        if (!lt->decision().best.empty()) save_decision(autotune_dir, key, lt->decision());
+      }
+    } else {
+      lt = library_->plan_lt(dt, plan, bias, false);
+    }
+    tuned.emplace_back(what, lt.get());
+    return lt;
+  };
   // Per step: its kernel, or its library call's operand layouts (and BLAS plan for matmuls).
   int next_kernel = 0;
   std::size_t table_bytes = 0;
   for (const Step& s : lowered_.fusion.steps) {
     std::vector<Layout> layouts;
     GemmCall gemm;
+    std::unique_ptr<AttentionStep> attention;
+    std::unique_ptr<LtMatmul> lt;
+    std::string choice;
     if (s.kind == Step::Kind::kernel) {
       kernel_of_step_.push_back(next_kernel++);
     } else {
@@ -63,7 +104,20 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
         if (!l) throw Error(fmt::format("internal: library operand %{} has no strided layout", in));
         layouts.push_back(*l);
       }
-      if (n.op == OpKind::matmul) gemm = plan_gemm(layouts[0], layouts[1], n.shape);
+      if (n.op == OpKind::matmul) {
+        gemm = plan_gemm(layouts[0], layouts[1], n.shape);
+        const bool bias = n.inputs.size() == 3;
+        const bool single = gemm.batch == 1 && gemm.outer.empty() && gemm.calls.size() == 1;
+        if (bias || (autotune && single)) {
+          lt = tuned_lt(n.dtype, gemm, bias);
+          if (lt) choice = lt->choice();
+        }
+      }
+      if (n.op == OpKind::attention) {
+        for (const Layout& l : layouts)
+          if (!l.contiguous()) throw Error(fmt::format("internal: attention operand %{} is not contiguous", l.source));
+        attention = std::make_unique<AttentionStep>(g, n, loaded_);
+      }
       stats_.library_calls += n.op == OpKind::matmul   ? CudaLibrary::launches(gemm)
                               : n.op == OpKind::concat ? int(n.inputs.size())
                                                        : 1;
@@ -72,6 +126,9 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     table_bytes += CudaLibrary::pointer_table_bytes(gemm);
     operand_layouts_.push_back(std::move(layouts));
     gemm_of_step_.push_back(std::move(gemm));
+    attention_of_step_.push_back(std::move(attention));
+    lt_of_step_.push_back(std::move(lt));
+    gemm_choices_.push_back(std::move(choice));
   }
   if (loaded_ && lowered_.memory.arena_bytes > 0) {
     void* p = nullptr;
@@ -159,9 +216,16 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
       auto src = [&](std::size_t i) { return address(where_[std::size_t(layouts[i].source)], inputs, outputs); };
       void* out = address(where_[std::size_t(s.nodes[0])], inputs, outputs);
       const std::int64_t es = std::int64_t(size_of(n.dtype));
-      if (n.op == OpKind::matmul) {
+      if (n.op == OpKind::matmul && lt_of_step_[si]) {
+        const void* bias = n.inputs.size() == 3 ? static_cast<const char*>(src(2)) + layouts[2].offset * es : nullptr;
+        library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, out, stream);
+      } else if (n.op == OpKind::matmul) {
+        if (n.inputs.size() == 3) throw Error("internal: a bias matmul without its cuBLASLt plan");
         void* table = pointer_tables_ ? static_cast<char*>(pointer_tables_.get()) + pointer_table_of_step_[si] : nullptr;
         library_->matmul(n.dtype, gemm_of_step_[si], src(0), src(1), out, table, stream);
+      } else if (n.op == OpKind::attention) {
+        auto operand = [&](std::size_t i) { return static_cast<const char*>(src(i)) + layouts[i].offset * es; };
+        attention_of_step_[si]->run(operand(0), operand(1), operand(2), out, stream);
       } else if (n.op == OpKind::gather) {
         const Layout& table = layouts[0];
         if (table.strides.back() != 1)
@@ -214,7 +278,13 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
 CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options) {
   NvrtcJit& jit = options.jit ? *options.jit : default_nvrtc_jit();
   CompileStats stats;
-  Lowered lowered = lower(g, options.pipeline);
+  PipelineOptions pipeline = options.pipeline;
+  pipeline.matmul_bias_epilogue = true;  // cuBLASLt's BIAS epilogue
+  if (options.flash_attention && !pipeline.keep_attention)
+    pipeline.keep_attention = [arch = jit.arch()](const Graph& graph, const Node& n) {
+      return flash_attention_supports(arch, n, graph);
+    };
+  Lowered lowered = lower(g, pipeline);
   stats.passes_ms = lowered.total_ms;
   stats.lowered_nodes = int(g.size());
 
@@ -258,7 +328,10 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   stats.arena_bytes = lowered.memory.arena_bytes;
   stats.peak_live_bytes = lowered.memory.peak_live_bytes;
   return CudaCompiledGraph(std::move(lowered), std::move(kernels), std::move(fns), stats, std::move(library),
-                           options.cuda_graph, options.load);
+                           options.cuda_graph, options.load,
+                           !options.autotune                ? std::string()
+                           : !options.autotune_dir.empty() ? options.autotune_dir
+                                                            : jit.cache_dir() + "/autotune");
 }
 
 }  // namespace aisp::compiler

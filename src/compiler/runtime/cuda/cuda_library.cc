@@ -1,5 +1,6 @@
 #include "compiler/runtime/cuda/cuda_library.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "compiler/runtime/cuda/check_cuda.h"
+#include "compiler/runtime/cuda/lt_matmul.h"
 #include "core/error.h"
 
 namespace aisp::compiler {
@@ -72,15 +74,6 @@ void check_cublas(cublasStatus_t s, const char* what) {
     throw Error(fmt::format("cuBLAS: {} failed: {} ({})", what, cublasGetStatusString(s), cublasGetStatusName(s)));
 }
 
-cudaDataType_t blas_type(DType dt) {
-  switch (dt) {
-    case DType::bf16: return CUDA_R_16BF;
-    case DType::f16: return CUDA_R_16F;
-    case DType::f32: return CUDA_R_32F;
-    default: throw Error(fmt::format("matmul on the CUDA backend: dtype {} is not supported (bf16, f16, f32)", name_of(dt)));
-  }
-}
-
 }  // namespace
 
 CudaLibrary::CudaLibrary(NvrtcJit& jit, bool load) : loaded_(load) {
@@ -96,9 +89,24 @@ CudaLibrary::CudaLibrary(NvrtcJit& jit, bool load) : loaded_(load) {
   check_cublas(cublasSetWorkspace(h, workspace_, kCublasWorkspaceBytes), "cublasSetWorkspace");
   // fp32 storage computes in fp32 proper: no TF32 (the precision the interpreter and the eager plan use).
   check_cublas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  cublasLtHandle_t lt = nullptr;
+  check_cublas(cublasLtCreate(&lt), "cublasLtCreate");
+  lt_ = lt;
+}
+
+std::unique_ptr<LtMatmul> CudaLibrary::plan_lt(DType dtype, const GemmCall& plan, bool bias, bool autotune) {
+  if (!loaded_) return nullptr;  // compile only: nothing to plan on
+  return std::make_unique<LtMatmul>(lt_, dtype, plan, bias, kCublasWorkspaceBytes, autotune);
+}
+
+void CudaLibrary::matmul_lt(const LtMatmul& lt, const void* a, const void* b, const void* bias, void* c,
+                            cudaStream_t stream) {
+  if (!loaded_) throw Error("CudaLibrary: compiled with load = false; it cannot run");
+  lt.run(a, b, bias, c, workspace_, stream);
 }
 
 CudaLibrary::~CudaLibrary() {
+  if (lt_) cublasLtDestroy(static_cast<cublasLtHandle_t>(lt_));
   if (cublas_) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
   if (workspace_) cudaFree(workspace_);
 }
@@ -112,7 +120,7 @@ void CudaLibrary::matmul(DType dtype, const GemmCall& p, const void* a, const vo
   if (!loaded_) throw Error("CudaLibrary: compiled with load = false; it cannot run");
   auto h = static_cast<cublasHandle_t>(cublas_);
   check_cublas(cublasSetStream(h, stream), "cublasSetStream");
-  const cudaDataType_t t = blas_type(dtype);
+  const cudaDataType_t t = blas_data_type(dtype);
   const std::int64_t es = std::int64_t(size_of(dtype));
   const float alpha = 1.0f, beta = 0.0f;
   const cublasOperation_t ta = p.transa ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p.transb ? CUBLAS_OP_T : CUBLAS_OP_N;

@@ -1,0 +1,112 @@
+#include "compiler/passes/epilogue.h"
+
+#include <fmt/format.h>
+
+#include "compiler/passes/layout.h"
+#include "compiler/runtime/gemm_plan.h"
+
+namespace aisp::compiler {
+namespace {
+
+// The [N] buffer a bias operand broadcasts over rows (strides 0 except a unit last stride, the whole
+// source buffer from offset 0), or -1.
+NodeId bias_row_source(const Graph& g, NodeId id) {
+  const auto l = layout_of(g, id);
+  if (!l || l->strides.empty() || l->strides.back() != 1 || l->offset != 0) return -1;
+  for (std::size_t d = 0; d + 1 < l->strides.size(); ++d)
+    if (l->strides[d] != 0 && l->shape[d] != 1) return -1;
+  return numel(g.node(l->source).shape) == l->shape.back() ? l->source : -1;
+}
+
+bool is_single_gemm(const Graph& g, const Node& mm) {
+  const auto a = layout_of(g, mm.inputs[0]), b = layout_of(g, mm.inputs[1]);
+  if (!a || !b) return false;
+  const GemmCall call = plan_gemm(*a, *b, mm.shape);
+  return call.batch == 1 && call.outer.empty() && call.calls.size() == 1;
+}
+
+struct Fold {
+  NodeId matmul = -1, bias_source = -1;
+};
+
+NodeId add_node(Graph& out, OpKind op, NodeId in, Shape shape, DType dtype, std::int32_t composite) {
+  Node n;
+  n.op = op;
+  n.inputs = {in};
+  n.shape = std::move(shape);
+  n.dtype = dtype;
+  n.composite = composite;
+  return out.add(std::move(n));
+}
+
+}  // namespace
+
+Graph fold_matmul_bias(const Graph& g, bool within_composites_only, std::string* summary) {
+  std::vector<int> uses(g.size(), 0);
+  for (const Node& n : g.nodes())
+    for (NodeId in : n.inputs) ++uses[std::size_t(in)];
+  for (NodeId o : g.outputs()) ++uses[std::size_t(o)];
+
+  // Per add that folds: its matmul (reached through single-use reshapes: the builder flattens a
+  // Linear's batch axes into M) and the bias buffer. The matmul and those reshapes are then skipped.
+  std::vector<Fold> fold(g.size());
+  std::vector<char> skip(g.size(), 0);
+  int folded = 0;
+  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
+    const Node& add = g.node(id);
+    if (add.op != OpKind::add) continue;
+    for (int side = 0; side < 2; ++side) {
+      std::vector<NodeId> chain;
+      NodeId mm_id = add.inputs[std::size_t(side)];
+      while (g.node(mm_id).op == OpKind::reshape && uses[std::size_t(mm_id)] == 1) {
+        chain.push_back(mm_id);
+        mm_id = g.node(mm_id).inputs[0];
+      }
+      const Node& mm = g.node(mm_id);
+      if (mm.op != OpKind::matmul || mm.inputs.size() != 2 || uses[std::size_t(mm_id)] != 1 || skip[std::size_t(mm_id)])
+        continue;
+      if (mm.shape.back() != add.shape.back() || mm.dtype != add.dtype) continue;
+      const NodeId bias = bias_row_source(g, add.inputs[std::size_t(1 - side)]);
+      if (bias < 0 || g.node(bias).dtype != add.dtype) continue;
+      if (within_composites_only && (mm.composite < 0 || mm.composite != add.composite)) continue;
+      if (!is_single_gemm(g, mm)) continue;
+      fold[std::size_t(id)] = Fold{mm_id, bias};
+      skip[std::size_t(mm_id)] = 1;
+      for (NodeId r : chain) skip[std::size_t(r)] = 1;
+      ++folded;
+      break;
+    }
+  }
+
+  Graph out;
+  std::vector<NodeId> map(g.size(), -1);
+  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
+    if (skip[std::size_t(id)]) continue;
+    const Fold& f = fold[std::size_t(id)];
+    if (f.matmul < 0) {
+      Node n = g.node(id);
+      for (NodeId& in : n.inputs) in = map[std::size_t(in)];
+      map[std::size_t(id)] = out.add(std::move(n));
+      continue;
+    }
+    // matmul(a, w, broadcast(reshape(bias, [1, N]), [M, N])), then back to the add's shape.
+    const Node& add = g.node(id);
+    Node mm = g.node(f.matmul);
+    Shape row(mm.shape.size(), 1);
+    row.back() = mm.shape.back();
+    const NodeId r = add_node(out, OpKind::reshape, map[std::size_t(f.bias_source)], row, add.dtype, add.composite);
+    const NodeId bc = add_node(out, OpKind::broadcast, r, mm.shape, add.dtype, add.composite);
+    for (NodeId& in : mm.inputs) in = map[std::size_t(in)];
+    mm.inputs.push_back(bc);
+    mm.composite = add.composite;
+    NodeId result = out.add(std::move(mm));
+    if (out.node(result).shape != add.shape)
+      result = add_node(out, OpKind::reshape, result, add.shape, add.dtype, add.composite);
+    map[std::size_t(id)] = result;
+  }
+  for (NodeId o : g.outputs()) out.mutable_outputs().push_back(map[std::size_t(o)]);
+  if (summary) *summary = fmt::format("bias adds folded into matmuls {}", folded);
+  return out;
+}
+
+}  // namespace aisp::compiler
