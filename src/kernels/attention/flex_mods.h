@@ -11,6 +11,10 @@
 // it runs in the kernel, host pointers when the CPU reference calls it). Scores are templated on the
 // arithmetic type so the float64 reference runs the same formula in double.
 //
+// The backward (flex_backward.h) also needs each score_mod's derivative d score' / d score: a
+// member `grad(s, b, h, q, kv)` with the operator's signature. A functor without one is refused at
+// compile time by the backward (ScoreModHasGrad below); the forward does not need it.
+//
 // A mask must depend only on the coordinates the block mask was built for: a block mask built with
 // heads == 1 (broadcast) is only right for a mask_mod that ignores h, likewise for batch.
 #pragma once
@@ -36,6 +40,8 @@ struct NoScoreMod {
   static constexpr bool kIdentity = true;
   template <class T>
   AISP_HD T operator()(T s, int, int, int, int) const { return s; }
+  template <class T>
+  AISP_HD T grad(T, int, int, int, int) const { return T(1); }
 };
 
 // ALiBi: s + slope[h] * (kv - q), slopes (heads) float, captured.
@@ -46,6 +52,8 @@ struct Alibi {
   AISP_HD T operator()(T s, int, int h, int q, int kv) const {
     return s + T(slopes[h]) * T(kv - q);
   }
+  template <class T>
+  AISP_HD T grad(T, int, int, int, int) const { return T(1); }  // an additive bias
 };
 
 // Relative-position bias: s + table[h][clamp(kv - q, -max_distance, max_distance) + max_distance],
@@ -60,6 +68,8 @@ struct RelativeBias {
     d = d < -max_distance ? -max_distance : (d > max_distance ? max_distance : d);
     return s + T(table[h * (2 * max_distance + 1) + d + max_distance]);
   }
+  template <class T>
+  AISP_HD T grad(T, int, int, int, int) const { return T(1); }  // an additive bias
 };
 
 // tanh soft-cap (Gemma 2, Grok): cap * tanh(s / cap).
@@ -70,6 +80,18 @@ struct SoftCap {
   AISP_HD T operator()(T s, int, int, int, int) const {
     return T(cap) * flex_tanh(s / T(cap));
   }
+  // d/ds cap tanh(s / cap) = 1 - tanh^2(s / cap).
+  template <class T>
+  AISP_HD T grad(T s, int, int, int, int) const {
+    const T t = flex_tanh(s / T(cap));
+    return T(1) - t * t;
+  }
+};
+
+// True when F has grad(s, b, h, q, kv) for scores of type T: what the backward needs.
+template <class F, class T = float>
+inline constexpr bool ScoreModHasGrad = requires(const F& f, T s) {
+  { f.grad(s, 0, 0, 0, 0) };
 };
 
 // ---- mask_mod built-ins -------------------------------------------------------------------------
@@ -190,6 +212,10 @@ struct BuiltinScoreMod {
       case Kind::soft_cap: return soft_cap(s, b, h, q, kv);
       default: return s;
     }
+  }
+  template <class T>
+  AISP_HD T grad(T s, int b, int h, int q, int kv) const {
+    return kind == Kind::soft_cap ? soft_cap.grad(s, b, h, q, kv) : T(1);  // the others are additive
   }
 };
 

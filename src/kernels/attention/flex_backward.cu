@@ -1,0 +1,264 @@
+// The precompiled FlexAttention backward entry points (flex_backward.h): argument checks, the
+// workspace layout, the kv-major block mask, and the two launches around the main kernel (the
+// preprocess and the dQ conversion). The main kernels for the run-time built-ins live in
+// flex_backward_{plain,scored}_d{64,128}.cu, one translation unit each.
+#include "kernels/attention/flex_backward.h"
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/cuda/check.h"
+#include "core/error.h"
+#include "kernels/attention/flex_backward_kernel.cuh"
+
+namespace aisp::kernels::flex {
+
+namespace {
+
+int padded_q_len(int q_len) { return (q_len + kBwdBlockQ - 1) / kBwdBlockQ * kBwdBlockQ; }
+
+// Workspace: dQ accumulators (batch, q_heads, q_pad, D) f32, then lse2 and Delta (batch, q_heads,
+// q_pad) f32. Every section is a multiple of 256 bytes (q_pad is a multiple of 64).
+struct WorkspaceLayout {
+  std::size_t dq_floats, row_floats;
+  explicit WorkspaceLayout(const FlexAttentionArgs& a) {
+    const std::size_t rows = std::size_t(a.batch) * std::size_t(a.q_heads) * std::size_t(padded_q_len(a.q_len));
+    dq_floats = rows * std::size_t(a.head_dim);
+    row_floats = rows;
+  }
+  std::size_t bytes() const { return (dq_floats + 2 * row_floats) * sizeof(float); }
+};
+
+// One warp per padded query row: Delta = sum_d dO o O (fp32), lse in base 2 (+inf for a fully
+// masked row and for padding rows: their P is then exp2(t - inf) = 0), the row's dQ zeroed.
+__global__ void backward_preprocess_kernel(const bf16* out, const bf16* dout, const float* lse, float* dq_acc,
+                                           float* lse2, float* delta, int q_len, int q_pad, int head_dim,
+                                           std::int64_t padded_rows) {
+  const std::int64_t row = (blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x) / 32;
+  const int lane = int(threadIdx.x) % 32;
+  if (row >= padded_rows) return;
+  const std::int64_t bh = row / q_pad;
+  const int qi = int(row % q_pad);
+  float d = 0.0f;
+  if (qi < q_len) {
+    const std::int64_t src = (bh * q_len + qi) * head_dim;
+    for (int c = 2 * lane; c < head_dim; c += 64) {
+      const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(out + src + c));
+      const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(dout + src + c));
+      d += o.x * g.x + o.y * g.y;
+    }
+  }
+  for (int o = 16; o > 0; o /= 2) d += __shfl_xor_sync(0xffffffffu, d, o);
+  float4* acc = reinterpret_cast<float4*>(dq_acc + row * head_dim);
+  for (int c = lane; c < head_dim / 4; c += 32) acc[c] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  if (lane == 0) {
+    const float l = qi < q_len ? lse[bh * q_len + qi] : -INFINITY;
+    lse2[row] = l == -INFINITY ? INFINITY : l * detail::kLog2e;
+    delta[row] = d;
+  }
+}
+
+// dq (batch, q_heads, q_len, D) bf16 from the padded fp32 accumulators, two elements per step.
+__global__ void dq_convert_kernel(const float* dq_acc, bf16* dq, int q_len, int q_pad, int head_dim,
+                                  std::int64_t pairs) {
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < pairs;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t e = 2 * i;  // element of dq
+    const int c = int(e % head_dim);
+    const std::int64_t r = e / head_dim;
+    const std::int64_t bh = r / q_len;
+    const int qi = int(r % q_len);
+    const float2 v = *reinterpret_cast<const float2*>(dq_acc + (bh * q_pad + qi) * head_dim + c);
+    *reinterpret_cast<__nv_bfloat162*>(dq + e) = __floats2bfloat162_rn(v.x, v.y);
+  }
+}
+
+// Built for sm_90a and sm_100a only (CMake), and the dQ atomics are float2 (sm_90+): say so
+// rather than fail with "no kernel image". Cached per device.
+void require_backward_gpu() {
+  int device = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  static int checked[64] = {};
+  if (device < 64 && checked[device] == 1) return;
+  int major = 0, minor = 0;
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (!((major == 9 && minor == 0) || (major == 10 && minor == 0)))
+    throw Error("flex_attention_backward: this GPU is sm_" + std::to_string(major * 10 + minor) +
+                "; the kernels are built for sm_90a (H100/H200) and sm_100a (B200) only");
+  if (device < 64) checked[device] = 1;
+}
+
+int grid_for(std::int64_t threads) {
+  const std::int64_t blocks = (threads + 255) / 256;
+  return int(blocks < 16384 ? blocks : 16384);
+}
+
+}  // namespace
+
+std::size_t flex_backward_workspace_bytes(const FlexAttentionArgs& forward) {
+  return WorkspaceLayout(forward).bytes();
+}
+
+void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& bm) {
+  auto fail = [](const std::string& what) { throw Error("flex_attention_backward: " + what); };
+  const FlexAttentionArgs& a = args.forward;
+  if (a.head_dim != 64 && a.head_dim != 128)
+    fail("head_dim " + std::to_string(a.head_dim) + " is not supported (64 or 128)");
+  if (a.batch < 1 || a.q_heads < 1 || a.kv_heads < 1 || a.q_len < 1 || a.kv_len < 1)
+    fail("batch, heads and lengths must be >= 1");
+  if (a.q_heads % a.kv_heads != 0)
+    fail("q_heads (" + std::to_string(a.q_heads) + ") must be a multiple of kv_heads (" +
+         std::to_string(a.kv_heads) + ")");
+  if (a.batch > 65535 || a.kv_heads > 65535) fail("batch and kv_heads must be <= 65535");
+  if (!a.q || !a.k || !a.v || !a.out || !args.dout) fail("q, k, v, out and dout must be set");
+  if (!a.lse) fail("lse must be set: the backward needs the forward's log-sum-exp (FlexAttentionArgs::lse)");
+  if (!args.dq || !args.dk || !args.dv) fail("dq, dk and dv must be set");
+  auto aligned = [](const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15) == 0; };
+  for (const void* p : {static_cast<const void*>(a.q), static_cast<const void*>(a.k), static_cast<const void*>(a.v),
+                        static_cast<const void*>(a.out), static_cast<const void*>(args.dout),
+                        static_cast<const void*>(args.dq), static_cast<const void*>(args.dk),
+                        static_cast<const void*>(args.dv)})
+    if (!aligned(p)) fail("q, k, v, out, dout, dq, dk and dv must be 16-byte aligned");
+  if (!args.workspace || (reinterpret_cast<std::uintptr_t>(args.workspace) & 255) != 0)
+    fail("the workspace must be set and 256-byte aligned (device_alloc gives that)");
+  const std::size_t need = flex_backward_workspace_bytes(a);
+  if (args.workspace_bytes < need)
+    fail("the workspace has " + std::to_string(args.workspace_bytes) + " bytes, this call needs " +
+         std::to_string(need) + " (flex_backward_workspace_bytes)");
+  const BlockMaskShape& s = bm.shape;
+  if (!bm.storage) fail("the backward block mask is empty");
+  if (s.block_q != kBwdBlockQ || s.block_kv != kBwdBlockKv)
+    fail("the block mask must be a backward one (create_backward_block_mask: " + std::to_string(kBwdBlockQ) +
+         " x " + std::to_string(kBwdBlockKv) + " tiles), not the forward's");
+  if (s.q_len != a.q_len || s.kv_len != a.kv_len)
+    fail("the block mask was built for lengths " + std::to_string(s.q_len) + " x " + std::to_string(s.kv_len) +
+         ", the call has " + std::to_string(a.q_len) + " x " + std::to_string(a.kv_len));
+  if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
+    fail("the block mask's batch / heads must be 1 (broadcast) or match the call's (heads = q_heads)");
+  require_backward_gpu();
+}
+
+namespace detail {
+
+BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlockMask& bm) {
+  const FlexAttentionArgs& a = args.forward;
+  const WorkspaceLayout layout(a);
+  float* ws = static_cast<float*>(args.workspace);
+  BwdParams p{};
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.dout = args.dout;
+  p.dk = args.dk;
+  p.dv = args.dv;
+  p.dq_acc = ws;
+  p.lse2 = ws + layout.dq_floats;
+  p.delta = ws + layout.dq_floats + layout.row_floats;
+  p.q_heads = a.q_heads;
+  p.kv_heads = a.kv_heads;
+  p.group = a.q_heads / a.kv_heads;
+  p.q_len = a.q_len;
+  p.kv_len = a.kv_len;
+  p.q_pad = padded_q_len(a.q_len);
+  p.scale = a.scale != 0.0f ? a.scale : float(1.0 / std::sqrt(double(a.head_dim)));
+  p.scale_log2 = p.scale * kLog2e;
+  p.full_count = bm.full_count();
+  p.partial_count = bm.partial_count();
+  p.full_index = bm.full_index();
+  p.partial_index = bm.partial_index();
+  p.mask_batch = bm.shape.batch;
+  p.mask_heads = bm.shape.heads;
+  p.num_q_blocks = bm.shape.num_q_blocks();
+  p.num_kv_blocks = bm.shape.num_kv_blocks();
+  return p;
+}
+
+void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
+  const FlexAttentionArgs& a = args.forward;
+  const std::int64_t rows = std::int64_t(a.batch) * a.q_heads * p.q_pad;
+  backward_preprocess_kernel<<<unsigned((rows * 32 + 255) / 256), 256, 0, stream>>>(
+      a.out, args.dout, a.lse, p.dq_acc, const_cast<float*>(p.lse2), const_cast<float*>(p.delta), a.q_len,
+      p.q_pad, a.head_dim, rows);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+void launch_dq_convert(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
+  const FlexAttentionArgs& a = args.forward;
+  const std::int64_t pairs = std::int64_t(a.batch) * a.q_heads * a.q_len * a.head_dim / 2;
+  dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, args.dq, a.q_len, p.q_pad, a.head_dim, pairs);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detail
+
+BackwardBlockMask allocate_backward_block_mask(int batch, int heads, int q_len, int kv_len) {
+  if (batch < 1 || heads < 1 || q_len < 1 || kv_len < 1)
+    throw Error("create_backward_block_mask: batch, heads and lengths must be >= 1");
+  BackwardBlockMask bm;
+  bm.shape.batch = batch;
+  bm.shape.heads = heads;
+  bm.shape.q_len = q_len;
+  bm.shape.kv_len = kv_len;
+  bm.shape.block_q = kBwdBlockQ;
+  bm.shape.block_kv = kBwdBlockKv;
+  bm.storage = aisp::cuda::device_alloc(std::size_t(2 * bm.rows() + 2 * bm.tiles()) * sizeof(std::int32_t));
+  return bm;
+}
+
+HostBlockMask BackwardBlockMask::download(cudaStream_t stream) const {
+  HostBlockMask h;
+  h.shape = shape;
+  auto copy = [&](std::vector<std::int32_t>& dst, const std::int32_t* src, std::int64_t n) {
+    dst.resize(std::size_t(n));
+    if (n > 0)
+      AISP_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, std::size_t(n) * sizeof(std::int32_t),
+                                      cudaMemcpyDeviceToHost, stream));
+  };
+  copy(h.full_count, full_count(), rows());
+  copy(h.partial_count, partial_count(), rows());
+  copy(h.full_index, full_index(), tiles());
+  copy(h.partial_index, partial_index(), tiles());
+  AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return h;
+}
+
+BackwardBlockMask create_backward_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len,
+                                             int kv_len, cudaStream_t stream) {
+  return create_backward_block_mask<BuiltinMask>(mask, batch, heads, q_len, kv_len, stream);
+}
+
+namespace detail {
+// flex_backward_{plain,scored}_d{64,128}.cu
+void backward_builtin_plain_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&, cudaStream_t);
+void backward_builtin_plain_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&, cudaStream_t);
+void backward_builtin_scored_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                 const BuiltinMask&, cudaStream_t);
+void backward_builtin_scored_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                  const BuiltinMask&, cudaStream_t);
+}  // namespace detail
+
+void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod& score_mod,
+                             const BuiltinMask& mask_mod, const BackwardBlockMask& block_mask,
+                             cudaStream_t stream) {
+  check_backward_args(args, block_mask);
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask);
+  // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
+  const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
+  if (args.forward.head_dim == 64) {
+    if (plain)
+      detail::backward_builtin_plain_d64(args, p, mask_mod, stream);
+    else
+      detail::backward_builtin_scored_d64(args, p, score_mod, mask_mod, stream);
+  } else {
+    if (plain)
+      detail::backward_builtin_plain_d128(args, p, mask_mod, stream);
+    else
+      detail::backward_builtin_scored_d128(args, p, score_mod, mask_mod, stream);
+  }
+}
+
+}  // namespace aisp::kernels::flex

@@ -1,0 +1,97 @@
+// FlexAttention backward on the GPU (README.md, "Backward"): dQ, dK, dV of the forward in
+// flex_attention.h, with the same score_mod / mask_mod and a block mask that visits only non-empty
+// tiles.
+//
+// Given the forward's inputs q, k, v, its output `out` and log-sum-exp `lse`, and the output
+// gradient dout (layouts of flex_attention.h), with P = exp(score_mod(scale q.k) - lse) on kept
+// elements and 0 elsewhere:
+//   dV    = P^T dO                                       summed over the q heads of a GQA group
+//   dP    = dO V^T
+//   Delta = rowsum(dO o O)                               (the softmax backward's row term)
+//   dS    = P o (dP - Delta) o score_mod'(scale q.k)     (d score'/d score: the mod's grad())
+//   dQ    = scale dS K,   dK = scale dS^T Q              dK summed over the group like dV
+// dq like q, dk / dv like k / v, all bf16; fp32 accumulation. A query row with lse = -inf (fully
+// masked in the forward) contributes nothing and gets dQ = 0.
+//
+// The kernels walk kv-major: one CTA per (b, kv head, 128-key block) keeps dK and dV in registers
+// and visits the 64-query blocks that see its keys, so they need the transposed (kv-major) block
+// lists: create_backward_block_mask builds them on the GPU from the same mask_mod. dQ is
+// accumulated with fp32 atomics in the workspace and converted at the end (nondeterministic
+// summation order: bitwise results may differ between runs, within fp32 rounding).
+//
+// Two ways in, as for the forward: this header (the run-time built-ins, callable from .cc files) and
+// flex_backward_kernel.cuh (templates over any functor that has grad()).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/cuda/device_memory.h"
+#include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_block_mask.h"
+#include "kernels/attention/flex_mods.h"
+
+namespace aisp::kernels::flex {
+
+// The backward's tile: 64 queries x 128 keys (a CTA owns 128 keys; 8 warps x 16 rows).
+inline constexpr int kBwdBlockQ = 64;
+inline constexpr int kBwdBlockKv = 128;
+
+struct FlexBackwardArgs {
+  // The forward's arguments: q, k, v, shapes and scale as given to flex_attention; `out` and `lse`
+  // are read here (lse is required). `kernel` is ignored.
+  FlexAttentionArgs forward;
+  const bf16* dout = nullptr;  // like out
+  bf16* dq = nullptr;          // like q
+  bf16* dk = nullptr;          // like k
+  bf16* dv = nullptr;          // like v
+  // Scratch of at least flex_backward_workspace_bytes(forward): dQ in fp32, lse and Delta rows.
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+};
+
+// Bytes of workspace a backward call with these forward arguments needs.
+std::size_t flex_backward_workspace_bytes(const FlexAttentionArgs& forward);
+
+// The kv-major block lists: for every (b, h, kv-block of kBwdBlockKv) the q-blocks (of kBwdBlockQ)
+// whose tile with it is full / partial, ascending. Same storage scheme as BlockMask with the roles
+// of q and kv swapped: int32 counts (batch, heads, nkv) then indices (batch, heads, nkv, nq), full
+// lists before partial ones. batch / heads 1 broadcast. Move-only; owns its memory.
+class BackwardBlockMask {
+ public:
+  BlockMaskShape shape;  // block_q = kBwdBlockQ, block_kv = kBwdBlockKv
+  aisp::cuda::DeviceMemory storage;
+
+  std::int64_t rows() const { return std::int64_t(shape.batch) * shape.heads * shape.num_kv_blocks(); }
+  std::int64_t tiles() const { return rows() * shape.num_q_blocks(); }
+  const std::int32_t* full_count() const { return base(); }
+  const std::int32_t* partial_count() const { return base() + rows(); }
+  const std::int32_t* full_index() const { return base() + 2 * rows(); }
+  const std::int32_t* partial_index() const { return base() + 2 * rows() + tiles(); }
+  std::int32_t* mutable_base() const { return static_cast<std::int32_t*>(storage.get()); }
+
+  // The lists on the host (synchronizes `stream`), as a HostBlockMask whose "rows" are kv blocks:
+  // full_count[(b * heads + h) * nkv + kb], full_index[row * nq + i] = a q-block. For tests.
+  HostBlockMask download(cudaStream_t stream) const;
+
+ private:
+  const std::int32_t* base() const { return static_cast<const std::int32_t*>(storage.get()); }
+};
+
+BackwardBlockMask allocate_backward_block_mask(int batch, int heads, int q_len, int kv_len);
+
+// Evaluates `mask` over every in-range element on the GPU (one CTA per (b, h, kv-block)).
+BackwardBlockMask create_backward_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len,
+                                             int kv_len, cudaStream_t stream);
+
+// The fused backward with the built-ins chosen at run time. Asynchronous on `stream`.
+void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod& score_mod,
+                             const BuiltinMask& mask_mod, const BackwardBlockMask& block_mask,
+                             cudaStream_t stream);
+
+// Shapes, pointers, alignment, workspace size, the block mask against the call; raises aisp::Error.
+void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& block_mask);
+
+}  // namespace aisp::kernels::flex

@@ -1,0 +1,13 @@
+// Precompiled backward kernel for head dim 128 without a score_mod (NoScoreMod: the scale folded into
+// the exp2 factor), BuiltinMask: one translation unit per (score family, head dim) so the kernels
+// compile in parallel.
+#include "kernels/attention/flex_backward_kernel.cuh"
+
+namespace aisp::kernels::flex::detail {
+
+void backward_builtin_plain_d128(const FlexBackwardArgs& a, const BwdParams& p, const BuiltinMask& mask_mod,
+                                cudaStream_t stream) {
+  launch_backward<128>(a, p, NoScoreMod{}, mask_mod, stream);
+}
+
+}  // namespace aisp::kernels::flex::detail

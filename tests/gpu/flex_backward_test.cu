@@ -1,0 +1,544 @@
+// FlexAttention backward (src/kernels/attention/flex_backward*) against the float64 GPU reference
+// on small awkward shapes: every built-in score_mod and mask_mod, random element and block-sparse
+// masks, fully masked rows (dQ exactly 0), lengths that are not multiples of the tiles,
+// q_len != kv_len, GQA and MQA, head dims 64 and 128, the template API with typed and composed
+// mods, the kv-major block mask against the host classification, and bad arguments. The float64
+// reference itself is checked against central finite differences of a float64 CPU forward.
+//
+// Each case runs the fused forward (out, lse), then the fused backward and the reference on the
+// same q, k, v, out, lse, dout: the comparison measures the backward's own error.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ch14_example_test_util.h"
+#include "core/error.h"
+#include "core/gpu.h"
+#include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_backward.h"
+#include "kernels/attention/flex_backward_eager.h"
+#include "kernels/attention/flex_backward_kernel.cuh"
+
+namespace aisp::test {
+namespace {
+
+namespace flex = aisp::kernels::flex;
+using harness::Tolerance;
+
+struct Shape {
+  int batch = 2, q_heads = 4, kv_heads = 2, q_len = 300, kv_len = 333, head_dim = 128;
+  std::int64_t q_elems() const { return std::int64_t(batch) * q_heads * q_len * head_dim; }
+  std::int64_t kv_elems() const { return std::int64_t(batch) * kv_heads * kv_len * head_dim; }
+  std::int64_t q_rows() const { return std::int64_t(batch) * q_heads * q_len; }
+};
+
+// ---- Mods with their captured tensors on the device (the reference runs on the GPU too) --------
+
+enum class ScoreKind { none, alibi, relative_bias, soft_cap };
+enum class MaskKind {
+  none, causal, sliding_window, sliding_causal, prefix_lm, document, document_causal, block_sparse,
+  element
+};
+const char* name_of(ScoreKind k) {
+  const char* n[] = {"none", "alibi", "relative_bias", "soft_cap"};
+  return n[int(k)];
+}
+const char* name_of(MaskKind k) {
+  const char* n[] = {"none", "causal", "sliding_window", "sliding_causal", "prefix_lm",
+                     "document", "document_causal", "block_sparse", "element"};
+  return n[int(k)];
+}
+
+struct Mods {
+  flex::BuiltinScoreMod score;
+  flex::BuiltinMask mask;
+  bool uses_batch = false, uses_heads = false;
+  std::vector<std::unique_ptr<DeviceTensor>> owned;
+
+  template <class T>
+  const T* own(DType dtype, const std::vector<T>& host) {
+    owned.push_back(std::make_unique<DeviceTensor>(dtype, std::vector<std::int64_t>{std::int64_t(host.size())}));
+    owned.back()->upload(host);
+    return owned.back()->data<const T>();
+  }
+};
+
+void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t seed) {
+  switch (sk) {
+    case ScoreKind::none: break;
+    case ScoreKind::alibi: {
+      std::vector<float> slopes;
+      for (int h = 0; h < s.q_heads; ++h) slopes.push_back(flex::alibi_slope(h, s.q_heads));
+      m.score = flex::score_alibi(m.own(DType::f32, slopes));
+      break;
+    }
+    case ScoreKind::relative_bias: {
+      const int maxd = 37;
+      m.score = flex::score_relative_bias(
+          m.own(DType::f32, normal_f32(seed + 10, std::int64_t(s.q_heads) * (2 * maxd + 1))), maxd);
+      break;
+    }
+    case ScoreKind::soft_cap: m.score = flex::score_soft_cap(1.5f); break;  // scores ~N(0, 1): the cap bites
+  }
+  switch (mk) {
+    case MaskKind::none: break;
+    case MaskKind::causal: m.mask = flex::mask_causal(); break;
+    case MaskKind::sliding_window: m.mask = flex::mask_sliding_window(70); break;
+    case MaskKind::sliding_causal: m.mask = flex::mask_sliding_causal(90); break;
+    case MaskKind::prefix_lm: m.mask = flex::mask_prefix_lm(77); break;
+    case MaskKind::document:
+    case MaskKind::document_causal: {
+      // Jagged documents of 1..150 tokens, different per batch.
+      const std::vector<std::int32_t> lens = uniform_int_i32(seed + 20, 4096, 150);
+      std::vector<std::int32_t> doc;
+      std::size_t li = 0;
+      for (int b = 0; b < s.batch; ++b) {
+        int id = 0, left = 0;
+        for (int t = 0; t < s.q_len; ++t) {
+          if (left == 0) {
+            left = 1 + lens[li++];
+            ++id;
+          }
+          doc.push_back(id);
+          --left;
+        }
+      }
+      m.mask = flex::mask_document(m.own(DType::i32, doc), s.q_len, mk == MaskKind::document_causal);
+      m.uses_batch = true;
+      break;
+    }
+    case MaskKind::block_sparse: {
+      // Random 128 x 64 tiles kept with p = 0.5 (the forward's tile: in the backward's 64 x 128
+      // tiles they fall as full, partial or empty); q-block 1 keeps none: fully masked rows.
+      const int nq = (s.q_len + 127) / 128, nkv = (s.kv_len + 63) / 64;
+      std::vector<std::uint8_t> keep = bernoulli_u8(seed + 30, std::int64_t(nq) * nkv, 0.5);
+      for (int kb = 0; kb < nkv && nq > 1; ++kb) keep[std::size_t(nkv + kb)] = 0;
+      m.mask = flex::mask_block_sparse(m.own(DType::u8, keep), nkv, 128, 64);
+      break;
+    }
+    case MaskKind::element: {
+      // Random elements kept with p = 0.3 per (b, h); query rows 5 and q_len - 1 keep nothing.
+      std::vector<std::uint8_t> bits = bernoulli_u8(seed + 40, s.q_rows() * s.kv_len, 0.3);
+      for (std::int64_t bh = 0; bh < std::int64_t(s.batch) * s.q_heads; ++bh)
+        for (int kv = 0; kv < s.kv_len; ++kv) {
+          bits[std::size_t((bh * s.q_len + 5) * s.kv_len + kv)] = 0;
+          bits[std::size_t((bh * s.q_len + s.q_len - 1) * s.kv_len + kv)] = 0;
+        }
+      m.mask = flex::mask_element(m.own(DType::u8, bits), s.q_heads, s.q_len, s.kv_len);
+      m.uses_batch = m.uses_heads = true;
+      break;
+    }
+  }
+}
+
+// ---- One problem on the device ------------------------------------------------------------------
+
+struct Problem {
+  Shape s;
+  DeviceTensor q, k, v, dout, out, lse, dq, dk, dv, workspace, ref_dq, ref_dk, ref_dv, bound_dq, bound_dk, bound_dv;
+  Problem(const Shape& shape, std::uint64_t seed)
+      : s(shape),
+        q(DType::bf16, {shape.q_elems()}),
+        k(DType::bf16, {shape.kv_elems()}),
+        v(DType::bf16, {shape.kv_elems()}),
+        dout(DType::bf16, {shape.q_elems()}),
+        out(DType::bf16, {shape.q_elems()}),
+        lse(DType::f32, {shape.q_rows()}),
+        dq(DType::bf16, {shape.q_elems()}),
+        dk(DType::bf16, {shape.kv_elems()}),
+        dv(DType::bf16, {shape.kv_elems()}),
+        workspace(DType::u8, {std::int64_t(flex::flex_backward_workspace_bytes(forward_args_of(shape)))}),
+        ref_dq(DType::f64, {shape.q_elems()}),
+        ref_dk(DType::f64, {shape.kv_elems()}),
+        ref_dv(DType::f64, {shape.kv_elems()}),
+        bound_dq(DType::f64, {shape.q_elems()}),
+        bound_dk(DType::f64, {shape.kv_elems()}),
+        bound_dv(DType::f64, {shape.kv_elems()}) {
+    q.upload(normal_bf16_bits(seed, shape.q_elems()));
+    k.upload(normal_bf16_bits(seed + 1, shape.kv_elems()));
+    v.upload(normal_bf16_bits(seed + 2, shape.kv_elems()));
+    dout.upload(normal_bf16_bits(seed + 3, shape.q_elems()));
+    for (DeviceTensor* t : {&out, &lse, &dq, &dk, &dv, &workspace}) t->poison();
+  }
+  static flex::FlexAttentionArgs forward_args_of(const Shape& s) {
+    flex::FlexAttentionArgs a;
+    a.batch = s.batch;
+    a.q_heads = s.q_heads;
+    a.kv_heads = s.kv_heads;
+    a.q_len = s.q_len;
+    a.kv_len = s.kv_len;
+    a.head_dim = s.head_dim;
+    return a;
+  }
+  flex::FlexBackwardArgs args() const {
+    flex::FlexBackwardArgs a;
+    a.forward = forward_args_of(s);
+    a.forward.q = q.data<const flex::bf16>();
+    a.forward.k = k.data<const flex::bf16>();
+    a.forward.v = v.data<const flex::bf16>();
+    a.forward.out = out.data<flex::bf16>();
+    a.forward.lse = lse.data<float>();
+    a.dout = dout.data<const flex::bf16>();
+    a.dq = dq.data<flex::bf16>();
+    a.dk = dk.data<flex::bf16>();
+    a.dv = dv.data<flex::bf16>();
+    a.workspace = workspace.data<void>();
+    a.workspace_bytes = workspace.tensor().bytes();
+    return a;
+  }
+  // The fused forward (out, lse) with the same mods: the backward's inputs.
+  void forward(const Mods& m, cudaStream_t stream) {
+    const flex::BlockMask bm = flex::create_block_mask(m.mask, m.uses_batch ? s.batch : 1,
+                                                       m.uses_heads ? s.q_heads : 1, s.q_len, s.kv_len, stream);
+    flex::flex_attention(args().forward, m.score, m.mask, bm, stream);
+    AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  flex::BackwardBlockMask backward_mask(const Mods& m, cudaStream_t stream) const {
+    return flex::create_backward_block_mask(m.mask, m.uses_batch ? s.batch : 1, m.uses_heads ? s.q_heads : 1,
+                                            s.q_len, s.kv_len, stream);
+  }
+  // The float64 gradients and their rounding-error budgets.
+  void reference(const Mods& m, cudaStream_t stream) {
+    const flex::BackwardErrorBounds bounds{bound_dq.data<double>(), bound_dk.data<double>(), bound_dv.data<double>()};
+    flex::flex_attention_backward_reference(args(), m.score, m.mask, ref_dq.data<double>(), ref_dk.data<double>(),
+                                            ref_dv.data<double>(), stream, &bounds);
+    AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  void expect_close(const std::string& what) const;
+};
+
+// Gradients in bf16 against float64, element by element within the rounding-error budget the
+// reference computes (flex_backward_eager.h: one bf16 rounding of P or dS per term, 2^-8 each, the
+// worst case or a 6-sigma bound, plus the fp32 slack of dP - Delta), plus the final rounding to bf16
+// (2^-8 |ref|), all times 2. An element with no term (masked) therefore has to be exactly 0. On an
+// H200 the largest error over every case here is at most 0.76 of this allowance (README, "Backward").
+// On top, the relative L2 error: measured 2.2e-3 to 2.5e-3 for every case (mostly the final bf16
+// rounding), bounded at 1e-2.
+double expect_grad_close(const DeviceTensor& got_bf16, const DeviceTensor& ref_f64, const DeviceTensor& bound_f64,
+                         const std::string& what) {
+  const std::vector<double> got = bf16_bits_to_double(got_bf16.download<std::uint16_t>());
+  const std::vector<double> ref = ref_f64.download<double>();
+  const std::vector<double> bound = bound_f64.download<double>();
+  double sq_ref = 0, sq_diff = 0, worst_ratio = 0;
+  std::int64_t bad = 0;
+  std::ostringstream first;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double err = std::fabs(got[i] - ref[i]);
+    const double allowed = 2.0 * (bound[i] + std::ldexp(std::fabs(ref[i]), -8));
+    sq_ref += ref[i] * ref[i];
+    if (std::isfinite(got[i])) sq_diff += err * err;
+    if (allowed > 0) worst_ratio = std::max(worst_ratio, err / allowed);
+    if (!std::isfinite(got[i]) || err > allowed) {
+      if (bad++ < 6) first << "\n  [" << i << "] got " << got[i] << " ref " << ref[i] << " allowed " << allowed;
+    }
+  }
+  const double rel_l2 = sq_ref > 0 ? std::sqrt(sq_diff / sq_ref) : 0;
+  EXPECT_GT(sq_ref, 0.0) << what << ": the reference gradient is all zeros (a test that cannot fail)";
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << ref.size() << " elements outside the rounding budget"
+                    << first.str();
+  EXPECT_LE(rel_l2, 1e-2) << what << ": relative L2 error";
+  std::printf("[measured] %-48s rel L2 %.3e  worst err/allowed %.3f\n", what.c_str(), rel_l2, worst_ratio);
+  return rel_l2;
+}
+
+void Problem::expect_close(const std::string& what) const {
+  expect_grad_close(dq, ref_dq, bound_dq, what + " dq");
+  expect_grad_close(dk, ref_dk, bound_dk, what + " dk");
+  expect_grad_close(dv, ref_dv, bound_dv, what + " dv");
+}
+
+void expect_backward_matches(Problem& pb, const Mods& m, const flex::BackwardBlockMask& bm, cudaStream_t stream,
+                             const std::string& what) {
+  flex::flex_attention_backward(pb.args(), m.score, m.mask, bm, stream);
+  AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  pb.reference(m, stream);
+  pb.expect_close(what);
+}
+
+// Rows the forward masked completely (lse = -inf) have dQ exactly 0; returns how many there were.
+int expect_masked_rows_have_zero_dq(const Problem& pb) {
+  const std::vector<float> lse = pb.lse.download<float>();
+  const std::vector<double> dq = bf16_bits_to_double(pb.dq.download<std::uint16_t>());
+  int masked = 0;
+  for (std::size_t r = 0; r < lse.size(); ++r) {
+    if (!(std::isinf(lse[r]) && lse[r] < 0)) continue;
+    ++masked;
+    for (int d = 0; d < pb.s.head_dim; ++d)
+      if (dq[r * std::size_t(pb.s.head_dim) + std::size_t(d)] != 0.0) {
+        ADD_FAILURE() << "fully masked row " << r << " has dq[" << d << "] = "
+                      << dq[r * std::size_t(pb.s.head_dim) + std::size_t(d)] << ", not 0";
+        break;
+      }
+  }
+  return masked;
+}
+
+// ---- Every built-in ---------------------------------------------------------------------------
+
+struct Case {
+  ScoreKind score;
+  MaskKind mask;
+};
+
+class FlexBackwardBuiltins : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FlexBackwardBuiltins, MatchFloat64ReferenceForBothHeadDims) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const Case c = GetParam();
+  for (int head_dim : {64, 128}) {
+    Shape s;
+    s.head_dim = head_dim;
+    // Odd lengths (not multiples of 64 or 128), GQA 4:2; the document masks need q_len == kv_len.
+    s.kv_len = (c.mask == MaskKind::document || c.mask == MaskKind::document_causal) ? 300 : 333;
+    const std::uint64_t seed = 2000 + 17 * int(c.score) + 101 * int(c.mask) + head_dim;
+    Mods mods;
+    make_mods(mods, s, c.score, c.mask, seed);
+    TestStream stream;
+    Problem pb(s, seed);
+    pb.forward(mods, stream.get());
+    const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
+    expect_backward_matches(pb, mods, bm, stream.get(),
+                            std::string(name_of(c.score)) + "+" + name_of(c.mask) + " D=" + std::to_string(head_dim));
+    const int masked = expect_masked_rows_have_zero_dq(pb);
+    if (c.mask == MaskKind::element || c.mask == MaskKind::block_sparse)
+      EXPECT_GT(masked, 0) << "the case was built with fully masked rows";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    FlexBackwardEveryMod, FlexBackwardBuiltins,
+    ::testing::Values(Case{ScoreKind::none, MaskKind::none}, Case{ScoreKind::none, MaskKind::causal},
+                      Case{ScoreKind::none, MaskKind::sliding_window},
+                      Case{ScoreKind::none, MaskKind::sliding_causal},
+                      Case{ScoreKind::none, MaskKind::prefix_lm}, Case{ScoreKind::none, MaskKind::document},
+                      Case{ScoreKind::none, MaskKind::document_causal},
+                      Case{ScoreKind::none, MaskKind::block_sparse},
+                      Case{ScoreKind::none, MaskKind::element}, Case{ScoreKind::alibi, MaskKind::causal},
+                      Case{ScoreKind::alibi, MaskKind::document},
+                      Case{ScoreKind::relative_bias, MaskKind::none},
+                      Case{ScoreKind::relative_bias, MaskKind::causal},
+                      Case{ScoreKind::soft_cap, MaskKind::none},
+                      Case{ScoreKind::soft_cap, MaskKind::sliding_causal},
+                      Case{ScoreKind::soft_cap, MaskKind::element}),
+    [](const ::testing::TestParamInfo<Case>& info) {
+      return std::string(name_of(info.param.score)) + "_" + name_of(info.param.mask);
+    });
+
+// MQA (one kv head for 3 q heads) with q_len < kv_len, GQA 8:2 with q_len > kv_len (one ragged kv
+// block), with and without masks.
+TEST(FlexBackward, MqaGqaAndUnequalLengths) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (int head_dim : {64, 128}) {
+    const Shape shapes[] = {{1, 3, 1, 37, 201, head_dim}, {2, 8, 2, 333, 65, head_dim}};
+    for (const Shape& s : shapes) {
+      for (MaskKind mk : {MaskKind::none, MaskKind::causal, MaskKind::prefix_lm}) {
+        Mods mods;
+        make_mods(mods, s, ScoreKind::none, mk, 77);
+        TestStream stream;
+        Problem pb(s, 77 + head_dim + s.q_len);
+        pb.forward(mods, stream.get());
+        const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
+        expect_backward_matches(pb, mods, bm, stream.get(),
+                                "B" + std::to_string(s.batch) + " H" + std::to_string(s.q_heads) + "/" +
+                                    std::to_string(s.kv_heads) + " " + std::to_string(s.q_len) + "x" +
+                                    std::to_string(s.kv_len) + " " + name_of(mk) + " D=" + std::to_string(head_dim));
+        expect_masked_rows_have_zero_dq(pb);
+      }
+    }
+  }
+}
+
+// The template API: typed functors fused at compile time (SoftCap, and_masks(Causal, SlidingWindow)),
+// against the reference with the equivalent run-time built-ins (soft-cap, sliding causal).
+TEST(FlexBackward, TypedAndComposedModsThroughTheTemplateApi) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  static_assert(flex::ScoreModHasGrad<flex::SoftCap> && flex::ScoreModHasGrad<flex::BuiltinScoreMod>);
+  for (int head_dim : {64, 128}) {
+    const Shape s{2, 4, 2, 257, 300, head_dim};
+    Mods builtin;
+    builtin.score = flex::score_soft_cap(1.5f);
+    builtin.mask = flex::mask_sliding_causal(90);
+    const auto typed_mask = flex::and_masks(flex::Causal{}, flex::SlidingWindow{90});
+    TestStream stream;
+    Problem pb(s, 555 + head_dim);
+    pb.forward(builtin, stream.get());
+    const flex::BackwardBlockMask bm = flex::create_backward_block_mask(typed_mask, 1, 1, s.q_len, s.kv_len, stream.get());
+    flex::flex_attention_backward(pb.args(), flex::SoftCap{1.5f}, typed_mask, bm, stream.get());
+    AISP_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+    pb.reference(builtin, stream.get());
+    pb.expect_close("typed soft_cap+causal&window D=" + std::to_string(head_dim));
+  }
+}
+
+// A score_mod without grad() is refused at compile time by flex_attention_backward (static_assert
+// on this trait); the forward takes it.
+struct NoGradTemperature {
+  static constexpr bool kIdentity = false;
+  template <class T>
+  AISP_HD T operator()(T s, int, int, int, int) const {
+    return s * T(2);
+  }
+};
+static_assert(!flex::ScoreModHasGrad<NoGradTemperature> && !NoGradTemperature::kIdentity,
+              "a mod without grad() must be detected");
+
+// create_backward_block_mask on the GPU builds the kv-major lists of the host classification.
+TEST(FlexBackward, GpuBackwardBlockMaskEqualsHostClassification) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  TestStream stream;
+  const int q_len = 1000, kv_len = 777;
+  const std::vector<flex::BuiltinMask> masks = {flex::mask_none(), flex::mask_causal(), flex::mask_sliding_window(100),
+                                                flex::mask_sliding_causal(256), flex::mask_prefix_lm(300)};
+  for (const flex::BuiltinMask& m : masks) {
+    const flex::BackwardBlockMask bm = flex::create_backward_block_mask(m, 1, 1, q_len, kv_len, stream.get());
+    const flex::HostBlockMask got = bm.download(stream.get());
+    const flex::BlockMaskShape& shape = bm.shape;
+    ASSERT_EQ(shape.block_q, flex::kBwdBlockQ);
+    ASSERT_EQ(shape.block_kv, flex::kBwdBlockKv);
+    const int nq = shape.num_q_blocks(), nkv = shape.num_kv_blocks();
+    std::int64_t visited = 0;
+    for (int kb = 0; kb < nkv; ++kb) {
+      std::vector<std::int32_t> full, partial;
+      for (int qb = 0; qb < nq; ++qb) {
+        const flex::BlockKind kind = flex::classify_tile(m, shape, 0, 0, qb, kb);
+        if (kind == flex::BlockKind::full) full.push_back(qb);
+        if (kind == flex::BlockKind::partial) partial.push_back(qb);
+      }
+      ASSERT_EQ(got.full_count[std::size_t(kb)], int(full.size())) << int(m.kind) << " kv block " << kb;
+      ASSERT_EQ(got.partial_count[std::size_t(kb)], int(partial.size())) << int(m.kind) << " kv block " << kb;
+      for (std::size_t i = 0; i < full.size(); ++i)
+        EXPECT_EQ(got.full_index[std::size_t(kb) * nq + i], full[i]);
+      for (std::size_t i = 0; i < partial.size(); ++i)
+        EXPECT_EQ(got.partial_index[std::size_t(kb) * nq + i], partial[i]);
+      visited += std::int64_t(full.size() + partial.size());
+    }
+    EXPECT_GT(visited, 0);
+  }
+}
+
+TEST(FlexBackward, BadArgumentsAreRefusedWithTheReason) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const Shape s{1, 2, 2, 100, 100, 128};
+  Problem pb(s, 9);
+  TestStream stream;
+  const flex::BackwardBlockMask bm = flex::create_backward_block_mask(flex::mask_causal(), 1, 1, 100, 100, stream.get());
+  auto call = [&](const flex::FlexBackwardArgs& a) {
+    flex::flex_attention_backward(a, flex::score_none(), flex::mask_causal(), bm, stream.get());
+  };
+  flex::FlexBackwardArgs a = pb.args();
+  a.forward.lse = nullptr;  // the backward needs the forward's lse
+  EXPECT_THROW(call(a), aisp::Error);
+  a = pb.args();
+  a.workspace_bytes = 1024;  // too small
+  EXPECT_THROW(call(a), aisp::Error);
+  a = pb.args();
+  a.forward.kv_len = 120;  // the block mask was built for 100
+  EXPECT_THROW(call(a), aisp::Error);
+  a = pb.args();
+  a.forward.head_dim = 96;
+  EXPECT_THROW(call(a), aisp::Error);
+  a = pb.args();
+  a.dk = nullptr;
+  EXPECT_THROW(call(a), aisp::Error);
+}
+
+// ---- The reference against finite differences --------------------------------------------------
+
+// The forward in float64 on the host: out = softmax(mask(score_mod(scale q k^T))) v for one
+// (q_heads, kv_heads) problem with batch 1.
+std::vector<double> forward_f64(const Shape& s, const std::vector<double>& q, const std::vector<double>& k,
+                                const std::vector<double>& v, const flex::BuiltinScoreMod& mod,
+                                const flex::BuiltinMask& mask, std::vector<double>* lse) {
+  const int D = s.head_dim, group = s.q_heads / s.kv_heads;
+  const double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> out(std::size_t(s.q_elems()), 0.0), p(std::size_t(s.kv_len));
+  if (lse) lse->assign(std::size_t(s.q_rows()), 0.0);
+  for (int h = 0; h < s.q_heads; ++h)
+    for (int i = 0; i < s.q_len; ++i) {
+      const std::size_t row = std::size_t(h) * s.q_len + i;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int j = 0; j < s.kv_len; ++j) {
+        double dot = 0;
+        for (int d = 0; d < D; ++d) dot += q[row * D + d] * k[(std::size_t(h / group) * s.kv_len + j) * D + d];
+        const double t = mask(0, h, i, j) ? mod(dot * scale, 0, h, i, j) : -std::numeric_limits<double>::infinity();
+        p[std::size_t(j)] = t;
+        mx = std::max(mx, t);
+      }
+      if (mx == -std::numeric_limits<double>::infinity()) {
+        if (lse) (*lse)[row] = mx;
+        continue;
+      }
+      double sum = 0;
+      for (int j = 0; j < s.kv_len; ++j) sum += (p[std::size_t(j)] = std::exp(p[std::size_t(j)] - mx));
+      if (lse) (*lse)[row] = mx + std::log(sum);
+      for (int j = 0; j < s.kv_len; ++j)
+        for (int d = 0; d < D; ++d)
+          out[row * D + d] += p[std::size_t(j)] / sum * v[(std::size_t(h / group) * s.kv_len + j) * D + d];
+    }
+  return out;
+}
+
+// L = sum(dO o out): the reference's dq, dk, dv must be dL/dq, dL/dk, dL/dv. Soft-cap (a
+// non-trivial derivative) with a causal mask, GQA 2:1, head dim 32 (the reference allows it).
+TEST(FlexBackward, ReferenceIsTheGradientByFiniteDifferences) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const Shape s{1, 2, 1, 7, 9, 32};
+  const flex::BuiltinScoreMod mod = flex::score_soft_cap(1.5f);
+  const flex::BuiltinMask mask = flex::mask_causal();
+  Problem pb(s, 4242);
+  std::vector<double> q = bf16_bits_to_double(pb.q.download<std::uint16_t>());
+  std::vector<double> k = bf16_bits_to_double(pb.k.download<std::uint16_t>());
+  std::vector<double> v = bf16_bits_to_double(pb.v.download<std::uint16_t>());
+  const std::vector<double> dout = bf16_bits_to_double(pb.dout.download<std::uint16_t>());
+  // The reference's out and lse inputs: the float64 forward, rounded to bf16 / f32.
+  std::vector<double> lse;
+  const std::vector<double> out = forward_f64(s, q, k, v, mod, mask, &lse);
+  std::vector<std::uint16_t> out_bits;
+  for (double o : out) out_bits.push_back(float_to_bf16_bits(float(o)));
+  std::vector<float> lse_f(lse.begin(), lse.end());
+  pb.out.upload(out_bits);
+  pb.lse.upload(lse_f);
+  TestStream stream;
+  Mods m;
+  m.score = mod;
+  m.mask = mask;
+  pb.reference(m, stream.get());
+  auto loss = [&] {
+    const std::vector<double> o = forward_f64(s, q, k, v, mod, mask, nullptr);
+    double l = 0;
+    for (std::size_t i = 0; i < o.size(); ++i) l += dout[i] * o[i];
+    return l;
+  };
+  auto check = [&](std::vector<double>& x, const DeviceTensor& ref, const char* what) {
+    const std::vector<double> analytic = ref.download<double>();
+    std::vector<double> numeric(x.size());
+    const double eps = 1e-5;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double keep = x[i];
+      x[i] = keep + eps;
+      const double up = loss();
+      x[i] = keep - eps;
+      const double down = loss();
+      x[i] = keep;
+      numeric[i] = (up - down) / (2 * eps);
+    }
+    // The only approximation: out rounded to bf16 in Delta = rowsum(dO o out) (2^-8 relative).
+    double rms = 0;
+    for (double a : numeric) rms += a * a;
+    rms = std::sqrt(rms / double(numeric.size()));
+    EXPECT_TRUE(all_close(analytic, numeric, Tolerance{1e-2, 1e-2 * rms, 1e-2}, what));
+  };
+  check(q, pb.ref_dq, "reference dq vs finite differences");
+  check(k, pb.ref_dk, "reference dk vs finite differences");
+  check(v, pb.ref_dv, "reference dv vs finite differences");
+}
+
+}  // namespace
+}  // namespace aisp::test
