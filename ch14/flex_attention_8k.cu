@@ -5,7 +5,8 @@
 //   baseline              eager: cuBLAS QK^T, (mask kernel), softmax kernel, cuBLAS PV; bf16
 //                         (2, 16, 8192, 8192) intermediates (4 GiB each)
 //   optimized:fused_mma_sync  the flex kernel on mma.sync (FA2 style), no mods (every tile full)
-//   optimized:fused       the flex kernel, automatic choice (wgmma on sm_90), no mods
+//   optimized:fused_wgmma the flex kernel's first wgmma version (same loop as mma.sync; sm_90 only)
+//   optimized:fused       the flex kernel, automatic choice (fa3 on sm_90), no mods
 //   causal, additionally:
 //   optimized:dense_masked  the flex kernel visiting every tile and masking each element
 //   optimized:fused       the flex kernel visiting the non-empty causal tiles only
@@ -44,7 +45,12 @@ aisp::harness::Example make_dense() {
          return std::make_unique<FusedAttention>(no_mods, FusedAttention::Blocks::sparse,
                                                  flex::FlexKernel::mma_sync);
        }},
-      {"optimized:fused", "one flex kernel, automatic choice (wgmma on sm_90), every tile full",
+      {"optimized:fused_wgmma", "one flex kernel, wgmma in the FA2 loop (sm_90 only), every tile full",
+       [] {
+         return std::make_unique<FusedAttention>(no_mods, FusedAttention::Blocks::sparse,
+                                                 flex::FlexKernel::wgmma);
+       }},
+      {"optimized:fused", "one flex kernel, automatic choice (fa3 on sm_90), every tile full",
        [] { return std::make_unique<FusedAttention>(no_mods, FusedAttention::Blocks::sparse); }},
   };
   return e;

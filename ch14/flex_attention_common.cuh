@@ -4,7 +4,7 @@
 //   EagerAttention   cuBLAS QK^T, score_mod kernel, mask kernel, softmax kernel, cuBLAS PV, every
 //                    intermediate a bf16 (batch, heads, seq, seq) tensor (what an eager framework
 //                    stores); steps whose mod is the identity are not launched
-//   FusedAttention   the flex kernel (src/kernels/attention; automatic choice: wgmma on sm_90,
+//   FusedAttention   the flex kernel (src/kernels/attention; automatic choice: fa3 on sm_90,
 //                    mma.sync elsewhere, or one named); the block mask is built in setup, as
 //                    FlexAttention's create_block_mask is built once per mask and reused; either the
 //                    block-sparse lists or every tile as partial ("dense masked": the same kernel

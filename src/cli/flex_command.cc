@@ -4,6 +4,8 @@
 // events (median of --iters calls after 3 warm-up calls). Prints the block density (tiles visited /
 // all tiles), the element density (pairs kept / all pairs), the time, the effective TFLOP/s
 // (4 B H S^2 D x element density / time) and the dense-equivalent TFLOP/s (4 B H S^2 D / time).
+// --score adds a score_mod to every pattern (alibi: the paper's slopes; soft_cap: cap 30), the same
+// one in the kernel and in the reference, to measure what a mod costs.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -38,6 +40,7 @@ struct FlexOptions {
   int iters = 10;
   bool verify = true;
   std::string kernel = "auto";
+  std::string score = "none";
   std::vector<std::string> patterns = {"dense", "causal", "sliding_128", "sliding_256", "sliding_512",
                                        "sliding_causal_256", "prefix_lm", "document", "random_blocks"};
 };
@@ -145,12 +148,28 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     a.kernel = flex::FlexKernel::mma_sync;
   else if (o.kernel == "wgmma")
     a.kernel = flex::FlexKernel::wgmma;
+  else if (o.kernel == "fa3")
+    a.kernel = flex::FlexKernel::fa3;
   else if (o.kernel != "auto")
-    throw UsageError("--kernel must be auto, mma_sync or wgmma");
+    throw UsageError("--kernel must be auto, mma_sync, wgmma or fa3");
   const double dense_flops = 4.0 * o.batch * o.heads * double(o.seq) * o.seq * o.head_dim;
+  cuda::DeviceMemory d_slopes;
+  flex::BuiltinScoreMod score = flex::score_none();
+  if (o.score == "alibi") {
+    std::vector<float> slopes;
+    for (int h = 0; h < o.heads; ++h) slopes.push_back(flex::alibi_slope(h, o.heads));
+    d_slopes = cuda::device_alloc(slopes.size() * sizeof(float));
+    AISP_CUDA_CHECK(cudaMemcpy(d_slopes.get(), slopes.data(), slopes.size() * sizeof(float), cudaMemcpyHostToDevice));
+    score = flex::score_alibi(static_cast<const float*>(d_slopes.get()));
+  } else if (o.score == "soft_cap") {
+    score = flex::score_soft_cap(30.0f);
+  } else if (o.score != "none") {
+    throw UsageError("--score must be none, alibi or soft_cap");
+  }
 
-  out << fmt::format("aisp flex demo on {} (sm_{}): B={} H={} S={} D={} bf16, kernel {}, {} timed calls per pattern\n",
-                     props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.kernel, o.iters);
+  out << fmt::format(
+      "aisp flex demo on {} (sm_{}): B={} H={} S={} D={} bf16, kernel {}, score_mod {}, {} timed calls per pattern\n",
+      props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.kernel, o.score, o.iters);
   out << fmt::format("{:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>7}\n", "pattern", "blocks", "elements",
                      "time ms", "eff TF/s", "dense TF/s", "rel L2", "check");
   int failures = 0;
@@ -159,13 +178,12 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     const flex::BlockMask bm = flex::create_block_mask(p->device_mask, 1, 1, o.seq, o.seq, stream);
     const double block_density = bm.download(stream).block_density();
     const double density = element_density(p->host_mask, o.seq);
-    const flex::BuiltinScoreMod none = flex::score_none();
 
     std::string check = "skip";
     double rel_l2 = NAN;
     if (o.verify) {
-      flex::flex_attention(a, none, p->device_mask, bm, stream);
-      flex::flex_attention_reference(a, none, p->device_mask, static_cast<double*>(ref.get()), nullptr, stream);
+      flex::flex_attention(a, score, p->device_mask, bm, stream);
+      flex::flex_attention_reference(a, score, p->device_mask, static_cast<double*>(ref.get()), nullptr, stream);
       std::vector<std::uint16_t> got(static_cast<std::size_t>(n));
       std::vector<double> want(static_cast<std::size_t>(n));
       AISP_CUDA_CHECK(cudaMemcpyAsync(got.data(), y.get(), got.size() * 2, cudaMemcpyDeviceToHost, stream));
@@ -184,11 +202,11 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
       check = ok ? "PASS" : "FAIL";
       failures += ok ? 0 : 1;
     }
-    for (int i = 0; i < 3; ++i) flex::flex_attention(a, none, p->device_mask, bm, stream);
+    for (int i = 0; i < 3; ++i) flex::flex_attention(a, score, p->device_mask, bm, stream);
     std::vector<float> ms;
     for (int i = 0; i < o.iters; ++i) {
       AISP_CUDA_CHECK(cudaEventRecord(start, stream));
-      flex::flex_attention(a, none, p->device_mask, bm, stream);
+      flex::flex_attention(a, score, p->device_mask, bm, stream);
       AISP_CUDA_CHECK(cudaEventRecord(stop, stream));
       AISP_CUDA_CHECK(cudaEventSynchronize(stop));
       float t = 0;
@@ -229,7 +247,9 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   demo->add_option("--patterns", options->patterns,
                    "dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, random_blocks")
       ->delimiter(',');
-  demo->add_option("--kernel", options->kernel, "auto, mma_sync or wgmma (sm_90 only)")->capture_default_str();
+  demo->add_option("--score", options->score, "score_mod on every pattern: none, alibi or soft_cap (cap 30)")
+      ->capture_default_str();
+  demo->add_option("--kernel", options->kernel, "auto, mma_sync, wgmma or fa3 (the last two sm_90 only)")->capture_default_str();
   demo->add_flag("--no-verify{false}", options->verify, "skip the float64 check (not recommended)");
   demo->callback([ctx, options] { ctx.choose([ctx, options] { return run_demo(*options, *ctx.out); }); });
 }

@@ -23,13 +23,23 @@ namespace {
 namespace flex = aisp::kernels::flex;
 using harness::Tolerance;
 
-// The forward kernels this GPU runs: mma.sync everywhere, wgmma on sm_90.
+// The forward kernels this GPU runs: mma.sync everywhere, wgmma and fa3 on sm_90.
 std::vector<flex::FlexKernel> kernels_here() {
   std::vector<flex::FlexKernel> k = {flex::FlexKernel::mma_sync};
-  if (aisp::gpu_properties(0).compute_capability == 90) k.push_back(flex::FlexKernel::wgmma);
+  if (aisp::gpu_properties(0).compute_capability == 90) {
+    k.push_back(flex::FlexKernel::wgmma);
+    k.push_back(flex::FlexKernel::fa3);
+  }
   return k;
 }
-std::string name_of(flex::FlexKernel k) { return k == flex::FlexKernel::wgmma ? "wgmma" : "mma_sync"; }
+std::string name_of(flex::FlexKernel k) {
+  switch (k) {
+    case flex::FlexKernel::mma_sync: return "mma_sync";
+    case flex::FlexKernel::wgmma: return "wgmma";
+    case flex::FlexKernel::fa3: return "fa3";
+    default: return "automatic";
+  }
+}
 
 struct Shape {
   int batch = 2, q_heads = 4, kv_heads = 2, q_len = 300, kv_len = 300, head_dim = 128;
@@ -386,6 +396,29 @@ TEST(FlexAttention, UserFunctorsAndComposedMasksThroughTheTemplateApi) {
       stream.sync();
       expect_matches(dev, ref_out, ref_lse, "template D=" + std::to_string(head_dim) + " " + name_of(kernel));
     }
+  }
+}
+
+// Rows long enough that the fa3 kernel's K/V rings wrap many times (both mbarrier parities, again
+// and again), with full and partial tiles mixed inside one 128-key iteration (sliding window: an
+// odd number of listed tiles in most rows) and a score_mod on top, GQA 2:1, ragged lengths.
+TEST(FlexAttention, LongRowsWithMixedFullAndPartialTiles) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  Shape s{1, 2, 1, 1100, 1491, 128};
+  const Inputs in = make_inputs(s, 4242);
+  const std::vector<float> slopes = {flex::alibi_slope(0, 2), flex::alibi_slope(1, 2)};
+  DeviceTensor d_slopes(DType::f32, {2});
+  d_slopes.upload(slopes);
+  const flex::BuiltinMask mask = flex::mask_sliding_window(600);
+  TestStream stream;
+  const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
+  std::vector<double> ref_out, ref_lse;
+  reference(in, flex::score_alibi(slopes.data()), mask, ref_out, ref_lse);
+  for (flex::FlexKernel kernel : kernels_here()) {
+    Device dev(in);
+    flex::flex_attention(dev.args(s, kernel), flex::score_alibi(d_slopes.data<float>()), mask, bm, stream.get());
+    stream.sync();
+    expect_matches(dev, ref_out, ref_lse, "long rows " + name_of(kernel));
   }
 }
 

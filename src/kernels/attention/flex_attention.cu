@@ -1,7 +1,7 @@
 // The precompiled FlexAttention entry points (flex_attention.h): argument checks, block-mask
 // storage and the block-mask kernel for the run-time built-ins. The forward kernels for the
-// built-ins (head dim 64 / 128 x {no score_mod, BuiltinScoreMod} x {mma.sync, wgmma}, all with
-// BuiltinMask) live in flex_forward_*.cu, one translation unit per pair.
+// built-ins (head dim 64 / 128 x {no score_mod, BuiltinScoreMod} x {mma.sync + wgmma, fa3}, all
+// with BuiltinMask) live in flex_forward_*.cu, one translation unit each.
 #include "kernels/attention/flex_attention.h"
 
 #include <cuda_runtime.h>
@@ -13,6 +13,7 @@
 #include "core/cuda/check.h"
 #include "core/error.h"
 #include "kernels/attention/flex_attention_kernel.cuh"
+#include "kernels/common/tensor_map.h"
 
 namespace aisp::kernels::flex {
 
@@ -87,12 +88,29 @@ FlexKernel resolve_kernel(FlexKernel requested) {
   int device = 0, major = 0;
   AISP_CUDA_CHECK(cudaGetDevice(&device));
   AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  if (requested == FlexKernel::wgmma && major != 9)
-    throw Error("flex_attention: the wgmma kernel needs sm_90a (H100/H200); this GPU is sm_" +
-                std::to_string(major) + "x: use FlexKernel::mma_sync or automatic");
+  if ((requested == FlexKernel::wgmma || requested == FlexKernel::fa3) && major != 9)
+    throw Error(std::string("flex_attention: the ") + (requested == FlexKernel::fa3 ? "fa3" : "wgmma") +
+                " kernel needs sm_90a (H100/H200); this GPU is sm_" + std::to_string(major) +
+                "x: use FlexKernel::mma_sync or automatic");
   if (requested != FlexKernel::automatic) return requested;
-  // wgmma where it exists: 1.26x the mma.sync kernel at 8k (H200, README), same verification.
-  return major == 9 ? FlexKernel::wgmma : FlexKernel::mma_sync;
+  // fa3 where it exists: the fastest on sm_90 at every measured shape (README ladder), same tests.
+  return major == 9 ? FlexKernel::fa3 : FlexKernel::mma_sync;
+}
+
+Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
+  const std::uint64_t d = std::uint64_t(a.head_dim);
+  const std::uint64_t row_bytes = d * sizeof(bf16);
+  auto map = [&](const bf16* data, int len, int heads, std::uint32_t box_rows, const char* what) {
+    const std::uint64_t dims[3] = {d, std::uint64_t(len), std::uint64_t(a.batch) * std::uint64_t(heads)};
+    const std::uint64_t strides[2] = {row_bytes, row_bytes * std::uint64_t(len)};
+    const std::uint32_t box[3] = {64, box_rows, 1};
+    return ::aisp::kernels::sm90::make_bf16_map_sw128(data, 3, dims, strides, box, what);
+  };
+  Fa3Maps m;
+  m.q = map(a.q, a.q_len, a.q_heads, kBlockQ, "flex_attention q");
+  m.k = map(a.k, a.kv_len, a.kv_heads, kBlockKv, "flex_attention k");
+  m.v = map(a.v, a.kv_len, a.kv_heads, kBlockKv, "flex_attention v");
+  return m;
 }
 
 FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {
@@ -182,6 +200,15 @@ void forward_builtin_scored_d64(const FwdParams&, const FlexAttentionArgs&, cons
                                 const BuiltinMask&, cudaStream_t);
 void forward_builtin_scored_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                                  const BuiltinMask&, cudaStream_t);
+// flex_forward_fa3_{plain,scored}_d{64,128}.cu
+void forward_builtin_fa3_plain_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                   const BuiltinMask&, cudaStream_t);
+void forward_builtin_fa3_plain_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                    const BuiltinMask&, cudaStream_t);
+void forward_builtin_fa3_scored_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                    const BuiltinMask&, cudaStream_t);
+void forward_builtin_fa3_scored_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                     const BuiltinMask&, cudaStream_t);
 }  // namespace detail
 
 void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_mod,
@@ -189,12 +216,21 @@ void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_
   check_flex_args(args, block_mask);
   const detail::FwdParams p = detail::make_forward_params(args, block_mask);
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;  // scale folded into exp2
-  if (args.head_dim == 64)
-    (plain ? detail::forward_builtin_plain_d64 : detail::forward_builtin_scored_d64)(p, args, score_mod,
-                                                                                      mask_mod, stream);
-  else
-    (plain ? detail::forward_builtin_plain_d128 : detail::forward_builtin_scored_d128)(p, args, score_mod,
-                                                                                        mask_mod, stream);
+  using Entry = void (*)(const detail::FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                         const BuiltinMask&, cudaStream_t);
+  Entry entry = nullptr;
+  if (detail::resolve_kernel(args.kernel) == FlexKernel::fa3) {
+    if (args.head_dim == 64)
+      entry = plain ? detail::forward_builtin_fa3_plain_d64 : detail::forward_builtin_fa3_scored_d64;
+    else
+      entry = plain ? detail::forward_builtin_fa3_plain_d128 : detail::forward_builtin_fa3_scored_d128;
+  } else {
+    if (args.head_dim == 64)
+      entry = plain ? detail::forward_builtin_plain_d64 : detail::forward_builtin_scored_d64;
+    else
+      entry = plain ? detail::forward_builtin_plain_d128 : detail::forward_builtin_scored_d128;
+  }
+  entry(p, args, score_mod, mask_mod, stream);
 }
 
 }  // namespace aisp::kernels::flex

@@ -32,9 +32,10 @@ namespace aisp::kernels::flex {
 
 using bf16 = __nv_bfloat16;
 
-// Which forward kernel: FA2-style mma.sync (sm_90 and sm_100), or wgmma (sm_90a only).
-// automatic: see resolve in flex_attention.cu (README: which one is the default and why).
-enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma };
+// Which forward kernel: FA2-style mma.sync (sm_90 and sm_100); wgmma (sm_90a only, same loop on
+// wgmma); fa3 (sm_90a only: TMA producer warp, warp-specialized wgmma consumers, softmax overlapped
+// with the GEMMs). automatic: see resolve_kernel in flex_attention.cu (README: which and why).
+enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma, fa3 };
 
 struct FlexAttentionArgs {
   const bf16* q = nullptr;

@@ -2,9 +2,10 @@
 // your own score_mod / mask_mod at compile time. Layouts, semantics and errors: flex_attention.h;
 // design and numbers: README.md.
 //
-// Two forward kernels share the loop and the mods/softmax step (README.md: design and numbers):
-// flex_forward_kernel (below, mma.sync, any sm_90/sm_100) and flex_forward_sm90_kernel (wgmma,
-// sm_90a only; further down).
+// Three forward kernels (README.md: design and numbers): flex_forward_kernel (below, mma.sync, any
+// sm_90/sm_100) and flex_forward_sm90_kernel (wgmma, sm_90a only; further down) share the loop and
+// the mods/softmax step; flex_forward_fa3_kernel (flex_forward_fa3.cuh, sm_90a only: TMA producer
+// warp, warp-specialized consumers, softmax overlapped with the GEMMs) is included at the end.
 //
 // Forward, FA2 style (mma.sync m16n8k16 bf16 -> f32, ldmatrix, cp.async double buffering):
 //   CTA = one (b, h, 128-query block), 8 warps, warp w owns query rows [16 w, 16 w + 16).
@@ -570,10 +571,11 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm);
 // FlexKernel::automatic resolved for the current device.
 FlexKernel resolve_kernel(FlexKernel requested);
 
+// The mma.sync and wgmma kernels (FlexKernel::mma_sync / wgmma).
 template <int D, class ScoreMod, class MaskMod>
-void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
+void launch_forward_classic(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
                     const MaskMod& mask_mod, cudaStream_t stream) {
-  const bool use_wgmma = resolve_kernel(a.kernel) == FlexKernel::wgmma;
+  const bool use_wgmma = resolve_kernel(a.kernel) != FlexKernel::mma_sync;
   auto kernel = use_wgmma ? flex_forward_sm90_kernel<D, ScoreMod, MaskMod> : flex_forward_kernel<D, ScoreMod, MaskMod>;
   // The sm90 kernel aligns its dynamic smem to 1024 bytes (the swizzle atom); ask for the slack.
   const int smem = forward_smem_bytes<D>() + (use_wgmma ? 1024 : 0);
@@ -588,6 +590,22 @@ void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreM
   const dim3 grid(unsigned(p.num_q_blocks), unsigned(a.q_heads), unsigned(a.batch));
   kernel<<<grid, kThreads, smem, stream>>>(p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
+}
+
+
+// The FA3-structured kernel (flex_forward_fa3.cuh, included at the end of this file).
+template <int D, class ScoreMod, class MaskMod>
+void launch_forward_fa3(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
+                        const MaskMod& mask_mod, cudaStream_t stream);
+
+// Any kernel: the one args.kernel resolves to on this GPU.
+template <int D, class ScoreMod, class MaskMod>
+void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
+                    const MaskMod& mask_mod, cudaStream_t stream) {
+  if (resolve_kernel(a.kernel) == FlexKernel::fa3)
+    launch_forward_fa3<D>(p, a, score_mod, mask_mod, stream);
+  else
+    launch_forward_classic<D>(p, a, score_mod, mask_mod, stream);
 }
 
 }  // namespace detail
@@ -625,3 +643,6 @@ void flex_attention(const FlexAttentionArgs& args, const ScoreMod& score_mod, co
 }
 
 }  // namespace aisp::kernels::flex
+
+// The FA3-structured forward (uses everything above).
+#include "kernels/attention/flex_forward_fa3.cuh"  // IWYU pragma: export

@@ -1,12 +1,13 @@
-// Precompiled forward kernels (both kinds) for head dim 128, no score_mod, BuiltinMask: one
-// translation unit per (score family, head dim) so the kernels compile in parallel.
+// Precompiled forward kernels (mma.sync and wgmma) for head dim 128, no score_mod, BuiltinMask (the fa3
+// kernel: flex_forward_fa3_plain_d128.cu): one translation unit per (score family, head dim) so the
+// kernels compile in parallel.
 #include "kernels/attention/flex_attention_kernel.cuh"
 
 namespace aisp::kernels::flex::detail {
 
 void forward_builtin_plain_d128(const FwdParams& p, const FlexAttentionArgs& a, const BuiltinScoreMod&,
                             const BuiltinMask& mask_mod, cudaStream_t stream) {
-  launch_forward<128>(p, a, NoScoreMod{}, mask_mod, stream);
+  launch_forward_classic<128>(p, a, NoScoreMod{}, mask_mod, stream);
 }
 
 }  // namespace aisp::kernels::flex::detail

@@ -245,6 +245,22 @@ struct BuiltinMask {
       default: return true;
     }
   }
+  // Calls f with the functor of this kind (the same function as operator()): a kernel switches once
+  // per tile and runs the concrete mask on every element (the fa3 kernel's partial tiles).
+  template <class F>
+  AISP_HD void visit(F&& f) const {
+    switch (kind) {
+      case Kind::causal: f(Causal{}); break;
+      case Kind::sliding_window: f(sliding_window); break;
+      case Kind::sliding_causal: f(sliding_causal); break;
+      case Kind::prefix_lm: f(prefix_lm); break;
+      case Kind::document: f(document); break;
+      case Kind::document_causal: f(AndMask<Causal, Document>{Causal{}, document}); break;
+      case Kind::block_sparse: f(block_sparse); break;
+      case Kind::element: f(element); break;
+      default: f(NoMask{}); break;
+    }
+  }
 };
 
 // Named constructors for the run-time family.

@@ -18,8 +18,7 @@
 //     slot is free once the consumers of both CTAs released it. A work unit is 2 tile rows x 1 column.
 // Tails: TMA zero-fills box elements outside (K, M) or (K, N), so partial k-slots and edge tiles
 // need no special code in the main loop; the epilogue skips rows >= M and columns >= N.
-#include <cuda.h>  // CUtensorMap and its enums (types only: the driver is reached through the runtime)
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
+#include <cuda.h>  // CUtensorMap (a type only: maps are encoded in kernels/common/tensor_map.cu)
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -31,6 +30,8 @@
 
 #include "core/cuda/check.h"
 #include "core/error.h"
+#include "kernels/common/sm90_async.cuh"
+#include "kernels/common/tensor_map.h"
 #include "kernels/gemm/gemm_bf16.h"
 #include "kernels/gemm/gemm_bf16_sm90_schedule.cuh"
 #include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
@@ -62,91 +63,10 @@ constexpr std::size_t smem_bytes(int tile_n, int stages) {
   return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) + 16 * std::size_t(stages);
 }
 
-// ---- PTX wrappers -----------------------------------------------------------------------------
+// ---- PTX wrappers: mbarriers, TMA, clusters, wgmma ordering (kernels/common/sm90_async.cuh) ----
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(std::uint32_t bar, std::uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive_expect_tx(std::uint32_t bar, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-// Spins until the phase with parity `parity` of the barrier has completed. A fresh barrier is in
-// phase 0, so waiting for parity 1 returns at once (the producer's first pass over empty slots).
-__device__ __forceinline__ void mbar_wait(std::uint32_t bar, std::uint32_t parity) {
-  std::uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// 2-D TMA load of one box at coordinates (c0 = innermost = k, c1 = row) into shared memory,
-// completing `bytes` of the barrier's expected transaction count.
-__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
-                                            int c0, int c1) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
-      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
-      : "memory");
-}
-// The same, multicast: the box lands at the same shared-memory offset in every CTA of `mask` (bit r =
-// cluster rank r), each completing the barrier at the same offset in its own shared memory.
-__device__ __forceinline__ void tma_load_2d_multicast(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
-                                                      int c0, int c1, std::uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%2, %3}], [%4], %5;"
-      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
-      : "memory");
-}
-__device__ __forceinline__ std::uint32_t cluster_rank() {
-  std::uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-// Arrives on the barrier at shared address `bar` of cluster CTA `rank` (possibly this one).
-// NOTES: default semantics (release at CTA scope). An explicit `.release.cluster` costs a
-// MEMBAR.ALL.GPU before every arrive -- measured 461 vs 625 TFLOP/s for the same 128x256, 3-stage
-// config without clusters at 8192^3 on an H200 -- and buys nothing here: what the arrive publishes
-// is "my wgmma reads of the slot are done" (wgmma.wait_group already ordered them), not data written
-// with ordinary stores. CUTLASS's cluster barrier arrives the same way. (Not re-measured yet.)
-__device__ __forceinline__ void mbar_arrive_cluster(std::uint32_t bar, std::uint32_t rank) {
-  std::uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void prefetch_tensor_map(const CUtensorMap* map) {
-  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
-}
-// Pins the accumulators in place around asynchronous wgmma: the compiler may not move a read or
-// write of them across this point (no instruction is emitted).
-template <int R>
-__device__ __forceinline__ void fence_operands(float (&acc)[R]) {
-#pragma unroll
-  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(acc[i])::"memory");
-}
+using namespace ::aisp::kernels::sm90;  // NOLINT: the shared wrappers read as part of this kernel
 
 // wgmma shared-memory matrix descriptor for a K-major tile with 128B swizzle:
 //   bits  0-13 start address >> 4; 16-29 leading byte offset >> 4 (unused for swizzled K-major, 1);
@@ -343,35 +263,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---- Host side --------------------------------------------------------------------------------
 
-PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* entry = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    AISP_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000,
-                                                     cudaEnableDefault, &found));
-    if (found != cudaDriverEntryPointSuccess || entry == nullptr)
-      throw Error("cuTensorMapEncodeTiled is not available from this CUDA driver (needs 12.0 or newer)");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(entry);
-  }();
-  return fn;
-}
-
 // A row-major (rows, K) bf16 matrix seen by TMA as 2-D {K, rows} with boxes of {64, box_rows},
 // 128B swizzle; elements outside the matrix read as zero.
 CUtensorMap make_map(const bf16* data, int rows, int k, int box_rows) {
-  CUtensorMap map{};
-  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(k) * sizeof(bf16)};
-  const cuuint32_t box[2] = {cuuint32_t(kBlockK), cuuint32_t(box_rows)};
-  const cuuint32_t element_strides[2] = {1, 1};
-  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(data), dims,
-                                    strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                    CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw Error(fmt::format("cuTensorMapEncodeTiled failed (CUresult {}) for a ({}, {}) bf16 matrix, box {}x{}",
-                            int(r), rows, k, box_rows, kBlockK));
-  return map;
+  const std::uint64_t dims[2] = {std::uint64_t(k), std::uint64_t(rows)};
+  const std::uint64_t strides[1] = {std::uint64_t(k) * sizeof(bf16)};
+  const std::uint32_t box[2] = {std::uint32_t(kBlockK), std::uint32_t(box_rows)};
+  return ::aisp::kernels::sm90::make_bf16_map_sw128(data, 2, dims, strides, box,
+                                                    fmt::format("a ({}, {}) GEMM operand", rows, k));
 }
 
 struct DeviceLimits {

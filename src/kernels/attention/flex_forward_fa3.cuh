@@ -1,0 +1,487 @@
+// FlexAttention forward, FA3 structure (sm_90a only): TMA producer warp, two consumer warpgroups
+// with setmaxnreg, wgmma for Q K^T and P V, and the softmax of one KV tile overlapped with the
+// GEMMs of the next (intra-warpgroup pipelining). Uses FwdParams, smem_desc, pack_bf16 and wgmma_pv
+// of flex_attention_kernel.cuh, which includes this file at its end; design and numbers: README.md.
+//
+// CTA = one (b, h, 128-query block) of the block mask, 384 threads:
+//   warpgroup 0, producer (24 registers): one thread loads Q once, then for every iteration the K
+//     and V tiles through TMA into two rings of kStages slots; "full" mbarriers complete when the
+//     bytes landed, "empty" ones when the 8 consumer warps released the slot. K and V have separate
+//     rings because they are freed at different times (K after S = Q K^T, V after O += P V).
+//   warpgroups 1, 2, consumers (240 registers): warpgroup g owns query rows [64 g, 64 g + 64).
+// One iteration = 128 keys = two entries of the block mask's lists (64-key tiles, the layout the
+// backward reads too): the producer loads the two 64-row halves of K and V from wherever those
+// tiles are, so S is one m64n128 wgmma per 16 of head dim whatever the pattern. Entries are taken
+// in list order (full ones, then partial ones); a half's mask is evaluated only if its entry is
+// partial; a missing half (odd count) re-loads the first half's tile and is masked to -inf.
+//
+// Consumer loop (i = iteration; P_i packed bf16 in registers, O fp32 in registers):
+//   S_0 = Q K_0^T; softmax -> P_0
+//   for i in 1..n-1:  issue S_i = Q K_i^T, issue O += P_{i-1} V_{i-1}      (both async)
+//                     wait S_i (wait_group 1), release K_i; mods + online softmax of S_i
+//                     wait P V (wait_group 0), release V_{i-1}; O *= corr_i; P_i = pack(S_i)
+//   O += P_{n-1} V_{n-1}
+// so the exponentials of tile i run while the tensor cores do P_{i-1} V_{i-1} (and the other
+// warpgroup's GEMMs). Epilogue: quad-reduce l, normalize, bf16 pairs to global, lse.
+//
+// Smem (1024-aligned): Q (128 x D) | K ring (kStages x 128 x D) | V ring | mbarriers. Every tile is
+// stored in the 128B-swizzle canonical layout of the wgmma kernel (column atoms of 64 elements,
+// rows x 128 B each, atom after atom), which is exactly what a TMA box of {64, rows} with
+// CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/attention/flex_attention_kernel.cuh"
+#include "kernels/common/sm90_async.cuh"
+#include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
+
+namespace aisp::kernels::flex::detail {
+
+// Stages: K and V slots each. PingPong: the two consumer warpgroups take turns issuing their GEMMs
+// (named barriers), so one's softmax runs while the other's GEMMs have the tensor cores (FA3's
+// inter-warpgroup overlap); without it the warp schedulers interleave them freely.
+template <int D, int Stages = 2, bool PingPong = true>
+struct Fa3Config {
+  static constexpr int kThreads = 384;                 // producer + 2 consumer warpgroups
+  static constexpr int kBlockN = 2 * kBlockKv;         // keys per iteration: two block-mask tiles
+  static constexpr int kStages = Stages;
+  static constexpr bool kPingPong = PingPong;
+  static constexpr int kAtoms = D / 64;                // 128-byte column atoms per row
+  static constexpr std::uint32_t kQBytes = kBlockQ * D * 2;
+  static constexpr std::uint32_t kKvBytes = kBlockN * D * 2;        // one K or V slot
+  static constexpr std::uint32_t kQAtom = kBlockQ * 128;            // bytes between Q's atoms
+  static constexpr std::uint32_t kKvAtom = kBlockN * 128;           // bytes between a slot's atoms
+  static constexpr std::uint32_t kHalf = kBlockKv * 128;            // second 64-key half in an atom
+  static constexpr int kBarriers = 1 + 4 * kStages;                 // q_full, k/v full/empty rings
+  static constexpr std::size_t kSmemBytes =
+      1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + 8 * std::size_t(kBarriers);
+  static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 <= 65536
+  static constexpr int kConsumerRegs = 240;
+  static_assert(D == 64 || D == 128, "head dim 64 or 128");
+  static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
+};
+
+// The configuration the library uses (README: the measurements behind it).
+template <int D>
+using Fa3Default = Fa3Config<D, 2, true>;
+
+// The three TMA maps of a call (built on the host: make_fa3_maps in flex_attention.cu).
+struct Fa3Maps {
+  CUtensorMap q, k, v;
+};
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// 2^x on the MUFU unit, denormal results flushed to zero. exp2f without fast-math adds a compare
+// and two predicated multiplies per element to produce denormals; a probability below 2^-126 of
+// the row maximum changes nothing in bf16 P V or in the fp32 row sum.
+__device__ __forceinline__ float fa3_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Calls f with the concrete functor: a run-time family (BuiltinScoreMod, BuiltinMask: they have a
+// visit member) switches on its kind once here, per tile, instead of once per element; a
+// compile-time functor is passed through as it is.
+template <class Mod, class F>
+__device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
+  if constexpr (requires { mod.visit(f); })
+    mod.visit(f);
+  else
+    f(mod);
+}
+
+// score_mod / mask_mod / bounds on a 64 x 128 S tile (per thread s[4 j + e]: n-tile j of 8 keys,
+// the m64nN accumulator layout; rows qrow[e / 2], key 8 j + 2 (lane % 4) + (e & 1) of the tile,
+// half j / 8 starting at kv0[half]), then the online-softmax step in base 2. On return s holds
+// P = exp2(t - max), m and l are updated (l per thread) and corr is the factor for O.
+// `careful` = some half is partial, or the tile crosses q_len / kv_len: per-element checks.
+// Fast path (no score_mod, nothing to check, scale > 0): s stays raw, the max is taken on raw
+// scores and the scale goes into one FFMA per element, exp2(s c - max c), as FA3 does.
+template <class ScoreMod, class MaskMod>
+__device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
+                                                     const FwdParams& p, const ScoreMod& score_mod,
+                                                     const MaskMod& mask_mod, int b, int h, const int (&qrow)[2],
+                                                     const int (&kv0)[2], const bool (&partial)[2], bool careful,
+                                                     int lane) {
+  float c = 1.0f;  // s * c is the score in log2 units
+  if (!careful) {
+    with_concrete(score_mod, [&](const auto& mod) {
+      using Mod = std::decay_t<decltype(mod)>;
+      if constexpr (Mod::kIdentity) {
+        if (p.scale_log2 > 0.0f) {
+          c = p.scale_log2;
+        } else {
+#pragma unroll
+          for (int i = 0; i < 64; ++i) s[i] *= p.scale_log2;
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < 16; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int kv = kv0[j / 8] + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
+            s[4 * j + e] = float(mod(s[4 * j + e] * p.scale, b, h, qrow[e / 2], kv)) * kLog2e;
+          }
+      }
+    });
+  } else {
+    // Which elements are kept, as bits (bit 4 j + e): bounds, and mask_mod on partial halves. A
+    // partly rolled loop over one concrete mask: fully unrolled, a run-time BuiltinMask's switch of
+    // nine masks per element bloated the loop and made ptxas shuffle S between registers on every
+    // iteration, careful or not.
+    std::uint64_t keep = 0;
+    with_concrete(mask_mod, [&](const auto& mask) {
+      using Mask = std::decay_t<decltype(mask)>;
+#pragma unroll 8
+      for (int i = 0; i < 64; ++i) {
+        const int j = i / 4, e = i % 4;
+        const bool second = j >= 8;  // selects, not run-time array indexing (that would go to local memory)
+        const int qr = e < 2 ? qrow[0] : qrow[1];
+        const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
+        bool kept = qr < p.q_len && kv < p.kv_len;  // outside the matrix (or a missing half): never call the mods
+        if constexpr (!Mask::kAlwaysTrue)
+          if (kept && (second ? partial[1] : partial[0])) kept = mask(b, h, qr, kv);
+        keep |= std::uint64_t(kept) << i;
+      }
+    });
+    // The score_mod here as it comes (a run-time family switches per element): four unrolled
+    // copies of this loop, one per kind, made ptxas spill S; careful tiles are the minority.
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float t = -INFINITY;
+        if ((keep >> (4 * j + e)) & 1u) {
+          if constexpr (ScoreMod::kIdentity) {
+            t = s[4 * j + e] * p.scale_log2;
+          } else {
+            const int kv = kv0[j / 8] + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
+            t = float(score_mod(s[4 * j + e] * p.scale, b, h, qrow[e / 2], kv)) * kLog2e;
+          }
+        }
+        s[4 * j + e] = t;
+      }
+  }
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    mx[0] = fmaxf(mx[0], fmaxf(s[4 * j + 0], s[4 * j + 1]));
+    mx[1] = fmaxf(mx[1], fmaxf(s[4 * j + 2], s[4 * j + 3]));
+  }
+  float neg_use[2];  // minus the new row max (log2 units): p = exp2(s c - max)
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    const float row_max = fmaxf(m[r], mx[r] * c);     // log2 units; c > 0 keeps the order
+    const float use = row_max == -INFINITY ? 0.0f : row_max;  // all masked so far: exp2(-inf - 0) = 0
+    corr[r] = fa3_exp2(m[r] - use);
+    m[r] = row_max;
+    neg_use[r] = -use;
+  }
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    s[4 * j + 0] = fa3_exp2(fmaf(s[4 * j + 0], c, neg_use[0]));
+    s[4 * j + 1] = fa3_exp2(fmaf(s[4 * j + 1], c, neg_use[0]));
+    s[4 * j + 2] = fa3_exp2(fmaf(s[4 * j + 2], c, neg_use[1]));
+    s[4 * j + 3] = fa3_exp2(fmaf(s[4 * j + 3], c, neg_use[1]));
+    sum[0] += s[4 * j + 0] + s[4 * j + 1];
+    sum[1] += s[4 * j + 2] + s[4 * j + 3];
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
+}
+
+// P (64 x 128, fp32 in the accumulator layout) as 8 bf16 A fragments of 16 keys: the m64nN
+// accumulator layout per warp is the m16n8k16 A layout, so fragment t is s[8 t .. 8 t + 7].
+__device__ __forceinline__ void fa3_pack_p(std::uint32_t (&pa)[8][4], const float (&s)[64]) {
+#pragma unroll
+  for (int t = 0; t < 8; ++t) {
+    pa[t][0] = pack_bf16(s[8 * t + 0], s[8 * t + 1]);
+    pa[t][1] = pack_bf16(s[8 * t + 2], s[8 * t + 3]);
+    pa[t][2] = pack_bf16(s[8 * t + 4], s[8 * t + 5]);
+    pa[t][3] = pack_bf16(s[8 * t + 6], s[8 * t + 7]);
+  }
+}
+
+// S (64 x 128) = Q_g K^T: both K-major in smem; k-step kk is atom kk / 4, byte 32 (kk % 4) of a row.
+template <int D>
+__device__ __forceinline__ void fa3_issue_qk(float (&s)[64], std::uint32_t q_addr, std::uint32_t k_addr) {
+  using C = Fa3Config<D>;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const std::uint64_t da = smem_desc(q_addr + (kk / 4) * C::kQAtom + (kk % 4) * 32, 16, 1024);
+    const std::uint64_t db = smem_desc(k_addr + (kk / 4) * C::kKvAtom + (kk % 4) * 32, 16, 1024);
+    gemm::sm90::wgmma_m64n128k16(s, da, db, kk > 0 ? 1 : 0);
+  }
+}
+
+// O (64 x D) += P V: V MN-major (head dim contiguous); 16 keys per k-step = 2048 bytes; head-dim
+// atoms kKvAtom apart (LBO), 8-key groups 1024 bytes apart (SBO).
+template <int D>
+__device__ __forceinline__ void fa3_issue_pv(float (&o)[D / 2], const std::uint32_t (&pa)[8][4], std::uint32_t v_addr) {
+  using C = Fa3Config<D>;
+#pragma unroll
+  for (int t = 0; t < 8; ++t) wgmma_pv<D>(o, pa[t], smem_desc(v_addr + t * 16 * 128, C::kKvAtom, 1024));
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+template <int D, class ScoreMod, class MaskMod, class C = Fa3Default<D>>
+__global__ void __launch_bounds__(C::kThreads, 1)
+    flex_forward_fa3_kernel(const __grid_constant__ Fa3Maps maps, const FwdParams p, const ScoreMod score_mod,
+                            const MaskMod mask_mod) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  namespace hw = ::aisp::kernels::sm90;
+  constexpr int S = C::kStages;
+  extern __shared__ __align__(128) std::uint8_t fa3_smem[];
+  const std::uint32_t base = (hw::smem_u32(fa3_smem) + 1023u) & ~1023u;
+  const std::uint32_t sq = base;
+  const std::uint32_t sk = sq + C::kQBytes;
+  const std::uint32_t sv = sk + S * C::kKvBytes;
+  const std::uint32_t bars = sv + S * C::kKvBytes;
+  const std::uint32_t q_full = bars;
+  auto k_full = [&](int s) { return bars + 8u * std::uint32_t(1 + s); };
+  auto v_full = [&](int s) { return bars + 8u * std::uint32_t(1 + S + s); };
+  auto k_empty = [&](int s) { return bars + 8u * std::uint32_t(1 + 2 * S + s); };
+  auto v_empty = [&](int s) { return bars + 8u * std::uint32_t(1 + 3 * S + s); };
+
+  // ---- This (b, h, q-block)'s list of 64-key tiles: full ones, then partial ones ---------------
+  const int qb = int(gridDim.x) - 1 - int(blockIdx.x);  // longest (causal) rows first
+  const int h = int(blockIdx.y), b = int(blockIdx.z);
+  const int hkv = h / p.group;
+  const int mb = p.mask_batch == 1 ? 0 : b, mh = p.mask_heads == 1 ? 0 : h;
+  const std::int64_t mrow = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks + qb;
+  const int n_full = p.full_count[mrow];
+  const int n_listed = n_full + p.partial_count[mrow];
+  const int n_iter = (n_listed + 1) / 2;
+  const std::int32_t* full_index = p.full_index + mrow * p.num_kv_blocks;
+  const std::int32_t* partial_index = p.partial_index + mrow * p.num_kv_blocks;
+  auto tile_at = [&](int e) { return e < n_full ? full_index[e] : partial_index[e - n_full]; };
+  const int q0 = qb * kBlockQ;
+
+  if (threadIdx.x == 0) {
+    hw::mbar_init(q_full, 1);
+    for (int s = 0; s < S; ++s) {
+      hw::mbar_init(k_full(s), 1);   // the producer's arrive + the TMA bytes
+      hw::mbar_init(v_full(s), 1);
+      hw::mbar_init(k_empty(s), 8);  // one arrive per consumer warp
+      hw::mbar_init(v_empty(s), 8);
+    }
+    hw::mbar_init_fence();
+  }
+  __syncthreads();
+
+  const int warpgroup = int(threadIdx.x) / 128;
+  if (warpgroup == 0) {
+    // ---- Producer --------------------------------------------------------------------------------
+    hw::setmaxnreg_dec<C::kProducerRegs>();
+    if (threadIdx.x == 0) {
+      hw::prefetch_tensor_map(&maps.q);
+      hw::prefetch_tensor_map(&maps.k);
+      hw::prefetch_tensor_map(&maps.v);
+      const int zq = b * p.q_heads + h, zkv = b * p.kv_heads + hkv;
+      hw::mbar_arrive_expect_tx(q_full, C::kQBytes);
+#pragma unroll
+      for (int a = 0; a < C::kAtoms; ++a) hw::tma_load_3d(sq + a * C::kQAtom, &maps.q, q_full, a * 64, q0, zq);
+      // Iteration i's two 64-key tiles into slot i % S (halves kHalf apart in each atom); the
+      // missing half of an odd count repeats the first (finite data, masked by the consumers).
+      auto load = [&](const CUtensorMap* map, std::uint32_t ring, std::uint32_t full, std::uint32_t empty, int i) {
+        const int slot = i % S;
+        hw::mbar_wait(empty, std::uint32_t((i / S) & 1) ^ 1u);
+        hw::mbar_arrive_expect_tx(full, C::kKvBytes);
+        const int t0 = tile_at(2 * i);
+        const int t1 = 2 * i + 1 < n_listed ? tile_at(2 * i + 1) : t0;
+        const std::uint32_t dst = ring + std::uint32_t(slot) * C::kKvBytes;
+#pragma unroll
+        for (int a = 0; a < C::kAtoms; ++a) {
+          hw::tma_load_3d(dst + a * C::kKvAtom, map, full, a * 64, t0 * kBlockKv, zkv);
+          hw::tma_load_3d(dst + a * C::kKvAtom + C::kHalf, map, full, a * 64, t1 * kBlockKv, zkv);
+        }
+      };
+      // Order K_0, K_1, V_0, K_2, V_1, ...: the consumers need K_i before V_{i-1}.
+      if (n_iter > 0) load(&maps.k, sk, k_full(0), k_empty(0), 0);
+      for (int i = 0; i < n_iter; ++i) {
+        if (i + 1 < n_iter) load(&maps.k, sk, k_full((i + 1) % S), k_empty((i + 1) % S), i + 1);
+        load(&maps.v, sv, v_full(i % S), v_empty(i % S), i);
+      }
+    }
+  } else {
+    // ---- Consumers -------------------------------------------------------------------------------
+    hw::setmaxnreg_inc<C::kConsumerRegs>();
+    const int g = warpgroup - 1;
+    const int t = int(threadIdx.x) % 128, warp = t / 32, lane = t % 32;
+    const int qrow[2] = {q0 + g * 64 + warp * 16 + lane / 4, q0 + g * 64 + warp * 16 + lane / 4 + 8};
+    const bool q_edge = q0 + kBlockQ > p.q_len;
+    const std::uint32_t q_addr = sq + std::uint32_t(g) * 64u * 128u;
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
+    float s[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) s[i] = 0.0f;
+    std::uint32_t pa[8][4];
+    float m[2] = {-INFINITY, -INFINITY};  // running row max, log2 units
+    float l[2] = {0.0f, 0.0f};            // running row sum, this thread's columns only
+    float corr[2];
+
+    // Iteration i's key offsets (a missing half starts at kv_len: all -inf), partial flags, and
+    // whether per-element checks are needed. Read before the iteration's waits so the list loads
+    // are in flight while the warpgroup waits.
+    struct TileInfo {
+      int kv0[2];
+      bool partial[2];
+      bool careful;
+    };
+    auto tile_info = [&](int i) {
+      TileInfo ti;
+      const int e0 = 2 * i, e1 = 2 * i + 1;
+      ti.kv0[0] = tile_at(e0) * kBlockKv;
+      ti.kv0[1] = e1 < n_listed ? tile_at(e1) * kBlockKv : p.kv_len;
+      ti.partial[0] = e0 >= n_full;
+      ti.partial[1] = e1 >= n_full;
+      ti.careful = q_edge || ti.partial[0] || ti.partial[1] || ti.kv0[0] + kBlockKv > p.kv_len ||
+                   ti.kv0[1] + kBlockKv > p.kv_len;
+      return ti;
+    };
+    auto softmax_of = [&](const TileInfo& ti) {
+      fa3_mods_and_softmax(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0, ti.partial, ti.careful, lane);
+    };
+
+    // Ping-pong: warpgroup g issues its GEMMs after named barrier 1 + g, then lets the other go.
+    // Both issue n_iter + 1 times (S_0, then S_i with P V_{i-1}, then the last P V); warpgroup 1
+    // opens the first turn and skips its last hand-over, so every bar.sync has its bar.arrive
+    // and none is left pending at exit.
+    auto wait_turn = [&] {
+      if constexpr (C::kPingPong) hw::named_barrier_sync(1 + g, 256);
+    };
+    auto pass_turn = [&](bool last) {
+      if constexpr (C::kPingPong)
+        if (!(g == 1 && last)) hw::named_barrier_arrive(1 + (g ^ 1), 256);
+    };
+
+    hw::mbar_wait(q_full, 0);
+    if (n_iter > 0) {
+      if constexpr (C::kPingPong)
+        if (g == 1) hw::named_barrier_arrive(1, 256);  // warpgroup 0 goes first
+      const TileInfo first = tile_info(0);
+      hw::mbar_wait(k_full(0), 0);
+      wait_turn();
+      hw::wgmma_fence();
+      fa3_issue_qk<D>(s, q_addr, sk);
+      hw::wgmma_commit();
+      pass_turn(false);
+      hw::wgmma_wait<0>();
+      hw::fence_operands(s);
+      if (lane == 0) hw::mbar_arrive(k_empty(0));
+      softmax_of(first);
+      fa3_pack_p(pa, s);
+
+      for (int i = 1; i < n_iter; ++i) {
+        const int slot = i % S, prev = (i - 1) % S;
+        const TileInfo ti = tile_info(i);
+        // Both waits before the fence: no branch between the fence and the wgmmas (ptxas would
+        // otherwise inject a warpgroup.arrive, C7519). V_{i-1} is loaded right after K_i anyway.
+        hw::mbar_wait(k_full(slot), std::uint32_t((i / S) & 1));
+        hw::mbar_wait(v_full(prev), std::uint32_t(((i - 1) / S) & 1));
+        wait_turn();
+        hw::fence_operands(o);
+        hw::wgmma_fence();
+        fa3_issue_qk<D>(s, q_addr, sk + std::uint32_t(slot) * C::kKvBytes);
+        hw::wgmma_commit();
+        fa3_issue_pv<D>(o, pa, sv + std::uint32_t(prev) * C::kKvBytes);
+        hw::wgmma_commit();
+        pass_turn(false);
+        hw::wgmma_wait<1>();  // S_i landed (groups retire in order); P V still running
+        hw::fence_operands(s);
+        if (lane == 0) hw::mbar_arrive(k_empty(slot));
+        softmax_of(ti);
+        hw::wgmma_wait<0>();
+        hw::fence_operands(o);
+        if (lane == 0) hw::mbar_arrive(v_empty(prev));
+#pragma unroll
+        for (int d = 0; d < D / 8; ++d) {
+          o[4 * d + 0] *= corr[0];
+          o[4 * d + 1] *= corr[0];
+          o[4 * d + 2] *= corr[1];
+          o[4 * d + 3] *= corr[1];
+        }
+        fa3_pack_p(pa, s);
+      }
+
+      const int last = (n_iter - 1) % S;
+      hw::mbar_wait(v_full(last), std::uint32_t(((n_iter - 1) / S) & 1));
+      wait_turn();
+      hw::fence_operands(o);
+      hw::wgmma_fence();
+      fa3_issue_pv<D>(o, pa, sv + std::uint32_t(last) * C::kKvBytes);
+      hw::wgmma_commit();
+      pass_turn(true);
+      hw::wgmma_wait<0>();
+      hw::fence_operands(o);
+      if (lane == 0) hw::mbar_arrive(v_empty(last));
+    }
+
+    // ---- Epilogue: normalize, store bf16 pairs, lse ------------------------------------------------
+    bf16* gout = p.out + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+      const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+      if (qrow[r] < p.q_len) {
+        bf16* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
+#pragma unroll
+        for (int d = 0; d < D / 8; ++d)
+          *reinterpret_cast<__nv_bfloat162*>(row + d * 8) =
+              __floats2bfloat162_rn(o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
+        if (p.lse != nullptr && lane % 4 == 0)
+          p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[r]] =
+              l[r] > 0.0f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
+      }
+    }
+  }
+#else
+  (void)maps;
+  (void)p;
+  (void)score_mod;
+  (void)mask_mod;
+  __trap();  // built for another architecture: the host launches this kernel only on sm_90
+#endif
+}
+
+// Host: the TMA maps of a call (flex_attention.cu): q as {D, q_len, B Hq} in boxes {64, 128, 1},
+// k and v as {D, kv_len, B Hkv} in boxes {64, 64, 1}; rows past the lengths read as zero.
+Fa3Maps make_fa3_maps(const FlexAttentionArgs& a);
+
+template <int D, class ScoreMod, class MaskMod, class C>
+void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
+                               const MaskMod& mask_mod, cudaStream_t stream) {
+  static const bool configured = [] {
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmemBytes)));
+    return true;
+  }();
+  (void)configured;
+  const Fa3Maps maps = make_fa3_maps(a);
+  const dim3 grid(unsigned(p.num_q_blocks), unsigned(a.q_heads), unsigned(a.batch));
+  flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C><<<grid, C::kThreads, C::kSmemBytes, stream>>>(maps, p, score_mod,
+                                                                                                mask_mod);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+template <int D, class ScoreMod, class MaskMod>
+void launch_forward_fa3(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
+                        const MaskMod& mask_mod, cudaStream_t stream) {
+  launch_forward_fa3_config<D, ScoreMod, MaskMod, Fa3Default<D>>(p, a, score_mod, mask_mod, stream);
+}
+
+}  // namespace aisp::kernels::flex::detail

@@ -1,0 +1,47 @@
+// Host-side TMA tensor maps (tensor_map.h).
+#include "kernels/common/tensor_map.h"
+
+#include <cuda_runtime.h>
+
+#include <fmt/format.h>
+
+#include "core/cuda/check.h"
+#include "core/error.h"
+
+namespace aisp::kernels::sm90 {
+
+PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* entry = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    AISP_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000,
+                                                     cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || entry == nullptr)
+      throw Error("cuTensorMapEncodeTiled is not available from this CUDA driver (needs 12.0 or newer)");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(entry);
+  }();
+  return fn;
+}
+
+CUtensorMap make_bf16_map_sw128(const void* data, int rank, const std::uint64_t* dims, const std::uint64_t* strides,
+                                const std::uint32_t* box, const std::string& what) {
+  CUtensorMap map{};
+  cuuint64_t d[5] = {}, s[4] = {};
+  cuuint32_t b[5] = {}, element_strides[5] = {1, 1, 1, 1, 1};
+  for (int i = 0; i < rank; ++i) {
+    d[i] = dims[i];
+    b[i] = box[i];
+    if (i + 1 < rank) s[i] = strides[i];
+  }
+  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, cuuint32_t(rank), const_cast<void*>(data),
+                                    d, s, b, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                    CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw Error(fmt::format("cuTensorMapEncodeTiled failed (CUresult {}) for {} ({}-D bf16, innermost {} x {}, box "
+                            "{} x {}): the data must be 16-byte aligned with 16-byte-multiple strides",
+                            int(r), what, rank, dims[0], rank > 1 ? dims[1] : 1, box[0], rank > 1 ? box[1] : 1));
+  return map;
+}
+
+}  // namespace aisp::kernels::sm90
