@@ -19,7 +19,6 @@
 // Tails: TMA zero-fills box elements outside (K, M) or (K, N), so partial k-slots and edge tiles
 // need no special code in the main loop; the epilogue skips rows >= M and columns >= N.
 #include <cuda.h>  // CUtensorMap and its enums (types only: the driver is reached through the runtime)
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled_v12000
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -34,6 +33,8 @@
 #include "kernels/gemm/gemm_bf16.h"
 #include "kernels/gemm/gemm_bf16_sm90_schedule.cuh"
 #include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
+#include "kernels/gemm/gemm_sm90_host.h"
+#include "kernels/gemm/gemm_sm90_pipeline.cuh"
 
 namespace aisp::kernels::gemm {
 namespace sm90 {
@@ -62,114 +63,10 @@ constexpr std::size_t smem_bytes(int tile_n, int stages) {
   return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) + 16 * std::size_t(stages);
 }
 
-// ---- PTX wrappers -----------------------------------------------------------------------------
+// ---- Kernel-specific device helpers --------------------------------------------------------------
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(std::uint32_t bar, std::uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive_expect_tx(std::uint32_t bar, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-// Spins until the phase with parity `parity` of the barrier has completed. A fresh barrier is in
-// phase 0, so waiting for parity 1 returns at once (the producer's first pass over empty slots).
-__device__ __forceinline__ void mbar_wait(std::uint32_t bar, std::uint32_t parity) {
-  std::uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// 2-D TMA load of one box at coordinates (c0 = innermost = k, c1 = row) into shared memory,
-// completing `bytes` of the barrier's expected transaction count.
-__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
-                                            int c0, int c1) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
-      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
-      : "memory");
-}
-// The same, multicast: the box lands at the same shared-memory offset in every CTA of `mask` (bit r =
-// cluster rank r), each completing the barrier at the same offset in its own shared memory.
-__device__ __forceinline__ void tma_load_2d_multicast(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
-                                                      int c0, int c1, std::uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%2, %3}], [%4], %5;"
-      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
-      : "memory");
-}
-__device__ __forceinline__ std::uint32_t cluster_rank() {
-  std::uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-// Arrives on the barrier at shared address `bar` of cluster CTA `rank` (possibly this one).
-// NOTES: default semantics (release at CTA scope). An explicit `.release.cluster` costs a
-// MEMBAR.ALL.GPU before every arrive -- measured 461 vs 625 TFLOP/s for the same 128x256, 3-stage
-// config without clusters at 8192^3 on an H200 -- and buys nothing here: what the arrive publishes
-// is "my wgmma reads of the slot are done" (wgmma.wait_group already ordered them), not data written
-// with ordinary stores. CUTLASS's cluster barrier arrives the same way. (Not re-measured yet.)
-__device__ __forceinline__ void mbar_arrive_cluster(std::uint32_t bar, std::uint32_t rank) {
-  std::uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void prefetch_tensor_map(const CUtensorMap* map) {
-  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
-}
-// Pins the accumulators in place around asynchronous wgmma: the compiler may not move a read or
-// write of them across this point (no instruction is emitted).
-template <int R>
-__device__ __forceinline__ void fence_operands(float (&acc)[R]) {
-#pragma unroll
-  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(acc[i])::"memory");
-}
-
-// wgmma shared-memory matrix descriptor for a K-major tile with 128B swizzle:
-//   bits  0-13 start address >> 4; 16-29 leading byte offset >> 4 (unused for swizzled K-major, 1);
-//   32-45 stride byte offset >> 4 = 1024 B between 8-row groups; 62-63 layout 1 = 128B swizzle.
-// Moving along K inside the 128-byte row is a plain +32 B per k16 step on the start address: the
-// hardware applies the swizzle XOR to the final address bits, as TMA did when writing.
-__device__ __forceinline__ std::uint64_t smem_desc(std::uint32_t addr) {
-  return std::uint64_t((addr & 0x3FFFF) >> 4) | (std::uint64_t(1) << 16) | (std::uint64_t(1024 >> 4) << 32) |
-         (std::uint64_t(1) << 62);
-}
-
 __device__ __forceinline__ float gelu_erf(float y) { return 0.5f * y * (1.0f + erff(y * 0.70710678118654752f)); }
-
-// A consumer warp is done with a slot: tell every CTA whose producer writes into it.
-template <int Cluster>
-__device__ __forceinline__ void release_slot(std::uint32_t empty_bar) {
-  if constexpr (Cluster == 1) {
-    mbar_arrive(empty_bar);
-  } else {
-#pragma unroll
-    for (int r = 0; r < Cluster; ++r) mbar_arrive_cluster(empty_bar, std::uint32_t(r));
-  }
-}
 
 template <int TileN>
 __device__ __forceinline__ void wgmma_tile(float (&acc)[TileN / 2], std::uint64_t da, std::uint64_t db, int scale_d) {
@@ -225,34 +122,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (warpgroup == 0) {
     // ---- Producer ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
-    if (t == 0) {
-      prefetch_tensor_map(&map_a);
-      prefetch_tensor_map(&map_b);
-      int stage = 0;
-      std::uint32_t phase = 0;
-      for (int unit = cluster_id; unit < num_units; unit += clusters) {
-        const TileCoord c = tile_of(unit, units_m, p.tiles_n, p.raster_group);
-        const int tile_m = c.m * Cluster + rank;  // may be past M in a ragged last cluster: zeros, no stores
-        for (int kt = 0; kt < p.k_tiles; ++kt) {
-          mbar_wait(empty_bars + 8u * stage, phase ^ 1u);
-          const std::uint32_t full = bars + 8u * stage;
-          mbar_arrive_expect_tx(full, kSlot);  // whole boxes (all of B, from every CTA): OOB parts are zeros
-          const std::uint32_t slot = base + std::uint32_t(stage) * kSlot;
-          tma_load_2d(slot, &map_a, full, kt * kBlockK, tile_m * kBlockM);
-          if constexpr (Cluster > 1) {
-            constexpr int kPiece = TileN / Cluster;
-            tma_load_2d_multicast(slot + kA + std::uint32_t(rank) * kPiece * 128u, &map_b, full, kt * kBlockK,
-                                  c.n * TileN + rank * kPiece, std::uint16_t((1u << Cluster) - 1u));
-          } else {
-            tma_load_2d(slot + kA, &map_b, full, kt * kBlockK, c.n * TileN);
-          }
-          if (++stage == p.stages) {
-            stage = 0;
-            phase ^= 1u;
-          }
-        }
-      }
-    }
+    if (t == 0)
+      produce_tiles<TileN, Cluster>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
+                                    p.tiles_m, p.tiles_n, p.raster_group, rank, cluster_id, clusters);
   } else {
     // ---- Consumers ----
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
@@ -343,54 +215,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---- Host side --------------------------------------------------------------------------------
 
-PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* entry = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    AISP_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000,
-                                                     cudaEnableDefault, &found));
-    if (found != cudaDriverEntryPointSuccess || entry == nullptr)
-      throw Error("cuTensorMapEncodeTiled is not available from this CUDA driver (needs 12.0 or newer)");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(entry);
-  }();
-  return fn;
-}
-
-// A row-major (rows, K) bf16 matrix seen by TMA as 2-D {K, rows} with boxes of {64, box_rows},
-// 128B swizzle; elements outside the matrix read as zero.
+// A row-major (rows, K) bf16 matrix seen by TMA as 2-D {K, rows} with boxes of {64, box_rows}.
 CUtensorMap make_map(const bf16* data, int rows, int k, int box_rows) {
-  CUtensorMap map{};
-  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(k) * sizeof(bf16)};
-  const cuuint32_t box[2] = {cuuint32_t(kBlockK), cuuint32_t(box_rows)};
-  const cuuint32_t element_strides[2] = {1, 1};
-  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(data), dims,
-                                    strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                    CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                    CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw Error(fmt::format("cuTensorMapEncodeTiled failed (CUresult {}) for a ({}, {}) bf16 matrix, box {}x{}",
-                            int(r), rows, k, box_rows, kBlockK));
-  return map;
-}
-
-struct DeviceLimits {
-  int device = 0;
-  int cc = 0;
-  int sms = 0;
-  int smem_optin = 0;
-};
-
-DeviceLimits device_limits() {
-  DeviceLimits l;
-  AISP_CUDA_CHECK(cudaGetDevice(&l.device));
-  int major = 0, minor = 0;
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, l.device));
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, l.device));
-  l.cc = major * 10 + minor;
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, l.device));
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&l.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, l.device));
-  return l;
+  return make_kmajor_map(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, sizeof(bf16), rows, k, kBlockK, box_rows);
 }
 
 std::string config_unsupported(const GemmConfig& c, int smem_optin) {
