@@ -1,5 +1,6 @@
 // `aisp gemm validate` and `aisp gemm sweep`: the sm90 bf16 GEMM (src/kernels/gemm) against cuBLAS
-// and a float64 CPU reference, and its configurations timed against cuBLAS.
+// and a float64 CPU reference, and its configurations timed against cuBLAS; the fp8 kernel's rows
+// and sweep (--fp8) are in gemm_fp8_command.cc.
 //
 //   validate  a fixed shape set -- tails and skinny shapes (M or N of 1..127, K not a multiple of the
 //             64-wide k-slot, K < 64), mid-size and 8192^3 -- times the three epilogues. Per row:
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/gemm_fp8_command.h"
 #include "cli/tool_commands.h"
 #include "core/error.h"
 
@@ -35,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/gemm_timing.h"
 #include "core/cuda/check.h"
 #include "core/cuda/device_memory.h"
 #include "core/dtype.h"
@@ -55,7 +58,10 @@ struct GemmOptions {
   int raster_group = 8;
   int cluster_m = 1;
   bool one_cta_per_tile = false;
-  bool quick = false;                       // validate: skip the 8192^3 rows
+  bool quick = false;                       // validate: skip the 8192^3 rows (fp8: the two large shapes)
+  bool fp8_only = false;                    // validate: only the fp8 rows
+  bool skip_fp8 = false;                    // validate: only the bf16 rows
+  bool fp8 = false;                         // sweep: the fp8 kernel at the ch14:fp8_gemm shapes instead
   std::vector<int> sizes = {2048, 4096, 8192};  // sweep
   int iters = 20;
   std::string out;
@@ -179,6 +185,7 @@ struct Shape {
 
 int run_validate(const GemmOptions& o, std::ostream& out) {
   require_hopper();
+  if (o.fp8_only) return validate_fp8(o.quick, out) == 0 ? 0 : 1;
   const GemmConfig config = config_from(o);
   // Small shapes (also checked against float64): tails in M and N (1..127 and just past a tile),
   // K = 8 x odd, K < 64 (one partial k-slot), exact tiles.
@@ -250,34 +257,11 @@ int run_validate(const GemmOptions& o, std::ostream& out) {
     for (Epilogue e : {Epilogue::none, Epilogue::bias, Epilogue::bias_gelu}) check(s, e, false);
   for (const Shape& s : unsupported) check(s, Epilogue::none, false);
   out << fmt::format("{} passed, {} failed, {} unsupported by the sm90 kernel\n", passes, failures, unsupported_rows);
+  if (!o.skip_fp8) failures += validate_fp8(o.quick, out);
   return failures == 0 ? 0 : 1;
 }
 
 // ---- sweep ------------------------------------------------------------------------------------
-
-// Median over 5 batches of `iters` back-to-back calls, in milliseconds per call.
-double time_ms(cudaStream_t stream, int iters, const std::function<void()>& call) {
-  call();  // warm-up (and module load)
-  call();
-  AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
-  cudaEvent_t start, stop;
-  AISP_CUDA_CHECK(cudaEventCreate(&start));
-  AISP_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<double> per_call;
-  for (int rep = 0; rep < 5; ++rep) {
-    AISP_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int i = 0; i < iters; ++i) call();
-    AISP_CUDA_CHECK(cudaEventRecord(stop, stream));
-    AISP_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    AISP_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    per_call.push_back(double(ms) / iters);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(per_call.begin(), per_call.end());
-  return per_call[per_call.size() / 2];
-}
 
 std::vector<GemmConfig> sweep_configs() {
   std::vector<GemmConfig> configs;
@@ -316,6 +300,7 @@ std::string utc_now() {
 int run_sweep(const GemmOptions& o, std::ostream& out) {
   require_hopper();
   if (o.iters < 1) throw UsageError("--iters must be >= 1");
+  if (o.fp8) return sweep_fp8(o.iters, out) == 0 ? 0 : 1;
   const Epilogue epilogue = parse_epilogue(o.epilogue);
   int device = 0;
   AISP_CUDA_CHECK(cudaGetDevice(&device));
@@ -436,9 +421,13 @@ void add_gemm(CLI::App& app, const ToolCommandContext& ctx) {
   auto options = std::make_shared<GemmOptions>();
 
   auto* validate = gemm->add_subcommand(
-      "validate", "tails, skinny and large shapes x 3 epilogues vs cuBLAS and float64; exit 1 on any mismatch");
+      "validate",
+      "bf16: tails, skinny and large shapes x 3 epilogues vs cuBLAS and float64; fp8: the same kind of shapes x "
+      "per-tensor / block scaling vs float64 (dequantized and unquantized); exit 1 on any mismatch");
   add_config_options(validate, options);
-  validate->add_flag("--quick", options->quick, "skip the 8192^3 rows");
+  validate->add_flag("--quick", options->quick, "skip the 8192^3 rows (fp8: 8192x8192x4096, 4096x7168x16384)");
+  validate->add_flag("--fp8-only", options->fp8_only, "only the fp8 kernel's rows");
+  validate->add_flag("--no-fp8", options->skip_fp8, "only the bf16 kernel's rows");
   validate->callback([ctx, options] { ctx.choose([ctx, options] { return run_validate(*options, *ctx.out); }); });
 
   auto* sweep = gemm->add_subcommand("sweep", "verify then time kernel configs vs cuBLAS at M = N = K sizes");
@@ -446,6 +435,8 @@ void add_gemm(CLI::App& app, const ToolCommandContext& ctx) {
   sweep->add_option("--iters", options->iters, "calls per timed batch")->capture_default_str();
   sweep->add_option("--epilogue", options->epilogue, "none, bias or bias_gelu")->capture_default_str();
   sweep->add_option("--out", options->out, "write the best config per size (and every timing) as JSON here");
+  sweep->add_flag("--fp8", options->fp8,
+                  "sweep the fp8 kernel (per tensor, block) against cuBLASLt fp8 at 8192x8192x4096 and 4096x7168x16384");
   sweep->callback([ctx, options] { ctx.choose([ctx, options] { return run_sweep(*options, *ctx.out); }); });
 }
 

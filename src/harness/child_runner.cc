@@ -124,6 +124,8 @@ VariantResult run_variant(const Example& example, const VariantInfo& info, const
     result.verification.push_back(verify_once(*backend, example, *variant, inputs, output, reference));
     fill_inputs(*backend, w, inputs, request.seed + 1);
     backend->synchronize();
+    variant->inputs_refilled(inputs, backend->stream());
+    backend->synchronize();
     result.verification.push_back(verify_once(*backend, example, *variant, inputs, output, reference));
     for (std::size_t i = 0; i < result.verification.size(); ++i) {
       const auto& v = result.verification[i];

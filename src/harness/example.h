@@ -4,6 +4,7 @@
 // Life of a variant, in its own child process (see child_runner.h):
 //   setup(inputs, output, stream)   untimed: allocation, compilation, autotuning (duration reported)
 //   run(stream)                     the timed work, enqueued on `stream`; it must not synchronize
+//   inputs_refilled(inputs, stream) untimed: redo what setup derived from the input values
 //   teardown()
 // The harness fills the inputs (seeded), poisons the output with NaN, calls run() and compares the
 // output with the example's reference; then refills the inputs with another seed *in place* and
@@ -51,6 +52,14 @@ class Variant {
   virtual ~Variant() = default;
   virtual void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle stream) = 0;
   virtual void run(StreamHandle stream) = 0;
+  // Untimed work derived from the inputs' *values* that setup() did for the first fill -- e.g.
+  // quantizing bf16 operands to fp8 when the timed function is the GEMM on fp8 operands. The
+  // harness calls it after it refills the inputs in place (the second verification), so such a
+  // variant computes on the new values like every other. Default: nothing derived, nothing to redo.
+  virtual void inputs_refilled(const std::vector<Tensor>& inputs, StreamHandle stream) {
+    (void)inputs;
+    (void)stream;
+  }
   virtual void teardown() {}
   // False when run() cannot be captured into a CUDA graph (then `graph` mode is reported n/a).
   virtual bool graph_capturable() const { return true; }

@@ -72,7 +72,11 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
     throw Error("cuBLASLt GEMM: D must be bf16 or f32");
   if (!args.a || !args.b || !args.d || (args.epilogue != LtEpilogue::none && !args.bias))
     throw Error("cuBLASLt GEMM: null pointer");
+  const bool fp8 = args.input == LtInput::fp8_e4m3;
+  if (fp8 && (!args.a_scale || !args.b_scale))
+    throw Error("cuBLASLt fp8 GEMM: a_scale and b_scale (device pointers to one float each) are required");
   const cudaDataType_t d_type = args.d_dtype == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
 
   check(cublasLtCreate(&s.handle), "cublasLtCreate");
   check(cublasLtMatmulDescCreate(&s.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
@@ -95,8 +99,20 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
                                          sizeof(bias_type)),
           "set BIAS_DATA_TYPE");
   }
-  check(cublasLtMatrixLayoutCreate(&s.a_layout, CUDA_R_16BF, args.k, args.n, args.k), "B layout");
-  check(cublasLtMatrixLayoutCreate(&s.b_layout, CUDA_R_16BF, args.k, args.m, args.k), "A layout");
+  if (fp8) {
+    // cuBLASLt's A is our B and its B our A (the column-major view above).
+    check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &args.b_scale,
+                                         sizeof(args.b_scale)),
+          "set A_SCALE_POINTER");
+    check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &args.a_scale,
+                                         sizeof(args.a_scale)),
+          "set B_SCALE_POINTER");
+    const std::int8_t fast_accum = args.fp8_fast_accum ? 1 : 0;
+    check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast_accum, sizeof(fast_accum)),
+          "set FAST_ACCUM");
+  }
+  check(cublasLtMatrixLayoutCreate(&s.a_layout, in_type, args.k, args.n, args.k), "B layout");
+  check(cublasLtMatrixLayoutCreate(&s.b_layout, in_type, args.k, args.m, args.k), "A layout");
   check(cublasLtMatrixLayoutCreate(&s.d_layout, d_type, args.n, args.m, args.n), "D layout");
 
   cublasLtMatmulPreference_t pref = nullptr;
@@ -114,7 +130,7 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
   if (found == 0) {
     std::ostringstream m;
     m << "cuBLASLt GEMM: no algorithm for M " << args.m << " N " << args.n << " K " << args.k
-      << ", epilogue " << name_of(args.epilogue);
+      << ", epilogue " << name_of(args.epilogue) << (fp8 ? ", e4m3 inputs" : "");
     throw Error(m.str());
   }
   s.algo = result.algo;
@@ -135,9 +151,15 @@ void CublasLtGemm::run(cudaStream_t stream) {
 
 std::string CublasLtGemm::describe() const {
   std::ostringstream s;
-  s << "cuBLASLt bf16 -> " << name_of(impl_->args.d_dtype) << ", epilogue "
-    << name_of(impl_->args.epilogue) << ", heuristic algorithm (workspace "
-    << impl_->workspace_bytes << " B)";
+  const CublasLtGemmArgs& a = impl_->args;
+  s << "cuBLASLt ";
+  if (a.input == LtInput::fp8_e4m3)
+    s << "e4m3 -> " << name_of(a.d_dtype) << " (per-tensor scales, "
+      << (a.fp8_fast_accum ? "fast accumulation" : "fp32 promotion") << ")";
+  else
+    s << "bf16 -> " << name_of(a.d_dtype);
+  s << ", epilogue " << name_of(a.epilogue) << ", heuristic algorithm (workspace " << impl_->workspace_bytes
+    << " B)";
   return s.str();
 }
 

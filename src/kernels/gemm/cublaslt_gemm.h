@@ -17,6 +17,13 @@
 // GPU against both forms with an fp32 output). It is named for what it is so that nobody pairs it
 // with an erf-GELU kernel.
 //
+// fp8 (input = fp8_e4m3): A and B are e4m3 codes with one float scale each on the device
+// (gemm_fp8.h's per-tensor scaling: value = code * scale); cuBLASLt multiplies the product by
+// a_scale * b_scale (CUBLASLT_MATMUL_DESC_{A,B}_SCALE_POINTER). Hopper's fp8 tensor cores only take
+// K-major operands ("TN"), which is this wrapper's layout already. `fp8_fast_accum` selects
+// CUBLASLT_MATMUL_DESC_FAST_ACCUM: 1 keeps the whole K in the tensor cores' accumulators (what the
+// aisp per-tensor kernel does), 0 lets cuBLASLt promote partial sums to fp32 (slower, more exact).
+//
 // The bias has D's dtype (cuBLASLt's default for these types). Descriptors, layouts, the
 // heuristic's algorithm and the workspace are made by the constructor (setup); run() only calls
 // cublasLtMatmul. The pointers are bound at construction: run() reads A, B, bias and writes D there.
@@ -33,16 +40,21 @@
 namespace aisp::kernels::gemm {
 
 enum class LtEpilogue { none, bias, bias_gelu_tanh };
+enum class LtInput { bf16, fp8_e4m3 };
 const char* name_of(LtEpilogue e);
 
 struct CublasLtGemmArgs {
-  const void* a = nullptr;     // bf16 (M, K)
-  const void* b = nullptr;     // bf16 (N, K)
+  const void* a = nullptr;     // bf16 or e4m3 (M, K)
+  const void* b = nullptr;     // bf16 or e4m3 (N, K)
   const void* bias = nullptr;  // (N), D's dtype; required unless epilogue == none
   void* d = nullptr;           // (M, N)
   int m = 0, n = 0, k = 0;
   DType d_dtype = DType::bf16;  // bf16 or f32
   LtEpilogue epilogue = LtEpilogue::none;
+  LtInput input = LtInput::bf16;
+  const float* a_scale = nullptr;  // fp8 only: device pointers to one float each
+  const float* b_scale = nullptr;
+  bool fp8_fast_accum = true;
 };
 
 class CublasLtGemm {
@@ -59,7 +71,8 @@ class CublasLtGemm {
   // Enqueues the GEMM on `stream`; never synchronizes. Graph-capturable.
   void run(cudaStream_t stream);
 
-  // "cuBLASLt bf16 -> bf16, epilogue bias_gelu_tanh, heuristic algorithm (workspace 32 MiB)".
+  // "cuBLASLt bf16 -> bf16, epilogue bias_gelu_tanh, heuristic algorithm (workspace 32 MiB)";
+  // fp8: "cuBLASLt e4m3 -> bf16 (per-tensor scales, fast accumulation), ...".
   std::string describe() const;
 
  private:

@@ -18,7 +18,7 @@
 //     slot is free once the consumers of both CTAs released it. A work unit is 2 tile rows x 1 column.
 // Tails: TMA zero-fills box elements outside (K, M) or (K, N), so partial k-slots and edge tiles
 // need no special code in the main loop; the epilogue skips rows >= M and columns >= N.
-#include <cuda.h>  // CUtensorMap (a type only: maps are encoded in kernels/common/tensor_map.cu)
+#include <cuda.h>  // CUtensorMap and its enums (types only: the driver is reached through the runtime)
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -30,11 +30,11 @@
 
 #include "core/cuda/check.h"
 #include "core/error.h"
-#include "kernels/common/sm90_async.cuh"
-#include "kernels/common/tensor_map.h"
 #include "kernels/gemm/gemm_bf16.h"
 #include "kernels/gemm/gemm_bf16_sm90_schedule.cuh"
 #include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
+#include "kernels/gemm/gemm_sm90_host.h"
+#include "kernels/gemm/gemm_sm90_pipeline.cuh"
 
 namespace aisp::kernels::gemm {
 namespace sm90 {
@@ -63,33 +63,10 @@ constexpr std::size_t smem_bytes(int tile_n, int stages) {
   return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) + 16 * std::size_t(stages);
 }
 
-// ---- PTX wrappers: mbarriers, TMA, clusters, wgmma ordering (kernels/common/sm90_async.cuh) ----
+// ---- Kernel-specific device helpers --------------------------------------------------------------
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-using namespace ::aisp::kernels::sm90;  // NOLINT: the shared wrappers read as part of this kernel
-
-// wgmma shared-memory matrix descriptor for a K-major tile with 128B swizzle:
-//   bits  0-13 start address >> 4; 16-29 leading byte offset >> 4 (unused for swizzled K-major, 1);
-//   32-45 stride byte offset >> 4 = 1024 B between 8-row groups; 62-63 layout 1 = 128B swizzle.
-// Moving along K inside the 128-byte row is a plain +32 B per k16 step on the start address: the
-// hardware applies the swizzle XOR to the final address bits, as TMA did when writing.
-__device__ __forceinline__ std::uint64_t smem_desc(std::uint32_t addr) {
-  return std::uint64_t((addr & 0x3FFFF) >> 4) | (std::uint64_t(1) << 16) | (std::uint64_t(1024 >> 4) << 32) |
-         (std::uint64_t(1) << 62);
-}
-
 __device__ __forceinline__ float gelu_erf(float y) { return 0.5f * y * (1.0f + erff(y * 0.70710678118654752f)); }
-
-// A consumer warp is done with a slot: tell every CTA whose producer writes into it.
-template <int Cluster>
-__device__ __forceinline__ void release_slot(std::uint32_t empty_bar) {
-  if constexpr (Cluster == 1) {
-    mbar_arrive(empty_bar);
-  } else {
-#pragma unroll
-    for (int r = 0; r < Cluster; ++r) mbar_arrive_cluster(empty_bar, std::uint32_t(r));
-  }
-}
 
 template <int TileN>
 __device__ __forceinline__ void wgmma_tile(float (&acc)[TileN / 2], std::uint64_t da, std::uint64_t db, int scale_d) {
@@ -145,34 +122,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (warpgroup == 0) {
     // ---- Producer ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
-    if (t == 0) {
-      prefetch_tensor_map(&map_a);
-      prefetch_tensor_map(&map_b);
-      int stage = 0;
-      std::uint32_t phase = 0;
-      for (int unit = cluster_id; unit < num_units; unit += clusters) {
-        const TileCoord c = tile_of(unit, units_m, p.tiles_n, p.raster_group);
-        const int tile_m = c.m * Cluster + rank;  // may be past M in a ragged last cluster: zeros, no stores
-        for (int kt = 0; kt < p.k_tiles; ++kt) {
-          mbar_wait(empty_bars + 8u * stage, phase ^ 1u);
-          const std::uint32_t full = bars + 8u * stage;
-          mbar_arrive_expect_tx(full, kSlot);  // whole boxes (all of B, from every CTA): OOB parts are zeros
-          const std::uint32_t slot = base + std::uint32_t(stage) * kSlot;
-          tma_load_2d(slot, &map_a, full, kt * kBlockK, tile_m * kBlockM);
-          if constexpr (Cluster > 1) {
-            constexpr int kPiece = TileN / Cluster;
-            tma_load_2d_multicast(slot + kA + std::uint32_t(rank) * kPiece * 128u, &map_b, full, kt * kBlockK,
-                                  c.n * TileN + rank * kPiece, std::uint16_t((1u << Cluster) - 1u));
-          } else {
-            tma_load_2d(slot + kA, &map_b, full, kt * kBlockK, c.n * TileN);
-          }
-          if (++stage == p.stages) {
-            stage = 0;
-            phase ^= 1u;
-          }
-        }
-      }
-    }
+    if (t == 0)
+      produce_tiles<TileN, Cluster>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
+                                    p.tiles_m, p.tiles_n, p.raster_group, rank, cluster_id, clusters);
   } else {
     // ---- Consumers ----
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
@@ -263,33 +215,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---- Host side --------------------------------------------------------------------------------
 
-// A row-major (rows, K) bf16 matrix seen by TMA as 2-D {K, rows} with boxes of {64, box_rows},
-// 128B swizzle; elements outside the matrix read as zero.
+// A row-major (rows, K) bf16 matrix seen by TMA as 2-D {K, rows} with boxes of {64, box_rows}.
 CUtensorMap make_map(const bf16* data, int rows, int k, int box_rows) {
-  const std::uint64_t dims[2] = {std::uint64_t(k), std::uint64_t(rows)};
-  const std::uint64_t strides[1] = {std::uint64_t(k) * sizeof(bf16)};
-  const std::uint32_t box[2] = {std::uint32_t(kBlockK), std::uint32_t(box_rows)};
-  return ::aisp::kernels::sm90::make_bf16_map_sw128(data, 2, dims, strides, box,
-                                                    fmt::format("a ({}, {}) GEMM operand", rows, k));
-}
-
-struct DeviceLimits {
-  int device = 0;
-  int cc = 0;
-  int sms = 0;
-  int smem_optin = 0;
-};
-
-DeviceLimits device_limits() {
-  DeviceLimits l;
-  AISP_CUDA_CHECK(cudaGetDevice(&l.device));
-  int major = 0, minor = 0;
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, l.device));
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, l.device));
-  l.cc = major * 10 + minor;
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&l.sms, cudaDevAttrMultiProcessorCount, l.device));
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&l.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, l.device));
-  return l;
+  return make_kmajor_map(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, sizeof(bf16), rows, k, kBlockK, box_rows);
 }
 
 std::string config_unsupported(const GemmConfig& c, int smem_optin) {

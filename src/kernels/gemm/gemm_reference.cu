@@ -84,7 +84,8 @@ struct CompareSums {
   unsigned int max_abs_bits;  // a non-negative float's bits order like the float
 };
 
-__global__ void compare_kernel(const bf16* out, const float* ref, std::size_t count, double atol, double rtol,
+template <class Ref>
+__global__ void compare_kernel(const bf16* out, const Ref* ref, std::size_t count, double atol, double rtol,
                                CompareSums* sums) {
   double sq_diff = 0, sq_ref = 0;
   unsigned long long bad = 0;
@@ -134,7 +135,10 @@ void apply_epilogue_f32(float* d, const bf16* bias, int m, int n, Epilogue epilo
   AISP_CUDA_CHECK_LAUNCH();
 }
 
-CompareResult compare_bf16_f32(const bf16* out, const float* ref, std::size_t count, double atol, double rtol,
+namespace {
+
+template <class Ref>
+CompareResult compare_bf16(const bf16* out, const Ref* ref, std::size_t count, double atol, double rtol,
                                cudaStream_t stream) {
   CompareResult result;
   result.count = static_cast<long long>(count);
@@ -154,6 +158,18 @@ CompareResult compare_bf16_f32(const bf16* out, const float* ref, std::size_t co
   result.bad = static_cast<long long>(host.bad);
   result.rel_l2 = host.sum_sq_ref > 0 ? std::sqrt(host.sum_sq_diff / host.sum_sq_ref) : std::sqrt(host.sum_sq_diff);
   return result;
+}
+
+}  // namespace
+
+CompareResult compare_bf16_f32(const bf16* out, const float* ref, std::size_t count, double atol, double rtol,
+                               cudaStream_t stream) {
+  return compare_bf16(out, ref, count, atol, rtol, stream);
+}
+
+CompareResult compare_bf16_f64(const bf16* out, const double* ref, std::size_t count, double atol, double rtol,
+                               cudaStream_t stream) {
+  return compare_bf16(out, ref, count, atol, rtol, stream);
 }
 
 }  // namespace aisp::kernels::gemm

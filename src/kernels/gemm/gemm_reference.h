@@ -29,5 +29,8 @@ struct CompareResult {
 // Compares `out` (bf16) with `ref` (fp32) element by element on the device; synchronizes `stream`.
 CompareResult compare_bf16_f32(const bf16* out, const float* ref, std::size_t count, double atol, double rtol,
                                cudaStream_t stream);
+// The same against a float64 reference (the fp8 GEMM's, gemm_fp8_reference.h).
+CompareResult compare_bf16_f64(const bf16* out, const double* ref, std::size_t count, double atol, double rtol,
+                               cudaStream_t stream);
 
 }  // namespace aisp::kernels::gemm

@@ -1,0 +1,72 @@
+// fp8 (e4m3) GEMM with bf16 output on Hopper (sm_90a): the contract shared by the quantizers
+// (fp8_quantize.cu), the float64 reference (gemm_fp8_reference.cu), the kernel (gemm_fp8_sm90.cu),
+// cuBLASLt's fp8 path (cublaslt_gemm.h), the ch14:fp8_gemm example and `aisp gemm validate`.
+//
+//   D[m, n] = bf16( sum_k  A[m, k] sa(m, k) * B[n, k] sb(n, k) )     fp32 accumulation
+//
+// A (M, K) and B (N, K) are e4m3 codes, both K-major ("TN", the only fp8 layout of Hopper's tensor
+// cores); a scale turns a code back into the value it stands for (value = code * scale, the
+// "dequantization" scale, amax / 448):
+//   per_tensor  sa, sb: one float each                               (sa * sb applied once, in the epilogue)
+//   block       sa: one float per 1 x 128 block of A along K         (DeepSeek-V3's activation scaling)
+//               sb: one float per 128 x 128 block of B               (and its weight scaling)
+// Block scales are stored as
+//   a_scale[kb * M + m]              kb = k / 128: (ceil(K/128), M), a tile's 128 rows are contiguous
+//   b_scale[nb * ceil(K/128) + kb]   nb = n / 128: (ceil(N/128), ceil(K/128)), row-major
+// Any M, N >= 1; K % 16 == 0 (TMA needs 16-byte row strides: 16 e4m3 codes).
+#pragma once
+
+#include <cuda_fp8.h>
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "kernels/gemm/gemm_bf16.h"
+
+namespace aisp::kernels::gemm {
+
+using fp8 = __nv_fp8_e4m3;
+
+enum class Fp8Scaling { per_tensor, block };
+const char* name_of(Fp8Scaling s);
+
+constexpr int kFp8ScaleBlock = 128;  // block scaling: 1 x 128 (A) and 128 x 128 (B) elements
+constexpr float kE4m3Max = 448.0f;   // the largest finite e4m3 value
+
+// Number of floats in A's and B's scale arrays for a scaling and shape.
+std::size_t fp8_a_scale_count(Fp8Scaling s, int m, int k);
+std::size_t fp8_b_scale_count(Fp8Scaling s, int n, int k);
+
+struct GemmFp8Args {
+  const fp8* a = nullptr;         // (M, K) codes
+  const fp8* b = nullptr;         // (N, K) codes
+  const float* a_scale = nullptr;  // device; layout above
+  const float* b_scale = nullptr;  // device; layout above
+  bf16* d = nullptr;              // (M, N)
+  int m = 0, n = 0, k = 0;
+  Fp8Scaling scaling = Fp8Scaling::per_tensor;
+};
+
+// The kernel's configuration. tile_n 0 picks the default of the scaling: 256 for per_tensor, 128
+// for block (the block kernel holds two accumulators -- the 128-K block's and the promoted sum --
+// so 128 x 256 would not fit in 232 registers). stages 0 picks the most that fit (beside the
+// TMA-store epilogue's staging buffer: 3 at 128 x 256, 6 at 128 x 128; without it 4 and 6).
+struct GemmFp8Config {
+  int tile_n = 0;
+  int stages = 0;
+  int raster_group = 8;
+  bool persistent = true;
+  // Epilogue through shared memory and TMA stores, overlapped with the next tile's main loop, where
+  // D allows it (N % 8 == 0, D 16-byte aligned); otherwise (or false) bounds-checked direct stores.
+  bool tma_store = true;
+  std::string describe() const;
+};
+
+// Empty when the current device and `args` can run the sm_90a fp8 kernel, else the reason.
+std::string gemm_fp8_sm90_unsupported(const GemmFp8Args& args, const GemmFp8Config& config = {});
+
+// Enqueues the fp8 GEMM on `stream`; never synchronizes. Throws aisp::Error with the reason of
+// gemm_fp8_sm90_unsupported, or on a launch error.
+void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Config& config = {});
+
+}  // namespace aisp::kernels::gemm

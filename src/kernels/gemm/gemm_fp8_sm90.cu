@@ -1,0 +1,118 @@
+// The host side of the sm90 fp8 GEMM (contract: gemm_fp8.h; kernel: gemm_fp8_sm90_kernel.cuh):
+// legality checks that say why, the default configuration, and the dispatch to the instantiations
+// (gemm_fp8_sm90_per_tensor.cu, gemm_fp8_sm90_block.cu).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "kernels/gemm/gemm_fp8.h"
+#include "kernels/gemm/gemm_fp8_sm90_kernel.cuh"
+#include "kernels/gemm/gemm_sm90_host.h"
+
+// Instantiated in gemm_fp8_sm90_per_tensor.cu and gemm_fp8_sm90_block.cu, not here.
+namespace aisp::kernels::gemm::sm90_fp8 {
+extern template void launch<256, false>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
+                                         cudaStream_t);
+extern template void launch<128, false>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
+                                         cudaStream_t);
+extern template void launch<128, true>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
+                                         cudaStream_t);
+}  // namespace aisp::kernels::gemm::sm90_fp8
+
+namespace aisp::kernels::gemm {
+namespace {
+
+struct Resolved {
+  int tile_n = 0;
+  int stages = 0;
+};
+
+// TMA stores need D's rows at 16-byte multiples and a 16-byte aligned base.
+bool uses_tma_store(const GemmFp8Config& c, const GemmFp8Args& a) {
+  return c.tma_store && a.n % 8 == 0 && reinterpret_cast<std::uintptr_t>(a.d) % 16 == 0;
+}
+
+// The configuration with its defaults filled in (tile_n by scaling, stages: as many as fit, up to 8).
+Resolved resolve(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
+  Resolved r;
+  r.tile_n = c.tile_n != 0 ? c.tile_n : (a.scaling == Fp8Scaling::block ? 128 : 256);
+  r.stages = c.stages;
+  const bool tma = uses_tma_store(c, a);
+  if (r.stages == 0) {
+    r.stages = 2;
+    while (r.stages < 8 && sm90_fp8::smem_bytes(r.tile_n, r.stages + 1, tma) <= std::size_t(smem_optin)) ++r.stages;
+  }
+  return r;
+}
+
+std::string config_unsupported(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
+  const Fp8Scaling scaling = a.scaling;
+  const Resolved r = resolve(c, a, smem_optin);
+  if (r.tile_n != 128 && r.tile_n != 256) return "tile_n must be 128 or 256 (or 0 for the default)";
+  if (scaling == Fp8Scaling::block && r.tile_n != 128)
+    return "block scaling needs tile_n 128: one 128-row B scale block per tile column, and two 64 x 256 fp32 "
+           "accumulators would not fit in 232 registers";
+  if (c.raster_group < 1) return "raster_group must be >= 1";
+  if (r.stages < 2) return "stages must be >= 2 (or 0 for the most that fit)";
+  const std::size_t smem = sm90_fp8::smem_bytes(r.tile_n, r.stages, uses_tma_store(c, a));
+  if (smem > std::size_t(smem_optin))
+    return fmt::format("{} stages of 128x{}x128 fp8 need {} bytes of shared memory; this GPU allows {}", r.stages,
+                       r.tile_n, smem, smem_optin);
+  return {};
+}
+
+std::string args_unsupported(const GemmFp8Args& a) {
+  if (a.m < 1 || a.n < 1 || a.k < 1) return fmt::format("M, N, K must be >= 1 (got {}, {}, {})", a.m, a.n, a.k);
+  if (!a.a || !a.b || !a.d) return "A, B and D must be non-null";
+  if (!a.a_scale || !a.b_scale) return "the fp8 GEMM needs both scale pointers (a_scale, b_scale)";
+  if (a.k % 16 != 0)
+    return fmt::format(
+        "K must be a multiple of 16: TMA needs 16-byte row strides, 16 e4m3 codes (K = {}; pad K with zeros)", a.k);
+  if (reinterpret_cast<std::uintptr_t>(a.a) % 16 != 0 || reinterpret_cast<std::uintptr_t>(a.b) % 16 != 0)
+    return "A and B must be 16-byte aligned (TMA)";
+  return {};
+}
+
+std::string device_unsupported(const sm90::DeviceLimits& limits) {
+  if (limits.cc != 90) return fmt::format("needs sm_90a (this GPU is sm_{})", limits.cc);
+  return {};
+}
+
+}  // namespace
+
+std::string gemm_fp8_sm90_unsupported(const GemmFp8Args& args, const GemmFp8Config& config) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return "needs an sm_90a GPU (no CUDA device here)";
+  }
+  const sm90::DeviceLimits limits = sm90::device_limits();
+  if (std::string why = device_unsupported(limits); !why.empty()) return why;
+  if (std::string why = config_unsupported(config, args, limits.smem_optin); !why.empty()) return why;
+  return args_unsupported(args);
+}
+
+void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Config& config) {
+  const sm90::DeviceLimits limits = sm90::device_limits();
+  std::string why = device_unsupported(limits);
+  if (why.empty()) why = config_unsupported(config, args, limits.smem_optin);
+  if (why.empty()) why = args_unsupported(args);
+  if (!why.empty()) throw Error("gemm_fp8_sm90: " + why);
+  const Resolved r = resolve(config, args, limits.smem_optin);
+  const bool tma_store = uses_tma_store(config, args);
+  if (args.scaling == Fp8Scaling::block) {
+    sm90_fp8::launch<128, true>(args, r.stages, config.raster_group, config.persistent, tma_store, limits,
+                                         stream);
+  } else if (r.tile_n == 256) {
+    sm90_fp8::launch<256, false>(args, r.stages, config.raster_group, config.persistent, tma_store, limits,
+                                         stream);
+  } else {
+    sm90_fp8::launch<128, false>(args, r.stages, config.raster_group, config.persistent, tma_store, limits,
+                                         stream);
+  }
+}
+
+}  // namespace aisp::kernels::gemm

@@ -1,0 +1,343 @@
+// The sm_90a fp8 GEMM kernel (contract: gemm_fp8.h; design: README.md, "fp8"). Included by the two
+// translation units that instantiate it (gemm_fp8_sm90_per_tensor.cu, gemm_fp8_sm90_block.cu), so
+// the heavy instantiations compile in parallel; gemm_fp8_sm90.cu holds the checks and the dispatch.
+//
+// The bf16 kernel's structure (gemm_bf16_sm90.cu) with fp8 operands: one CTA = a producer warpgroup
+// (TMA into a ring of `stages` slots, gemm_sm90_pipeline.cuh's produce_tiles) and two consumer
+// warpgroups of 64 rows each; persistent grid in grouped raster order. A slot is 128 rows of A and
+// TileN rows of B, each row 128 e4m3 codes = 128 bytes = one 128B-swizzle row, consumed by 4 x
+// wgmma m64n{TileN}k32 (the descriptor advances 32 bytes per k32 step, as bf16's does per k16).
+//   * per tensor: the whole K accumulates in the wgmma accumulators (one wgmma group kept in
+//     flight, as in bf16); the epilogue multiplies by sa * sb (read once from the device).
+//   * block (TileN 128 = one B scale block): each 128-K slot accumulates into a fresh partial
+//     accumulator (scale_d 0 on the first k32); two partials alternate, so while block kt runs in
+//     one, the finished block kt - 1 is added into the fp32 sum times sa(row, kb) * sb(n-block, kb)
+//     and its slot released -- DeepSeek-V3's promotion of fp8 partial sums to fp32 registers every
+//     128 K, which also applies the scales where they change, at no tensor-core time.
+//   * epilogue: through a shared-memory staging buffer and TMA stores that overlap the next tile
+//     (N % 8 == 0, D 16-byte aligned), else bounds-checked direct stores.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/cuda/check.h"
+#include "kernels/gemm/gemm_fp8.h"
+#include "kernels/gemm/gemm_fp8_sm90_wgmma.cuh"
+#include "kernels/gemm/gemm_sm90_host.h"
+#include "kernels/gemm/gemm_sm90_pipeline.cuh"
+
+namespace aisp::kernels::gemm::sm90_fp8 {
+
+constexpr int kBlockM = 128;     // 2 consumer warpgroups x 64 rows
+constexpr int kBlockK = 128;     // 128 e4m3 codes = 128 bytes: one swizzle row, one scale block
+constexpr int kConsumers = 2;
+constexpr int kThreads = 128 * (1 + kConsumers);
+
+struct Params {
+  bf16* d = nullptr;
+  const float* a_scale = nullptr;
+  const float* b_scale = nullptr;
+  int m = 0, n = 0, k = 0;
+  int tiles_m = 0, tiles_n = 0, k_tiles = 0;
+  int raster_group = 1;
+  int stages = 2;
+  int tma_store = 0;     // 1: epilogue through shared memory and TMA stores (needs N % 8 == 0, d 16-byte aligned)
+  int vector_store = 0;  // else, 1: D rows are 4-byte aligned (N even, d aligned): bf16x2 stores
+};
+
+constexpr std::uint32_t a_slot_bytes() { return kBlockM * kBlockK; }
+constexpr std::uint32_t b_slot_bytes(int tile_n) { return std::uint32_t(tile_n) * kBlockK; }
+// The TMA-store epilogue's staging buffer: 128 x tile_n bf16 (each consumer warpgroup its 64 rows).
+constexpr std::uint32_t staging_bytes(int tile_n, bool tma_store) {
+  return tma_store ? std::uint32_t(kBlockM) * std::uint32_t(tile_n) * 2u : 0u;
+}
+// Slots, the staging buffer, then 2 mbarriers per slot; +1024 to align the base to 1024 bytes (the
+// swizzle atom; slots and staging chunks are multiples of it).
+constexpr std::size_t smem_bytes(int tile_n, int stages, bool tma_store) {
+  return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) + staging_bytes(tile_n, tma_store) +
+         16 * std::size_t(stages);
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+template <int TileN>
+__device__ __forceinline__ void wgmma_k32(float (&acc)[TileN / 2], std::uint64_t da, std::uint64_t db, int scale_d) {
+  if constexpr (TileN == 256) {
+    sm90::wgmma_m64n256k32_e4m3(acc, da, db, scale_d);
+  } else {
+    sm90::wgmma_m64n128k32_e4m3(acc, da, db, scale_d);
+  }
+}
+
+// The 4 k32 steps of one slot for this consumer's 64 rows of A; `first` overwrites acc.
+template <int TileN>
+__device__ __forceinline__ void wgmma_slot(float (&acc)[TileN / 2], std::uint32_t a, std::uint32_t b, bool first) {
+#pragma unroll
+  for (int kk = 0; kk < kBlockK / 32; ++kk)
+    wgmma_k32<TileN>(acc, sm90::smem_desc(a + 32u * kk), sm90::smem_desc(b + 32u * kk), (first && kk == 0) ? 0 : 1);
+}
+
+__device__ __forceinline__ std::uint32_t pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+// Direct epilogue (any N): acc (the m64nN fragment: acc[4 j + 2 h + e] is row row0 + 8 h, column
+// col_base + 8 j + e) times `scale`, rounded once to bf16, stored with bounds checks.
+template <int TileN>
+__device__ __forceinline__ void store_tile_direct(const float (&acc)[TileN / 2], const Params& p, int row0,
+                                                  int col_base, float scale) {
+#pragma unroll
+  for (int j = 0; j < TileN / 8; ++j) {
+    const int col = col_base + 8 * j;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = row0 + 8 * h;
+      if (row >= p.m) continue;
+      const float v0 = acc[4 * j + 2 * h] * scale;
+      const float v1 = acc[4 * j + 2 * h + 1] * scale;
+      bf16* out = p.d + std::size_t(row) * std::size_t(p.n) + std::size_t(col);
+      if (p.vector_store && col + 1 < p.n) {
+        *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(v0, v1);
+      } else {
+        if (col < p.n) out[0] = __float2bfloat16_rn(v0);
+        if (col + 1 < p.n) out[1] = __float2bfloat16_rn(v1);
+      }
+    }
+  }
+}
+
+// Epilogue through shared memory (N % 8 == 0): this consumer warpgroup's 64 x TileN block, times
+// `scale` and rounded to bf16, goes into its staging buffer in the layout of D's tensor map -- chunks
+// of 64 rows x 64 columns, 128 bytes a row, 16-byte unit u of row r stored at u ^ (r % 8) (128B
+// swizzle). For the fragment that is conflict-free: a warp's store covers 8 rows (r % 8 = lane / 4)
+// of one unit, which the swizzle spreads over all 32 banks. Then one thread issues the TMA stores
+// (rows >= M and columns >= N are clipped by TMA) and the warpgroup goes on to its next tile while
+// they run; the buffer is rewritten only after they have read it (`pending`: wait_group.read).
+template <int TileN>
+__device__ __forceinline__ void store_tile_tma(const float (&acc)[TileN / 2], const CUtensorMap* map_d,
+                                               std::uint32_t staging, int consumer, int t, int row_base, int col0,
+                                               float scale, bool& pending) {
+  const int warp = t / 32, lane = t % 32;
+  const std::uint32_t barrier = 1u + std::uint32_t(consumer);  // one named barrier per consumer warpgroup
+  if (t == 0 && pending) sm90::bulk_wait_read_all();
+  sm90::named_barrier_sync(barrier, 128);
+#pragma unroll
+  for (int j = 0; j < TileN / 8; ++j) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = warp * 16 + lane / 4 + 8 * h;
+      const std::uint32_t addr = staging + std::uint32_t(j / 8) * 8192u + std::uint32_t(r) * 128u +
+                                 (std::uint32_t((j % 8) ^ (lane / 4)) << 4) + 4u * std::uint32_t(lane % 4);
+      sm90::st_shared_b32(addr, pack_bf16x2(acc[4 * j + 2 * h] * scale, acc[4 * j + 2 * h + 1] * scale));
+    }
+  }
+  sm90::fence_proxy_async_shared();
+  sm90::named_barrier_sync(barrier, 128);
+  if (t == 0) {
+#pragma unroll
+    for (int c = 0; c < TileN / 64; ++c) sm90::tma_store_2d(map_d, staging + 8192u * c, col0 + 64 * c, row_base);
+    sm90::bulk_commit();
+  }
+  pending = true;
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+template <int TileN, bool kBlockScaled>
+__global__ void __launch_bounds__(kThreads, 1)
+    gemm_fp8_ws_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                       const __grid_constant__ CUtensorMap map_d, const Params p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using namespace sm90;
+  static_assert(!kBlockScaled || TileN == kFp8ScaleBlock, "block scaling: one B scale block per tile column");
+  constexpr int kProducerRegs = 40;  // 40 * 128 + 232 * 256 <= 65536 registers
+  constexpr int kConsumerRegs = 232;
+  constexpr std::uint32_t kA = a_slot_bytes();
+  constexpr std::uint32_t kSlot = a_slot_bytes() + b_slot_bytes(TileN);
+  extern __shared__ std::uint8_t smem_raw[];
+  const std::uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const std::uint32_t staging = base + std::uint32_t(p.stages) * kSlot;
+  const std::uint32_t bars = staging + staging_bytes(TileN, p.tma_store != 0);  // full[s] at bars + 8 s
+  const std::uint32_t empty_bars = bars + 8u * std::uint32_t(p.stages);
+
+  const int warpgroup = threadIdx.x / 128;
+  const int t = threadIdx.x % 128;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < p.stages; ++s) {
+      mbar_init(bars + 8u * s, 1);                      // the producer's arrive + the TMA bytes
+      mbar_init(empty_bars + 8u * s, kConsumers * 4);   // one arrive per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
+    if (t == 0)
+      produce_tiles<TileN, 1>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
+                              p.tiles_m, p.tiles_n, p.raster_group, 0, int(blockIdx.x), int(gridDim.x));
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
+    const int consumer = warpgroup - 1;
+    const int warp = t / 32, lane = t % 32;
+    const int num_units = p.tiles_m * p.tiles_n;
+    const std::uint32_t a_offset = std::uint32_t(consumer) * (64 * 128);  // this warpgroup's 64 rows of A
+    const std::uint32_t my_staging = staging + std::uint32_t(consumer) * (staging_bytes(TileN, true) / 2);
+    if (p.tma_store && t == 0) prefetch_tensor_map(&map_d);
+    bool stores_pending = false;
+    // Per tensor: the product of the two scales, applied once in the epilogue.
+    const float epilogue_scale = kBlockScaled ? 1.0f : p.a_scale[0] * p.b_scale[0];
+    float acc[TileN / 2];
+#pragma unroll
+    for (int i = 0; i < TileN / 2; ++i) acc[i] = 0.0f;
+    int stage = 0;
+    std::uint32_t phase = 0;
+    auto advance = [&] {
+      if (++stage == p.stages) {
+        stage = 0;
+        phase ^= 1u;
+      }
+    };
+    for (int unit = int(blockIdx.x); unit < num_units; unit += int(gridDim.x)) {
+      const TileCoord c = tile_of(unit, p.tiles_m, p.tiles_n, p.raster_group);
+      const int row0 = c.m * kBlockM + consumer * 64 + warp * 16 + lane / 4;
+      if constexpr (!kBlockScaled) {
+        int previous = 0;
+        for (int kt = 0; kt < p.k_tiles; ++kt) {
+          mbar_wait(bars + 8u * stage, phase);
+          const std::uint32_t slot = base + std::uint32_t(stage) * kSlot;
+          fence_operands(acc);
+          wgmma_fence();
+          wgmma_slot<TileN>(acc, slot + a_offset, slot + kA, kt == 0);
+          wgmma_commit();
+          fence_operands(acc);
+          // The group issued one slot earlier has finished reading its slot: hand it back.
+          wgmma_wait<1>();
+          fence_operands(acc);
+          if (kt > 0 && lane == 0) mbar_arrive(empty_bars + 8u * previous);
+          previous = stage;
+          advance();
+        }
+        wgmma_wait<0>();
+        fence_operands(acc);
+        if (lane == 0) mbar_arrive(empty_bars + 8u * previous);
+      } else {
+        // Two partial accumulators in turn: while the tensor cores work on 128-K block kt in one,
+        // the other (block kt - 1, finished) is scaled into acc -- the promotion costs no tensor
+        // time. Each block's scales are loaded when it is issued, so their latency hides too.
+        float part0[TileN / 2], part1[TileN / 2];
+        // This thread's two rows; a row past M (its codes are TMA zeros) reads row M - 1's scale.
+        const int ra = row0 < p.m ? row0 : p.m - 1;
+        const int rb = row0 + 8 < p.m ? row0 + 8 : p.m - 1;
+        const float* sb_row = p.b_scale + std::size_t(c.n) * std::size_t(p.k_tiles);
+        float s0[2], s1[2];  // row scales times the B scale of the block in part0 / part1
+        int slot_of[2] = {0, 0};
+        auto issue = [&](float (&part)[TileN / 2], int kt, int which) {
+          const float* sa = p.a_scale + std::size_t(kt) * std::size_t(p.m);
+          const float sb = sb_row[kt];
+          s0[which] = sa[ra] * sb;
+          s1[which] = sa[rb] * sb;
+          mbar_wait(bars + 8u * stage, phase);
+          const std::uint32_t slot = base + std::uint32_t(stage) * kSlot;
+          fence_operands(part);
+          wgmma_fence();
+          wgmma_slot<TileN>(part, slot + a_offset, slot + kA, true);
+          wgmma_commit();
+          fence_operands(part);
+          slot_of[which] = stage;
+          advance();
+        };
+        // `part` is complete (the caller waited): free its slot, then acc += part * scale of its row.
+        auto promote = [&](float (&part)[TileN / 2], int which) {
+          fence_operands(part);
+          if (lane == 0) mbar_arrive(empty_bars + 8u * slot_of[which]);
+#pragma unroll
+          for (int i = 0; i < TileN / 2; ++i) acc[i] = fmaf(part[i], (i & 2) ? s1[which] : s0[which], acc[i]);
+        };
+#pragma unroll
+        for (int i = 0; i < TileN / 2; ++i) acc[i] = 0.0f;
+        // Unrolled by two so that each accumulator has a fixed role at every point (ptxas serializes
+        // wgmma when it cannot tell which one is in flight). Invariant at the loop head: block kt - 1
+        // is in flight in part0.
+        issue(part0, 0, 0);
+        int kt = 1;
+        for (; kt + 1 < p.k_tiles; kt += 2) {
+          issue(part1, kt, 1);
+          wgmma_wait<1>();  // block kt - 1 (part0) is done
+          promote(part0, 0);
+          issue(part0, kt + 1, 0);
+          wgmma_wait<1>();  // block kt (part1) is done
+          promote(part1, 1);
+        }
+        if (kt < p.k_tiles) {
+          issue(part1, kt, 1);
+          wgmma_wait<1>();
+          promote(part0, 0);
+          wgmma_wait<0>();
+          promote(part1, 1);
+        } else {
+          wgmma_wait<0>();
+          promote(part0, 0);
+        }
+      }
+      if (p.tma_store) {
+        store_tile_tma<TileN>(acc, &map_d, my_staging, consumer, t, c.m * kBlockM + consumer * 64, c.n * TileN,
+                              epilogue_scale, stores_pending);
+      } else {
+        store_tile_direct<TileN>(acc, p, row0, c.n * TileN + 2 * (lane % 4), epilogue_scale);
+      }
+    }
+    if (t == 0 && stores_pending) bulk_wait_all();  // the last stores complete before the CTA exits
+  }
+#else
+  // Built for another architecture (sm_100a): the host side refuses before launching.
+  (void)map_a;
+  (void)map_b;
+  (void)map_d;
+  (void)p;
+  __trap();
+#endif
+}
+
+// Launches gemm_fp8_ws_kernel<TileN, kBlockScaled> on `stream`; the caller (gemm_fp8_sm90.cu) has
+// checked the arguments and the configuration. One CTA per SM at most (~193 KB of shared memory).
+template <int TileN, bool kBlockScaled>
+void launch(const GemmFp8Args& args, int stages, int raster_group, bool persistent, bool tma_store,
+            const sm90::DeviceLimits& limits, cudaStream_t stream) {
+  Params p;
+  p.d = args.d;
+  p.a_scale = args.a_scale;
+  p.b_scale = args.b_scale;
+  p.m = args.m;
+  p.n = args.n;
+  p.k = args.k;
+  p.tiles_m = sm90::ceil_div(args.m, kBlockM);
+  p.tiles_n = sm90::ceil_div(args.n, TileN);
+  p.k_tiles = sm90::ceil_div(args.k, kBlockK);
+  p.raster_group = raster_group;
+  p.stages = stages;
+  p.tma_store = tma_store ? 1 : 0;
+  p.vector_store = (args.n % 2 == 0 && reinterpret_cast<std::uintptr_t>(args.d) % 4 == 0) ? 1 : 0;
+  const CUtensorMap map_a =
+      sm90::make_kmajor_map(args.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.m, args.k, kBlockK, kBlockM);
+  const CUtensorMap map_b =
+      sm90::make_kmajor_map(args.b, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.n, args.k, kBlockK, TileN);
+  // D as TMA sees it for the staged epilogue: {N, M} bf16, boxes of 64 x 64 (one staging chunk).
+  // Unused (left zero) on the direct-store path.
+  CUtensorMap map_d{};
+  if (tma_store) map_d = sm90::make_kmajor_map(args.d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.m, args.n, 64, 64);
+  const std::size_t smem = smem_bytes(TileN, stages, tma_store);
+  AISP_CUDA_CHECK(cudaFuncSetAttribute(gemm_fp8_ws_kernel<TileN, kBlockScaled>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int units = p.tiles_m * p.tiles_n;
+  const int grid = persistent && units > limits.sms ? limits.sms : units;
+  gemm_fp8_ws_kernel<TileN, kBlockScaled><<<grid, kThreads, smem, stream>>>(map_a, map_b, map_d, p);
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace aisp::kernels::gemm::sm90_fp8

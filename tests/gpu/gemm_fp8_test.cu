@@ -1,0 +1,422 @@
+// The fp8 GEMM pieces of src/kernels/gemm:
+//   * the quantizers (per tensor, 1x128, 128x128) against a CPU computation of the same scales and
+//     codes, on ragged shapes, plus e4m3's error bound;
+//   * the float64 references against a CPU loop;
+//   * the sm90 kernel, per tensor and block-scaled, over awkward shapes (M, N of 1..127, tails, K a
+//     multiple of 16 but not of the 128-wide k-slot, K shorter than one slot, fewer k-slots than ring
+//     stages) and configurations, against the float64 product of the dequantized codes (its own
+//     error) and of the unquantized operands (the fp8 error bound);
+//   * cuBLASLt's fp8 path against the same reference;
+//   * what the kernel refuses, with the reason;
+//   * the ch14:fp8_gemm variants through the Variant interface, including the re-quantization after
+//     the harness refills the inputs.
+// Inputs are seeded unit normals generated on the device, regenerated bit-identically on the host.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "ch14_example_test_util.h"
+#include "core/cuda/device_memory.h"
+#include "core/error.h"
+#include "core/gpu.h"
+#include "kernels/gemm/cublaslt_gemm.h"
+#include "kernels/gemm/fp8_quantize.h"
+#include "kernels/gemm/gemm_fp8.h"
+#include "kernels/gemm/gemm_fp8_reference.h"
+#include "kernels/gemm/gemm_reference.h"
+
+namespace aisp::test {
+namespace {
+
+namespace g = kernels::gemm;
+
+constexpr std::uint64_t kSeedA = 201, kSeedB = 202;
+
+#define AISP_REQUIRE_SM90()                                                                      \
+  do {                                                                                           \
+    const GpuProbe probe_ = probe_gpus();                                                        \
+    if (!probe_.available) GTEST_SKIP() << probe_.reason;                                        \
+    const int cc_ = gpu_properties(0).compute_capability;                                        \
+    if (cc_ != 90) GTEST_SKIP() << "the sm90 fp8 GEMM needs an sm_90 GPU; this one is sm_" << cc_; \
+  } while (0)
+
+#define AISP_REQUIRE_GPU()                                          \
+  do {                                                              \
+    if (!probe_gpus().available) GTEST_SKIP() << probe_gpus().reason; \
+  } while (0)
+
+template <class T>
+std::vector<T> download(const void* p, std::size_t count) {
+  std::vector<T> v(count);
+  if (count) AISP_CUDA_CHECK(cudaMemcpy(v.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost));
+  return v;
+}
+
+// bf16 operands A (m x k), B (n x k) on the device, unit normals; their host copies as floats.
+struct Bf16Operands {
+  int m, n, k;
+  cuda::DeviceMemory a, b;
+  Bf16Operands(int m_, int n_, int k_, cudaStream_t stream) : m(m_), n(n_), k(k_) {
+    a = cuda::device_alloc(std::size_t(m) * k * sizeof(g::bf16));
+    b = cuda::device_alloc(std::size_t(n) * k * sizeof(g::bf16));
+    g::fill_normal_bf16(A(), std::size_t(m) * k, kSeedA, stream);
+    g::fill_normal_bf16(B(), std::size_t(n) * k, kSeedB, stream);
+  }
+  g::bf16* A() const { return static_cast<g::bf16*>(a.get()); }
+  g::bf16* B() const { return static_cast<g::bf16*>(b.get()); }
+  static std::vector<float> host(std::uint64_t seed, std::int64_t count) {
+    const std::vector<std::uint16_t> bits = normal_bf16_bits(seed, count);
+    std::vector<float> v(bits.size());
+    for (std::size_t i = 0; i < bits.size(); ++i) v[i] = bf16_bits_to_float(bits[i]);
+    return v;
+  }
+};
+
+float host_scale(float amax) { return amax > 0.0f ? amax / g::kE4m3Max : 1.0f; }
+
+// e4m3 rounds to 3 mantissa bits: |value - code * scale| <= 2^-4 |value| in the normal range, and
+// at most half the subnormal spacing (2^-10 scale) below it.
+::testing::AssertionResult within_e4m3_rounding(float value, float code, float scale) {
+  const double err = std::fabs(double(value) - double(code) * double(scale));
+  if (err <= std::ldexp(1.0, -4) * std::fabs(value) + std::ldexp(1.0, -10) * scale * 1.0001)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "value " << value << " code " << code << " scale " << scale;
+}
+
+// ---- quantizers ----------------------------------------------------------------------------------
+
+TEST(Fp8Quantize, PerTensorMatchesCpu) {
+  AISP_REQUIRE_GPU();
+  TestStream stream;
+  const int m = 37, k = 272;
+  Bf16Operands ops(m, 1, k, stream.get());
+  cuda::DeviceMemory q = cuda::device_alloc(std::size_t(m) * k);
+  cuda::DeviceMemory s = cuda::device_alloc(sizeof(float));
+  g::quantize_fp8_per_tensor(ops.A(), std::size_t(m) * k, static_cast<g::fp8*>(q.get()),
+                             static_cast<float*>(s.get()), stream.get());
+  stream.sync();
+  const std::vector<float> x = Bf16Operands::host(kSeedA, std::int64_t(m) * k);
+  float amax = 0;
+  for (float v : x) amax = std::max(amax, std::fabs(v));
+  const float scale = download<float>(s.get(), 1)[0];
+  EXPECT_EQ(scale, host_scale(amax));
+  const std::vector<g::fp8> codes = download<g::fp8>(q.get(), x.size());
+  int mismatches = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const g::fp8 expected(x[i] / scale);
+    if (codes[i].__x != expected.__x && mismatches++ < 5) ADD_FAILURE() << "code " << i << " of " << x[i];
+    EXPECT_TRUE(within_e4m3_rounding(x[i], float(codes[i]), scale)) << i;
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(Fp8Quantize, BlocksMatchCpu) {
+  AISP_REQUIRE_GPU();
+  TestStream stream;
+  for (const auto& [rows, k] : std::vector<std::pair<int, int>>{{130, 272}, {1, 16}, {257, 128}, {5, 400}}) {
+    Bf16Operands ops(rows, rows, k, stream.get());
+    g::Fp8GemmOperands fp8(rows, rows, k, g::Fp8Scaling::block);
+    fp8.quantize(ops.A(), ops.B(), stream.get());
+    stream.sync();
+    const int kb_count = (k + 127) / 128, rb_count = (rows + 127) / 128;
+    const std::vector<float> a = Bf16Operands::host(kSeedA, std::int64_t(rows) * k);
+    const std::vector<float> b = Bf16Operands::host(kSeedB, std::int64_t(rows) * k);
+    const auto sa = download<float>(fp8.scales_a(), std::size_t(kb_count) * rows);
+    const auto sb = download<float>(fp8.scales_b(), std::size_t(kb_count) * rb_count);
+    const auto qa = download<g::fp8>(fp8.codes_a(), a.size());
+    const auto qb = download<g::fp8>(fp8.codes_b(), b.size());
+    int bad = 0;
+    for (int r = 0; r < rows; ++r)
+      for (int kb = 0; kb < kb_count; ++kb) {
+        float amax = 0;
+        for (int c = kb * 128; c < std::min(k, kb * 128 + 128); ++c) amax = std::max(amax, std::fabs(a[r * k + c]));
+        const float s = sa[std::size_t(kb) * rows + r];
+        if (s != host_scale(amax) && bad++ < 5) ADD_FAILURE() << "A scale row " << r << " block " << kb;
+        for (int c = kb * 128; c < std::min(k, kb * 128 + 128); ++c)
+          if (qa[r * k + c].__x != g::fp8(a[r * k + c] / s).__x && bad++ < 5) ADD_FAILURE() << "A code " << r << "," << c;
+      }
+    for (int rb = 0; rb < rb_count; ++rb)
+      for (int kb = 0; kb < kb_count; ++kb) {
+        float amax = 0;
+        for (int r = rb * 128; r < std::min(rows, rb * 128 + 128); ++r)
+          for (int c = kb * 128; c < std::min(k, kb * 128 + 128); ++c) amax = std::max(amax, std::fabs(b[r * k + c]));
+        const float s = sb[std::size_t(rb) * kb_count + kb];
+        if (s != host_scale(amax) && bad++ < 5) ADD_FAILURE() << "B scale block " << rb << "," << kb;
+        for (int r = rb * 128; r < std::min(rows, rb * 128 + 128); ++r)
+          for (int c = kb * 128; c < std::min(k, kb * 128 + 128); ++c) {
+            if (qb[r * k + c].__x != g::fp8(b[r * k + c] / s).__x && bad++ < 5) ADD_FAILURE() << "B code " << r << "," << c;
+            EXPECT_TRUE(within_e4m3_rounding(b[r * k + c], float(qb[r * k + c]), s));
+          }
+      }
+    EXPECT_EQ(bad, 0) << rows << "x" << k;
+  }
+}
+
+TEST(Fp8Quantize, AllZeroGroupGetsScaleOne) {
+  AISP_REQUIRE_GPU();
+  TestStream stream;
+  cuda::DeviceMemory x = cuda::device_alloc(64 * sizeof(float));
+  AISP_CUDA_CHECK(cudaMemset(x.get(), 0, 64 * sizeof(float)));
+  cuda::DeviceMemory q = cuda::device_alloc(64);
+  cuda::DeviceMemory s = cuda::device_alloc(sizeof(float));
+  g::quantize_fp8_per_tensor(static_cast<const float*>(x.get()), 64, static_cast<g::fp8*>(q.get()),
+                             static_cast<float*>(s.get()), stream.get());
+  stream.sync();
+  EXPECT_EQ(download<float>(s.get(), 1)[0], 1.0f);
+  for (const g::fp8 c : download<g::fp8>(q.get(), 64)) EXPECT_EQ(float(c), 0.0f);
+}
+
+// ---- references ----------------------------------------------------------------------------------
+
+TEST(Fp8Reference, MatchesCpuFloat64) {
+  AISP_REQUIRE_GPU();
+  TestStream stream;
+  const int m = 70, n = 133, k = 400;
+  Bf16Operands ops(m, n, k, stream.get());
+  cuda::DeviceMemory ref = cuda::device_alloc(std::size_t(m) * n * sizeof(double));
+  for (g::Fp8Scaling scaling : {g::Fp8Scaling::per_tensor, g::Fp8Scaling::block}) {
+    g::Fp8GemmOperands fp8(m, n, k, scaling);
+    fp8.quantize(ops.A(), ops.B(), stream.get());
+    const g::GemmFp8Args args = fp8.args(nullptr);
+    g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
+    stream.sync();
+    const auto qa = download<g::fp8>(fp8.codes_a(), std::size_t(m) * k);
+    const auto qb = download<g::fp8>(fp8.codes_b(), std::size_t(n) * k);
+    const auto sa = download<float>(fp8.scales_a(), g::fp8_a_scale_count(scaling, m, k));
+    const auto sb = download<float>(fp8.scales_b(), g::fp8_b_scale_count(scaling, n, k));
+    std::vector<double> expected(std::size_t(m) * n);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int kk = 0; kk < k; ++kk)
+          acc += g::fp8_dequantized_a(args, qa.data(), sa.data(), i, kk) *
+                 g::fp8_dequantized_b(args, qb.data(), sb.data(), j, kk);
+        expected[std::size_t(i) * n + j] = acc;
+      }
+    EXPECT_TRUE(all_close(download<double>(ref.get(), expected.size()), expected, {1e-13, 1e-12, 1e-12},
+                          g::name_of(scaling)));
+  }
+  // The bf16 one.
+  g::gemm_bf16_reference_f64(ops.A(), ops.B(), m, n, k, static_cast<double*>(ref.get()), stream.get());
+  stream.sync();
+  const std::vector<float> a = Bf16Operands::host(kSeedA, std::int64_t(m) * k);
+  const std::vector<float> b = Bf16Operands::host(kSeedB, std::int64_t(n) * k);
+  std::vector<double> expected(std::size_t(m) * n);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int kk = 0; kk < k; ++kk) acc += double(a[i * k + kk]) * double(b[j * k + kk]);
+      expected[std::size_t(i) * n + j] = acc;
+    }
+  EXPECT_TRUE(all_close(download<double>(ref.get(), expected.size()), expected, {1e-13, 1e-12, 1e-12}, "bf16"));
+}
+
+// ---- the kernel ----------------------------------------------------------------------------------
+
+struct Shape {
+  int m, n, k;
+};
+
+// Runs the kernel on one shape and scaling and checks both error bounds; returns the relative L2
+// error against the dequantized product (for the comparisons between scalings).
+void expect_kernel_matches(const Shape& s, g::Fp8Scaling scaling, const g::GemmFp8Config& config,
+                           TestStream& stream) {
+  const std::string what = fmt::format("{}x{}x{} {} [{}]", s.m, s.n, s.k, g::name_of(scaling), config.describe());
+  Bf16Operands ops(s.m, s.n, s.k, stream.get());
+  g::Fp8GemmOperands fp8(s.m, s.n, s.k, scaling);
+  fp8.quantize(ops.A(), ops.B(), stream.get());
+  const std::size_t mn = std::size_t(s.m) * s.n;
+  cuda::DeviceMemory d = cuda::device_alloc(mn * sizeof(g::bf16));
+  cuda::DeviceMemory ref_q = cuda::device_alloc(mn * sizeof(double));
+  cuda::DeviceMemory ref_bf16 = cuda::device_alloc(mn * sizeof(double));
+  const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
+  ASSERT_EQ(g::gemm_fp8_sm90_unsupported(args, config), "") << what;
+  g::gemm_fp8_reference_f64(args, static_cast<double*>(ref_q.get()), stream.get());
+  g::gemm_bf16_reference_f64(ops.A(), ops.B(), s.m, s.n, s.k, static_cast<double*>(ref_bf16.get()), stream.get());
+  AISP_CUDA_CHECK(cudaMemsetAsync(d.get(), 0xFF, mn * sizeof(g::bf16), stream.get()));
+  g::gemm_fp8_sm90(args, stream.get(), config);
+  stream.sync();
+  const double rms = std::sqrt(double(s.k));
+  const g::Fp8Tolerance own = g::fp8_kernel_tolerance(rms, s.k, scaling),
+                         e2e = g::fp8_end_to_end_tolerance(rms, s.k, scaling);
+  const g::CompareResult q = g::compare_bf16_f64(args.d, static_cast<const double*>(ref_q.get()), mn, own.atol,
+                                                 own.rtol, stream.get());
+  const g::CompareResult e = g::compare_bf16_f64(args.d, static_cast<const double*>(ref_bf16.get()), mn, e2e.atol,
+                                                 e2e.rtol, stream.get());
+  EXPECT_EQ(q.bad, 0) << what << " vs dequantized: max |err| " << q.max_abs << ", rel L2 " << q.rel_l2;
+  EXPECT_LE(q.rel_l2, own.max_rel_l2) << what;
+  EXPECT_EQ(e.bad, 0) << what << " vs bf16: max |err| " << e.max_abs << ", rel L2 " << e.rel_l2;
+  EXPECT_LE(e.rel_l2, e2e.max_rel_l2) << what;
+}
+
+g::GemmFp8Config config(int tile_n, int stages, int group = 8, bool persistent = true, bool tma_store = true) {
+  g::GemmFp8Config c;
+  c.tile_n = tile_n;
+  c.stages = stages;
+  c.raster_group = group;
+  c.persistent = persistent;
+  c.tma_store = tma_store;
+  return c;
+}
+
+// M, N of 1..127 and just past a tile; K = 16 (shorter than one 128-wide slot), 16 x odd, not a
+// multiple of 128, and more / fewer k-slots than ring stages.
+const std::vector<Shape> kSmallShapes = {{1, 1, 16},     {1, 256, 128},  {127, 1, 48},    {5, 300, 32},
+                                         {64, 200, 272}, {128, 256, 128}, {130, 257, 144}, {255, 129, 528},
+                                         {100, 17, 16},  {129, 383, 1008}, {200, 511, 80}};
+
+TEST(Fp8Gemm, PerTensorSmallShapesMatchFloat64) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (const Shape& s : kSmallShapes)
+    for (const g::GemmFp8Config& c : {config(0, 0), config(128, 2), config(256, 3, 1), config(128, 5, 2, false),
+                                      config(256, 4, 8, true, false)})
+      expect_kernel_matches(s, g::Fp8Scaling::per_tensor, c, stream);
+}
+
+TEST(Fp8Gemm, BlockScaledSmallShapesMatchFloat64) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (const Shape& s : kSmallShapes)
+    for (const g::GemmFp8Config& c : {config(0, 0), config(128, 2), config(128, 3, 1, false),
+                                      config(128, 6, 8, true, false)})
+      expect_kernel_matches(s, g::Fp8Scaling::block, c, stream);
+}
+
+// Many tiles per persistent CTA (ragged raster bands), and a shape with K = 16384.
+TEST(Fp8Gemm, LargerShapesMatchFloat64) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (g::Fp8Scaling scaling : {g::Fp8Scaling::per_tensor, g::Fp8Scaling::block}) {
+    expect_kernel_matches({1000, 3000, 1040}, scaling, config(0, 0, 3), stream);
+    expect_kernel_matches({1000, 3001, 1040}, scaling, config(0, 0, 3), stream);  // odd N: direct stores
+    expect_kernel_matches({2200, 2500, 512}, scaling, config(128, 4, 16), stream);
+    expect_kernel_matches({256, 384, 16384}, scaling, {}, stream);
+  }
+}
+
+// Small tail shapes for compute-sanitizer (memcheck, racecheck): both scalings, both epilogues
+// (N % 8 == 0 takes TMA stores), a short ring, and more tiles than SMs (a CTA's second tile reuses
+// the staging buffer).
+TEST(Fp8Gemm, SanitizerShapes) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (const Shape& s :
+       std::vector<Shape>{{5, 300, 32}, {130, 264, 400}, {255, 129, 528}, {200, 136, 1008}, {1100, 2200, 64}}) {
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(256, 2), stream);
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(128, 2, 8, true, false), stream);
+    expect_kernel_matches(s, g::Fp8Scaling::block, config(128, 2), stream);
+  }
+}
+
+TEST(Fp8Gemm, RefusesWhatItCannotRun) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (int k : {24, 100, 8, 1}) {
+    g::Fp8GemmOperands fp8(64, 64, k, g::Fp8Scaling::per_tensor);
+    cuda::DeviceMemory d = cuda::device_alloc(64 * 64 * sizeof(g::bf16));
+    const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
+    const std::string why = g::gemm_fp8_sm90_unsupported(args);
+    EXPECT_NE(why.find("K must be a multiple of 16"), std::string::npos) << k << ": " << why;
+    EXPECT_THROW(g::gemm_fp8_sm90(args, stream.get()), Error) << k;
+  }
+  g::Fp8GemmOperands fp8(64, 64, 128, g::Fp8Scaling::block);
+  cuda::DeviceMemory d = cuda::device_alloc(64 * 64 * sizeof(g::bf16));
+  g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
+  EXPECT_EQ(g::gemm_fp8_sm90_unsupported(args), "");
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(256, 0)).find("block scaling needs tile_n 128"),
+            std::string::npos);
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(128, 20)).find("shared memory"), std::string::npos);
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(192, 0)), "");
+  args.b_scale = nullptr;
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args).find("scale"), std::string::npos);
+  EXPECT_THROW(g::gemm_fp8_sm90(args, stream.get()), Error);
+}
+
+// cuBLASLt's fp8 path (per tensor) on the same codes, against the same reference and bound.
+TEST(Fp8Gemm, CublasLtFp8MatchesFloat64) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (const Shape& s : std::vector<Shape>{{256, 384, 512}, {130, 272, 1008}}) {
+    Bf16Operands ops(s.m, s.n, s.k, stream.get());
+    g::Fp8GemmOperands fp8(s.m, s.n, s.k, g::Fp8Scaling::per_tensor);
+    fp8.quantize(ops.A(), ops.B(), stream.get());
+    const std::size_t mn = std::size_t(s.m) * s.n;
+    cuda::DeviceMemory d = cuda::device_alloc(mn * sizeof(g::bf16));
+    cuda::DeviceMemory ref = cuda::device_alloc(mn * sizeof(double));
+    const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
+    g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
+    for (bool fast : {true, false}) {
+      g::CublasLtGemmArgs lt;
+      lt.a = args.a;
+      lt.b = args.b;
+      lt.d = args.d;
+      lt.m = s.m;
+      lt.n = s.n;
+      lt.k = s.k;
+      lt.input = g::LtInput::fp8_e4m3;
+      lt.a_scale = args.a_scale;
+      lt.b_scale = args.b_scale;
+      lt.fp8_fast_accum = fast;
+      g::CublasLtGemm gemm(lt);
+      AISP_CUDA_CHECK(cudaMemsetAsync(d.get(), 0xFF, mn * sizeof(g::bf16), stream.get()));
+      gemm.run(stream.get());
+      const g::Fp8Tolerance own =
+          g::fp8_kernel_tolerance(std::sqrt(double(s.k)), s.k, g::Fp8Scaling::per_tensor);
+      const g::CompareResult c =
+          g::compare_bf16_f64(args.d, static_cast<const double*>(ref.get()), mn, own.atol, own.rtol, stream.get());
+      EXPECT_EQ(c.bad, 0) << gemm.describe() << ": max |err| " << c.max_abs << ", rel L2 " << c.rel_l2;
+      EXPECT_LE(c.rel_l2, own.max_rel_l2) << gemm.describe();
+    }
+  }
+}
+
+// ---- the example ---------------------------------------------------------------------------------
+
+// Every ch14:fp8_gemm variant as the harness runs it, at a small awkward shape, against the example's
+// reference and tolerance; then the inputs are refilled in place and the variant, told so, must
+// compute on the new values (its quantized copies are redone, not reused).
+TEST(Fp8GemmExample, EveryVariantMatchesReferenceAndFollowsRefills) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  const harness::Example* example = find_example("ch14:fp8_gemm");
+  ASSERT_NE(example, nullptr);
+  ASSERT_NE(find_example("ch14:fp8_gemm_deepseek"), nullptr);
+  const int m = 200, n = 264, k = 272;
+  DeviceTensor a(DType::bf16, {m, k}), b(DType::bf16, {n, k}), d(DType::bf16, {m, n}), ref(DType::f64, {m, n});
+  const std::vector<harness::Tensor> inputs = {a.tensor(), b.tensor()};
+  auto fill = [&](std::uint64_t seed) {
+    a.upload(normal_bf16_bits(seed, std::int64_t(m) * k));
+    b.upload(normal_bf16_bits(seed + 1, std::int64_t(n) * k, 1.0 / std::sqrt(double(k))));
+  };
+  auto check = [&](const std::string& what) {
+    example->reference(inputs, ref.tensor(), stream.get());
+    stream.sync();
+    EXPECT_TRUE(all_close(bf16_bits_to_double(d.download<std::uint16_t>()), ref.download<double>(),
+                          example->workload.tolerance, what));
+  };
+  for (const harness::VariantInfo& info : example->variants) {
+    fill(300);
+    std::unique_ptr<harness::Variant> variant = info.make();
+    variant->setup(inputs, d.tensor(), stream.get());
+    d.poison();
+    variant->run(stream.get());
+    stream.sync();
+    check(info.name + " (first fill)");
+    fill(400);
+    variant->inputs_refilled(inputs, stream.get());
+    d.poison();
+    variant->run(stream.get());
+    stream.sync();
+    check(info.name + " (after the refill)");
+    variant->teardown();
+  }
+}
+
+}  // namespace
+}  // namespace aisp::test
