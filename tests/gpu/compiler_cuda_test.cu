@@ -250,11 +250,11 @@ TEST(CompilerCuda, MaxAutotuneTimesEachDistinctGemmOnceAndCachesTheDecision) {
   c::Graph g;
   const c::Tensor x = g.input("x", {256, 512}, DType::bf16), w = g.input("w", {512, 512}, DType::bf16);
   const c::Tensor w2 = g.input("w2", {512, 384}, DType::bf16);
-  // Scaled by 1/sqrt(K) between the products so the bf16 intermediates stay O(1) and the dtype's
-  // tolerance applies (unscaled, they grow to ~500 and their rounding alone exceeds it).
+  // Every product scaled by 1/sqrt(K) so intermediates and outputs stay O(1) and the dtype's
+  // tolerance applies (unscaled, the bf16 rounding of the intermediate alone exceeds it).
   const double scale = 1.0 / std::sqrt(512.0);
-  g.output(c::matmul(c::matmul(x, w) * scale, w) + g.input("b", {512}, DType::bf16));
-  g.output(c::matmul(c::matmul(x, w2) * scale, c::transpose(w2, 0, 1)));
+  g.output(c::matmul(c::matmul(x, w) * scale, w * scale) + g.input("b", {512}, DType::bf16));
+  g.output(c::matmul(c::matmul(x, w2) * scale, c::transpose(w2 * scale, 0, 1)));
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / fmt::format("aisp-autotune-test-{}", ::getpid());
   std::filesystem::remove_all(dir);
