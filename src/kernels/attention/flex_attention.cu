@@ -104,7 +104,7 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
     const std::uint64_t dims[3] = {d, std::uint64_t(len), std::uint64_t(a.batch) * std::uint64_t(heads)};
     const std::uint64_t strides[2] = {row_bytes, row_bytes * std::uint64_t(len)};
     const std::uint32_t box[3] = {64, box_rows, 1};
-    return ::aisp::kernels::sm90::make_bf16_map_sw128(data, 3, dims, strides, box, what);
+    return ::aisp::kernels::sm90::make_map_sw128(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, dims, strides, box, what);
   };
   Fa3Maps m;
   m.q = map(a.q, a.q_len, a.q_heads, kBlockQ, "flex_attention q");

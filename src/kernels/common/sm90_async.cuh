@@ -1,10 +1,12 @@
-// Hopper (sm_90a) asynchronous-machinery wrappers shared by the hand-written kernels (the bf16 GEMM,
-// the FlexAttention FA3 forward): mbarriers, TMA (bulk tensor copies), cluster helpers, the wgmma
-// fence / commit / wait, named barriers and setmaxnreg. One inline-PTX statement each, so the
-// kernels read like the algorithm. Device code only, and only in the sm_90a pass (the guard below):
-// callers guard their kernel bodies the same way.
+// Hopper (sm_90a) asynchronous-machinery wrappers shared by the hand-written kernels (the bf16 and
+// fp8 GEMMs, the FlexAttention FA3 forward): mbarriers, TMA (bulk tensor loads and stores), cluster
+// helpers, the wgmma fence / commit / wait, proxy fences, named barriers and setmaxnreg. One
+// inline-PTX statement each, so the kernels read like the algorithm. Device code only, and only in
+// the sm_90a pass (the guard below): callers guard their kernel bodies the same way. What is
+// specific to one kernel (the GEMM's producer loop and smem descriptor, the attention's tiles) stays
+// with that kernel.
 //
-// mbarrier protocol used by both kernels: a "full" barrier per shared-memory slot completes when its
+// mbarrier protocol used by the kernels: a "full" barrier per shared-memory slot completes when its
 // producer arrived (with expect_tx) and every byte of the TMA copies landed; an "empty" barrier
 // completes when every consumer warp released the slot. Phases alternate; a fresh barrier is in
 // phase 0, so waiting for parity 1 returns at once (a producer's first pass over empty slots).
@@ -18,8 +20,12 @@ namespace aisp::kernels::sm90 {
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
+// ---- Shared memory ------------------------------------------------------------------------------
 __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
   return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void st_shared_b32(std::uint32_t addr, std::uint32_t value) {
+  asm volatile("st.shared.b32 [%0], %1;" ::"r"(addr), "r"(value) : "memory");
 }
 
 // ---- mbarriers ----------------------------------------------------------------------------------
@@ -84,6 +90,21 @@ __device__ __forceinline__ void tma_load_2d_multicast(std::uint32_t dst, const C
       : "memory");
 }
 
+// 2-D TMA store of the box at shared address `src` to coordinates (c0 = innermost, c1) of the
+// tensor map; box elements outside the tensor are not written. Tracked by bulk async-groups
+// (bulk_commit, then bulk_wait_*), not by an mbarrier.
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, std::uint32_t src, int c0, int c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
+               ::"l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(src)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+// Until this thread's committed bulk stores have finished *reading* shared memory (the source may
+// be rewritten) ...
+__device__ __forceinline__ void bulk_wait_read_all() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
+// ... or have completed (before the CTA exits).
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
+
 // ---- Clusters -----------------------------------------------------------------------------------
 __device__ __forceinline__ std::uint32_t cluster_rank() {
   std::uint32_t r;
@@ -95,7 +116,8 @@ __device__ __forceinline__ std::uint32_t cluster_rank() {
 // MEMBAR.ALL.GPU before every arrive -- measured 461 vs 625 TFLOP/s for the GEMM's 128x256, 3-stage
 // config without clusters at 8192^3 on an H200 -- and buys nothing: what the arrive publishes is "my
 // wgmma reads of the slot are done" (wgmma.wait_group already ordered them), not data written with
-// ordinary stores. CUTLASS's cluster barrier arrives the same way.
+// ordinary stores. CUTLASS's cluster barrier arrives the same way. (The GEMM's speed with this
+// arrive has not been re-measured yet: kernels/gemm/README.md.)
 __device__ __forceinline__ void mbar_arrive_cluster(std::uint32_t bar, std::uint32_t rank) {
   std::uint32_t remote;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
@@ -120,7 +142,8 @@ __device__ __forceinline__ void fence_operands(float (&r)[R]) {
 #pragma unroll
   for (int i = 0; i < R; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
-// Ordinary shared-memory writes become visible to the async proxy (wgmma, TMA) of this CTA.
+// This thread's ordinary shared-memory writes become visible to the async proxy (wgmma reads, TMA
+// stores) of this CTA.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // ---- Named barriers (id 0 is __syncthreads) ---------------------------------------------------

@@ -1,6 +1,7 @@
 // TMA tensor maps (CUtensorMap) for the sm_90a kernels, host side: the driver's encoder reached
-// through the runtime (no -lcuda), and the one kind of map the kernels use so far: bf16, tiled,
-// 128-byte swizzle, out-of-bounds elements read as zero.
+// through the runtime (no -lcuda), and the one kind of map the kernels use: tiled, 128-byte swizzle,
+// out-of-bounds elements read as zero, of bf16 (GEMM operands and outputs, attention Q / K / V) or
+// uint8 (fp8 e4m3 codes, which TMA moves as bytes).
 #pragma once
 
 #include <cuda.h>  // CUtensorMap and its enums (types only)
@@ -14,10 +15,15 @@ namespace aisp::kernels::sm90 {
 // cuTensorMapEncodeTiled from the driver (looked up once); raises aisp::Error if the driver lacks it.
 PFN_cuTensorMapEncodeTiled_v12000 encode_tiled();
 
-// A bf16 tensor of `rank` (1..5) dimensions, dims[0] innermost and contiguous, byte strides of
-// dims 1.. in `strides` (multiples of 16), read in boxes of `box` elements with the 128-byte
-// swizzle (box[0] * 2 <= 128). `what` names the tensor in the error message.
-CUtensorMap make_bf16_map_sw128(const void* data, int rank, const std::uint64_t* dims, const std::uint64_t* strides,
-                                const std::uint32_t* box, const std::string& what);
+// Bytes per element of the map types make_map_sw128 accepts: 2 for CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+// 1 for CU_TENSOR_MAP_DATA_TYPE_UINT8; raises aisp::Error for any other type.
+int tma_element_bytes(CUtensorMapDataType type);
+
+// A tensor of `rank` (1..5) dimensions of `type` (bf16 or uint8), dims[0] innermost and contiguous,
+// byte strides of dims 1.. in `strides` (multiples of 16, base 16-byte aligned), read in boxes of
+// `box` elements with the 128-byte swizzle (box[0] * element bytes <= 128). `what` names the tensor
+// in the error message raised (aisp::Error) when the driver refuses the map.
+CUtensorMap make_map_sw128(const void* data, CUtensorMapDataType type, int rank, const std::uint64_t* dims,
+                           const std::uint64_t* strides, const std::uint32_t* box, const std::string& what);
 
 }  // namespace aisp::kernels::sm90

@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(bars + 8u * s, 1);                                // the producer's arrive + the TMA bytes
       mbar_init(empty_bars + 8u * s, Cluster * kConsumers * 4);   // one arrive per consumer warp
     }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    mbar_init_fence();
   }
   if constexpr (Cluster > 1) {
     cluster_sync();  // peers' barriers are initialized before anyone multicasts or arrives remotely
@@ -121,13 +121,13 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (warpgroup == 0) {
     // ---- Producer ----
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
+    setmaxnreg_dec<kProducerRegs>();
     if (t == 0)
       produce_tiles<TileN, Cluster>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
                                     p.tiles_m, p.tiles_n, p.raster_group, rank, cluster_id, clusters);
   } else {
     // ---- Consumers ----
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
+    setmaxnreg_inc<kConsumerRegs>();
     const int consumer = warpgroup - 1;
     const int warp = t / 32, lane = t % 32;
     float acc[TileN / 2];
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // A row-major (rows, K) bf16 matrix seen by TMA as 2-D {K, rows} with boxes of {64, box_rows}.
 CUtensorMap make_map(const bf16* data, int rows, int k, int box_rows) {
-  return make_kmajor_map(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, sizeof(bf16), rows, k, kBlockK, box_rows);
+  return make_kmajor_map(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, rows, k, kBlockK, box_rows);
 }
 
 std::string config_unsupported(const GemmConfig& c, int smem_optin) {

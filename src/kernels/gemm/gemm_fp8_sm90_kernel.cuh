@@ -136,7 +136,7 @@ __device__ __forceinline__ void store_tile_tma(const float (&acc)[TileN / 2], co
       sm90::st_shared_b32(addr, pack_bf16x2(acc[4 * j + 2 * h] * scale, acc[4 * j + 2 * h + 1] * scale));
     }
   }
-  sm90::fence_proxy_async_shared();
+  sm90::fence_proxy_async();
   sm90::named_barrier_sync(barrier, 128);
   if (t == 0) {
 #pragma unroll
@@ -172,17 +172,17 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbar_init(bars + 8u * s, 1);                      // the producer's arrive + the TMA bytes
       mbar_init(empty_bars + 8u * s, kConsumers * 4);   // one arrive per consumer warp
     }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    mbar_init_fence();
   }
   __syncthreads();
 
   if (warpgroup == 0) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
+    setmaxnreg_dec<kProducerRegs>();
     if (t == 0)
       produce_tiles<TileN, 1>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
                               p.tiles_m, p.tiles_n, p.raster_group, 0, int(blockIdx.x), int(gridDim.x));
   } else {
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
+    setmaxnreg_inc<kConsumerRegs>();
     const int consumer = warpgroup - 1;
     const int warp = t / 32, lane = t % 32;
     const int num_units = p.tiles_m * p.tiles_n;
@@ -324,13 +324,13 @@ void launch(const GemmFp8Args& args, int stages, int raster_group, bool persiste
   p.tma_store = tma_store ? 1 : 0;
   p.vector_store = (args.n % 2 == 0 && reinterpret_cast<std::uintptr_t>(args.d) % 4 == 0) ? 1 : 0;
   const CUtensorMap map_a =
-      sm90::make_kmajor_map(args.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.m, args.k, kBlockK, kBlockM);
+      sm90::make_kmajor_map(args.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.m, args.k, kBlockK, kBlockM);
   const CUtensorMap map_b =
-      sm90::make_kmajor_map(args.b, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, args.n, args.k, kBlockK, TileN);
+      sm90::make_kmajor_map(args.b, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.n, args.k, kBlockK, TileN);
   // D as TMA sees it for the staged epilogue: {N, M} bf16, boxes of 64 x 64 (one staging chunk).
   // Unused (left zero) on the direct-store path.
   CUtensorMap map_d{};
-  if (tma_store) map_d = sm90::make_kmajor_map(args.d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, args.m, args.n, 64, 64);
+  if (tma_store) map_d = sm90::make_kmajor_map(args.d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, args.m, args.n, 64, 64);
   const std::size_t smem = smem_bytes(TileN, stages, tma_store);
   AISP_CUDA_CHECK(cudaFuncSetAttribute(gemm_fp8_ws_kernel<TileN, kBlockScaled>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));

@@ -1,7 +1,8 @@
-// The sm_90a building blocks the warp-specialized GEMMs share (gemm_bf16_sm90.cu, gemm_fp8_sm90.cu):
-// mbarriers, TMA loads (plain and multicast), cluster helpers, wgmma fences and the shared-memory
-// matrix descriptor, as inline PTX; the producer warp's load loop; a consumer warp's slot release; the
-// bounds-checked bf16 store of an m64nN fp32 accumulator fragment.
+// What the warp-specialized sm90 GEMMs share on the device and nothing else needs
+// (gemm_bf16_sm90.cu, gemm_fp8_sm90_kernel.cuh): the shared-memory matrix descriptor of their K-major
+// 128B-swizzled tiles, a consumer warp's slot release and the producer warp's load loop. The PTX
+// wrappers under them (mbarrier, TMA, cluster, wgmma fence / commit / wait, named barriers,
+// setmaxnreg) live in kernels/common/sm90_async.cuh, made visible in this namespace below.
 //
 // Ring protocol (both kernels): `stages` slots of (A box, B box); slot s has a "full" mbarrier at
 // bars + 8 s (one producer arrive + the TMA bytes) and an "empty" one at bars + 8 (stages + s) (one
@@ -9,125 +10,19 @@
 #pragma once
 
 #include <cuda.h>  // CUtensorMap
-#include <cuda_bf16.h>
 
 #include <cstdint>
 
+#include "kernels/common/sm90_async.cuh"
 #include "kernels/gemm/gemm_bf16_sm90_schedule.cuh"
 
 namespace aisp::kernels::gemm::sm90 {
 
+// The common wrappers are called unqualified (and as sm90::...) from the GEMM code, like the
+// GEMM's own helpers below.
+using namespace ::aisp::kernels::sm90;
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-
-
-__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(std::uint32_t bar, std::uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive_expect_tx(std::uint32_t bar, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-// Spins until the phase with parity `parity` of the barrier has completed. A fresh barrier is in
-// phase 0, so waiting for parity 1 returns at once (the producer's first pass over empty slots).
-__device__ __forceinline__ void mbar_wait(std::uint32_t bar, std::uint32_t parity) {
-  std::uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n"
-        ".reg .pred p;\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n"
-        "}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// 2-D TMA load of one box at coordinates (c0 = innermost = k, c1 = row) into shared memory,
-// completing `bytes` of the barrier's expected transaction count.
-__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
-                                            int c0, int c1) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
-      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
-      : "memory");
-}
-// The same, multicast: the box lands at the same shared-memory offset in every CTA of `mask` (bit r =
-// cluster rank r), each completing the barrier at the same offset in its own shared memory.
-__device__ __forceinline__ void tma_load_2d_multicast(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,
-                                                      int c0, int c1, std::uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%2, %3}], [%4], %5;"
-      ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
-      : "memory");
-}
-__device__ __forceinline__ std::uint32_t cluster_rank() {
-  std::uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-// Arrives on the barrier at shared address `bar` of cluster CTA `rank` (possibly this one).
-// NOTES: default semantics (release at CTA scope). An explicit `.release.cluster` costs a
-// MEMBAR.ALL.GPU before every arrive -- measured 461 vs 625 TFLOP/s for the same 128x256, 3-stage
-// config without clusters at 8192^3 on an H200 -- and buys nothing here: what the arrive publishes
-// is "my wgmma reads of the slot are done" (wgmma.wait_group already ordered them), not data written
-// with ordinary stores. CUTLASS's cluster barrier arrives the same way. (Not re-measured yet.)
-__device__ __forceinline__ void mbar_arrive_cluster(std::uint32_t bar, std::uint32_t rank) {
-  std::uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void prefetch_tensor_map(const CUtensorMap* map) {
-  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<std::uint64_t>(map)) : "memory");
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
-}
-// Pins the accumulators in place around asynchronous wgmma: the compiler may not move a read or
-// write of them across this point (no instruction is emitted).
-template <int R>
-__device__ __forceinline__ void fence_operands(float (&acc)[R]) {
-#pragma unroll
-  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(acc[i])::"memory");
-}
-
-// ---- TMA stores (the smem-staged epilogue) ----
-// 2-D TMA store of the box at shared address `src` to coordinates (c0 = innermost, c1 = row) of the
-// tensor map; rows / columns outside the tensor are not written. Tracked by bulk async-groups.
-__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, std::uint32_t src, int c0, int c1) {
-  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
-               ::"l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(src)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
-// Until this thread's committed bulk stores have finished *reading* shared memory (the staging
-// buffer may be rewritten) ...
-__device__ __forceinline__ void bulk_wait_read_all() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
-// ... or have completed (before the CTA exits).
-__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
-// Makes this thread's ordinary shared-memory writes visible to the async proxy (TMA reads them).
-__device__ __forceinline__ void fence_proxy_async_shared() {
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-}
-// Barrier `id` (1..15; 0 is __syncthreads) among `count` threads, e.g. one warpgroup.
-__device__ __forceinline__ void named_barrier_sync(std::uint32_t id, std::uint32_t count) {
-  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
-}
-__device__ __forceinline__ void st_shared_b32(std::uint32_t addr, std::uint32_t value) {
-  asm volatile("st.shared.b32 [%0], %1;" ::"r"(addr), "r"(value) : "memory");
-}
 
 // wgmma shared-memory matrix descriptor for a K-major tile with 128B swizzle:
 //   bits  0-13 start address >> 4; 16-29 leading byte offset >> 4 (unused for swizzled K-major, 1);
