@@ -112,6 +112,40 @@ Mode parse_mode(std::string_view s) {
   throw Error(fmt::format("unknown compile mode '{}' (default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs)", s));
 }
 
+std::vector<KernelFn> jit_kernels(const std::vector<KernelSource>& sources, CpuJit& jit, int jobs_option,
+                                  CompileStats& stats) {
+  // Compile each distinct source once, `jobs` compiler processes at a time.
+  std::vector<std::size_t> unique;  // index into sources of each distinct text
+  std::unordered_map<std::string, std::size_t> first;
+  std::vector<std::size_t> which(sources.size());
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    auto [it, inserted] = first.emplace(sources[i].source, unique.size());
+    if (inserted) unique.push_back(i);
+    which[i] = it->second;
+  }
+  stats.unique_kernels = int(unique.size());
+  const std::size_t jobs = jobs_option > 0 ? std::size_t(jobs_option)
+                                           : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  std::vector<JitResult> results(unique.size());
+  for (std::size_t begin = 0; begin < unique.size(); begin += jobs) {
+    std::vector<std::future<JitResult>> batch;
+    for (std::size_t u = begin; u < std::min(unique.size(), begin + jobs); ++u)
+      batch.push_back(std::async(std::launch::async, [&, u] {
+        const KernelSource& k = sources[unique[u]];
+        return jit.load(k.source, k.symbol);
+      }));
+    for (std::size_t u = 0; u < batch.size(); ++u) results[begin + u] = batch[u].get();
+  }
+  for (const JitResult& r : results) {
+    stats.memory_hits += r.from == JitResult::From::memory;
+    stats.disk_hits += r.from == JitResult::From::disk;
+    stats.builds += r.from == JitResult::From::build;
+  }
+  std::vector<KernelFn> fns;
+  for (std::size_t i = 0; i < sources.size(); ++i) fns.push_back(reinterpret_cast<KernelFn>(results[which[i]].fn));
+  return fns;
+}
+
 CompiledGraph compile_cpu(const Graph& g, const CompileOptions& options) {
   if (options.mode == Mode::reduce_overhead || options.mode == Mode::max_autotune)
     throw Error(fmt::format("compile mode '{}' replays the plan as a CUDA graph and needs the GPU backend (an NVIDIA "
@@ -170,36 +204,8 @@ CompiledGraph compile_cpu(const Graph& g, const CompileOptions& options) {
     stats.autotune_ms = ms_since(t);
   }
 
-  // Compile each distinct source once, `jobs` compiler processes at a time.
   t = Clock::now();
-  std::vector<std::size_t> unique;  // index into sources of each distinct text
-  std::unordered_map<std::string, std::size_t> first;
-  std::vector<std::size_t> which(sources.size());
-  for (std::size_t i = 0; i < sources.size(); ++i) {
-    auto [it, inserted] = first.emplace(sources[i].source, unique.size());
-    if (inserted) unique.push_back(i);
-    which[i] = it->second;
-  }
-  stats.unique_kernels = int(unique.size());
-  const std::size_t jobs = options.jobs > 0 ? std::size_t(options.jobs)
-                                            : std::max<std::size_t>(1, std::thread::hardware_concurrency());
-  std::vector<JitResult> results(unique.size());
-  for (std::size_t begin = 0; begin < unique.size(); begin += jobs) {
-    std::vector<std::future<JitResult>> batch;
-    for (std::size_t u = begin; u < std::min(unique.size(), begin + jobs); ++u)
-      batch.push_back(std::async(std::launch::async, [&, u] {
-        const KernelSource& k = sources[unique[u]];
-        return jit.load(k.source, k.symbol);
-      }));
-    for (std::size_t u = 0; u < batch.size(); ++u) results[begin + u] = batch[u].get();
-  }
-  for (const JitResult& r : results) {
-    stats.memory_hits += r.from == JitResult::From::memory;
-    stats.disk_hits += r.from == JitResult::From::disk;
-    stats.builds += r.from == JitResult::From::build;
-  }
-  std::vector<KernelFn> fns;
-  for (std::size_t i = 0; i < sources.size(); ++i) fns.push_back(reinterpret_cast<KernelFn>(results[which[i]].fn));
+  std::vector<KernelFn> fns = jit_kernels(sources, jit, options.jobs, stats);
   stats.compile_ms = ms_since(t);
   stats.arena_bytes = lowered.memory.arena_bytes;
   stats.peak_live_bytes = lowered.memory.peak_live_bytes;

@@ -37,6 +37,10 @@ struct CompileOptions {
 
 CompiledGraph compile_cpu(const Graph& g, const CompileOptions& options = {});
 
+// The JIT step of compile_cpu (and compile_cpu_dynamic, dynamic.h): each distinct source compiled
+// once, `jobs` (0: the hardware's threads) at a time; fills unique_kernels and the cache counters.
+std::vector<KernelFn> jit_kernels(const std::vector<KernelSource>& sources, CpuJit& jit, int jobs, CompileStats& stats);
+
 // Builds a graph with `build(Graph&)` and reports how long that took (CompileStats::trace_ms).
 template <class Build>
 Graph trace(Build&& build, double* ms) {

@@ -9,14 +9,21 @@
 // After `recompile_limit` specializations a new signature throws aisp::Error naming the limit, the
 // signatures seen and the ways out (dynamic mode, a larger limit). The guard is the whole signature:
 // every input's shape and dtype, in binding order (values are never guarded).
+//
+// Dynamic mode (GuardOptions::dynamic, dynamic.h): the marked dims (e.g. dim 0 of "tokens") share one
+// size n; a call whose marked dims all equal some n in [dynamic_min, dynamic_max] and whose other dims
+// and dtypes match a dynamic specialization runs it without compiling. A size outside the range, or a
+// change in an unmarked dim, compiles a new specialization (logged) as in static mode.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compiler/compile.h"
+#include "compiler/dynamic.h"
 
 namespace aisp::compiler {
 
@@ -38,9 +45,21 @@ struct Signature {
 // previous graph's input names): "input 'tokens' shape [1,64] -> [2,64]; input 'x' dtype f32 -> bf16".
 std::string recompile_reason(const Signature& before, const Signature& now, const std::vector<std::string>& names);
 
+// A dim that varies across calls without recompiling: an input's axis (only a leading dim, axis 0,
+// can be compiled dynamically; another is refused at compile time with the reason).
+struct DynamicDim {
+  std::string input;
+  std::int64_t axis = 0;
+};
+
 struct GuardOptions {
   CompileOptions compile;
   int recompile_limit = 8;  // most specializations kept; a new signature beyond it throws
+  // Dynamic mode: the marked dims, sharing one size n (empty: static specializations only), the range
+  // one dynamic compile serves, and the sizes it traces at.
+  std::vector<DynamicDim> dynamic;
+  std::int64_t dynamic_min = 1, dynamic_max = 4096;
+  DynamicOptions dynamic_trace;
   // Receives every recompile reason; null: printed to stderr as "[aisp compile] recompiling: ...".
   std::function<void(const std::string&)> log;
 };
@@ -50,6 +69,7 @@ struct GuardStats {
   int compiles = 0;    // specializations built (the first compile counts)
   int recompiles = 0;  // compiles after the first
   int guard_hits = 0;  // calls served by an existing specialization
+  int dynamic_compiles = 0;  // compiles in dynamic mode (each serves a range of sizes)
   std::vector<std::string> reasons;  // one per recompile
 };
 
@@ -64,13 +84,23 @@ class CompiledFunction {
 
   const GuardStats& stats() const { return stats_; }
   std::vector<Signature> signatures() const;  // in compile order
+  // Each specialization's signature with the dynamic dims spelled n: "(i32[n,8], f32[97,32], ...)".
+  std::vector<std::string> describe() const;
 
  private:
   struct Entry {
     Signature signature;
     std::vector<std::string> names;  // the traced graph's input names
     std::unique_ptr<CompiledGraph> graph;
+    std::vector<std::pair<std::size_t, std::size_t>> dynamic;  // (input, axis) of each marked dim; empty: static
+    std::string describe() const;
   };
+  // Whether e serves s; in dynamic mode the size n the marked dims share.
+  bool serves(const Entry& e, const Signature& s) const;
+  // The marked dims of the specialization built for s (resolved by input name), the shared size, or
+  // nullopt when s does not fit dynamic mode (no marks, or a size outside the range: `why` says so).
+  std::optional<std::int64_t> dynamic_size(const Signature& s, const std::vector<std::string>& names,
+                                           std::vector<std::pair<std::size_t, std::size_t>>* dims, std::string* why) const;
   Build build_;
   GuardOptions options_;
   GuardStats stats_;

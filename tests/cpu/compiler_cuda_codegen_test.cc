@@ -1,7 +1,8 @@
 // The CUDA backend without a GPU (CUDA builds only): the structure of the generated CUDA source for
 // LayerNorm + GELU, NVRTC compiling every generated kernel of the LayerNorm-GELU and softmax graphs
 // (and a broadcasting pointwise chain) to CUBIN for sm_90a, the kernel cache (memory and disk hits,
-// a corrupt entry rebuilt) and an NVRTC failure naming the saved source.
+// a corrupt entry rebuilt), an NVRTC failure naming the saved source, and the dynamic-mode kernels
+// of the tiny GPT (the batch size a `long long n` argument) compiled by NVRTC.
 #if AISP_WITH_CUDA
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 
 #include "compiler/codegen/cuda_kernel.h"
 #include "compiler/compile_cuda.h"
+#include "compiler/dynamic.h"
 #include "compiler/runtime/cuda/cuda_attention.h"
 #include "compiler/ir/builder.h"
 #include "compiler/ir/composites.h"
@@ -330,6 +332,26 @@ TEST(CompilerCudaCodegen, QualifyingAttentionIsOneFlashStepInBothPlans) {
   EXPECT_NE(why.find("Tq != Tk"), std::string::npos) << why;
   EXPECT_FALSE(flash_attention_supports("sm_90a", short_seq, h, &why));
   EXPECT_NE(why.find("128-query tile"), std::string::npos) << why;
+  fs::remove_all(dir);
+}
+
+// Dynamic mode's kernels (compiler/dynamic.h) compile for sm_90a: the tiny GPT traced at two batch
+// sizes, lowered with the CUDA backend's bias epilogue, every kernel taking the batch as `long long n`.
+TEST(CompilerCudaCodegen, DynamicBatchKernelsCompileWithNvrtc) {
+  const fs::path dir = fresh_cache("dynamic");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  const models::GptConfig c = models::gpt_preset("tiny");
+  PipelineOptions pipeline;
+  pipeline.matmul_bias_epilogue = true;
+  const auto kernels = generate_cuda_kernels_dynamic(
+      lower_dynamic([&](std::int64_t n) { return models::build_gpt(c, n, 8).graph; }, pipeline));
+  ASSERT_GE(kernels.size(), 4u);
+  for (const CudaKernelSource& k : kernels) {
+    EXPECT_NE(k.kernel.source.find("long long n, int aligned)"), std::string::npos) << k.kernel.source;
+    const NvrtcResult r = jit.compile(k.kernel.source);
+    EXPECT_EQ(r.cubin.substr(0, 4), std::string("\x7f" "ELF", 4)) << "not a CUBIN";
+  }
+  EXPECT_TRUE(jit.warnings().empty());
   fs::remove_all(dir);
 }
 

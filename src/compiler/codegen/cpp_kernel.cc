@@ -20,7 +20,8 @@ using Index = IndexExpr;
 
 class Emitter : SourceWriter {
  public:
-  Emitter(const Graph& g, const Step& s, const CpuKernelConfig& config) : g_(g), s_(s), parallel_min_(config.parallel_min) {
+  Emitter(const Graph& g, const Step& s, const CpuKernelConfig& config, const SymbolicSizes* sym)
+      : g_(g), s_(s), parallel_min_(config.parallel_min), sym_(sym), lead_(sym ? domain_lead(g, s, *sym) : 0) {
     for (std::size_t i = 0; i < s.reads.size(); ++i) arg_[s.reads[i]] = fmt::format("a{}", i);
     for (std::size_t i = 0; i < s.outputs.size(); ++i) arg_[s.outputs[i]] = fmt::format("a{}", s.reads.size() + i);
   }
@@ -33,11 +34,12 @@ class Emitter : SourceWriter {
     for (NodeId m : s_.nodes) ops.emplace_back(name_of(g_.node(m).op));
     for (std::size_t i = 0; i < k.args.size(); ++i) {
       const Node& n = g_.node(k.args[i]);
-      args.push_back(fmt::format("a{} {}{} {}", i, name_of(n.dtype), to_string(n.shape), i < s_.reads.size() ? "in" : "out"));
+      args.push_back(fmt::format("a{} {}{} {}", i, name_of(n.dtype), shape_text(k.args[i], n.shape), i < s_.reads.size() ? "in" : "out"));
     }
+    const std::string domain = sym_ ? sym_->shape_string(lead_, s_.domain) : to_string(s_.domain);
     const std::string what =
-        s_.is_reduction() ? fmt::format("reduction over {} reducing axes ({})", to_string(s_.domain), fmt::join(s_.reduce_axes, ", "))
-                          : fmt::format("pointwise over {}", to_string(s_.domain));
+        s_.is_reduction() ? fmt::format("reduction over {} reducing axes ({})", domain, fmt::join(s_.reduce_axes, ", "))
+                          : fmt::format("pointwise over {}", domain);
     k.summary = fmt::format("{}: {}", what, fmt::join(ops, " "));
     depth_ = 1;
     for (std::size_t i = 0; i < k.args.size(); ++i) {
@@ -46,6 +48,9 @@ class Emitter : SourceWriter {
       line(fmt::format("{}{}* __restrict a{} = static_cast<{}{}*>(args[{}]);", in ? "const " : "", storage_ctype(n.dtype), i,
                        in ? "const " : "", storage_ctype(n.dtype), i));
     }
+    if (sym_)
+      line(fmt::format("const std::int64_t {} = *static_cast<const std::int64_t*>(args[{}]);  // the dynamic size",
+                       sym_->symbol, k.args.size()));
     if (s_.is_reduction()) reduction_loops();
     else pointwise_loop();
     k.source = fmt::format("// aisp generated kernel (CPU: C++ / OpenMP)\n// {}\n// ops: {}\n// args: {}\n{}\n"
@@ -56,6 +61,22 @@ class Emitter : SourceWriter {
 
  private:
   int member(NodeId id) const { return member_of(s_, id); }
+
+  std::string shape_text(NodeId id, const Shape& shape) const {
+    return sym_ ? sym_->shape_string(sym_->lead_of(id), shape) : to_string(shape);
+  }
+  // The element count of `shape` as source text; `lead` applies to its dim 0 (dynamic mode).
+  std::string count(std::int64_t lead, const Shape& shape) const {
+    return sym_ ? sym_->extent(lead, shape) : std::to_string(numel(shape));
+  }
+  // The OpenMP pragma for a loop over the elements of `shape` (their count a literal, or an expression
+  // of n tested at run time by an `if` clause); empty when the loop stays serial.
+  std::string parallel_pragma(std::int64_t lead, const Shape& shape) const {
+    const std::string pragma = "#pragma omp parallel for schedule(static)";
+    if (lead == 0) return numel(shape) >= parallel_min_ ? pragma : "";
+    if (parallel_min_ >= CpuKernelConfig::kNever) return "";
+    return parallel_min_ <= 1 ? pragma : fmt::format("{} if ({} >= {})", pragma, count(lead, shape), parallel_min_);
+  }
 
   // Declares index variables for the non-unit dims of `shape` from the flat index `flat`.
   Index decompose(const std::string& flat, const Shape& shape, const std::string& prefix) {
@@ -98,9 +119,8 @@ class Emitter : SourceWriter {
   }
 
   void pointwise_loop() {
-    const std::int64_t n = numel(s_.domain);
-    if (n >= parallel_min_) line("#pragma omp parallel for schedule(static)");
-    open(fmt::format("for (std::int64_t i = 0; i < {}; ++i)", n));
+    if (const std::string p = parallel_pragma(lead_, s_.domain); !p.empty()) line(p);
+    open(fmt::format("for (std::int64_t i = 0; i < {}; ++i)", count(lead_, s_.domain)));
     const Index idx = decompose("i", s_.domain, "i");
     for (NodeId o : s_.outputs) store(o, "i", value(o, idx));
     close();
@@ -115,13 +135,17 @@ class Emitter : SourceWriter {
       row_keep.push_back(red ? 1 : dom[d]);
       if (!red) row_drop.push_back(dom[d]);
     }
-    const std::int64_t rows = numel(row_drop), inner = numel(reduced);
-    if (rows > 1 && rows * inner >= parallel_min_) line("#pragma omp parallel for schedule(static)");
-    open(fmt::format("for (std::int64_t r = 0; r < {}; ++r)", rows));
     std::vector<std::size_t> kept_axes, reduced_axes;
     for (std::size_t d = 0; d < dom.size(); ++d)
       (std::binary_search(s_.reduce_axes.begin(), s_.reduce_axes.end(), std::int64_t(d)) ? reduced_axes : kept_axes)
           .push_back(d);
+    // Dynamic mode: n scales dim 0, which is either the first row dim or the first reduced dim.
+    const bool lead_reduced = !reduced_axes.empty() && reduced_axes[0] == 0;
+    const std::int64_t rows_lead = lead_reduced ? 0 : lead_, inner_lead = lead_reduced ? lead_ : 0;
+    const std::string inner = count(inner_lead, reduced);
+    if (rows_lead != 0 || numel(row_drop) > 1)
+      if (const std::string p = parallel_pragma(lead_, dom); !p.empty()) line(p);
+    open(fmt::format("for (std::int64_t r = 0; r < {}; ++r)", count(rows_lead, row_drop)));
     const Index r_drop = decompose("r", row_drop, "r");
     Index r_keep(dom.size(), "0");
     for (std::size_t k = 0; k < kept_axes.size(); ++k) r_keep[kept_axes[k]] = r_drop[k];
@@ -151,7 +175,9 @@ class Emitter : SourceWriter {
         const std::string v = value(n.inputs[0], idx);
         line(is_max ? fmt::format("{0} = std::fmax({0}, {1});", acc, v) : fmt::format("{0} += {1};", acc, v));
         close();
-        if (n.op == OpKind::reduce_mean) line(fmt::format("{0} = {0} / {1};", acc, float_literal(double(inner))));
+        if (n.op == OpKind::reduce_mean)
+          line(fmt::format("{0} = {0} / {1};", acc,
+                           inner_lead != 0 ? fmt::format("float({})", inner) : float_literal(double(numel(reduced)))));
         row_var_[m] = acc;
       } else if (s_.domains[i] == Domain::row) {
         const std::string t = fmt::format("t{}", next_tmp_++);
@@ -176,6 +202,8 @@ class Emitter : SourceWriter {
   const Graph& g_;
   const Step& s_;
   std::int64_t parallel_min_;
+  const SymbolicSizes* sym_;  // dynamic mode; null: static
+  std::int64_t lead_;         // the domain's dim 0 is lead_·n (0: static)
   std::unordered_map<NodeId, std::string> arg_;
   std::unordered_map<NodeId, std::string> row_var_;
   int next_tmp_ = 0;
@@ -183,9 +211,10 @@ class Emitter : SourceWriter {
 
 }  // namespace
 
-KernelSource generate_cpp_kernel(const Graph& g, const Step& step, const CpuKernelConfig& config) {
+KernelSource generate_cpp_kernel(const Graph& g, const Step& step, const CpuKernelConfig& config,
+                                 const SymbolicSizes* sym) {
   if (step.kind != Step::Kind::kernel) throw Error("generate_cpp_kernel: not a kernel step");
-  KernelSource k = Emitter(g, step, config).run();
+  KernelSource k = Emitter(g, step, config, sym).run();
   k.config = fmt::format("parallel_min={} (heuristic)", config.parallel_min);
   return k;
 }

@@ -1,6 +1,6 @@
 // C++ code generation for one kernel step: a readable translation unit with one extern "C" function
 //   void aisp_kernel(void* const* args)
-// whose arguments are the step's buffers (reads, then outputs). fp32 math, storage in the buffers'
+// whose arguments are the step's buffers (reads, then outputs; in dynamic mode then the size n). fp32 math, storage in the buffers'
 // dtypes, OpenMP over the outer loop. Loop structure:
 //   pointwise:  for i in domain: outputs[i] = f(loads)
 //   reduction:  for each row: acc = reduce_j(prologue(j)); ...; row values; for j: outputs = epilogue(j)
@@ -13,6 +13,7 @@
 
 #include "compiler/ir/graph.h"
 #include "compiler/passes/fusion.h"
+#include "compiler/passes/symbolic.h"
 
 namespace aisp::compiler {
 
@@ -33,6 +34,10 @@ struct CpuKernelConfig {
   bool operator==(const CpuKernelConfig&) const = default;
 };
 
-KernelSource generate_cpp_kernel(const Graph& g, const Step& step, const CpuKernelConfig& config = {});
+// `sym` (dynamic mode): the kernel takes the size n as one more argument, args[reads + outputs]
+// pointing to an int64, and uses it only in loop bounds, OpenMP `if` clauses and the divisor of a
+// mean over the dynamic dim; the source is the same for every n. Null: every extent is a literal.
+KernelSource generate_cpp_kernel(const Graph& g, const Step& step, const CpuKernelConfig& config = {},
+                                 const SymbolicSizes* sym = nullptr);
 
 }  // namespace aisp::compiler

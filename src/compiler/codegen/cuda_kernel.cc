@@ -91,7 +91,8 @@ struct RowLoad {
 
 class Emitter : SourceWriter {
  public:
-  Emitter(const Graph& g, const Step& s, const CudaLaunchConfig& launch) : g_(g), s_(s), launch_(launch) {
+  Emitter(const Graph& g, const Step& s, const CudaLaunchConfig& launch, const SymbolicSizes* sym)
+      : g_(g), s_(s), launch_(launch), sym_(sym), lead_(sym ? domain_lead(g, s, *sym) : 0) {
     for (std::size_t i = 0; i < s.reads.size(); ++i) arg_[s.reads[i]] = fmt::format("a{}", i);
     for (std::size_t i = 0; i < s.outputs.size(); ++i) arg_[s.outputs[i]] = fmt::format("a{}", s.reads.size() + i);
   }
@@ -105,13 +106,16 @@ class Emitter : SourceWriter {
     for (std::size_t i = 0; i < k.args.size(); ++i) {
       const Node& n = g_.node(k.args[i]);
       const bool in = i < s_.reads.size();
-      args.push_back(fmt::format("a{} {}{} {}", i, name_of(n.dtype), to_string(n.shape), in ? "in" : "out"));
+      const std::string shape = sym_ ? sym_->shape_string(sym_->lead_of(k.args[i]), n.shape) : to_string(n.shape);
+      args.push_back(fmt::format("a{} {}{} {}", i, name_of(n.dtype), shape, in ? "in" : "out"));
       params.push_back(fmt::format("{}{}* __restrict__ a{}", in ? "const " : "", cuda_ctype(n.dtype), i));
     }
+    if (sym_) params.push_back(fmt::format("long long {}", sym_->symbol));
     params.push_back("int aligned");
+    const std::string domain = sym_ ? sym_->shape_string(lead_, s_.domain) : to_string(s_.domain);
     const std::string what =
-        s_.is_reduction() ? fmt::format("reduction over {} reducing axes ({})", to_string(s_.domain), fmt::join(s_.reduce_axes, ", "))
-                          : fmt::format("pointwise over {}", to_string(s_.domain));
+        s_.is_reduction() ? fmt::format("reduction over {} reducing axes ({})", domain, fmt::join(s_.reduce_axes, ", "))
+                          : fmt::format("pointwise over {}", domain);
     k.summary = fmt::format("{}: {}", what, fmt::join(ops, " "));
     depth_ = 1;
     if (s_.is_reduction()) reduction_kernel();
@@ -183,6 +187,7 @@ class Emitter : SourceWriter {
   // qkv projection and permuted). Null otherwise.
   std::optional<std::string> strided_vector_input(NodeId id) {
     if (s_.domain.empty() || s_.domain.back() % 8 != 0) return std::nullopt;
+    if (lead_ != 0 && s_.domain.size() == 1) return std::nullopt;  // the last dim is the dynamic one
     const auto l = layout_of(g_, id);
     if (!l || !arg_.count(l->source) || member(l->source) >= 0 || l->strides.back() != 1 || l->offset % 8 != 0)
       return std::nullopt;
@@ -232,12 +237,17 @@ class Emitter : SourceWriter {
     const std::int64_t n = numel(s_.domain);
     const int vec = launch_.vec;
     const std::int64_t chunks = vec == 8 ? n / 8 : 0;
+    // Dynamic mode: the element count is n times a constant, known per call; the chunk loop is
+    // always there (it runs no iteration when the count is below 8).
+    const bool dynamic = lead_ != 0;
+    const std::string count_text = dynamic ? sym_->extent(lead_, s_.domain) : std::to_string(n);
     line("const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;");
     line("const long long stride = (long long)gridDim.x * blockDim.x;");
-    if (chunks > 0) {
+    if (dynamic) line(fmt::format("const long long count = {};  // elements of this call", count_text));
+    if (chunks > 0 || (dynamic && vec == 8)) {
       line(fmt::format("// {} chunks of 8 elements: 16-byte loads of the inputs read at their own index (or through a "
-                       "strided view with a unit inner stride), and stores", chunks));
-      open(fmt::format("for (long long c = first; c < {}; c += stride)", chunks));
+                       "strided view with a unit inner stride), and stores", dynamic ? "count / 8" : std::to_string(chunks)));
+      open(fmt::format("for (long long c = first; c < {}; c += stride)", dynamic ? "count / 8" : std::to_string(chunks)));
       // The body first (it tells which inputs are vectors), then the loads in front of it.
       const std::string before = std::move(code_);
       code_.clear();
@@ -277,8 +287,13 @@ class Emitter : SourceWriter {
       code_ += body;
       close();
     }
-    line(chunks > 0 ? "// the tail: one element per thread" : "// one element per thread");
-    open(fmt::format("for (long long i = {}first; i < {}; i += stride)", chunks > 0 ? fmt::format("{} + ", chunks * 8) : "", n));
+    if (dynamic) {
+      line(vec == 8 ? "// the tail: one element per thread" : "// one element per thread");
+      open(fmt::format("for (long long i = {}first; i < count; i += stride)", vec == 8 ? "count / 8 * 8 + " : ""));
+    } else {
+      line(chunks > 0 ? "// the tail: one element per thread" : "// one element per thread");
+      open(fmt::format("for (long long i = {}first; i < {}; i += stride)", chunks > 0 ? fmt::format("{} + ", chunks * 8) : "", n));
+    }
     const Index idx = decompose("i", s_.domain, "i");
     for (NodeId o : s_.outputs) {
       const std::string v = stored_value(o, idx);
@@ -479,6 +494,8 @@ class Emitter : SourceWriter {
   const Graph& g_;
   const Step& s_;
   CudaLaunchConfig launch_;
+  const SymbolicSizes* sym_;  // dynamic mode; null: static
+  std::int64_t lead_;         // the domain's dim 0 is lead_·n (0: static)
   std::unordered_map<NodeId, std::string> arg_;
   std::unordered_map<NodeId, std::string> row_var_;
   int next_tmp_ = 0;
@@ -503,7 +520,8 @@ class Emitter : SourceWriter {
 }  // namespace
 
 std::string CudaLaunchConfig::to_string() const {
-  return fmt::format("threads={} vec={} chunks_per_thread={} blocks={}", threads, vec, chunks_per_thread, blocks);
+  return fmt::format("threads={} vec={} chunks_per_thread={} blocks={}", threads, vec, chunks_per_thread,
+                     blocks_per_call.empty() ? std::to_string(blocks) : blocks_per_call);
 }
 
 CudaLaunchConfig cuda_launch_config(const Graph& g, const Step& step, const CudaKernelOptions& o) {
@@ -541,13 +559,32 @@ CudaLaunchConfig cuda_launch_config(const Graph& g, const Step& step, const Cuda
   return c;
 }
 
-CudaKernelSource generate_cuda_kernel(const Graph& g, const Step& step, const CudaKernelOptions& options) {
+CudaKernelSource generate_cuda_kernel(const Graph& g, const Step& step, const CudaKernelOptions& options,
+                                      const SymbolicSizes* sym) {
   if (step.kind != Step::Kind::kernel)
     throw Error(fmt::format("generate_cuda_kernel: {} steps are not yet supported on the CUDA backend",
                             name_of(g.node(step.nodes[0]).op)));
   CudaKernelSource k;
   k.launch = cuda_launch_config(g, step, options);
-  k.kernel = Emitter(g, step, k.launch).run();
+  if (const std::int64_t lead = sym ? domain_lead(g, step, *sym) : 0; lead != 0) {
+    // The grid is sized per call; the text says how, so every n shares this source.
+    Shape rows = step.domain;
+    if (step.is_reduction()) {
+      if (step.reduce_axes[0] == 0)
+        throw Error(fmt::format("CUDA backend, dynamic mode: a reduction over the dynamic dim (domain {}, reducing axes "
+                                "({})) holds its row in registers sized when the kernel is generated; reduce over "
+                                "static dims only, or compile statically (guards recompile per size)",
+                                sym->shape_string(lead, step.domain), fmt::join(step.reduce_axes, ", ")));
+      for (auto a = step.reduce_axes.rbegin(); a != step.reduce_axes.rend(); ++a) rows.erase(rows.begin() + *a);
+      k.launch.blocks_per_call = fmt::format("{} (one per row)", sym->extent(lead, rows));
+    } else {
+      k.launch.vec = 8;  // any count: the chunk loop runs count / 8 times, the tail the rest
+      k.launch.blocks_per_call = fmt::format("ceil({} / {}) capped at {}", sym->extent(lead, step.domain),
+                                             8 * k.launch.threads, options.max_pointwise_blocks);
+    }
+    k.launch.blocks = 0;
+  }
+  k.kernel = Emitter(g, step, k.launch, sym).run();
   k.kernel.config = k.launch.to_string() + " (heuristic)";
   return k;
 }

@@ -1,6 +1,6 @@
 // CUDA C++ code generation for one kernel step (the GPU twin of cpp_kernel.h), from the same
 // FusionPlan. One translation unit per step with one kernel
-//   extern "C" __global__ void aisp_kernel(<typed buffer pointers: reads, then outputs>, int aligned)
+//   extern "C" __global__ void aisp_kernel(<typed buffer pointers: reads, then outputs>, [long long n,] int aligned)
 // `aligned` is 1 when every buffer pointer is 16-byte aligned (the launcher checks); otherwise the
 // vector loads and stores fall back to scalar ones (same kernel, a uniform branch).
 //
@@ -36,6 +36,8 @@ struct CudaLaunchConfig {
   int vec = 8;                // elements per chunk (8: 16-byte bf16 vectors; 1: scalar)
   std::int64_t blocks = 0;    // grid size (rows for a reduction; enough chunks for a pointwise kernel)
   int chunks_per_thread = 0;  // reductions: register chunks per thread (compile-time in the source)
+  // Dynamic mode: the grid depends on n, so the launcher sizes it per call; this says how (blocks = 0).
+  std::string blocks_per_call;
   std::string to_string() const;
 };
 
@@ -54,6 +56,11 @@ struct CudaKernelSource {
 };
 
 // Throws aisp::Error for library steps and for rows longer than the register plan allows.
-CudaKernelSource generate_cuda_kernel(const Graph& g, const Step& step, const CudaKernelOptions& options = {});
+// `sym` (dynamic mode, passes/symbolic.h): the kernel takes the size as `long long n` before
+// `aligned` and uses it only for the pointwise element count (the grid-stride loop and its tail);
+// a reduction's rows come from blockIdx, so only the launcher's grid depends on n. A reduction over
+// the dynamic dim is refused (its row lives in registers sized when the kernel is generated).
+CudaKernelSource generate_cuda_kernel(const Graph& g, const Step& step, const CudaKernelOptions& options = {},
+                                      const SymbolicSizes* sym = nullptr);
 
 }  // namespace aisp::compiler

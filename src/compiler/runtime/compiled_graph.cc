@@ -17,32 +17,54 @@ std::string CompileStats::to_string() const {
 }
 
 CompiledGraph::CompiledGraph(Lowered lowered, std::vector<KernelSource> sources, std::vector<KernelFn> fns,
-                             CompileStats stats)
-    : lowered_(std::move(lowered)), sources_(std::move(sources)), fns_(std::move(fns)), stats_(stats) {
-  const Graph& g = lowered_.graph;
-  where_.assign(g.size(), Where{Where::Kind::arena, -1});
+                             CompileStats stats, std::optional<SymbolicSizes> sym)
+    : lowered_(std::move(lowered)), sources_(std::move(sources)), fns_(std::move(fns)), stats_(stats), sym_(std::move(sym)) {
+  matmul_block_n_.assign(lowered_.fusion.steps.size(), kMatmulBlockN);
+  if (!sym_) {
+    plan_ = make_plan(lowered_.graph, lowered_.memory, 0);
+    arena_.resize(plan_.memory.arena_bytes + kBufferAlignment);
+  }
+}
+
+CompiledGraph::SizedPlan CompiledGraph::make_plan(Graph graph, MemoryPlan memory, std::int64_t n) const {
+  SizedPlan p{n, std::move(graph), std::move(memory), {}, {}};
+  const Graph& g = p.graph;
+  p.where.assign(g.size(), Where{Where::Kind::arena, -1});
   const auto inputs = g.inputs();
-  for (std::size_t i = 0; i < inputs.size(); ++i) where_[std::size_t(inputs[i])] = {Where::Kind::input, std::int64_t(i)};
+  for (std::size_t i = 0; i < inputs.size(); ++i) p.where[std::size_t(inputs[i])] = {Where::Kind::input, std::int64_t(i)};
   for (std::size_t i = 0; i < g.outputs().size(); ++i) {
     const NodeId o = g.outputs()[i];
-    where_[std::size_t(o)] = {Where::Kind::output, std::int64_t(i)};
-    if (output_can_alias_source(g, o)) where_[std::size_t(buffer_source(g, o))] = {Where::Kind::output, std::int64_t(i)};
+    p.where[std::size_t(o)] = {Where::Kind::output, std::int64_t(i)};
+    if (output_can_alias_source(g, o)) p.where[std::size_t(buffer_source(g, o))] = {Where::Kind::output, std::int64_t(i)};
   }
   for (NodeId id = 0; id < NodeId(g.size()); ++id)
-    if (lowered_.memory.offset_of[std::size_t(id)] >= 0)
-      where_[std::size_t(id)] = {Where::Kind::arena, lowered_.memory.offset_of[std::size_t(id)]};
-  arena_.resize(lowered_.memory.arena_bytes + kBufferAlignment);
+    if (p.memory.offset_of[std::size_t(id)] >= 0)
+      p.where[std::size_t(id)] = {Where::Kind::arena, p.memory.offset_of[std::size_t(id)]};
   for (const Step& s : lowered_.fusion.steps) {
     std::vector<Layout> layouts;
     if (s.kind == Step::Kind::library)
       for (NodeId in : g.node(s.nodes[0]).inputs) {
         auto l = layout_of(g, in);
-        if (!l) throw Error(fmt::format("internal: library operand %{} has no strided layout", in));
+        if (!l)
+          throw Error(fmt::format("internal: library operand %{} has no strided layout{}", in,
+                                  n > 0 ? fmt::format(" at dynamic size {}", n) : ""));
         layouts.push_back(*l);
       }
-    operand_layouts_.push_back(std::move(layouts));
-    matmul_block_n_.push_back(kMatmulBlockN);
+    p.layouts.push_back(std::move(layouts));
   }
+  return p;
+}
+
+// Dynamic mode: the plan of size n, derived from the lowered graph (shapes, first-fit arena offsets,
+// strides: microseconds to a millisecond, no compile) when n differs from the previous call's.
+const CompiledGraph::SizedPlan& CompiledGraph::plan_for(std::int64_t n) {
+  if (!sym_ || plan_.n == n) return plan_;
+  Graph g = graph_at_size(lowered_.graph, *sym_, n);
+  MemoryPlan m = plan_memory(g, lowered_.fusion);
+  plan_ = make_plan(std::move(g), std::move(m), n);
+  ++size_plans_;
+  if (arena_.size() < plan_.memory.arena_bytes + kBufferAlignment) arena_.resize(plan_.memory.arena_bytes + kBufferAlignment);
+  return plan_;
 }
 
 void* CompiledGraph::address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) {
@@ -60,24 +82,30 @@ void* CompiledGraph::address(const Where& w, const std::vector<const void*>& in,
   return nullptr;
 }
 
-void CompiledGraph::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs) {
-  const Graph& g = lowered_.graph;
+void CompiledGraph::run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, std::int64_t size) {
+  if (sym_ && size < 1)
+    throw Error(fmt::format("this graph was compiled in dynamic mode: pass the size {} (>= 1) to run, or run it on "
+                            "HostTensors (the size is read from their shapes)", sym_->symbol));
+  const SizedPlan& plan = plan_for(sym_ ? size : 0);
+  const Graph& g = plan.graph;
   if (inputs.size() != g.inputs().size() || outputs.size() != g.outputs().size())
     throw Error(fmt::format("compiled graph takes {} inputs and {} outputs", g.inputs().size(), g.outputs().size()));
+  const auto& where = plan.where;
   std::vector<void*> args;
   std::size_t kernel = 0;
   for (std::size_t si = 0; si < lowered_.fusion.steps.size(); ++si) {
     const Step& s = lowered_.fusion.steps[si];
     if (s.kind == Step::Kind::kernel) {
       args.clear();
-      for (NodeId id : sources_[kernel].args) args.push_back(address(where_[std::size_t(id)], inputs, outputs));
+      for (NodeId id : sources_[kernel].args) args.push_back(address(where[std::size_t(id)], inputs, outputs));
+      if (sym_) args.push_back(&size);  // the kernel's last argument: the dynamic size
       fns_[kernel++](args.data());
       continue;
     }
     const Node& n = g.node(s.nodes[0]);
-    const auto& layouts = operand_layouts_[si];
-    void* out = address(where_[std::size_t(s.nodes[0])], inputs, outputs);
-    auto src = [&](std::size_t i) { return address(where_[std::size_t(layouts[i].source)], inputs, outputs); };
+    const auto& layouts = plan.layouts[si];
+    void* out = address(where[std::size_t(s.nodes[0])], inputs, outputs);
+    auto src = [&](std::size_t i) { return address(where[std::size_t(layouts[i].source)], inputs, outputs); };
     const std::size_t es = size_of(n.dtype);
     if (n.op == OpKind::matmul) {
       if (n.inputs.size() != 2) throw Error("internal: the CPU backend has no matmul epilogue (passes/epilogue.h is off)");
@@ -101,7 +129,13 @@ void CompiledGraph::run(const std::vector<const void*>& inputs, const std::vecto
 }
 
 std::vector<HostTensor> CompiledGraph::run(const std::vector<HostTensor>& inputs) {
-  const Graph& g = lowered_.graph;
+  std::int64_t size = 0;  // dynamic mode: n read from the input shapes
+  if (sym_) {
+    std::vector<Shape> shapes;
+    for (const HostTensor& t : inputs) shapes.push_back(t.shape);
+    size = size_of_inputs(lowered_.graph, *sym_, shapes);
+  }
+  const Graph& g = plan_for(size).graph;
   const auto ids = g.inputs();
   if (inputs.size() != ids.size()) throw Error(fmt::format("graph has {} inputs, {} given", ids.size(), inputs.size()));
   std::vector<const void*> in;
@@ -116,7 +150,7 @@ std::vector<HostTensor> CompiledGraph::run(const std::vector<HostTensor>& inputs
   std::vector<void*> out;
   for (NodeId o : g.outputs()) outs.push_back(HostTensor::zeros(g.node(o).dtype, g.node(o).shape));
   for (auto& t : outs) out.push_back(t.data());
-  run(in, out);
+  run(in, out, size);
   return outs;
 }
 

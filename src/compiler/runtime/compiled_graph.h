@@ -2,6 +2,7 @@
 // intermediates. run() walks the steps in order; nothing is cached across calls.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "compiler/ir/host_tensor.h"
 #include "compiler/passes/layout.h"
 #include "compiler/passes/pipeline.h"
+#include "compiler/passes/symbolic.h"
 
 namespace aisp::compiler {
 
@@ -33,12 +35,17 @@ using KernelFn = void (*)(void* const*);
 
 class CompiledGraph {
  public:
-  CompiledGraph(Lowered lowered, std::vector<KernelSource> sources, std::vector<KernelFn> fns, CompileStats stats);
+  // `sym` (dynamic mode, passes/symbolic.h): the kernels take the size n as their last argument, and
+  // the memory plan and library layouts are derived per call size from the lowered graph (no compile).
+  CompiledGraph(Lowered lowered, std::vector<KernelSource> sources, std::vector<KernelFn> fns, CompileStats stats,
+                std::optional<SymbolicSizes> sym = std::nullopt);
 
-  // Inputs bind to the graph's inputs in order; returns the outputs in order.
+  // Inputs bind to the graph's inputs in order; returns the outputs in order. Dynamic mode: any n the
+  // input shapes imply (their leading dims k·n, every other dim as traced).
   std::vector<HostTensor> run(const std::vector<HostTensor>& inputs);
-  // Same, into caller-owned contiguous buffers of the right dtype and shape.
-  void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs);
+  // Same, into caller-owned contiguous buffers of the right dtype and shape; `size` is the dynamic
+  // size n (required in dynamic mode, ignored otherwise).
+  void run(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, std::int64_t size = 0);
 
   const Lowered& lowered() const { return lowered_; }
   const std::vector<KernelSource>& kernels() const { return sources_; }  // per kernel step, in step order
@@ -48,22 +55,39 @@ class CompiledGraph {
   void set_matmul_block(std::size_t step, std::int64_t block_n) { matmul_block_n_.at(step) = block_n; }
   std::int64_t matmul_block(std::size_t step) const { return matmul_block_n_.at(step); }
 
+  // Dynamic mode: the symbolic sizes (null for a static compile), plans derived for a new call size
+  // (memory plan + library layouts; the last size's plan is kept), and the arena's current size.
+  const SymbolicSizes* symbolic() const { return sym_ ? &*sym_ : nullptr; }
+  int size_plans() const { return size_plans_; }
+  std::size_t arena_bytes() const { return arena_.size() > kBufferAlignment ? arena_.size() - kBufferAlignment : 0; }
+
  private:
   // Where a buffer lives at run time.
   struct Where {
     enum class Kind { input, output, arena } kind;
     std::int64_t index;  // input/output position, or arena byte offset
   };
+  // Everything that depends on the sizes: the graph's shapes, arena offsets, library operand strides.
+  struct SizedPlan {
+    std::int64_t n = 0;  // 0: the static plan
+    Graph graph;         // lowered_.graph at this size (node ids unchanged)
+    MemoryPlan memory;
+    std::vector<Where> where;                    // per node id (buffer nodes only)
+    std::vector<std::vector<Layout>> layouts;    // library steps: layouts of their operands
+  };
+  SizedPlan make_plan(Graph graph, MemoryPlan memory, std::int64_t n) const;
+  const SizedPlan& plan_for(std::int64_t n);
   void* address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out);
 
   Lowered lowered_;
   std::vector<KernelSource> sources_;
   std::vector<KernelFn> fns_;
   CompileStats stats_;
-  std::vector<Where> where_;  // per node id (buffer nodes only)
-  std::vector<std::byte> arena_;
-  std::vector<std::vector<Layout>> operand_layouts_;  // library steps: layouts of their operands
-  std::vector<std::int64_t> matmul_block_n_;          // per step: the matmul's GEMM column block
+  std::optional<SymbolicSizes> sym_;
+  SizedPlan plan_;  // static: the only plan; dynamic: the last call size's
+  int size_plans_ = 0;
+  std::vector<std::byte> arena_;                // grown to the largest plan seen
+  std::vector<std::int64_t> matmul_block_n_;    // per step: the matmul's GEMM column block
 };
 
 }  // namespace aisp::compiler
