@@ -17,11 +17,9 @@
 
 namespace aisp::kernels::flex {
 
-namespace {
+namespace detail {
 
-// The kernels are built for sm_90a and sm_100a only (CMake); elsewhere a launch would fail with
-// "no kernel image", so say why first. Cached per device.
-void require_supported_gpu() {
+void require_supported_gpu(const char* what) {
   int device = 0;
   AISP_CUDA_CHECK(cudaGetDevice(&device));
   static int checked[64] = {};
@@ -30,10 +28,14 @@ void require_supported_gpu() {
   AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   if (!((major == 9 && minor == 0) || (major == 10 && minor == 0)))
-    throw Error("flex_attention: this GPU is sm_" + std::to_string(major * 10 + minor) +
+    throw Error(std::string(what) + ": this GPU is sm_" + std::to_string(major * 10 + minor) +
                 "; the kernels are built for sm_90a (H100/H200) and sm_100a (B200) only");
   if (device < 64) checked[device] = 1;
 }
+
+}  // namespace detail
+
+namespace {
 
 __global__ void dense_mask_kernel(std::int64_t rows, int num_kv_blocks, bool as_partial,
                                   std::int32_t* full_count, std::int32_t* partial_count,
@@ -79,7 +81,7 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
          std::to_string(a.kv_len));
   if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
     fail("the block mask's batch / heads must be 1 (broadcast) or match the call's");
-  require_supported_gpu();
+  detail::require_supported_gpu("flex_attention");
 }
 
 namespace detail {

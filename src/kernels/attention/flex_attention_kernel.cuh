@@ -567,6 +567,10 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// The kernels (forward and backward) are built for sm_90a and sm_100a only (CMake); elsewhere a
+// launch would fail with "no kernel image", so this says why first (aisp::Error starting with
+// `what`). Cached per device.
+void require_supported_gpu(const char* what);
 FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm);
 // FlexKernel::automatic resolved for the current device.
 FlexKernel resolve_kernel(FlexKernel requested);

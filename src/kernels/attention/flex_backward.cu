@@ -76,22 +76,6 @@ __global__ void dq_convert_kernel(const float* dq_acc, bf16* dq, int q_len, int 
   }
 }
 
-// Built for sm_90a and sm_100a only (CMake), and the dQ atomics are float2 (sm_90+): say so
-// rather than fail with "no kernel image". Cached per device.
-void require_backward_gpu() {
-  int device = 0;
-  AISP_CUDA_CHECK(cudaGetDevice(&device));
-  static int checked[64] = {};
-  if (device < 64 && checked[device] == 1) return;
-  int major = 0, minor = 0;
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  if (!((major == 9 && minor == 0) || (major == 10 && minor == 0)))
-    throw Error("flex_attention_backward: this GPU is sm_" + std::to_string(major * 10 + minor) +
-                "; the kernels are built for sm_90a (H100/H200) and sm_100a (B200) only");
-  if (device < 64) checked[device] = 1;
-}
-
 int grid_for(std::int64_t threads) {
   const std::int64_t blocks = (threads + 255) / 256;
   return int(blocks < 16384 ? blocks : 16384);
@@ -139,7 +123,7 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
          ", the call has " + std::to_string(a.q_len) + " x " + std::to_string(a.kv_len));
   if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
     fail("the block mask's batch / heads must be 1 (broadcast) or match the call's (heads = q_heads)");
-  require_backward_gpu();
+  detail::require_supported_gpu("flex_attention_backward");  // (its dQ atomics are float2: sm_90+)
 }
 
 namespace detail {
