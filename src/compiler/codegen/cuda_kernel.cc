@@ -20,41 +20,6 @@ namespace {
 
 using Index = IndexExpr;
 
-// ---- fp32 math in CUDA spelling (the device twin of expr.cc) ------------------------------------
-
-std::string cuda_unary(OpKind op, DType to, const std::string& x) {
-  switch (op) {
-    case OpKind::neg: return fmt::format("(-{})", x);
-    case OpKind::exp: return fmt::format("expf({})", x);
-    case OpKind::log: return fmt::format("logf({})", x);
-    case OpKind::sqrt: return fmt::format("sqrtf({})", x);
-    case OpKind::rsqrt: return fmt::format("rsqrtf({})", x);
-    case OpKind::tanh: return fmt::format("tanhf({})", x);
-    case OpKind::erf: return fmt::format("erff({})", x);
-    case OpKind::abs: return fmt::format("fabsf({})", x);
-    case OpKind::relu: return fmt::format("({0} > 0.0f ? {0} : 0.0f)", x);
-    case OpKind::sigmoid: return fmt::format("(1.0f / (1.0f + expf(-{})))", x);
-    case OpKind::cast:
-      switch (to) {
-        case DType::bf16: return fmt::format("to_bf16({})", x);
-        case DType::f16: return fmt::format("to_f16({})", x);
-        case DType::i32: return fmt::format("to_i32({})", x);
-        case DType::u8: return fmt::format("to_u8({})", x);
-        default: return x;
-      }
-    default: throw Error(fmt::format("cuda codegen: {} is not unary", name_of(op)));
-  }
-}
-
-std::string cuda_binary(OpKind op, const std::string& a, const std::string& b) {
-  switch (op) {
-    case OpKind::max: return fmt::format("fmaxf({}, {})", a, b);
-    case OpKind::min: return fmt::format("fminf({}, {})", a, b);
-    case OpKind::pow: return fmt::format("powf({}, {})", a, b);
-    default: return binary_expr(op, a, b);  // + - * / and comparisons: the same text as C++
-  }
-}
-
 std::string cuda_ctype(DType t) {
   switch (t) {
     case DType::f32: return "float";
@@ -139,8 +104,8 @@ class Emitter : SourceWriter {
   }
 
   std::string compute(const Node& n, const Index& idx) {
-    if (is_unary(n.op)) return cuda_unary(n.op, n.dtype, value(n.inputs[0], idx));
-    if (is_binary(n.op)) return cuda_binary(n.op, value(n.inputs[0], idx), value(n.inputs[1], idx));
+    if (is_unary(n.op)) return unary_expr(n.op, n.dtype, value(n.inputs[0], idx), Dialect::cuda);
+    if (is_binary(n.op)) return binary_expr(n.op, value(n.inputs[0], idx), value(n.inputs[1], idx), Dialect::cuda);
     if (n.op == OpKind::where)
       return fmt::format("({} != 0.0f ? {} : {})", value(n.inputs[0], idx), value(n.inputs[1], idx), value(n.inputs[2], idx));
     throw Error(fmt::format("cuda codegen: cannot compute {} inline", name_of(n.op)));

@@ -8,18 +8,20 @@
 
 namespace aisp::compiler {
 
-std::string unary_expr(OpKind op, DType to, const std::string& x) {
+std::string unary_expr(OpKind op, DType to, const std::string& x, Dialect d) {
+  const bool cuda = d == Dialect::cuda;
+  auto call = [&](const char* cpp_fn, const char* cuda_fn) { return fmt::format("{}({})", cuda ? cuda_fn : cpp_fn, x); };
   switch (op) {
     case OpKind::neg: return fmt::format("(-{})", x);
-    case OpKind::exp: return fmt::format("std::exp({})", x);
-    case OpKind::log: return fmt::format("std::log({})", x);
-    case OpKind::sqrt: return fmt::format("std::sqrt({})", x);
-    case OpKind::rsqrt: return fmt::format("(1.0f / std::sqrt({}))", x);
-    case OpKind::tanh: return fmt::format("std::tanh({})", x);
-    case OpKind::erf: return fmt::format("std::erf({})", x);
-    case OpKind::abs: return fmt::format("std::fabs({})", x);
+    case OpKind::exp: return call("std::exp", "expf");
+    case OpKind::log: return call("std::log", "logf");
+    case OpKind::sqrt: return call("std::sqrt", "sqrtf");
+    case OpKind::rsqrt: return cuda ? fmt::format("rsqrtf({})", x) : fmt::format("(1.0f / std::sqrt({}))", x);
+    case OpKind::tanh: return call("std::tanh", "tanhf");
+    case OpKind::erf: return call("std::erf", "erff");
+    case OpKind::abs: return call("std::fabs", "fabsf");
     case OpKind::relu: return fmt::format("({0} > 0.0f ? {0} : 0.0f)", x);
-    case OpKind::sigmoid: return fmt::format("(1.0f / (1.0f + std::exp(-{})))", x);
+    case OpKind::sigmoid: return fmt::format("(1.0f / (1.0f + {}(-{})))", cuda ? "expf" : "std::exp", x);
     case OpKind::cast:
       switch (to) {
         case DType::bf16: return fmt::format("to_bf16({})", x);
@@ -28,23 +30,24 @@ std::string unary_expr(OpKind op, DType to, const std::string& x) {
         case DType::u8: return fmt::format("to_u8({})", x);
         default: return x;
       }
-    default: throw Error(fmt::format("codegen: {} is not unary", name_of(op)));
+    default: throw Error(fmt::format("{}: {} is not unary", cuda ? "cuda codegen" : "codegen", name_of(op)));
   }
 }
 
-std::string binary_expr(OpKind op, const std::string& a, const std::string& b) {
+std::string binary_expr(OpKind op, const std::string& a, const std::string& b, Dialect d) {
+  const bool cuda = d == Dialect::cuda;
   switch (op) {
     case OpKind::add: return fmt::format("({} + {})", a, b);
     case OpKind::sub: return fmt::format("({} - {})", a, b);
     case OpKind::mul: return fmt::format("({} * {})", a, b);
     case OpKind::div: return fmt::format("({} / {})", a, b);
-    case OpKind::max: return fmt::format("std::fmax({}, {})", a, b);
-    case OpKind::min: return fmt::format("std::fmin({}, {})", a, b);
-    case OpKind::pow: return fmt::format("std::pow({}, {})", a, b);
+    case OpKind::max: return fmt::format("{}({}, {})", cuda ? "fmaxf" : "std::fmax", a, b);
+    case OpKind::min: return fmt::format("{}({}, {})", cuda ? "fminf" : "std::fmin", a, b);
+    case OpKind::pow: return fmt::format("{}({}, {})", cuda ? "powf" : "std::pow", a, b);
     case OpKind::cmp_lt: return fmt::format("({} < {} ? 1.0f : 0.0f)", a, b);
     case OpKind::cmp_gt: return fmt::format("({} > {} ? 1.0f : 0.0f)", a, b);
     case OpKind::cmp_eq: return fmt::format("({} == {} ? 1.0f : 0.0f)", a, b);
-    default: throw Error(fmt::format("codegen: {} is not binary", name_of(op)));
+    default: throw Error(fmt::format("{}: {} is not binary", cuda ? "cuda codegen" : "codegen", name_of(op)));
   }
 }
 
