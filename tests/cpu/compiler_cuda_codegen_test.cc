@@ -342,7 +342,7 @@ TEST(CompilerCudaCodegen, DynamicBatchKernelsCompileWithNvrtc) {
   NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
   const models::GptConfig c = models::gpt_preset("tiny");
   PipelineOptions pipeline;
-  pipeline.matmul_bias_epilogue = true;
+  pipeline.fold_matmul_bias = is_single_gemm;
   const auto kernels = generate_cuda_kernels_dynamic(
       lower_dynamic([&](std::int64_t n) { return models::build_gpt(c, n, 8).graph; }, pipeline));
   ASSERT_GE(kernels.size(), 4u);

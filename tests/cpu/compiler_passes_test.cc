@@ -12,6 +12,7 @@
 #include "compiler/ir/verifier.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/passes/simplify.h"
+#include "compiler/runtime/gemm_plan.h"
 #include "compiler/validate.h"
 #include "compiler/interpret/interpreter.h"
 #include "core/error.h"
@@ -147,7 +148,7 @@ int folded_matmuls(const Graph& g) {
 
 Lowered lower_with_epilogues(const Graph& g, bool eager) {
   PipelineOptions o;
-  o.matmul_bias_epilogue = true;
+  o.fold_matmul_bias = is_single_gemm;  // the CUDA backend's rule
   o.fuse_within_composites_only = eager;
   return lower(g, o);
 }

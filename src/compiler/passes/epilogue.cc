@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "compiler/passes/layout.h"
-#include "compiler/runtime/gemm_plan.h"
 
 namespace aisp::compiler {
 namespace {
@@ -16,13 +15,6 @@ NodeId bias_row_source(const Graph& g, NodeId id) {
   for (std::size_t d = 0; d + 1 < l->strides.size(); ++d)
     if (l->strides[d] != 0 && l->shape[d] != 1) return -1;
   return numel(g.node(l->source).shape) == l->shape.back() ? l->source : -1;
-}
-
-bool is_single_gemm(const Graph& g, const Node& mm) {
-  const auto a = layout_of(g, mm.inputs[0]), b = layout_of(g, mm.inputs[1]);
-  if (!a || !b) return false;
-  const GemmCall call = plan_gemm(*a, *b, mm.shape);
-  return call.batch == 1 && call.outer.empty() && call.calls.size() == 1;
 }
 
 struct Fold {
@@ -41,7 +33,8 @@ NodeId add_node(Graph& out, OpKind op, NodeId in, Shape shape, DType dtype, std:
 
 }  // namespace
 
-Graph fold_matmul_bias(const Graph& g, bool within_composites_only, std::string* summary) {
+Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_composites_only,
+                       std::string* summary) {
   std::vector<int> uses(g.size(), 0);
   for (const Node& n : g.nodes())
     for (NodeId in : n.inputs) ++uses[std::size_t(in)];
@@ -69,7 +62,7 @@ Graph fold_matmul_bias(const Graph& g, bool within_composites_only, std::string*
       const NodeId bias = bias_row_source(g, add.inputs[std::size_t(1 - side)]);
       if (bias < 0 || g.node(bias).dtype != add.dtype) continue;
       if (within_composites_only && (mm.composite < 0 || mm.composite != add.composite)) continue;
-      if (!is_single_gemm(g, mm)) continue;
+      if (!can_fold || !can_fold(g, mm)) continue;
       fold[std::size_t(id)] = Fold{mm_id, bias};
       skip[std::size_t(mm_id)] = 1;
       for (NodeId r : chain) skip[std::size_t(r)] = 1;

@@ -3,8 +3,9 @@
 // one library call instead of a GEMM plus a pass over the output.
 //
 // Folded only when
-//   * the matmul is a single GEMM (plan_gemm: no batch, no pointer array: the Linear case, batch axes
-//     folded into M) and the add is its only consumer (and it is not an output);
+//   * the backend's GEMM can take it (`can_fold`: the CUDA backend's is_single_gemm, a GEMM with no
+//     batch and no pointer array — the Linear case, batch axes folded into M) and the add is the
+//     matmul's only consumer (and it is not an output);
 //   * the other operand is one row broadcast over the rows: a free view whose strides are 0 except a
 //     unit stride on the last axis (a [N] bias through reshape + broadcast);
 //   * dtypes agree (cuBLASLt's bias has the output's type);
@@ -13,12 +14,17 @@
 // Backends without the epilogue (CPU) do not run this pass.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "compiler/ir/graph.h"
 
 namespace aisp::compiler {
 
-Graph fold_matmul_bias(const Graph& g, bool within_composites_only, std::string* summary = nullptr);
+// Whether the backend's GEMM with a bias epilogue can run this matmul node of g; empty: none can.
+using CanFoldBias = std::function<bool(const Graph&, const Node& matmul)>;
+
+Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_composites_only,
+                       std::string* summary = nullptr);
 
 }  // namespace aisp::compiler

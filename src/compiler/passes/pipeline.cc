@@ -30,11 +30,11 @@ std::vector<GraphPass> graph_passes(const PipelineOptions& options) {
       {"materialize", [](const Graph& g, std::string* s) { return materialize(g, s); }},
       {"epilogue",
        [&](const Graph& g, std::string* s) {
-         if (!options.matmul_bias_epilogue) {
+         if (!options.fold_matmul_bias) {
            *s = "off for this backend";
            return g;
          }
-         return fold_matmul_bias(g, options.fuse_within_composites_only, s);
+         return fold_matmul_bias(g, options.fold_matmul_bias, options.fuse_within_composites_only, s);
        }},
   };
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/passes/epilogue.h"
 #include "compiler/passes/expand.h"
 #include "compiler/passes/fusion.h"
 #include "compiler/passes/memory_plan.h"
@@ -25,7 +26,7 @@ struct PipelineOptions {
   bool fuse_within_composites_only = false;  // the eager plan (FusionOptions::within_composites_only)
   bool verify_each_pass = true;
   bool keep_ir = true;  // store the printed IR after each pass (for inspect and tests)
-  bool matmul_bias_epilogue = false;  // run passes/epilogue.h (backends whose GEMM has a bias epilogue)
+  CanFoldBias fold_matmul_bias;  // passes/epilogue.h: the backend's bias-epilogue GEMM; empty: off
   KeepAttention keep_attention;  // the backend's flash-attention predicate; empty: expand every attention
 };
 

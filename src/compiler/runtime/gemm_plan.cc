@@ -44,6 +44,13 @@ std::string GemmCall::to_string() const {
                      batch, calls.size(), outer.size());
 }
 
+bool is_single_gemm(const Graph& g, const Node& matmul) {
+  const auto a = layout_of(g, matmul.inputs[0]), b = layout_of(g, matmul.inputs[1]);
+  if (!a || !b) return false;
+  const GemmCall call = plan_gemm(*a, *b, matmul.shape);
+  return call.batch == 1 && call.outer.empty() && call.calls.size() == 1;
+}
+
 GemmCall plan_gemm(const Layout& a, const Layout& b, const Shape& c_shape) {
   const std::size_t rank = c_shape.size();
   if (rank < 2 || a.shape.size() != rank || b.shape.size() != rank)

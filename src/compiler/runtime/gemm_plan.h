@@ -46,4 +46,8 @@ struct GemmCall {
 // stride); the materialize pass copies such operands first.
 GemmCall plan_gemm(const Layout& a, const Layout& b, const Shape& c_shape);
 
+// A matmul node of g that plans as one GEMM (no batch, no pointer array: a Linear with its batch axes
+// folded into M): what a cuBLASLt epilogue can take (passes/epilogue.h's CanFoldBias).
+bool is_single_gemm(const Graph& g, const Node& matmul);
+
 }  // namespace aisp::compiler

@@ -279,7 +279,7 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   NvrtcJit& jit = options.jit ? *options.jit : default_nvrtc_jit();
   CompileStats stats;
   PipelineOptions pipeline = options.pipeline;
-  pipeline.matmul_bias_epilogue = true;  // cuBLASLt's BIAS epilogue
+  pipeline.fold_matmul_bias = is_single_gemm;  // cuBLASLt's BIAS epilogue (runtime/cuda/lt_matmul.h)
   if (options.flash_attention && !pipeline.keep_attention)
     pipeline.keep_attention = [arch = jit.arch()](const Graph& graph, const Node& n) {
       return flash_attention_supports(arch, n, graph);
