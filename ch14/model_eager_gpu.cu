@@ -9,8 +9,9 @@
 //                               128-query tile, its matmuls + masked softmax)
 //   optimized:default           full fusion (pointwise chains, row reductions with prologue/epilogue)
 //   optimized:reduce_overhead   default + the whole plan replayed as one CUDA graph
-//   optimized:max_autotune      reduce_overhead + each distinct GEMM's cuBLASLt algorithm timed at
-//                               compile time (the fastest of the heuristic's first 8 proposals)
+//   optimized:max_autotune      reduce_overhead + each distinct GEMM timed at compile time: the
+//                               fastest of cuBLASLt's first 8 proposals, then aisp's sm_90a kernel
+//                               (3 configs) against it, taken when >= 2 % faster (the choices go to stderr)
 // Shapes: model_eager is the throughput shape (batch 16 x 1024 tokens, GEMM/attention-bound),
 // model_eager_small the launch-bound one (batch 1 x 64 tokens).
 // The compiled variants compile in setup against a fresh kernel cache, so their reported setup
@@ -23,6 +24,7 @@
 // plan with fp32 cuBLAS, no TF32), i.e. the function both variants approximate without their bf16
 // roundings. The compiler's kernels themselves are checked against the float64 interpreter in
 // tests/gpu/compiler_cuda_test.cu.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -156,6 +158,14 @@ class Plan : public Variant {
     outputs_ = {output.data};
     std::fprintf(stderr, "%s %s: %s; %d launches per call without a CUDA graph\n", model_.name, name_of(kind_),
                  compiled_->stats().to_string().c_str(), compiled_->launches_per_call());
+    if (kind_ == Kind::autotuned) {  // one line per distinct GEMM decision
+      std::vector<std::string> seen;
+      for (const std::string& choice : compiled_->gemm_choices())
+        if (!choice.empty() && std::find(seen.begin(), seen.end(), choice) == seen.end()) {
+          seen.push_back(choice);
+          std::fprintf(stderr, "  gemm: %s\n", choice.c_str());
+        }
+    }
   }
   void run(StreamHandle stream) override { compiled_->run(inputs_, outputs_, stream); }
   void teardown() override {
@@ -199,7 +209,7 @@ Example make_example(const GpuGpt& m, const char* shape) {
        [m] { return std::make_unique<Plan>(m, Plan::Kind::fused); }},
       {"optimized:reduce_overhead", "default + the whole plan replayed as one CUDA graph",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::graphed); }},
-      {"optimized:max_autotune", "reduce_overhead + cuBLASLt algorithms timed per distinct GEMM at compile time",
+      {"optimized:max_autotune", "reduce_overhead + per distinct GEMM, cuBLASLt algorithms and aisp kernel configs timed at compile time",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::autotuned); }},
   };
   return e;

@@ -11,7 +11,9 @@
 //             CUDA events (median of 5 batches of --iters back-to-back calls), each right after a
 //             cuBLAS timing (bf16 output) so that the ratio compares like clocks; the naive reference
 //             kernel is timed up to 4096. Prints TFLOP/s; --out writes the best configuration per
-//             size (and every timing) as JSON.
+//             size (and every timing) as JSON; a sweep without failures also writes it where the
+//             compiler's max-autotune takes the best configs as extra candidates
+//             (<kernel cache>/autotune/aisp_gemm_sweep.json).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -32,12 +34,15 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
-#include <fstream>
+#include <filesystem>
 #include <functional>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/gemm_timing.h"
+#include "compiler/runtime/cpu_jit.h"
+#include "compiler/runtime/cuda/aisp_gemm.h"
+#include "compiler/runtime/cuda/nvrtc_jit.h"
 #include "core/cuda/check.h"
 #include "core/cuda/device_memory.h"
 #include "core/dtype.h"
@@ -283,11 +288,6 @@ std::vector<GemmConfig> sweep_configs() {
   return configs;
 }
 
-nlohmann::json config_json(const GemmConfig& c) {
-  return {{"tile_m", c.tile_m}, {"tile_n", c.tile_n},         {"tile_k", c.tile_k},        {"stages", c.stages},
-          {"cluster_m", c.cluster_m}, {"raster_group", c.raster_group}, {"persistent", c.persistent}};
-}
-
 std::string utc_now() {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
@@ -367,7 +367,7 @@ int run_sweep(const GemmOptions& o, std::ostream& out) {
       const double tflops = flops / (ms * 1e-3) / 1e12;
       out << fmt::format("  {:<58} {:8.3f} ms  {:6.1f} TFLOP/s  {:5.2f}x cuBLAS (adjacent: {:.1f} TFLOP/s)\n",
                          c.describe(), ms, tflops, adjacent_cublas_ms / ms, flops / (adjacent_cublas_ms * 1e-3) / 1e12);
-      rows.push_back({{"config", config_json(c)}, {"ms", ms}, {"tflops", tflops}, {"cublas_adjacent_ms", adjacent_cublas_ms},
+      rows.push_back({{"config", compiler::gemm_config_json(c)}, {"ms", ms}, {"tflops", tflops}, {"cublas_adjacent_ms", adjacent_cublas_ms},
                       {"vs_cublas", adjacent_cublas_ms / ms}});
       if (tflops > best_tflops) {
         best_tflops = tflops;
@@ -384,14 +384,21 @@ int run_sweep(const GemmOptions& o, std::ostream& out) {
       out << fmt::format("  best: {}  {:.1f} TFLOP/s = {:.2f}x the adjacent cuBLAS ({:.2f}x the fastest cuBLAS timing)\n",
                          best.describe(), best_tflops, best_ratio, best_tflops / cublas_tflops);
     report["sizes"].push_back({{"m", m}, {"n", n}, {"k", k}, {"cublas_tflops", cublas_tflops},
-                               {"best", best_tflops > 0 ? config_json(best) : nlohmann::json()}, {"best_tflops", best_tflops}, {"best_vs_adjacent_cublas", best_ratio},
+                               {"best", best_tflops > 0 ? compiler::gemm_config_json(best) : nlohmann::json()}, {"best_tflops", best_tflops}, {"best_vs_adjacent_cublas", best_ratio},
                                {"all", rows}});
   }
+  const std::string text = report.dump(2) + "\n";
   if (!o.out.empty()) {
-    std::ofstream f(o.out);
-    if (!f) throw Error(fmt::format("cannot write {}", o.out));
-    f << report.dump(2) << "\n";
+    compiler::write_atomically(o.out, text);
     out << fmt::format("\nwritten: {}\n", o.out);
+  }
+  // Where the compiler's max-autotune reads extra candidate configs (compiler/runtime/cuda/aisp_gemm.h).
+  if (failures == 0) {
+    const std::filesystem::path for_autotune =
+        std::filesystem::path(compiler::default_nvrtc_jit().cache_dir()) / "autotune" / "aisp_gemm_sweep.json";
+    std::filesystem::create_directories(for_autotune.parent_path());
+    compiler::write_atomically(for_autotune, text);
+    out << fmt::format("best configs for the compiler's max-autotune: {}\n", for_autotune.string());
   }
   return failures == 0 ? 0 : 1;
 }

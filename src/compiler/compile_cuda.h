@@ -16,7 +16,8 @@
 //   default           full fusion
 //   reduce_overhead   default + the whole plan captured once into a CUDA graph and replayed (one
 //                     launch per call).
-//   max_autotune      reduce_overhead + GEMM algorithms timed at compile time (autotune). The graph is keyed on the input/output addresses and stream;
+//   max_autotune      reduce_overhead + GEMMs (cuBLASLt algorithms, aisp's kernel configs) and the
+//                     generated kernels' launch configurations timed at compile time (autotune). The graph is keyed on the input/output addresses and stream;
 //                     new addresses capture a new graph. Inside a caller's own capture, run() enqueues
 //                     normally (the caller's graph holds the launches).
 #pragma once
@@ -50,6 +51,14 @@ struct CudaCompileOptions {
   // proposals, timed at compile time (runtime/cuda/lt_matmul.h); equal shapes are tuned once.
   bool autotune = false;
   std::string autotune_dir;  // the decision cache; empty: <jit cache dir>/autotune
+  // max-autotune also offers aisp's sm_90a GEMM (runtime/cuda/aisp_gemm.h) for the single bf16
+  // Linear GEMMs, with the configs of <autotune_dir>/aisp_gemm_sweep.json (`aisp gemm sweep`) added;
+  // `force_aisp_gemm` takes it wherever it can run, untimed (tests).
+  bool aisp_gemm = true;
+  bool force_aisp_gemm = false;
+  // max-autotune also times each distinct generated kernel's launch configuration
+  // (runtime/cuda/kernel_autotune.h: block size, grid cap, a row kernel's register plan).
+  bool tune_kernels = true;
 };
 
 // The eager plan's options (see above).
@@ -58,12 +67,18 @@ CudaCompileOptions eager_plan();
 class CudaLibrary;
 class AttentionStep;
 class LtMatmul;
+}  // namespace aisp::compiler
+namespace aisp::kernels::gemm {
+struct GemmConfig;
+}
+namespace aisp::compiler {
 
 class CudaCompiledGraph {
  public:
   CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels, std::vector<cudaKernel_t> fns,
                     CompileStats stats, std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
-                    const std::string& autotune_dir = "");  // empty: no autotune
+                    const std::string& autotune_dir = "",  // empty: no autotune
+                    int aisp_gemm = 0);                    // 0 off, 1 when timed faster, 2 forced
   CudaCompiledGraph(CudaCompiledGraph&&) noexcept;
   CudaCompiledGraph& operator=(CudaCompiledGraph&&) noexcept;
   ~CudaCompiledGraph();
@@ -81,7 +96,8 @@ class CudaCompiledGraph {
   const Lowered& lowered() const { return lowered_; }
   const std::vector<CudaKernelSource>& kernels() const { return kernels_; }  // per kernel step, in order
   const CompileStats& stats() const { return stats_; }
-  // Per step, how its cuBLASLt algorithm was chosen ("" for other steps): for inspect and reports.
+  // Per step, how its GEMM (cuBLASLt algorithm or aisp kernel config) was chosen ("" for other
+  // steps): for inspect and reports.
   const std::vector<std::string>& gemm_choices() const { return gemm_choices_; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
 
@@ -113,6 +129,9 @@ class CudaCompiledGraph {
   std::vector<GemmCall> gemm_of_step_;           // matmul steps' BLAS plans (others: empty)
   std::vector<std::unique_ptr<AttentionStep>> attention_of_step_;  // attention steps (others: null)
   std::vector<std::unique_ptr<LtMatmul>> lt_of_step_;  // matmuls run through cuBLASLt (others: null)
+  // max-autotune: matmuls run by aisp's kernel with this config (others: null; their cuBLASLt plan
+  // stays, for operands that turn out misaligned at run time)
+  std::vector<std::unique_ptr<kernels::gemm::GemmConfig>> aisp_gemm_of_step_;
   std::vector<std::size_t> pointer_table_of_step_;  // byte offset into pointer_tables_ (batched matmuls)
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
   std::vector<std::string> gemm_choices_;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -262,6 +263,8 @@ TEST(CompilerCuda, MaxAutotuneTimesEachDistinctGemmOnceAndCachesTheDecision) {
   o.jit = &test_jit();
   o.autotune = true;
   o.autotune_dir = dir.string();
+  o.tune_kernels = false;  // the GEMMs' decisions only (the kernels': MaxAutotuneTunesGeneratedKernelLaunches)
+  o.aisp_gemm = false;     // cuBLASLt's (aisp's: AispGemmCandidateMatchesInterpreter)
   const c::CudaCompiledGraph cold = c::compile_cuda(g, o);
   // x@w, (x@w)@w + bias, x@w2, (x@w2)@w2ᵀ: four distinct problems
   EXPECT_EQ(cold.stats().autotune_searches, 4);
@@ -278,6 +281,98 @@ TEST(CompilerCuda, MaxAutotuneTimesEachDistinctGemmOnceAndCachesTheDecision) {
   EXPECT_EQ(c::compile_cuda(twice, o).stats().autotune_searches, 1);
   expect_all_plans_match(g, {c::random_inputs(g, 9)}, DType::bf16, "autotuned GEMMs");
   std::filesystem::remove_all(dir);
+}
+
+// max-autotune's second GEMM family, aisp's sm_90a kernel (runtime/cuda/aisp_gemm.h): forced where it
+// can run, bf16 Linear layers with and without a bias at sizes that are no multiple of its tiles
+// (M = 111, N = 40 and 200) match the interpreter, inside the plan's CUDA graph and without one; a
+// layout it cannot take (x @ w) stays on cuBLASLt. Timed (not forced), every such step names both
+// candidates' times in its choice.
+TEST(CompilerCuda, AispGemmCandidateMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  int device = 0, major = 0, minor = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (major * 10 + minor != 90) GTEST_SKIP() << "aisp's GEMM kernel is sm_90a only";
+  c::Graph g;
+  const c::Tensor x = g.input("x", {3, 37, 72}, DType::bf16);
+  const c::Tensor w = g.input("w", {40, 72}, DType::bf16), w2 = g.input("w2", {200, 72}, DType::bf16);
+  const c::Tensor v = g.input("v", {72, 24}, DType::bf16);
+  g.output(c::matmul(x, c::transpose(w, 0, 1)) + g.input("b", {40}, DType::bf16));  // bias epilogue
+  g.output(c::matmul(x, c::transpose(w2, 0, 1)));                                    // none
+  g.output(c::matmul(x, v));                                                         // not the Linear layout
+  const fs::path dir = fs::temp_directory_path() / fmt::format("aisp-aisp-gemm-test-{}", ::getpid());
+  fs::remove_all(dir);
+  for (bool graph : {true, false}) {
+    c::CudaCompileOptions o;
+    o.jit = &test_jit();
+    o.autotune = o.force_aisp_gemm = true;
+    o.cuda_graph = graph;
+    o.autotune_dir = dir.string();
+    c::CudaCompiledGraph cg = c::compile_cuda(g, o);
+    EXPECT_EQ(cg.stats().aisp_gemm_steps, 2);
+    int aisp = 0;
+    for (const std::string& choice : cg.gemm_choices()) aisp += choice.find("aisp 128x256x64") != std::string::npos;
+    EXPECT_EQ(aisp, 2);
+    TestStream stream;
+    std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+    for (std::uint64_t seed : {21, 22}) {
+      const auto inputs = c::random_inputs(g, seed);
+      const auto ref = c::interpret(g, inputs);
+      const auto got = run_on_gpu(cg, g, inputs, in_dev, out_dev, stream);
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
+        EXPECT_TRUE(err.empty()) << "graph " << graph << " seed " << seed << " output " << k << ": " << err;
+      }
+    }
+  }
+  c::CudaCompileOptions timed;
+  timed.jit = &test_jit();
+  timed.autotune = true;
+  timed.autotune_dir = dir.string();
+  const c::CudaCompiledGraph cg = c::compile_cuda(g, timed);
+  int both = 0;
+  for (const std::string& choice : cg.gemm_choices())
+    both += choice.find("cuBLASLt") != std::string::npos && choice.find("aisp") != std::string::npos;
+  EXPECT_EQ(both, 2) << "each Linear GEMM compares aisp's best config with cuBLASLt's choice";
+  fs::remove_all(dir);
+}
+
+// max-autotune times each distinct generated kernel's launch configurations (kernel_autotune.h): every
+// kernel says what it runs with, repeated kernels share one search, a second compile reads every
+// decision from disk, and whatever was chosen matches the interpreter.
+TEST(CompilerCuda, MaxAutotuneTunesGeneratedKernelLaunches) {
+  AISP_REQUIRE_GPU();
+  c::Graph g;
+  const c::Tensor x = g.input("x", {300, 1000}, DType::bf16), y = g.input("y", {300, 1000}, DType::bf16);
+  const c::Tensor w = g.input("w", {1000}, DType::bf16), b = g.input("b", {1000}, DType::bf16);
+  const c::Tensor x2 = g.input("x2", {300, 1000}, DType::bf16), y2 = g.input("y2", {300, 1000}, DType::bf16);
+  g.output(c::gelu(c::layer_norm(x + y, w, b, 1e-5)));    // a row kernel
+  g.output(c::gelu(c::layer_norm(x2 + y2, w, b, 1e-5)));  // its twin: the same source, one search
+  g.output(c::gelu(x * 2.0 - y2));                        // a pointwise kernel
+  const fs::path dir = fs::temp_directory_path() / fmt::format("aisp-kernel-tune-test-{}", ::getpid());
+  fs::remove_all(dir);
+  c::CudaCompileOptions o;
+  o.jit = &test_jit();
+  o.autotune = o.cuda_graph = true;
+  o.autotune_dir = dir.string();
+  const c::CudaCompiledGraph cold = c::compile_cuda(g, o);
+  ASSERT_GE(cold.kernels().size(), 3u);
+  for (const c::CudaKernelSource& k : cold.kernels())
+    EXPECT_NE(k.kernel.config.find("(autotuned"), std::string::npos) << k.kernel.config;
+  std::set<std::string> distinct;
+  for (const c::CudaKernelSource& k : cold.kernels()) distinct.insert(k.kernel.source);
+  EXPECT_LT(distinct.size(), cold.kernels().size()) << "the twin row kernels";
+  EXPECT_EQ(cold.stats().autotune_searches, int(distinct.size())) << "one search per distinct kernel";
+  EXPECT_EQ(cold.stats().autotune_cache_hits, 0);
+  const c::CudaCompiledGraph warm = c::compile_cuda(g, o);
+  EXPECT_EQ(warm.stats().autotune_searches, 0);
+  EXPECT_EQ(warm.stats().autotune_cache_hits, cold.stats().autotune_searches);
+  for (std::size_t i = 0; i < warm.kernels().size(); ++i)
+    EXPECT_EQ(warm.kernels()[i].launch.to_string(), cold.kernels()[i].launch.to_string()) << "kernel " << i;
+  expect_all_plans_match(g, {c::random_inputs(g, 5)}, DType::bf16, "autotuned kernels");
+  fs::remove_all(dir);
 }
 
 TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {

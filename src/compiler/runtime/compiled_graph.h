@@ -22,6 +22,7 @@ struct CompileStats {
   double autotune_ms = 0; // max-autotune: the timed config search (0 in default mode)
   int lowered_nodes = 0;  // nodes of the graph given to the passes
   int autotune_searches = 0, autotune_cache_hits = 0;  // max-autotune: decisions timed / read from disk
+  int aisp_gemm_steps = 0;  // max-autotune (CUDA): GEMM steps that run aisp's kernel
   int kernels = 0;        // kernel steps in the plan
   int unique_kernels = 0; // distinct sources (repeated layers share one)
   int memory_hits = 0, disk_hits = 0, builds = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <limits>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -12,8 +13,10 @@
 #include "compiler/passes/layout.h"
 #include "compiler/runtime/autotune.h"
 #include "compiler/runtime/hash.h"
+#include "compiler/runtime/cuda/aisp_gemm.h"
 #include "compiler/runtime/cuda/cuda_attention.h"
 #include "compiler/runtime/cuda/cuda_library.h"
+#include "compiler/runtime/cuda/kernel_autotune.h"
 #include "compiler/runtime/cuda/check_cuda.h"
 #include "core/error.h"
 
@@ -35,7 +38,7 @@ void CudaCompiledGraph::GraphExecDestroy::operator()(cudaGraphExec_t g) const { 
 CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels,
                                      std::vector<cudaKernel_t> fns, CompileStats stats,
                                      std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
-                                     const std::string& autotune_dir)
+                                     const std::string& autotune_dir, int aisp_gemm)
     : lowered_(std::move(lowered)), kernels_(std::move(kernels)), fns_(std::move(fns)), stats_(stats), loaded_(loaded),
       library_(std::move(library)), cuda_graph_(cuda_graph) {
   const Graph& g = lowered_.graph;
@@ -85,6 +88,39 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     tuned.emplace_back(what, lt.get());
     return lt;
   };
+  // max-autotune's second candidate family: aisp's kernel against the cuBLASLt choice (aisp_gemm.h),
+  // one decision per distinct problem, cached on disk like the cuBLASLt ones.
+  const std::vector<GemmConfig> aisp_configs =
+      aisp_gemm > 0 && loaded_ ? aisp_gemm_candidates(autotune_dir + "/aisp_gemm_sweep.json") : std::vector<GemmConfig>{};
+  std::vector<std::pair<std::string, AispGemmChoice>> chosen;
+  auto choose_aisp = [&](DType dt, const GemmCall& plan, bool bias, const LtMatmul& lt) -> AispGemmChoice {
+    if (aisp_configs.empty() || !aisp_gemm_unfit(dt, plan).empty()) return {};
+    if (aisp_gemm == 2) {  // forced: the default config, timed once on its own (and so set up outside any capture)
+      AispGemmChoice forced = choose_aisp_gemm(plan, bias, {aisp_configs.front()},
+                                               [] { return std::numeric_limits<double>::infinity(); });
+      forced.summary += " (forced)";
+      return forced;
+    }
+    const std::string what = fmt::format("aisp vs cuBLASLt {} {}{}", name_of(dt), plan.to_string(), bias ? " bias" : "");
+    for (const auto& [k, done] : chosen)
+      if (k == what) return done;
+    const std::string key = hash_hex(what + "\n" + device_key);
+    AispGemmChoice choice;
+    if (auto cached = load_decision(autotune_dir, key)) {
+      choice.decision = *cached;
+      choice.config = gemm_config_from_token(cached->best);
+      choice.summary = "decision cache: " + cached->best;
+      ++stats_.autotune_cache_hits;
+    } else {
+      const auto t0 = Clock::now();
+      choice = choose_aisp_gemm(plan, bias, aisp_configs, [&] { return lt.measure_ms(); });
+      stats_.autotune_ms += ms_since(t0);
+      ++stats_.autotune_searches;
+      save_decision(autotune_dir, key, choice.decision);
+    }
+    chosen.emplace_back(what, choice);
+    return choice;
+  };
   // Per step: its kernel, or its library call's operand layouts (and BLAS plan for matmuls).
   int next_kernel = 0;
   std::size_t table_bytes = 0;
@@ -93,6 +129,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     GemmCall gemm;
     std::unique_ptr<AttentionStep> attention;
     std::unique_ptr<LtMatmul> lt;
+    std::unique_ptr<GemmConfig> aisp;
     std::string choice;
     if (s.kind == Step::Kind::kernel) {
       kernel_of_step_.push_back(next_kernel++);
@@ -110,7 +147,15 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
         const bool single = gemm.batch == 1 && gemm.outer.empty() && gemm.calls.size() == 1;
         if (bias || (autotune && single)) {
           lt = tuned_lt(n.dtype, gemm, bias);
-          if (lt) choice = lt->choice();
+          if (lt) choice = fmt::format("{}{}: {}", gemm.to_string(), bias ? " + bias" : "", lt->choice());
+          if (lt && autotune) {
+            AispGemmChoice a = choose_aisp(n.dtype, gemm, bias, *lt);
+            if (a.config) {
+              aisp = std::make_unique<GemmConfig>(*a.config);
+              ++stats_.aisp_gemm_steps;
+            }
+            if (!a.summary.empty()) choice += "; " + a.summary;
+          }
         }
       }
       if (n.op == OpKind::attention) {
@@ -128,6 +173,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     gemm_of_step_.push_back(std::move(gemm));
     attention_of_step_.push_back(std::move(attention));
     lt_of_step_.push_back(std::move(lt));
+    aisp_gemm_of_step_.push_back(std::move(aisp));
     gemm_choices_.push_back(std::move(choice));
   }
   if (loaded_ && lowered_.memory.arena_bytes > 0) {
@@ -218,7 +264,9 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
       const std::int64_t es = std::int64_t(size_of(n.dtype));
       if (n.op == OpKind::matmul && lt_of_step_[si]) {
         const void* bias = n.inputs.size() == 3 ? static_cast<const char*>(src(2)) + layouts[2].offset * es : nullptr;
-        library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, out, stream);
+        const GemmConfig* aisp = aisp_gemm_of_step_[si].get();
+        if (!aisp || !run_aisp_gemm(gemm_of_step_[si], *aisp, src(0), src(1), bias, out, stream))
+          library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, out, stream);
       } else if (n.op == OpKind::matmul) {
         if (n.inputs.size() == 3) throw Error("internal: a bias matmul without its cuBLASLt plan");
         void* table = pointer_tables_ ? static_cast<char*>(pointer_tables_.get()) + pointer_table_of_step_[si] : nullptr;
@@ -323,15 +371,19 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   std::vector<cudaKernel_t> fns(kernels.size(), nullptr);
   if (options.load)
     for (std::size_t i = 0; i < kernels.size(); ++i) fns[i] = jit.load(results[which[i]], kernels[i].kernel.symbol);
-  auto library = std::make_unique<CudaLibrary>(jit, options.load);
   stats.compile_ms = ms_since(t);
+  const std::string autotune_dir = !options.autotune              ? std::string()
+                                   : !options.autotune_dir.empty() ? options.autotune_dir
+                                                                   : jit.cache_dir() + "/autotune";
+  if (options.autotune && options.tune_kernels && options.load)
+    autotune_kernels(lowered, options.kernels, jit, KernelTuning{autotune_dir, device_tuning_key(), int(jobs)}, kernels,
+                     fns, stats);
+  auto library = std::make_unique<CudaLibrary>(jit, options.load);
   stats.arena_bytes = lowered.memory.arena_bytes;
   stats.peak_live_bytes = lowered.memory.peak_live_bytes;
   return CudaCompiledGraph(std::move(lowered), std::move(kernels), std::move(fns), stats, std::move(library),
                            options.cuda_graph, options.load,
-                           !options.autotune                ? std::string()
-                           : !options.autotune_dir.empty() ? options.autotune_dir
-                                                            : jit.cache_dir() + "/autotune");
+                           autotune_dir, !options.autotune || !options.aisp_gemm ? 0 : options.force_aisp_gemm ? 2 : 1);
 }
 
 }  // namespace aisp::compiler

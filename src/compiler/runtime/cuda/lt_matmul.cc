@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "compiler/ir/host_tensor.h"
+#include "compiler/runtime/cuda/graph_timing.h"
 #include "compiler/runtime/cuda/check_cuda.h"
 #include "core/error.h"
 
@@ -19,20 +19,6 @@ void check_lt(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS)
     throw Error(fmt::format("cuBLASLt: {} failed: {} ({})", what, cublasGetStatusString(s), cublasGetStatusName(s)));
 }
-
-// Device scratch holding random values of `dtype` (autotune operands: timing on zeros or constants
-// would flatter the tensor cores' power draw).
-struct Scratch {
-  void* p = nullptr;
-  Scratch(DType dtype, std::int64_t count, std::uint64_t seed) {
-    const HostTensor host = HostTensor::random(dtype, {std::max<std::int64_t>(count, 1)}, seed);
-    check_cuda(cudaMalloc(&p, host.bytes.size()), "cudaMalloc of autotune scratch");
-    check_cuda(cudaMemcpy(p, host.data(), host.bytes.size(), cudaMemcpyHostToDevice), "autotune scratch upload");
-  }
-  ~Scratch() { cudaFree(p); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
 
 std::string to_hex(const cublasLtMatmulAlgo_t& algo) {
   std::string s;
@@ -80,6 +66,7 @@ struct LtMatmul::Impl {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   GemmCall plan;
+  DType dtype = DType::bf16;
   std::int64_t es = 0;
   bool bias = false;
   std::size_t workspace_bytes = 0;
@@ -99,6 +86,35 @@ struct LtMatmul::Impl {
     return cublasLtMatmul(lt, desc, &alpha, blas_a, a, blas_b, b, &beta, out, c, out, c, &with, workspace,
                           workspace_bytes, stream);
   }
+
+  // Scratch operands of the plan's extents (strides included), a workspace and a stream: what
+  // time() runs the candidates on.
+  struct Bench {
+    DeviceScratch a, b, c, bias;
+    void* workspace = nullptr;
+    cudaStream_t stream = nullptr;
+    explicit Bench(const Impl& m)
+        : a(m.dtype, m.plan.lda * (m.plan.transa ? m.plan.m : m.plan.k), 1),
+          b(m.dtype, m.plan.ldb * (m.plan.transb ? m.plan.k : m.plan.n), 2),
+          c(m.dtype, m.plan.ldc * m.plan.n, 3),
+          bias(m.dtype, m.plan.m, 4) {
+      check_cuda(cudaMalloc(&workspace, std::max<std::size_t>(m.workspace_bytes, 1)), "cudaMalloc of the autotune workspace");
+      check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
+    }
+    ~Bench() {
+      cudaStreamDestroy(stream);
+      cudaFree(workspace);
+    }
+    Bench(const Bench&) = delete;
+    Bench& operator=(const Bench&) = delete;
+  };
+
+  // ms per call of `with` on the bench's operands; -1 when cuBLASLt refuses it for this problem.
+  double time(const cublasLtMatmulAlgo_t& with, const Bench& bench) const {
+    auto run_once = [&] { return call(with, bench.a.p, bench.b.p, bench.bias.p, bench.c.p, bench.workspace, bench.stream); };
+    if (run_once() != CUBLAS_STATUS_SUCCESS) return -1;
+    return time_as_graph_ms(bench.stream, timing_reps(2 * plan.m * plan.n * plan.k), [&] { run_once(); });
+  }
 };
 
 LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, std::size_t workspace_bytes, bool autotune)
@@ -108,6 +124,7 @@ LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, std::
   Impl& m = *impl_;
   m.lt = static_cast<cublasLtHandle_t>(lt);
   m.plan = plan;
+  m.dtype = dtype;
   m.es = std::int64_t(size_of(dtype));
   m.bias = bias;
   m.workspace_bytes = workspace_bytes;
@@ -148,62 +165,33 @@ LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, std::
 
   // max-autotune: time each proposal on scratch operands of the plan's extents (strides included).
   const auto t0 = std::chrono::steady_clock::now();
-  const std::int64_t a_elems = plan.lda * (plan.transa ? plan.m : plan.k);
-  const std::int64_t b_elems = plan.ldb * (plan.transb ? plan.k : plan.n);
-  Scratch sa(dtype, a_elems, 1), sb(dtype, b_elems, 2), sc(dtype, plan.ldc * plan.n, 3), sbias(dtype, plan.m, 4);
-  void* ws = nullptr;
-  check_cuda(cudaMalloc(&ws, std::max<std::size_t>(workspace_bytes, 1)), "cudaMalloc of the autotune workspace");
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
-  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
-  check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
-  const std::int64_t flops = 2 * plan.m * plan.n * plan.k;
-  const int reps = int(std::clamp<std::int64_t>(std::int64_t(2e11) / std::max<std::int64_t>(flops, 1), 3, 50));
+  const Impl::Bench bench(m);
   double best = -1, first = -1;
   int best_index = 0;
   for (int i = 0; i < returned; ++i) {
-    auto run_once = [&] { return m.call(found[std::size_t(i)].algo, sa.p, sb.p, sbias.p, sc.p, ws, stream); };
     TuneRecord record{fmt::format("proposal {}", i), "", 0};
-    if (run_once() != CUBLAS_STATUS_SUCCESS) {  // a proposal that cannot run here is skipped
+    const double ms = m.time(found[std::size_t(i)].algo, bench);
+    if (ms < 0) {  // a proposal that cannot run here is skipped
       record.rejected = "cublasLtMatmul refused it";
       decision_.records.push_back(record);
       continue;
     }
-    // The reps replay as one CUDA graph: small GEMMs would otherwise time the host's launch rate,
-    // not the GPU (and the plans that use them replay from graphs too).
-    cudaGraph_t graph = nullptr;
-    cudaGraphExec_t exec = nullptr;
-    check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "autotune capture");
-    for (int r = 0; r < reps; ++r) run_once();
-    check_cuda(cudaStreamEndCapture(stream, &graph), "autotune capture");
-    const cudaError_t instantiated = cudaGraphInstantiateWithFlags(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    check_cuda(instantiated, "autotune graph instantiation");
-    check_cuda(cudaGraphLaunch(exec, stream), "autotune warm-up");
-    check_cuda(cudaEventRecord(start, stream), "cudaEventRecord");
-    check_cuda(cudaGraphLaunch(exec, stream), "autotune timing");
-    check_cuda(cudaEventRecord(stop, stream), "cudaEventRecord");
-    check_cuda(cudaEventSynchronize(stop), "autotune timing");
-    cudaGraphExecDestroy(exec);
-    float ms = 0;
-    check_cuda(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-    const double per_call = double(ms) / reps;
-    record.ms = per_call;
+    record.ms = ms;
     decision_.records.push_back(record);
-    if (i == 0) first = per_call;
-    if (best < 0 || per_call < best) best = per_call, best_index = i;
+    if (i == 0) first = ms;
+    if (best < 0 || ms < best) best = ms, best_index = i;
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaStreamDestroy(stream);
-  cudaFree(ws);
   if (best < 0) throw Error(fmt::format("cuBLASLt: no proposed algorithm ran for {}", plan.to_string()));
   m.algo = found[std::size_t(best_index)].algo;
   decision_.best = to_hex(m.algo);
   choice_ = fmt::format("autotuned: proposal {} of {}, {:.3f} ms (heuristic first {:.3f} ms)", best_index, returned,
                         best, first);
   autotune_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double LtMatmul::measure_ms() const {
+  const Impl::Bench bench(*impl_);
+  return impl_->time(impl_->algo, bench);
 }
 
 LtMatmul::~LtMatmul() = default;

@@ -48,6 +48,9 @@ class LtMatmul {
   // "heuristic first choice" or "autotuned: algo 3 of 8, 0.412 ms (heuristic first 0.437 ms)".
   const std::string& choice() const { return choice_; }
   double autotune_ms() const { return autotune_ms_; }
+  // Times the chosen algorithm now, on scratch operands, as the autotune search times its candidates
+  // (graph_timing.h): what another GEMM candidate (aisp's kernel) is compared with.
+  double measure_ms() const;
 
  private:
   struct Impl;

@@ -1,0 +1,54 @@
+#include "compiler/runtime/cuda/graph_timing.h"
+
+#include <algorithm>
+
+#include "compiler/ir/host_tensor.h"
+#include "compiler/runtime/cuda/check_cuda.h"
+
+namespace aisp::compiler {
+
+DeviceScratch::DeviceScratch(DType dtype, std::int64_t count, std::uint64_t seed) {
+  const HostTensor host = HostTensor::random(dtype, {std::max<std::int64_t>(count, 1)}, seed);
+  check_cuda(cudaMalloc(&p, host.bytes.size()), "cudaMalloc of autotune scratch");
+  check_cuda(cudaMemcpy(p, host.data(), host.bytes.size(), cudaMemcpyHostToDevice), "autotune scratch upload");
+}
+
+DeviceScratch::~DeviceScratch() { cudaFree(p); }
+
+int timing_reps(std::int64_t flops) {
+  return int(std::clamp<std::int64_t>(std::int64_t(2e11) / std::max<std::int64_t>(flops, 1), 3, 50));
+}
+
+double time_as_graph_ms(cudaStream_t stream, int reps, const std::function<void()>& call) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "autotune capture");
+  try {
+    for (int r = 0; r < reps; ++r) call();
+  } catch (...) {
+    cudaStreamEndCapture(stream, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  check_cuda(cudaStreamEndCapture(stream, &graph), "autotune capture");
+  const cudaError_t instantiated = cudaGraphInstantiateWithFlags(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check_cuda(instantiated, "autotune graph instantiation");
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
+  check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
+  float ms = 0;
+  cudaError_t r = cudaGraphLaunch(exec, stream);  // warm-up
+  if (r == cudaSuccess) r = cudaEventRecord(start, stream);
+  if (r == cudaSuccess) r = cudaGraphLaunch(exec, stream);
+  if (r == cudaSuccess) r = cudaEventRecord(stop, stream);
+  if (r == cudaSuccess) r = cudaEventSynchronize(stop);
+  if (r == cudaSuccess) r = cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGraphExecDestroy(exec);
+  check_cuda(r, "autotune timing");
+  return double(ms) / reps;
+}
+
+}  // namespace aisp::compiler
