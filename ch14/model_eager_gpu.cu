@@ -11,14 +11,17 @@
 //   optimized:reduce_overhead   default + the whole plan replayed as one CUDA graph
 //   optimized:max_autotune      reduce_overhead + each distinct GEMM timed at compile time: the
 //                               fastest of cuBLASLt's first 8 proposals, then aisp's sm_90a kernel
-//                               (3 configs) against it, taken when >= 2 % faster (the choices go to stderr)
+//                               (3 configs) against it, taken when >= 2 % faster (the choices go to stderr);
+//                               and each distinct generated kernel's launch configuration
+//   optimized:dynamic           default, compiled once for every batch size (compile_cuda_dynamic: the
+//                               batch a kernel argument, the size's plan derived on its first call)
+//   optimized:dynamic_reduce_overhead  dynamic + one CUDA graph per batch size
 // Shapes: model_eager is the throughput shape (batch 16 x 1024 tokens, GEMM/attention-bound),
 // model_eager_small the launch-bound one (batch 1 x 64 tokens).
 // The compiled variants compile in setup against a fresh kernel cache, so their reported setup
 // time is a cold compile (NVRTC); the stats line (stderr) breaks it down and counts launches.
 // Attention and the Linear layers' GEMMs are library calls that eager and compiled plans share, so
-// the pair measures the compiler's fusion and overhead, not a different attention kernel. Not here
-// yet: a config search over the generated kernels (max-autotune tunes the GEMMs only).
+// the pair measures the compiler's fusion and overhead, not a different attention kernel.
 //
 // Reference: the same model in f32 storage on the GPU (inputs converted exactly from bf16; the eager
 // plan with fp32 cuBLAS, no TF32), i.e. the function both variants approximate without their bf16
@@ -38,6 +41,7 @@
 #include "compiled_graphs.h"
 #include "compiler/compile.h"
 #include "compiler/compile_cuda.h"
+#include "compiler/compile_cuda_dynamic.h"
 #include "core/cuda/check.h"
 #include "core/error.h"
 #include "harness/registry.h"
@@ -138,24 +142,25 @@ void reference(const GpuGpt& m, const std::vector<Tensor>& inputs, const Tensor&
 // the "precompiled library").
 class Plan : public Variant {
  public:
-  enum class Kind { eager, fused, graphed, autotuned };
+  enum class Kind { eager, fused, graphed, autotuned, dynamic, dynamic_graphed };
   Plan(const GpuGpt& model, Kind kind) : model_(model), kind_(kind) {}
 
   void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle) override {
     c::CudaCompileOptions o = kind_ == Kind::eager ? c::eager_plan() : c::CudaCompileOptions{};
-    o.cuda_graph = kind_ == Kind::graphed || kind_ == Kind::autotuned;
+    o.cuda_graph = kind_ == Kind::graphed || kind_ == Kind::autotuned || kind_ == Kind::dynamic_graphed;
     o.autotune = kind_ == Kind::autotuned;
     if (kind_ != Kind::eager) {
       cache_.emplace();
       jit_ = std::make_unique<c::NvrtcJit>(c::NvrtcOptions{cache_->path(), ""});
       o.jit = jit_.get();
     }
+    for (const Tensor& t : inputs) inputs_.push_back(t.data);
+    outputs_ = {output.data};
+    if (kind_ == Kind::dynamic || kind_ == Kind::dynamic_graphed) return setup_dynamic(o, inputs);
     double trace_ms = 0;
     const c::Graph g = c::trace([&](c::Graph& out) { out = model_.graph(); }, &trace_ms);
     compiled_ = std::make_unique<c::CudaCompiledGraph>(c::compile_cuda(g, o));
     compiled_->set_trace_ms(trace_ms);
-    for (const Tensor& t : inputs) inputs_.push_back(t.data);
-    outputs_ = {output.data};
     std::fprintf(stderr, "%s %s: %s; %d launches per call without a CUDA graph\n", model_.name, name_of(kind_),
                  compiled_->stats().to_string().c_str(), compiled_->launches_per_call());
     if (kind_ == Kind::autotuned) {  // one line per distinct GEMM decision
@@ -167,20 +172,42 @@ class Plan : public Variant {
         }
     }
   }
-  void run(StreamHandle stream) override { compiled_->run(inputs_, outputs_, stream); }
+  void run(StreamHandle stream) override {
+    if (dynamic_) return dynamic_->run(size_, inputs_, outputs_, stream);
+    compiled_->run(inputs_, outputs_, stream);
+  }
   void teardown() override {
     compiled_.reset();
+    dynamic_.reset();
     jit_.reset();
     cache_.reset();
   }
 
  private:
+  // One compile for every batch size (traced at two sizes); this call's size is read from the input
+  // shapes and its plan derived here, so run() replays a planned size like a static compile.
+  void setup_dynamic(const c::CudaCompileOptions& o, const std::vector<Tensor>& inputs) {
+    const aisp::models::GptConfig cfg = model_.config();
+    const std::int64_t seq = model_.seq;
+    dynamic_ = std::make_unique<c::CudaDynamicGraph>(c::compile_cuda_dynamic(
+        [&](std::int64_t n) { return aisp::models::build_gpt(cfg, n, seq).graph; }, o));
+    std::vector<c::Shape> shapes;
+    for (const Tensor& t : inputs) shapes.push_back(t.shape);
+    size_ = dynamic_->size_of(shapes);
+    const c::CudaCompiledGraph& plan = dynamic_->plan(size_);
+    std::fprintf(stderr, "%s %s: %s; batch %lld planned in %.2f ms (no compile), %d launches per call without a CUDA graph\n",
+                 model_.name, name_of(kind_), dynamic_->stats().to_string().c_str(), static_cast<long long>(size_),
+                 dynamic_->size_plan_ms(), plan.launches_per_call());
+  }
+
   static const char* name_of(Kind k) {
     switch (k) {
       case Kind::eager: return "eager";
       case Kind::fused: return "default";
       case Kind::graphed: return "reduce-overhead";
       case Kind::autotuned: return "max-autotune";
+      case Kind::dynamic: return "dynamic";
+      case Kind::dynamic_graphed: return "dynamic reduce-overhead";
     }
     return "?";
   }
@@ -189,6 +216,8 @@ class Plan : public Variant {
   std::optional<aisp::ch14::TempDir> cache_;
   std::unique_ptr<c::NvrtcJit> jit_;
   std::unique_ptr<c::CudaCompiledGraph> compiled_;
+  std::unique_ptr<c::CudaDynamicGraph> dynamic_;
+  std::int64_t size_ = 0;  // dynamic: the batch read from the input shapes
   std::vector<const void*> inputs_;
   std::vector<void*> outputs_;
 };
@@ -211,6 +240,10 @@ Example make_example(const GpuGpt& m, const char* shape) {
        [m] { return std::make_unique<Plan>(m, Plan::Kind::graphed); }},
       {"optimized:max_autotune", "reduce_overhead + per distinct GEMM, cuBLASLt algorithms and aisp kernel configs timed at compile time",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::autotuned); }},
+      {"optimized:dynamic", "default mode compiled once for every batch size (the batch a kernel argument)",
+       [m] { return std::make_unique<Plan>(m, Plan::Kind::dynamic); }},
+      {"optimized:dynamic_reduce_overhead", "dynamic + one CUDA graph per batch size, captured on its first call",
+       [m] { return std::make_unique<Plan>(m, Plan::Kind::dynamic_graphed); }},
   };
   return e;
 }

@@ -73,12 +73,31 @@ struct GemmConfig;
 }
 namespace aisp::compiler {
 
+// The CUDA backend's pipeline: options.pipeline + the bias epilogue (cuBLASLt) + attention nodes
+// the flash kernel takes for `jit`'s architecture kept whole (unless options.flash_attention is off).
+PipelineOptions cuda_pipeline_options(const CudaCompileOptions& options, const NvrtcJit& jit);
+// Parallel NVRTC compiles: options.jobs, else the hardware's thread count.
+std::size_t nvrtc_jobs(const CudaCompileOptions& options);
+// Each distinct source NVRTC-compiled once (nvrtc_jobs at a time) and, with options.load, one
+// loaded function per kernel (null without load); counts hits and builds in `stats`.
+std::vector<cudaKernel_t> build_cuda_kernels(const std::vector<CudaKernelSource>& kernels, NvrtcJit& jit,
+                                             const CudaCompileOptions& options, CompileStats& stats);
+
+// Dynamic mode (compile_cuda_dynamic.h) builds one CudaCompiledGraph per call size n over kernels
+// generated with n as an argument, sharing one library and one arena that grows with the sizes
+// (a reduce-overhead graph is therefore also keyed on the arena's address).
+struct CudaSizeBinding {
+  std::int64_t n = 0;             // passed to every kernel as `long long n`; 0: a static compile
+  void* const* arena = nullptr;   // where the shared arena is now (it moves when it grows); null: own arena
+};
+
 class CudaCompiledGraph {
  public:
   CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels, std::vector<cudaKernel_t> fns,
-                    CompileStats stats, std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
+                    CompileStats stats, std::shared_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
                     const std::string& autotune_dir = "",  // empty: no autotune
-                    int aisp_gemm = 0);                    // 0 off, 1 when timed faster, 2 forced
+                    int aisp_gemm = 0,                     // 0 off, 1 when timed faster, 2 forced
+                    CudaSizeBinding size = {});
   CudaCompiledGraph(CudaCompiledGraph&&) noexcept;
   CudaCompiledGraph& operator=(CudaCompiledGraph&&) noexcept;
   ~CudaCompiledGraph();
@@ -107,6 +126,7 @@ class CudaCompiledGraph {
     std::int64_t index;
   };
   void* address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) const;
+  void* arena_base() const { return size_.arena ? *size_.arena : arena_.get(); }
   void enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream);
 
   Lowered lowered_;
@@ -124,7 +144,8 @@ class CudaCompiledGraph {
   // Device memory for the intermediates (cudaMalloc'd: 256-byte aligned).
   std::unique_ptr<void, CudaFree> arena_;
   std::unique_ptr<void, CudaFree> pointer_tables_;  // device pointer arrays of pointer-array matmuls
-  std::unique_ptr<CudaLibrary> library_;
+  std::shared_ptr<CudaLibrary> library_;
+  CudaSizeBinding size_;
   std::vector<int> kernel_of_step_;              // index into kernels_, -1 for library steps
   std::vector<GemmCall> gemm_of_step_;           // matmul steps' BLAS plans (others: empty)
   std::vector<std::unique_ptr<AttentionStep>> attention_of_step_;  // attention steps (others: null)

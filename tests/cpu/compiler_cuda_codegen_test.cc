@@ -1,13 +1,15 @@
 // The CUDA backend without a GPU (CUDA builds only): the structure of the generated CUDA source for
 // LayerNorm + GELU, NVRTC compiling every generated kernel of the LayerNorm-GELU and softmax graphs
 // (and a broadcasting pointwise chain) to CUBIN for sm_90a, the kernel cache (memory and disk hits,
-// a corrupt entry rebuilt), an NVRTC failure naming the saved source, and the dynamic-mode kernels
-// of the tiny GPT (the batch size a `long long n` argument) compiled by NVRTC.
+// a corrupt entry rebuilt), an NVRTC failure naming the saved source, the dynamic-mode kernels
+// of the tiny GPT (the batch size a `long long n` argument) compiled by NVRTC, and compile_cuda_dynamic's
+// per-size plans (grids, memory plans, launches) against static compiles at the same sizes.
 #if AISP_WITH_CUDA
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <cstdio>
@@ -18,6 +20,7 @@
 
 #include "compiler/codegen/cuda_kernel.h"
 #include "compiler/compile_cuda.h"
+#include "compiler/compile_cuda_dynamic.h"
 #include "compiler/dynamic.h"
 #include "compiler/runtime/cuda/cuda_attention.h"
 #include "compiler/ir/builder.h"
@@ -352,6 +355,121 @@ TEST(CompilerCudaCodegen, DynamicBatchKernelsCompileWithNvrtc) {
     EXPECT_EQ(r.cubin.substr(0, 4), std::string("\x7f" "ELF", 4)) << "not a CUBIN";
   }
   EXPECT_TRUE(jit.warnings().empty());
+  fs::remove_all(dir);
+}
+
+
+// The grid of a dynamic kernel at size n, against the static compile of the same model at that size:
+// a row kernel launches one block per row, exactly as the static one; a pointwise kernel follows the
+// rule its header spells, ceil(count / (8 * threads)) capped, over the static lowering's domain.
+TEST(CompilerCudaCodegen, DynamicGridsAtEachSizeMatchTheStaticLowering) {
+  const models::GptConfig c = models::gpt_preset("tiny");
+  const DynamicLowering d = lower_dynamic([&](std::int64_t n) { return models::build_gpt(c, n, 8).graph; });
+  const std::vector<CudaKernelSource> kernels = generate_cuda_kernels_dynamic(d);
+  for (std::int64_t n : {1, 5, 20000}) {  // 20000: the pointwise grid reaches its cap
+    const Lowered at = lower(models::build_gpt(c, n, 8).graph);
+    ASSERT_EQ(at.fusion.steps.size(), d.lowered.fusion.steps.size()) << "n=" << n;
+    std::size_t k = 0;
+    int scaled = 0;
+    for (std::size_t si = 0; si < at.fusion.steps.size(); ++si) {
+      const Step& s = d.lowered.fusion.steps[si];
+      if (s.kind != Step::Kind::kernel) continue;
+      const std::int64_t blocks = cuda_blocks_at_size(d.lowered.graph, s, kernels[k].launch, d.sym, n);
+      const CudaLaunchConfig fixed = cuda_launch_config(at.graph, at.fusion.steps[si]);
+      if (kernels[k].launch.blocks != 0) {
+        EXPECT_EQ(blocks, kernels[k].launch.blocks) << "a static domain keeps its grid, kernel " << k;
+      } else if (s.is_reduction()) {
+        ++scaled;
+        EXPECT_EQ(blocks, fixed.blocks) << "rows of kernel " << k << " at n=" << n;
+      } else {
+        ++scaled;
+        const std::int64_t count = numel(at.fusion.steps[si].domain);
+        EXPECT_EQ(blocks, std::clamp<std::int64_t>((count + 2047) / 2048, 1, 132 * 16))
+            << "pointwise kernel " << k << " (" << count << " elements) at n=" << n;
+      }
+      ++k;
+    }
+    EXPECT_GE(scaled, 4) << "the LayerNorms, softmaxes and pointwise chains scale with the batch";
+  }
+  for (const Step& s : d.lowered.fusion.steps)
+    if (s.kind == Step::Kind::kernel) {
+      EXPECT_THROW(cuda_blocks_at_size(d.lowered.graph, s, kernels[0].launch, d.sym, 0), Error);
+      break;
+    }
+}
+
+std::size_t files_in(const fs::path& dir) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++n;
+  return n;
+}
+
+// compile_cuda_dynamic, compile only: one NVRTC compile; plans for batch 1, 5 and 3 derived afterwards
+// compile nothing (the cache folder does not change), their memory plans and launches equal the static
+// compiles' at the same sizes, and the shared arena grows only for the largest.
+TEST(CompilerCudaCodegen, DynamicCompileDerivesEachSizesPlanWithoutCompiling) {
+  const fs::path dir = fresh_cache("dynamic-plans");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  const models::GptConfig c = models::gpt_preset("tiny");
+  CudaDynamicGraph dyn = compile_cuda_dynamic([&](std::int64_t n) { return models::build_gpt(c, n, 8).graph; },
+                                              compile_only(jit));
+  EXPECT_EQ(dyn.stats().builds, dyn.stats().unique_kernels);
+  for (const CudaKernelSource& k : dyn.kernels())
+    EXPECT_NE(k.kernel.source.find("long long n, int aligned)"), std::string::npos);
+  const std::size_t cached = files_in(dir);
+  std::vector<Shape> shapes;  // the inputs at batch 5: tokens [5, 8], the parameters as traced
+  for (NodeId id : dyn.lowered().graph.inputs()) shapes.push_back(dyn.lowered().graph.node(id).shape);
+  shapes[0] = {5, 8};
+  EXPECT_EQ(dyn.size_of(shapes), 5);
+  shapes[0] = {5, 9};
+  EXPECT_THROW(dyn.size_of(shapes), Error) << "a static dim that differs from the compile";
+  const fs::path static_dir = fresh_cache("dynamic-plans-static");
+  NvrtcJit static_jit(NvrtcOptions{static_dir.string(), "sm_90a"});
+  std::size_t largest = 0;
+  for (std::int64_t n : {1, 5, 3}) {
+    const CudaCompiledGraph& p = dyn.plan(n);
+    const CudaCompiledGraph fixed = compile_cuda(models::build_gpt(c, n, 8).graph, compile_only(static_jit));
+    EXPECT_EQ(p.lowered().graph.node(p.lowered().graph.outputs()[0]).shape, (Shape{n, 8, c.vocab}));
+    EXPECT_EQ(p.stats().arena_bytes, fixed.stats().arena_bytes) << "n=" << n;
+    EXPECT_EQ(p.launches_per_call(), fixed.launches_per_call()) << "n=" << n;
+    largest = std::max(largest, p.stats().arena_bytes);
+  }
+  EXPECT_EQ(&dyn.plan(5), &dyn.plan(5)) << "a size's plan is kept";
+  EXPECT_EQ(dyn.size_plans(), 3);
+  EXPECT_EQ(dyn.arena_bytes(), largest);
+  EXPECT_EQ(dyn.arena_grows(), 2) << "grown for 1, then for 5; 3 fits";
+  EXPECT_EQ(files_in(dir), cached + 0) << "deriving size plans compiled something";
+  EXPECT_THROW(dyn.plan(0), Error);
+  EXPECT_THROW(dyn.run(1, {}, {}, nullptr), Error) << "compile only: run() throws";
+  fs::remove_all(dir);
+  fs::remove_all(static_dir);
+}
+
+TEST(CompilerCudaCodegen, DynamicCompileRefusesMaxAutotuneAndReductionsOverTheBatch) {
+  const fs::path dir = fresh_cache("dynamic-refusals");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  CudaCompileOptions autotune = compile_only(jit);
+  autotune.autotune = true;
+  const models::GptConfig c = models::gpt_preset("tiny");
+  try {
+    compile_cuda_dynamic([&](std::int64_t n) { return models::build_gpt(c, n, 8).graph; }, autotune);
+    ADD_FAILURE() << "max-autotune was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max-autotune"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("compile statically"), std::string::npos) << e.what();
+  }
+  try {
+    compile_cuda_dynamic(
+        [](std::int64_t n) {
+          Graph g;
+          g.output(mean(g.input("x", {n, 16}), {0}));
+          return g;
+        },
+        compile_only(jit));
+    ADD_FAILURE() << "a reduction over the dynamic dim was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reduction over the dynamic dim"), std::string::npos) << e.what();
+  }
   fs::remove_all(dir);
 }
 

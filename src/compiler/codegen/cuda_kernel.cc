@@ -554,4 +554,22 @@ CudaKernelSource generate_cuda_kernel(const Graph& g, const Step& step, const Cu
   return k;
 }
 
+std::int64_t cuda_blocks_at_size(const Graph& g, const Step& step, const CudaLaunchConfig& launch,
+                                 const SymbolicSizes& sym, std::int64_t n, const CudaKernelOptions& options) {
+  if (n < 1) throw Error(fmt::format("dynamic mode: size {} = {} (must be at least 1)", sym.symbol, n));
+  const std::int64_t lead = domain_lead(g, step, sym);
+  if (lead == 0) return launch.blocks;
+  // The domain (reductions: without the reduced axes) with dim 0 = lead * n; the other dims are static.
+  std::int64_t count = lead * n;
+  for (std::size_t d = 1; d < step.domain.size(); ++d)
+    if (!step.is_reduction() || !std::binary_search(step.reduce_axes.begin(), step.reduce_axes.end(), std::int64_t(d)))
+      count *= step.domain[d];
+  if (step.is_reduction()) {
+    if (count > 0x7fffffff) throw Error(fmt::format("CUDA backend: {} rows exceed one grid (size {} = {})", count, sym.symbol, n));
+    return count;  // one block per row
+  }
+  const std::int64_t per_block = std::int64_t(8) * launch.threads;
+  return std::clamp<std::int64_t>((count + per_block - 1) / per_block, 1, options.max_pointwise_blocks);
+}
+
 }  // namespace aisp::compiler

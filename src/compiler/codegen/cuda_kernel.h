@@ -63,4 +63,10 @@ struct CudaKernelSource {
 CudaKernelSource generate_cuda_kernel(const Graph& g, const Step& step, const CudaKernelOptions& options = {},
                                       const SymbolicSizes* sym = nullptr);
 
+// Dynamic mode: the grid of a kernel generated with `sym` for a call of size n, i.e. the rule its
+// header spells (`blocks=ceil(n * K / 2048) capped at 2112`, `blocks=n * R (one per row)`) evaluated.
+// A step whose domain does not scale with n keeps its generated grid. Pure: tested without a GPU.
+std::int64_t cuda_blocks_at_size(const Graph& g, const Step& step, const CudaLaunchConfig& launch,
+                                 const SymbolicSizes& sym, std::int64_t n, const CudaKernelOptions& options = {});
+
 }  // namespace aisp::compiler

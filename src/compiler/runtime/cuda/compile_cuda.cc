@@ -37,10 +37,10 @@ void CudaCompiledGraph::GraphExecDestroy::operator()(cudaGraphExec_t g) const { 
 
 CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSource> kernels,
                                      std::vector<cudaKernel_t> fns, CompileStats stats,
-                                     std::unique_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
-                                     const std::string& autotune_dir, int aisp_gemm)
+                                     std::shared_ptr<CudaLibrary> library, bool cuda_graph, bool loaded,
+                                     const std::string& autotune_dir, int aisp_gemm, CudaSizeBinding size)
     : lowered_(std::move(lowered)), kernels_(std::move(kernels)), fns_(std::move(fns)), stats_(stats), loaded_(loaded),
-      library_(std::move(library)), cuda_graph_(cuda_graph) {
+      library_(std::move(library)), size_(size), cuda_graph_(cuda_graph) {
   const Graph& g = lowered_.graph;
   where_.assign(g.size(), Where{Where::Kind::arena, -1});
   const auto inputs = g.inputs();
@@ -176,7 +176,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     aisp_gemm_of_step_.push_back(std::move(aisp));
     gemm_choices_.push_back(std::move(choice));
   }
-  if (loaded_ && lowered_.memory.arena_bytes > 0) {
+  if (loaded_ && lowered_.memory.arena_bytes > 0 && !size_.arena) {
     void* p = nullptr;
     check_cuda(cudaMalloc(&p, lowered_.memory.arena_bytes), fmt::format("cudaMalloc of the {} B arena", lowered_.memory.arena_bytes));
     arena_.reset(p);
@@ -199,8 +199,8 @@ void* CudaCompiledGraph::address(const Where& w, const std::vector<const void*>&
     case Where::Kind::input: return const_cast<void*>(in[std::size_t(w.index)]);
     case Where::Kind::output: return out[std::size_t(w.index)];
     case Where::Kind::arena:
-      if (w.index < 0 || !arena_) throw Error("internal: a buffer without a place");
-      return static_cast<char*>(arena_.get()) + w.index;  // offsets are multiples of kBufferAlignment
+      if (w.index < 0 || !arena_base()) throw Error("internal: a buffer without a place");
+      return static_cast<char*>(arena_base()) + w.index;  // offsets are multiples of kBufferAlignment
   }
   return nullptr;
 }
@@ -225,6 +225,7 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
   std::vector<const void*> key(inputs.begin(), inputs.end());
   key.insert(key.end(), outputs.begin(), outputs.end());
   key.push_back(stream);
+  key.push_back(arena_base());  // dynamic mode: the shared arena moves when a larger size grows it
   if (!graph_exec_ || key != graph_key_) {
     graph_exec_.reset();
     check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
@@ -316,6 +317,8 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
     }
     params.clear();
     for (void*& p : pointers) params.push_back(&p);
+    long long n = size_.n;  // dynamic mode: the kernels' `long long n`
+    if (n > 0) params.push_back(&n);
     params.push_back(&aligned);
     check_cuda(cudaLaunchKernel(reinterpret_cast<const void*>(fns_[k]), dim3(unsigned(ks.launch.blocks)),
                                 dim3(unsigned(ks.launch.threads)), params.data(), 0, stream),
@@ -323,28 +326,23 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
   }
 }
 
-CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options) {
-  NvrtcJit& jit = options.jit ? *options.jit : default_nvrtc_jit();
-  CompileStats stats;
+PipelineOptions cuda_pipeline_options(const CudaCompileOptions& options, const NvrtcJit& jit) {
   PipelineOptions pipeline = options.pipeline;
   pipeline.fold_matmul_bias = is_single_gemm;  // cuBLASLt's BIAS epilogue (runtime/cuda/lt_matmul.h)
   if (options.flash_attention && !pipeline.keep_attention)
     pipeline.keep_attention = [arch = jit.arch()](const Graph& graph, const Node& n) {
       return flash_attention_supports(arch, n, graph);
     };
-  Lowered lowered = lower(g, pipeline);
-  stats.passes_ms = lowered.total_ms;
-  stats.lowered_nodes = int(g.size());
+  return pipeline;
+}
 
-  auto t = Clock::now();
-  std::vector<CudaKernelSource> kernels;
-  for (const Step& s : lowered.fusion.steps)
-    if (s.kind == Step::Kind::kernel) kernels.push_back(generate_cuda_kernel(lowered.graph, s, options.kernels));
-  stats.codegen_ms = ms_since(t);
-  stats.kernels = int(kernels.size());
+std::size_t nvrtc_jobs(const CudaCompileOptions& options) {
+  return options.jobs > 0 ? std::size_t(options.jobs) : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+}
 
+std::vector<cudaKernel_t> build_cuda_kernels(const std::vector<CudaKernelSource>& kernels, NvrtcJit& jit,
+                                             const CudaCompileOptions& options, CompileStats& stats) {
   // Compile each distinct source once, `jobs` NVRTC programs at a time.
-  t = Clock::now();
   std::vector<std::size_t> unique;
   std::unordered_map<std::string, std::size_t> first;
   std::vector<std::size_t> which(kernels.size());
@@ -354,8 +352,7 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
     which[i] = it->second;
   }
   stats.unique_kernels = int(unique.size());
-  const std::size_t jobs = options.jobs > 0 ? std::size_t(options.jobs)
-                                            : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  const std::size_t jobs = nvrtc_jobs(options);
   std::vector<NvrtcResult> results(unique.size());
   for (std::size_t begin = 0; begin < unique.size(); begin += jobs) {
     std::vector<std::future<NvrtcResult>> batch;
@@ -371,13 +368,32 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   std::vector<cudaKernel_t> fns(kernels.size(), nullptr);
   if (options.load)
     for (std::size_t i = 0; i < kernels.size(); ++i) fns[i] = jit.load(results[which[i]], kernels[i].kernel.symbol);
+  return fns;
+}
+
+CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options) {
+  NvrtcJit& jit = options.jit ? *options.jit : default_nvrtc_jit();
+  CompileStats stats;
+  Lowered lowered = lower(g, cuda_pipeline_options(options, jit));
+  stats.passes_ms = lowered.total_ms;
+  stats.lowered_nodes = int(g.size());
+
+  auto t = Clock::now();
+  std::vector<CudaKernelSource> kernels;
+  for (const Step& s : lowered.fusion.steps)
+    if (s.kind == Step::Kind::kernel) kernels.push_back(generate_cuda_kernel(lowered.graph, s, options.kernels));
+  stats.codegen_ms = ms_since(t);
+  stats.kernels = int(kernels.size());
+
+  t = Clock::now();
+  std::vector<cudaKernel_t> fns = build_cuda_kernels(kernels, jit, options, stats);
   stats.compile_ms = ms_since(t);
   const std::string autotune_dir = !options.autotune              ? std::string()
                                    : !options.autotune_dir.empty() ? options.autotune_dir
                                                                    : jit.cache_dir() + "/autotune";
   if (options.autotune && options.tune_kernels && options.load)
-    autotune_kernels(lowered, options.kernels, jit, KernelTuning{autotune_dir, device_tuning_key(), int(jobs)}, kernels,
-                     fns, stats);
+    autotune_kernels(lowered, options.kernels, jit,
+                     KernelTuning{autotune_dir, device_tuning_key(), int(nvrtc_jobs(options))}, kernels, fns, stats);
   auto library = std::make_unique<CudaLibrary>(jit, options.load);
   stats.arena_bytes = lowered.memory.arena_bytes;
   stats.peak_live_bytes = lowered.memory.peak_live_bytes;
