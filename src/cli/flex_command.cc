@@ -6,6 +6,9 @@
 // (4 B H S^2 D x element density / time) and the dense-equivalent TFLOP/s (4 B H S^2 D / time).
 // --score adds a score_mod to every pattern (alibi: the paper's slopes; soft_cap: cap 30), the same
 // one in the kernel and in the reference, to measure what a mod costs.
+// --score-expr / --mask-expr add a row `jit` for mods written as expressions and JIT-compiled by
+// NVRTC into the fa3 kernel (flex_jit_demo.h: the captured tensors the expressions may index, the
+// verification); with one built-in pattern in the same run, its output and time are compared.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -30,6 +33,7 @@
 #include "core/random.h"
 #include "kernels/attention/flex_attention.h"
 #include "kernels/attention/flex_eager.h"
+#include "cli/flex_jit_demo.h"
 #endif
 
 namespace aisp::cli {
@@ -41,6 +45,7 @@ struct FlexOptions {
   bool verify = true;
   std::string kernel = "auto";
   std::string score = "none";
+  std::string score_expr, mask_expr;  // JIT mods (flex_jit_demo.h); empty: none
   std::vector<std::string> patterns = {"dense", "causal", "sliding_128", "sliding_256", "sliding_512",
                                        "sliding_causal_256", "prefix_lm", "document", "random_blocks"};
 };
@@ -173,6 +178,7 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   out << fmt::format("{:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>7}\n", "pattern", "blocks", "elements",
                      "time ms", "eff TF/s", "dense TF/s", "rel L2", "check");
   int failures = 0;
+  double last_ms = 0;  // the last built-in row's median, for the JIT comparison
   for (const std::string& name : o.patterns) {
     const std::unique_ptr<Pattern> p = make_pattern(name, o.seq);
     const flex::BlockMask bm = flex::create_block_mask(p->device_mask, 1, 1, o.seq, o.seq, stream);
@@ -215,9 +221,24 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     }
     std::sort(ms.begin(), ms.end());
     const double t = ms[ms.size() / 2] * 1e-3;
+    last_ms = t * 1e3;
     out << fmt::format("{:<20} {:>8.1f}% {:>8.1f}% {:>10.3f} {:>10.1f} {:>10.1f} {:>10.2e} {:>7}\n", name,
                        100 * block_density, 100 * density, t * 1e3, dense_flops * density / t / 1e12,
                        dense_flops / t / 1e12, rel_l2, check);
+  }
+  if (!o.score_expr.empty() || !o.mask_expr.empty()) {
+    FlexJitRowRequest r;
+    r.score_expr = o.score_expr;
+    r.mask_expr = o.mask_expr;
+    r.args = a;
+    r.iters = o.iters;
+    r.verify = o.verify;
+    if (o.patterns.size() == 1) {  // y still holds that row's output (its last timed call)
+      r.builtin_out = a.out;
+      r.builtin_ms = last_ms;
+      r.builtin_name = o.patterns[0] + (o.score == "none" ? "" : " + " + o.score);
+    }
+    failures += run_flex_jit_row(r, stream, out);
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
@@ -244,14 +265,24 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   demo->add_option("--seq", options->seq, "sequence length (q = kv)")->capture_default_str();
   demo->add_option("--head-dim", options->head_dim, "64 or 128")->capture_default_str();
   demo->add_option("--iters", options->iters, "timed calls per pattern (median reported)")->capture_default_str();
-  demo->add_option("--patterns", options->patterns,
-                   "dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, random_blocks")
-      ->delimiter(',');
+  auto* patterns = demo->add_option("--patterns", options->patterns,
+                                    "dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, random_blocks "
+                                    "(with --score-expr / --mask-expr: none unless given)")
+                       ->delimiter(',');
+  demo->add_option("--score-expr", options->score_expr,
+                   "score_mod as an expression of score, b, h, q, kv and the tensors slopes[h], doc[i], "
+                   "bias[h, i] (JIT-compiled; e.g. 'score + slopes[h] * (kv - q)')");
+  demo->add_option("--mask-expr", options->mask_expr,
+                   "mask_mod as an expression of b, h, q, kv and the same tensors (e.g. 'doc[q] == doc[kv] && q >= kv')");
   demo->add_option("--score", options->score, "score_mod on every pattern: none, alibi or soft_cap (cap 30)")
       ->capture_default_str();
   demo->add_option("--kernel", options->kernel, "auto, mma_sync, wgmma or fa3 (the last two sm_90 only)")->capture_default_str();
   demo->add_flag("--no-verify{false}", options->verify, "skip the float64 check (not recommended)");
-  demo->callback([ctx, options] { ctx.choose([ctx, options] { return run_demo(*options, *ctx.out); }); });
+  demo->callback([ctx, options, patterns] {
+    if ((!options->score_expr.empty() || !options->mask_expr.empty()) && patterns->count() == 0)
+      options->patterns.clear();  // the JIT row alone unless built-in patterns are asked for
+    ctx.choose([ctx, options] { return run_demo(*options, *ctx.out); });
+  });
 }
 
 const bool registered = register_tool_command(add_flex);

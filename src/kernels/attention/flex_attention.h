@@ -50,6 +50,7 @@ struct FlexAttentionArgs {
   FlexKernel kernel = FlexKernel::automatic;
 };
 
+#if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the device part
 // A block mask on the device (layout in flex_block_mask.h). Move-only; owns its memory.
 class BlockMask {
  public:
@@ -90,4 +91,5 @@ void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_
 // 9.0 or 10.0: the kernels are built for sm_90a and sm_100a); raises aisp::Error naming the problem.
 void check_flex_args(const FlexAttentionArgs& args, const BlockMask& block_mask);
 
+#endif  // !__CUDACC_RTC__
 }  // namespace aisp::kernels::flex

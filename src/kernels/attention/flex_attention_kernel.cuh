@@ -567,6 +567,7 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+#if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernels above
 // The kernels (forward and backward) are built for sm_90a and sm_100a only (CMake); elsewhere a
 // launch would fail with "no kernel image", so this says why first (aisp::Error starting with
 // `what`). Cached per device.
@@ -612,8 +613,10 @@ void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreM
     launch_forward_classic<D>(p, a, score_mod, mask_mod, stream);
 }
 
+#endif  // !__CUDACC_RTC__
 }  // namespace detail
 
+#if !defined(__CUDACC_RTC__)
 // ---- Template entry points (any functor) --------------------------------------------------------
 
 template <class MaskMod>
@@ -646,6 +649,7 @@ void flex_attention(const FlexAttentionArgs& args, const ScoreMod& score_mod, co
     detail::launch_forward<128>(p, args, score_mod, mask_mod, stream);
 }
 
+#endif  // !__CUDACC_RTC__
 }  // namespace aisp::kernels::flex
 
 // The FA3-structured forward (uses everything above).

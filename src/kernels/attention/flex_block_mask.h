@@ -36,6 +36,7 @@ struct BlockMaskShape {
 
 enum class BlockKind : std::uint8_t { empty, partial, full };
 
+#if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the device part
 struct HostBlockMask {
   BlockMaskShape shape;
   std::vector<std::int32_t> full_count, full_index, partial_count, partial_index;
@@ -108,4 +109,5 @@ double element_density(const MaskMod& mask, int batch, int heads, int q_len, int
   return all > 0 ? double(kept) / all : 0.0;
 }
 
+#endif  // !__CUDACC_RTC__
 }  // namespace aisp::kernels::flex

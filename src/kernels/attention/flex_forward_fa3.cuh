@@ -458,6 +458,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
 #endif
 }
 
+#if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernel
 // Host: the TMA maps of a call (flex_attention.cu): q as {D, q_len, B Hq} in boxes {64, 128, 1},
 // k and v as {D, kv_len, B Hkv} in boxes {64, 64, 1}; rows past the lengths read as zero.
 Fa3Maps make_fa3_maps(const FlexAttentionArgs& a);
@@ -484,4 +485,5 @@ void launch_forward_fa3(const FwdParams& p, const FlexAttentionArgs& a, const Sc
   launch_forward_fa3_config<D, ScoreMod, MaskMod, Fa3Default<D>>(p, a, score_mod, mask_mod, stream);
 }
 
+#endif  // !__CUDACC_RTC__
 }  // namespace aisp::kernels::flex::detail

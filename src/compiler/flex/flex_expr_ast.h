@@ -1,0 +1,42 @@
+// The typed AST of a mod expression (flex_expr.h), shared by the parser (flex_expr.cc), the CPU
+// evaluator (flex_expr_eval.cc) and the CUDA emitter (flex_expr_emit.cc). Internal to compiler/flex.
+// The type checker makes every int -> float promotion an explicit to_float node, so the evaluator
+// and the emitter never decide a conversion on their own: both follow the same tree.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/flex/flex_expr.h"
+
+namespace aisp::compiler::flex {
+
+enum class Op : std::uint8_t {
+  int_lit, float_lit, bool_lit, var, index, call, to_float,
+  neg, not_, add, sub, mul, div, mod, lt, le, gt, ge, eq, ne, and_, or_, select
+};
+
+enum class Var : std::uint8_t { score, b, h, q, kv };
+
+enum class Fn : std::uint8_t {
+  abs, min, max, clamp, exp, exp2, log, log2, sqrt, tanh, sigmoid, floor, ceil, to_float, to_int
+};
+
+struct Node {
+  Op op = Op::int_lit;
+  ExprType type = ExprType::int_;
+  int pos = 0;               // column (0-based) in the text, for messages
+  std::int64_t ival = 0;     // int_lit, bool_lit
+  double fval = 0;           // float_lit
+  std::string text;          // float_lit as written (emitted verbatim)
+  Var var = Var::score;      // var
+  Fn fn = Fn::abs;           // call
+  int capture = -1;          // index: position in ModExpr::used_captures()
+  std::vector<std::shared_ptr<const Node>> args;
+};
+
+using NodePtr = std::shared_ptr<const Node>;
+
+}  // namespace aisp::compiler::flex

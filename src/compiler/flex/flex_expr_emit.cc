@@ -1,0 +1,161 @@
+// The CUDA emitter of mod expressions: the typed tree printed as one C++ expression inside a functor
+// with the built-ins' interface (flex_mods.h), fully parenthesized so C's precedence never has to be
+// re-derived. Conversions are the tree's explicit to_float nodes, printed as T(x) exactly where the
+// built-ins write them (Alibi: s + T(slopes[h]) * T(kv - q)), so a JIT mod and its built-in twin
+// compile to the same arithmetic.
+#include <fmt/format.h>
+
+#include "compiler/flex/flex_expr.h"
+#include "compiler/flex/flex_expr_ast.h"
+
+namespace aisp::compiler::flex {
+namespace {
+
+const char* fn_name(Fn f) {
+  switch (f) {
+    case Fn::abs: return "fj_abs";
+    case Fn::min: return "fj_min";
+    case Fn::max: return "fj_max";
+    case Fn::clamp: return "fj_clamp";
+    case Fn::exp: return "fj_exp";
+    case Fn::exp2: return "fj_exp2";
+    case Fn::log: return "fj_log";
+    case Fn::log2: return "fj_log2";
+    case Fn::sqrt: return "fj_sqrt";
+    case Fn::tanh: return "fj_tanh";
+    case Fn::sigmoid: return "fj_sigmoid";
+    case Fn::floor: return "fj_floor";
+    case Fn::ceil: return "fj_ceil";
+    case Fn::to_float: return "T";
+    case Fn::to_int: return "int";
+  }
+  return "?";
+}
+
+const char* var_name(Var v) {
+  switch (v) {
+    case Var::score: return "score";
+    case Var::b: return "b";
+    case Var::h: return "h";
+    case Var::q: return "q";
+    default: return "kv";
+  }
+}
+
+std::string emit(const Node& n, const std::vector<CaptureSpec>& used) {
+  const auto& a = n.args;
+  auto bin = [&](const char* op) { return fmt::format("({} {} {})", emit(*a[0], used), op, emit(*a[1], used)); };
+  switch (n.op) {
+    case Op::int_lit: return std::to_string(n.ival);
+    case Op::float_lit: return fmt::format("T({})", n.text);
+    case Op::bool_lit: return n.ival ? "true" : "false";
+    case Op::var: return var_name(n.var);
+    case Op::to_float: return fmt::format("T({})", emit(*a[0], used));
+    case Op::index: {
+      const CaptureSpec& c = used[std::size_t(n.capture)];
+      std::string flat;
+      for (std::size_t d = 0; d < a.size(); ++d) {
+        // 64-bit only where a stride multiplies; a rank-1 index stays an int, as the built-ins index.
+        const std::string term = d + 1 < a.size() ? fmt::format("(long long)({}) * stride_{}_{}", emit(*a[d], used), c.name, d)
+                                                  : emit(*a[d], used);
+        flat += (d == 0 ? "" : " + ") + term;
+      }
+      return c.dtype == CaptureDType::f32 ? fmt::format("T(cap_{}[{}])", c.name, flat) : fmt::format("cap_{}[{}]", c.name, flat);
+    }
+    case Op::call: {
+      std::string args;
+      for (std::size_t i = 0; i < a.size(); ++i) args += (i == 0 ? "" : ", ") + emit(*a[i], used);
+      return fmt::format("{}({})", fn_name(n.fn), args);
+    }
+    case Op::neg: return fmt::format("(-{})", emit(*a[0], used));
+    case Op::not_: return fmt::format("(!{})", emit(*a[0], used));
+    case Op::add: return bin("+");
+    case Op::sub: return bin("-");
+    case Op::mul: return bin("*");
+    case Op::div: return bin("/");
+    case Op::mod: return bin("%");
+    case Op::lt: return bin("<");
+    case Op::le: return bin("<=");
+    case Op::gt: return bin(">");
+    case Op::ge: return bin(">=");
+    case Op::eq: return bin("==");
+    case Op::ne: return bin("!=");
+    case Op::and_: return bin("&&");
+    case Op::or_: return bin("||");
+    case Op::select:
+      return fmt::format("({} ? {} : {})", emit(*a[0], used), emit(*a[1], used), emit(*a[2], used));
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string ModExpr::cuda_functor(const std::string& struct_name) const {
+  std::string members;
+  for (const CaptureSpec& c : used_) {
+    members += fmt::format("  const {}* cap_{};\n", c.dtype == CaptureDType::f32 ? "float" : "int", c.name);
+    for (int d = 0; d + 1 < c.rank; ++d) members += fmt::format("  long long stride_{}_{};\n", c.name, d);
+  }
+  const std::string body = emit(*root_, used_);
+  if (kind_ == Kind::score_mod)
+    return fmt::format(
+        "// score_mod: {}\n"
+        "struct {} {{\n"
+        "  static constexpr bool kIdentity = {};\n"
+        "{}"
+        "  template <class T>\n"
+        "  __device__ __forceinline__ T operator()(T score, int b, int h, int q, int kv) const {{\n"
+        "    return {};\n"
+        "  }}\n"
+        "}};\n",
+        text_, struct_name, is_identity() ? "true" : "false", members, body);
+  return fmt::format(
+      "// mask_mod: {}\n"
+      "struct {} {{\n"
+      "  static constexpr bool kAlwaysTrue = false;\n"
+      "{}"
+      "  __device__ __forceinline__ bool operator()(int b, int h, int q, int kv) const {{\n"
+      "    using T = float;\n"
+      "    return {};\n"
+      "  }}\n"
+      "}};\n",
+      text_, struct_name, members, body);
+}
+
+std::string cuda_prelude() {
+  // Overloads for int, float (the kernel) and double, each the plain CUDA math function: the same
+  // calls the built-in functors make (SoftCap: tanhf).
+  return R"(// Math helpers of the JIT mods (compiler/flex/flex_expr_emit.cc).
+__device__ __forceinline__ int fj_abs(int x) { return x < 0 ? -x : x; }
+__device__ __forceinline__ float fj_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double fj_abs(double x) { return fabs(x); }
+__device__ __forceinline__ int fj_min(int x, int y) { return x < y ? x : y; }
+__device__ __forceinline__ float fj_min(float x, float y) { return fminf(x, y); }
+__device__ __forceinline__ double fj_min(double x, double y) { return fmin(x, y); }
+__device__ __forceinline__ int fj_max(int x, int y) { return x > y ? x : y; }
+__device__ __forceinline__ float fj_max(float x, float y) { return fmaxf(x, y); }
+__device__ __forceinline__ double fj_max(double x, double y) { return fmax(x, y); }
+template <class T>
+__device__ __forceinline__ T fj_clamp(T x, T lo, T hi) { return fj_min(fj_max(x, lo), hi); }
+__device__ __forceinline__ float fj_exp(float x) { return expf(x); }
+__device__ __forceinline__ double fj_exp(double x) { return exp(x); }
+__device__ __forceinline__ float fj_exp2(float x) { return exp2f(x); }
+__device__ __forceinline__ double fj_exp2(double x) { return exp2(x); }
+__device__ __forceinline__ float fj_log(float x) { return logf(x); }
+__device__ __forceinline__ double fj_log(double x) { return log(x); }
+__device__ __forceinline__ float fj_log2(float x) { return log2f(x); }
+__device__ __forceinline__ double fj_log2(double x) { return log2(x); }
+__device__ __forceinline__ float fj_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double fj_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float fj_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double fj_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float fj_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ double fj_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+__device__ __forceinline__ float fj_floor(float x) { return floorf(x); }
+__device__ __forceinline__ double fj_floor(double x) { return floor(x); }
+__device__ __forceinline__ float fj_ceil(float x) { return ceilf(x); }
+__device__ __forceinline__ double fj_ceil(double x) { return ceil(x); }
+)";
+}
+
+}  // namespace aisp::compiler::flex

@@ -1,0 +1,103 @@
+#include "compiler/runtime/cuda/flex_jit.h"
+
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "compiler/runtime/cuda/flex_jit_source.h"
+#include "core/error.h"
+#include "kernels/attention/flex_jit_launch.h"
+
+namespace aisp::compiler::flex {
+namespace {
+
+// NVRTC failures name the expressions first: the user wrote those, not the kernel.
+NvrtcResult compile(NvrtcJit& jit, const std::string& source, const std::string& what) {
+  try {
+    return jit.compile(source);
+  } catch (const Error& e) {
+    throw Error(fmt::format("flex JIT: compiling {} failed. {}", what, e.what()));
+  }
+}
+
+std::string describe(const ModExpr& score, const ModExpr* mask) {
+  return fmt::format("score_mod '{}' with mask_mod '{}'", score.text(), mask ? mask->text() : "(none)");
+}
+
+std::vector<std::uint64_t> bytes_or_zero(std::vector<std::uint64_t> words) {
+  if (words.empty()) words.push_back(0);  // an empty functor still has one byte the launch reads
+  return words;
+}
+
+}  // namespace
+
+NvrtcOptions flex_jit_nvrtc_options(std::string cache_dir, std::string arch) {
+  NvrtcOptions o;
+  o.cache_dir = std::move(cache_dir);
+  o.arch = std::move(arch);
+  o.flags = flex_jit_nvrtc_flags();
+  return o;
+}
+
+NvrtcJit& default_flex_nvrtc_jit() {
+  static NvrtcJit jit(flex_jit_nvrtc_options());
+  return jit;
+}
+
+JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::string& mask_expr,
+                                   std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load)
+    : score_(ModExpr::parse(score_expr.empty() ? "score" : score_expr, ModExpr::Kind::score_mod, captures)),
+      head_dim_(head_dim) {
+  if (head_dim != 64 && head_dim != 128)
+    throw Error(fmt::format("flex JIT: head dim {} is not supported (64 or 128)", head_dim));
+  if (!mask_expr.empty())
+    mask_ = std::make_unique<ModExpr>(ModExpr::parse(mask_expr, ModExpr::Kind::mask_mod, captures));
+  if (jit.arch() != "sm_90a")
+    throw Error(fmt::format("flex JIT: the mods are compiled into the fa3 kernel, which needs sm_90a; the JIT "
+                            "targets {} (use the built-in mods on this GPU)",
+                            jit.arch()));
+  const NvrtcResult fwd = compile(jit, fa3_forward_source(score_, mask_.get(), head_dim),
+                                  "the fa3 forward for " + describe(score_, mask_.get()));
+  info_.forward_ms = fwd.compile_ms;
+  info_.forward_from = fwd.from;
+  info_.forward_source = fwd.source_path;
+  NvrtcResult bm;
+  if (mask_) {
+    bm = compile(jit, block_mask_source(*mask_), fmt::format("the block-mask builder for mask_mod '{}'", mask_->text()));
+    info_.block_mask_ms = bm.compile_ms;
+    info_.block_mask_from = bm.from;
+    info_.block_mask_source = bm.source_path;
+  }
+  if (!load) return;
+  forward_ = jit.load(fwd, find_kernel_symbol(fwd.cubin, "flex_forward_fa3_kernel"));
+  kernels::flex::configure_jit_forward_fa3(forward_, head_dim);
+  if (mask_) block_mask_ = jit.load(bm, find_kernel_symbol(bm.cubin, "block_mask_kernel"));
+}
+
+JitFlexAttention::~JitFlexAttention() = default;
+
+JitFlexAttention::Bound JitFlexAttention::bind(const std::vector<DeviceCapture>& captures) const {
+  Bound b;
+  b.score_bytes = bytes_or_zero(functor_bytes(score_, captures));
+  b.mask_bytes = bytes_or_zero(mask_ ? functor_bytes(*mask_, captures) : std::vector<std::uint64_t>{});
+  return b;
+}
+
+kernels::flex::BlockMask JitFlexAttention::create_block_mask(const Bound& mods, int batch, int heads, int q_len,
+                                                             int kv_len, cudaStream_t stream) const {
+  if (!mask_) throw Error("flex JIT: create_block_mask needs a mask_mod (this one was compiled without)");
+  if (block_mask_ == nullptr) throw Error("flex JIT: compiled with load = false: nothing to launch");
+  return kernels::flex::create_block_mask_jit(block_mask_, mods.mask_bytes.data(), mask_->uses_batch() ? batch : 1,
+                                              mask_->uses_head() ? heads : 1, q_len, kv_len, stream);
+}
+
+void JitFlexAttention::run(const kernels::flex::FlexAttentionArgs& args, const kernels::flex::BlockMask& block_mask,
+                           const Bound& mods, cudaStream_t stream) const {
+  if (forward_ == nullptr) throw Error("flex JIT: compiled with load = false: nothing to launch");
+  if (args.head_dim != head_dim_)
+    throw Error(fmt::format("flex JIT: compiled for head dim {}, called with {}", head_dim_, args.head_dim));
+  kernels::flex::launch_jit_forward_fa3(forward_, args, block_mask, mods.score_bytes.data(), mods.mask_bytes.data(),
+                                        stream);
+}
+
+}  // namespace aisp::compiler::flex

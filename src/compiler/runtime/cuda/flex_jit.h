@@ -1,0 +1,81 @@
+// FlexAttention with mods given at run time as expressions (compiler/flex/flex_expr.h), JIT-compiled
+// by NVRTC into the fa3 forward and the block-mask builder of kernels/attention (issue 5): any
+// variant from the CLI or the compiler without rebuilding aisp.
+//
+//   namespace fx = aisp::compiler::flex;
+//   fx::JitFlexAttention attn("score + slopes[h] * (kv - q)", "doc[q] == doc[kv] && q >= kv",
+//                             {{"slopes", fx::CaptureDType::f32, 1}, {"doc", fx::CaptureDType::i32, 1}},
+//                             /*head_dim*/ 128);                            // parse + NVRTC (cached)
+//   fx::JitFlexAttention::Bound mods = attn.bind({{{"slopes", f32, 1}, {H}, d_slopes},
+//                                                 {{"doc", i32, 1}, {S}, d_doc}});
+//   kernels::flex::BlockMask bm = attn.create_block_mask(mods, B, H, S, S, stream);   // once
+//   attn.run(args, bm, mods, stream);                                       // as flex_attention
+//
+// Compilation goes through NvrtcJit (memory + disk cache, keyed by the whole source, the arch and
+// NVRTC's version and flags): the same expressions with captures of the same dtypes and ranks, on the
+// same arch, compile once; sizes of the captured tensors are run-time values. The forward kernel is
+// one module per (score, mask, head dim), the block-mask builder one per mask. An NVRTC failure
+// raises aisp::Error naming the expressions and the saved source. Runs on sm_90a (fa3) only.
+// Not done: the backward through JIT mods (it needs each score_mod's derivative).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/flex/flex_expr.h"
+#include "compiler/runtime/cuda/nvrtc_jit.h"
+#include "kernels/attention/flex_attention.h"
+
+namespace aisp::compiler::flex {
+
+// NvrtcOptions for the flex JIT (its flags; cache_dir / arch as NvrtcOptions).
+NvrtcOptions flex_jit_nvrtc_options(std::string cache_dir = "", std::string arch = "");
+// The process's flex JIT compiler (default cache and arch, flex_jit_nvrtc_options()).
+NvrtcJit& default_flex_nvrtc_jit();
+
+struct JitCompileInfo {
+  double forward_ms = 0, block_mask_ms = 0;  // NVRTC time of this construction (0 on a cache hit)
+  NvrtcResult::From forward_from = NvrtcResult::From::build, block_mask_from = NvrtcResult::From::build;
+  std::string forward_source, block_mask_source;  // where the sources are saved (cache dir)
+};
+
+class JitFlexAttention {
+ public:
+  // Parses, type-checks and compiles. score_expr "" means "score" (no score_mod); mask_expr ""
+  // means no mask (every element kept: give a block mask of your own, e.g. dense_block_mask).
+  // load = false: compile only (no GPU needed; run() and create_block_mask() then throw).
+  JitFlexAttention(const std::string& score_expr, const std::string& mask_expr, std::vector<CaptureSpec> captures,
+                   int head_dim, NvrtcJit& jit = default_flex_nvrtc_jit(), bool load = true);
+  ~JitFlexAttention();
+
+  const ModExpr& score() const { return score_; }
+  const ModExpr* mask() const { return mask_.get(); }
+  int head_dim() const { return head_dim_; }
+  const JitCompileInfo& info() const { return info_; }
+
+  // The functors' values for these device tensors (by name; dtype and rank must match the specs).
+  struct Bound {
+    std::vector<std::uint64_t> score_bytes, mask_bytes;  // never empty (a zero word for no capture)
+  };
+  Bound bind(const std::vector<DeviceCapture>& captures) const;
+
+  // The block mask of the mask_mod (needs one). batch / heads are broadcast (built as 1) when the
+  // mask does not read b / h.
+  kernels::flex::BlockMask create_block_mask(const Bound& mods, int batch, int heads, int q_len, int kv_len,
+                                             cudaStream_t stream) const;
+  // The forward, as kernels::flex::flex_attention (args.kernel automatic or fa3).
+  void run(const kernels::flex::FlexAttentionArgs& args, const kernels::flex::BlockMask& block_mask, const Bound& mods,
+           cudaStream_t stream) const;
+
+ private:
+  ModExpr score_;
+  std::unique_ptr<ModExpr> mask_;
+  int head_dim_;
+  JitCompileInfo info_;
+  cudaKernel_t forward_ = nullptr, block_mask_ = nullptr;
+};
+
+}  // namespace aisp::compiler::flex

@@ -1,0 +1,173 @@
+#include "compiler/runtime/cuda/flex_jit_source.h"
+
+#include <elf.h>
+
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace aisp::compiler::flex {
+namespace {
+
+// What NVRTC gets instead of the standard / driver headers the device code includes.
+const char* shim_for(const std::string& header) {
+  if (header == "cstdint")
+    return "namespace std {\n"
+           "using int8_t = signed char; using uint8_t = unsigned char; using int16_t = short;\n"
+           "using uint16_t = unsigned short; using int32_t = int; using uint32_t = unsigned;\n"
+           "using int64_t = long long; using uint64_t = unsigned long long; using uintptr_t = unsigned long long;\n"
+           "using size_t = decltype(sizeof(0));\n"
+           "}  // namespace std\n";
+  if (header == "type_traits")
+    return "namespace std {\n"
+           "template <class T> struct remove_cvref { using type = T; };\n"
+           "template <class T> struct remove_cvref<const T> { using type = T; };\n"
+           "template <class T> struct remove_cvref<T&> : remove_cvref<T> {};\n"
+           "template <class T> struct remove_cvref<T&&> : remove_cvref<T> {};\n"
+           "template <class T> using decay_t = typename remove_cvref<T>::type;  // class types only\n"
+           "}  // namespace std\n";
+  if (header == "cmath")
+    return "#define INFINITY __int_as_float(0x7f800000)\n"
+           "namespace std { inline double exp2(double x) { return ::exp2(x); } }\n";
+  if (header == "cuda.h")  // the kernels pass CUtensorMap by value and take its address only
+    return "struct alignas(64) CUtensorMap_st { unsigned long long opaque[16]; };\n"
+           "typedef CUtensorMap_st CUtensorMap;\n";
+  return nullptr;
+}
+
+const char* embedded(const std::string& path) {
+  for (const EmbeddedFile& f : flex_jit_embedded_headers())
+    if (path == f.path) return f.text;
+  return nullptr;
+}
+
+struct Flattener {
+  std::set<std::string> done;  // headers and shims already emitted
+  std::string out;
+
+  void add(const std::string& path, const std::string& from) {
+    const char* text = embedded(path);
+    if (text == nullptr)
+      throw Error(fmt::format("flex JIT: {} (included by {}) is not embedded; add it to _aisp_flex_jit_headers in "
+                              "src/compiler/CMakeLists.txt",
+                              path, from.empty() ? "the JIT" : from));
+    if (!done.insert(path).second) return;
+    out += fmt::format("#line 1 \"{}\"\n", path);
+    std::istringstream lines(text);
+    std::string line;
+    int number = 0;
+    while (std::getline(lines, line)) {
+      ++number;
+      std::size_t p = line.find_first_not_of(" \t");
+      if (p != std::string::npos && line.compare(p, 12, "#pragma once") == 0) {
+        out += "\n";
+        continue;
+      }
+      if (p == std::string::npos || line.compare(p, 8, "#include") != 0) {
+        out += line + "\n";
+        continue;
+      }
+      const std::size_t open = line.find_first_of("<\"", p + 8);
+      const std::size_t close = open == std::string::npos ? open : line.find_first_of(">\"", open + 1);
+      if (close == std::string::npos) {
+        out += line + "\n";
+        continue;
+      }
+      const std::string name = line.substr(open + 1, close - open - 1);
+      if (line[open] == '"' && name.rfind("kernels/", 0) == 0) {
+        add(name, path);
+        out += fmt::format("#line {} \"{}\"\n", number + 1, path);
+      } else if (const char* shim = shim_for(name)) {
+        if (done.insert("<" + name + ">").second) out += shim;
+        else out += "\n";
+      } else if (name == "cuda_bf16.h") {
+        out += line + "\n";
+      } else {
+        out += "// host only, left out: " + line.substr(p) + "\n";
+      }
+    }
+  }
+};
+
+std::string functors(const ModExpr& score, const ModExpr* mask) {
+  std::string s = "namespace aisp_flex_jit {\n" + cuda_prelude() + score.cuda_functor("Score");
+  if (mask != nullptr) s += mask->cuda_functor("Mask");
+  return s + "}  // namespace aisp_flex_jit\n";
+}
+
+}  // namespace
+
+std::string flatten_kernel_header(const std::string& header) {
+  Flattener f;
+  f.add(header, "");
+  return f.out;
+}
+
+std::vector<std::string> flex_jit_nvrtc_flags() { return {"-std=c++20", "-default-device", "-lineinfo"}; }
+
+std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim) {
+  if (head_dim != 64 && head_dim != 128) throw Error(fmt::format("flex JIT: head dim {} (64 or 128)", head_dim));
+  const std::string mask_type = mask != nullptr ? "aisp_flex_jit::Mask" : "aisp::kernels::flex::NoMask";
+  return fmt::format(
+      "// aisp flex JIT: the fa3 forward (kernels/attention/flex_forward_fa3.cuh), head dim {}\n"
+      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
+      "namespace aisp::kernels::flex::detail {{\n"
+      "template __global__ void flex_forward_fa3_kernel<{}, aisp_flex_jit::Score, {}, Fa3Default<{}>>(\n"
+      "    const __grid_constant__ Fa3Maps, const FwdParams, const aisp_flex_jit::Score, const {});\n"
+      "}}  // namespace aisp::kernels::flex::detail\n",
+      head_dim, flatten_kernel_header("kernels/attention/flex_attention_kernel.cuh"), functors(score, mask), head_dim,
+      mask_type, head_dim, mask_type);
+}
+
+std::string block_mask_source(const ModExpr& mask) {
+  // The builder needs no score_mod; an identity one keeps functors() simple.
+  const ModExpr identity = ModExpr::parse("score", ModExpr::Kind::score_mod);
+  return fmt::format(
+      "// aisp flex JIT: the block-mask builder (kernels/attention/flex_attention_kernel.cuh)\n"
+      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
+      "namespace aisp::kernels::flex::detail {{\n"
+      "template __global__ void block_mask_kernel<aisp_flex_jit::Mask>(const aisp_flex_jit::Mask, int, int, int, int,\n"
+      "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n"
+      "}}  // namespace aisp::kernels::flex::detail\n",
+      flatten_kernel_header("kernels/attention/flex_attention_kernel.cuh"), functors(identity, &mask));
+}
+
+std::string find_kernel_symbol(const std::string& cubin, const std::string& part) {
+  auto bad = [](const char* why) { return Error(fmt::format("flex JIT: the CUBIN is not a valid ELF file ({})", why)); };
+  if (cubin.size() < sizeof(Elf64_Ehdr) || std::memcmp(cubin.data(), ELFMAG, SELFMAG) != 0) throw bad("no ELF header");
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, cubin.data(), sizeof eh);
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_shentsize != sizeof(Elf64_Shdr) ||
+      eh.e_shoff + std::uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr) > cubin.size())
+    throw bad("section table");
+  auto section = [&](std::size_t i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, cubin.data() + eh.e_shoff + i * sizeof(Elf64_Shdr), sizeof sh);
+    return sh;
+  };
+  std::vector<std::string> found;
+  for (std::size_t i = 0; i < eh.e_shnum; ++i) {
+    const Elf64_Shdr symtab = section(i);
+    if (symtab.sh_type != SHT_SYMTAB || symtab.sh_link >= eh.e_shnum) continue;
+    const Elf64_Shdr strtab = section(symtab.sh_link);
+    if (symtab.sh_offset + symtab.sh_size > cubin.size() || strtab.sh_offset + strtab.sh_size > cubin.size())
+      throw bad("symbol table");
+    for (std::uint64_t off = 0; off + sizeof(Elf64_Sym) <= symtab.sh_size; off += sizeof(Elf64_Sym)) {
+      Elf64_Sym sym;
+      std::memcpy(&sym, cubin.data() + symtab.sh_offset + off, sizeof sym);
+      if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_name >= strtab.sh_size) continue;
+      const char* name = cubin.data() + strtab.sh_offset + sym.st_name;
+      const std::string s(name, strnlen(name, std::size_t(strtab.sh_size - sym.st_name)));
+      if (s.find(part) != std::string::npos) found.push_back(s);
+    }
+  }
+  if (found.size() != 1)
+    throw Error(fmt::format("flex JIT: {} kernels named like '{}' in the CUBIN (expected one)", found.size(), part));
+  return found[0];
+}
+
+}  // namespace aisp::compiler::flex

@@ -1,0 +1,30 @@
+// Launching kernel instances compiled at run time (compiler/runtime/cuda/flex_jit.h compiles them
+// through NVRTC with functors emitted from mod expressions) through the same host code as the
+// precompiled ones: argument checks, FwdParams, TMA maps and launch shape of the fa3 forward
+// (flex_attention.cu, flex_forward_fa3.cuh), storage and grid of the block-mask builder. A functor
+// crosses as its bytes (a struct of 8-byte fields: pointers to captured tensors and strides).
+// Callable from .cc files.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "kernels/attention/flex_attention.h"
+
+namespace aisp::kernels::flex {
+
+// Once per loaded kernel: flex_forward_fa3_kernel<head_dim, ...> needs its shared memory allowed.
+void configure_jit_forward_fa3(cudaKernel_t kernel, int head_dim);
+
+// `kernel` is flex_forward_fa3_kernel<args.head_dim, Score, Mask, Fa3Default<args.head_dim>>;
+// score_bytes / mask_bytes point at values of Score / Mask (at least 8 readable bytes each, also for
+// an empty functor). Checks the arguments as flex_attention does and refuses GPUs other than sm_90.
+void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, const BlockMask& block_mask,
+                            const void* score_bytes, const void* mask_bytes, cudaStream_t stream);
+
+// `kernel` is block_mask_kernel<Mask>; mask_bytes a value of Mask. As create_block_mask.
+BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads, int q_len,
+                                int kv_len, cudaStream_t stream);
+
+}  // namespace aisp::kernels::flex
