@@ -46,11 +46,13 @@ struct Builder {
   }
 
   // One composite, like an eager framework's Linear (addmm): the eager plan may then run the bias add
-  // as the GEMM's epilogue, as PyTorch's does, but never fuse across layers.
+  // as the GEMM's epilogue, as PyTorch's does, but never fuse across layers. The weight is stored
+  // [out, in] as PyTorch's nn.Linear stores it (x @ w.T: a "T,N" GEMM, no copy), the layout aisp's
+  // sm_90a GEMM takes (max-autotune's candidate) and the one real checkpoints come in.
   Tensor linear(Tensor x, const std::string& name, std::int64_t in, std::int64_t out) {
-    const Tensor w = param(name + ".w", {in, out}), b = param(name + ".b", {out});
+    const Tensor w = param(name + ".w", {out, in}), b = param(name + ".b", {out});
     const Graph::CompositeScope scope(g);
-    return matmul(x, w) + b;
+    return matmul(x, transpose(w, 0, 1)) + b;
   }
   Tensor norm(Tensor x, const std::string& name) {
     return layer_norm(x, param(name + ".w", {c.d_model}), param(name + ".b", {c.d_model}), c.ln_eps);

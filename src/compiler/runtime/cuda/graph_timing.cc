@@ -8,9 +8,18 @@
 namespace aisp::compiler {
 
 DeviceScratch::DeviceScratch(DType dtype, std::int64_t count, std::uint64_t seed) {
-  const HostTensor host = HostTensor::random(dtype, {std::max<std::int64_t>(count, 1)}, seed);
-  check_cuda(cudaMalloc(&p, host.bytes.size()), "cudaMalloc of autotune scratch");
-  check_cuda(cudaMemcpy(p, host.data(), host.bytes.size(), cudaMemcpyHostToDevice), "autotune scratch upload");
+  // At most kBlock random elements are drawn on the host (drawing a 16384 x 32000 logits buffer
+  // there takes seconds); the buffer repeats them, doubling the filled prefix with device copies.
+  constexpr std::int64_t kBlock = std::int64_t(1) << 20;
+  count = std::max<std::int64_t>(count, 1);
+  const HostTensor host = HostTensor::random(dtype, {std::min(count, kBlock)}, seed);
+  const std::size_t total = std::size_t(count) * size_of(dtype);
+  check_cuda(cudaMalloc(&p, total), "cudaMalloc of autotune scratch");
+  auto* bytes = static_cast<char*>(p);
+  check_cuda(cudaMemcpy(bytes, host.data(), host.bytes.size(), cudaMemcpyHostToDevice), "autotune scratch upload");
+  for (std::size_t filled = host.bytes.size(); filled < total; filled *= 2)
+    check_cuda(cudaMemcpy(bytes + filled, bytes, std::min(filled, total - filled), cudaMemcpyDeviceToDevice),
+               "autotune scratch fill");
 }
 
 DeviceScratch::~DeviceScratch() { cudaFree(p); }

@@ -12,7 +12,7 @@
 namespace aisp::compiler {
 
 // Device scratch holding random values of `dtype` (autotune operands: timing on zeros or constants
-// would flatter the tensor cores' power draw).
+// would flatter the tensor cores' power draw): a block of 2^20 random elements, repeated.
 struct DeviceScratch {
   void* p = nullptr;
   DeviceScratch(DType dtype, std::int64_t count, std::uint64_t seed);
