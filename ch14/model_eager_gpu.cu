@@ -12,7 +12,8 @@
 //   optimized:max_autotune      reduce_overhead + each distinct GEMM timed at compile time: the
 //                               fastest of cuBLASLt's first 8 proposals, then aisp's sm_90a kernel
 //                               (3 configs) against it, taken when >= 2 % faster (the choices go to stderr);
-//                               and each distinct generated kernel's launch configuration
+//                               and each distinct generated kernel's launch configuration; then the
+//                               tuned plan is timed whole against the heuristics' plan, the slower dropped
 //   optimized:dynamic           default, compiled once for every batch size (compile_cuda_dynamic: the
 //                               batch a kernel argument, the size's plan derived on its first call)
 //   optimized:dynamic_reduce_overhead  dynamic + one CUDA graph per batch size
@@ -163,7 +164,8 @@ class Plan : public Variant {
     compiled_->set_trace_ms(trace_ms);
     std::fprintf(stderr, "%s %s: %s; %d launches per call without a CUDA graph\n", model_.name, name_of(kind_),
                  compiled_->stats().to_string().c_str(), compiled_->launches_per_call());
-    if (kind_ == Kind::autotuned) {  // one line per distinct GEMM decision
+    if (kind_ == Kind::autotuned) {  // the whole-plan check, then one line per distinct GEMM decision
+      std::fprintf(stderr, "  plan: %s\n", compiled_->plan_check().c_str());
       std::vector<std::string> seen;
       for (const std::string& choice : compiled_->gemm_choices())
         if (!choice.empty() && std::find(seen.begin(), seen.end(), choice) == seen.end()) {

@@ -59,6 +59,10 @@ struct CudaCompileOptions {
   // max-autotune also times each distinct generated kernel's launch configuration
   // (runtime/cuda/kernel_autotune.h: block size, grid cap, a row kernel's register plan).
   bool tune_kernels = true;
+  // max-autotune's last step: the tuned plan and the same plan with the heuristics' choices are
+  // timed whole (as CUDA graphs on random inputs) and the tuned one is dropped if it is slower:
+  // choices timed one at a time need not be fastest in the model's sequence (small-M GEMMs).
+  bool check_whole_plan = true;
 };
 
 // The eager plan's options (see above).
@@ -118,7 +122,19 @@ class CudaCompiledGraph {
   // Per step, how its GEMM (cuBLASLt algorithm or aisp kernel config) was chosen ("" for other
   // steps): for inspect and reports.
   const std::vector<std::string>& gemm_choices() const { return gemm_choices_; }
+  // max-autotune's whole-plan check (check_whole_plan): "tuned plan 0.517 ms vs heuristic plan
+  // 0.530 ms: tuned kept"; empty without it.
+  const std::string& plan_check() const { return plan_check_; }
+  void set_plan_check(std::string s) { plan_check_ = std::move(s); }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
+  void set_stats(const CompileStats& stats) { stats_ = stats; }
+  // Drops the reduce-overhead graph and its capture count (max-autotune's check ran the plan on
+  // scratch buffers; the caller's first run captures its own).
+  void reset_graph() {
+    graph_exec_.reset();
+    graph_key_.clear();
+    graph_captures_ = 0;
+  }
 
  private:
   struct Where {
@@ -156,6 +172,7 @@ class CudaCompiledGraph {
   std::vector<std::size_t> pointer_table_of_step_;  // byte offset into pointer_tables_ (batched matmuls)
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
   std::vector<std::string> gemm_choices_;
+  std::string plan_check_;
   // reduce-overhead
   bool cuda_graph_ = false;
   std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, GraphExecDestroy> graph_exec_;

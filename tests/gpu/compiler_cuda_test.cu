@@ -265,6 +265,7 @@ TEST(CompilerCuda, MaxAutotuneTimesEachDistinctGemmOnceAndCachesTheDecision) {
   o.autotune_dir = dir.string();
   o.tune_kernels = false;  // the GEMMs' decisions only (the kernels': MaxAutotuneTunesGeneratedKernelLaunches)
   o.aisp_gemm = false;     // cuBLASLt's (aisp's: AispGemmCandidateMatchesInterpreter)
+  o.check_whole_plan = false;  // the tuned plan, whatever its speed (the check: MaxAutotuneKeepsTheFasterWholePlan)
   const c::CudaCompiledGraph cold = c::compile_cuda(g, o);
   // x@w, (x@w)@w + bias, x@w2, (x@w2)@w2ᵀ: four distinct problems
   EXPECT_EQ(cold.stats().autotune_searches, 4);
@@ -331,6 +332,7 @@ TEST(CompilerCuda, AispGemmCandidateMatchesInterpreter) {
   timed.jit = &test_jit();
   timed.autotune = true;
   timed.autotune_dir = dir.string();
+  timed.check_whole_plan = false;  // the tuned plan's choices, whatever its speed
   const c::CudaCompiledGraph cg = c::compile_cuda(g, timed);
   int both = 0;
   for (const std::string& choice : cg.gemm_choices())
@@ -357,6 +359,7 @@ TEST(CompilerCuda, MaxAutotuneTunesGeneratedKernelLaunches) {
   o.jit = &test_jit();
   o.autotune = o.cuda_graph = true;
   o.autotune_dir = dir.string();
+  o.check_whole_plan = false;  // the tuned plan, whatever its speed
   const c::CudaCompiledGraph cold = c::compile_cuda(g, o);
   ASSERT_GE(cold.kernels().size(), 3u);
   for (const c::CudaKernelSource& k : cold.kernels())
@@ -373,6 +376,34 @@ TEST(CompilerCuda, MaxAutotuneTunesGeneratedKernelLaunches) {
     EXPECT_EQ(warm.kernels()[i].launch.to_string(), cold.kernels()[i].launch.to_string()) << "kernel " << i;
   expect_all_plans_match(g, {c::random_inputs(g, 5)}, DType::bf16, "autotuned kernels");
   fs::remove_all(dir);
+}
+
+// max-autotune's last step times the tuned plan against the heuristics' plan, whole, and keeps the
+// faster; whichever it keeps computes the model (the interpreter agrees) and says why it was kept.
+TEST(CompilerCuda, MaxAutotuneKeepsTheFasterWholePlan) {
+  AISP_REQUIRE_GPU();
+  models::GptConfig cfg = models::gpt_preset("tiny");
+  cfg.dtype = DType::bf16;
+  const models::GptGraph gpt = models::build_gpt(cfg, 2, 13);
+  c::CudaCompileOptions o;
+  o.jit = &test_jit();
+  o.autotune = o.cuda_graph = true;
+  c::CudaCompiledGraph cg = c::compile_cuda(gpt.graph, o);
+  EXPECT_NE(cg.plan_check().find("tuned plan"), std::string::npos) << cg.plan_check();
+  EXPECT_NE(cg.plan_check().find(" kept"), std::string::npos) << cg.plan_check();
+  EXPECT_GT(cg.stats().autotune_ms, 0.0);
+  TestStream stream;
+  std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+  const auto inputs = models::gpt_inputs(gpt, cfg, 4);
+  const auto ref = c::interpret(gpt.graph, inputs);
+  const auto got = run_on_gpu(cg, gpt.graph, inputs, in_dev, out_dev, stream);
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
+    EXPECT_TRUE(err.empty()) << cg.plan_check() << ": output " << k << ": " << err;
+  }
+  c::CudaCompileOptions unchecked = o;
+  unchecked.check_whole_plan = false;
+  EXPECT_EQ(c::compile_cuda(gpt.graph, unchecked).plan_check(), "");
 }
 
 TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {

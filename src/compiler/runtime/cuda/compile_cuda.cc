@@ -16,6 +16,7 @@
 #include "compiler/runtime/cuda/aisp_gemm.h"
 #include "compiler/runtime/cuda/cuda_attention.h"
 #include "compiler/runtime/cuda/cuda_library.h"
+#include "compiler/runtime/cuda/graph_timing.h"
 #include "compiler/runtime/cuda/kernel_autotune.h"
 #include "compiler/runtime/cuda/check_cuda.h"
 #include "core/error.h"
@@ -371,6 +372,68 @@ std::vector<cudaKernel_t> build_cuda_kernels(const std::vector<CudaKernelSource>
   return fns;
 }
 
+namespace {
+
+// ms per call of the whole plan on `in`/`out`, as a CUDA graph of repeated calls: the median of 3
+// samples, each ~20 ms long.
+double time_plan_ms(CudaCompiledGraph& cg, const std::vector<const void*>& in, const std::vector<void*>& out,
+                    cudaStream_t stream) {
+  cg.run(in, out, stream);  // warm-up (and the plan's own capture, outside the timing graph)
+  const double probe = time_as_graph_ms(stream, 1, [&] { cg.run(in, out, stream); });
+  const int reps = int(std::clamp(20.0 / std::max(probe, 1e-3), 1.0, 200.0));
+  std::vector<double> samples;
+  for (int i = 0; i < 3; ++i) samples.push_back(time_as_graph_ms(stream, reps, [&] { cg.run(in, out, stream); }));
+  std::sort(samples.begin(), samples.end());
+  return samples[1];
+}
+
+// max-autotune's whole-plan check (CudaCompileOptions::check_whole_plan): the tuned plan against the
+// same plan compiled with the heuristics' choices, on random inputs; the faster is returned. The
+// heuristic plan must be ≥ 1 % faster to replace the tuned one.
+CudaCompiledGraph keep_faster_plan(const Graph& g, CudaCompiledGraph tuned, const CudaCompileOptions& options) {
+  const auto t0 = Clock::now();
+  CudaCompileOptions plain = options;
+  plain.autotune = false;
+  CudaCompiledGraph heuristic = compile_cuda(g, plain);
+  std::vector<std::unique_ptr<DeviceScratch>> buffers;
+  std::vector<const void*> in;
+  std::vector<void*> out;
+  std::uint64_t seed = 301;
+  for (NodeId id : g.inputs()) {  // random values; integer inputs (token ids) in {0, 1}: valid indices
+    const Node& n = g.node(id);
+    buffers.push_back(std::make_unique<DeviceScratch>(n.dtype, numel(n.shape), seed++));
+    in.push_back(buffers.back()->p);
+  }
+  for (NodeId id : g.outputs()) {
+    const Node& n = g.node(id);
+    buffers.push_back(std::make_unique<DeviceScratch>(n.dtype, numel(n.shape), seed++));
+    out.push_back(buffers.back()->p);
+  }
+  cudaStream_t stream = nullptr;
+  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
+  double tuned_ms = 0, heuristic_ms = 0;
+  try {
+    tuned_ms = time_plan_ms(tuned, in, out, stream);
+    heuristic_ms = time_plan_ms(heuristic, in, out, stream);
+  } catch (...) {
+    cudaStreamDestroy(stream);
+    throw;
+  }
+  cudaStreamDestroy(stream);
+  const bool keep_tuned = heuristic_ms * 1.01 > tuned_ms;
+  CompileStats stats = tuned.stats();
+  stats.autotune_ms += ms_since(t0);
+  if (!keep_tuned) stats.aisp_gemm_steps = 0;
+  CudaCompiledGraph kept = keep_tuned ? std::move(tuned) : std::move(heuristic);
+  kept.set_stats(stats);
+  kept.reset_graph();
+  kept.set_plan_check(fmt::format("tuned plan {:.4f} ms vs heuristic plan {:.4f} ms: {} kept", tuned_ms, heuristic_ms,
+                                  keep_tuned ? "tuned" : "heuristic"));
+  return kept;
+}
+
+}  // namespace
+
 CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options) {
   NvrtcJit& jit = options.jit ? *options.jit : default_nvrtc_jit();
   CompileStats stats;
@@ -397,9 +460,12 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   auto library = std::make_unique<CudaLibrary>(jit, options.load);
   stats.arena_bytes = lowered.memory.arena_bytes;
   stats.peak_live_bytes = lowered.memory.peak_live_bytes;
-  return CudaCompiledGraph(std::move(lowered), std::move(kernels), std::move(fns), stats, std::move(library),
-                           options.cuda_graph, options.load,
-                           autotune_dir, !options.autotune || !options.aisp_gemm ? 0 : options.force_aisp_gemm ? 2 : 1);
+  CudaCompiledGraph compiled(std::move(lowered), std::move(kernels), std::move(fns), stats, std::move(library),
+                             options.cuda_graph, options.load, autotune_dir,
+                             !options.autotune || !options.aisp_gemm ? 0 : options.force_aisp_gemm ? 2 : 1);
+  if (options.autotune && options.check_whole_plan && options.load && !options.force_aisp_gemm)
+    return keep_faster_plan(g, std::move(compiled), options);
+  return compiled;
 }
 
 }  // namespace aisp::compiler
