@@ -129,7 +129,13 @@ TEST(CompilerExpand, KeptAttentionIsOneLibraryStepOnContiguousOperands) {
   EXPECT_EQ(count_op(l.graph, OpKind::attention), 1);
   EXPECT_EQ(count_op(l.graph, OpKind::matmul), 0);
   EXPECT_EQ(l.fusion.library_count(), 1);
-  EXPECT_EQ(l.fusion.kernel_count(), 3);  // the three head copies (permuted views are not contiguous)
+  // The three head copies (permuted views are not contiguous), siblings reading qkv: one kernel; the
+  // eager plan launches each.
+  EXPECT_EQ(l.fusion.kernel_count(), 1);
+  EXPECT_EQ(l.fusion.steps[0].outputs.size(), 3u);
+  PipelineOptions eager = o;
+  eager.fuse_within_composites_only = true;
+  EXPECT_EQ(lower(g, eager).fusion.kernel_count(), 3);
   EXPECT_EQ(l.passes[0].summary, "attention: 1 kept as one step, 0 expanded");
   // The predicate decides per node: the non-causal call is expanded in the same graph.
   Graph g2;
@@ -139,6 +145,30 @@ TEST(CompilerExpand, KeptAttentionIsOneLibraryStepOnContiguousOperands) {
   EXPECT_EQ(l2.passes[0].summary, "attention: 1 kept as one step, 1 expanded");
   EXPECT_EQ(count_op(l2.graph, OpKind::attention), 1);
   EXPECT_EQ(count_op(l2.graph, OpKind::matmul), 2);
+}
+
+// Sibling fusion takes pointwise groups over one domain that read a common buffer at least as large
+// as the domain; a shared small read (a bias row) or another domain keeps them apart.
+TEST(CompilerFusion, SiblingsReadingOneLargeBufferShareAKernel) {
+  Graph g;
+  const Tensor x = g.input("x", {64, 32}, DType::f32), bias = g.input("b", {32}, DType::f32);
+  const Tensor y = g.input("y", {64, 32}, DType::f32);
+  g.output(exp(x));                  // reads x
+  g.output(tanh(x) * 2.0);           // reads x: sibling of the first
+  g.output(sqrt(abs(y)) + bias);     // reads y and the bias row only
+  g.output(neg(y) * bias);           // shares y with the previous: a sibling too
+  g.output(sum(x, {1}, false));      // a reduction: never a sibling
+  const Lowered l = lower(g);
+  EXPECT_EQ(l.fusion.kernel_count(), 3);
+  int merged = 0;
+  for (const std::string& d : l.fusion.decisions) merged += d.find("siblings over (64, 32)") != std::string::npos;
+  EXPECT_EQ(merged, 2) << describe(l.graph, l.fusion);
+  Graph h;  // only the bias is shared: kept apart
+  const Tensor a = h.input("a", {64, 32}, DType::f32), c = h.input("c", {64, 32}, DType::f32);
+  const Tensor b2 = h.input("b", {32}, DType::f32);
+  h.output(exp(a) + b2);
+  h.output(exp(c) + b2);
+  EXPECT_EQ(lower(h).fusion.kernel_count(), 2);
 }
 
 int folded_matmuls(const Graph& g) {

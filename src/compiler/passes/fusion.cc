@@ -70,6 +70,65 @@ std::string merge_reason(const Graph& g, const std::vector<NodeId>& producer_gro
   return "vertical pointwise chain";
 }
 
+// Sibling (horizontal) fusion, after the vertical merges: pointwise groups over the same domain that
+// read a common buffer at least as large as that domain -- the q, k and v head copies of one fused
+// qkv projection -- become one kernel with several outputs: one launch instead of several. Small
+// shared reads (a bias, a parameter vector) do not count: groups far apart in the program would
+// be pulled together for nothing and their buffers kept alive longer. Never in the eager plan (an
+// eager framework launches each op the user wrote).
+void fuse_siblings(const Graph& g, const std::vector<std::vector<NodeId>>& users, const std::vector<char>& is_output,
+                   const std::vector<std::vector<NodeId>>& direct, UnionFind& uf,
+                   std::vector<std::vector<NodeId>>& members, FusionPlan& plan) {
+  struct Group {
+    int root;
+    Shape domain;
+    std::vector<NodeId> reads;  // sources (through views) of the members' operands outside the group
+  };
+  std::vector<Group> groups;
+  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
+    if (!fusible(g.node(id)) || uf.find(id) != id) continue;
+    const auto& m = members[std::size_t(id)];
+    if (std::any_of(m.begin(), m.end(), [&](NodeId x) { return is_reduction(g.node(x).op); })) continue;
+    const GroupShape shape = analyze_group(g, m, users, is_output);
+    if (!shape.error.empty()) continue;
+    Group grp{int(id), shape.domain, {}};
+    for (NodeId x : m)
+      for (NodeId in : g.node(x).inputs) {
+        const NodeId src = source_of(g, in);
+        if (!std::binary_search(m.begin(), m.end(), src) && numel(g.node(src).shape) >= numel(shape.domain))
+          grp.reads.push_back(src);
+      }
+    std::sort(grp.reads.begin(), grp.reads.end());
+    grp.reads.erase(std::unique(grp.reads.begin(), grp.reads.end()), grp.reads.end());
+    if (!grp.reads.empty()) groups.push_back(std::move(grp));
+  }
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    for (std::size_t j = i + 1; j < groups.size(); ++j) {
+      Group& a = groups[i];
+      const Group& b = groups[j];
+      if (uf.find(b.root) != b.root || a.domain != b.domain) continue;
+      std::vector<NodeId> shared;
+      std::set_intersection(a.reads.begin(), a.reads.end(), b.reads.begin(), b.reads.end(), std::back_inserter(shared));
+      if (shared.empty()) continue;
+      const int ra = uf.find(a.root), rb = b.root;
+      std::vector<NodeId> merged;
+      std::merge(members[std::size_t(ra)].begin(), members[std::size_t(ra)].end(), members[std::size_t(rb)].begin(),
+                 members[std::size_t(rb)].end(), std::back_inserter(merged));
+      if (!analyze_group(g, merged, users, is_output).error.empty() || creates_cycle(g, merged, direct)) continue;
+      plan.decisions.push_back(fmt::format("group of %{} fused with group of %{}: siblings over {} reading %{}", ra, rb,
+                                           to_string(a.domain), shared.front()));
+      const int root = std::min(ra, rb), other = std::max(ra, rb);
+      uf.parent[std::size_t(other)] = root;
+      members[std::size_t(root)] = std::move(merged);
+      members[std::size_t(other)].clear();
+      a.root = root;
+      std::vector<NodeId> reads;
+      std::set_union(a.reads.begin(), a.reads.end(), b.reads.begin(), b.reads.end(), std::back_inserter(reads));
+      a.reads = std::move(reads);
+    }
+  }
+}
+
 }  // namespace
 
 int FusionPlan::kernel_count() const {
@@ -132,6 +191,8 @@ FusionPlan fuse(const Graph& g, const FusionOptions& options) {
       members[std::size_t(other)].clear();
     }
   }
+
+  if (options.fuse && !options.within_composites_only) fuse_siblings(g, users, is_output, direct, uf, members, plan);
 
   // Steps: one per group root and per library node, then a topological order of the steps.
   std::vector<Step> steps;
