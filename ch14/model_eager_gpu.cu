@@ -179,6 +179,9 @@ class Plan : public Variant {
     compiled_->run(inputs_, outputs_, stream);
   }
   void teardown() override {
+    if (compiled_ && compiled_->graph_captures() > 0)  // reduce-overhead: the capture happened in the first run
+      std::fprintf(stderr, "%s %s: %d graph capture(s), %.1f ms\n", model_.name, name_of(kind_),
+                   compiled_->graph_captures(), compiled_->stats().capture_ms);
     compiled_.reset();
     dynamic_.reset();
     jit_.reset();

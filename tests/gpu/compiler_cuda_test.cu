@@ -221,7 +221,10 @@ void expect_all_plans_match(const c::Graph& g, const std::vector<std::vector<c::
         EXPECT_TRUE(err.empty()) << what << " " << plan.name << " input set " << set << " output " << k << ": " << err;
       }
     }
-    if (plan.options.cuda_graph) EXPECT_EQ(cg.graph_captures(), 1) << what << ": same buffers, one capture";
+    if (plan.options.cuda_graph) {
+      EXPECT_EQ(cg.graph_captures(), 1) << what << ": same buffers, one capture";
+      EXPECT_GT(cg.stats().capture_ms, 0.0) << what << ": the capture is timed";
+    }
   }
 }
 

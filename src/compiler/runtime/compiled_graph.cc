@@ -9,10 +9,10 @@ namespace aisp::compiler {
 
 std::string CompileStats::to_string() const {
   return fmt::format(
-      "trace {:.1f} ms, passes {:.1f} ms, codegen {:.1f} ms, compile {:.1f} ms; {} kernels ({} unique: {} memory "
+      "trace {:.1f} ms, passes {:.1f} ms, codegen {:.1f} ms, compile {:.1f} ms, capture {:.1f} ms; {} kernels ({} unique: {} memory "
       "hits, {} disk hits, {} built) + {} library calls per call; arena {} B (peak live {} B); autotune {:.1f} ms "
       "({} searched, {} from disk; {} GEMM steps on aisp's kernel)",
-      trace_ms, passes_ms, codegen_ms, compile_ms, kernels, unique_kernels, memory_hits, disk_hits, builds,
+      trace_ms, passes_ms, codegen_ms, compile_ms, capture_ms, kernels, unique_kernels, memory_hits, disk_hits, builds,
       library_calls, arena_bytes, peak_live_bytes, autotune_ms, autotune_searches, autotune_cache_hits, aisp_gemm_steps);
 }
 

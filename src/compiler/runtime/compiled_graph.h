@@ -20,6 +20,7 @@ struct CompileStats {
   double codegen_ms = 0;  // source generation
   double compile_ms = 0;  // wall time of the (parallel) JIT compile and load
   double autotune_ms = 0; // max-autotune: the timed config search (0 in default mode)
+  double capture_ms = 0;  // reduce-overhead (CUDA): capturing and instantiating the plan's graph, summed over captures
   int lowered_nodes = 0;  // nodes of the graph given to the passes
   int autotune_searches = 0, autotune_cache_hits = 0;  // max-autotune: decisions timed / read from disk
   int aisp_gemm_steps = 0;  // max-autotune (CUDA): GEMM steps that run aisp's kernel

@@ -228,6 +228,7 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
   key.push_back(stream);
   key.push_back(arena_base());  // dynamic mode: the shared arena moves when a larger size grows it
   if (!graph_exec_ || key != graph_key_) {
+    const auto t0 = Clock::now();
     graph_exec_.reset();
     check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
     try {
@@ -247,6 +248,7 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
     graph_exec_.reset(exec);
     graph_key_ = std::move(key);
     ++graph_captures_;
+    stats_.capture_ms += ms_since(t0);
   }
   check_cuda(cudaGraphLaunch(graph_exec_.get(), stream), "cudaGraphLaunch of the plan");
 }
