@@ -39,6 +39,32 @@ TEST(FlexMods, ScoreModsAtHandCheckedPoints) {
   EXPECT_FLOAT_EQ(flex::alibi_slope(7, 8), 1.0f / 256);
 }
 
+// The device ALiBi converts kv - q with flex_int_to_float_exact (the magic-number trick): exact on
+// the whole range the entry points allow (|kv - q| < kMaxFlexLength = 2^22) and on its edges, and
+// wrong just past them, which is why the lengths are limited.
+TEST(FlexMods, MagicNumberIntToFloatIsExactOverTheAllowedRange) {
+  const int limit = flex::kMaxFlexLength;
+  std::int64_t wrong = 0;
+  for (int d = -limit; d <= limit; ++d) wrong += flex::flex_int_to_float_exact(d) != float(d) ? 1 : 0;
+  EXPECT_EQ(wrong, 0);
+  EXPECT_NE(flex::flex_int_to_float_exact(limit + 1), float(limit + 1));
+  EXPECT_NE(flex::flex_int_to_float_exact(-limit - 1), float(-limit - 1));
+}
+
+// Which masks the fa3 kernel evaluates branch-free (they load captured tensors) and which keep the
+// per-element branch (arithmetic masks, and any functor that does not say).
+TEST(FlexMods, MemoryReadingMasksAreMarked) {
+  static_assert(flex::MaskReadsMemory<flex::Document> && flex::MaskReadsMemory<flex::BlockSparse> &&
+                flex::MaskReadsMemory<flex::ElementMask>);
+  static_assert(!flex::MaskReadsMemory<flex::NoMask> && !flex::MaskReadsMemory<flex::Causal> &&
+                !flex::MaskReadsMemory<flex::SlidingWindow> && !flex::MaskReadsMemory<flex::PrefixLm> &&
+                !flex::MaskReadsMemory<flex::BuiltinMask>);
+  static_assert(flex::MaskReadsMemory<flex::AndMask<flex::Causal, flex::Document>> &&
+                flex::MaskReadsMemory<flex::OrMask<flex::ElementMask, flex::Causal>> &&
+                !flex::MaskReadsMemory<flex::AndMask<flex::Causal, flex::SlidingWindow>>);
+  SUCCEED();
+}
+
 TEST(FlexMods, MaskModsAtHandCheckedPoints) {
   EXPECT_TRUE(flex::Causal{}(0, 0, 5, 5));
   EXPECT_TRUE(flex::Causal{}(0, 0, 5, 0));

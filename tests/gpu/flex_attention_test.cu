@@ -90,7 +90,7 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
       break;
     }
     case ScoreKind::soft_cap:
-      m.host_score = m.dev_score = flex::score_soft_cap(1.5f);  // scores ~N(0, 1): the cap bites
+      m.host_score = m.dev_score = flex::score_soft_cap(kTestSoftCap);  // scores ~N(0, 1): the cap bites
       break;
   }
   switch (mk) {
@@ -186,7 +186,8 @@ TEST_P(FlexAttentionBuiltins, MatchFloat64ReferenceForBothHeadDims) {
       stream.sync();
       expect_matches(dev, ref_out, ref_lse,
                      std::string(name_of(c.score)) + "+" + name_of(c.mask) + " D=" + std::to_string(head_dim) +
-                         " " + name_of(kernel));
+                         " " + name_of(kernel),
+                     c.score == ScoreKind::soft_cap ? soft_cap_score_error(kTestSoftCap) : 0.0);
     }
   }
 }
@@ -296,6 +297,52 @@ TEST(FlexAttention, LongRowsWithMixedFullAndPartialTiles) {
   }
 }
 
+// Many (b, h, q-block) rows (at least three per SM, so CTAs start while others still run) of very
+// different lengths: per (b, h, q-block) the keys kept are a random 60 % of the first 0..5 kv tiles
+// (0: a fully masked row, no iteration at all, between rows that have some), so every tile is
+// partial and the element mask (a memory-reading mask: the fa3 kernel's branch-free careful path)
+// decides every element. Odd lengths, GQA 4:1, ALiBi on top.
+TEST(FlexAttention, ManyUnevenRowsWithAMemoryReadingMask) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const int sms = aisp::gpu_properties(0).sm_count;
+  Shape s{2, 8, 2, 0, 300, 64};
+  const int q_blocks = (3 * sms + 2 * 8 - 1) / (2 * 8);  // >= 3 items per SM
+  s.q_len = q_blocks * flex::kBlockQ - 37;                // the last q-block ragged
+  ASSERT_GE(std::int64_t(s.batch) * s.q_heads * ((s.q_len + flex::kBlockQ - 1) / flex::kBlockQ), 3 * sms);
+  const Inputs in = make_inputs(s, 31337);
+  const std::int64_t n = std::int64_t(s.batch) * s.q_heads * s.q_len * s.kv_len;
+  std::vector<std::uint8_t> bits = bernoulli_u8(4711, n, 0.6);
+  int empty_rows = 0;
+  for (int b = 0; b < s.batch; ++b)
+    for (int h = 0; h < s.q_heads; ++h)
+      for (int q = 0; q < s.q_len; ++q) {
+        const int qb = q / flex::kBlockQ;
+        const int keys = ((b * 7 + h * 3 + qb * 5) % 6) * flex::kBlockKv;  // 0 .. 5 tiles
+        if (keys == 0 && q % flex::kBlockQ == 0) ++empty_rows;
+        for (int kv = keys; kv < s.kv_len; ++kv)
+          bits[std::size_t(((std::int64_t(b) * s.q_heads + h) * s.q_len + q) * s.kv_len + kv)] = 0;
+      }
+  ASSERT_GT(empty_rows, 0);
+  DeviceTensor d_bits(DType::u8, {n});
+  d_bits.upload(bits);
+  std::vector<float> slopes;
+  for (int h = 0; h < s.q_heads; ++h) slopes.push_back(flex::alibi_slope(h, s.q_heads));
+  DeviceTensor d_slopes(DType::f32, {s.q_heads});
+  d_slopes.upload(slopes);
+  TestStream stream;
+  const flex::BuiltinMask dev_mask = flex::mask_element(d_bits.data<std::uint8_t>(), s.q_heads, s.q_len, s.kv_len);
+  const flex::BlockMask bm = flex::create_block_mask(dev_mask, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
+  std::vector<double> ref_out, ref_lse;
+  reference(in, flex::score_alibi(slopes.data()), flex::mask_element(bits.data(), s.q_heads, s.q_len, s.kv_len),
+            ref_out, ref_lse);
+  for (flex::FlexKernel kernel : kernels_here()) {
+    Device dev(in);
+    flex::flex_attention(dev.args(s, kernel), flex::score_alibi(d_slopes.data<float>()), dev_mask, bm, stream.get());
+    stream.sync();
+    expect_matches(dev, ref_out, ref_lse, "uneven rows " + name_of(kernel));
+  }
+}
+
 // create_block_mask on the GPU builds exactly the host bookkeeping's lists.
 TEST(FlexAttention, GpuBlockMaskEqualsHostBookkeeping) {
   if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
@@ -340,6 +387,16 @@ TEST(FlexAttention, BadArgumentsAreRefusedWithTheReason) {
   a = dev.args(s);
   a.kv_heads = 3;
   EXPECT_THROW(flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
+  // Longer than the exact float range of kv - q (ALiBi's device conversion, flex_mods.h): refused
+  // before anything else is looked at, with the limit in the message.
+  a = dev.args(s);
+  a.kv_len = flex::kMaxFlexLength + 1;
+  try {
+    flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get());
+    ADD_FAILURE() << "kv_len " << a.kv_len << " was accepted";
+  } catch (const aisp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(flex::kMaxFlexLength)), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -447,6 +447,14 @@ TEST(FlexBackward, BadArgumentsAreRefusedWithTheReason) {
   a = pb.args();
   a.dk = nullptr;
   EXPECT_THROW(call(a), aisp::Error);
+  a = pb.args();
+  a.forward.q_len = flex::kMaxFlexLength + 1;  // past the exact float range of kv - q (flex_mods.h)
+  try {
+    call(a);
+    ADD_FAILURE() << "q_len " << a.forward.q_len << " was accepted";
+  } catch (const aisp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(flex::kMaxFlexLength)), std::string::npos) << e.what();
+  }
 }
 
 // ---- The reference against finite differences --------------------------------------------------

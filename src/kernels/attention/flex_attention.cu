@@ -66,6 +66,9 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
     fail("q_heads (" + std::to_string(a.q_heads) + ") must be a multiple of kv_heads (" +
          std::to_string(a.kv_heads) + ")");
   if (a.batch > 65535 || a.q_heads > 65535) fail("batch and q_heads must be <= 65535");
+  if (a.q_len > kMaxFlexLength || a.kv_len > kMaxFlexLength)
+    fail("q_len and kv_len must be <= " + std::to_string(kMaxFlexLength) +
+         " (the score_mods convert kv - q to float exactly only below that: flex_mods.h); split longer sequences");
   if (!a.q || !a.k || !a.v || !a.out) fail("q, k, v and out must be set");
   auto aligned = [](const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15) == 0; };
   if (!aligned(a.q) || !aligned(a.k) || !aligned(a.v) || !aligned(a.out))

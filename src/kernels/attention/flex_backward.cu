@@ -98,6 +98,9 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
     fail("q_heads (" + std::to_string(a.q_heads) + ") must be a multiple of kv_heads (" +
          std::to_string(a.kv_heads) + ")");
   if (a.batch > 65535 || a.kv_heads > 65535) fail("batch and kv_heads must be <= 65535");
+  if (a.q_len > kMaxFlexLength || a.kv_len > kMaxFlexLength)
+    fail("q_len and kv_len must be <= " + std::to_string(kMaxFlexLength) +
+         " (the score_mods convert kv - q to float exactly only below that: flex_mods.h); split longer sequences");
   if (!a.q || !a.k || !a.v || !a.out || !args.dout) fail("q, k, v, out and dout must be set");
   if (!a.lse) fail("lse must be set: the backward needs the forward's log-sum-exp (FlexAttentionArgs::lse)");
   if (!args.dq || !args.dk || !args.dv) fail("dq, dk and dv must be set");

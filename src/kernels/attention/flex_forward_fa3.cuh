@@ -109,7 +109,9 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
                                                      const MaskMod& mask_mod, int b, int h, const int (&qrow)[2],
                                                      const int (&kv0)[2], const bool (&partial)[2], bool careful,
                                                      int lane) {
-  float c = 1.0f;  // s * c is the score in log2 units
+  // s * c is the score in log2 units. A score_mod's result stays in natural units and kLog2e goes
+  // into the exponent's FFMA (one FMUL per element less).
+  float c = ScoreMod::kIdentity ? 1.0f : kLog2e;
   if (!careful) {
     with_concrete(score_mod, [&](const auto& mod) {
       using Mod = std::decay_t<decltype(mod)>;
@@ -126,7 +128,7 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int kv = kv0[j / 8] + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
-            s[4 * j + e] = float(mod(s[4 * j + e] * p.scale, b, h, qrow[e / 2], kv)) * kLog2e;
+            s[4 * j + e] = float(mod(s[4 * j + e] * p.scale, b, h, qrow[e / 2], kv));
           }
       }
     });
@@ -135,19 +137,40 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
     // partly rolled loop over one concrete mask: fully unrolled, a run-time BuiltinMask's switch of
     // nine masks per element bloated the loop and made ptxas shuffle S between registers on every
     // iteration, careful or not.
+    //
+    // A mask that loads captured tensors (MaskReadsMemory: document ids, block flags, element bits)
+    // runs on every element instead, at coordinates clamped into the matrix (its result dropped
+    // outside): behind the per-element branch its loads waited one after another (README, v6).
+    // Arithmetic masks keep the branch, which compiles to predication: with the clamps and the
+    // shorter unroll on every mask, the dense-masked causal bench went from 3.29 to 4.02 ms. Unrolled
+    // by 2 here: by 4 or 8, ptxas spilled 52 B in the relative-bias kernel.
     std::uint64_t keep = 0;
     with_concrete(mask_mod, [&](const auto& mask) {
       using Mask = std::decay_t<decltype(mask)>;
+      if constexpr (MaskReadsMemory<Mask>) {
+        const int last_q = p.q_len - 1, last_kv = p.kv_len - 1;
+        const int qc[2] = {qrow[0] < last_q ? qrow[0] : last_q, qrow[1] < last_q ? qrow[1] : last_q};
+#pragma unroll 2
+        for (int i = 0; i < 64; ++i) {
+          const int j = i / 4, e = i % 4;
+          const bool second = j >= 8;
+          const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
+          const bool in = (e < 2 ? qrow[0] : qrow[1]) < p.q_len && kv < p.kv_len;
+          const bool masked = mask(b, h, e < 2 ? qc[0] : qc[1], kv < last_kv ? kv : last_kv);
+          keep |= std::uint64_t(in & (masked | !(second ? partial[1] : partial[0]))) << i;
+        }
+      } else {
 #pragma unroll 8
-      for (int i = 0; i < 64; ++i) {
-        const int j = i / 4, e = i % 4;
-        const bool second = j >= 8;  // selects, not run-time array indexing (that would go to local memory)
-        const int qr = e < 2 ? qrow[0] : qrow[1];
-        const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
-        bool kept = qr < p.q_len && kv < p.kv_len;  // outside the matrix (or a missing half): never call the mods
-        if constexpr (!Mask::kAlwaysTrue)
-          if (kept && (second ? partial[1] : partial[0])) kept = mask(b, h, qr, kv);
-        keep |= std::uint64_t(kept) << i;
+        for (int i = 0; i < 64; ++i) {
+          const int j = i / 4, e = i % 4;
+          const bool second = j >= 8;  // selects, not run-time array indexing (that would go to local memory)
+          const int qr = e < 2 ? qrow[0] : qrow[1];
+          const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
+          bool kept = qr < p.q_len && kv < p.kv_len;  // outside the matrix (or a missing half): never call the mods
+          if constexpr (!Mask::kAlwaysTrue)
+            if (kept && (second ? partial[1] : partial[0])) kept = mask(b, h, qr, kv);
+          keep |= std::uint64_t(kept) << i;
+        }
       }
     });
     // The score_mod here as it comes (a run-time family switches per element): four unrolled
@@ -162,7 +185,7 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
             t = s[4 * j + e] * p.scale_log2;
           } else {
             const int kv = kv0[j / 8] + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
-            t = float(score_mod(s[4 * j + e] * p.scale, b, h, qrow[e / 2], kv)) * kLog2e;
+            t = float(score_mod(s[4 * j + e] * p.scale, b, h, qrow[e / 2], kv));
           }
         }
         s[4 * j + e] = t;

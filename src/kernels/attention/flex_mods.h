@@ -33,6 +33,63 @@ namespace aisp::kernels::flex {
 AISP_HD float flex_tanh(float x) { return tanhf(x); }
 AISP_HD double flex_tanh(double x) { return tanh(x); }
 
+// tanh for the forward's scores. On the device, float: `tanh.approx.f32`, one MUFU op (sm_75+; max
+// relative error 2^-10.99, PTX ISA) instead of libm's ~20 instructions with branches, which made
+// soft-cap run at 29 % of the plain kernel's rate (README). The score it feeds is rounded into a
+// bf16 P anyway (2^-9); the float64 references and the host keep the exact tanh.
+AISP_HD float flex_tanh_fast(float x) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return tanhf(x);
+#endif
+}
+AISP_HD double flex_tanh_fast(double x) { return tanh(x); }
+
+// x / c for a c that is the same for every element. On the device, float: x * (1 / c), the
+// reciprocal computed once per thread (hoisted) instead of an IEEE division (FCHK + a slow-path
+// call) per element; 1 ulp from x / c. The host and double keep the division.
+AISP_HD float flex_div_by_constant(float x, float c) {
+#if defined(__CUDA_ARCH__)
+  return x * (1.0f / c);
+#else
+  return x / c;
+#endif
+}
+AISP_HD double flex_div_by_constant(double x, double c) { return x / c; }
+
+// An int as float by the magic-number trick: an integer add and a float subtract (full-rate pipes)
+// instead of I2F (which is not). Adding d to the bits of 1.5 * 2^23 puts d in the mantissa of a
+// float whose unit in the last place is 1; subtracting 1.5 * 2^23 leaves d, exactly for
+// -2^22 <= d <= 2^22. Host and device compute the same bits (tests/cpu/flex_mods_test.cc checks
+// the range).
+inline constexpr int kMaxFlexLength = 1 << 22;  // lengths the entry points accept: |kv - q| < 2^22
+AISP_HD float flex_int_to_float_exact(int d) {
+  const std::uint32_t bits = std::uint32_t(d + 0x4B400000);
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits) - 12582912.0f;
+#else
+  return __builtin_bit_cast(float, bits) - 12582912.0f;  // no <cstring> / <bit>: NVRTC flattens this header
+#endif
+}
+
+// A position difference kv - q as T, exactly: on the device, float, by flex_int_to_float_exact (the
+// entry points refuse lengths above kMaxFlexLength, so |kv - q| < 2^22 always).
+template <class T>
+AISP_HD T flex_position_delta(int d) {
+  return T(d);
+}
+template <>
+AISP_HD float flex_position_delta<float>(int d) {
+#if defined(__CUDA_ARCH__)
+  return flex_int_to_float_exact(d);
+#else
+  return float(d);
+#endif
+}
+
 // ---- score_mod built-ins ------------------------------------------------------------------------
 
 // The identity; the kernel folds the scale into its exp2 factor when it sees kIdentity.
@@ -50,7 +107,7 @@ struct Alibi {
   const float* slopes = nullptr;
   template <class T>
   AISP_HD T operator()(T s, int, int h, int q, int kv) const {
-    return s + T(slopes[h]) * T(kv - q);
+    return s + T(slopes[h]) * flex_position_delta<T>(kv - q);
   }
   template <class T>
   AISP_HD T grad(T, int, int, int, int) const { return T(1); }  // an additive bias
@@ -76,9 +133,12 @@ struct RelativeBias {
 struct SoftCap {
   static constexpr bool kIdentity = false;
   float cap = 50.0f;
+  // The forward's device tanh is the one-MUFU approximation (flex_tanh_fast); grad below keeps the
+  // exact tanh: near saturation 1 - t^2 is small and an absolute 2^-11 in t would be a large
+  // relative error in it.
   template <class T>
   AISP_HD T operator()(T s, int, int, int, int) const {
-    return T(cap) * flex_tanh(s / T(cap));
+    return T(cap) * flex_tanh_fast(flex_div_by_constant(s, T(cap)));
   }
   // d/ds cap tanh(s / cap) = 1 - tanh^2(s / cap).
   template <class T>
@@ -95,6 +155,13 @@ inline constexpr bool ScoreModHasGrad = requires(const F& f, T s) {
 };
 
 // ---- mask_mod built-ins -------------------------------------------------------------------------
+
+// True for a mask that loads captured tensors (it has `static constexpr bool kReadsMemory = true`).
+// The fa3 kernel evaluates such a mask on every element of a partial tile, at coordinates clamped
+// into the matrix, so its loads issue together instead of behind a branch per element; a mask
+// without the member (arithmetic built-ins, user functors) is called only inside the matrix.
+template <class M>
+inline constexpr bool MaskReadsMemory = requires { requires M::kReadsMemory; };
 
 struct NoMask {
   static constexpr bool kAlwaysTrue = true;
@@ -138,6 +205,7 @@ struct PrefixLm {
 // captured; q_len == kv_len. Combine with Causal through and_masks for causal packed documents.
 struct Document {
   static constexpr bool kAlwaysTrue = false;
+  static constexpr bool kReadsMemory = true;
   const std::int32_t* doc_ids = nullptr;
   std::int64_t batch_stride = 0;  // elements between batches; 0 shares one id row over the batch
   AISP_HD bool operator()(int b, int, int q, int kv) const {
@@ -150,6 +218,7 @@ struct Document {
 // block_kv) tile, shared by every batch and head (the demo's random block-sparse pattern).
 struct BlockSparse {
   static constexpr bool kAlwaysTrue = false;
+  static constexpr bool kReadsMemory = true;
   const std::uint8_t* keep = nullptr;
   int num_kv_blocks = 0;
   int block_q = 128, block_kv = 64;
@@ -161,6 +230,7 @@ struct BlockSparse {
 // An arbitrary element mask: bits (batch, heads, q_len, kv_len) uint8 (tests: random masks).
 struct ElementMask {
   static constexpr bool kAlwaysTrue = false;
+  static constexpr bool kReadsMemory = true;
   const std::uint8_t* bits = nullptr;
   int heads = 1;
   int q_len = 0, kv_len = 0;
@@ -169,19 +239,24 @@ struct ElementMask {
   }
 };
 
+// Both masks are evaluated, always (`&`, `|`, as PyTorch's and_masks / or_masks): no branch per
+// element around a memory-reading mask, so the fa3 kernel's loads of a partial tile issue together.
+// Kernels call masks only at coordinates inside the matrix, where every built-in may read.
 template <class A, class B>
 struct AndMask {
   static constexpr bool kAlwaysTrue = A::kAlwaysTrue && B::kAlwaysTrue;
+  static constexpr bool kReadsMemory = MaskReadsMemory<A> || MaskReadsMemory<B>;
   A a;
   B b;
-  AISP_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) && b(bi, h, q, kv); }
+  AISP_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) & b(bi, h, q, kv); }
 };
 template <class A, class B>
 struct OrMask {
   static constexpr bool kAlwaysTrue = A::kAlwaysTrue || B::kAlwaysTrue;
+  static constexpr bool kReadsMemory = MaskReadsMemory<A> || MaskReadsMemory<B>;
   A a;
   B b;
-  AISP_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) || b(bi, h, q, kv); }
+  AISP_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) | b(bi, h, q, kv); }
 };
 template <class A, class B>
 AndMask<A, B> and_masks(A a, B b) {
@@ -239,7 +314,7 @@ struct BuiltinMask {
       case Kind::sliding_causal: return sliding_causal(b, h, q, kv);
       case Kind::prefix_lm: return prefix_lm(b, h, q, kv);
       case Kind::document: return document(b, h, q, kv);
-      case Kind::document_causal: return kv <= q && document(b, h, q, kv);
+      case Kind::document_causal: return (kv <= q) & document(b, h, q, kv);
       case Kind::block_sparse: return block_sparse(b, h, q, kv);
       case Kind::element: return element(b, h, q, kv);
       default: return true;
