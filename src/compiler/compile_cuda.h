@@ -60,7 +60,8 @@ struct CudaCompileOptions {
   // (runtime/cuda/kernel_autotune.h: block size, grid cap, a row kernel's register plan).
   bool tune_kernels = true;
   // max-autotune's last step: the tuned plan and the same plan with the heuristics' choices are
-  // timed whole (as CUDA graphs on random inputs) and the tuned one is dropped if it is slower:
+  // timed whole on random inputs, one call per sample with L2 flushed before it (the harness's cold
+  // mode), 15 interleaved samples each, and the tuned one is dropped if the other is >= 1 % faster:
   // choices timed one at a time need not be fastest in the model's sequence (small-M GEMMs).
   bool check_whole_plan = true;
 };
