@@ -179,11 +179,7 @@ BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q
 
 BlockMask dense_block_mask(int batch, int heads, int q_len, int kv_len, bool as_partial,
                            cudaStream_t stream) {
-  BlockMaskShape shape;
-  shape.batch = batch;
-  shape.heads = heads;
-  shape.q_len = q_len;
-  shape.kv_len = kv_len;
+  const BlockMaskShape shape{batch, heads, q_len, kv_len};  // default block sizes
   BlockMask bm = allocate_block_mask(shape);
   std::int32_t* base = bm.mutable_base();
   const std::int64_t tiles = shape.tiles();

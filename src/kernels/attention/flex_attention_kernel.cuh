@@ -622,11 +622,7 @@ void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreM
 template <class MaskMod>
 BlockMask create_block_mask(const MaskMod& mask, int batch, int heads, int q_len, int kv_len,
                             cudaStream_t stream) {
-  BlockMaskShape shape;
-  shape.batch = batch;
-  shape.heads = heads;
-  shape.q_len = q_len;
-  shape.kv_len = kv_len;
+  const BlockMaskShape shape{batch, heads, q_len, kv_len};  // default block sizes
   BlockMask bm = allocate_block_mask(shape);
   if (shape.rows() == 0) return bm;
   std::int32_t* base = bm.mutable_base();

@@ -45,11 +45,7 @@ void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, 
 
 BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads, int q_len,
                                 int kv_len, cudaStream_t stream) {
-  BlockMaskShape shape;
-  shape.batch = batch;
-  shape.heads = heads;
-  shape.q_len = q_len;
-  shape.kv_len = kv_len;
+  const BlockMaskShape shape{batch, heads, q_len, kv_len};  // default block sizes
   BlockMask bm = allocate_block_mask(shape);
   std::int32_t* base = bm.mutable_base();
   int block_q = shape.block_q, block_kv = shape.block_kv, num_kv_blocks = shape.num_kv_blocks();
