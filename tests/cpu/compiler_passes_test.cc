@@ -136,6 +136,16 @@ TEST(CompilerExpand, KeptAttentionIsOneLibraryStepOnContiguousOperands) {
   PipelineOptions eager = o;
   eager.fuse_within_composites_only = true;
   EXPECT_EQ(lower(g, eager).fusion.kernel_count(), 3);
+  // A backend whose kernel reads [B, H, T, D] views (the fa3 kernel's TMA maps): no copies at all;
+  // heads whose strides are not 16-byte multiples (D = 6 in bf16) are still copied.
+  PipelineOptions in_place = o;
+  in_place.strided_attention = true;
+  EXPECT_EQ(lower(g, in_place).fusion.kernel_count(), 0);
+  Graph odd;
+  Tensor qkv6 = odd.input("qkv", {2, 16, 3, 4, 6}, DType::bf16);
+  auto head6 = [&](std::int64_t i) { return permute(reshape(slice(qkv6, 2, i, i + 1), {2, 16, 4, 6}), {0, 2, 1, 3}); };
+  odd.output(attention(head6(0), head6(1), head6(2), true));
+  EXPECT_EQ(lower(odd, in_place).fusion.kernel_count(), 1);
   EXPECT_EQ(l.passes[0].summary, "attention: 1 kept as one step, 0 expanded");
   // The predicate decides per node: the non-causal call is expanded in the same graph.
   Graph g2;

@@ -343,6 +343,56 @@ TEST(FlexAttention, ManyUnevenRowsWithAMemoryReadingMask) {
   }
 }
 
+// The fa3 kernel reads q, k and v in place as heads sliced out of one packed qkv buffer
+// [B, T, 3, H, D] (strides: batch T·3·H·D, head D, position 3·H·D): the same outputs as the contiguous
+// call and the float64 reference, for both head dims, causal, odd lengths; the other kernels refuse
+// strides with the reason.
+TEST(FlexAttention, Fa3ReadsHeadsOfAPackedQkvInPlace) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  if (aisp::gpu_properties(0).compute_capability != 90) GTEST_SKIP() << "the fa3 kernel is sm_90a only";
+  for (int head_dim : {64, 128}) {
+    const Shape s{2, 3, 3, 333, 333, head_dim};
+    const Inputs in = make_inputs(s, 2024 + head_dim);
+    const int B = s.batch, H = s.q_heads, T = s.q_len, D = head_dim;
+    std::vector<std::uint16_t> packed(std::size_t(B) * T * 3 * H * D);
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h)
+        for (int t = 0; t < T; ++t)
+          for (int d = 0; d < D; ++d) {
+            const std::size_t from = ((std::size_t(b) * H + h) * T + t) * D + d;
+            const std::size_t to = (((std::size_t(b) * T + t) * 3) * H + h) * D + d;
+            packed[to] = in.q[from];
+            packed[to + std::size_t(H) * D] = in.k[from];
+            packed[to + 2 * std::size_t(H) * D] = in.v[from];
+          }
+    DeviceTensor d_packed(DType::bf16, {std::int64_t(packed.size())});
+    d_packed.upload(packed);
+    TestStream stream;
+    const flex::BlockMask bm = flex::create_block_mask(flex::mask_causal(), 1, 1, T, T, stream.get());
+    std::vector<double> ref_out, ref_lse;
+    reference(in, flex::NoScoreMod{}, flex::Causal{}, ref_out, ref_lse);
+    Device dev(in);
+    flex::FlexAttentionArgs a = dev.args(s, flex::FlexKernel::fa3);
+    const auto* base = d_packed.data<const flex::bf16>();
+    a.q = base;
+    a.k = base + std::size_t(H) * D;
+    a.v = base + 2 * std::size_t(H) * D;
+    for (std::int64_t* st : {a.q_stride, a.k_stride, a.v_stride}) {
+      st[0] = std::int64_t(T) * 3 * H * D;
+      st[1] = D;
+      st[2] = std::int64_t(3) * H * D;
+    }
+    flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get());
+    stream.sync();
+    expect_matches(dev, ref_out, ref_lse, "packed qkv, fa3, D=" + std::to_string(D));
+    a.kernel = flex::FlexKernel::mma_sync;
+    EXPECT_THROW(flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
+    a.kernel = flex::FlexKernel::fa3;
+    a.k_stride[1] = D + 4;  // not a multiple of 8 elements: TMA cannot take it
+    EXPECT_THROW(flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
+  }
+}
+
 // create_block_mask on the GPU builds exactly the host bookkeeping's lists.
 TEST(FlexAttention, GpuBlockMaskEqualsHostBookkeeping) {
   if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;

@@ -18,15 +18,21 @@ NodeId copy_of(Graph& g, NodeId id) {
   return g.add(std::move(n));
 }
 
-bool operand_ok(const Graph& g, OpKind consumer, NodeId id) {
+bool operand_ok(const Graph& g, OpKind consumer, NodeId id, bool strided_attention) {
   const auto layout = layout_of(g, id);
   if (!layout) return false;
-  return consumer == OpKind::matmul || layout->contiguous();
+  if (consumer == OpKind::matmul || layout->contiguous()) return true;
+  if (consumer != OpKind::attention || !strided_attention || layout->shape.size() != 4) return false;
+  const std::int64_t es = std::int64_t(size_of(g.node(id).dtype));
+  if (layout->strides[3] != 1 || (layout->offset * es) % 16 != 0) return false;
+  for (int d = 0; d < 3; ++d)
+    if (layout->strides[std::size_t(d)] <= 0 || (layout->strides[std::size_t(d)] * es) % 16 != 0) return false;
+  return true;
 }
 
 }  // namespace
 
-Graph materialize(const Graph& g, std::string* summary) {
+Graph materialize(const Graph& g, std::string* summary, bool strided_attention) {
   Graph out;
   int copies = 0;
   std::vector<NodeId> map(g.size(), -1);
@@ -34,7 +40,7 @@ Graph materialize(const Graph& g, std::string* summary) {
     Node n = g.node(id);
     for (NodeId& in : n.inputs) {
       in = map[std::size_t(in)];
-      if (is_library(n.op) && !operand_ok(out, n.op, in)) {
+      if (is_library(n.op) && !operand_ok(out, n.op, in, strided_attention)) {
         in = copy_of(out, in);
         ++copies;
       }

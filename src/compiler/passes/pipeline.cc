@@ -27,7 +27,7 @@ std::vector<GraphPass> graph_passes(const PipelineOptions& options) {
   return {
       {"expand", [&](const Graph& g, std::string* s) { return expand(g, options.keep_attention, s); }},
       {"simplify", [](const Graph& g, std::string* s) { return simplify(g, s); }},
-      {"materialize", [](const Graph& g, std::string* s) { return materialize(g, s); }},
+      {"materialize", [&](const Graph& g, std::string* s) { return materialize(g, s, options.strided_attention); }},
       {"epilogue",
        [&](const Graph& g, std::string* s) {
          if (!options.fold_matmul_bias) {

@@ -28,6 +28,7 @@ struct PipelineOptions {
   bool keep_ir = true;  // store the printed IR after each pass (for inspect and tests)
   CanFoldBias fold_matmul_bias;  // passes/epilogue.h: the backend's bias-epilogue GEMM; empty: off
   KeepAttention keep_attention;  // the backend's flash-attention predicate; empty: expand every attention
+  bool strided_attention = false;  // the backend's flash kernel reads [B, H, T, D] views in place (materialize.h)
 };
 
 struct PassRecord {

@@ -85,6 +85,14 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
   if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
     fail("the block mask's batch / heads must be 1 (broadcast) or match the call's");
   detail::require_supported_gpu("flex_attention");
+  if (a.strided()) {
+    for (const std::int64_t* st : {a.q_stride, a.k_stride, a.v_stride})
+      for (int i = 0; i < 3; ++i)
+        if (st[i] < 0 || st[i] % 8 != 0)
+          fail("q/k/v strides must be multiples of 8 elements (16 bytes: TMA); got " + std::to_string(st[i]));
+    if (detail::resolve_kernel(a.kernel) != FlexKernel::fa3)
+      fail("strided q, k, v are read by the fa3 kernel only (sm_90a); make them contiguous for the others");
+  }
 }
 
 namespace detail {
@@ -105,16 +113,23 @@ FlexKernel resolve_kernel(FlexKernel requested) {
 Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
   const std::uint64_t d = std::uint64_t(a.head_dim);
   const std::uint64_t row_bytes = d * sizeof(bf16);
-  auto map = [&](const bf16* data, int len, int heads, std::uint32_t box_rows, const char* what) {
-    const std::uint64_t dims[3] = {d, std::uint64_t(len), std::uint64_t(a.batch) * std::uint64_t(heads)};
-    const std::uint64_t strides[2] = {row_bytes, row_bytes * std::uint64_t(len)};
-    const std::uint32_t box[3] = {64, box_rows, 1};
-    return ::aisp::kernels::sm90::make_map_sw128(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, dims, strides, box, what);
+  // {D, length, heads, batch}; strides in bytes of position, head, batch (the contiguous ones unless
+  // the call gives its own: FlexAttentionArgs::q_stride ...).
+  auto map = [&](const bf16* data, int len, int heads, const std::int64_t* stride, std::uint32_t box_rows,
+                 const char* what) {
+    const std::uint64_t dims[4] = {d, std::uint64_t(len), std::uint64_t(heads), std::uint64_t(a.batch)};
+    const bool own = stride[0] != 0 || stride[1] != 0 || stride[2] != 0;
+    const std::uint64_t strides[3] = {own ? std::uint64_t(stride[2]) * sizeof(bf16) : row_bytes,
+                                      own ? std::uint64_t(stride[1]) * sizeof(bf16) : row_bytes * std::uint64_t(len),
+                                      own ? std::uint64_t(stride[0]) * sizeof(bf16)
+                                          : row_bytes * std::uint64_t(len) * std::uint64_t(heads)};
+    const std::uint32_t box[4] = {64, box_rows, 1, 1};
+    return ::aisp::kernels::sm90::make_map_sw128(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, dims, strides, box, what);
   };
   Fa3Maps m;
-  m.q = map(a.q, a.q_len, a.q_heads, kBlockQ, "flex_attention q");
-  m.k = map(a.k, a.kv_len, a.kv_heads, kBlockKv, "flex_attention k");
-  m.v = map(a.v, a.kv_len, a.kv_heads, kBlockKv, "flex_attention v");
+  m.q = map(a.q, a.q_len, a.q_heads, a.q_stride, kBlockQ, "flex_attention q");
+  m.k = map(a.k, a.kv_len, a.kv_heads, a.k_stride, kBlockKv, "flex_attention k");
+  m.v = map(a.v, a.kv_len, a.kv_heads, a.v_stride, kBlockKv, "flex_attention v");
   return m;
 }
 

@@ -1,7 +1,7 @@
 // FlexAttention forward on the GPU (see README.md): attention with a score_mod and a mask_mod fused
 // into one flash kernel that visits only the non-empty tiles of a block mask.
 //
-// Layouts (contiguous, row-major):
+// Layouts (contiguous, row-major; q, k and v may be strided views for the fa3 kernel: the args' strides):
 //   q    (batch, q_heads,  q_len,  head_dim)  bf16
 //   k, v (batch, kv_heads, kv_len, head_dim)  bf16   q_heads % kv_heads == 0 (GQA / MQA)
 //   out  (batch, q_heads,  q_len,  head_dim)  bf16
@@ -48,6 +48,16 @@ struct FlexAttentionArgs {
   int head_dim = 128;
   float scale = 0.0f;  // 0: 1 / sqrt(head_dim)
   FlexKernel kernel = FlexKernel::automatic;
+  // Element strides of q, k and v over (batch, head, position); all 0: the contiguous layouts above.
+  // The fa3 kernel reads any strides that are multiples of 8 (16 bytes, for TMA), e.g. heads sliced
+  // out of a fused qkv projection [B, T, 3, H, D] without a copy; the other kernels (and the
+  // backward) need contiguous q, k and v. The head dim is always contiguous; out always is.
+  std::int64_t q_stride[3] = {0, 0, 0}, k_stride[3] = {0, 0, 0}, v_stride[3] = {0, 0, 0};
+  bool strided() const {
+    for (int i = 0; i < 3; ++i)
+      if (q_stride[i] != 0 || k_stride[i] != 0 || v_stride[i] != 0) return true;
+    return false;
+  }
 };
 
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the device part

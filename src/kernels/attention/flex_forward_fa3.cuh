@@ -310,10 +310,10 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       hw::prefetch_tensor_map(&maps.q);
       hw::prefetch_tensor_map(&maps.k);
       hw::prefetch_tensor_map(&maps.v);
-      const int zq = b * p.q_heads + h, zkv = b * p.kv_heads + hkv;
+      // 4-D maps {D, length, heads, batch} (make_fa3_maps): q and k/v may be strided views.
       hw::mbar_arrive_expect_tx(q_full, C::kQBytes);
 #pragma unroll
-      for (int a = 0; a < C::kAtoms; ++a) hw::tma_load_3d(sq + a * C::kQAtom, &maps.q, q_full, a * 64, q0, zq);
+      for (int a = 0; a < C::kAtoms; ++a) hw::tma_load_4d(sq + a * C::kQAtom, &maps.q, q_full, a * 64, q0, h, b);
       // Iteration i's two 64-key tiles into slot i % S (halves kHalf apart in each atom); the
       // missing half of an odd count repeats the first (finite data, masked by the consumers).
       auto load = [&](const CUtensorMap* map, std::uint32_t ring, std::uint32_t full, std::uint32_t empty, int i) {
@@ -325,8 +325,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         const std::uint32_t dst = ring + std::uint32_t(slot) * C::kKvBytes;
 #pragma unroll
         for (int a = 0; a < C::kAtoms; ++a) {
-          hw::tma_load_3d(dst + a * C::kKvAtom, map, full, a * 64, t0 * kBlockKv, zkv);
-          hw::tma_load_3d(dst + a * C::kKvAtom + C::kHalf, map, full, a * 64, t1 * kBlockKv, zkv);
+          hw::tma_load_4d(dst + a * C::kKvAtom, map, full, a * 64, t0 * kBlockKv, hkv, b);
+          hw::tma_load_4d(dst + a * C::kKvAtom + C::kHalf, map, full, a * 64, t1 * kBlockKv, hkv, b);
         }
       };
       // Order K_0, K_1, V_0, K_2, V_1, ...: the consumers need K_i before V_{i-1}.
@@ -482,8 +482,9 @@ __global__ void __launch_bounds__(C::kThreads, 1)
 }
 
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernel
-// Host: the TMA maps of a call (flex_attention.cu): q as {D, q_len, B Hq} in boxes {64, 128, 1},
-// k and v as {D, kv_len, B Hkv} in boxes {64, 64, 1}; rows past the lengths read as zero.
+// Host: the TMA maps of a call (flex_attention.cu): q as {D, q_len, Hq, B} in boxes {64, 128, 1, 1},
+// k and v as {D, kv_len, Hkv, B} in boxes {64, 64, 1, 1}, with the call's strides (a head sliced out of
+// a fused qkv projection needs no copy); rows past the lengths read as zero.
 Fa3Maps make_fa3_maps(const FlexAttentionArgs& a);
 
 template <int D, class ScoreMod, class MaskMod, class C>

@@ -159,11 +159,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
           }
         }
       }
-      if (n.op == OpKind::attention) {
-        for (const Layout& l : layouts)
-          if (!l.contiguous()) throw Error(fmt::format("internal: attention operand %{} is not contiguous", l.source));
-        attention = std::make_unique<AttentionStep>(g, n, loaded_);
-      }
+      if (n.op == OpKind::attention) attention = std::make_unique<AttentionStep>(g, n, layouts, loaded_);
       stats_.library_calls += n.op == OpKind::matmul   ? CudaLibrary::launches(gemm)
                               : n.op == OpKind::concat ? int(n.inputs.size())
                                                        : 1;
@@ -336,6 +332,8 @@ PipelineOptions cuda_pipeline_options(const CudaCompileOptions& options, const N
     pipeline.keep_attention = [arch = jit.arch()](const Graph& graph, const Node& n) {
       return flash_attention_supports(arch, n, graph);
     };
+  // The fa3 kernel (sm_90a) reads heads sliced out of a fused qkv projection in place.
+  pipeline.strided_attention = options.flash_attention && jit.arch() == "sm_90a";
   return pipeline;
 }
 

@@ -41,7 +41,8 @@ struct AttentionStep::Impl {
   bool loaded = false;
 };
 
-AttentionStep::AttentionStep(const Graph& g, const Node& n, bool load) : impl_(std::make_unique<Impl>()) {
+AttentionStep::AttentionStep(const Graph& g, const Node& n, const std::vector<Layout>& operands, bool load)
+    : impl_(std::make_unique<Impl>()) {
   const Shape& q = g.node(n.inputs[0]).shape;
   const Shape& k = g.node(n.inputs[1]).shape;
   auto& a = impl_->args;
@@ -51,6 +52,17 @@ AttentionStep::AttentionStep(const Graph& g, const Node& n, bool load) : impl_(s
   a.batch = int(numel(q) / (std::int64_t(a.q_len) * a.head_dim));
   a.q_heads = a.kv_heads = 1;
   a.scale = float(n.value);
+  if (operands.size() != 3) throw Error("internal: an attention step takes q, k and v");
+  bool contiguous = true;
+  for (const Layout& l : operands) contiguous = contiguous && l.contiguous();
+  if (!contiguous) {  // [B, H, T, D] views (materialize.h): batch and heads apart, each operand's strides
+    if (q.size() != 4) throw Error("internal: a strided attention operand that is not [B, H, T, D]");
+    a.batch = int(q[0]);
+    a.q_heads = a.kv_heads = int(q[1]);
+    std::int64_t* strides[3] = {a.q_stride, a.k_stride, a.v_stride};
+    for (std::size_t i = 0; i < 3; ++i)
+      for (std::size_t d = 0; d < 3; ++d) strides[i][d] = operands[i].strides[d];
+  }
   impl_->loaded = load;
   if (!load) return;
   impl_->mask_mod = n.causal ? flex::mask_causal() : flex::mask_none();

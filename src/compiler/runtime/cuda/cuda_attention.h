@@ -6,8 +6,10 @@
 // with Tq == Tk (the kernel's causal mask is top-left aligned, the op's bottom-right: equal when the
 // lengths are); at least one 128-query tile (shorter, the primitives measured faster); a GPU the
 // kernels are built for (sm_90a, sm_100a). Every other attention node is
-// expanded into primitives (passes/expand.h). The leading axes fold into the kernel's batch (heads 1):
-// materialize gives the step contiguous [..., T, D] operands.
+// expanded into primitives (passes/expand.h). Contiguous [..., T, D] operands fold their leading axes
+// into the kernel's batch (heads 1); on sm_90a materialize leaves [B, H, T, D] views with 16-byte
+// strides as they are (heads sliced out of a fused qkv projection) and the fa3 kernel reads them in
+// place with their strides.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "compiler/ir/graph.h"
+#include "compiler/passes/layout.h"
 
 namespace aisp::compiler {
 
@@ -26,7 +29,8 @@ class AttentionStep {
  public:
   // load = false: compile only (no GPU; run() then throws). Otherwise builds the block mask now, on
   // the GPU and synchronously, so that run() allocates nothing and can be captured into a CUDA graph.
-  AttentionStep(const Graph& g, const Node& n, bool load);
+  // `operands`: the layouts of q, k and v (their offsets are applied by the caller of run()).
+  AttentionStep(const Graph& g, const Node& n, const std::vector<Layout>& operands, bool load);
   ~AttentionStep();
   AttentionStep(const AttentionStep&) = delete;
   AttentionStep& operator=(const AttentionStep&) = delete;
