@@ -71,7 +71,8 @@ struct Builder {
 
   Tensor mlp(Tensor x, const std::string& name) {
     const std::int64_t d = c.d_model, f = c.mlp_ratio * c.d_model;
-    return linear(gelu(linear(x, name + ".fc", d, f)), name + ".out", f, d);
+    const Tensor h = linear(x, name + ".fc", d, f);
+    return linear(c.gelu_tanh ? gelu_tanh(h) : gelu(h), name + ".out", f, d);
   }
 
   // One pre-norm transformer block; parameter names start with `p` ("h3." or "" for a region).

@@ -21,6 +21,10 @@ struct GptConfig {
   std::int64_t mlp_ratio = 4;
   DType dtype = DType::bf16;  // storage of parameters and activations; math is fp32
   double ln_eps = 1e-5;
+  // The MLP's GELU: the tanh approximation, as GPT-2 and its successors use it (PyTorch's
+  // GELU(approximate="tanh")); false: the exact erf form. The tanh form is what cuBLASLt's GELU
+  // epilogue computes, so compiled plans fold it into the GEMM before it (passes/epilogue.h).
+  bool gelu_tanh = true;
 
   std::int64_t parameters() const;  // count (tied head counted once)
 };

@@ -10,6 +10,7 @@
 #include "compiler/ir/composites.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
+#include "compiler/passes/pattern.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/passes/simplify.h"
 #include "compiler/runtime/gemm_plan.h"
@@ -225,7 +226,7 @@ TEST(CompilerEpilogue, FoldsOnlyASingleGemmWithARowBiasAndOneConsumer) {
   g.output(shared);
   const Lowered l = lower_with_epilogues(g, false);
   EXPECT_EQ(folded_matmuls(l.graph), 0) << print(l.graph);
-  EXPECT_EQ(l.passes[3].summary, "bias adds folded into matmuls 0");
+  EXPECT_EQ(l.passes[3].summary, "bias adds folded into matmuls 0; activations folded into matmuls 0");
 }
 
 // The eager plan folds inside one composite (a `linear`, like addmm) and never a user's separate add.
@@ -240,6 +241,83 @@ TEST(CompilerEpilogue, EagerPlanFoldsOnlyWithinOneComposite) {
   }
   EXPECT_EQ(folded_matmuls(lower_with_epilogues(g, true).graph), 1);
   EXPECT_EQ(folded_matmuls(lower_with_epilogues(g, false).graph), 2);
+}
+
+int activation_matmuls(const Graph& g) {
+  return int(std::count_if(g.nodes().begin(), g.nodes().end(), [](const Node& n) {
+    return n.op == OpKind::matmul && n.activation == Activation::gelu_tanh;
+  }));
+}
+
+// A Linear `x @ w.T + b` of [out, in] weights, as the GPT writes it.
+Tensor linear_layer(Graph& g, Tensor x, Tensor w, Tensor b) {
+  const Graph::CompositeScope linear(g);
+  return matmul(x, transpose(w, 0, 1)) + b;
+}
+
+// gelu_tanh after a Linear becomes the GEMM's GELU epilogue in a compiled plan: no kernel is left,
+// the activation's nodes are gone and the result equals the unfolded graph's (interpreter).
+TEST(CompilerEpilogue, TanhGeluFoldsIntoTheLinearBeforeIt) {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    Graph g;
+    Tensor x = g.input("x", {2, 9, 24}, dt), w = g.input("w", {16, 24}, dt), b = g.input("b", {16}, dt);
+    g.output(gelu_tanh(linear_layer(g, reshape(x, {18, 24}), w, b)));
+    const Lowered fused = lower_with_epilogues(g, false);
+    EXPECT_EQ(activation_matmuls(fused.graph), 1) << print(fused.graph);
+    EXPECT_EQ(folded_matmuls(fused.graph), 1);
+    EXPECT_EQ(count_op(fused.graph, OpKind::tanh), 0);
+    EXPECT_EQ(fused.fusion.kernel_count(), 0) << describe(fused.graph, fused.fusion);
+    EXPECT_EQ(fused.fusion.library_count(), 1);
+    EXPECT_NE(print(fused.graph).find("gelu_tanh"), std::string::npos);
+    EXPECT_EQ(fused.passes[3].summary, "bias adds folded into matmuls 1; activations folded into matmuls 1");
+    const auto in = random_inputs(g, 5);
+    const auto want = interpret(lower(g).graph, in), got = interpret(fused.graph, in);
+    ASSERT_EQ(want[0].size(), got[0].size());
+    // f32: the unfolded graph rounds the GEMM's sum to f32 once more; bf16: one bf16 rounding more.
+    const double rtol = dt == DType::f32 ? 1e-5 : 1.0 / 128;
+    for (std::size_t i = 0; i < want[0].size(); ++i)
+      ASSERT_NEAR(want[0][i], got[0][i], rtol * (1 + std::abs(want[0][i]))) << name_of(dt) << " " << i;
+  }
+}
+
+TEST(CompilerEpilogue, ActivationFoldsOnlyTheExactTanhGeluOfAnUnsharedMatmul) {
+  Graph g;
+  Tensor x = g.input("x", {12, 24}), w = g.input("w", {16, 24}), b = g.input("b", {16});
+  g.output(gelu(linear_layer(g, x, w, b)));  // the erf form: cuBLASLt has no such epilogue
+  const Tensor xf = linear_layer(g, x * 2.0, w, b);  // a near miss: 0.04 instead of 0.044715
+  g.output(0.5 * xf * (1.0 + tanh(0.7978845608028654 * (xf + 0.04 * (xf * xf * xf)))));
+  const Tensor shared = linear_layer(g, x * 3.0, w, b);  // the product is also an output
+  g.output(gelu_tanh(shared));
+  g.output(shared);
+  g.output(gelu_tanh(x));  // no matmul before it
+  const Lowered l = lower_with_epilogues(g, false);
+  EXPECT_EQ(activation_matmuls(l.graph), 0) << print(l.graph);
+  EXPECT_EQ(folded_matmuls(l.graph), 3);
+  // The eager plan never folds across composite calls, even a fold that a compiled plan makes.
+  Graph h;
+  Tensor hx = h.input("x", {12, 24}), hw = h.input("w", {16, 24}), hb = h.input("b", {16});
+  h.output(gelu_tanh(linear_layer(h, hx, hw, hb)));
+  EXPECT_EQ(activation_matmuls(lower_with_epilogues(h, true).graph), 0);
+  EXPECT_EQ(activation_matmuls(lower_with_epilogues(h, false).graph), 1);
+}
+
+// The pattern matcher: what a composite computes, whatever the order of commutative operands.
+TEST(CompilerPattern, MatchesACompositeByWhatItComputes) {
+  Graph p;
+  p.output(gelu_tanh(p.input("x", {4, 8}, DType::bf16)));
+  Graph g;
+  const Tensor a = g.input("a", {4, 8}, DType::bf16);
+  const Tensor af = cast(a, DType::f32);
+  const Tensor inner = 0.7978845608028654 * ((0.044715 * (af * af * af)) + af);  // operands swapped
+  const Tensor y = cast((1.0 + tanh(inner)) * af * 0.5, DType::bf16);
+  const auto none = match_pattern(g, y.id, p);  // (1 + t) * x * 0.5 is a different association
+  EXPECT_FALSE(none.has_value());
+  const Tensor z = cast(0.5 * af * (tanh(inner) + 1.0), DType::bf16);
+  const auto m = match_pattern(g, z.id, p);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->input, a.id);
+  EXPECT_EQ(std::count(m->interior.begin(), m->interior.end(), z.id), 1);
+  EXPECT_EQ(std::count(m->interior.begin(), m->interior.end(), a.id), 0);
 }
 
 TEST(CompilerVerifier, AttentionShapesAreChecked) {

@@ -247,6 +247,30 @@ TEST(CompilerCuda, MatmulLayoutsMatchInterpreter) {
   }
 }
 
+// The tanh GELU after a Linear runs as cuBLASLt's GELU(_BIAS) epilogue in the compiled plans
+// (passes/epilogue.h), with and without a bias, in every dtype and plan, against the interpreter's
+// unfolded graph.
+TEST(CompilerCuda, TanhGeluEpilogueMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
+    c::Graph g;
+    const c::Tensor x = g.input("x", {3, 37, 72}, dt);
+    const c::Tensor w = g.input("w", {40, 72}, dt);  // [out, in], used as x @ w.T
+    const double scale = 1.0 / std::sqrt(72.0);      // O(1) pre-activations: GELU's curved part
+    g.output(c::gelu_tanh(c::matmul(x, c::transpose(w * scale, 0, 1)) + g.input("bias", {40}, dt)));
+    g.output(c::gelu_tanh(c::matmul(x * 2.0, c::transpose(w * scale, 0, 1))));
+    c::CudaCompileOptions o;
+    o.jit = &test_jit();
+    o.load = false;
+    const c::CudaCompiledGraph cg = c::compile_cuda(g, o);
+    int folded = 0;
+    for (const c::Node& n : cg.lowered().graph.nodes()) folded += n.activation == c::Activation::gelu_tanh;
+    EXPECT_EQ(folded, 2) << name_of(dt);
+    expect_all_plans_match(g, {c::random_inputs(g, 3), c::random_inputs(g, 4)}, dt,
+                           std::string("tanh GELU epilogue ") + std::string(name_of(dt)));
+  }
+}
+
 // max-autotune times each distinct single GEMM once (equal problems in one graph reuse the decision),
 // caches the decisions on disk (a second compile times nothing) and says what it chose per step.
 TEST(CompilerCuda, MaxAutotuneTimesEachDistinctGemmOnceAndCachesTheDecision) {

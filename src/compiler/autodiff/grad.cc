@@ -183,6 +183,8 @@ class Reverse {
         return;
       }
       case OpKind::matmul: {
+        if (n.activation != Activation::none)  // set by passes/epilogue.h, after differentiation
+          throw Error("autodiff: a matmul with an activation epilogue has no rule; differentiate the graph before lowering it");
         const Tensor a = f32(in(n, 0)), b = f32(in(n, 1));
         if (n.inputs.size() == 3) accumulate(n.inputs[2], gy);  // the addend
         accumulate(n.inputs[0], matmul(gy, transpose(b, -1, -2)));

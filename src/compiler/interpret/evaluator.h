@@ -184,6 +184,8 @@ class Evaluator {
         const auto& c = in(n, 2);
         for (std::int64_t i = 0; i < count; ++i) out[std::size_t(i)] += c[std::size_t(i)];
       }
+      if (n.activation != Activation::none)
+        for (T& v : out) v = apply_activation(n.activation, v);
     } else if (n.op == OpKind::gather) {
       const auto &table = in(n, 0), &idx = in(n, 1);
       const Shape& ts = g_.node(n.inputs[0]).shape;

@@ -37,6 +37,13 @@ Tensor gelu(Tensor x) {
   return cast(0.5 * xf * (1.0 + erf(xf * M_SQRT1_2)), x.dtype());
 }
 
+Tensor gelu_tanh(Tensor x) {
+  const Graph::CompositeScope scope(*x.graph);
+  const Tensor xf = to_f32(x);
+  const double sqrt_2_over_pi = 0.7978845608028654;
+  return cast(0.5 * xf * (1.0 + tanh(sqrt_2_over_pi * (xf + 0.044715 * (xf * xf * xf)))), x.dtype());
+}
+
 Tensor attention(Tensor q, Tensor k, Tensor v, bool causal, double scale) {
   const Graph::CompositeScope scope(*q.graph);
   Node n;

@@ -12,6 +12,9 @@ Tensor softmax(Tensor x, std::int64_t axis = -1);
 Tensor layer_norm(Tensor x, Tensor weight, Tensor bias, double eps = 1e-5);  // over the last axis
 Tensor rms_norm(Tensor x, Tensor weight, double eps = 1e-6);                 // over the last axis
 Tensor gelu(Tensor x);                                                       // exact (erf) form
+// The tanh approximation (GPT-2's, PyTorch's GELU(approximate="tanh")): the form cuBLASLt's GELU
+// epilogue computes, so the compiler can fold it into the GEMM before it (passes/epilogue.h).
+Tensor gelu_tanh(Tensor x);
 // q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]: softmax(q kᵀ · scale) v, scale 1/sqrt(D) unless
 // given; causal masks key j > query i + Tk - Tq. The exception to the rule above: one `attention` node
 // (so a backend can run it as one flash kernel); the expand pass turns it into attention_primitives

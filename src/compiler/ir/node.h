@@ -28,6 +28,7 @@ struct Node {
   bool keepdim = false;              // reduce_*
   double value = 0.0;                // constant: the splat value; attention: the score scale
   bool causal = false;               // attention: query i sees keys j <= i + Tk - Tq
+  Activation activation = Activation::none;  // matmul: applied after the addend (passes/epilogue.h)
   std::string name;                  // input: the name the caller binds
   // Which composite call (softmax, layer_norm, gelu, attention, ...) created the node: an id unique
   // within its graph, -1 for ops the user called directly. Not part of the computation (CSE ignores
@@ -39,7 +40,7 @@ struct Node {
 inline bool same_computation(const Node& a, const Node& b) {
   return a.op == b.op && a.dtype == b.dtype && a.shape == b.shape && a.inputs == b.inputs &&
          a.axes == b.axes && a.starts == b.starts && a.steps == b.steps && a.axis == b.axis &&
-         a.keepdim == b.keepdim && a.causal == b.causal && (a.value == b.value || (a.value != a.value && b.value != b.value)) &&
+         a.keepdim == b.keepdim && a.causal == b.causal && a.activation == b.activation && (a.value == b.value || (a.value != a.value && b.value != b.value)) &&
          a.name == b.name;
 }
 

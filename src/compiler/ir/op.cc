@@ -16,4 +16,6 @@ std::string_view name_of(OpKind k) {
   return names[std::size_t(k)];
 }
 
+std::string_view name_of(Activation a) { return a == Activation::gelu_tanh ? "gelu_tanh" : "none"; }
+
 }  // namespace aisp::compiler

@@ -32,6 +32,15 @@ enum class OpKind : std::uint8_t {
 
 inline constexpr int kNumOps = int(OpKind::attention) + 1;
 
+// A function a matmul applies to its result (after the addend, before the one rounding into its dtype):
+// what a GEMM epilogue computes in fp32 on the accumulators. Only passes/epilogue.h sets one, and
+// only where the backend's GEMM has that epilogue (cuBLASLt's GELU epilogue is the tanh form).
+enum class Activation : std::uint8_t {
+  none,
+  gelu_tanh,  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): composites.h gelu_tanh
+};
+std::string_view name_of(Activation a);
+
 constexpr bool is_leaf(OpKind k) { return k <= OpKind::iota; }
 constexpr bool is_unary(OpKind k) { return k >= OpKind::neg && k <= OpKind::cast; }
 constexpr bool is_binary(OpKind k) { return k >= OpKind::add && k <= OpKind::cmp_eq; }

@@ -18,6 +18,7 @@ std::string format_node(const Graph& g, NodeId id) {
   if (n.op == OpKind::slice)
     s += fmt::format(" starts=[{}] steps=[{}]", fmt::join(n.starts, ","), fmt::join(n.steps, ","));
   if (n.op == OpKind::concat || n.op == OpKind::iota) s += fmt::format(" axis={}", n.axis);
+  if (n.op == OpKind::matmul && n.activation != Activation::none) s += fmt::format(" {}", name_of(n.activation));
   if (n.op == OpKind::attention) s += fmt::format(" scale={}{}", n.value, n.causal ? " causal" : "");
   s += fmt::format(" : {}{}", name_of(n.dtype), to_string(n.shape));
   return s;

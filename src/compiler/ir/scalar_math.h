@@ -28,6 +28,15 @@ T apply_unary(OpKind op, T x) {
   }
 }
 
+// A matmul's activation epilogue (op.h), in T.
+template <class T>
+T apply_activation(Activation a, T x) {
+  using std::tanh;
+  if (a != Activation::gelu_tanh) return x;
+  const T c = T(0.7978845608028654);  // sqrt(2 / pi)
+  return T(0.5) * x * (T(1) + tanh(c * (x + T(0.044715) * x * x * x)));
+}
+
 template <class T>
 T apply_binary(OpKind op, T a, T b) {
   switch (op) {

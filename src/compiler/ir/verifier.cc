@@ -119,6 +119,7 @@ std::string check_shapes(const Graph& g, const Node& n) {
         if (a[i] != b[i] || n.shape[i] != a[i]) return "matmul batch dims differ (broadcast first)";
       if (a[rank - 1] != b[rank - 2]) return fmt::format("matmul inner dims {} vs {}", a[rank - 1], b[rank - 2]);
       if (n.shape[rank - 2] != a[rank - 2] || n.shape[rank - 1] != b[rank - 1]) return "matmul output shape";
+      if (n.activation != Activation::none && !is_floating(n.dtype)) return "a matmul activation needs a float dtype";
       if (n.inputs.size() == 3 && (in(2).shape != n.shape || in(2).dtype != n.dtype))
         return "a matmul addend has the output's shape and dtype";
       return in(0).dtype == n.dtype && in(1).dtype == n.dtype ? "" : "matmul dtypes differ";
@@ -156,6 +157,8 @@ std::string check_shapes(const Graph& g, const Node& n) {
 
 std::string check_node(const Graph& g, const Node& n, NodeId id) {
   if (!is_supported(n.dtype)) return fmt::format("unsupported dtype {}", name_of(n.dtype));
+  if (n.activation != Activation::none && n.op != OpKind::matmul)
+    return fmt::format("activation {} on a {} (only a matmul has one)", name_of(n.activation), name_of(n.op));
   for (auto d : n.shape)
     if (d < 1) return fmt::format("dimension {} in {}", d, to_string(n.shape));
   for (NodeId in : n.inputs)

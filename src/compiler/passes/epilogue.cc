@@ -2,7 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <utility>
+
+#include "compiler/ir/composites.h"
 #include "compiler/passes/layout.h"
+#include "compiler/passes/pattern.h"
+#include "compiler/passes/simplify.h"
 
 namespace aisp::compiler {
 namespace {
@@ -99,6 +105,86 @@ Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_
   }
   for (NodeId o : g.outputs()) out.mutable_outputs().push_back(map[std::size_t(o)]);
   if (summary) *summary = fmt::format("bias adds folded into matmuls {}", folded);
+  return out;
+}
+
+Graph fold_matmul_activation(const Graph& g, const CanFoldBias& can_fold, std::string* summary) {
+  std::vector<int> uses(g.size(), 0);
+  for (const Node& n : g.nodes())
+    for (NodeId in : n.inputs) ++uses[std::size_t(in)];
+  for (NodeId o : g.outputs()) ++uses[std::size_t(o)];
+
+  // gelu_tanh of one input of each (shape, dtype) a candidate has, built and simplified as the user's
+  // graph was.
+  std::map<std::pair<Shape, DType>, Graph> patterns;
+  auto pattern_for = [&](const Node& n) -> const Graph& {
+    auto [it, fresh] = patterns.try_emplace({n.shape, n.dtype});
+    if (fresh) {
+      Graph p;
+      p.output(gelu_tanh(p.input("x", n.shape, n.dtype)));
+      it->second = simplify(p);
+    }
+    return it->second;
+  };
+
+  std::vector<NodeId> folded_into(g.size(), -1);  // root of an activation -> its matmul
+  std::vector<char> folded_matmul(g.size(), 0);
+  int folded = 0;
+  for (NodeId root = 0; root < NodeId(g.size()); ++root) {
+    const Node& y = g.node(root);
+    if (!is_floating(y.dtype) || (y.op != OpKind::cast && y.op != OpKind::mul)) continue;  // how gelu_tanh ends
+    const auto match = match_pattern(g, root, pattern_for(y));
+    if (!match) continue;
+    // Every interior node (the root aside) and the input are used only inside the activation.
+    std::vector<int> inside(g.size(), 0);
+    std::vector<char> interior(g.size(), 0);
+    for (NodeId id : match->interior) interior[std::size_t(id)] = 1;
+    for (NodeId id : match->interior)
+      for (NodeId in : g.node(id).inputs) ++inside[std::size_t(in)];
+    bool closed = inside[std::size_t(match->input)] == uses[std::size_t(match->input)];
+    for (NodeId id : match->interior)
+      closed = closed && (id == root || inside[std::size_t(id)] == uses[std::size_t(id)]);
+    if (!closed) continue;
+    // The matmul: the input itself, or behind reshapes with no other consumer.
+    NodeId mm = match->input;
+    while (g.node(mm).op == OpKind::reshape) {
+      mm = g.node(mm).inputs[0];
+      if (uses[std::size_t(mm)] != 1) break;
+    }
+    const Node& m = g.node(mm);
+    if (m.op != OpKind::matmul || m.activation != Activation::none || (mm != match->input && uses[std::size_t(mm)] != 1) ||
+        m.dtype != y.dtype || folded_matmul[std::size_t(mm)] || !can_fold || !can_fold(g, m))
+      continue;
+    folded_into[std::size_t(root)] = mm;
+    folded_matmul[std::size_t(mm)] = 1;
+    ++folded;
+  }
+
+  // Live nodes, with each folded root computed from its matmul's operands; inputs are always kept
+  // (they are the binding order).
+  std::vector<char> live(g.size(), 0);
+  for (NodeId o : g.outputs()) live[std::size_t(o)] = 1;
+  for (NodeId id = NodeId(g.size()) - 1; id >= 0; --id) {
+    if (!live[std::size_t(id)]) continue;
+    const NodeId mm = folded_into[std::size_t(id)];
+    for (NodeId in : g.node(mm >= 0 ? mm : id).inputs) live[std::size_t(in)] = 1;
+  }
+  Graph out;
+  std::vector<NodeId> map(g.size(), -1);
+  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
+    if (!live[std::size_t(id)] && g.node(id).op != OpKind::input) continue;
+    const NodeId mm = folded_into[std::size_t(id)];
+    Node n = g.node(mm >= 0 ? mm : id);
+    for (NodeId& in : n.inputs) in = map[std::size_t(in)];
+    if (mm >= 0) n.activation = Activation::gelu_tanh;
+    NodeId result = out.add(std::move(n));
+    const Node& root = g.node(id);
+    if (out.node(result).shape != root.shape)
+      result = add_node(out, OpKind::reshape, result, root.shape, root.dtype, root.composite);
+    map[std::size_t(id)] = result;
+  }
+  for (NodeId o : g.outputs()) out.mutable_outputs().push_back(map[std::size_t(o)]);
+  if (summary) *summary = fmt::format("activations folded into matmuls {}", folded);
   return out;
 }
 

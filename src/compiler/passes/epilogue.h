@@ -27,4 +27,15 @@ using CanFoldBias = std::function<bool(const Graph&, const Node& matmul)>;
 Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_composites_only,
                        std::string* summary = nullptr);
 
+// Folds an activation that follows a matmul into it (Node::activation), as cuBLASLt's GELU(_BIAS)
+// epilogue: `gelu_tanh(matmul(a, w[, bias]))` becomes one matmul whose epilogue applies GELU to the
+// fp32 result before the one rounding. Run after fold_matmul_bias, so the bias is already folded in.
+//
+// Folded only when the activation's nodes are exactly what composites.h gelu_tanh builds
+// (passes/pattern.h) from the matmul's result (through single-use reshapes), with the same dtype;
+// the matmul and every node of the activation have no other consumer; and `can_fold` takes the
+// matmul. The erf GELU stays a kernel of its own: cuBLASLt's GELU epilogue is the tanh form. An
+// activation is a separate composite call from its Linear, so the eager plan never does this.
+Graph fold_matmul_activation(const Graph& g, const CanFoldBias& can_fold, std::string* summary = nullptr);
+
 }  // namespace aisp::compiler

@@ -34,7 +34,11 @@ std::vector<GraphPass> graph_passes(const PipelineOptions& options) {
            *s = "off for this backend";
            return g;
          }
-         return fold_matmul_bias(g, options.fold_matmul_bias, options.fuse_within_composites_only, s);
+         std::string bias, activation = "activations: not across composite calls (eager plan)";
+         Graph out = fold_matmul_bias(g, options.fold_matmul_bias, options.fuse_within_composites_only, &bias);
+         if (!options.fuse_within_composites_only) out = fold_matmul_activation(out, options.fold_matmul_bias, &activation);
+         *s = bias + "; " + activation;
+         return out;
        }},
   };
 }

@@ -26,7 +26,9 @@ struct PipelineOptions {
   bool fuse_within_composites_only = false;  // the eager plan (FusionOptions::within_composites_only)
   bool verify_each_pass = true;
   bool keep_ir = true;  // store the printed IR after each pass (for inspect and tests)
-  CanFoldBias fold_matmul_bias;  // passes/epilogue.h: the backend's bias-epilogue GEMM; empty: off
+  // passes/epilogue.h: the backend's epilogue GEMM (bias, and outside the eager plan the tanh GELU);
+  // empty: off
+  CanFoldBias fold_matmul_bias;
   KeepAttention keep_attention;  // the backend's flash-attention predicate; empty: expand every attention
   bool strided_attention = false;  // the backend's flash kernel reads [B, H, T, D] views in place (materialize.h)
 };

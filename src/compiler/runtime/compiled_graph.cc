@@ -108,7 +108,8 @@ void CompiledGraph::run(const std::vector<const void*>& inputs, const std::vecto
     auto src = [&](std::size_t i) { return address(where[std::size_t(layouts[i].source)], inputs, outputs); };
     const std::size_t es = size_of(n.dtype);
     if (n.op == OpKind::matmul) {
-      if (n.inputs.size() != 2) throw Error("internal: the CPU backend has no matmul epilogue (passes/epilogue.h is off)");
+      if (n.inputs.size() != 2 || n.activation != Activation::none)
+        throw Error("internal: the CPU backend has no matmul epilogue (passes/epilogue.h is off)");
       cpu_matmul(n.dtype, src(0), layouts[0], src(1), layouts[1], out, matmul_block_n_[si]);
     } else if (n.op == OpKind::gather) {
       const auto* table = static_cast<const char*>(src(0)) + layouts[0].offset * std::int64_t(es);

@@ -60,12 +60,13 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
   const bool autotune = !autotune_dir.empty();
   const std::string device_key = autotune && loaded_ ? device_tuning_key() : "";
   std::vector<std::pair<std::string, const LtMatmul*>> tuned;
-  auto tuned_lt = [&](DType dt, const GemmCall& plan, bool bias) -> std::unique_ptr<LtMatmul> {
+  auto tuned_lt = [&](DType dt, const GemmCall& plan, bool bias, Activation act) -> std::unique_ptr<LtMatmul> {
     if (!loaded_) return nullptr;
-    const std::string what = fmt::format("cuBLASLt {} {}{}", name_of(dt), plan.to_string(), bias ? " bias" : "");
+    const std::string what = fmt::format("cuBLASLt {} {}{}{}", name_of(dt), plan.to_string(), bias ? " bias" : "",
+                                         act != Activation::none ? fmt::format(" {}", name_of(act)) : "");
     for (const auto& [k, done] : tuned)
       if (k == what) {  // same problem: reuse the decision without timing it again
-        auto again = library_->plan_lt(dt, plan, bias, false);
+        auto again = library_->plan_lt(dt, plan, bias, act, false);
         again->adopt_algorithm(*done);
         return again;
       }
@@ -73,18 +74,18 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     if (autotune) {
       const std::string key = hash_hex(what + "\n" + device_key);
       if (auto cached = load_decision(autotune_dir, key)) {
-        lt = library_->plan_lt(dt, plan, bias, false);
+        lt = library_->plan_lt(dt, plan, bias, act, false);
         if (lt->use_algorithm(*cached)) ++stats_.autotune_cache_hits;
         else lt.reset();  // stale (another library build): search again
       }
       if (!lt) {
-        lt = library_->plan_lt(dt, plan, bias, true);
+        lt = library_->plan_lt(dt, plan, bias, act, true);
         stats_.autotune_ms += lt->autotune_ms();
         ++stats_.autotune_searches;
         if (!lt->decision().best.empty()) save_decision(autotune_dir, key, lt->decision());
       }
     } else {
-      lt = library_->plan_lt(dt, plan, bias, false);
+      lt = library_->plan_lt(dt, plan, bias, act, false);
     }
     tuned.emplace_back(what, lt.get());
     return lt;
@@ -145,11 +146,15 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
       if (n.op == OpKind::matmul) {
         gemm = plan_gemm(layouts[0], layouts[1], n.shape);
         const bool bias = n.inputs.size() == 3;
+        const bool act = n.activation != Activation::none;
         const bool single = gemm.batch == 1 && gemm.outer.empty() && gemm.calls.size() == 1;
-        if (bias || (autotune && single)) {
-          lt = tuned_lt(n.dtype, gemm, bias);
-          if (lt) choice = fmt::format("{}{}: {}", gemm.to_string(), bias ? " + bias" : "", lt->choice());
-          if (lt && autotune) {
+        if (bias || act || (autotune && single)) {
+          lt = tuned_lt(n.dtype, gemm, bias, n.activation);
+          if (lt)
+            choice = fmt::format("{}{}{}: {}", gemm.to_string(), bias ? " + bias" : "",
+                                 act ? fmt::format(" + {}", name_of(n.activation)) : "", lt->choice());
+          // aisp's GEMM has the erf GELU only: a tanh-GELU matmul stays with cuBLASLt.
+          if (lt && autotune && !act) {
             AispGemmChoice a = choose_aisp(n.dtype, gemm, bias, *lt);
             if (a.config) {
               aisp = std::make_unique<GemmConfig>(*a.config);
@@ -268,7 +273,8 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
         if (!aisp || !run_aisp_gemm(gemm_of_step_[si], *aisp, src(0), src(1), bias, out, stream))
           library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, out, stream);
       } else if (n.op == OpKind::matmul) {
-        if (n.inputs.size() == 3) throw Error("internal: a bias matmul without its cuBLASLt plan");
+        if (n.inputs.size() == 3 || n.activation != Activation::none)
+          throw Error("internal: a matmul epilogue without its cuBLASLt plan");
         void* table = pointer_tables_ ? static_cast<char*>(pointer_tables_.get()) + pointer_table_of_step_[si] : nullptr;
         library_->matmul(n.dtype, gemm_of_step_[si], src(0), src(1), out, table, stream);
       } else if (n.op == OpKind::attention) {

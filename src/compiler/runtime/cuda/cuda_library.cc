@@ -94,9 +94,10 @@ CudaLibrary::CudaLibrary(NvrtcJit& jit, bool load) : loaded_(load) {
   lt_ = lt;
 }
 
-std::unique_ptr<LtMatmul> CudaLibrary::plan_lt(DType dtype, const GemmCall& plan, bool bias, bool autotune) {
+std::unique_ptr<LtMatmul> CudaLibrary::plan_lt(DType dtype, const GemmCall& plan, bool bias, Activation activation,
+                                               bool autotune) {
   if (!loaded_) return nullptr;  // compile only: nothing to plan on
-  return std::make_unique<LtMatmul>(lt_, dtype, plan, bias, kCublasWorkspaceBytes, autotune);
+  return std::make_unique<LtMatmul>(lt_, dtype, plan, bias, activation, kCublasWorkspaceBytes, autotune);
 }
 
 void CudaLibrary::matmul_lt(const LtMatmul& lt, const void* a, const void* b, const void* bias, void* c,

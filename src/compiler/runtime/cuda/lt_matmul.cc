@@ -117,7 +117,8 @@ struct LtMatmul::Impl {
   }
 };
 
-LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, std::size_t workspace_bytes, bool autotune)
+LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, Activation activation,
+                   std::size_t workspace_bytes, bool autotune)
     : impl_(std::make_unique<Impl>()) {
   if (plan.batch != 1 || !plan.outer.empty() || plan.calls.size() != 1)
     throw Error("internal: LtMatmul plans a single GEMM (no batch)");
@@ -133,13 +134,18 @@ LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, std::
   const cublasOperation_t ta = plan.transa ? CUBLAS_OP_T : CUBLAS_OP_N, tb = plan.transb ? CUBLAS_OP_T : CUBLAS_OP_N;
   check_lt(cublasLtMatmulDescSetAttribute(m.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "set transa");
   check_lt(cublasLtMatmulDescSetAttribute(m.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "set transb");
-  if (bias) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;  // bias per row of the column-major D: per graph column
-    check_lt(cublasLtMatmulDescSetAttribute(m.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
-             "set the bias epilogue");
+  // The bias is per row of the column-major D: per graph column. cuBLASLt's GELU is the tanh form
+  // (Activation::gelu_tanh; the ch14 gemm test CublasLtGeluIsTheTanhForm measures it).
+  const bool gelu = activation == Activation::gelu_tanh;
+  const cublasLtEpilogue_t epilogue = bias && gelu ? CUBLASLT_EPILOGUE_GELU_BIAS
+                                      : bias      ? CUBLASLT_EPILOGUE_BIAS
+                                      : gelu      ? CUBLASLT_EPILOGUE_GELU
+                                                  : CUBLASLT_EPILOGUE_DEFAULT;
+  check_lt(cublasLtMatmulDescSetAttribute(m.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
+           "set the epilogue");
+  if (bias)
     check_lt(cublasLtMatmulDescSetAttribute(m.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &t, sizeof(t)),
              "set the bias type");
-  }
   // Column-major as stored: op(A') is m x k, op(B') k x n (gemm_plan.h: A' is the graph's B operand).
   check_lt(cublasLtMatrixLayoutCreate(&m.a, t, plan.transa ? plan.k : plan.m, plan.transa ? plan.m : plan.k, plan.lda),
            "layout of A");
@@ -158,7 +164,9 @@ LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, std::
                                                            found.data(), &returned);
   cublasLtMatmulPreferenceDestroy(pref);
   check_lt(hs, "cublasLtMatmulAlgoGetHeuristic");
-  if (returned == 0) throw Error(fmt::format("cuBLASLt has no algorithm for {}{}", plan.to_string(), bias ? " + bias" : ""));
+  if (returned == 0)
+    throw Error(fmt::format("cuBLASLt has no algorithm for {}{}{}", plan.to_string(), bias ? " + bias" : "",
+                            gelu ? " + GELU" : ""));
   m.algo = found[0].algo;
   choice_ = "heuristic first choice";
   if (!autotune || returned == 1) return;

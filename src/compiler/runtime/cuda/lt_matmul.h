@@ -1,6 +1,7 @@
 // One planned cuBLASLt matmul of the CUDA backend: a single GEMM (GemmCall with no batch) with an
-// optional bias epilogue (CUBLASLT_EPILOGUE_BIAS: D = A·B + bias[n] in one pass, the epilogue
-// passes/epilogue.h folds). Descriptors, layouts and the algorithm are chosen once, when the plan is
+// optional bias epilogue (CUBLASLT_EPILOGUE_BIAS: D = A·B + bias[n] in one pass) and an optional
+// activation (the tanh GELU: CUBLASLT_EPILOGUE_GELU(_BIAS), GELU of the fp32 sum before the one
+// rounding), the epilogues passes/epilogue.h folds. Descriptors, layouts and the algorithm are chosen once, when the plan is
 // built (never during a CUDA-graph capture); run() only binds pointers and calls cublasLtMatmul.
 //
 // Algorithm: cuBLASLt's heuristic first choice; with autotune, each of its first kAutotuneCandidates
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "compiler/runtime/autotune.h"
+#include "compiler/ir/op.h"
 #include "compiler/runtime/gemm_plan.h"
 #include "core/dtype.h"
 
@@ -30,7 +32,8 @@ class LtMatmul {
   static constexpr int kAutotuneCandidates = 8;
 
   // `lt`: a cublasLtHandle_t; `workspace_bytes`: what run()'s workspace holds.
-  LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, std::size_t workspace_bytes, bool autotune);
+  LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, Activation activation, std::size_t workspace_bytes,
+           bool autotune);
   ~LtMatmul();
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
