@@ -57,6 +57,7 @@ class CudaDynamicGraph {
   const std::vector<CudaKernelSource>& kernels() const { return kernels_; }  // symbolic: blocks = 0 where the grid scales
   // The one compile's stats (arena_bytes and library_calls at the traced size: one per library step).
   const CompileStats& stats() const { return stats_; }
+  void set_trace_ms(double ms) { stats_.trace_ms = ms; }  // guards (guards_cuda.h) add their own trace
   int size_plans() const { return int(plans_.size()); }
   double size_plan_ms() const { return size_plan_ms_; }  // total time spent deriving size plans
   int graph_captures() const;                             // reduce-overhead: over every size

@@ -14,6 +14,7 @@
 #include "compiler/ir/composites.h"
 #include "compiler/validate.h"
 #include "core/error.h"
+#include "error_text.h"
 #include "models/gpt.h"
 
 namespace aisp::compiler {
@@ -36,16 +37,7 @@ BuildAtSize gpt_at_batch(const models::GptConfig& c) {
   return [c](std::int64_t n) { return models::build_gpt(c, n, kSeq).graph; };
 }
 
-// The message of the aisp::Error `f` throws ("" if it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 void expect_contains(const std::string& text, std::initializer_list<const char*> needles) {
   for (const char* n : needles) EXPECT_NE(text.find(n), std::string::npos) << "missing `" << n << "` in:\n" << text;

@@ -14,6 +14,7 @@
 
 #include "compiler/flex/flex_expr.h"
 #include "core/error.h"
+#include "error_text.h"
 #include "kernels/attention/flex_mods.h"
 
 #if AISP_WITH_CUDA
@@ -34,16 +35,7 @@ double eval(const std::string& text, double s = 0.5, int b = 1, int h = 2, int q
   return score(text).eval_score(s, b, h, q, kv, {});
 }
 
-// The message of the aisp::Error that `f` throws ("" if none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const aisp::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(FlexExpr, PrecedenceAndIntegerVersusFloatArithmetic) {
   EXPECT_EQ(eval("1 + 2 * 3"), 7);

@@ -7,17 +7,15 @@
 // kernel) are planned per size. Outputs are poisoned (0xFF: NaN) before every call.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "ch14_example_test_util.h"
+#include "compiler_cuda_test_util.h"
 #include "compiler/compile_cuda_dynamic.h"
 #include "compiler/interpret/interpreter.h"
 #include "compiler/validate.h"
@@ -29,66 +27,8 @@ namespace aisp::test {
 namespace {
 
 namespace c = aisp::compiler;
-namespace fs = std::filesystem;
-
-#define AISP_REQUIRE_GPU()                                                   \
-  if (!aisp::probe_gpus().available) GTEST_SKIP() << "no GPU: compiler CUDA dynamic-mode test skipped"
 
 constexpr std::int64_t kSeq = 13;  // no vector-friendly sizes
-
-// A JIT on a fresh cache folder of its own (removed with it), so a test can see what was compiled.
-struct FreshJit {
-  fs::path dir;
-  std::unique_ptr<c::NvrtcJit> jit;
-  explicit FreshJit(const std::string& name)
-      : dir(fs::temp_directory_path() / ("aisp-cuda-dynamic-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(dir);
-    jit = std::make_unique<c::NvrtcJit>(c::NvrtcOptions{dir.string(), ""});
-  }
-  ~FreshJit() { fs::remove_all(dir); }
-  std::size_t files() const {
-    std::size_t n = 0;
-    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++n;
-    return n;
-  }
-};
-
-// Device buffers for one size's inputs and outputs, allocated once (a replayed graph keeps reading
-// the same addresses) and refilled per call.
-struct SizeBuffers {
-  std::vector<std::unique_ptr<DeviceTensor>> in, out;
-  explicit SizeBuffers(const c::Graph& g) {
-    for (c::NodeId id : g.inputs()) in.push_back(std::make_unique<DeviceTensor>(g.node(id).dtype, g.node(id).shape));
-    for (c::NodeId id : g.outputs()) out.push_back(std::make_unique<DeviceTensor>(g.node(id).dtype, g.node(id).shape));
-  }
-  void upload(const std::vector<c::HostTensor>& inputs) {
-    ASSERT_EQ(inputs.size(), in.size());
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      ASSERT_EQ(inputs[i].bytes.size(), in[i]->tensor().bytes());
-      AISP_CUDA_CHECK(cudaMemcpy(in[i]->tensor().data, inputs[i].data(), inputs[i].bytes.size(), cudaMemcpyHostToDevice));
-    }
-    for (auto& o : out) o->poison();
-  }
-  std::vector<const void*> inputs() const {
-    std::vector<const void*> p;
-    for (const auto& t : in) p.push_back(t->tensor().data);
-    return p;
-  }
-  std::vector<void*> outputs() const {
-    std::vector<void*> p;
-    for (const auto& t : out) p.push_back(t->tensor().data);
-    return p;
-  }
-  std::vector<c::HostTensor> download(const c::Graph& g) const {
-    std::vector<c::HostTensor> host;
-    for (std::size_t k = 0; k < out.size(); ++k) {
-      const c::Node& n = g.node(g.outputs()[k]);
-      host.push_back(c::HostTensor::zeros(n.dtype, n.shape));
-      AISP_CUDA_CHECK(cudaMemcpy(host.back().data(), out[k]->tensor().data, host.back().bytes.size(), cudaMemcpyDeviceToHost));
-    }
-    return host;
-  }
-};
 
 std::vector<c::Shape> shapes_of(const std::vector<c::HostTensor>& inputs) {
   std::vector<c::Shape> s;
@@ -104,15 +44,6 @@ std::vector<c::HostTensor> run_dynamic(c::CudaDynamicGraph& dyn, SizeBuffers& b,
   stream.sync();
   AISP_CUDA_CHECK(cudaGetLastError());
   return b.download(at_size);
-}
-
-void expect_matches(const std::vector<std::vector<double>>& ref, const std::vector<c::HostTensor>& got, DType dt,
-                    const std::string& what) {
-  ASSERT_EQ(ref.size(), got.size()) << what;
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    const std::string err = c::compare(ref[k], got[k], c::tolerance_for(dt));
-    EXPECT_TRUE(err.empty()) << what << " output " << k << ": " << err;
-  }
 }
 
 c::BuildAtSize gpt_at_batch(const models::GptConfig& cfg, std::int64_t seq) {
