@@ -7,7 +7,11 @@
 //                     kernel, a dS kernel, cuBLAS dQ = dS K and dK = dS^T Q; bf16 (2, 16, 8192, 8192)
 //                     S, P and dP/dS intermediates (4 GiB each), 8 launches
 //   optimized:fused   the flex backward (src/kernels/attention/flex_backward.h): preprocess, one
-//                     kv-major kernel visiting the non-empty tiles, dQ conversion; 3 launches
+//                     kv-major kernel visiting the non-empty tiles, dQ conversion; 3 launches; the
+//                     automatic kernel choice (wgmma on sm_90, mma.sync elsewhere)
+//   optimized:fused_mma_sync  the same with the FA2-style mma.sync main kernel
+//   optimized:fused_wgmma     the same with the FA3-style wgmma main kernel (TMA producer warp, two
+//                     wgmma consumer warpgroups; sm_90 only)
 //
 // Inputs: q, k, v, out, dout bf16 (B, H, S, D) and lse f32 (B, H, S). The backward is a function of
 // exactly these (P = exp(score' - lse), Delta = rowsum(dout o out)); the harness refills every input
@@ -176,9 +180,10 @@ class EagerBackward : public Variant {
 // in setup (once per mask and shape, as the forward's block mask).
 class FusedBackward : public Variant {
  public:
-  explicit FusedBackward(ModMaker mods) : make_mods_(std::move(mods)) {}
+  FusedBackward(ModMaker mods, flex::FlexBackwardKernel kernel) : make_mods_(std::move(mods)), kernel_(kernel) {}
   void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle stream) override {
     b_ = backward_of(inputs, output);
+    b_.args.kernel = kernel_;
     mods_ = make_mods_(b_.s);
     block_mask_ = flex::create_backward_block_mask(mods_.mask, mods_.mask_uses_batch ? b_.s.batch : 1, 1, b_.s.seq,
                                                    b_.s.seq, stream);
@@ -198,6 +203,7 @@ class FusedBackward : public Variant {
 
  private:
   ModMaker make_mods_;
+  flex::FlexBackwardKernel kernel_;
   Backward b_;
   ModSet mods_;
   flex::BackwardBlockMask block_mask_;
@@ -222,7 +228,13 @@ aisp::harness::Example make_example(const char* name, const char* description, d
   e.reference = backward_reference(mods);
   e.variants = {
       {"baseline", eager_what, [mods] { return std::make_unique<EagerBackward>(mods); }},
-      {"optimized:fused", fused_what, [mods] { return std::make_unique<FusedBackward>(mods); }},
+      {"optimized:fused_mma_sync", "the fused backward on its FA2-style mma.sync main kernel (sm_90 and sm_100)",
+       [mods] { return std::make_unique<FusedBackward>(mods, flex::FlexBackwardKernel::mma_sync); }},
+      {"optimized:fused_wgmma",
+       "the fused backward on its FA3-style main kernel: TMA producer warp, two wgmma consumer warpgroups (sm_90)",
+       [mods] { return std::make_unique<FusedBackward>(mods, flex::FlexBackwardKernel::wgmma); }},
+      {"optimized:fused", fused_what,
+       [mods] { return std::make_unique<FusedBackward>(mods, flex::FlexBackwardKernel::automatic); }},
   };
   return e;
 }
@@ -232,7 +244,7 @@ aisp::harness::Example make_dense() {
                       "attention backward (dQ, dK, dV) at 8k tokens, hd 128, bf16, non-causal: eager vs fused flex",
                       1.0, no_mods,
                       "eager: cuBLAS S, dV, dP, dQ, dK; probabilities, Delta and dS kernels; bf16 S x S intermediates",
-                      "flex backward: preprocess, one kv-major mma.sync kernel (dQ by fp32 atomics), dQ conversion");
+                      "flex backward: preprocess, one kv-major kernel (wgmma on sm_90, else mma.sync; dQ by fp32 atomics), dQ conversion");
 }
 
 aisp::harness::Example make_causal() {
@@ -240,7 +252,7 @@ aisp::harness::Example make_causal() {
                       "causal attention backward at 8k tokens, hd 128, bf16: eager vs block-sparse fused flex",
                       causal_density(kShape.seq), causal,
                       "eager: cuBLAS S, dV, dP, dQ, dK; probabilities (causal mask), Delta and dS kernels",
-                      "flex backward visiting only the non-empty causal tiles");
+                      "flex backward visiting only the non-empty causal tiles (automatic kernel choice)");
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 // reference itself is checked against central finite differences of a float64 CPU forward.
 //
 // Each case runs the fused forward (out, lse), then the fused backward and the reference on the
-// same q, k, v, out, lse, dout: the comparison measures the backward's own error.
+// same q, k, v, out, lse, dout: the comparison measures the backward's own error. Every case runs
+// each backward kernel this GPU has (mma.sync everywhere, wgmma on sm_90), on poisoned outputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -31,6 +32,18 @@ namespace {
 
 namespace flex = aisp::kernels::flex;
 using harness::Tolerance;
+
+// The backward kernels this GPU runs: mma.sync everywhere, wgmma on sm_90 (FlexBackwardArgs::kernel).
+std::vector<flex::FlexBackwardKernel> kernels_here() {
+  int device = 0, major = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (major == 9) return {flex::FlexBackwardKernel::mma_sync, flex::FlexBackwardKernel::wgmma};
+  return {flex::FlexBackwardKernel::mma_sync};
+}
+const char* name_of(flex::FlexBackwardKernel k) {
+  return k == flex::FlexBackwardKernel::wgmma ? "wgmma" : k == flex::FlexBackwardKernel::mma_sync ? "mma_sync" : "automatic";
+}
 
 struct Shape {
   int batch = 2, q_heads = 4, kv_heads = 2, q_len = 300, kv_len = 333, head_dim = 128;
@@ -177,8 +190,9 @@ struct Problem {
     a.head_dim = s.head_dim;
     return a;
   }
-  flex::FlexBackwardArgs args() const {
+  flex::FlexBackwardArgs args(flex::FlexBackwardKernel kernel = flex::FlexBackwardKernel::automatic) const {
     flex::FlexBackwardArgs a;
+    a.kernel = kernel;
     a.forward = forward_args_of(s);
     a.forward.q = q.data<const flex::bf16>();
     a.forward.k = k.data<const flex::bf16>();
@@ -254,15 +268,38 @@ void Problem::expect_close(const std::string& what) const {
   expect_grad_close(dv, ref_dv, bound_dv, what + " dv");
 }
 
-void expect_backward_matches(Problem& pb, const Mods& m, const flex::BackwardBlockMask& bm, cudaStream_t stream,
-                             const std::string& what) {
-  flex::flex_attention_backward(pb.args(), m.score, m.mask, bm, stream);
-  AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+// Rows the forward masked completely (lse = -inf) have dQ exactly 0; returns how many there were.
+int expect_masked_rows_have_zero_dq(const Problem& pb);
+
+// Runs `backward` (the call under test, given the arguments with the kernel set) with each kernel of
+// kernels_here() on the same inputs, each time on poisoned gradients and workspace, and compares it
+// with the float64 reference (computed once); each kernel must also give fully masked rows dQ = 0.
+// Returns the number of those rows.
+template <class Backward>
+int expect_every_kernel_matches(Problem& pb, const Mods& m, cudaStream_t stream, const std::string& what,
+                                Backward&& backward) {
   pb.reference(m, stream);
-  pb.expect_close(what);
+  int masked = 0;
+  for (const flex::FlexBackwardKernel kernel : kernels_here()) {
+    for (DeviceTensor* t : {&pb.dq, &pb.dk, &pb.dv, &pb.workspace}) t->poison();
+    AISP_CUDA_CHECK(cudaDeviceSynchronize());
+    backward(pb.args(kernel));
+    AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+    AISP_CUDA_CHECK(cudaGetLastError());
+    pb.expect_close(what + " [" + name_of(kernel) + "]");
+    masked = expect_masked_rows_have_zero_dq(pb);
+  }
+  return masked;
 }
 
-// Rows the forward masked completely (lse = -inf) have dQ exactly 0; returns how many there were.
+// The same with the run-time built-ins.
+int expect_backward_matches(Problem& pb, const Mods& m, const flex::BackwardBlockMask& bm, cudaStream_t stream,
+                            const std::string& what) {
+  return expect_every_kernel_matches(pb, m, stream, what, [&](const flex::FlexBackwardArgs& a) {
+    flex::flex_attention_backward(a, m.score, m.mask, bm, stream);
+  });
+}
+
 int expect_masked_rows_have_zero_dq(const Problem& pb) {
   const std::vector<float> lse = pb.lse.download<float>();
   const std::vector<double> dq = bf16_bits_to_double(pb.dq.download<std::uint16_t>());
@@ -304,9 +341,9 @@ TEST_P(FlexBackwardBuiltins, MatchFloat64ReferenceForBothHeadDims) {
     Problem pb(s, seed);
     pb.forward(mods, stream.get());
     const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
-    expect_backward_matches(pb, mods, bm, stream.get(),
-                            std::string(name_of(c.score)) + "+" + name_of(c.mask) + " D=" + std::to_string(head_dim));
-    const int masked = expect_masked_rows_have_zero_dq(pb);
+    const int masked =
+        expect_backward_matches(pb, mods, bm, stream.get(),
+                                std::string(name_of(c.score)) + "+" + name_of(c.mask) + " D=" + std::to_string(head_dim));
     if (c.mask == MaskKind::element || c.mask == MaskKind::block_sparse)
       EXPECT_GT(masked, 0) << "the case was built with fully masked rows";
   }
@@ -349,7 +386,35 @@ TEST(FlexBackward, MqaGqaAndUnequalLengths) {
                                 "B" + std::to_string(s.batch) + " H" + std::to_string(s.q_heads) + "/" +
                                     std::to_string(s.kv_heads) + " " + std::to_string(s.q_len) + "x" +
                                     std::to_string(s.kv_len) + " " + name_of(mk) + " D=" + std::to_string(head_dim));
-        expect_masked_rows_have_zero_dq(pb);
+      }
+    }
+  }
+}
+
+// Lengths around the tiles (64 queries x 128 keys per CTA item; the wgmma kernel's TMA boxes of 64
+// rows): one query against many keys, many queries against 3 keys, exact multiples, one past and
+// one short of them, and enough q-blocks per CTA (GQA 3:1) for the wgmma kernel's 2-stage ring to
+// wrap many times; with and without masks, both head dims. (A row that sees a single key has
+// dS = P (dP - Delta) = 0 exactly: shapes and masks are chosen so that the rows see several keys,
+// else dQ and dK would be all zeros and the comparison could not fail.)
+TEST(FlexBackward, AwkwardLengthsOnEveryKernel) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (int head_dim : {64, 128}) {
+    const Shape shapes[] = {{1, 2, 1, 1, 300, head_dim},   {1, 2, 2, 300, 3, head_dim},   {2, 2, 1, 128, 256, head_dim},
+                            {1, 2, 1, 129, 127, head_dim}, {1, 2, 2, 65, 129, head_dim}, {1, 3, 1, 700, 200, head_dim}};
+    for (const Shape& s : shapes) {
+      for (MaskKind mk : {MaskKind::none, MaskKind::causal, MaskKind::sliding_window}) {
+        if (s.q_len == 1 && mk == MaskKind::causal) continue;  // query 0 sees key 0 only
+        Mods mods;
+        make_mods(mods, s, ScoreKind::none, mk, 91);
+        TestStream stream;
+        Problem pb(s, 91 + head_dim + s.q_len + 7 * s.kv_len);
+        pb.forward(mods, stream.get());
+        const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
+        expect_backward_matches(pb, mods, bm, stream.get(),
+                                "B" + std::to_string(s.batch) + " H" + std::to_string(s.q_heads) + "/" +
+                                    std::to_string(s.kv_heads) + " " + std::to_string(s.q_len) + "x" +
+                                    std::to_string(s.kv_len) + " " + name_of(mk) + " D=" + std::to_string(head_dim));
       }
     }
   }
@@ -370,10 +435,10 @@ TEST(FlexBackward, TypedAndComposedModsThroughTheTemplateApi) {
     Problem pb(s, 555 + head_dim);
     pb.forward(builtin, stream.get());
     const flex::BackwardBlockMask bm = flex::create_backward_block_mask(typed_mask, 1, 1, s.q_len, s.kv_len, stream.get());
-    flex::flex_attention_backward(pb.args(), flex::SoftCap{1.5f}, typed_mask, bm, stream.get());
-    AISP_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-    pb.reference(builtin, stream.get());
-    pb.expect_close("typed soft_cap+causal&window D=" + std::to_string(head_dim));
+    expect_every_kernel_matches(pb, builtin, stream.get(), "typed soft_cap+causal&window D=" + std::to_string(head_dim),
+                                [&](const flex::FlexBackwardArgs& a) {
+                                  flex::flex_attention_backward(a, flex::SoftCap{1.5f}, typed_mask, bm, stream.get());
+                                });
   }
 }
 

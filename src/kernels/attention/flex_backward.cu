@@ -1,7 +1,8 @@
 // The precompiled FlexAttention backward entry points (flex_backward.h): argument checks, the
-// workspace layout, the kv-major block mask, and the two launches around the main kernel (the
-// preprocess and the dQ conversion). The main kernels for the run-time built-ins live in
-// flex_backward_{plain,scored}_d{64,128}.cu, one translation unit each.
+// workspace layout, the kv-major block mask, the kernel choice, the wgmma kernel's TMA maps, and the
+// two launches around the main kernel (the preprocess and the dQ conversion). The main kernels for
+// the run-time built-ins live in flex_backward_{plain,scored}_d{64,128}.cu (mma.sync) and
+// flex_backward_sm90_{plain,scored}_d{64,128}.cu (wgmma), one translation unit each.
 #include "kernels/attention/flex_backward.h"
 
 #include <cuda_runtime.h>
@@ -13,6 +14,7 @@
 #include "core/cuda/check.h"
 #include "core/error.h"
 #include "kernels/attention/flex_backward_kernel.cuh"
+#include "kernels/common/tensor_map.h"
 
 namespace aisp::kernels::flex {
 
@@ -165,6 +167,38 @@ BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlock
   return p;
 }
 
+FlexBackwardKernel resolve_backward_kernel(FlexBackwardKernel requested) {
+  int device = 0, major = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (requested == FlexBackwardKernel::wgmma && major != 9)
+    throw Error("flex_attention_backward: the wgmma kernel needs sm_90a (H100/H200); this GPU is sm_" +
+                std::to_string(major) + "x: use FlexBackwardKernel::mma_sync or automatic");
+  if (requested != FlexBackwardKernel::automatic) return requested;
+  // wgmma where it exists (README "Backward": the measured gain), mma.sync elsewhere.
+  return major == 9 ? FlexBackwardKernel::wgmma : FlexBackwardKernel::mma_sync;
+}
+
+BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args) {
+  const FlexAttentionArgs& a = args.forward;
+  const std::uint64_t d = std::uint64_t(a.head_dim), row_bytes = d * sizeof(bf16);
+  // {D, length, heads, batch}, contiguous (check_backward_args refuses strided views), boxes of
+  // 64 columns x 64 rows: one 128-byte-swizzled atom of a 64-row tile.
+  auto map = [&](const bf16* data, int len, int heads, const char* what) {
+    const std::uint64_t dims[4] = {d, std::uint64_t(len), std::uint64_t(heads), std::uint64_t(a.batch)};
+    const std::uint64_t strides[3] = {row_bytes, row_bytes * std::uint64_t(len),
+                                      row_bytes * std::uint64_t(len) * std::uint64_t(heads)};
+    const std::uint32_t box[4] = {64, 64, 1, 1};
+    return ::aisp::kernels::sm90::make_map_sw128(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, dims, strides, box, what);
+  };
+  BwdSm90Maps m;
+  m.q = map(a.q, a.q_len, a.q_heads, "flex_attention_backward q");
+  m.k = map(a.k, a.kv_len, a.kv_heads, "flex_attention_backward k");
+  m.v = map(a.v, a.kv_len, a.kv_heads, "flex_attention_backward v");
+  m.dout = map(args.dout, a.q_len, a.q_heads, "flex_attention_backward dout");
+  return m;
+}
+
 void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
   const FlexAttentionArgs& a = args.forward;
   const std::int64_t rows = std::int64_t(a.batch) * a.q_heads * p.q_pad;
@@ -227,6 +261,13 @@ void backward_builtin_scored_d64(const FlexBackwardArgs&, const BwdParams&, cons
                                  const BuiltinMask&, cudaStream_t);
 void backward_builtin_scored_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
                                   const BuiltinMask&, cudaStream_t);
+// flex_backward_sm90_{plain,scored}_d{64,128}.cu
+void backward_sm90_builtin_plain_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&, cudaStream_t);
+void backward_sm90_builtin_plain_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&, cudaStream_t);
+void backward_sm90_builtin_scored_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                      const BuiltinMask&, cudaStream_t);
+void backward_sm90_builtin_scored_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                       const BuiltinMask&, cudaStream_t);
 }  // namespace detail
 
 void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod& score_mod,
@@ -236,6 +277,20 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
+  if (detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma) {
+    if (args.forward.head_dim == 64) {
+      if (plain)
+        detail::backward_sm90_builtin_plain_d64(args, p, mask_mod, stream);
+      else
+        detail::backward_sm90_builtin_scored_d64(args, p, score_mod, mask_mod, stream);
+    } else {
+      if (plain)
+        detail::backward_sm90_builtin_plain_d128(args, p, mask_mod, stream);
+      else
+        detail::backward_sm90_builtin_scored_d128(args, p, score_mod, mask_mod, stream);
+    }
+    return;
+  }
   if (args.forward.head_dim == 64) {
     if (plain)
       detail::backward_builtin_plain_d64(args, p, mask_mod, stream);

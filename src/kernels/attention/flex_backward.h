@@ -39,9 +39,14 @@ namespace aisp::kernels::flex {
 inline constexpr int kBwdBlockQ = 64;
 inline constexpr int kBwdBlockKv = 128;
 
+// Which backward main kernel: FA2-style mma.sync (sm_90 and sm_100); wgmma (sm_90a only: TMA
+// producer warp, two wgmma consumer warpgroups, README "Backward"). automatic: wgmma on sm_90,
+// mma.sync elsewhere. Both compute the same function with the same accumulation precision.
+enum class FlexBackwardKernel : std::uint8_t { automatic, mma_sync, wgmma };
+
 struct FlexBackwardArgs {
   // The forward's arguments: q, k, v, shapes and scale as given to flex_attention; `out` and `lse`
-  // are read here (lse is required). `kernel` is ignored.
+  // are read here (lse is required). `forward.kernel` is ignored: `kernel` below picks the backward's.
   FlexAttentionArgs forward;
   const bf16* dout = nullptr;  // like out
   bf16* dq = nullptr;          // like q
@@ -50,6 +55,7 @@ struct FlexBackwardArgs {
   // Scratch of at least flex_backward_workspace_bytes(forward): dQ in fp32, lse and Delta rows.
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
+  FlexBackwardKernel kernel = FlexBackwardKernel::automatic;
 };
 
 // Bytes of workspace a backward call with these forward arguments needs.
@@ -93,5 +99,11 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
 
 // Shapes, pointers, alignment, workspace size, the block mask against the call; raises aisp::Error.
 void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& block_mask);
+
+namespace detail {
+// The kernel a call runs on this GPU; raises aisp::Error when wgmma is asked for on a GPU other
+// than sm_90.
+FlexBackwardKernel resolve_backward_kernel(FlexBackwardKernel requested);
+}  // namespace detail
 
 }  // namespace aisp::kernels::flex

@@ -17,6 +17,9 @@
 //      The next query block's Q, dO, lse2 and Delta are loaded (cp.async) while this one is
 //      computed. dK, dV are written once at the end: no atomics for them, GQA sums in registers.
 //   3. dQ conversion fp32 -> bf16 (flex_backward.cu).
+// On sm_90 the main kernel is by default flex_backward_sm90_kernel (flex_backward_sm90.cuh: the same
+// work on TMA + wgmma with warp-specialized warpgroups); this mma.sync one is the fallback elsewhere
+// and a comparison variant (FlexBackwardArgs::kernel).
 // Why atomics for dQ rather than a second, q-major pass: the second pass recomputes Q K^T and
 // dO V^T (2 of the 5 GEMMs of the backward again, 1.4x the tensor work); the atomics add 4 bytes
 // per dQ element per visited tile to L2 traffic, which the tile loop hides.
@@ -400,6 +403,12 @@ void launch_backward(const FlexBackwardArgs& a, const BwdParams& p, const ScoreM
 }
 
 }  // namespace detail
+}  // namespace aisp::kernels::flex
+
+// The sm_90a wgmma main kernel (FA3 structure) and its launch, over the pieces above.
+#include "kernels/attention/flex_backward_sm90.cuh"
+
+namespace aisp::kernels::flex {
 
 // ---- Template entry points (any functor) --------------------------------------------------------
 
@@ -425,10 +434,18 @@ void flex_attention_backward(const FlexBackwardArgs& args, const ScoreMod& score
                 "d score_mod(s) / d s (flex_mods.h: the built-ins all have one)");
   check_backward_args(args, block_mask);
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
-  if (args.forward.head_dim == 64)
-    detail::launch_backward<64>(args, p, score_mod, mask_mod, stream);
-  else
-    detail::launch_backward<128>(args, p, score_mod, mask_mod, stream);
+  const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
+  if (args.forward.head_dim == 64) {
+    if (wgmma)
+      detail::launch_backward_sm90<64>(args, p, score_mod, mask_mod, stream);
+    else
+      detail::launch_backward<64>(args, p, score_mod, mask_mod, stream);
+  } else {
+    if (wgmma)
+      detail::launch_backward_sm90<128>(args, p, score_mod, mask_mod, stream);
+    else
+      detail::launch_backward<128>(args, p, score_mod, mask_mod, stream);
+  }
 }
 
 }  // namespace aisp::kernels::flex

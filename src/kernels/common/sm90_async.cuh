@@ -80,6 +80,13 @@ __device__ __forceinline__ void tma_load_4d(std::uint32_t dst, const CUtensorMap
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
       : "memory");
 }
+// Plain (non-tensor) bulk copy of `bytes` contiguous bytes global -> shared, completing them on the
+// barrier's transaction count. bytes a multiple of 16; both addresses 16-byte aligned.
+__device__ __forceinline__ void bulk_load(std::uint32_t dst, const void* src, std::uint32_t bytes, std::uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+               ::"r"(dst), "l"(reinterpret_cast<std::uint64_t>(src)), "r"(bytes), "r"(bar)
+               : "memory");
+}
 // 2-D, multicast: the box lands at the same shared-memory offset in every CTA of `mask` (bit r =
 // cluster rank r), each completing the barrier at the same offset in its own shared memory.
 __device__ __forceinline__ void tma_load_2d_multicast(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar,

@@ -1,0 +1,428 @@
+// FlexAttention backward main kernel in the FA3 structure (sm_90a only): a TMA producer warp and two
+// wgmma consumer warpgroups. Uses BwdParams, BwdCursor and the launches around the main kernel of
+// flex_backward_kernel.cuh (which includes this file), and the forward's wgmma helpers (smem_desc,
+// wgmma_m64n64k16_ss, wgmma_pv, fa3_exp2: flex_attention_kernel.cuh / flex_forward_fa3.cuh).
+// Design and numbers: README.md, "Backward".
+//
+// CTA = (128-key block, kv head, batch), as the mma.sync kernel; 384 threads:
+//   warpgroup 0, producer (24 registers): one thread loads K and V once (TMA), then walks the CTA's
+//     (q head of the group, 64-query block) items and loads each item's Q, dO (TMA) and lse2, Delta
+//     rows (bulk copies) into a ring of 2 stages; "full" mbarriers complete when the bytes landed,
+//     "empty" ones when the 8 consumer warps released the stage.
+//   warpgroups 1, 2, consumers (240 registers): warpgroup g owns keys [64 g, 64 g + 64) of the block
+//     and keeps their dK, dV (64 x D fp32 each) in registers for the whole CTA.
+// Per item (64 queries), warpgroup g:
+//   S^T  = K_g Q^T,  dP^T = V_g dO^T      SS wgmma m64n64k16 (K, V, Q, dO K-major in smem), two groups
+//   P^T  = exp2(score' log2e - lse2)      after S^T landed (dP^T still running); packed to bf16 A
+//                                         fragments (the accumulator layout is the A layout)
+//   dS^T = P^T o (dP^T - Delta) o score_mod' scale
+//   dS^T -> smem (bf16, 2 buffers), before the next wgmmas take its registers as their A
+//   dV  += P^T dO,  dK += dS^T Q          RS wgmma m64nDk16, B = dO / Q read MN-major (transpose bit)
+//   named barrier over both warpgroups (both halves of dS^T written; the GEMMs above run meanwhile)
+//   dQ   = dS K                           SS wgmma m64n64k16 with both operands MN-major (transposed
+//                                         A = dS^T, B = K): D = 128, warpgroup g takes dQ columns
+//                                         [64 g, 64 g + 64) over all 128 keys; D = 64, warpgroup g
+//                                         takes all 64 columns over its own 64 keys (twice the dQ
+//                                         atomics; a 32-column half would start inside a 128-byte
+//                                         swizzle row)
+//   then the stage is released and dQ is added to the fp32 workspace (float2 atomics, a vector RED).
+// dS^T is double-buffered: a warpgroup writes buffer i % 2 after the barrier of item i - 1, which
+// the other warpgroup passed only after its dQ wgmma of item i - 2 (the last reader) completed.
+//
+// Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
+// lse2, Delta rows (2 stages x 2 x 64 f32) | mbarriers. Every bf16 tile is in the 128B-swizzle
+// canonical layout (64-column atoms of rows x 128 B, chunk c of row r at c ^ (r % 8)), which a TMA box
+// of {64, 64} with CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+
+#include "kernels/attention/flex_backward_kernel.cuh"
+#include "kernels/common/sm90_async.cuh"
+
+namespace aisp::kernels::flex::detail {
+
+template <int D>
+struct BwdSm90Config {
+  static_assert(D == 64 || D == 128, "head dim 64 or 128");
+  static_assert(kBwdBlockQ == 64 && kBwdBlockKv == 128, "two consumer warpgroups of 64 keys, 64-query items");
+  static constexpr int kThreads = 384;  // producer + 2 consumer warpgroups
+  static constexpr int kStages = 2;     // Q / dO / lse2 / Delta ring
+  static constexpr int kAtoms = D / 64;
+  static constexpr std::uint32_t kKvAtom = kBwdBlockKv * 128;  // bytes between K's (V's) column atoms
+  static constexpr std::uint32_t kQAtom = kBwdBlockQ * 128;    // ... Q's (dO's)
+  static constexpr std::uint32_t kKvBytes = kBwdBlockKv * D * 2;
+  static constexpr std::uint32_t kQBytes = kBwdBlockQ * D * 2;
+  static constexpr std::uint32_t kRowBytes = kBwdBlockQ * 4;                 // lse2 or Delta of an item
+  static constexpr std::uint32_t kDsBytes = kBwdBlockKv * kBwdBlockQ * 2;   // one dS^T buffer
+  static constexpr std::uint32_t kOffK = 0;
+  static constexpr std::uint32_t kOffV = kKvBytes;
+  static constexpr std::uint32_t kOffQ = 2 * kKvBytes;
+  static constexpr std::uint32_t kOffDo = kOffQ + kStages * kQBytes;
+  static constexpr std::uint32_t kOffDs = kOffDo + kStages * kQBytes;
+  static constexpr std::uint32_t kOffRows = kOffDs + 2 * kDsBytes;          // stage s: lse2, then Delta
+  static constexpr std::uint32_t kOffBars = kOffRows + kStages * 2 * kRowBytes;
+  static constexpr int kBarriers = 1 + 2 * kStages;  // kv_full, q_full ring, q_empty ring
+  static constexpr std::size_t kSmemBytes = 1024 + kOffBars + 8 * kBarriers;
+  static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 = 168 * 384: the CTA's registers
+  static constexpr int kConsumerRegs = 240;
+  // dQ = dS K per warpgroup g: k-steps of 16 keys from kDqKeyStep0 * g, dQ columns from 64 * kDqAtomOf * g.
+  static constexpr int kDqKeySteps = D == 128 ? 8 : 4;
+  static constexpr int kDqKeyStep0 = D == 128 ? 0 : 4;
+  static constexpr int kDqAtomOf = D == 128 ? 1 : 0;
+  static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
+};
+
+// The four TMA maps of a call (make_backward_sm90_maps in flex_backward.cu): q and dout as
+// {D, q_len, q_heads, batch}, k and v as {D, kv_len, kv_heads, batch}, all in boxes {64, 64, 1, 1};
+// rows past the lengths read as zeros (never the next head's rows).
+struct BwdSm90Maps {
+  CUtensorMap q, k, v, dout;
+};
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// d (64 x 64, f32) = (scale_d ? d : 0) + A . B with both operands MN-major in smem (transpose bits
+// set): A = (16 k-rows x 64 m) tiles of dS^T, B = (16 k-rows x 64 n) tiles of K; k = 16.
+__device__ __forceinline__ void wgmma_m64n64k16_ss_tt(float (&d)[32], std::uint64_t a, std::uint64_t b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
+      "%12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "%32, %33, p, 1, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(a), "l"(b), "r"(scale_d));
+}
+
+// P^T of one item from S^T (64 keys x 64 queries per warpgroup; per thread s[4 j + e]: query column
+// 8 j + 2 (lane % 4) + (e & 1), key row kvrow[e / 2], the accumulator layout). P^T goes to `pa` as
+// bf16 A fragments (fragment t = queries 16 t .., register 2 (j % 2) + e / 2), and s keeps
+// P^T o score_mod' o scale, the factor of (dP^T - Delta) in dS^T. P = 0 where masked, outside the
+// matrix (the mods are never called there) and in fully masked rows (lse2 = +inf).
+// Fast path (no score_mod, nothing to check): one FFMA and one ex2 per element.
+template <class ScoreMod, class MaskMod>
+__device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint32_t (&pa)[4][4], const BwdParams& p,
+                                                       const ScoreMod& score_mod, const MaskMod& mask_mod, int b,
+                                                       int h, int q0, const int (&kvrow)[2], bool partial,
+                                                       bool careful, const float* lse2, int lane) {
+  if (ScoreMod::kIdentity && !careful) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float2 l2 = *reinterpret_cast<const float2*>(lse2 + 8 * j + 2 * (lane % 4));
+      float pr[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        pr[e] = fa3_exp2(fmaf(s[4 * j + e], p.scale_log2, -((e & 1) ? l2.y : l2.x)));
+        s[4 * j + e] = pr[e] * p.scale;
+      }
+      pa[j / 2][2 * (j % 2)] = pack_bf16(pr[0], pr[1]);
+      pa[j / 2][2 * (j % 2) + 1] = pack_bf16(pr[2], pr[3]);
+    }
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int c = 8 * j + 2 * (lane % 4);
+    const float2 l2 = *reinterpret_cast<const float2*>(lse2 + c);
+    float pr[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int qi = q0 + c + (e & 1), kvi = kvrow[e / 2];
+      bool keep = !careful || (qi < p.q_len && kvi < p.kv_len);
+      if constexpr (!MaskMod::kAlwaysTrue)
+        if (keep && partial) keep = mask_mod(b, h, qi, kvi);
+      float pv = 0.0f, gs = 0.0f;
+      if (keep) {
+        const float lse = (e & 1) ? l2.y : l2.x;
+        if constexpr (ScoreMod::kIdentity) {
+          pv = fa3_exp2(fmaf(s[4 * j + e], p.scale_log2, -lse));
+          gs = p.scale;
+        } else {
+          const float sc = s[4 * j + e] * p.scale;
+          pv = fa3_exp2(fmaf(float(score_mod(sc, b, h, qi, kvi)), kLog2e, -lse));
+          gs = float(score_mod.grad(sc, b, h, qi, kvi)) * p.scale;
+        }
+      }
+      pr[e] = pv;
+      s[4 * j + e] = pv * gs;
+    }
+    pa[j / 2][2 * (j % 2)] = pack_bf16(pr[0], pr[1]);
+    pa[j / 2][2 * (j % 2) + 1] = pack_bf16(pr[2], pr[3]);
+  }
+}
+
+// dS^T = (P^T o score_mod' o scale) o (dP^T - Delta), as bf16 A fragments (the layout of pa above).
+// Masked elements have a zero factor, so no checks here.
+__device__ __forceinline__ void bwd_sm90_dscores(std::uint32_t (&da)[4][4], const float (&s)[32], const float (&dp)[32],
+                                                 const float* delta, int lane) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const float2 dl = *reinterpret_cast<const float2*>(delta + 8 * j + 2 * (lane % 4));
+    float ds[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) ds[e] = s[4 * j + e] * (dp[4 * j + e] - ((e & 1) ? dl.y : dl.x));
+    da[j / 2][2 * (j % 2)] = pack_bf16(ds[0], ds[1]);
+    da[j / 2][2 * (j % 2) + 1] = pack_bf16(ds[2], ds[3]);
+  }
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+template <int D, class ScoreMod, class MaskMod>
+__global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
+    flex_backward_sm90_kernel(const __grid_constant__ BwdSm90Maps maps, const BwdParams p, const ScoreMod score_mod,
+                              const MaskMod mask_mod) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  namespace hw = ::aisp::kernels::sm90;
+  using C = BwdSm90Config<D>;
+  constexpr int S = C::kStages;
+  extern __shared__ __align__(128) std::uint8_t bwd_smem[];
+  const std::uint32_t raw = hw::smem_u32(bwd_smem);
+  const std::uint32_t base = (raw + 1023u) & ~1023u;
+  const std::uint8_t* gbase = bwd_smem + (base - raw);  // generic pointer to `base` (the lse2 / Delta reads)
+  const std::uint32_t sk = base + C::kOffK, sv = base + C::kOffV, sq = base + C::kOffQ, sdo = base + C::kOffDo;
+  const std::uint32_t bars = base + C::kOffBars;
+  const std::uint32_t kv_full = bars;
+  auto q_full = [&](int s) { return bars + 8u * std::uint32_t(1 + s); };
+  auto q_empty = [&](int s) { return bars + 8u * std::uint32_t(1 + S + s); };
+
+  const int kb = int(blockIdx.x), hkv = int(blockIdx.y), b = int(blockIdx.z);
+  const int kv0 = kb * kBwdBlockKv;
+
+  if (threadIdx.x == 0) {
+    hw::mbar_init(kv_full, 1);
+    for (int s = 0; s < S; ++s) {
+      hw::mbar_init(q_full(s), 1);   // the producer's arrive + the bytes
+      hw::mbar_init(q_empty(s), 8);  // one arrive per consumer warp
+    }
+    hw::mbar_init_fence();
+  }
+  __syncthreads();
+
+  const int warpgroup = int(threadIdx.x) / 128;
+  if (warpgroup == 0) {
+    // ---- Producer ----------------------------------------------------------------------------------
+    hw::setmaxnreg_dec<C::kProducerRegs>();
+    if (threadIdx.x == 0) {
+      hw::prefetch_tensor_map(&maps.q);
+      hw::prefetch_tensor_map(&maps.k);
+      hw::prefetch_tensor_map(&maps.v);
+      hw::prefetch_tensor_map(&maps.dout);
+      // K and V of the block: per column atom two boxes of 64 rows (the second 64 x 128 B further).
+      // Rows past kv_len read as zeros; a second half wholly past it loads the first half's rows
+      // again instead (finite data either way: the consumers zero those keys' P and dS by bounds).
+      hw::mbar_arrive_expect_tx(kv_full, 2 * C::kKvBytes);
+#pragma unroll
+      for (int a = 0; a < C::kAtoms; ++a)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const std::uint32_t off = a * C::kKvAtom + half * 64u * 128u;
+          const int row = kv0 + 64 * half < p.kv_len ? kv0 + 64 * half : kv0;
+          hw::tma_load_4d(sk + off, &maps.k, kv_full, a * 64, row, hkv, b);
+          hw::tma_load_4d(sv + off, &maps.v, kv_full, a * 64, row, hkv, b);
+        }
+      BwdCursor cur;
+      cur.open(p, b, hkv, kb);
+      cur.settle(p, b, hkv, kb);
+      for (int i = 0; cur.g < p.group; ++i) {
+        const int slot = i % S;
+        hw::mbar_wait(q_empty(slot), std::uint32_t((i / S) & 1) ^ 1u);
+        hw::mbar_arrive_expect_tx(q_full(slot), 2 * C::kQBytes + 2 * C::kRowBytes);
+        const int h = hkv * p.group + cur.g;
+        const int q0 = cur.q_block() * kBwdBlockQ;
+#pragma unroll
+        for (int a = 0; a < C::kAtoms; ++a) {
+          const std::uint32_t off = std::uint32_t(slot) * C::kQBytes + a * C::kQAtom;
+          hw::tma_load_4d(sq + off, &maps.q, q_full(slot), a * 64, q0, h, b);
+          hw::tma_load_4d(sdo + off, &maps.dout, q_full(slot), a * 64, q0, h, b);
+        }
+        // The workspace rows are padded to whole 64-query blocks: always in range.
+        const std::int64_t row = (std::int64_t(b) * p.q_heads + h) * p.q_pad + q0;
+        const std::uint32_t rows = base + C::kOffRows + std::uint32_t(slot) * 2u * C::kRowBytes;
+        hw::bulk_load(rows, p.lse2 + row, C::kRowBytes, q_full(slot));
+        hw::bulk_load(rows + C::kRowBytes, p.delta + row, C::kRowBytes, q_full(slot));
+        ++cur.i;
+        cur.settle(p, b, hkv, kb);
+      }
+    }
+  } else {
+    // ---- Consumers ---------------------------------------------------------------------------------
+    hw::setmaxnreg_inc<C::kConsumerRegs>();
+    const int g = warpgroup - 1;
+    const int t = int(threadIdx.x) % 128, warp = t / 32, lane = t % 32;
+    const int kvrow[2] = {kv0 + 64 * g + 16 * warp + lane / 4, kv0 + 64 * g + 16 * warp + lane / 4 + 8};
+    const bool kv_edge = kv0 + kBwdBlockKv > p.kv_len;
+    const int dq_step0 = C::kDqKeyStep0 * g;  // dQ's split for this warpgroup (BwdSm90Config)
+    const int dq_col0 = 64 * C::kDqAtomOf * g;
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.0f;
+    float s[32], dp[32], dq[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) s[i] = dp[i] = dq[i] = 0.0f;
+    std::uint32_t pa[4][4], da[4][4];
+
+    // Also with an empty list: K and V must have landed before the CTA may exit.
+    hw::mbar_wait(kv_full, 0);
+    BwdCursor cur;
+    cur.open(p, b, hkv, kb);
+    cur.settle(p, b, hkv, kb);
+    for (int i = 0; cur.g < p.group; ++i) {
+      const int slot = i % S;
+      const int h = hkv * p.group + cur.g;
+      const int q0 = cur.q_block() * kBwdBlockQ;
+      const bool partial = cur.is_partial();
+      const bool careful = partial || kv_edge || q0 + kBwdBlockQ > p.q_len;
+      // Shared-memory addresses from a base laundered through an empty asm: the descriptors are
+      // recomputed per item (a few uniform integer ops) instead of hoisted out of the loop, where
+      // 16 precomputed descriptor words made ptxas spill 76 B.
+      std::uint32_t lb = base;
+      asm volatile("" : "+r"(lb));
+      const std::uint32_t k_rows = lb + C::kOffK + std::uint32_t(g) * 64u * 128u;  // this warpgroup's keys
+      const std::uint32_t v_rows = lb + C::kOffV + std::uint32_t(g) * 64u * 128u;
+      const std::uint32_t dq_b = lb + C::kOffK + std::uint32_t(C::kDqAtomOf * g) * C::kKvAtom;  // B of dQ
+      const std::uint32_t q_tile = lb + C::kOffQ + std::uint32_t(slot) * C::kQBytes;
+      const std::uint32_t do_tile = lb + C::kOffDo + std::uint32_t(slot) * C::kQBytes;
+      const float* lse2 = reinterpret_cast<const float*>(gbase + C::kOffRows + slot * 2 * C::kRowBytes);
+      const float* delta = lse2 + kBwdBlockQ;
+      const std::uint32_t ds_buf = lb + C::kOffDs + std::uint32_t(i & 1) * C::kDsBytes;
+
+      // ---- S^T = K_g Q^T and dP^T = V_g dO^T (two commit groups) --------------------------------
+      hw::mbar_wait(q_full(slot), std::uint32_t((i / S) & 1));
+      hw::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32, qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
+        wgmma_m64n64k16_ss(s, smem_desc(k_rows + ko, 16, 1024), smem_desc(q_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
+      }
+      hw::wgmma_commit();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32, qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
+        wgmma_m64n64k16_ss(dp, smem_desc(v_rows + ko, 16, 1024), smem_desc(do_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
+      }
+      hw::wgmma_commit();
+
+      // ---- P^T while dP^T is still running, then dS^T ---------------------------------------------
+      hw::wgmma_wait<1>();
+      hw::fence_operands(s);
+      bwd_sm90_probabilities(s, pa, p, score_mod, mask_mod, b, h, q0, kvrow, partial, careful, lse2, lane);
+      hw::wgmma_wait<0>();
+      hw::fence_operands(dp);
+      bwd_sm90_dscores(da, s, dp, delta, lane);
+
+      // ---- dS^T to smem (bf16 pairs, rows = keys; conflict-free: the 8 rows of a store hit 8 different
+      // chunks) for both warpgroups' dQ products. Stored before the wgmmas below take da as their A:
+      // an in-flight wgmma's A registers may not be accessed.
+      {
+        const std::uint32_t row0 = ds_buf + std::uint32_t(64 * g + 16 * warp + lane / 4) * 128u + (lane % 4) * 4u;
+#pragma unroll
+        for (int tq = 0; tq < 4; ++tq)
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int j = 2 * tq + r / 2;  // query chunk (8 queries) of this register
+            const std::uint32_t addr = row0 + (r % 2) * 8u * 128u + (std::uint32_t(j ^ (lane / 4)) << 4);
+            hw::st_shared_b32(addr, da[tq][r]);
+          }
+      }
+      hw::fence_proxy_async();
+
+      // ---- dV += P^T dO, dK += dS^T Q (A from registers; dO, Q MN-major, 16 queries per k-step) ----
+      hw::fence_operands(dv);
+      hw::fence_operands(dk);
+      hw::wgmma_fence();
+#pragma unroll
+      for (int tq = 0; tq < 4; ++tq) wgmma_pv<D>(dv, pa[tq], smem_desc(do_tile + tq * 16 * 128, C::kQAtom, 1024));
+#pragma unroll
+      for (int tq = 0; tq < 4; ++tq) wgmma_pv<D>(dk, da[tq], smem_desc(q_tile + tq * 16 * 128, C::kQAtom, 1024));
+      hw::wgmma_commit();
+      // Both halves of dS^T written (the other warpgroup's dK product runs meanwhile).
+      hw::named_barrier_sync(1, 256);
+
+      // ---- dQ (64 queries x 64 columns) = dS K: A = dS^T (MN-major), B = K (MN-major) ---------------
+      hw::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < C::kDqKeySteps; ++kk) {
+        const std::uint32_t ko = std::uint32_t(dq_step0 + kk) * 16u * 128u;
+        wgmma_m64n64k16_ss_tt(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
+                              kk > 0 ? 1 : 0);
+      }
+      hw::wgmma_commit();
+      hw::wgmma_wait<0>();
+      hw::fence_operands(dq);
+      hw::fence_operands(dv);
+      hw::fence_operands(dk);
+      // Q, dO, lse2 and Delta of this stage are read. One arrive per warp releases only lane 0's
+      // accesses (PTX memory model); the warp barrier first orders the other lanes' lse2 / Delta
+      // reads before it, so the producer's next bulk copy into the stage cannot overtake them
+      // (racecheck flagged the version without it: README "Backward").
+      __syncwarp();
+      if (lane == 0) hw::mbar_arrive(q_empty(slot));
+
+      // ---- dQ into the fp32 workspace (rows padded to whole blocks: no bounds; rows past q_len add
+      // exact zeros, their dS is 0) ---------------------------------------------------------------------
+      float* gdq = p.dq_acc + ((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0 + 16 * warp + lane / 4) * D + dq_col0 +
+                   2 * (lane % 4);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        atomicAdd(reinterpret_cast<float2*>(gdq + 8 * j), make_float2(dq[4 * j], dq[4 * j + 1]));
+        atomicAdd(reinterpret_cast<float2*>(gdq + 8 * D + 8 * j), make_float2(dq[4 * j + 2], dq[4 * j + 3]));
+      }
+
+      ++cur.i;
+      cur.settle(p, b, hkv, kb);
+    }
+
+    // ---- Epilogue: this warpgroup's dK, dV rows (dS carried the scale already) -------------------------
+    const std::int64_t bkv = std::int64_t(b) * p.kv_heads + hkv;
+    bf16* gdk = p.dk + bkv * p.kv_len * D;
+    bf16* gdv = p.dv + bkv * p.kv_len * D;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      if (kvrow[r] >= p.kv_len) continue;
+      const std::int64_t off = std::int64_t(kvrow[r]) * D + 2 * (lane % 4);
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        *reinterpret_cast<__nv_bfloat162*>(gdk + off + 8 * j) = __floats2bfloat162_rn(dk[4 * j + 2 * r], dk[4 * j + 2 * r + 1]);
+        *reinterpret_cast<__nv_bfloat162*>(gdv + off + 8 * j) = __floats2bfloat162_rn(dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
+      }
+    }
+  }
+#else
+  (void)maps;
+  (void)p;
+  (void)score_mod;
+  (void)mask_mod;
+  __trap();  // built for another architecture: the host launches this kernel only on sm_90
+#endif
+}
+
+// Host: the TMA maps of a call (flex_backward.cu).
+BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& a);
+
+template <int D, class ScoreMod, class MaskMod>
+void launch_backward_sm90(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
+                          const MaskMod& mask_mod, cudaStream_t stream) {
+  using C = BwdSm90Config<D>;
+  launch_backward_preprocess(a, p, stream);
+  static const bool configured = [] {
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_backward_sm90_kernel<D, ScoreMod, MaskMod>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmemBytes)));
+    return true;
+  }();
+  (void)configured;
+  const BwdSm90Maps maps = make_backward_sm90_maps(a);
+  const dim3 grid(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
+  flex_backward_sm90_kernel<D, ScoreMod, MaskMod><<<grid, C::kThreads, C::kSmemBytes, stream>>>(maps, p, score_mod,
+                                                                                               mask_mod);
+  AISP_CUDA_CHECK_LAUNCH();
+  launch_dq_convert(a, p, stream);
+}
+
+}  // namespace aisp::kernels::flex::detail

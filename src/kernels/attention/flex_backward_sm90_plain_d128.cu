@@ -1,0 +1,13 @@
+// Precompiled wgmma backward kernel (flex_backward_sm90.cuh, sm_90a) for head dim 128 without a
+// score_mod (NoScoreMod: the scale folded into the exp2 factor), BuiltinMask: one translation unit
+// per (score family, head dim) so the kernels compile in parallel.
+#include "kernels/attention/flex_backward_kernel.cuh"
+
+namespace aisp::kernels::flex::detail {
+
+void backward_sm90_builtin_plain_d128(const FlexBackwardArgs& a, const BwdParams& p, const BuiltinMask& mask_mod,
+                                  cudaStream_t stream) {
+  launch_backward_sm90<128>(a, p, NoScoreMod{}, mask_mod, stream);
+}
+
+}  // namespace aisp::kernels::flex::detail
