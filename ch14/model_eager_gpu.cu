@@ -143,13 +143,13 @@ void reference(const GpuGpt& m, const std::vector<Tensor>& inputs, const Tensor&
 // the "precompiled library").
 class Plan : public Variant {
  public:
-  enum class Kind { eager, fused, graphed, autotuned, dynamic, dynamic_graphed };
+  enum class Kind { eager, fused, graphed, autotuned, autotuned_no_graphs, dynamic, dynamic_graphed };
   Plan(const GpuGpt& model, Kind kind) : model_(model), kind_(kind) {}
 
   void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle) override {
     c::CudaCompileOptions o = kind_ == Kind::eager ? c::eager_plan() : c::CudaCompileOptions{};
     o.cuda_graph = kind_ == Kind::graphed || kind_ == Kind::autotuned || kind_ == Kind::dynamic_graphed;
-    o.autotune = kind_ == Kind::autotuned;
+    o.autotune = kind_ == Kind::autotuned || kind_ == Kind::autotuned_no_graphs;
     if (kind_ != Kind::eager) {
       cache_.emplace();
       jit_ = std::make_unique<c::NvrtcJit>(c::NvrtcOptions{cache_->path(), ""});
@@ -164,7 +164,7 @@ class Plan : public Variant {
     compiled_->set_trace_ms(trace_ms);
     std::fprintf(stderr, "%s %s: %s; %d launches per call without a CUDA graph\n", model_.name, name_of(kind_),
                  compiled_->stats().to_string().c_str(), compiled_->launches_per_call());
-    if (kind_ == Kind::autotuned) {  // the whole-plan check, then one line per distinct GEMM decision
+    if (o.autotune) {  // the whole-plan check, then one line per distinct GEMM decision
       std::fprintf(stderr, "  plan: %s\n", compiled_->plan_check().c_str());
       std::vector<std::string> seen;
       for (const std::string& choice : compiled_->gemm_choices())
@@ -211,6 +211,7 @@ class Plan : public Variant {
       case Kind::fused: return "default";
       case Kind::graphed: return "reduce-overhead";
       case Kind::autotuned: return "max-autotune";
+      case Kind::autotuned_no_graphs: return "max-autotune-no-cudagraphs";
       case Kind::dynamic: return "dynamic";
       case Kind::dynamic_graphed: return "dynamic reduce-overhead";
     }
@@ -245,6 +246,8 @@ Example make_example(const GpuGpt& m, const char* shape) {
        [m] { return std::make_unique<Plan>(m, Plan::Kind::graphed); }},
       {"optimized:max_autotune", "reduce_overhead + per distinct GEMM, cuBLASLt algorithms and aisp kernel configs timed at compile time",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::autotuned); }},
+      {"optimized:max_autotune_no_cudagraphs", "default + the same timed search, launched op by op (no CUDA graph)",
+       [m] { return std::make_unique<Plan>(m, Plan::Kind::autotuned_no_graphs); }},
       {"optimized:dynamic", "default mode compiled once for every batch size (the batch a kernel argument)",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::dynamic); }},
       {"optimized:dynamic_reduce_overhead", "dynamic + one CUDA graph per batch size, captured on its first call",

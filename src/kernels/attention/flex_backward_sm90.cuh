@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     hw::mbar_init(kv_full, 1);
     for (int s = 0; s < S; ++s) {
       hw::mbar_init(q_full(s), 1);   // the producer's arrive + the bytes
-      hw::mbar_init(q_empty(s), 8);  // one arrive per consumer warp
+      hw::mbar_init(q_empty(s), 256);  // one arrive per consumer thread
     }
     hw::mbar_init_fence();
   }
@@ -358,12 +358,11 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       hw::fence_operands(dq);
       hw::fence_operands(dv);
       hw::fence_operands(dk);
-      // Q, dO, lse2 and Delta of this stage are read. One arrive per warp releases only lane 0's
-      // accesses (PTX memory model); the warp barrier first orders the other lanes' lse2 / Delta
-      // reads before it, so the producer's next bulk copy into the stage cannot overtake them
-      // (racecheck flagged the version without it: README "Backward").
-      __syncwarp();
-      if (lane == 0) hw::mbar_arrive(q_empty(slot));
+      // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only
+      // its own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
+      // producer's next bulk copy into this stage overwrites (one arrive per warp after __syncwarp
+      // left racecheck reporting hazards: README "Backward").
+      hw::mbar_arrive(q_empty(slot));
 
       // ---- dQ into the fp32 workspace (rows padded to whole blocks: no bounds; rows past q_len add
       // exact zeros, their dS is 0) ---------------------------------------------------------------------
