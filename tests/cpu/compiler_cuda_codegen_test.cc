@@ -91,9 +91,14 @@ TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductio
         "extern \"C\" __global__ void __launch_bounds__(128) aisp_kernel(", "const __nv_bfloat16* __restrict__ a0",
         "const unsigned char* __restrict__", "int aligned)", "__shared__ float scratch[2][32];",
         "= ld8_raw16(a0, r0 * 4096 + j0, aligned);", "bf16_at(x0[k], v)", "block_sum(acc0, scratch[0])", "block_sum(acc1, scratch[1])",
-        "rsqrtf(", "erff(", "st8_bf16(", "ld_u8("})
+        "rsqrtf(", "erf16(", "st8_bf16(", "ld_u8(",
+        // the body is instantiated for aligned = 1 and 0 behind one uniform branch
+        "template <int aligned>\nstatic __device__ __forceinline__ void aisp_body(",
+        "  if (aligned) aisp_body<1>(a0, a1, a2, a3, a4);\n  else aisp_body<0>(a0, a1, a2, a3, a4);\n"})
     EXPECT_NE(s.find(needle), std::string::npos) << "missing `" << needle << "` in\n" << s;
   EXPECT_EQ(s.find("ld_bf16(a0"), std::string::npos) << "x must be read as vectors only:\n" << s;
+  // GELU's 1 + erf rounded to the bf16 output: erf16 (kernels/common/erf16.h), as the hand kernel.
+  EXPECT_EQ(s.find("erff("), std::string::npos) << s;
   EXPECT_EQ(s.find("expf("), std::string::npos);
   EXPECT_EQ(s.find("__expf"), std::string::npos) << "no fast math";
   // x is read from DRAM once: one vector load per chunk into raw-bit registers, before the passes.

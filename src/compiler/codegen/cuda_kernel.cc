@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "compiler/codegen/cuda_prelude.h"
+#include "compiler/codegen/erf_precision.h"
 #include "compiler/codegen/expr.h"
 #include "compiler/codegen/index_expr.h"
 #include "compiler/codegen/source_writer.h"
@@ -57,7 +58,7 @@ struct RowLoad {
 class Emitter : SourceWriter {
  public:
   Emitter(const Graph& g, const Step& s, const CudaLaunchConfig& launch, const SymbolicSizes* sym)
-      : g_(g), s_(s), launch_(launch), sym_(sym), lead_(sym ? domain_lead(g, s, *sym) : 0) {
+      : g_(g), s_(s), launch_(launch), sym_(sym), lead_(sym ? domain_lead(g, s, *sym) : 0), erf16_(erf16_nodes(g)) {
     for (std::size_t i = 0; i < s.reads.size(); ++i) arg_[s.reads[i]] = fmt::format("a{}", i);
     for (std::size_t i = 0; i < s.outputs.size(); ++i) arg_[s.outputs[i]] = fmt::format("a{}", s.reads.size() + i);
   }
@@ -66,7 +67,7 @@ class Emitter : SourceWriter {
     KernelSource k;
     k.args = s_.reads;
     k.args.insert(k.args.end(), s_.outputs.begin(), s_.outputs.end());
-    std::vector<std::string> ops, args, params;
+    std::vector<std::string> ops, args, params, names;
     for (NodeId m : s_.nodes) ops.emplace_back(name_of(g_.node(m).op));
     for (std::size_t i = 0; i < k.args.size(); ++i) {
       const Node& n = g_.node(k.args[i]);
@@ -74,9 +75,12 @@ class Emitter : SourceWriter {
       const std::string shape = sym_ ? sym_->shape_string(sym_->lead_of(k.args[i]), n.shape) : to_string(n.shape);
       args.push_back(fmt::format("a{} {}{} {}", i, name_of(n.dtype), shape, in ? "in" : "out"));
       params.push_back(fmt::format("{}{}* __restrict__ a{}", in ? "const " : "", cuda_ctype(n.dtype), i));
+      names.push_back(fmt::format("a{}", i));
     }
-    if (sym_) params.push_back(fmt::format("long long {}", sym_->symbol));
-    params.push_back("int aligned");
+    if (sym_) {
+      params.push_back(fmt::format("long long {}", sym_->symbol));
+      names.push_back(sym_->symbol);
+    }
     const std::string domain = sym_ ? sym_->shape_string(lead_, s_.domain) : to_string(s_.domain);
     const std::string what =
         s_.is_reduction() ? fmt::format("reduction over {} reducing axes ({})", domain, fmt::join(s_.reduce_axes, ", "))
@@ -85,11 +89,18 @@ class Emitter : SourceWriter {
     depth_ = 1;
     if (s_.is_reduction()) reduction_kernel();
     else pointwise_kernel();
+    // The body is a template on `aligned`, instantiated for both values behind one uniform branch:
+    // with `aligned` a run-time value, the compiler if-converts the vector and the scalar paths of
+    // every load and store, and a thread then issues both (8 predicated 2-byte loads and a second
+    // widening per element of a deferred weight/bias chunk), which cost the LayerNorm-GELU row
+    // kernel ~4 instructions per element.
     k.source = fmt::format(
         "// aisp generated kernel (CUDA)\n// {}\n// ops: {}\n// args: {}\n// launch: {}\n{}\n"
-        "extern \"C\" __global__ void __launch_bounds__({}) {}({}) {{\n{}}}\n",
-        what, fmt::join(ops, " "), fmt::join(args, ", "), launch_.to_string(), kCudaPrelude, launch_.threads, k.symbol,
-        fmt::join(params, ", "), code_);
+        "template <int aligned>\nstatic __device__ __forceinline__ void aisp_body({}) {{\n{}}}\n"
+        "extern \"C\" __global__ void __launch_bounds__({}) {}({}, int aligned) {{\n"
+        "  if (aligned) aisp_body<1>({});\n  else aisp_body<0>({});\n}}\n",
+        what, fmt::join(ops, " "), fmt::join(args, ", "), launch_.to_string(), kCudaPrelude, fmt::join(params, ", "),
+        code_, launch_.threads, k.symbol, fmt::join(params, ", "), fmt::join(names, ", "), fmt::join(names, ", "));
     return k;
   }
 
@@ -103,7 +114,11 @@ class Emitter : SourceWriter {
     return f.index;
   }
 
-  std::string compute(const Node& n, const Index& idx) {
+  std::string compute(NodeId id, const Index& idx) {
+    const Node& n = g_.node(id);
+    // erf16 (the prelude's, kernels/common/erf16.h) where only its absolute error reaches a 16-bit
+    // rounding (erf_precision.h); erff elsewhere.
+    if (n.op == OpKind::erf && erf16_[std::size_t(id)]) return fmt::format("erf16({})", value(n.inputs[0], idx));
     if (is_unary(n.op)) return unary_expr(n.op, n.dtype, value(n.inputs[0], idx), Dialect::cuda);
     if (is_binary(n.op)) return binary_expr(n.op, value(n.inputs[0], idx), value(n.inputs[1], idx), Dialect::cuda);
     if (n.op == OpKind::where)
@@ -188,7 +203,7 @@ class Emitter : SourceWriter {
       e = load(id, idx);
       if (e.rfind("ld_", 0) != 0) return e;  // a register the load was hoisted into
     } else {
-      e = compute(n, idx);
+      e = compute(id, idx);
     }
     if (is_temp_name(e)) return e;
     const std::string t = fmt::format("t{}", next_tmp_++);
@@ -337,7 +352,7 @@ class Emitter : SourceWriter {
         row_var_[m] = acc;
       } else if (s_.domains[i] == Domain::row) {
         const std::string t = fmt::format("t{}", next_tmp_++);
-        const std::string e = compute(n, row_index(n.shape));
+        const std::string e = compute(m, row_index(n.shape));
         line(fmt::format("const float {} = {};", t, e));
         row_var_[m] = t;
       }
@@ -461,6 +476,7 @@ class Emitter : SourceWriter {
   CudaLaunchConfig launch_;
   const SymbolicSizes* sym_;  // dynamic mode; null: static
   std::int64_t lead_;         // the domain's dim 0 is lead_·n (0: static)
+  std::vector<bool> erf16_;   // per node: an erf computed with erf16 (erf_precision.h)
   std::unordered_map<NodeId, std::string> arg_;
   std::unordered_map<NodeId, std::string> row_var_;
   int next_tmp_ = 0;

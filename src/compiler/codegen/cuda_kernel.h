@@ -2,7 +2,8 @@
 // FusionPlan. One translation unit per step with one kernel
 //   extern "C" __global__ void aisp_kernel(<typed buffer pointers: reads, then outputs>, [long long n,] int aligned)
 // `aligned` is 1 when every buffer pointer is 16-byte aligned (the launcher checks); otherwise the
-// vector loads and stores fall back to scalar ones (same kernel, a uniform branch).
+// vector loads and stores fall back to scalar ones (same kernel, one uniform branch between the two
+// instances of the body, `template <int aligned> aisp_body`, so neither issues the other's code).
 //
 //   pointwise:  grid-stride loop over chunks of `vec` elements; a buffer read at the element's own
 //               index (same shape as the domain), a strided view of one whose 8-element chunks are

@@ -1,10 +1,12 @@
 // The text every generated CUDA kernel starts with: storage loads/stores through cuda_bf16.h and
 // cuda_fp16.h (round to nearest even), 8-wide vector loads/stores with a scalar fallback for
-// unaligned pointers, and block reductions (warp shuffles + 32 floats of shared memory). Part of
+// unaligned pointers, block reductions (warp shuffles + 32 floats of shared memory) and erf16. Part of
 // each kernel's source, so part of the cache key. NVRTC has no <cmath>: INFINITY/NAN are spelled here.
 #pragma once
 
 #include <string_view>
+
+#include "kernels/common/erf16.h"
 
 namespace aisp::compiler {
 
@@ -169,6 +171,8 @@ DEV float block_max(float v, float* scratch) {
   __syncthreads();
   return warp_max(lane < int(blockDim.x / 32) ? scratch[lane] : -INFINITY);
 }
-)";
+// erf16 (kernels/common/erf16.h: the same tokens the hand-written kernels compile), for an erf whose
+// absolute error is all that reaches a 16-bit output (codegen/erf_precision.h).
+)" AISP_ERF16_TEXT;
 
 }  // namespace aisp::compiler
