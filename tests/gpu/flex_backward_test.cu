@@ -368,6 +368,12 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(name_of(info.param.score)) + "_" + name_of(info.param.mask);
     });
 
+// "B2 H8/2 333x65 causal D=128": the shape, mask and head dim of one case, for failure messages.
+std::string case_label(const Shape& s, MaskKind mk) {
+  return "B" + std::to_string(s.batch) + " H" + std::to_string(s.q_heads) + "/" + std::to_string(s.kv_heads) + " " +
+         std::to_string(s.q_len) + "x" + std::to_string(s.kv_len) + " " + name_of(mk) + " D=" + std::to_string(s.head_dim);
+}
+
 // MQA (one kv head for 3 q heads) with q_len < kv_len, GQA 8:2 with q_len > kv_len (one ragged kv
 // block), with and without masks.
 TEST(FlexBackward, MqaGqaAndUnequalLengths) {
@@ -382,10 +388,7 @@ TEST(FlexBackward, MqaGqaAndUnequalLengths) {
         Problem pb(s, 77 + head_dim + s.q_len);
         pb.forward(mods, stream.get());
         const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
-        expect_backward_matches(pb, mods, bm, stream.get(),
-                                "B" + std::to_string(s.batch) + " H" + std::to_string(s.q_heads) + "/" +
-                                    std::to_string(s.kv_heads) + " " + std::to_string(s.q_len) + "x" +
-                                    std::to_string(s.kv_len) + " " + name_of(mk) + " D=" + std::to_string(head_dim));
+        expect_backward_matches(pb, mods, bm, stream.get(), case_label(s, mk));
       }
     }
   }
@@ -411,10 +414,7 @@ TEST(FlexBackward, AwkwardLengthsOnEveryKernel) {
         Problem pb(s, 91 + head_dim + s.q_len + 7 * s.kv_len);
         pb.forward(mods, stream.get());
         const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
-        expect_backward_matches(pb, mods, bm, stream.get(),
-                                "B" + std::to_string(s.batch) + " H" + std::to_string(s.q_heads) + "/" +
-                                    std::to_string(s.kv_heads) + " " + std::to_string(s.q_len) + "x" +
-                                    std::to_string(s.kv_len) + " " + name_of(mk) + " D=" + std::to_string(head_dim));
+        expect_backward_matches(pb, mods, bm, stream.get(), case_label(s, mk));
       }
     }
   }
