@@ -80,15 +80,15 @@ TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductio
   ASSERT_EQ(l.fusion.kernel_count(), 1) << describe(l.graph, l.fusion);
   ASSERT_EQ(l.fusion.steps.size(), 1u);
   const CudaKernelSource k = generate_cuda_kernel(l.graph, l.fusion.steps[0]);
-  // As the hand-written kernel's plan_row at 4096 columns: 128 threads x 4 chunks of 8.
-  EXPECT_EQ(k.launch.threads, 128);
+  // As the hand-written kernel's plan_row at 4096 columns: 64 threads x 8 chunks of 8.
+  EXPECT_EQ(k.launch.threads, 64);
   EXPECT_EQ(k.launch.vec, 8);
-  EXPECT_EQ(k.launch.chunks_per_thread, 4);
+  EXPECT_EQ(k.launch.chunks_per_thread, 8);
   EXPECT_EQ(k.launch.blocks, 37);
   const std::string& s = k.kernel.source;
   for (const char* needle :
-       {"// aisp generated kernel (CUDA)", "// launch: threads=128 vec=8 chunks_per_thread=4 blocks=37",
-        "extern \"C\" __global__ void __launch_bounds__(128) aisp_kernel(", "const __nv_bfloat16* __restrict__ a0",
+       {"// aisp generated kernel (CUDA)", "// launch: threads=64 vec=8 chunks_per_thread=8 blocks=37",
+        "extern \"C\" __global__ void __launch_bounds__(64) aisp_kernel(", "const __nv_bfloat16* __restrict__ a0",
         "const unsigned char* __restrict__", "int aligned)", "__shared__ float scratch[2][32];",
         "= ld8_raw16(a0, r0 * 4096 + j0, aligned);", "bf16_at(x0[k], v)", "block_sum(acc0, scratch[0])", "block_sum(acc1, scratch[1])",
         "rsqrtf(", "erf16(", "st8_bf16(", "ld_u8(",
@@ -105,7 +105,7 @@ TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductio
   std::size_t loads = 0;
   for (std::size_t p = s.find("ld8_raw16(a0"); p != std::string::npos; p = s.find("ld8_raw16(a0", p + 1)) ++loads;
   EXPECT_EQ(loads, 1u) << s;
-  EXPECT_NE(s.find("uint4 x0[4];"), std::string::npos) << s;
+  EXPECT_NE(s.find("uint4 x0[8];"), std::string::npos) << s;
   // weight and bias (the same for every row) are loaded per chunk in the outputs pass, not held in
   // registers through the reductions.
   const std::size_t outputs = s.find("// outputs");

@@ -116,9 +116,11 @@ std::string shape_name(const ::testing::TestParamInfo<Shape>& info) {
 
 // rows x cols, and what each exercises (see kernels::plan_row):
 const Shape kShapes[] = {
-    {37, 1000},   // vectorized, 125 chunks: 1 per thread, 128 threads with 3 idle
-    {37, 4096},   // vectorized, the default's row: 4 chunks per thread, 128 threads
-    {17, 769},    // scalar (769 % 8 != 0): 8 per thread, 128 threads
+    {37, 1000},   // vectorized, 125 chunks: 2 per thread, 64 threads, the last one's second idle
+    {37, 4096},   // vectorized, the default's row: 8 chunks per thread, 64 threads
+    {7, 1536},    // vectorized, 192 chunks: 4 per thread, 64 threads with 16 idle
+    {17, 769},    // scalar (769 % 8 != 0): 16 per thread, 64 threads with 15 idle
+    {9, 300},     // scalar (300 % 8 = 4): 8 per thread, 64 threads with 26 idle
     {3, 8},       // one vector
     {5, 1},       // one element: variance 0, y = bias
     {4, 7},       // scalar, less than one vector
@@ -291,12 +293,15 @@ TEST(FusedElementwiseKernels, RowKernelsWithUnalignedRows) {
 TEST(FusedElementwiseKernels, RowPlan) {
   const kernels::RowPlan p4096 = kernels::plan_row(4096, true);
   EXPECT_EQ(p4096.vec, 8);
-  EXPECT_EQ(p4096.chunks_per_thread, 4);
-  EXPECT_EQ(p4096.threads, 128);
+  EXPECT_EQ(p4096.chunks_per_thread, 8);
+  EXPECT_EQ(p4096.threads, 64);
+  const kernels::RowPlan p1536 = kernels::plan_row(1536, true);
+  EXPECT_EQ(p1536.chunks_per_thread, 4);
+  EXPECT_EQ(p1536.threads, 64);
   const kernels::RowPlan p769 = kernels::plan_row(769, false);
   EXPECT_EQ(p769.vec, 1);
-  EXPECT_EQ(p769.chunks_per_thread, 8);
-  EXPECT_EQ(p769.threads, 128);
+  EXPECT_EQ(p769.chunks_per_thread, 16);
+  EXPECT_EQ(p769.threads, 64);
   const kernels::RowPlan p65536 = kernels::plan_row(65536, true);
   EXPECT_EQ(p65536.chunks_per_thread, 8);
   EXPECT_EQ(p65536.threads, 1024);

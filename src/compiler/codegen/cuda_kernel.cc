@@ -524,7 +524,9 @@ CudaLaunchConfig cuda_launch_config(const Graph& g, const Step& step, const Cuda
   c.vec = reduces_last_axis_only(step) && inner % 8 == 0 ? 8 : 1;
   const std::int64_t chunks = std::max<std::int64_t>(1, inner / c.vec);
   // As plan_row of the hand-written kernel: the fewest register chunks per thread that fit the row
-  // in `row_target_threads`; past the register budget the block grows (up to 1024 threads).
+  // in `row_target_threads` (64: a streaming row kernel is as fast as the bytes each SM keeps in
+  // flight, and few threads with many chunks keep more; plan_row has the measurements); past the
+  // register budget the block grows (up to 1024 threads).
   int per_thread = 1;
   while ((per_thread * 2) * c.vec <= o.max_row_elements_per_thread &&
          (chunks + per_thread - 1) / per_thread > o.row_target_threads)

@@ -45,7 +45,7 @@ struct CudaLaunchConfig {
 struct CudaKernelOptions {
   int pointwise_threads = 256;
   int max_pointwise_blocks = 132 * 16;  // grid-stride beyond this
-  int row_target_threads = 128;         // as the hand-written LayerNorm kernel (plan_row)
+  int row_target_threads = 64;          // as the hand-written LayerNorm kernel (plan_row says why)
   int max_row_elements_per_thread = 64; // registers per thread per cached buffer
 };
 

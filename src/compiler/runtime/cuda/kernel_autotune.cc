@@ -80,7 +80,7 @@ std::vector<Candidate<CudaKernelOptions>> kernel_config_candidates(const Step& s
   };
   add(base.row_target_threads, base.max_row_elements_per_thread);
   for (int per_thread : {64, 32})
-    for (int target : {128, 32, 64, 256, 512})
+    for (int target : {64, 32, 128, 256, 512})
       if (target != base.row_target_threads || per_thread != base.max_row_elements_per_thread) add(target, per_thread);
   return out;
 }

@@ -3,7 +3,7 @@
 //
 //   pointwise   block size 256 (the default), 128, 512  x  grid cap 2112 blocks (the default: grid-
 //               stride beyond it), 4, 8 and 32 blocks per SM
-//   row kernels the register plan's target block size 128 (the default), 32, 64, 256, 512  x  at most
+//   row kernels the register plan's target block size 64 (the default), 32, 128, 256, 512  x  at most
 //               64 (the default) or 32 row elements per thread, which sets the register chunks per
 //               thread and so the block size
 //
