@@ -12,6 +12,9 @@
 //   optimized:fused_mma_sync  the same with the FA2-style mma.sync main kernel
 //   optimized:fused_wgmma     the same with the FA3-style wgmma main kernel (TMA producer warp, two
 //                     wgmma consumer warpgroups; sm_90 only)
+//   optimized:fused_jit       the same wgmma kernel with the mods given as expressions ("q >= kv" for
+//                     causal) and JIT-compiled by NVRTC in setup (compiler/runtime/cuda/
+//                     flex_jit_backward.h): what run-time mods cost against the precompiled built-ins
 //
 // Inputs: q, k, v, out, dout bf16 (B, H, S, D) and lse f32 (B, H, S). The backward is a function of
 // exactly these (P = exp(score' - lse), Delta = rowsum(dout o out)); the harness refills every input
@@ -27,6 +30,7 @@
 #include <cmath>
 #include <memory>
 
+#include "compiler/runtime/cuda/flex_jit_backward.h"
 #include "flex_attention_common.cuh"
 #include "harness/registry.h"
 #include "kernels/attention/flex_backward.h"
@@ -210,6 +214,42 @@ class FusedBackward : public Variant {
   aisp::cuda::DeviceMemory workspace_;
 };
 
+// The same backward with the mods as expressions, JIT-compiled in setup (NVRTC, or the kernel cache);
+// no captured tensors. The wgmma kernel, as fused_wgmma.
+class JitFusedBackward : public Variant {
+ public:
+  JitFusedBackward(std::string score_expr, std::string mask_expr)
+      : score_expr_(std::move(score_expr)), mask_expr_(std::move(mask_expr)) {}
+  void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle stream) override {
+    b_ = backward_of(inputs, output);
+    jit_ = std::make_unique<aisp::compiler::flex::JitFlexBackward>(score_expr_, mask_expr_,
+                                                                   std::vector<aisp::compiler::flex::CaptureSpec>{},
+                                                                   b_.s.head_dim);
+    bound_ = jit_->bind({});
+    block_mask_ = mask_expr_.empty()
+                      ? flex::create_backward_block_mask(flex::mask_none(), 1, 1, b_.s.seq, b_.s.seq, stream)
+                      : jit_->create_block_mask(bound_, b_.s.batch, b_.s.heads, b_.s.seq, b_.s.seq, stream);
+    b_.args.workspace_bytes = flex::flex_backward_workspace_bytes(b_.args.forward);
+    workspace_ = aisp::cuda::device_alloc(b_.args.workspace_bytes);
+    b_.args.workspace = workspace_.get();
+    AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  void run(StreamHandle stream) override { jit_->run(b_.args, block_mask_, bound_, stream); }
+  void teardown() override {
+    block_mask_ = {};
+    workspace_.reset();
+    jit_.reset();
+  }
+
+ private:
+  std::string score_expr_, mask_expr_;
+  Backward b_;
+  std::unique_ptr<aisp::compiler::flex::JitFlexBackward> jit_;
+  aisp::compiler::flex::JitFlexAttention::Bound bound_;
+  flex::BackwardBlockMask block_mask_;
+  aisp::cuda::DeviceMemory workspace_;
+};
+
 ModSet no_mods(const Shape&) { return {}; }
 ModSet causal(const Shape&) {
   ModSet m;
@@ -217,8 +257,9 @@ ModSet causal(const Shape&) {
   return m;
 }
 
+// mask_expr: the mods' mask as an expression for the JIT variant ("" none; no score_mod here).
 aisp::harness::Example make_example(const char* name, const char* description, double density, ModMaker mods,
-                                    const char* eager_what, const char* fused_what) {
+                                    const std::string& mask_expr, const char* eager_what, const char* fused_what) {
   aisp::harness::Example e;
   e.chapter = "ch14";
   e.name = name;
@@ -235,6 +276,9 @@ aisp::harness::Example make_example(const char* name, const char* description, d
        [mods] { return std::make_unique<FusedBackward>(mods, flex::FlexBackwardKernel::wgmma); }},
       {"optimized:fused", fused_what,
        [mods] { return std::make_unique<FusedBackward>(mods, flex::FlexBackwardKernel::automatic); }},
+      {"optimized:fused_jit",
+       "the fused wgmma backward with the mods as expressions, JIT-compiled by NVRTC in setup (sm_90)",
+       [mask_expr] { return std::make_unique<JitFusedBackward>("", mask_expr); }},
   };
   return e;
 }
@@ -242,7 +286,7 @@ aisp::harness::Example make_example(const char* name, const char* description, d
 aisp::harness::Example make_dense() {
   return make_example("flex_attention_backward",
                       "attention backward (dQ, dK, dV) at 8k tokens, hd 128, bf16, non-causal: eager vs fused flex",
-                      1.0, no_mods,
+                      1.0, no_mods, "",
                       "eager: cuBLAS S, dV, dP, dQ, dK; probabilities, Delta and dS kernels; bf16 S x S intermediates",
                       "flex backward: preprocess, one kv-major kernel (wgmma on sm_90, else mma.sync; dQ by fp32 atomics), dQ conversion");
 }
@@ -250,7 +294,7 @@ aisp::harness::Example make_dense() {
 aisp::harness::Example make_causal() {
   return make_example("flex_attention_backward_causal",
                       "causal attention backward at 8k tokens, hd 128, bf16: eager vs block-sparse fused flex",
-                      causal_density(kShape.seq), causal,
+                      causal_density(kShape.seq), causal, "q >= kv",
                       "eager: cuBLAS S, dV, dP, dQ, dK; probabilities (causal mask), Delta and dS kernels",
                       "flex backward visiting only the non-empty causal tiles (automatic kernel choice)");
 }

@@ -14,6 +14,7 @@
 #include "compiler/runtime/cuda/flex_jit.h"
 #include "core/error.h"
 #include "core/gpu.h"
+#include "flex_jit_test_util.h"
 #include "flex_test_util.h"
 #include "kernels/attention/flex_attention.h"
 
@@ -28,53 +29,6 @@ bool fa3_here() {
 }
 #define SKIP_WITHOUT_FA3()                                                                     \
   if (!fa3_here()) GTEST_SKIP() << "the JIT mods run on the fa3 kernel: needs an sm_90 GPU"
-
-// A captured tensor on both sides: host values for the reference, a device copy for the kernel.
-struct Captured {
-  fx::CaptureSpec spec;
-  std::vector<std::int64_t> shape;
-  std::vector<float> f32;
-  std::vector<std::int32_t> i32;
-  std::unique_ptr<DeviceTensor> device;
-
-  Captured(std::string name, std::vector<std::int64_t> dims, std::vector<float> values)
-      : spec{std::move(name), fx::CaptureDType::f32, int(dims.size())}, shape(std::move(dims)), f32(std::move(values)) {
-    device = std::make_unique<DeviceTensor>(DType::f32, std::vector<std::int64_t>{std::int64_t(f32.size())});
-    device->upload(f32);
-  }
-  Captured(std::string name, std::vector<std::int64_t> dims, std::vector<std::int32_t> values)
-      : spec{std::move(name), fx::CaptureDType::i32, int(dims.size())}, shape(std::move(dims)), i32(std::move(values)) {
-    device = std::make_unique<DeviceTensor>(DType::i32, std::vector<std::int64_t>{std::int64_t(i32.size())});
-    device->upload(i32);
-  }
-  fx::HostCapture host() const {
-    return {spec, shape, spec.dtype == fx::CaptureDType::f32 ? static_cast<const void*>(f32.data()) : i32.data()};
-  }
-  fx::DeviceCapture dev() const { return {spec, shape, device->data<const void>()}; }
-  const float* dev_f32() const { return device->data<float>(); }
-  const std::int32_t* dev_i32() const { return device->data<std::int32_t>(); }
-};
-
-struct Mods {
-  std::string score, mask;
-  std::vector<const Captured*> captured;
-
-  std::vector<fx::CaptureSpec> specs() const {
-    std::vector<fx::CaptureSpec> s;
-    for (const Captured* c : captured) s.push_back(c->spec);
-    return s;
-  }
-  std::vector<fx::HostCapture> host() const {
-    std::vector<fx::HostCapture> h;
-    for (const Captured* c : captured) h.push_back(c->host());
-    return h;
-  }
-  std::vector<fx::DeviceCapture> dev() const {
-    std::vector<fx::DeviceCapture> d;
-    for (const Captured* c : captured) d.push_back(c->dev());
-    return d;
-  }
-};
 
 // The JIT forward on `in` against the float64 reference of the same expressions. Returns the output
 // (bf16 bits) for comparisons with a built-in. `bm` (optional) replaces the JIT block mask.

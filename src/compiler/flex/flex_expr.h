@@ -92,7 +92,19 @@ class ModExpr {
   // for every dimension but the last: 8-byte fields only, so functor_bytes() lays out the same bytes
   // (the prefixes keep user names apart from C++ keywords, T and the helpers).
   // Math goes through the helpers of cuda_prelude() (float and double overloads).
-  std::string cuda_functor(const std::string& struct_name) const;
+  // With `grad` (this score_mod's derivative(), for the backward) the functor also has
+  //   template <class T> T grad(T score, int b, int h, int q, int kv)      (flex_mods.h's grad())
+  std::string cuda_functor(const std::string& struct_name, const ModExpr* grad = nullptr) const;
+
+  // d score_mod / d score, symbolically (flex_expr_grad.cc): another score_mod over the same
+  // captures (used_captures() identical, so one functor value serves both), simplified as it is
+  // built (0 x, 1 x, x + 0, x - 0, x / 1, --x), text() its printed form. Rules: the
+  // chain rule through + - * / and the functions; ?: and min / max / clamp / abs differentiate the
+  // branch the value takes (at a tie, the first); captured-tensor reads, b, h, q, kv and everything
+  // integer are constant (0). Refused with aisp::Error naming the construct and its column:
+  // floor, ceil and int() of a value that depends on the score (piecewise constant: the gradient
+  // would be 0 almost everywhere and undefined at the steps), and a mask_mod.
+  ModExpr derivative() const;
 
   ~ModExpr();
   ModExpr(ModExpr&&) noexcept;

@@ -1,5 +1,6 @@
 // The typed AST of a mod expression (flex_expr.h), shared by the parser (flex_expr.cc), the CPU
-// evaluator (flex_expr_eval.cc) and the CUDA emitter (flex_expr_emit.cc). Internal to compiler/flex.
+// evaluator (flex_expr_eval.cc), the CUDA emitter (flex_expr_emit.cc) and the derivative pass
+// (flex_expr_grad.cc). Internal to compiler/flex.
 // The type checker makes every int -> float promotion an explicit to_float node, so the evaluator
 // and the emitter never decide a conversion on their own: both follow the same tree.
 #pragma once
@@ -21,7 +22,11 @@ enum class Op : std::uint8_t {
 enum class Var : std::uint8_t { score, b, h, q, kv };
 
 enum class Fn : std::uint8_t {
-  abs, min, max, clamp, exp, exp2, log, log2, sqrt, tanh, sigmoid, floor, ceil, to_float, to_int
+  abs, min, max, clamp, exp, exp2, log, log2, sqrt, tanh, sigmoid, floor, ceil, to_float, to_int,
+  // Made by the derivative pass only (flex_expr_grad.cc), never parsed: tanh with CUDA's exact tanhf
+  // on the GPU. 1 - tanh^2 near saturation is small, and tanh.approx's absolute 2^-11 would be a
+  // large relative error in it (the built-in SoftCap::grad keeps the exact tanh for this reason).
+  tanh_exact
 };
 
 struct Node {

@@ -7,6 +7,7 @@
 
 #include "compiler/flex/flex_expr.h"
 #include "compiler/flex/flex_expr_ast.h"
+#include "core/error.h"
 
 namespace aisp::compiler::flex {
 namespace {
@@ -23,6 +24,7 @@ const char* fn_name(Fn f) {
     case Fn::log2: return "fj_log2";
     case Fn::sqrt: return "fj_sqrt";
     case Fn::tanh: return "fj_tanh";
+    case Fn::tanh_exact: return "fj_tanh_exact";
     case Fn::sigmoid: return "fj_sigmoid";
     case Fn::floor: return "fj_floor";
     case Fn::ceil: return "fj_ceil";
@@ -90,13 +92,26 @@ std::string emit(const Node& n, const std::vector<CaptureSpec>& used) {
 
 }  // namespace
 
-std::string ModExpr::cuda_functor(const std::string& struct_name) const {
+std::string ModExpr::cuda_functor(const std::string& struct_name, const ModExpr* grad) const {
+  if (grad != nullptr && (kind_ != Kind::score_mod || grad->used_.size() != used_.size()))
+    throw Error(fmt::format("'{}': cuda_functor's grad must be this score_mod's derivative()", text_));
   std::string members;
   for (const CaptureSpec& c : used_) {
     members += fmt::format("  const {}* cap_{};\n", c.dtype == CaptureDType::f32 ? "float" : "int", c.name);
     for (int d = 0; d + 1 < c.rank; ++d) members += fmt::format("  long long stride_{}_{};\n", c.name, d);
   }
   const std::string body = emit(*root_, used_);
+  // The derivative reads the same members: its tree is built from this one's nodes (same capture
+  // numbering), so it is printed against this expression's capture list.
+  const std::string grad_member =
+      grad == nullptr ? ""
+                      : fmt::format(
+                            "  // d score_mod / d score: {}\n"
+                            "  template <class T>\n"
+                            "  __device__ __forceinline__ T grad(T score, int b, int h, int q, int kv) const {{\n"
+                            "    return {};\n"
+                            "  }}\n",
+                            grad->text_, emit(*grad->root_, used_));
   if (kind_ == Kind::score_mod)
     return fmt::format(
         "// score_mod: {}\n"
@@ -107,8 +122,9 @@ std::string ModExpr::cuda_functor(const std::string& struct_name) const {
         "  __device__ __forceinline__ T operator()(T score, int b, int h, int q, int kv) const {{\n"
         "    return {};\n"
         "  }}\n"
+        "{}"
         "}};\n",
-        text_, struct_name, is_identity() ? "true" : "false", members, body);
+        text_, struct_name, is_identity() ? "true" : "false", members, body, grad_member);
   return fmt::format(
       "// mask_mod: {}\n"
       "struct {} {{\n"
@@ -125,7 +141,8 @@ std::string ModExpr::cuda_functor(const std::string& struct_name) const {
 std::string cuda_prelude() {
   // Overloads for int, float (the kernel) and double, each the plain CUDA math function, except the
   // float tanh: the built-in SoftCap's one-instruction tanh.approx.f32 (relative error 2^-10.99;
-  // flex_mods.h flex_tanh_fast), since libm's tanhf made soft-cap run at 29 % of the plain kernel.
+  // flex_mods.h flex_tanh_fast), since libm's tanhf made soft-cap run at 29 % of the plain kernel;
+  // derivatives use fj_tanh_exact (flex_expr_ast.h, Fn::tanh_exact).
   return R"(// Math helpers of the JIT mods (compiler/flex/flex_expr_emit.cc).
 __device__ __forceinline__ int fj_abs(int x) { return x < 0 ? -x : x; }
 __device__ __forceinline__ float fj_abs(float x) { return fabsf(x); }
@@ -150,6 +167,8 @@ __device__ __forceinline__ float fj_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double fj_sqrt(double x) { return sqrt(x); }
 __device__ __forceinline__ float fj_tanh(float x) { float y; asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
 __device__ __forceinline__ double fj_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float fj_tanh_exact(float x) { return tanhf(x); }
+__device__ __forceinline__ double fj_tanh_exact(double x) { return tanh(x); }
 __device__ __forceinline__ float fj_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ double fj_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 __device__ __forceinline__ float fj_floor(float x) { return floorf(x); }

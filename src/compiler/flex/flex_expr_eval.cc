@@ -98,7 +98,7 @@ Value eval(const Node& n, const Env& env) {
         case Fn::log: v.f = std::log(f1()); break;
         case Fn::log2: v.f = std::log2(f1()); break;
         case Fn::sqrt: v.f = std::sqrt(f1()); break;
-        case Fn::tanh: v.f = std::tanh(f1()); break;
+        case Fn::tanh: case Fn::tanh_exact: v.f = std::tanh(f1()); break;
         case Fn::sigmoid: v.f = 1.0 / (1.0 + std::exp(-f1())); break;
         case Fn::floor: v.f = std::floor(f1()); break;
         case Fn::ceil: v.f = std::ceil(f1()); break;

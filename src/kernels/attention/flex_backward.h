@@ -44,6 +44,7 @@ inline constexpr int kBwdBlockKv = 128;
 // mma.sync elsewhere. Both compute the same function with the same accumulation precision.
 enum class FlexBackwardKernel : std::uint8_t { automatic, mma_sync, wgmma };
 
+#if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the device part
 struct FlexBackwardArgs {
   // The forward's arguments: q, k, v, shapes and scale as given to flex_attention; `out` and `lse`
   // are read here (lse is required). `forward.kernel` is ignored: `kernel` below picks the backward's.
@@ -106,4 +107,5 @@ namespace detail {
 FlexBackwardKernel resolve_backward_kernel(FlexBackwardKernel requested);
 }  // namespace detail
 
+#endif  // !__CUDACC_RTC__
 }  // namespace aisp::kernels::flex

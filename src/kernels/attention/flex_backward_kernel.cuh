@@ -381,6 +381,7 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+#if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernels above
 // flex_backward.cu: the parameters, and the two mod-independent launches around the main kernel.
 BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm);
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
@@ -401,6 +402,7 @@ void launch_backward(const FlexBackwardArgs& a, const BwdParams& p, const ScoreM
   AISP_CUDA_CHECK_LAUNCH();
   launch_dq_convert(a, p, stream);
 }
+#endif  // !__CUDACC_RTC__
 
 }  // namespace detail
 }  // namespace aisp::kernels::flex
@@ -408,6 +410,7 @@ void launch_backward(const FlexBackwardArgs& a, const BwdParams& p, const ScoreM
 // The sm_90a wgmma main kernel (FA3 structure) and its launch, over the pieces above.
 #include "kernels/attention/flex_backward_sm90.cuh"
 
+#if !defined(__CUDACC_RTC__)
 namespace aisp::kernels::flex {
 
 // ---- Template entry points (any functor) --------------------------------------------------------
@@ -449,3 +452,4 @@ void flex_attention_backward(const FlexBackwardArgs& args, const ScoreMod& score
 }
 
 }  // namespace aisp::kernels::flex
+#endif  // !__CUDACC_RTC__

@@ -402,6 +402,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 #endif
 }
 
+#if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernel above
 // Host: the TMA maps of a call (flex_backward.cu).
 BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& a);
 
@@ -423,5 +424,6 @@ void launch_backward_sm90(const FlexBackwardArgs& a, const BwdParams& p, const S
   AISP_CUDA_CHECK_LAUNCH();
   launch_dq_convert(a, p, stream);
 }
+#endif  // !__CUDACC_RTC__
 
 }  // namespace aisp::kernels::flex::detail

@@ -1,9 +1,10 @@
-// Launching kernel instances compiled at run time (compiler/runtime/cuda/flex_jit.h compiles them
-// through NVRTC with functors emitted from mod expressions) through the same host code as the
-// precompiled ones: argument checks, FwdParams, TMA maps and launch shape of the fa3 forward
-// (flex_attention.cu, flex_forward_fa3.cuh), storage and grid of the block-mask builder. A functor
-// crosses as its bytes (a struct of 8-byte fields: pointers to captured tensors and strides).
-// Callable from .cc files.
+// Launching kernel instances compiled at run time (compiler/runtime/cuda/flex_jit.h and
+// flex_jit_backward.h compile them through NVRTC with functors emitted from mod expressions) through
+// the same host code as the precompiled ones: argument checks, FwdParams, TMA maps and launch shape
+// of the fa3 forward (flex_attention.cu, flex_forward_fa3.cuh), storage and grid of the block-mask
+// builders, and the backward's checks, BwdParams, TMA maps, preprocess and dQ conversion
+// (flex_backward.cu; flex_jit_backward_launch.cu). A functor crosses as its bytes (a struct of 8-byte
+// fields: pointers to captured tensors and strides). Callable from .cc files.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -11,6 +12,7 @@
 #include <cstddef>
 
 #include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_backward.h"
 
 namespace aisp::kernels::flex {
 
@@ -26,5 +28,20 @@ void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, 
 // `kernel` is block_mask_kernel<Mask>; mask_bytes a value of Mask. As create_block_mask.
 BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads, int q_len,
                                 int kv_len, cudaStream_t stream);
+
+// Once per loaded kernel: flex_backward_sm90_kernel<head_dim, ...> needs its shared memory allowed.
+void configure_jit_backward_sm90(cudaKernel_t kernel, int head_dim);
+
+// `kernel` is flex_backward_sm90_kernel<args.forward.head_dim, Score, Mask> (Score with grad());
+// score_bytes / mask_bytes as for the forward. The three launches of flex_attention_backward
+// (preprocess, this kernel, dQ conversion), with its checks; args.kernel must be automatic or wgmma
+// and the GPU sm_90 (the wgmma kernel is the one compiled at run time), else aisp::Error.
+void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args, const BackwardBlockMask& block_mask,
+                              const void* score_bytes, const void* mask_bytes, cudaStream_t stream);
+
+// `kernel` is backward_block_mask_kernel<Mask>; mask_bytes a value of Mask. As
+// create_backward_block_mask.
+BackwardBlockMask create_backward_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads,
+                                                 int q_len, int kv_len, cudaStream_t stream);
 
 }  // namespace aisp::kernels::flex

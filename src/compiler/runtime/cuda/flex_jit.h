@@ -16,7 +16,7 @@
 // same arch, compile once; sizes of the captured tensors are run-time values. The forward kernel is
 // one module per (score, mask, head dim), the block-mask builder one per mask. An NVRTC failure
 // raises aisp::Error naming the expressions and the saved source. Runs on sm_90a (fa3) only.
-// Not done: the backward through JIT mods (it needs each score_mod's derivative).
+// The backward through the same expressions: flex_jit_backward.h.
 #pragma once
 
 #include <cuda_runtime_api.h>

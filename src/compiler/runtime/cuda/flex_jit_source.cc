@@ -93,8 +93,9 @@ struct Flattener {
   }
 };
 
-std::string functors(const ModExpr& score, const ModExpr* mask) {
-  std::string s = "namespace aisp_flex_jit {\n" + cuda_prelude() + score.cuda_functor("Score");
+// score_grad: the score's derivative() (the backward's Score has grad()), or none (the forward).
+std::string functors(const ModExpr& score, const ModExpr* mask, const ModExpr* score_grad = nullptr) {
+  std::string s = "namespace aisp_flex_jit {\n" + cuda_prelude() + score.cuda_functor("Score", score_grad);
   if (mask != nullptr) s += mask->cuda_functor("Mask");
   return s + "}  // namespace aisp_flex_jit\n";
 }
@@ -134,6 +135,32 @@ std::string block_mask_source(const ModExpr& mask) {
       "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n"
       "}}  // namespace aisp::kernels::flex::detail\n",
       flatten_kernel_header("kernels/attention/flex_attention_kernel.cuh"), functors(identity, &mask));
+}
+
+std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim) {
+  if (head_dim != 64 && head_dim != 128) throw Error(fmt::format("flex JIT: head dim {} (64 or 128)", head_dim));
+  const std::string mask_type = mask != nullptr ? "aisp_flex_jit::Mask" : "aisp::kernels::flex::NoMask";
+  return fmt::format(
+      "// aisp flex JIT: the wgmma backward (kernels/attention/flex_backward_sm90.cuh), head dim {}\n"
+      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
+      "namespace aisp::kernels::flex::detail {{\n"
+      "template __global__ void flex_backward_sm90_kernel<{}, aisp_flex_jit::Score, {}>(\n"
+      "    const __grid_constant__ BwdSm90Maps, const BwdParams, const aisp_flex_jit::Score, const {});\n"
+      "}}  // namespace aisp::kernels::flex::detail\n",
+      head_dim, flatten_kernel_header("kernels/attention/flex_backward_kernel.cuh"), functors(score, mask, &score_grad),
+      head_dim, mask_type, mask_type);
+}
+
+std::string backward_block_mask_source(const ModExpr& mask) {
+  const ModExpr identity = ModExpr::parse("score", ModExpr::Kind::score_mod);
+  return fmt::format(
+      "// aisp flex JIT: the backward's kv-major block-mask builder (kernels/attention/flex_backward_kernel.cuh)\n"
+      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
+      "namespace aisp::kernels::flex::detail {{\n"
+      "template __global__ void backward_block_mask_kernel<aisp_flex_jit::Mask>(const aisp_flex_jit::Mask, int, int,\n"
+      "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n"
+      "}}  // namespace aisp::kernels::flex::detail\n",
+      flatten_kernel_header("kernels/attention/flex_backward_kernel.cuh"), functors(identity, &mask));
 }
 
 std::string find_kernel_symbol(const std::string& cubin, const std::string& part) {

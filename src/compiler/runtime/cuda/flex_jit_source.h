@@ -1,5 +1,6 @@
-// The CUDA sources the flex JIT gives NVRTC (flex_jit.h): the fa3 forward kernel and the block-mask
-// builder of kernels/attention, instantiated with the functors emitted from mod expressions.
+// The CUDA sources the flex JIT gives NVRTC (flex_jit.h, flex_jit_backward.h): the fa3 forward
+// kernel, the wgmma backward kernel and the two block-mask builders of kernels/attention,
+// instantiated with the functors emitted from mod expressions.
 //
 // NVRTC compiles device code only and has no C++ standard library, so the kernel headers (embedded
 // at build time, cmake/embed_text.cmake) are flattened here into one self-contained source:
@@ -40,6 +41,13 @@ std::vector<std::string> flex_jit_nvrtc_flags();
 std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim);
 // The block-mask builder for `mask`: block_mask_kernel<Mask>.
 std::string block_mask_source(const ModExpr& mask);
+
+// The wgmma backward (sm_90a) for head dim 64 or 128: flex_backward_sm90_kernel<D, Score, Mask>
+// whose Score has operator() from `score` and grad() from `score_grad` (score.derivative()); mask
+// as for the forward.
+std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim);
+// The backward's kv-major block-mask builder for `mask`: backward_block_mask_kernel<Mask>.
+std::string backward_block_mask_source(const ModExpr& mask);
 
 // The mangled name of the one kernel in `cubin` whose name contains `part` (an ELF symbol of type
 // function); aisp::Error if there is none or several.

@@ -1,0 +1,94 @@
+#include "compiler/runtime/cuda/flex_jit_backward.h"
+
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "compiler/runtime/cuda/flex_jit_source.h"
+#include "core/error.h"
+#include "kernels/attention/flex_jit_launch.h"
+
+namespace aisp::compiler::flex {
+namespace {
+
+// NVRTC failures name the expressions first: the user wrote those, not the kernel.
+NvrtcResult compile(NvrtcJit& jit, const std::string& source, const std::string& what) {
+  try {
+    return jit.compile(source);
+  } catch (const Error& e) {
+    throw Error(fmt::format("flex JIT: compiling {} failed. {}", what, e.what()));
+  }
+}
+
+ModExpr parse_score(const std::string& text, const std::vector<CaptureSpec>& captures) {
+  return ModExpr::parse(text.empty() ? "score" : text, ModExpr::Kind::score_mod, captures);
+}
+
+}  // namespace
+
+JitFlexBackward::JitFlexBackward(const std::string& score_expr, const std::string& mask_expr,
+                                 std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load)
+    : score_(parse_score(score_expr, captures)), grad_(score_.derivative()), head_dim_(head_dim) {
+  if (head_dim != 64 && head_dim != 128)
+    throw Error(fmt::format("flex JIT backward: head dim {} is not supported (64 or 128)", head_dim));
+  if (!mask_expr.empty())
+    mask_ = std::make_unique<ModExpr>(ModExpr::parse(mask_expr, ModExpr::Kind::mask_mod, captures));
+  if (jit.arch() != "sm_90a")
+    throw Error(fmt::format("flex JIT backward: the mods are compiled into the wgmma backward, which needs sm_90a; "
+                            "the JIT targets {} (use the built-in mods on this GPU)",
+                            jit.arch()));
+  const std::string what = fmt::format("score_mod '{}' (d/dscore: '{}') with mask_mod '{}'", score_.text(),
+                                       grad_.text(), mask_ ? mask_->text() : "(none)");
+  const NvrtcResult bwd =
+      compile(jit, sm90_backward_source(score_, grad_, mask_.get(), head_dim), "the wgmma backward for " + what);
+  info_.backward_ms = bwd.compile_ms;
+  info_.backward_from = bwd.from;
+  info_.backward_source = bwd.source_path;
+  NvrtcResult bm;
+  if (mask_) {
+    bm = compile(jit, backward_block_mask_source(*mask_),
+                 fmt::format("the backward block-mask builder for mask_mod '{}'", mask_->text()));
+    info_.block_mask_ms = bm.compile_ms;
+    info_.block_mask_from = bm.from;
+    info_.block_mask_source = bm.source_path;
+  }
+  if (!load) return;
+  backward_ = jit.load(bwd, find_kernel_symbol(bwd.cubin, "flex_backward_sm90_kernel"));
+  kernels::flex::configure_jit_backward_sm90(backward_, head_dim);
+  if (mask_) block_mask_ = jit.load(bm, find_kernel_symbol(bm.cubin, "backward_block_mask_kernel"));
+}
+
+JitFlexBackward::~JitFlexBackward() = default;
+
+JitFlexAttention::Bound JitFlexBackward::bind(const std::vector<DeviceCapture>& captures) const {
+  JitFlexAttention::Bound b;
+  b.score_bytes = functor_bytes(score_, captures);  // grad() reads the same members
+  b.mask_bytes = mask_ ? functor_bytes(*mask_, captures) : std::vector<std::uint64_t>{};
+  // An empty functor still has one byte the launch reads.
+  if (b.score_bytes.empty()) b.score_bytes.push_back(0);
+  if (b.mask_bytes.empty()) b.mask_bytes.push_back(0);
+  return b;
+}
+
+kernels::flex::BackwardBlockMask JitFlexBackward::create_block_mask(const JitFlexAttention::Bound& mods, int batch,
+                                                                    int heads, int q_len, int kv_len,
+                                                                    cudaStream_t stream) const {
+  if (!mask_) throw Error("flex JIT backward: create_block_mask needs a mask_mod (this one was compiled without)");
+  if (block_mask_ == nullptr) throw Error("flex JIT backward: compiled with load = false: nothing to launch");
+  return kernels::flex::create_backward_block_mask_jit(block_mask_, mods.mask_bytes.data(),
+                                                       mask_->uses_batch() ? batch : 1, mask_->uses_head() ? heads : 1,
+                                                       q_len, kv_len, stream);
+}
+
+void JitFlexBackward::run(const kernels::flex::FlexBackwardArgs& args,
+                          const kernels::flex::BackwardBlockMask& block_mask, const JitFlexAttention::Bound& mods,
+                          cudaStream_t stream) const {
+  if (backward_ == nullptr) throw Error("flex JIT backward: compiled with load = false: nothing to launch");
+  if (args.forward.head_dim != head_dim_)
+    throw Error(fmt::format("flex JIT backward: compiled for head dim {}, called with {}", head_dim_,
+                            args.forward.head_dim));
+  kernels::flex::launch_jit_backward_sm90(backward_, args, block_mask, mods.score_bytes.data(), mods.mask_bytes.data(),
+                                          stream);
+}
+
+}  // namespace aisp::compiler::flex
