@@ -303,17 +303,7 @@ TEST(FlexJitBackward, SoftCapSlidingWindowEqualsBuiltinAndReference) {
 TEST(FlexJitBackward, DocumentMaskPerBatchEqualsBuiltinAndReferenceMqa) {
   SKIP_WITHOUT_SM90();
   const Shape s{2, 2, 1, 400, 400, 128};  // MQA
-  const std::vector<std::int32_t> lens = uniform_int_i32(902, 512, 150);
-  std::vector<std::int32_t> doc;
-  std::size_t li = 0;
-  for (int b = 0; b < s.batch; ++b)
-    for (int t = 0, id = 0, left = 0; t < s.q_len; ++t, --left) {
-      if (left == 0) {
-        left = 1 + lens[li++];
-        ++id;
-      }
-      doc.push_back(id);
-    }
+  const std::vector<std::int32_t> doc = random_document_ids(s.batch, s.q_len, 902);
   const Captured c_doc("doc", {s.batch, s.q_len}, doc);
   Twin t{{"", "doc[b, q] == doc[b, kv] && q >= kv", {&c_doc}}, flex::score_none(),
          flex::mask_document(c_doc.dev_i32(), s.q_len, true)};

@@ -117,17 +117,7 @@ TEST(FlexJit, DocumentMaskPerBatchMatchesReferenceBuiltinAndItsBlockMask) {
   SKIP_WITHOUT_FA3();
   Shape s{2, 2, 1, 400, 400, 128};  // MQA
   const Inputs in = make_inputs(s, 901);
-  const std::vector<std::int32_t> lens = uniform_int_i32(902, 512, 150);
-  std::vector<std::int32_t> doc;
-  std::size_t li = 0;
-  for (int b = 0; b < s.batch; ++b)
-    for (int t = 0, id = 0, left = 0; t < s.q_len; ++t, --left) {
-      if (left == 0) {
-        left = 1 + lens[li++];
-        ++id;
-      }
-      doc.push_back(id);
-    }
+  const std::vector<std::int32_t> doc = random_document_ids(s.batch, s.q_len, 902);
   const Captured c_doc("doc", {s.batch, s.q_len}, doc);
   const Mods m{"", "doc[b, q] == doc[b, kv] && q >= kv", {&c_doc}};
   const auto jit = run_and_check(in, m, "document_causal");

@@ -63,4 +63,21 @@ struct Mods {
   }
 };
 
+// Document ids per (batch, position) for a document mask: documents of 1 + U[0, 150) tokens
+// (lengths drawn from `seed`), numbered from 1 in each batch.
+inline std::vector<std::int32_t> random_document_ids(int batch, int len, std::uint64_t seed) {
+  const std::vector<std::int32_t> lens = uniform_int_i32(seed, 512, 150);
+  std::vector<std::int32_t> doc;
+  std::size_t li = 0;
+  for (int b = 0; b < batch; ++b)
+    for (int t = 0, id = 0, left = 0; t < len; ++t, --left) {
+      if (left == 0) {
+        left = 1 + lens[li++ % lens.size()];
+        ++id;
+      }
+      doc.push_back(id);
+    }
+  return doc;
+}
+
 }  // namespace aisp::test

@@ -76,10 +76,11 @@ JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::str
 
 JitFlexAttention::~JitFlexAttention() = default;
 
-JitFlexAttention::Bound JitFlexAttention::bind(const std::vector<DeviceCapture>& captures) const {
+JitFlexAttention::Bound JitFlexAttention::bind_mods(const ModExpr& score, const ModExpr* mask,
+                                                   const std::vector<DeviceCapture>& captures) {
   Bound b;
-  b.score_bytes = bytes_or_zero(functor_bytes(score_, captures));
-  b.mask_bytes = bytes_or_zero(mask_ ? functor_bytes(*mask_, captures) : std::vector<std::uint64_t>{});
+  b.score_bytes = bytes_or_zero(functor_bytes(score, captures));
+  b.mask_bytes = bytes_or_zero(mask ? functor_bytes(*mask, captures) : std::vector<std::uint64_t>{});
   return b;
 }
 

@@ -60,7 +60,9 @@ class JitFlexAttention {
   struct Bound {
     std::vector<std::uint64_t> score_bytes, mask_bytes;  // never empty (a zero word for no capture)
   };
-  Bound bind(const std::vector<DeviceCapture>& captures) const;
+  Bound bind(const std::vector<DeviceCapture>& captures) const { return bind_mods(score_, mask_.get(), captures); }
+  // The same for any pair of compiled expressions (the JIT backward binds its mods the same way).
+  static Bound bind_mods(const ModExpr& score, const ModExpr* mask, const std::vector<DeviceCapture>& captures);
 
   // The block mask of the mask_mod (needs one). batch / heads are broadcast (built as 1) when the
   // mask does not read b / h.

@@ -61,13 +61,7 @@ JitFlexBackward::JitFlexBackward(const std::string& score_expr, const std::strin
 JitFlexBackward::~JitFlexBackward() = default;
 
 JitFlexAttention::Bound JitFlexBackward::bind(const std::vector<DeviceCapture>& captures) const {
-  JitFlexAttention::Bound b;
-  b.score_bytes = functor_bytes(score_, captures);  // grad() reads the same members
-  b.mask_bytes = mask_ ? functor_bytes(*mask_, captures) : std::vector<std::uint64_t>{};
-  // An empty functor still has one byte the launch reads.
-  if (b.score_bytes.empty()) b.score_bytes.push_back(0);
-  if (b.mask_bytes.empty()) b.mask_bytes.push_back(0);
-  return b;
+  return JitFlexAttention::bind_mods(score_, mask_.get(), captures);  // grad() reads the score's members
 }
 
 kernels::flex::BackwardBlockMask JitFlexBackward::create_block_mask(const JitFlexAttention::Bound& mods, int batch,
