@@ -110,57 +110,67 @@ std::string flatten_kernel_header(const std::string& header) {
 
 std::vector<std::string> flex_jit_nvrtc_flags() { return {"-std=c++20", "-default-device", "-lineinfo"}; }
 
-std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim) {
+namespace {
+
+void check_head_dim(int head_dim) {
   if (head_dim != 64 && head_dim != 128) throw Error(fmt::format("flex JIT: head dim {} (64 or 128)", head_dim));
-  const std::string mask_type = mask != nullptr ? "aisp_flex_jit::Mask" : "aisp::kernels::flex::NoMask";
+}
+
+std::string mask_type(const ModExpr* mask) {
+  return mask != nullptr ? "aisp_flex_jit::Mask" : "aisp::kernels::flex::NoMask";
+}
+
+// One JIT translation unit: a comment naming it, the flattened kernel header, the mods' functors
+// (#line-tagged, so NVRTC's messages point into the expressions) and the explicit instantiation of
+// the kernel inside the kernels' namespace.
+std::string jit_unit(const std::string& what, const std::string& header, const std::string& mods,
+                     const std::string& instantiation) {
   return fmt::format(
-      "// aisp flex JIT: the fa3 forward (kernels/attention/flex_forward_fa3.cuh), head dim {}\n"
-      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
-      "namespace aisp::kernels::flex::detail {{\n"
-      "template __global__ void flex_forward_fa3_kernel<{}, aisp_flex_jit::Score, {}, Fa3Default<{}>>(\n"
-      "    const __grid_constant__ Fa3Maps, const FwdParams, const aisp_flex_jit::Score, const {});\n"
-      "}}  // namespace aisp::kernels::flex::detail\n",
-      head_dim, flatten_kernel_header("kernels/attention/flex_attention_kernel.cuh"), functors(score, mask), head_dim,
-      mask_type, head_dim, mask_type);
+      "// aisp flex JIT: {}\n{}\n#line 1 \"flex_jit_mods\"\n{}\n"
+      "namespace aisp::kernels::flex::detail {{\n{}}}  // namespace aisp::kernels::flex::detail\n",
+      what, flatten_kernel_header(header), mods, instantiation);
+}
+
+// The builders need no score_mod; an identity one keeps functors() simple.
+ModExpr identity_score() { return ModExpr::parse("score", ModExpr::Kind::score_mod); }
+
+}  // namespace
+
+std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim) {
+  check_head_dim(head_dim);
+  return jit_unit(fmt::format("the fa3 forward (kernels/attention/flex_forward_fa3.cuh), head dim {}", head_dim),
+                  "kernels/attention/flex_attention_kernel.cuh", functors(score, mask),
+                  fmt::format("template __global__ void flex_forward_fa3_kernel<{0}, aisp_flex_jit::Score, {1}, "
+                              "Fa3Default<{0}>>(\n"
+                              "    const __grid_constant__ Fa3Maps, const FwdParams, const aisp_flex_jit::Score, "
+                              "const {1});\n",
+                              head_dim, mask_type(mask)));
 }
 
 std::string block_mask_source(const ModExpr& mask) {
-  // The builder needs no score_mod; an identity one keeps functors() simple.
-  const ModExpr identity = ModExpr::parse("score", ModExpr::Kind::score_mod);
-  return fmt::format(
-      "// aisp flex JIT: the block-mask builder (kernels/attention/flex_attention_kernel.cuh)\n"
-      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
-      "namespace aisp::kernels::flex::detail {{\n"
-      "template __global__ void block_mask_kernel<aisp_flex_jit::Mask>(const aisp_flex_jit::Mask, int, int, int, int,\n"
-      "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n"
-      "}}  // namespace aisp::kernels::flex::detail\n",
-      flatten_kernel_header("kernels/attention/flex_attention_kernel.cuh"), functors(identity, &mask));
+  return jit_unit("the block-mask builder (kernels/attention/flex_attention_kernel.cuh)",
+                  "kernels/attention/flex_attention_kernel.cuh", functors(identity_score(), &mask),
+                  "template __global__ void block_mask_kernel<aisp_flex_jit::Mask>(const aisp_flex_jit::Mask, int, "
+                  "int, int, int,\n"
+                  "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n");
 }
 
 std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim) {
-  if (head_dim != 64 && head_dim != 128) throw Error(fmt::format("flex JIT: head dim {} (64 or 128)", head_dim));
-  const std::string mask_type = mask != nullptr ? "aisp_flex_jit::Mask" : "aisp::kernels::flex::NoMask";
-  return fmt::format(
-      "// aisp flex JIT: the wgmma backward (kernels/attention/flex_backward_sm90.cuh), head dim {}\n"
-      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
-      "namespace aisp::kernels::flex::detail {{\n"
-      "template __global__ void flex_backward_sm90_kernel<{}, aisp_flex_jit::Score, {}>(\n"
-      "    const __grid_constant__ BwdSm90Maps, const BwdParams, const aisp_flex_jit::Score, const {});\n"
-      "}}  // namespace aisp::kernels::flex::detail\n",
-      head_dim, flatten_kernel_header("kernels/attention/flex_backward_kernel.cuh"), functors(score, mask, &score_grad),
-      head_dim, mask_type, mask_type);
+  check_head_dim(head_dim);
+  return jit_unit(
+      fmt::format("the wgmma backward (kernels/attention/flex_backward_sm90.cuh), head dim {}", head_dim),
+      "kernels/attention/flex_backward_kernel.cuh", functors(score, mask, &score_grad),
+      fmt::format("template __global__ void flex_backward_sm90_kernel<{0}, aisp_flex_jit::Score, {1}>(\n"
+                  "    const __grid_constant__ BwdSm90Maps, const BwdParams, const aisp_flex_jit::Score, const {1});\n",
+                  head_dim, mask_type(mask)));
 }
 
 std::string backward_block_mask_source(const ModExpr& mask) {
-  const ModExpr identity = ModExpr::parse("score", ModExpr::Kind::score_mod);
-  return fmt::format(
-      "// aisp flex JIT: the backward's kv-major block-mask builder (kernels/attention/flex_backward_kernel.cuh)\n"
-      "{}\n#line 1 \"flex_jit_mods\"\n{}\n"
-      "namespace aisp::kernels::flex::detail {{\n"
-      "template __global__ void backward_block_mask_kernel<aisp_flex_jit::Mask>(const aisp_flex_jit::Mask, int, int,\n"
-      "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n"
-      "}}  // namespace aisp::kernels::flex::detail\n",
-      flatten_kernel_header("kernels/attention/flex_backward_kernel.cuh"), functors(identity, &mask));
+  return jit_unit("the backward's kv-major block-mask builder (kernels/attention/flex_backward_kernel.cuh)",
+                  "kernels/attention/flex_backward_kernel.cuh", functors(identity_score(), &mask),
+                  "template __global__ void backward_block_mask_kernel<aisp_flex_jit::Mask>(const aisp_flex_jit::Mask, "
+                  "int, int,\n"
+                  "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n");
 }
 
 std::string find_kernel_symbol(const std::string& cubin, const std::string& part) {
