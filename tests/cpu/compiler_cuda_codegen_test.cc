@@ -101,6 +101,9 @@ TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductio
   EXPECT_EQ(s.find("erff("), std::string::npos) << s;
   EXPECT_EQ(s.find("expf("), std::string::npos);
   EXPECT_EQ(s.find("__expf"), std::string::npos) << "no fast math";
+  // GELU's 0.5 y (1 + erf) is one FFMA, as the hand kernel writes it: fmaf(0.5 y, erf, 0.5 y).
+  EXPECT_NE(s.find("= fmaf("), std::string::npos) << s;
+  EXPECT_EQ(s.find("(1.0f + "), std::string::npos) << s;
   // x is read from DRAM once: one vector load per chunk into raw-bit registers, before the passes.
   std::size_t loads = 0;
   for (std::size_t p = s.find("ld8_raw16(a0"); p != std::string::npos; p = s.find("ld8_raw16(a0", p + 1)) ++loads;
@@ -113,6 +116,24 @@ TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductio
   EXPECT_NE(s.find("ld8_bf16(a1, j0", outputs), std::string::npos) << s;
   EXPECT_NE(s.find("ld8_bf16(a2, j0", outputs), std::string::npos) << s;
   EXPECT_EQ(s.find("ld8_bf16(a1"), s.find("ld8_bf16(a1", outputs)) << s;
+}
+
+// x * (1 + e) becomes fmaf(x, e, x) in either operand order; any other constant keeps the product.
+TEST(CompilerCudaCodegen, ProductWithOnePlusBecomesOneFma) {
+  Graph g;
+  const Tensor x = g.input("x", {5, 40}, DType::f32);
+  const Tensor e = g.input("e", {5, 40}, DType::f32);
+  g.output((g.constant(1.0) + tanh(e)) * x + x * (exp(e) + g.constant(1.0)) + x * (g.constant(2.0) + e));
+  const Lowered l = lower(g);
+  ASSERT_EQ(l.fusion.steps.size(), 1u) << describe(l.graph, l.fusion);
+  const std::string s = generate_cuda_kernel(l.graph, l.fusion.steps[0]).kernel.source;
+  const std::size_t body = s.find("void aisp_body(");  // after the prelude (erf16 is FFMAs too)
+  ASSERT_NE(body, std::string::npos);
+  std::size_t fmas = 0;
+  for (std::size_t p = s.find("= fmaf(", body); p != std::string::npos; p = s.find("= fmaf(", p + 1)) ++fmas;
+  EXPECT_EQ(fmas, 4u) << "two products, in the vector body and in the tail:\n" << s;
+  EXPECT_EQ(s.find("(1.0f + "), std::string::npos) << s;
+  EXPECT_NE(s.find("(2.0f + "), std::string::npos) << s;
 }
 
 // Copying a head out of a fused qkv projection (a permuted strided view, unit inner stride) moves
