@@ -192,6 +192,9 @@ TEST(FlexExpr, EmitsAFunctorWithTheBuiltinsInterface) {
   EXPECT_NE(m.find("static constexpr bool kAlwaysTrue = false;"), std::string::npos) << m;
   EXPECT_NE(m.find("bool operator()(int b, int h, int q, int kv) const"), std::string::npos) << m;
   EXPECT_NE(m.find("(cap_doc[q] == cap_doc[kv])"), std::string::npos) << m;
+  // It reads a captured tensor: the fa3 kernel's memory-reading path, as the built-in Document.
+  EXPECT_NE(m.find("static constexpr bool kReadsMemory = true;"), std::string::npos) << m;
+  EXPECT_EQ(mask("kv <= q", specs).cuda_functor("Causal").find("kReadsMemory"), std::string::npos);
   // The layout the host fills: pointer, strides (elements) of (b, h, kv) = (H * S, S).
   const std::vector<DeviceCapture> dev = {{specs[0], {4}, reinterpret_cast<const void*>(0x1000)},
                                           {specs[1], {2, 4, 50}, reinterpret_cast<const void*>(0x2000)}};
