@@ -59,10 +59,11 @@ namespace {
 struct GemmOptions {
   // The kernel configuration under test (validate) -- defaults are GemmConfig's.
   int tile_n = 256;
-  int stages = 4;
+  int stages = 3;
   int raster_group = 8;
   int cluster_m = 1;
   bool one_cta_per_tile = false;
+  bool direct_store = false;  // epilogue without the shared-memory staging + TMA store
   bool quick = false;                       // validate: skip the 8192^3 rows (fp8: the two large shapes)
   bool fp8_only = false;                    // validate: only the fp8 rows
   bool skip_fp8 = false;                    // validate: only the bf16 rows
@@ -179,6 +180,7 @@ GemmConfig config_from(const GemmOptions& o) {
   c.raster_group = o.raster_group;
   c.cluster_m = o.cluster_m;
   c.persistent = !o.one_cta_per_tile;
+  c.tma_store = !o.direct_store;
   return c;
 }
 
@@ -270,20 +272,27 @@ int run_validate(const GemmOptions& o, std::ostream& out) {
 
 std::vector<GemmConfig> sweep_configs() {
   std::vector<GemmConfig> configs;
-  auto add = [&](int tile_n, int stages, int group, bool persistent, int cluster_m) {
+  auto add = [&](int tile_n, int stages, int group, bool persistent, int cluster_m, bool tma_store) {
     GemmConfig c;
     c.tile_n = tile_n;
     c.stages = stages;
     c.raster_group = group;
     c.persistent = persistent;
     c.cluster_m = cluster_m;
+    c.tma_store = tma_store;
     configs.push_back(c);
   };
+  // The TMA-store epilogue's 128 x tile_n staging buffer takes the shared memory of one 128 x 256
+  // slot (64 KB, so 3 stages instead of 4) or of one 128 x 128 slot (32 KB: 6 still fit).
   for (int cluster_m : {1, 2})
-    for (int tile_n : {128, 256})
-      for (int stages : tile_n == 256 ? std::vector<int>{3, 4} : std::vector<int>{4, 5}) {
-        add(tile_n, stages, 8, false, cluster_m);  // one CTA (cluster) per tile: raster order unused
-        for (int group : {8, 16}) add(tile_n, stages, group, true, cluster_m);
+    for (bool tma_store : {true, false})
+      for (int tile_n : {128, 256}) {
+        const std::vector<int> stages = tile_n == 256 ? (tma_store ? std::vector<int>{3} : std::vector<int>{3, 4})
+                                                      : (tma_store ? std::vector<int>{4, 6} : std::vector<int>{4, 5});
+        // One CTA (cluster) per tile, the ladder rung before "persistent": raster order unused.
+        add(tile_n, stages.front(), 8, false, cluster_m, tma_store);
+        for (int s : stages)
+          for (int group : {8, 16}) add(tile_n, s, group, true, cluster_m, tma_store);
       }
   return configs;
 }
@@ -348,14 +357,14 @@ int run_sweep(const GemmOptions& o, std::ostream& out) {
       GemmBf16Args args{buf.A(), buf.B(), buf.Bias(), buf.D(), m, n, k, epilogue};
       const std::string why = kernels::gemm::gemm_bf16_sm90_unsupported(args, c);
       if (!why.empty()) {
-        out << fmt::format("  {:<58} unsupported: {}\n", c.describe(), why);
+        out << fmt::format("  {:<72} unsupported: {}\n", c.describe(), why);
         continue;
       }
       AISP_CUDA_CHECK(cudaMemsetAsync(buf.D(), 0xFF, mn * sizeof(bf16), stream.s));
       kernels::gemm::gemm_bf16_sm90(args, stream.s, c);
       const CompareResult r = kernels::gemm::compare_bf16_f32(buf.D(), buf.Ref(), mn, tol.atol, tol.rtol, stream.s);
       if (r.bad != 0 || r.rel_l2 > tol.max_rel_l2) {
-        out << fmt::format("  {:<58} FAIL verification ({} bad, rel L2 {:.3g}): not timed\n", c.describe(), r.bad, r.rel_l2);
+        out << fmt::format("  {:<72} FAIL verification ({} bad, rel L2 {:.3g}): not timed\n", c.describe(), r.bad, r.rel_l2);
         ++failures;
         continue;
       }
@@ -365,7 +374,7 @@ int run_sweep(const GemmOptions& o, std::ostream& out) {
       fastest_cublas_ms = std::min(fastest_cublas_ms, adjacent_cublas_ms);
       const double ms = time_ms(stream.s, o.iters, [&] { kernels::gemm::gemm_bf16_sm90(args, stream.s, c); });
       const double tflops = flops / (ms * 1e-3) / 1e12;
-      out << fmt::format("  {:<58} {:8.3f} ms  {:6.1f} TFLOP/s  {:5.2f}x cuBLAS (adjacent: {:.1f} TFLOP/s)\n",
+      out << fmt::format("  {:<72} {:8.3f} ms  {:6.1f} TFLOP/s  {:5.2f}x cuBLAS (adjacent: {:.1f} TFLOP/s)\n",
                          c.describe(), ms, tflops, adjacent_cublas_ms / ms, flops / (adjacent_cublas_ms * 1e-3) / 1e12);
       rows.push_back({{"config", compiler::gemm_config_json(c)}, {"ms", ms}, {"tflops", tflops}, {"cublas_adjacent_ms", adjacent_cublas_ms},
                       {"vs_cublas", adjacent_cublas_ms / ms}});
@@ -420,6 +429,8 @@ void add_config_options(CLI::App* cmd, const std::shared_ptr<GemmOptions>& o) {
   cmd->add_option("--cluster-m", o->cluster_m, "CTAs per cluster along M sharing B by TMA multicast (1 or 2)")
       ->capture_default_str();
   cmd->add_flag("--one-cta-per-tile", o->one_cta_per_tile, "launch one CTA per tile instead of a persistent grid");
+  cmd->add_flag("--direct-store", o->direct_store,
+                "epilogue with direct global stores instead of shared-memory staging and TMA stores");
 }
 
 void add_gemm(CLI::App& app, const ToolCommandContext& ctx) {

@@ -254,8 +254,10 @@ void expect_kernel_matches(const Shape& s, g::Fp8Scaling scaling, const g::GemmF
   EXPECT_LE(e.rel_l2, e2e.max_rel_l2) << what;
 }
 
-g::GemmFp8Config config(int tile_n, int stages, int group = 8, bool persistent = true, bool tma_store = true) {
+g::GemmFp8Config config(int tile_n, int stages, int group = 8, bool persistent = true, bool tma_store = true,
+                        int cluster_m = 1) {
   g::GemmFp8Config c;
+  c.cluster_m = cluster_m;
   c.tile_n = tile_n;
   c.stages = stages;
   c.raster_group = group;
@@ -274,8 +276,11 @@ TEST(Fp8Gemm, PerTensorSmallShapesMatchFloat64) {
   AISP_REQUIRE_SM90();
   TestStream stream;
   for (const Shape& s : kSmallShapes)
-    for (const g::GemmFp8Config& c : {config(0, 0), config(128, 2), config(256, 3, 1), config(128, 5, 2, false),
-                                      config(256, 4, 8, true, false)})
+    for (const g::GemmFp8Config& c :
+         {config(0, 0), config(128, 2), config(256, 3, 1), config(128, 5, 2, false), config(256, 4, 8, true, false),
+          // CTA pairs sharing B (odd tile-row counts leave the second CTA past M): both epilogues,
+          // persistent and one cluster per tile
+          config(256, 3, 8, true, true, 2), config(128, 2, 1, true, false, 2), config(128, 4, 8, false, true, 2)})
       expect_kernel_matches(s, g::Fp8Scaling::per_tensor, c, stream);
 }
 
@@ -298,6 +303,12 @@ TEST(Fp8Gemm, LargerShapesMatchFloat64) {
     expect_kernel_matches({2200, 2500, 512}, scaling, config(128, 4, 16), stream);
     expect_kernel_matches({256, 384, 16384}, scaling, {}, stream);
   }
+  // Clusters of 2 on many tiles per cluster: 8 (even) and 9 (odd) tile rows, ragged raster bands,
+  // TMA-store (staging reused across a CTA's tiles) and odd N (direct stores).
+  for (const Shape& s : std::vector<Shape>{{1000, 3000, 1040}, {1100, 3001, 512}, {2200, 2500, 512}}) {
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(256, 3, 3, true, true, 2), stream);
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(128, 6, 5, true, true, 2), stream);
+  }
 }
 
 // Small tail shapes for compute-sanitizer (memcheck, racecheck): both scalings, both epilogues
@@ -311,6 +322,7 @@ TEST(Fp8Gemm, SanitizerShapes) {
     expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(256, 2), stream);
     expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(128, 2, 8, true, false), stream);
     expect_kernel_matches(s, g::Fp8Scaling::block, config(128, 2), stream);
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(256, 2, 8, true, true, 2), stream);
   }
 }
 
@@ -333,6 +345,10 @@ TEST(Fp8Gemm, RefusesWhatItCannotRun) {
             std::string::npos);
   EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(128, 20)).find("shared memory"), std::string::npos);
   EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(192, 0)), "");
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(128, 0, 8, true, true, 2)).find("per-tensor scaling only"),
+            std::string::npos);
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(128, 0, 8, true, true, 3)).find("cluster_m must be 1 or 2"),
+            std::string::npos);
   args.b_scale = nullptr;
   EXPECT_NE(g::gemm_fp8_sm90_unsupported(args).find("scale"), std::string::npos);
   EXPECT_THROW(g::gemm_fp8_sm90(args, stream.get()), Error);

@@ -91,8 +91,9 @@ std::vector<double> with_epilogue(std::vector<double> d, int n, Epilogue e) {
   return d;
 }
 
-GemmConfig make_config(int tile_n, int stages, int group, bool persistent, int cluster_m = 1) {
+GemmConfig make_config(int tile_n, int stages, int group, bool persistent, int cluster_m = 1, bool tma_store = true) {
   GemmConfig c;
+  c.tma_store = tma_store;
   c.cluster_m = cluster_m;
   c.tile_n = tile_n;
   c.stages = stages;
@@ -130,17 +131,64 @@ TEST(GemmKernel, SmallShapesMatchFloat64) {
                                  {64, 200, 264}, {128, 256, 64}, {130, 257, 136}, {255, 129, 520},
                                  {17, 100, 8},   {100, 17, 56},  {129, 383, 1000}, {200, 511, 72},
                                  {384, 640, 200}},
+                                // TMA-store epilogue where N % 8 == 0 (64, 200, 256, 640 here), direct
+                                // stores for the other N; then the direct epilogue everywhere.
                                 {GemmConfig{}, make_config(128, 6, 8, true), make_config(256, 2, 1, false),
                                  make_config(128, 3, 1, true), make_config(256, 3, 2, true),
-                                 make_config(256, 3, 8, true, 2), make_config(128, 4, 1, false, 2)});
+                                 make_config(256, 3, 8, true, 2), make_config(128, 4, 1, false, 2),
+                                 make_config(256, 4, 8, true, 1, false), make_config(128, 5, 1, false, 1, false),
+                                 make_config(256, 3, 2, true, 2, false)});
+}
+
+// The TMA-store epilogue's fallback: N % 8 != 0 (even and odd) and a D that is not 16-byte aligned
+// (2- and 8-byte aligned) take the direct stores. D sits inside a larger poisoned buffer: the
+// product must match float64 and every element around D must be untouched.
+TEST(GemmKernel, TmaStoreFallsBackForRaggedNOrUnalignedD) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  struct Case {
+    int m, n, k;
+    int d_offset;  // elements
+  };
+  for (const Case& c : std::vector<Case>{{200, 130, 72, 0}, {130, 257, 136, 0}, {130, 256, 136, 1}, {300, 264, 64, 4}}) {
+    Problem p(c.m, c.n, c.k, stream.get());
+    const std::size_t mn = std::size_t(c.m) * c.n, guard = 64;
+    cuda::DeviceMemory big = cuda::device_alloc((mn + 2 * guard) * sizeof(bf16));
+    bf16* d = static_cast<bf16*>(big.get()) + guard + c.d_offset;
+    const std::vector<double> product = product_f64(c.m, c.n, c.k);
+    for (const GemmConfig& config : {GemmConfig{}, make_config(128, 4, 8, true, 2)}) {
+      AISP_CUDA_CHECK(cudaMemsetAsync(big.get(), 0xFF, (mn + 2 * guard) * sizeof(bf16), stream.get()));
+      GemmBf16Args args = p.args(Epilogue::bias_gelu);
+      args.d = d;
+      ASSERT_EQ(kernels::gemm::gemm_bf16_sm90_unsupported(args, config), "");
+      kernels::gemm::gemm_bf16_sm90(args, stream.get(), config);
+      stream.sync();
+      std::vector<std::uint16_t> bits(mn + 2 * guard);
+      AISP_CUDA_CHECK(cudaMemcpy(bits.data(), big.get(), bits.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
+      const std::size_t first = guard + std::size_t(c.d_offset);
+      std::size_t touched = 0;
+      for (std::size_t i = 0; i < bits.size(); ++i)
+        if ((i < first || i >= first + mn) && bits[i] != 0xFFFF) ++touched;
+      const std::string what = fmt::format("{}x{}x{} D + {} [{}]", c.m, c.n, c.k, c.d_offset, config.describe());
+      EXPECT_EQ(touched, 0u) << what << ": elements outside D were written";
+      const std::vector<std::uint16_t> inside(bits.begin() + std::ptrdiff_t(first),
+                                              bits.begin() + std::ptrdiff_t(first + mn));
+      EXPECT_TRUE(all_close(bf16_bits_to_double(inside), with_epilogue(product, c.n, Epilogue::bias_gelu),
+                            gemm_tolerance(c.k), what));
+    }
+  }
 }
 
 // A few seconds under compute-sanitizer (memcheck, racecheck): tails in M, N and K, both tile
 // widths, clusters of 1 and 2 (the odd tile-row count leaves the second CTA of a cluster past M).
 TEST(GemmKernel, SanitizerShapes) {
   AISP_REQUIRE_SM90();
-  expect_small_shapes_match_f64({{1, 1, 8}, {130, 257, 136}, {300, 100, 24}},
-                                {GemmConfig{}, make_config(128, 3, 1, true, 2), make_config(256, 3, 8, false, 2)});
+  // {300, 200, 24}: N % 8 == 0 (TMA stores) and 3 tile rows (odd: with clusters the last pair's
+  // second CTA is past M). {1100, 2200, 16}: 9 x 18 tiles of 128 x 128 -- more than the GPU keeps
+  // resident (as CTAs or pairs) -- so CTAs reuse their staging buffer for a second tile.
+  expect_small_shapes_match_f64({{1, 1, 8}, {130, 257, 136}, {300, 100, 24}, {300, 200, 24}, {1100, 2200, 16}},
+                                {GemmConfig{}, make_config(128, 3, 1, true, 2), make_config(256, 3, 8, false, 2),
+                                 make_config(128, 4, 8, true), make_config(128, 2, 1, true, 1, false)});
 }
 
 TEST(GemmKernel, ReferenceKernelMatchesFloat64) {
@@ -185,8 +233,9 @@ TEST(GemmKernel, ManyTilesPerPersistentCtaMatchGpuReference) {
   // 3000 x 5000, 24 x 20 = 480 tiles, 3-4 per CTA, and a raster band of 5 rows leaves a short last band.
   for (const Shape& s : std::vector<Shape>{{1100, 3000, 200}, {3000, 5000, 328}}) {
     Problem p(s.m, s.n, s.k, stream.get());
-    for (const GemmConfig& c : {GemmConfig{}, make_config(256, 4, 5, true), make_config(128, 4, 3, true),
-                                make_config(256, 3, 8, true, 2), make_config(128, 5, 3, true, 2)})
+    for (const GemmConfig& c : {GemmConfig{}, make_config(256, 4, 5, true, 1, false), make_config(128, 4, 3, true),
+                                make_config(256, 3, 8, true, 2), make_config(128, 5, 3, true, 2),
+                                make_config(128, 6, 5, true, 2, false)})
       for (Epilogue e : {Epilogue::none, Epilogue::bias_gelu}) expect_matches_gpu_reference(p, e, c, stream.get());
   }
 }
@@ -197,6 +246,7 @@ TEST(GemmKernel, Size8192MatchesGpuReference) {
   Problem p(8192, 8192, 8192, stream.get());
   expect_matches_gpu_reference(p, Epilogue::bias_gelu, GemmConfig{}, stream.get());
   expect_matches_gpu_reference(p, Epilogue::none, make_config(256, 3, 8, true, 2), stream.get());
+  expect_matches_gpu_reference(p, Epilogue::bias, make_config(256, 4, 8, true, 1, false), stream.get());
 }
 
 TEST(GemmKernel, UnsupportedShapesAndConfigsSayWhy) {
@@ -223,6 +273,12 @@ TEST(GemmKernel, UnsupportedShapesAndConfigsSayWhy) {
   EXPECT_NE(kernels::gemm::gemm_bf16_sm90_unsupported(p.args(Epilogue::none), make_config(256, 8, 8, true))
                 .find("shared memory"),
             std::string::npos);
+  // 4 slots of 128 x 256 fit only without the 64 KB staging buffer.
+  EXPECT_NE(kernels::gemm::gemm_bf16_sm90_unsupported(p.args(Epilogue::none), make_config(256, 4, 8, true))
+                .find("tma_store = false"),
+            std::string::npos);
+  EXPECT_EQ(kernels::gemm::gemm_bf16_sm90_unsupported(p.args(Epilogue::none), make_config(256, 4, 8, true, 1, false)),
+            "");
   GemmConfig cluster;
   cluster.cluster_m = 3;
   EXPECT_NE(kernels::gemm::gemm_bf16_sm90_unsupported(p.args(Epilogue::none), cluster).find("cluster"),

@@ -36,10 +36,15 @@ struct GemmConfig {
   int tile_m = 128;
   int tile_n = 256;
   int tile_k = 64;
-  int stages = 4;
+  int stages = 3;             // 3 x 48 KB slots + the 64 KB staging buffer fit in 227 KB; 4 do not
   int cluster_m = 1;          // thread-block cluster shape (TMA multicast of B across cluster_m CTAs)
   int raster_group = 8;       // persistent scheduler: tiles walked in groups of this many tile rows
   bool persistent = true;     // one CTA per SM walking tiles (false: one CTA per tile, for the ladder)
+  // Epilogue through a shared-memory staging buffer (128 x tile_n bf16) and TMA stores, overlapped
+  // with the next tile's main loop, where D allows it (N % 8 == 0, D 16-byte aligned; otherwise the
+  // kernel falls back to bounds-checked direct stores). false: direct stores always, and the ring may
+  // use the staging buffer's shared memory for more stages.
+  bool tma_store = true;
   std::string describe() const;
 };
 

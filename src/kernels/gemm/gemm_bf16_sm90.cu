@@ -9,22 +9,22 @@
 //     setmaxnreg.dec gives its registers to the consumers.
 //   * warpgroups 1 and 2, the consumers: each owns 64 rows of the tile and runs wgmma m64n{tile_n}k16
 //     (A and B straight from swizzled shared memory, fp32 accumulators in registers, 4 per k-slot),
-//     keeping one wgmma group in flight while it waits for the next slot; then the epilogue in
-//     registers (bias, GELU(erf) in fp32, one bf16 rounding) and bounds-checked stores.
+//     keeping one wgmma group in flight while it waits for the next slot; then the epilogue: bias,
+//     GELU(erf) in fp32 in registers, one bf16 rounding, and the store (gemm_sm90_epilogue.cuh):
+//     through a shared-memory staging buffer and TMA stores that run while the warpgroup starts its
+//     next tile (tma_store: N % 8 == 0, D 16-byte aligned), else bounds-checked direct stores.
 //   * persistent: gridDim = min(#work units, resident CTAs); CTA (cluster) b walks units b, b + grid,
 //     ... in grouped raster order (gemm_bf16_sm90_schedule.cuh). The ring's (slot, phase) runs on
 //     across tiles, so the producer prefetches the next tile's first k-slots during the epilogue.
 //   * cluster_m = 2: CTA pairs along M; each loads half of the B box and multicasts it to both, and a
 //     slot is free once the consumers of both CTAs released it. A work unit is 2 tile rows x 1 column.
 // Tails: TMA zero-fills box elements outside (K, M) or (K, N), so partial k-slots and edge tiles
-// need no special code in the main loop; the epilogue skips rows >= M and columns >= N.
+// need no special code in the main loop; the epilogue skips (direct) or TMA clips (staged) rows >= M
+// and columns >= N.
 #include <cuda.h>  // CUtensorMap and its enums (types only: the driver is reached through the runtime)
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <map>
-#include <mutex>
-#include <utility>
 
 #include <fmt/format.h>
 
@@ -33,6 +33,7 @@
 #include "kernels/gemm/gemm_bf16.h"
 #include "kernels/gemm/gemm_bf16_sm90_schedule.cuh"
 #include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
+#include "kernels/gemm/gemm_sm90_epilogue.cuh"
 #include "kernels/gemm/gemm_sm90_host.h"
 #include "kernels/gemm/gemm_sm90_pipeline.cuh"
 
@@ -52,21 +53,46 @@ struct Params {
   int tiles_m = 0, tiles_n = 0, k_tiles = 0;
   int raster_group = 1;
   int stages = 2;
-  int vector_store = 0;  // 1: D rows are 4-byte aligned (N even, d aligned): bf16x2 stores
+  int tma_store = 0;     // 1: epilogue through shared memory and TMA stores (N % 8 == 0, d 16-byte aligned)
+  int vector_store = 0;  // else, 1: D rows are 4-byte aligned (N even, d aligned): bf16x2 stores
 };
 
 constexpr std::uint32_t a_slot_bytes() { return kBlockM * kBlockK * 2; }
 constexpr std::uint32_t b_slot_bytes(int tile_n) { return std::uint32_t(tile_n) * kBlockK * 2; }
-// Slots, then 2 mbarriers per slot; +1024 so the kernel can align the base to 1024 bytes (the
-// 128B swizzle pattern repeats every 8 rows x 128 bytes and wgmma assumes that alignment).
-constexpr std::size_t smem_bytes(int tile_n, int stages) {
-  return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) + 16 * std::size_t(stages);
+// Slots, the TMA-store epilogue's staging buffer (if used), then 2 mbarriers per slot; +1024 so the
+// kernel can align the base to 1024 bytes (the 128B swizzle pattern repeats every 8 rows x 128 bytes
+// and wgmma and TMA assume that alignment; slots and staging chunks are multiples of it).
+constexpr std::size_t smem_bytes(int tile_n, int stages, bool tma_store) {
+  return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) +
+         (tma_store ? staging_bytes(tile_n) : 0u) + 16 * std::size_t(stages);
 }
 
 // ---- Kernel-specific device helpers --------------------------------------------------------------
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
 __device__ __forceinline__ float gelu_erf(float y) { return 0.5f * y * (1.0f + erff(y * 0.70710678118654752f)); }
+
+// bias / GELU(erf) in fp32 on the accumulator fragment, in place (acc[4 j + 2 h + e] is column
+// col_base + 8 j + e; columns >= N get a zero bias, their results are never stored).
+template <int TileN>
+__device__ __forceinline__ void apply_epilogue(float (&acc)[TileN / 2], const Params& p, int col_base) {
+  if (p.epilogue == 0) return;
+#pragma unroll
+  for (int j = 0; j < TileN / 8; ++j) {
+    const int col = col_base + 8 * j;
+    const float bias0 = col < p.n ? __bfloat162float(p.bias[col]) : 0.0f;
+    const float bias1 = col + 1 < p.n ? __bfloat162float(p.bias[col + 1]) : 0.0f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      acc[4 * j + 2 * h] += bias0;
+      acc[4 * j + 2 * h + 1] += bias1;
+      if (p.epilogue == 2) {
+        acc[4 * j + 2 * h] = gelu_erf(acc[4 * j + 2 * h]);
+        acc[4 * j + 2 * h + 1] = gelu_erf(acc[4 * j + 2 * h + 1]);
+      }
+    }
+  }
+}
 
 template <int TileN>
 __device__ __forceinline__ void wgmma_tile(float (&acc)[TileN / 2], std::uint64_t da, std::uint64_t db, int scale_d) {
@@ -83,7 +109,7 @@ __device__ __forceinline__ void wgmma_tile(float (&acc)[TileN / 2], std::uint64_
 template <int TileN, int Cluster>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_bf16_ws_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                        const Params p) {
+                        const __grid_constant__ CUtensorMap map_d, const Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int kProducerRegs = 40;  // setmaxnreg targets: 40 * 128 + 232 * 256 <= 65536 registers
   constexpr int kConsumerRegs = 232;
@@ -91,7 +117,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr std::uint32_t kSlot = a_slot_bytes() + b_slot_bytes(TileN);
   extern __shared__ std::uint8_t smem_raw[];
   const std::uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  const std::uint32_t bars = base + std::uint32_t(p.stages) * kSlot;
+  const std::uint32_t staging = base + std::uint32_t(p.stages) * kSlot;  // TMA-store epilogue only
+  const std::uint32_t bars = staging + (p.tma_store ? staging_bytes(TileN) : 0u);
   // full[s] at bars + 8 s, empty[s] at bars + 8 (stages + s)
   const std::uint32_t empty_bars = bars + 8u * std::uint32_t(p.stages);
 
@@ -130,6 +157,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     setmaxnreg_inc<kConsumerRegs>();
     const int consumer = warpgroup - 1;
     const int warp = t / 32, lane = t % 32;
+    const std::uint32_t my_staging = staging + std::uint32_t(consumer) * (staging_bytes(TileN) / 2);
+    if (p.tma_store && t == 0) prefetch_tensor_map(&map_d);
+    bool stores_pending = false;
     float acc[TileN / 2];
 #pragma unroll
     for (int i = 0; i < TileN / 2; ++i) acc[i] = 0.0f;
@@ -164,40 +194,18 @@ __global__ void __launch_bounds__(kThreads, 1)
       fence_operands(acc);
       if (lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
 
-      // ---- Epilogue: accumulator fragment -> bias / GELU in fp32 -> bf16 -> global ----
-      // m64nNk16 fp32 fragment: acc[4 j + 2 h + e] is row warp*16 + lane/4 + 8 h,
-      // column 8 j + 2 (lane % 4) + e of this warpgroup's 64 x TileN block.
-      const int row0 = tile_m * kBlockM + consumer * 64 + warp * 16 + lane / 4;
+      // ---- Epilogue: bias / GELU in fp32 registers, then one bf16 rounding on the way out ----
       const int col_base = c.n * TileN + 2 * (lane % 4);
-#pragma unroll
-      for (int j = 0; j < TileN / 8; ++j) {
-        const int col = col_base + 8 * j;
-        float bias0 = 0.0f, bias1 = 0.0f;
-        if (p.epilogue != 0) {
-          if (col < p.n) bias0 = __bfloat162float(p.bias[col]);
-          if (col + 1 < p.n) bias1 = __bfloat162float(p.bias[col + 1]);
-        }
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int row = row0 + 8 * h;
-          float v0 = acc[4 * j + 2 * h] + bias0;
-          float v1 = acc[4 * j + 2 * h + 1] + bias1;
-          if (p.epilogue == 2) {
-            v0 = gelu_erf(v0);
-            v1 = gelu_erf(v1);
-          }
-          if (row < p.m) {
-            bf16* out = p.d + std::size_t(row) * std::size_t(p.n) + std::size_t(col);
-            if (p.vector_store && col + 1 < p.n) {
-              *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(v0, v1);
-            } else {
-              if (col < p.n) out[0] = __float2bfloat16_rn(v0);
-              if (col + 1 < p.n) out[1] = __float2bfloat16_rn(v1);
-            }
-          }
-        }
+      apply_epilogue<TileN>(acc, p, col_base);
+      if (p.tma_store) {
+        store_tile_tma<TileN>(acc, &map_d, my_staging, consumer, t, tile_m * kBlockM + consumer * 64, c.n * TileN,
+                              stores_pending);
+      } else {
+        store_tile_direct<TileN>(acc, p.d, p.m, p.n, p.vector_store != 0,
+                                 tile_m * kBlockM + consumer * 64 + warp * 16 + lane / 4, col_base);
       }
     }
+    if (t == 0 && stores_pending) bulk_wait_all();  // the last stores complete before the CTA exits
   }
   if constexpr (Cluster > 1) {
     // No CTA leaves while a peer may still arrive on its barriers.
@@ -208,6 +216,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Built for another architecture (sm_100a): the host side refuses before launching.
   (void)map_a;
   (void)map_b;
+  (void)map_d;
   (void)p;
   __trap();
 #endif
@@ -227,10 +236,11 @@ std::string config_unsupported(const GemmConfig& c, int smem_optin) {
   if (c.cluster_m != 1 && c.cluster_m != 2) return "cluster_m must be 1 or 2 (B multicast to a pair of CTAs)";
   if (c.raster_group < 1) return "raster_group must be >= 1";
   if (c.stages < 2) return "stages must be >= 2";
-  const std::size_t smem = smem_bytes(c.tile_n, c.stages);
+  const std::size_t smem = smem_bytes(c.tile_n, c.stages, c.tma_store);
   if (smem > std::size_t(smem_optin))
-    return fmt::format("{} stages of 128x{}x64 need {} bytes of shared memory; this GPU allows {}", c.stages,
-                       c.tile_n, smem, smem_optin);
+    return fmt::format("{} stages of 128x{}x64{} need {} bytes of shared memory; this GPU allows {} (fewer stages{})",
+                       c.stages, c.tile_n, c.tma_store ? " plus the TMA-store staging buffer" : "", smem, smem_optin,
+                       c.tma_store ? ", or tma_store = false" : "");
   return {};
 }
 
@@ -242,35 +252,6 @@ std::string args_unsupported(const GemmBf16Args& a) {
   if (reinterpret_cast<std::uintptr_t>(a.a) % 16 != 0 || reinterpret_cast<std::uintptr_t>(a.b) % 16 != 0)
     return "A and B must be 16-byte aligned (TMA)";
   return {};
-}
-
-// Clusters the persistent grid can keep resident at once (not always #SMs / cluster: a cluster
-// must fit in one GPC). Asked once per (device, kernel, shared memory) and remembered.
-template <int TileN, int Cluster>
-int resident_clusters(const DeviceLimits& limits, std::size_t smem) {
-  static std::mutex mutex;
-  static std::map<std::pair<int, std::size_t>, int> known;
-  const std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_pair(limits.device, smem);
-  if (const auto it = known.find(key); it != known.end()) return it->second;
-  int clusters = limits.sms / Cluster;
-  if constexpr (Cluster > 1) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(limits.sms / Cluster * Cluster));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = Cluster;
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    AISP_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, gemm_bf16_ws_kernel<TileN, Cluster>, &cfg));
-    if (clusters < 1) throw Error(fmt::format("gemm_bf16_sm90: no cluster of {} CTAs with {} bytes of shared memory fits", Cluster, smem));
-  }
-  known[key] = clusters;
-  return clusters;
 }
 
 template <int TileN, int Cluster>
@@ -287,32 +268,27 @@ void launch(const GemmBf16Args& args, cudaStream_t stream, const GemmConfig& con
   p.k_tiles = ceil_div(args.k, kBlockK);
   p.raster_group = config.raster_group;
   p.stages = config.stages;
+  // The staged epilogue where D allows TMA stores (rows of 16-byte multiples, aligned base);
+  // otherwise -- and when the config asks for it -- the direct one.
+  p.tma_store = config.tma_store && tma_store_allowed(args.d, args.n) ? 1 : 0;
   p.vector_store = (args.n % 2 == 0 && reinterpret_cast<std::uintptr_t>(args.d) % 4 == 0) ? 1 : 0;
   const CUtensorMap map_a = make_map(args.a, args.m, args.k, kBlockM);
   const CUtensorMap map_b = make_map(args.b, args.n, args.k, TileN / Cluster);  // each CTA loads its piece
-  const std::size_t smem = smem_bytes(TileN, config.stages);
-  AISP_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_ws_kernel<TileN, Cluster>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  CUtensorMap map_d{};  // unused (zero) on the direct path
+  if (p.tma_store) map_d = make_output_map(args.d, args.m, args.n);
+  // Sized by the config (not by p.tma_store), so the shared memory checked on the host is what runs.
+  const std::size_t smem = smem_bytes(TileN, config.stages, config.tma_store);
+  const void* kernel = reinterpret_cast<const void*>(gemm_bf16_ws_kernel<TileN, Cluster>);
   // Work units: Cluster tile rows x 1 tile column, one per cluster at a time.
   const int units = ceil_div(p.tiles_m, Cluster) * p.tiles_n;
   int clusters = units;
   if (config.persistent) {
-    const int resident = resident_clusters<TileN, Cluster>(limits, smem);
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    const int resident = resident_clusters(kernel, Cluster, kThreads, smem, limits);
     clusters = units < resident ? units : resident;
   }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(unsigned(clusters * Cluster));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = Cluster;
-  attr.val.clusterDim.y = 1;
-  attr.val.clusterDim.z = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = Cluster > 1 ? 1 : 0;
-  AISP_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemm_bf16_ws_kernel<TileN, Cluster>, map_a, map_b, p));
+  void* kernel_args[] = {const_cast<CUtensorMap*>(&map_a), const_cast<CUtensorMap*>(&map_b), &map_d, &p};
+  launch_clustered(kernel, kernel_args, clusters, Cluster, kThreads, smem, stream);
 }
 
 }  // namespace sm90

@@ -56,6 +56,8 @@ struct GemmFp8Config {
   int stages = 0;
   int raster_group = 8;
   bool persistent = true;
+  // Per tensor only: 2 = CTA pairs along M share each B box by TMA multicast (as GemmConfig's).
+  int cluster_m = 1;
   // Epilogue through shared memory and TMA stores, overlapped with the next tile's main loop, where
   // D allows it (N % 8 == 0, D 16-byte aligned); otherwise (or false) bounds-checked direct stores.
   bool tma_store = true;

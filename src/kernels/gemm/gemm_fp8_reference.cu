@@ -23,9 +23,9 @@ std::size_t fp8_b_scale_count(Fp8Scaling s, int n, int k) {
 }
 
 std::string GemmFp8Config::describe() const {
-  return fmt::format("tile 128x{}x128, {} stages, raster_group {}, {}, {} epilogue",
+  return fmt::format("tile 128x{}x128, {} stages, cluster_m {}, raster_group {}, {}, {} epilogue",
                      tile_n == 0 ? std::string("default") : std::to_string(tile_n),
-                     stages == 0 ? std::string("max") : std::to_string(stages), raster_group,
+                     stages == 0 ? std::string("max") : std::to_string(stages), cluster_m, raster_group,
                      persistent ? "persistent" : "one CTA per tile", tma_store ? "TMA-store" : "direct-store");
 }
 

@@ -12,14 +12,18 @@
 #include "kernels/gemm/gemm_fp8_sm90_kernel.cuh"
 #include "kernels/gemm/gemm_sm90_host.h"
 
-// Instantiated in gemm_fp8_sm90_per_tensor.cu and gemm_fp8_sm90_block.cu, not here.
+// Instantiated in gemm_fp8_sm90_per_tensor.cu, gemm_fp8_sm90_per_tensor_cluster.cu and
+// gemm_fp8_sm90_block.cu, not here.
 namespace aisp::kernels::gemm::sm90_fp8 {
-extern template void launch<256, false>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
-                                         cudaStream_t);
-extern template void launch<128, false>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
-                                         cudaStream_t);
-extern template void launch<128, true>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
-                                         cudaStream_t);
+#define AISP_FP8_LAUNCH(TILE_N, BLOCK, CLUSTER)                                                            \
+  extern template void launch<TILE_N, BLOCK, CLUSTER>(const GemmFp8Args&, int, int, bool, bool,           \
+                                                      const sm90::DeviceLimits&, cudaStream_t)
+AISP_FP8_LAUNCH(256, false, 1);
+AISP_FP8_LAUNCH(128, false, 1);
+AISP_FP8_LAUNCH(256, false, 2);
+AISP_FP8_LAUNCH(128, false, 2);
+AISP_FP8_LAUNCH(128, true, 1);
+#undef AISP_FP8_LAUNCH
 }  // namespace aisp::kernels::gemm::sm90_fp8
 
 namespace aisp::kernels::gemm {
@@ -31,9 +35,7 @@ struct Resolved {
 };
 
 // TMA stores need D's rows at 16-byte multiples and a 16-byte aligned base.
-bool uses_tma_store(const GemmFp8Config& c, const GemmFp8Args& a) {
-  return c.tma_store && a.n % 8 == 0 && reinterpret_cast<std::uintptr_t>(a.d) % 16 == 0;
-}
+bool uses_tma_store(const GemmFp8Config& c, const GemmFp8Args& a) { return c.tma_store && sm90::tma_store_allowed(a.d, a.n); }
 
 // The configuration with its defaults filled in (tile_n by scaling, stages: as many as fit, up to 8).
 Resolved resolve(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
@@ -56,6 +58,9 @@ std::string config_unsupported(const GemmFp8Config& c, const GemmFp8Args& a, int
     return "block scaling needs tile_n 128: one 128-row B scale block per tile column, and two 64 x 256 fp32 "
            "accumulators would not fit in 232 registers";
   if (c.raster_group < 1) return "raster_group must be >= 1";
+  if (c.cluster_m != 1 && c.cluster_m != 2) return "cluster_m must be 1 or 2 (B multicast to a pair of CTAs)";
+  if (c.cluster_m == 2 && scaling == Fp8Scaling::block)
+    return "cluster_m 2 is built for per-tensor scaling only (block scaling: use cluster_m 1)";
   if (r.stages < 2) return "stages must be >= 2 (or 0 for the most that fit)";
   const std::size_t smem = sm90_fp8::smem_bytes(r.tile_n, r.stages, uses_tma_store(c, a));
   if (smem > std::size_t(smem_optin))
@@ -103,15 +108,16 @@ void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Co
   if (!why.empty()) throw Error("gemm_fp8_sm90: " + why);
   const Resolved r = resolve(config, args, limits.smem_optin);
   const bool tma_store = uses_tma_store(config, args);
+  const bool pair = config.cluster_m == 2;
+  auto run = [&](auto launch) {
+    launch(args, r.stages, config.raster_group, config.persistent, tma_store, limits, stream);
+  };
   if (args.scaling == Fp8Scaling::block) {
-    sm90_fp8::launch<128, true>(args, r.stages, config.raster_group, config.persistent, tma_store, limits,
-                                         stream);
+    run(sm90_fp8::launch<128, true, 1>);
   } else if (r.tile_n == 256) {
-    sm90_fp8::launch<256, false>(args, r.stages, config.raster_group, config.persistent, tma_store, limits,
-                                         stream);
+    pair ? run(sm90_fp8::launch<256, false, 2>) : run(sm90_fp8::launch<256, false, 1>);
   } else {
-    sm90_fp8::launch<128, false>(args, r.stages, config.raster_group, config.persistent, tma_store, limits,
-                                         stream);
+    pair ? run(sm90_fp8::launch<128, false, 2>) : run(sm90_fp8::launch<128, false, 1>);
   }
 }
 

@@ -14,8 +14,11 @@
 //     one, the finished block kt - 1 is added into the fp32 sum times sa(row, kb) * sb(n-block, kb)
 //     and its slot released -- DeepSeek-V3's promotion of fp8 partial sums to fp32 registers every
 //     128 K, which also applies the scales where they change, at no tensor-core time.
-//   * epilogue: through a shared-memory staging buffer and TMA stores that overlap the next tile
-//     (N % 8 == 0, D 16-byte aligned), else bounds-checked direct stores.
+//   * epilogue: sa * sb in registers, then through a shared-memory staging buffer and TMA stores that
+//     overlap the next tile (N % 8 == 0, D 16-byte aligned), else bounds-checked direct stores --
+//     the bf16 kernel's store code (gemm_sm90_epilogue.cuh).
+//   * per tensor, Cluster = 2: CTA pairs along M share each B box by TMA multicast, as in the bf16
+//     kernel (produce_tiles and release_slot do the cluster part); a work unit is 2 tile rows.
 #pragma once
 
 #include <cuda.h>
@@ -27,6 +30,7 @@
 #include "core/cuda/check.h"
 #include "kernels/gemm/gemm_fp8.h"
 #include "kernels/gemm/gemm_fp8_sm90_wgmma.cuh"
+#include "kernels/gemm/gemm_sm90_epilogue.cuh"
 #include "kernels/gemm/gemm_sm90_host.h"
 #include "kernels/gemm/gemm_sm90_pipeline.cuh"
 
@@ -52,9 +56,7 @@ struct Params {
 constexpr std::uint32_t a_slot_bytes() { return kBlockM * kBlockK; }
 constexpr std::uint32_t b_slot_bytes(int tile_n) { return std::uint32_t(tile_n) * kBlockK; }
 // The TMA-store epilogue's staging buffer: 128 x tile_n bf16 (each consumer warpgroup its 64 rows).
-constexpr std::uint32_t staging_bytes(int tile_n, bool tma_store) {
-  return tma_store ? std::uint32_t(kBlockM) * std::uint32_t(tile_n) * 2u : 0u;
-}
+constexpr std::uint32_t staging_bytes(int tile_n, bool tma_store) { return tma_store ? sm90::staging_bytes(tile_n) : 0u; }
 // Slots, the staging buffer, then 2 mbarriers per slot; +1024 to align the base to 1024 bytes (the
 // swizzle atom; slots and staging chunks are multiples of it).
 constexpr std::size_t smem_bytes(int tile_n, int stages, bool tma_store) {
@@ -81,80 +83,16 @@ __device__ __forceinline__ void wgmma_slot(float (&acc)[TileN / 2], std::uint32_
     wgmma_k32<TileN>(acc, sm90::smem_desc(a + 32u * kk), sm90::smem_desc(b + 32u * kk), (first && kk == 0) ? 0 : 1);
 }
 
-__device__ __forceinline__ std::uint32_t pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const std::uint32_t*>(&v);
-}
-
-// Direct epilogue (any N): acc (the m64nN fragment: acc[4 j + 2 h + e] is row row0 + 8 h, column
-// col_base + 8 j + e) times `scale`, rounded once to bf16, stored with bounds checks.
-template <int TileN>
-__device__ __forceinline__ void store_tile_direct(const float (&acc)[TileN / 2], const Params& p, int row0,
-                                                  int col_base, float scale) {
-#pragma unroll
-  for (int j = 0; j < TileN / 8; ++j) {
-    const int col = col_base + 8 * j;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = row0 + 8 * h;
-      if (row >= p.m) continue;
-      const float v0 = acc[4 * j + 2 * h] * scale;
-      const float v1 = acc[4 * j + 2 * h + 1] * scale;
-      bf16* out = p.d + std::size_t(row) * std::size_t(p.n) + std::size_t(col);
-      if (p.vector_store && col + 1 < p.n) {
-        *reinterpret_cast<__nv_bfloat162*>(out) = __floats2bfloat162_rn(v0, v1);
-      } else {
-        if (col < p.n) out[0] = __float2bfloat16_rn(v0);
-        if (col + 1 < p.n) out[1] = __float2bfloat16_rn(v1);
-      }
-    }
-  }
-}
-
-// Epilogue through shared memory (N % 8 == 0): this consumer warpgroup's 64 x TileN block, times
-// `scale` and rounded to bf16, goes into its staging buffer in the layout of D's tensor map -- chunks
-// of 64 rows x 64 columns, 128 bytes a row, 16-byte unit u of row r stored at u ^ (r % 8) (128B
-// swizzle). For the fragment that is conflict-free: a warp's store covers 8 rows (r % 8 = lane / 4)
-// of one unit, which the swizzle spreads over all 32 banks. Then one thread issues the TMA stores
-// (rows >= M and columns >= N are clipped by TMA) and the warpgroup goes on to its next tile while
-// they run; the buffer is rewritten only after they have read it (`pending`: wait_group.read).
-template <int TileN>
-__device__ __forceinline__ void store_tile_tma(const float (&acc)[TileN / 2], const CUtensorMap* map_d,
-                                               std::uint32_t staging, int consumer, int t, int row_base, int col0,
-                                               float scale, bool& pending) {
-  const int warp = t / 32, lane = t % 32;
-  const std::uint32_t barrier = 1u + std::uint32_t(consumer);  // one named barrier per consumer warpgroup
-  if (t == 0 && pending) sm90::bulk_wait_read_all();
-  sm90::named_barrier_sync(barrier, 128);
-#pragma unroll
-  for (int j = 0; j < TileN / 8; ++j) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = warp * 16 + lane / 4 + 8 * h;
-      const std::uint32_t addr = staging + std::uint32_t(j / 8) * 8192u + std::uint32_t(r) * 128u +
-                                 (std::uint32_t((j % 8) ^ (lane / 4)) << 4) + 4u * std::uint32_t(lane % 4);
-      sm90::st_shared_b32(addr, pack_bf16x2(acc[4 * j + 2 * h] * scale, acc[4 * j + 2 * h + 1] * scale));
-    }
-  }
-  sm90::fence_proxy_async();
-  sm90::named_barrier_sync(barrier, 128);
-  if (t == 0) {
-#pragma unroll
-    for (int c = 0; c < TileN / 64; ++c) sm90::tma_store_2d(map_d, staging + 8192u * c, col0 + 64 * c, row_base);
-    sm90::bulk_commit();
-  }
-  pending = true;
-}
-
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <int TileN, bool kBlockScaled>
+template <int TileN, bool kBlockScaled, int Cluster>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_fp8_ws_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                        const __grid_constant__ CUtensorMap map_d, const Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace sm90;
   static_assert(!kBlockScaled || TileN == kFp8ScaleBlock, "block scaling: one B scale block per tile column");
+  static_assert(!kBlockScaled || Cluster == 1, "block scaling: clusters not built (its slot release is CTA-local)");
   constexpr int kProducerRegs = 40;  // 40 * 128 + 232 * 256 <= 65536 registers
   constexpr int kConsumerRegs = 232;
   constexpr std::uint32_t kA = a_slot_bytes();
@@ -167,30 +105,40 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int warpgroup = threadIdx.x / 128;
   const int t = threadIdx.x % 128;
+  // Clusters (per tensor): as in the bf16 kernel, CTA `rank` of a pair loads half of each B box and
+  // multicasts it; a slot is free when the consumers of both CTAs released it.
+  const int rank = Cluster > 1 ? int(cluster_rank()) : 0;
+  const int cluster_id = int(blockIdx.x) / Cluster;
+  const int clusters = int(gridDim.x) / Cluster;
+  const int units_m = ceil_div(p.tiles_m, Cluster);
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) {
-      mbar_init(bars + 8u * s, 1);                      // the producer's arrive + the TMA bytes
-      mbar_init(empty_bars + 8u * s, kConsumers * 4);   // one arrive per consumer warp
+      mbar_init(bars + 8u * s, 1);                                // the producer's arrive + the TMA bytes
+      mbar_init(empty_bars + 8u * s, Cluster * kConsumers * 4);   // one arrive per consumer warp
     }
     mbar_init_fence();
   }
-  __syncthreads();
+  if constexpr (Cluster > 1) {
+    cluster_sync();  // peers' barriers are initialized before anyone multicasts or arrives remotely
+  } else {
+    __syncthreads();
+  }
 
   if (warpgroup == 0) {
     setmaxnreg_dec<kProducerRegs>();
     if (t == 0)
-      produce_tiles<TileN, 1>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
-                              p.tiles_m, p.tiles_n, p.raster_group, 0, int(blockIdx.x), int(gridDim.x));
+      produce_tiles<TileN, Cluster>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
+                                    p.tiles_m, p.tiles_n, p.raster_group, rank, cluster_id, clusters);
   } else {
     setmaxnreg_inc<kConsumerRegs>();
     const int consumer = warpgroup - 1;
     const int warp = t / 32, lane = t % 32;
-    const int num_units = p.tiles_m * p.tiles_n;
+    const int num_units = units_m * p.tiles_n;
     const std::uint32_t a_offset = std::uint32_t(consumer) * (64 * 128);  // this warpgroup's 64 rows of A
     const std::uint32_t my_staging = staging + std::uint32_t(consumer) * (staging_bytes(TileN, true) / 2);
     if (p.tma_store && t == 0) prefetch_tensor_map(&map_d);
     bool stores_pending = false;
-    // Per tensor: the product of the two scales, applied once in the epilogue.
+    // Per tensor: the product of the two scales, applied once in the epilogue (block: already in acc).
     const float epilogue_scale = kBlockScaled ? 1.0f : p.a_scale[0] * p.b_scale[0];
     float acc[TileN / 2];
 #pragma unroll
@@ -203,9 +151,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         phase ^= 1u;
       }
     };
-    for (int unit = int(blockIdx.x); unit < num_units; unit += int(gridDim.x)) {
-      const TileCoord c = tile_of(unit, p.tiles_m, p.tiles_n, p.raster_group);
-      const int row0 = c.m * kBlockM + consumer * 64 + warp * 16 + lane / 4;
+    for (int unit = cluster_id; unit < num_units; unit += clusters) {
+      const TileCoord c = tile_of(unit, units_m, p.tiles_n, p.raster_group);
+      const int tile_m = c.m * Cluster + rank;
+      const int row0 = tile_m * kBlockM + consumer * 64 + warp * 16 + lane / 4;
       if constexpr (!kBlockScaled) {
         int previous = 0;
         for (int kt = 0; kt < p.k_tiles; ++kt) {
@@ -219,13 +168,15 @@ __global__ void __launch_bounds__(kThreads, 1)
           // The group issued one slot earlier has finished reading its slot: hand it back.
           wgmma_wait<1>();
           fence_operands(acc);
-          if (kt > 0 && lane == 0) mbar_arrive(empty_bars + 8u * previous);
+          if (kt > 0 && lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
           previous = stage;
           advance();
         }
         wgmma_wait<0>();
         fence_operands(acc);
-        if (lane == 0) mbar_arrive(empty_bars + 8u * previous);
+        if (lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
+#pragma unroll
+        for (int i = 0; i < TileN / 2; ++i) acc[i] *= epilogue_scale;
       } else {
         // Two partial accumulators in turn: while the tensor cores work on 128-K block kt in one,
         // the other (block kt - 1, finished) is scaled into acc -- the promotion costs no tensor
@@ -286,13 +237,18 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
       if (p.tma_store) {
-        store_tile_tma<TileN>(acc, &map_d, my_staging, consumer, t, c.m * kBlockM + consumer * 64, c.n * TileN,
-                              epilogue_scale, stores_pending);
+        store_tile_tma<TileN>(acc, &map_d, my_staging, consumer, t, tile_m * kBlockM + consumer * 64, c.n * TileN,
+                              stores_pending);
       } else {
-        store_tile_direct<TileN>(acc, p, row0, c.n * TileN + 2 * (lane % 4), epilogue_scale);
+        store_tile_direct<TileN>(acc, p.d, p.m, p.n, p.vector_store != 0, row0, c.n * TileN + 2 * (lane % 4));
       }
     }
     if (t == 0 && stores_pending) bulk_wait_all();  // the last stores complete before the CTA exits
+  }
+  if constexpr (Cluster > 1) {
+    // No CTA leaves while a peer may still arrive on its barriers.
+    __syncwarp();
+    cluster_sync();
   }
 #else
   // Built for another architecture (sm_100a): the host side refuses before launching.
@@ -304,9 +260,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// Launches gemm_fp8_ws_kernel<TileN, kBlockScaled> on `stream`; the caller (gemm_fp8_sm90.cu) has
-// checked the arguments and the configuration. One CTA per SM at most (~193 KB of shared memory).
-template <int TileN, bool kBlockScaled>
+// Launches gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster> on `stream`; the caller
+// (gemm_fp8_sm90.cu) has checked the arguments and the configuration. One CTA per SM at most.
+template <int TileN, bool kBlockScaled, int Cluster>
 void launch(const GemmFp8Args& args, int stages, int raster_group, bool persistent, bool tma_store,
             const sm90::DeviceLimits& limits, cudaStream_t stream) {
   Params p;
@@ -325,19 +281,22 @@ void launch(const GemmFp8Args& args, int stages, int raster_group, bool persiste
   p.vector_store = (args.n % 2 == 0 && reinterpret_cast<std::uintptr_t>(args.d) % 4 == 0) ? 1 : 0;
   const CUtensorMap map_a =
       sm90::make_kmajor_map(args.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.m, args.k, kBlockK, kBlockM);
+  // Each CTA of a cluster loads its 1 / Cluster piece of the B box.
   const CUtensorMap map_b =
-      sm90::make_kmajor_map(args.b, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.n, args.k, kBlockK, TileN);
-  // D as TMA sees it for the staged epilogue: {N, M} bf16, boxes of 64 x 64 (one staging chunk).
-  // Unused (left zero) on the direct-store path.
-  CUtensorMap map_d{};
-  if (tma_store) map_d = sm90::make_kmajor_map(args.d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, args.m, args.n, 64, 64);
+      sm90::make_kmajor_map(args.b, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.n, args.k, kBlockK, TileN / Cluster);
+  CUtensorMap map_d{};  // unused (zero) on the direct-store path
+  if (tma_store) map_d = sm90::make_output_map(args.d, args.m, args.n);
   const std::size_t smem = smem_bytes(TileN, stages, tma_store);
-  AISP_CUDA_CHECK(cudaFuncSetAttribute(gemm_fp8_ws_kernel<TileN, kBlockScaled>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const int units = p.tiles_m * p.tiles_n;
-  const int grid = persistent && units > limits.sms ? limits.sms : units;
-  gemm_fp8_ws_kernel<TileN, kBlockScaled><<<grid, kThreads, smem, stream>>>(map_a, map_b, map_d, p);
-  AISP_CUDA_CHECK_LAUNCH();
+  const void* kernel = reinterpret_cast<const void*>(gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster>);
+  const int units = sm90::ceil_div(p.tiles_m, Cluster) * p.tiles_n;
+  int clusters = units;
+  if (persistent) {
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    const int resident = sm90::resident_clusters(kernel, Cluster, kThreads, smem, limits);
+    clusters = units < resident ? units : resident;
+  }
+  void* kernel_args[] = {const_cast<CUtensorMap*>(&map_a), const_cast<CUtensorMap*>(&map_b), &map_d, &p};
+  sm90::launch_clustered(kernel, kernel_args, clusters, Cluster, kThreads, smem, stream);
 }
 
 }  // namespace aisp::kernels::gemm::sm90_fp8

@@ -25,8 +25,9 @@ const char* name_of(Epilogue e) {
 }
 
 std::string GemmConfig::describe() const {
-  return fmt::format("tile {}x{}x{}, {} stages, cluster_m {}, raster_group {}, {}", tile_m, tile_n,
-                     tile_k, stages, cluster_m, raster_group, persistent ? "persistent" : "one CTA per tile");
+  return fmt::format("tile {}x{}x{}, {} stages, cluster_m {}, raster_group {}, {}, {}", tile_m, tile_n, tile_k,
+                     stages, cluster_m, raster_group, persistent ? "persistent" : "one CTA per tile",
+                     tma_store ? "TMA-store" : "direct-store");
 }
 
 namespace {

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cuda.h>  // CUtensorMap and its enums (types only: the driver is reached through the runtime)
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
 
 namespace aisp::kernels::gemm::sm90 {
 
@@ -22,5 +25,24 @@ DeviceLimits device_limits();
 // 16-byte aligned base (checked by the callers, which say why). A thin layer over the common
 // encoder (kernels/common/tensor_map.h), which throws aisp::Error when the driver refuses the map.
 CUtensorMap make_kmajor_map(const void* data, CUtensorMapDataType type, int rows, int k, int box_k, int box_rows);
+
+// D (rows, cols) bf16, row-major, as the TMA-store epilogue writes it (gemm_sm90_epilogue.cuh): 2-D
+// {cols, rows} with 64 x 64 boxes (one staging chunk), 128B swizzle. Needs cols % 8 == 0 and a
+// 16-byte aligned d (tma_store_allowed).
+CUtensorMap make_output_map(void* d, int rows, int cols);
+
+// Whether D (cols columns at d) can take TMA stores: row strides of 16-byte multiples, aligned base.
+bool tma_store_allowed(const void* d, int cols);
+
+// How many clusters of `cluster` CTAs of `kernel` (threads, smem bytes each) the GPU keeps resident
+// at once -- not always #SMs / cluster: a cluster must fit in one GPC. #SMs without clusters. Asked
+// once per (device, kernel, cluster, smem) and remembered; throws aisp::Error when none fits.
+int resident_clusters(const void* kernel, int cluster, int threads, std::size_t smem, const DeviceLimits& limits);
+
+// Launches `kernel` on clusters * cluster CTAs of `threads` with `smem` bytes of dynamic shared memory,
+// as clusters of `cluster` CTAs along x (no cluster attribute when cluster == 1). `args` as for
+// cudaLaunchKernel. Throws aisp::Error on a launch error.
+void launch_clustered(const void* kernel, void** args, int clusters, int cluster, int threads, std::size_t smem,
+                      cudaStream_t stream);
 
 }  // namespace aisp::kernels::gemm::sm90
