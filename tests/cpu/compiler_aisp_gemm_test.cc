@@ -72,8 +72,20 @@ TEST(AispGemmCandidate, ConfigTokensRoundTripAndRejectGarbage) {
     ASSERT_TRUE(json.has_value());
     EXPECT_EQ(c::gemm_config_token(*json), token);
   }
+  // A direct-store config (the fallback epilogue) keeps its epilogue through both forms.
+  c::GemmConfig direct;
+  direct.stages = 4;
+  direct.tma_store = false;
+  EXPECT_EQ(c::gemm_config_token(direct), "aisp 128x256x64 s4 c1 g8 persistent direct-store");
+  EXPECT_FALSE(c::gemm_config_from_token(c::gemm_config_token(direct))->tma_store);
+  EXPECT_FALSE(c::gemm_config_from_json(c::gemm_config_json(direct))->tma_store);
+  // A sweep report written before the TMA-store epilogue existed measured direct stores.
+  nlohmann::json old = c::gemm_config_json(c::GemmConfig{});
+  old.erase("tma_store");
+  EXPECT_FALSE(c::gemm_config_from_json(old)->tma_store);
   for (const char* bad : {"", "cuBLASLt", "aisp", "aisp 128x256x64 s4 c1 g8", "aisp 128x256x64 s4 c1 g8 sometimes",
-                          "aisp 128x256x64 s4 c1 g8 persistent extra", "aisp 128y256x64 s4 c1 g8 persistent"})
+                          "aisp 128x256x64 s4 c1 g8 persistent", "aisp 128x256x64 s4 c1 g8 persistent extra",
+                          "aisp 128x256x64 s3 c1 g8 persistent tma-store extra", "aisp 128y256x64 s4 c1 g8 persistent tma-store"})
     EXPECT_FALSE(c::gemm_config_from_token(bad).has_value()) << bad;
   EXPECT_FALSE(c::gemm_config_from_json(nlohmann::json{{"tile_m", 128}}).has_value());
   EXPECT_FALSE(c::gemm_config_from_json(nullptr).has_value());

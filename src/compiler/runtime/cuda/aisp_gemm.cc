@@ -52,7 +52,7 @@ nlohmann::json gemm_config_json(const GemmConfig& c) {
   return {{"tile_m", c.tile_m},       {"tile_n", c.tile_n},
           {"tile_k", c.tile_k},       {"stages", c.stages},
           {"cluster_m", c.cluster_m}, {"raster_group", c.raster_group},
-          {"persistent", c.persistent}};
+          {"persistent", c.persistent}, {"tma_store", c.tma_store}};
 }
 
 std::optional<GemmConfig> gemm_config_from_json(const nlohmann::json& j) {
@@ -66,6 +66,8 @@ std::optional<GemmConfig> gemm_config_from_json(const nlohmann::json& j) {
     c.cluster_m = j.at("cluster_m").get<int>();
     c.raster_group = j.at("raster_group").get<int>();
     c.persistent = j.at("persistent").get<bool>();
+    // Sweep reports from before the TMA-store epilogue timed direct stores.
+    c.tma_store = j.value("tma_store", false);
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
@@ -73,14 +75,14 @@ std::optional<GemmConfig> gemm_config_from_json(const nlohmann::json& j) {
 }
 
 std::string gemm_config_token(const GemmConfig& c) {
-  return fmt::format("aisp {}x{}x{} s{} c{} g{} {}", c.tile_m, c.tile_n, c.tile_k, c.stages, c.cluster_m,
-                     c.raster_group, c.persistent ? "persistent" : "per-tile");
+  return fmt::format("aisp {}x{}x{} s{} c{} g{} {} {}", c.tile_m, c.tile_n, c.tile_k, c.stages, c.cluster_m,
+                     c.raster_group, c.persistent ? "persistent" : "per-tile", c.tma_store ? "tma-store" : "direct-store");
 }
 
 std::optional<GemmConfig> gemm_config_from_token(const std::string& token) {
   GemmConfig c;
   char x1 = 0, x2 = 0, s = 0, cl = 0, g = 0;
-  std::string word, mode;
+  std::string word, mode, store;
   std::istringstream in(token);
   if (!(in >> word) || word != "aisp") return std::nullopt;
   if (!(in >> c.tile_m >> x1 >> c.tile_n >> x2 >> c.tile_k) || x1 != 'x' || x2 != 'x') return std::nullopt;
@@ -88,11 +90,13 @@ std::optional<GemmConfig> gemm_config_from_token(const std::string& token) {
     return std::nullopt;
   if (mode != "persistent" && mode != "per-tile") return std::nullopt;
   c.persistent = mode == "persistent";
+  if (!(in >> store) || (store != "tma-store" && store != "direct-store")) return std::nullopt;
+  c.tma_store = store == "tma-store";
   return gemm_config_token(c) == token ? std::optional<GemmConfig>(c) : std::nullopt;
 }
 
 std::vector<GemmConfig> aisp_gemm_candidates(const std::string& sweep_file) {
-  std::vector<GemmConfig> configs(1);  // the kernel's default: 128x256, 4 stages, persistent
+  std::vector<GemmConfig> configs(1);  // the kernel's default: 128x256, 3 stages, persistent, TMA store
   GemmConfig narrow;
   narrow.tile_n = 128;
   narrow.stages = 5;
