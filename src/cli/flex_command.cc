@@ -9,6 +9,11 @@
 // --score-expr / --mask-expr add a row `jit` for mods written as expressions and JIT-compiled by
 // NVRTC into the fa3 kernel (flex_jit_demo.h: the captured tensors the expressions may index, the
 // verification); with one built-in pattern in the same run, its output and time are compared.
+// --dtype fp16 runs everything on fp16 inputs (the fa3 forward and wgmma backward: sm_90a).
+// --backward adds a row `<pattern> bwd` per pattern: the fused backward (dQ, dK, dV from the
+// forward's out and lse and a random dO), verified against the float64 GPU backward reference
+// (relative L2 of each gradient, the largest printed), timed the same way; its TFLOP/s count 2.5x
+// the forward's FLOPs (five GEMMs of the forward's size against two).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -23,8 +28,11 @@
 #if AISP_WITH_CUDA
 #include <cuda_runtime.h>
 
+#include <cuda_fp16.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/cuda/check.h"
 #include "core/cuda/device_memory.h"
@@ -32,6 +40,8 @@
 #include "core/gpu.h"
 #include "core/random.h"
 #include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_backward.h"
+#include "kernels/attention/flex_backward_eager.h"
 #include "kernels/attention/flex_eager.h"
 #include "cli/flex_jit_demo.h"
 #endif
@@ -44,6 +54,8 @@ struct FlexOptions {
   int iters = 10;
   bool verify = true;
   std::string kernel = "auto";
+  std::string dtype = "bf16";
+  bool backward = false;
   std::string score = "none";
   std::string score_expr, mask_expr;  // JIT mods (flex_jit_demo.h); empty: none
   std::vector<std::string> patterns = {"dense", "causal", "sliding_128", "sliding_256", "sliding_512",
@@ -112,11 +124,67 @@ double element_density(const flex::BuiltinMask& m, int seq) {
   return double(kept) / (double(seq) * seq);
 }
 
+// A seeded normal value as 16-bit bits of the element type (rounded to nearest).
+std::uint16_t element_bits(float x, flex::FlexDtype dtype) {
+  if (dtype == flex::FlexDtype::bf16) return float_to_bf16_bits(x);
+  const __half h = __float2half_rn(x);
+  std::uint16_t bits = 0;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+double element_value(std::uint16_t bits, flex::FlexDtype dtype) {
+  if (dtype == flex::FlexDtype::bf16) return bf16_bits_to_float(bits);
+  __half h;
+  std::memcpy(&h, &bits, 2);
+  return __half2float(h);
+}
+
+// Relative L2 error of n device elements (the element type) against n float64 device values; nan
+// if any element is not finite.
+double device_rel_l2(const void* got_dev, const double* want_dev, std::int64_t n, flex::FlexDtype dtype,
+                     cudaStream_t stream) {
+  std::vector<std::uint16_t> got(static_cast<std::size_t>(n));
+  std::vector<double> want(static_cast<std::size_t>(n));
+  AISP_CUDA_CHECK(cudaMemcpyAsync(got.data(), got_dev, got.size() * 2, cudaMemcpyDeviceToHost, stream));
+  AISP_CUDA_CHECK(cudaMemcpyAsync(want.data(), want_dev, want.size() * 8, cudaMemcpyDeviceToHost, stream));
+  AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double g = element_value(got[i], dtype);
+    if (!std::isfinite(g)) return NAN;
+    num += (g - want[i]) * (g - want[i]);
+    den += want[i] * want[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// Median of `iters` timed calls of f on `stream` after 3 warm-up calls, in seconds.
+template <class F>
+double median_seconds(F&& f, int iters, cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop) {
+  for (int i = 0; i < 3; ++i) f();
+  std::vector<float> ms;
+  for (int i = 0; i < iters; ++i) {
+    AISP_CUDA_CHECK(cudaEventRecord(start, stream));
+    f();
+    AISP_CUDA_CHECK(cudaEventRecord(stop, stream));
+    AISP_CUDA_CHECK(cudaEventSynchronize(stop));
+    float t = 0;
+    AISP_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2] * 1e-3;
+}
+
 int run_demo(const FlexOptions& o, std::ostream& out) {
   if (o.head_dim != 64 && o.head_dim != 128) throw UsageError("--head-dim must be 64 or 128");
   if (o.seq < 1 || o.batch < 1 || o.heads < 1 || o.iters < 1)
     throw UsageError("--seq, --batch, --heads and --iters must be >= 1");
   const GpuProbe probe = probe_gpus();
+  if (o.dtype != "bf16" && o.dtype != "fp16") throw UsageError("--dtype must be bf16 or fp16");
+  const flex::FlexDtype dtype = o.dtype == "fp16" ? flex::FlexDtype::fp16 : flex::FlexDtype::bf16;
+  if (dtype == flex::FlexDtype::fp16 && (!o.score_expr.empty() || !o.mask_expr.empty()))
+    throw UsageError("--dtype fp16 with --score-expr / --mask-expr: the JIT row runs bf16 only; drop one of them");
   if (!probe.available) throw Error("aisp flex demo needs a GPU: " + probe.reason);
   const GpuProperties props = gpu_properties(0);
 
@@ -125,11 +193,26 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
                      v = cuda::device_alloc(std::size_t(n) * 2), y = cuda::device_alloc(std::size_t(n) * 2);
   cuda::DeviceMemory ref;
   if (o.verify) ref = cuda::device_alloc(std::size_t(n) * sizeof(double));
-  {  // seeded normal inputs, rounded to bf16 on the host
+  // The backward's buffers (--backward): dO (seeded normal), lse, dQ, dK, dV, workspace; the
+  // reference gradients in float64.
+  cuda::DeviceMemory dout, lse, dq, dk, dv, workspace, ref_dk, ref_dv;
+  if (o.backward) {
+    dout = cuda::device_alloc(std::size_t(n) * 2);
+    lse = cuda::device_alloc(std::size_t(n / o.head_dim) * sizeof(float));
+    dq = cuda::device_alloc(std::size_t(n) * 2);
+    dk = cuda::device_alloc(std::size_t(n) * 2);
+    dv = cuda::device_alloc(std::size_t(n) * 2);
+    if (o.verify) {
+      ref_dk = cuda::device_alloc(std::size_t(n) * sizeof(double));
+      ref_dv = cuda::device_alloc(std::size_t(n) * sizeof(double));
+    }
+  }
+  {  // seeded normal inputs, rounded to the element type on the host
     std::vector<std::uint16_t> h(static_cast<std::size_t>(n));
     std::uint64_t seed = 7;
-    for (cuda::DeviceMemory* t : {&q, &k, &v}) {
-      for (std::int64_t i = 0; i < n; ++i) h[std::size_t(i)] = float_to_bf16_bits(rng::normal_at(seed, std::uint64_t(i)));
+    for (cuda::DeviceMemory* t : {&q, &k, &v, &dout}) {
+      if (!*t) continue;
+      for (std::int64_t i = 0; i < n; ++i) h[std::size_t(i)] = element_bits(rng::normal_at(seed, std::uint64_t(i)), dtype);
       AISP_CUDA_CHECK(cudaMemcpy(t->get(), h.data(), h.size() * 2, cudaMemcpyHostToDevice));
       ++seed;
     }
@@ -149,6 +232,8 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   a.q_heads = a.kv_heads = o.heads;
   a.q_len = a.kv_len = o.seq;
   a.head_dim = o.head_dim;
+  a.dtype = dtype;
+  if (o.backward) a.lse = static_cast<float*>(lse.get());
   if (o.kernel == "mma_sync")
     a.kernel = flex::FlexKernel::mma_sync;
   else if (o.kernel == "wgmma")
@@ -173,8 +258,19 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   }
 
   out << fmt::format(
-      "aisp flex demo on {} (sm_{}): B={} H={} S={} D={} bf16, kernel {}, score_mod {}, {} timed calls per pattern\n",
-      props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.kernel, o.score, o.iters);
+      "aisp flex demo on {} (sm_{}): B={} H={} S={} D={} {}, kernel {}, score_mod {}, {} timed calls per pattern\n",
+      props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.dtype, o.kernel, o.score, o.iters);
+  flex::FlexBackwardArgs ba;
+  if (o.backward) {
+    ba.forward = a;
+    ba.dout = static_cast<const flex::bf16*>(dout.get());
+    ba.dq = static_cast<flex::bf16*>(dq.get());
+    ba.dk = static_cast<flex::bf16*>(dk.get());
+    ba.dv = static_cast<flex::bf16*>(dv.get());
+    ba.workspace_bytes = flex::flex_backward_workspace_bytes(a);
+    workspace = cuda::device_alloc(ba.workspace_bytes);
+    ba.workspace = workspace.get();
+  }
   out << fmt::format("{:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>7}\n", "pattern", "blocks", "elements",
                      "time ms", "eff TF/s", "dense TF/s", "rel L2", "check");
   int failures = 0;
@@ -190,41 +286,45 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     if (o.verify) {
       flex::flex_attention(a, score, p->device_mask, bm, stream);
       flex::flex_attention_reference(a, score, p->device_mask, static_cast<double*>(ref.get()), nullptr, stream);
-      std::vector<std::uint16_t> got(static_cast<std::size_t>(n));
-      std::vector<double> want(static_cast<std::size_t>(n));
-      AISP_CUDA_CHECK(cudaMemcpyAsync(got.data(), y.get(), got.size() * 2, cudaMemcpyDeviceToHost, stream));
-      AISP_CUDA_CHECK(cudaMemcpyAsync(want.data(), ref.get(), want.size() * 8, cudaMemcpyDeviceToHost, stream));
-      AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
-      double num = 0, den = 0;
-      bool finite = true;
-      for (std::size_t i = 0; i < got.size(); ++i) {
-        const double g = bf16_bits_to_float(got[i]);
-        finite = finite && std::isfinite(g);
-        num += (g - want[i]) * (g - want[i]);
-        den += want[i] * want[i];
-      }
-      rel_l2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-      const bool ok = finite && rel_l2 <= 1e-2;
+      rel_l2 = device_rel_l2(y.get(), static_cast<const double*>(ref.get()), n, dtype, stream);
+      const bool ok = std::isfinite(rel_l2) && rel_l2 <= 1e-2;
       check = ok ? "PASS" : "FAIL";
       failures += ok ? 0 : 1;
     }
-    for (int i = 0; i < 3; ++i) flex::flex_attention(a, score, p->device_mask, bm, stream);
-    std::vector<float> ms;
-    for (int i = 0; i < o.iters; ++i) {
-      AISP_CUDA_CHECK(cudaEventRecord(start, stream));
-      flex::flex_attention(a, score, p->device_mask, bm, stream);
-      AISP_CUDA_CHECK(cudaEventRecord(stop, stream));
-      AISP_CUDA_CHECK(cudaEventSynchronize(stop));
-      float t = 0;
-      AISP_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
-      ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    const double t = ms[ms.size() / 2] * 1e-3;
+    const double t = median_seconds([&] { flex::flex_attention(a, score, p->device_mask, bm, stream); }, o.iters,
+                                    stream, start, stop);
     last_ms = t * 1e3;
     out << fmt::format("{:<20} {:>8.1f}% {:>8.1f}% {:>10.3f} {:>10.1f} {:>10.1f} {:>10.2e} {:>7}\n", name,
                        100 * block_density, 100 * density, t * 1e3, dense_flops * density / t / 1e12,
                        dense_flops / t / 1e12, rel_l2, check);
+    if (o.backward) {
+      // out and lse of this pattern's forward (the timed calls above wrote them: same inputs).
+      flex::flex_attention(a, score, p->device_mask, bm, stream);
+      const flex::BackwardBlockMask bbm = flex::create_backward_block_mask(p->device_mask, 1, 1, o.seq, o.seq, stream);
+      std::string bcheck = "skip";
+      double worst = NAN;
+      if (o.verify) {
+        flex::flex_attention_backward(ba, score, p->device_mask, bbm, stream);
+        // ref (the forward's float64 output, no longer needed) holds the reference dQ.
+        flex::flex_attention_backward_reference(ba, score, p->device_mask, static_cast<double*>(ref.get()),
+                                                static_cast<double*>(ref_dk.get()),
+                                                static_cast<double*>(ref_dv.get()), stream);
+        worst = 0;
+        for (const auto& [got, want] : {std::pair{dq.get(), ref.get()}, std::pair{dk.get(), ref_dk.get()},
+                                        std::pair{dv.get(), ref_dv.get()}}) {
+          const double e = device_rel_l2(got, static_cast<const double*>(want), n, dtype, stream);
+          worst = std::isfinite(e) && std::isfinite(worst) ? std::max(worst, e) : NAN;
+        }
+        const bool ok = std::isfinite(worst) && worst <= 1e-2;
+        bcheck = ok ? "PASS" : "FAIL";
+        failures += ok ? 0 : 1;
+      }
+      const double tb = median_seconds(
+          [&] { flex::flex_attention_backward(ba, score, p->device_mask, bbm, stream); }, o.iters, stream, start, stop);
+      out << fmt::format("{:<20} {:>8.1f}% {:>8.1f}% {:>10.3f} {:>10.1f} {:>10.1f} {:>10.2e} {:>7}\n", name + " bwd",
+                         100 * block_density, 100 * density, tb * 1e3, 2.5 * dense_flops * density / tb / 1e12,
+                         2.5 * dense_flops / tb / 1e12, worst, bcheck);
+    }
   }
   if (!o.score_expr.empty() || !o.mask_expr.empty()) {
     FlexJitRowRequest r;
@@ -277,6 +377,9 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   demo->add_option("--score", options->score, "score_mod on every pattern: none, alibi or soft_cap (cap 30)")
       ->capture_default_str();
   demo->add_option("--kernel", options->kernel, "auto, mma_sync, wgmma or fa3 (the last two sm_90 only)")->capture_default_str();
+  demo->add_option("--dtype", options->dtype, "bf16 or fp16 (fp16: the fa3 forward and wgmma backward, sm_90a)")
+      ->capture_default_str();
+  demo->add_flag("--backward", options->backward, "also verify and time the fused backward (dQ, dK, dV) per pattern");
   demo->add_flag("--no-verify{false}", options->verify, "skip the float64 check (not recommended)");
   demo->callback([ctx, options, patterns] {
     if ((!options->score_expr.empty() || !options->mask_expr.empty()) && patterns->count() == 0)

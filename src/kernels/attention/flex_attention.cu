@@ -85,6 +85,12 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
   if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
     fail("the block mask's batch / heads must be 1 (broadcast) or match the call's");
   detail::require_supported_gpu("flex_attention");
+  if (a.dtype != FlexDtype::bf16 && a.dtype != FlexDtype::fp16)
+    fail("dtype " + std::to_string(int(a.dtype)) + " is not an element type (FlexDtype::bf16 or fp16)");
+  if (a.dtype == FlexDtype::fp16 && detail::resolve_kernel(a.kernel) != FlexKernel::fa3)
+    fail(std::string("fp16 inputs: the ") + (detail::resolve_kernel(a.kernel) == FlexKernel::wgmma ? "wgmma" : "mma_sync") +
+         " forward kernel takes bf16 only; the fa3 kernel (FlexKernel::fa3, the automatic choice on sm_90a) takes "
+         "fp16, or convert the inputs to bf16");
   if (a.strided()) {
     for (const std::int64_t* st : {a.q_stride, a.k_stride, a.v_stride})
       for (int i = 0; i < 3; ++i)
@@ -112,7 +118,9 @@ FlexKernel resolve_kernel(FlexKernel requested) {
 
 Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
   const std::uint64_t d = std::uint64_t(a.head_dim);
-  const std::uint64_t row_bytes = d * sizeof(bf16);
+  const std::uint64_t row_bytes = d * sizeof(bf16);  // bf16 and fp16 alike: 2 bytes
+  const CUtensorMapDataType type =
+      a.dtype == FlexDtype::fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   // {D, length, heads, batch}; strides in bytes of position, head, batch (the contiguous ones unless
   // the call gives its own: FlexAttentionArgs::q_stride ...).
   auto map = [&](const bf16* data, int len, int heads, const std::int64_t* stride, std::uint32_t box_rows,
@@ -124,7 +132,7 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
                                       own ? std::uint64_t(stride[0]) * sizeof(bf16)
                                           : row_bytes * std::uint64_t(len) * std::uint64_t(heads)};
     const std::uint32_t box[4] = {64, box_rows, 1, 1};
-    return ::aisp::kernels::sm90::make_map_sw128(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, dims, strides, box, what);
+    return ::aisp::kernels::sm90::make_map_sw128(data, type, 4, dims, strides, box, what);
   };
   Fa3Maps m;
   m.q = map(a.q, a.q_len, a.q_heads, a.q_stride, kBlockQ, "flex_attention q");
@@ -225,6 +233,15 @@ void forward_builtin_fa3_scored_d64(const FwdParams&, const FlexAttentionArgs&, 
                                     const BuiltinMask&, cudaStream_t);
 void forward_builtin_fa3_scored_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                                      const BuiltinMask&, cudaStream_t);
+// flex_forward_fa3_fp16_{plain,scored}_d{64,128}.cu: the same kernels on fp16 inputs
+void forward_builtin_fa3_fp16_plain_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                        const BuiltinMask&, cudaStream_t);
+void forward_builtin_fa3_fp16_plain_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                         const BuiltinMask&, cudaStream_t);
+void forward_builtin_fa3_fp16_scored_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                         const BuiltinMask&, cudaStream_t);
+void forward_builtin_fa3_fp16_scored_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                          const BuiltinMask&, cudaStream_t);
 }  // namespace detail
 
 void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_mod,
@@ -235,7 +252,12 @@ void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_
   using Entry = void (*)(const detail::FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                          const BuiltinMask&, cudaStream_t);
   Entry entry = nullptr;
-  if (detail::resolve_kernel(args.kernel) == FlexKernel::fa3) {
+  if (args.dtype == FlexDtype::fp16) {  // fa3 only (check_flex_args)
+    if (args.head_dim == 64)
+      entry = plain ? detail::forward_builtin_fa3_fp16_plain_d64 : detail::forward_builtin_fa3_fp16_scored_d64;
+    else
+      entry = plain ? detail::forward_builtin_fa3_fp16_plain_d128 : detail::forward_builtin_fa3_fp16_scored_d128;
+  } else if (detail::resolve_kernel(args.kernel) == FlexKernel::fa3) {
     if (args.head_dim == 64)
       entry = plain ? detail::forward_builtin_fa3_plain_d64 : detail::forward_builtin_fa3_scored_d64;
     else

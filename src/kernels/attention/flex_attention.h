@@ -2,12 +2,12 @@
 // into one flash kernel that visits only the non-empty tiles of a block mask.
 //
 // Layouts (contiguous, row-major; q, k and v may be strided views for the fa3 kernel: the args' strides):
-//   q    (batch, q_heads,  q_len,  head_dim)  bf16
-//   k, v (batch, kv_heads, kv_len, head_dim)  bf16   q_heads % kv_heads == 0 (GQA / MQA)
-//   out  (batch, q_heads,  q_len,  head_dim)  bf16
+//   q    (batch, q_heads,  q_len,  head_dim)  bf16 (or fp16: FlexAttentionArgs::dtype)
+//   k, v (batch, kv_heads, kv_len, head_dim)  like q   q_heads % kv_heads == 0 (GQA / MQA)
+//   out  (batch, q_heads,  q_len,  head_dim)  like q
 //   lse  (batch, q_heads,  q_len)             f32, natural log; optional (nullptr)
 // head_dim 64 or 128; any q_len, kv_len >= 1; scale 1/sqrt(head_dim) unless given. Softmax in fp32,
-// P rounded to bf16 for the P.V product (as every flash kernel does). A query row whose keys are
+// P rounded to the input type for the P.V product (as every flash kernel does). A query row whose keys are
 // all masked gives out = 0 and lse = -inf.
 //
 // Two ways in:
@@ -37,6 +37,14 @@ using bf16 = __nv_bfloat16;
 // with the GEMMs). automatic: see resolve_kernel in flex_attention.cu (README: which and why).
 enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma, fa3 };
 
+// The element type of q, k, v and out (and of the backward's dout, dq, dk, dv). bf16 everywhere;
+// fp16 in the fa3 forward and the wgmma backward (sm_90a) only: the mma_sync and wgmma forward
+// kernels and the mma_sync backward refuse it with an aisp::Error. The pointers below keep their
+// bf16 type (existing callers compile unchanged): for fp16 they point at __half data
+// (reinterpret_cast<const bf16*>(half_pointer)).
+enum class FlexDtype : std::uint8_t { bf16, fp16 };
+inline const char* flex_dtype_name(FlexDtype t) { return t == FlexDtype::fp16 ? "fp16" : "bf16"; }
+
 struct FlexAttentionArgs {
   const bf16* q = nullptr;
   const bf16* k = nullptr;
@@ -48,6 +56,7 @@ struct FlexAttentionArgs {
   int head_dim = 128;
   float scale = 0.0f;  // 0: 1 / sqrt(head_dim)
   FlexKernel kernel = FlexKernel::automatic;
+  FlexDtype dtype = FlexDtype::bf16;  // of q, k, v, out (see FlexDtype)
   // Element strides of q, k and v over (batch, head, position); all 0: the contiguous layouts above.
   // The fa3 kernel reads any strides that are multiples of 8 (16 bytes, for TMA), e.g. heads sliced
   // out of a fused qkv projection [B, T, 3, H, D] without a copy; the other kernels (and the

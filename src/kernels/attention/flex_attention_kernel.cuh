@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -598,19 +599,25 @@ void launch_forward_classic(const FwdParams& p, const FlexAttentionArgs& a, cons
 }
 
 
-// The FA3-structured kernel (flex_forward_fa3.cuh, included at the end of this file).
-template <int D, class ScoreMod, class MaskMod>
+// The FA3-structured kernel (flex_forward_fa3.cuh, included at the end of this file). Elem: bf16 or
+// __half, the element type of q, k, v and out.
+template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
 void launch_forward_fa3(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
                         const MaskMod& mask_mod, cudaStream_t stream);
 
-// Any kernel: the one args.kernel resolves to on this GPU.
+// Any kernel: the one args.kernel resolves to on this GPU; fp16 inputs go to the fa3 kernel (the
+// only one that takes them: check_flex_args refused the others already).
 template <int D, class ScoreMod, class MaskMod>
 void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
                     const MaskMod& mask_mod, cudaStream_t stream) {
-  if (resolve_kernel(a.kernel) == FlexKernel::fa3)
-    launch_forward_fa3<D>(p, a, score_mod, mask_mod, stream);
-  else
+  if (resolve_kernel(a.kernel) == FlexKernel::fa3) {
+    if (a.dtype == FlexDtype::fp16)
+      launch_forward_fa3<D, ScoreMod, MaskMod, __half>(p, a, score_mod, mask_mod, stream);
+    else
+      launch_forward_fa3<D>(p, a, score_mod, mask_mod, stream);
+  } else {
     launch_forward_classic<D>(p, a, score_mod, mask_mod, stream);
+  }
 }
 
 #endif  // !__CUDACC_RTC__

@@ -36,7 +36,8 @@ struct WorkspaceLayout {
 
 // One warp per padded query row: Delta = sum_d dO o O (fp32), lse in base 2 (+inf for a fully
 // masked row and for padding rows: their P is then exp2(t - inf) = 0), the row's dQ zeroed.
-__global__ void backward_preprocess_kernel(const bf16* out, const bf16* dout, const float* lse, float* dq_acc,
+template <class T>  // bf16 or __half
+__global__ void backward_preprocess_kernel(const T* out, const T* dout, const float* lse, float* dq_acc,
                                            float* lse2, float* delta, int q_len, int q_pad, int head_dim,
                                            std::int64_t padded_rows) {
   const std::int64_t row = (blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x) / 32;
@@ -48,8 +49,8 @@ __global__ void backward_preprocess_kernel(const bf16* out, const bf16* dout, co
   if (qi < q_len) {
     const std::int64_t src = (bh * q_len + qi) * head_dim;
     for (int c = 2 * lane; c < head_dim; c += 64) {
-      const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(out + src + c));
-      const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(dout + src + c));
+      const float2 o = detail::load_pair(out + src + c);
+      const float2 g = detail::load_pair(dout + src + c);
       d += o.x * g.x + o.y * g.y;
     }
   }
@@ -63,8 +64,10 @@ __global__ void backward_preprocess_kernel(const bf16* out, const bf16* dout, co
   }
 }
 
-// dq (batch, q_heads, q_len, D) bf16 from the padded fp32 accumulators, two elements per step.
-__global__ void dq_convert_kernel(const float* dq_acc, bf16* dq, int q_len, int q_pad, int head_dim,
+// dq (batch, q_heads, q_len, D) in T (bf16 or __half) from the padded fp32 accumulators, two elements
+// per step.
+template <class T>
+__global__ void dq_convert_kernel(const float* dq_acc, T* dq, int q_len, int q_pad, int head_dim,
                                   std::int64_t pairs) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < pairs;
        i += std::int64_t(gridDim.x) * blockDim.x) {
@@ -74,7 +77,7 @@ __global__ void dq_convert_kernel(const float* dq_acc, bf16* dq, int q_len, int 
     const std::int64_t bh = r / q_len;
     const int qi = int(r % q_len);
     const float2 v = *reinterpret_cast<const float2*>(dq_acc + (bh * q_pad + qi) * head_dim + c);
-    *reinterpret_cast<__nv_bfloat162*>(dq + e) = __floats2bfloat162_rn(v.x, v.y);
+    detail::store_pair(dq + e, v.x, v.y);
   }
 }
 
@@ -130,6 +133,11 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
   if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
     fail("the block mask's batch / heads must be 1 (broadcast) or match the call's (heads = q_heads)");
   detail::require_supported_gpu("flex_attention_backward");  // (its dQ atomics are float2: sm_90+)
+  if (a.dtype != FlexDtype::bf16 && a.dtype != FlexDtype::fp16)
+    fail("dtype " + std::to_string(int(a.dtype)) + " is not an element type (FlexDtype::bf16 or fp16)");
+  if (a.dtype == FlexDtype::fp16 && detail::resolve_backward_kernel(args.kernel) != FlexBackwardKernel::wgmma)
+    fail("fp16 inputs: the mma_sync backward kernel takes bf16 only; the wgmma kernel (FlexBackwardKernel::wgmma, "
+         "the automatic choice on sm_90a) takes fp16, or convert the inputs to bf16");
 }
 
 namespace detail {
@@ -181,7 +189,9 @@ FlexBackwardKernel resolve_backward_kernel(FlexBackwardKernel requested) {
 
 BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args) {
   const FlexAttentionArgs& a = args.forward;
-  const std::uint64_t d = std::uint64_t(a.head_dim), row_bytes = d * sizeof(bf16);
+  const std::uint64_t d = std::uint64_t(a.head_dim), row_bytes = d * sizeof(bf16);  // fp16: 2 bytes too
+  const CUtensorMapDataType type =
+      a.dtype == FlexDtype::fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   // {D, length, heads, batch}, contiguous (check_backward_args refuses strided views), boxes of
   // 64 columns x 64 rows: one 128-byte-swizzled atom of a 64-row tile.
   auto map = [&](const bf16* data, int len, int heads, const char* what) {
@@ -189,7 +199,7 @@ BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args) {
     const std::uint64_t strides[3] = {row_bytes, row_bytes * std::uint64_t(len),
                                       row_bytes * std::uint64_t(len) * std::uint64_t(heads)};
     const std::uint32_t box[4] = {64, 64, 1, 1};
-    return ::aisp::kernels::sm90::make_map_sw128(data, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, dims, strides, box, what);
+    return ::aisp::kernels::sm90::make_map_sw128(data, type, 4, dims, strides, box, what);
   };
   BwdSm90Maps m;
   m.q = map(a.q, a.q_len, a.q_heads, "flex_attention_backward q");
@@ -202,16 +212,27 @@ BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args) {
 void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
   const FlexAttentionArgs& a = args.forward;
   const std::int64_t rows = std::int64_t(a.batch) * a.q_heads * p.q_pad;
-  backward_preprocess_kernel<<<unsigned((rows * 32 + 255) / 256), 256, 0, stream>>>(
-      a.out, args.dout, a.lse, p.dq_acc, const_cast<float*>(p.lse2), const_cast<float*>(p.delta), a.q_len,
-      p.q_pad, a.head_dim, rows);
+  const unsigned blocks = unsigned((rows * 32 + 255) / 256);
+  float* lse2 = const_cast<float*>(p.lse2);
+  float* delta = const_cast<float*>(p.delta);
+  if (a.dtype == FlexDtype::fp16)
+    backward_preprocess_kernel<<<blocks, 256, 0, stream>>>(reinterpret_cast<const __half*>(a.out),
+                                                           reinterpret_cast<const __half*>(args.dout), a.lse,
+                                                           p.dq_acc, lse2, delta, a.q_len, p.q_pad, a.head_dim, rows);
+  else
+    backward_preprocess_kernel<<<blocks, 256, 0, stream>>>(a.out, args.dout, a.lse, p.dq_acc, lse2, delta, a.q_len,
+                                                           p.q_pad, a.head_dim, rows);
   AISP_CUDA_CHECK_LAUNCH();
 }
 
 void launch_dq_convert(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
   const FlexAttentionArgs& a = args.forward;
   const std::int64_t pairs = std::int64_t(a.batch) * a.q_heads * a.q_len * a.head_dim / 2;
-  dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, args.dq, a.q_len, p.q_pad, a.head_dim, pairs);
+  if (a.dtype == FlexDtype::fp16)
+    dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, reinterpret_cast<__half*>(args.dq), a.q_len,
+                                                           p.q_pad, a.head_dim, pairs);
+  else
+    dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, args.dq, a.q_len, p.q_pad, a.head_dim, pairs);
   AISP_CUDA_CHECK_LAUNCH();
 }
 
@@ -268,6 +289,15 @@ void backward_sm90_builtin_scored_d64(const FlexBackwardArgs&, const BwdParams&,
                                       const BuiltinMask&, cudaStream_t);
 void backward_sm90_builtin_scored_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
                                        const BuiltinMask&, cudaStream_t);
+// flex_backward_sm90_fp16_{plain,scored}_d{64,128}.cu: the same on fp16 inputs
+void backward_sm90_fp16_builtin_plain_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&,
+                                          cudaStream_t);
+void backward_sm90_fp16_builtin_plain_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&,
+                                           cudaStream_t);
+void backward_sm90_fp16_builtin_scored_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                           const BuiltinMask&, cudaStream_t);
+void backward_sm90_fp16_builtin_scored_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                            const BuiltinMask&, cudaStream_t);
 }  // namespace detail
 
 void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod& score_mod,
@@ -277,6 +307,20 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
+  if (args.forward.dtype == FlexDtype::fp16) {  // the wgmma kernel only (check_backward_args)
+    if (args.forward.head_dim == 64) {
+      if (plain)
+        detail::backward_sm90_fp16_builtin_plain_d64(args, p, mask_mod, stream);
+      else
+        detail::backward_sm90_fp16_builtin_scored_d64(args, p, score_mod, mask_mod, stream);
+    } else {
+      if (plain)
+        detail::backward_sm90_fp16_builtin_plain_d128(args, p, mask_mod, stream);
+      else
+        detail::backward_sm90_fp16_builtin_scored_d128(args, p, score_mod, mask_mod, stream);
+    }
+    return;
+  }
   if (detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma) {
     if (args.forward.head_dim == 64) {
       if (plain)

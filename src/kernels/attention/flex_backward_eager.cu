@@ -2,6 +2,7 @@
 #include "kernels/attention/flex_backward_eager.h"
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cmath>
 
@@ -75,19 +76,28 @@ __device__ double warp_sum(double v) {
   for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
-__device__ double bf(const bf16* p, std::int64_t i) { return double(__bfloat162float(p[i])); }
+// Element i of an input array of the call's dtype (bf16, or fp16 behind the bf16 pointer type).
+__device__ double element(const bf16* p, std::int64_t i, FlexDtype dtype) {
+  return dtype == FlexDtype::fp16 ? double(__half2float(reinterpret_cast<const __half*>(p)[i]))
+                                  : double(__bfloat162float(p[i]));
+}
 
 // Per-element accumulators of the error budget (flex_backward_eager.h): sum |t|, sum t^2, slack.
+// bf16 keeps 8 significant bits, fp16 11; fp16 also has a floor: P or dS below 2^-14 (its smallest
+// normal) rounds to a multiple of 2^-24, an absolute error up to 2^-25 times the other factor, which
+// add_floor puts in the slack (bf16 has fp32's exponent range: no such floor).
 struct Budget {
+  int bits = 8;
+  double floor = 0.0;  // 2^-25 for fp16
   double abs[4] = {0, 0, 0, 0}, sq[4] = {0, 0, 0, 0}, slack[4] = {0, 0, 0, 0};
+  __device__ explicit Budget(FlexDtype dtype)
+      : bits(dtype == FlexDtype::fp16 ? 11 : 8), floor(dtype == FlexDtype::fp16 ? ldexp(1.0, -25) : 0.0) {}
   __device__ void add(int i, double t, double slack_per_unit, double x) {
     abs[i] += fabs(t);
     sq[i] += t * t;
-    slack[i] += slack_per_unit * fabs(x);
+    slack[i] += (slack_per_unit + floor) * fabs(x);
   }
-  __device__ double bound(int i) const {
-    return ldexp(fmin(abs[i], 6.0 * sqrt(sq[i])), -8) + slack[i];  // bf16: 8 significant bits
-  }
+  __device__ double bound(int i) const { return ldexp(fmin(abs[i], 6.0 * sqrt(sq[i])), -bits) + slack[i]; }
 };
 
 // fp32 slack of dS per unit of the other factor: 2^-17 p (sum |dO V| + sum |dO O|) |g| scale.
@@ -109,12 +119,12 @@ __global__ void reference_dq_kernel(FlexBackwardArgs args, BuiltinScoreMod mod, 
   const int b = int(row / (std::int64_t(a.q_len) * a.q_heads));
   const std::int64_t kv_base = (std::int64_t(b) * a.kv_heads + h / (a.q_heads / a.kv_heads)) * a.kv_len * D;
   double qv[4], gv[4], acc[4] = {0, 0, 0, 0}, delta = 0, delta_abs = 0;
-  Budget budget;
+  Budget budget(a.dtype);
   for (int i = 0; i < per; ++i) {
-    qv[i] = bf(a.q, row * D + lane + 32 * i);
-    gv[i] = bf(args.dout, row * D + lane + 32 * i);
-    delta += gv[i] * bf(a.out, row * D + lane + 32 * i);
-    delta_abs += fabs(gv[i] * bf(a.out, row * D + lane + 32 * i));
+    qv[i] = element(a.q, row * D + lane + 32 * i, a.dtype);
+    gv[i] = element(args.dout, row * D + lane + 32 * i, a.dtype);
+    delta += gv[i] * element(a.out, row * D + lane + 32 * i, a.dtype);
+    delta_abs += fabs(gv[i] * element(a.out, row * D + lane + 32 * i, a.dtype));
   }
   delta = warp_sum(delta);
   if (kBounds) delta_abs = warp_sum(delta_abs);
@@ -125,9 +135,9 @@ __global__ void reference_dq_kernel(FlexBackwardArgs args, BuiltinScoreMod mod, 
       const std::int64_t kr = kv_base + std::int64_t(kv) * D;
       double dot = 0, dpv = 0, dp_abs = 0;
       for (int i = 0; i < per; ++i) {
-        dot += qv[i] * bf(a.k, kr + lane + 32 * i);
-        dpv += gv[i] * bf(a.v, kr + lane + 32 * i);
-        dp_abs += fabs(gv[i] * bf(a.v, kr + lane + 32 * i));
+        dot += qv[i] * element(a.k, kr + lane + 32 * i, a.dtype);
+        dpv += gv[i] * element(a.v, kr + lane + 32 * i, a.dtype);
+        dp_abs += fabs(gv[i] * element(a.v, kr + lane + 32 * i, a.dtype));
       }
       const double s = warp_sum(dot) * scale;
       const double p = exp(mod(s, b, h, q, kv) - lse);
@@ -135,7 +145,7 @@ __global__ void reference_dq_kernel(FlexBackwardArgs args, BuiltinScoreMod mod, 
       const double ds = p * (warp_sum(dpv) - delta) * g * scale;
       const double slack = kBounds ? ds_slack(p, warp_sum(dp_abs), delta_abs, g, scale) : 0.0;
       for (int i = 0; i < per; ++i) {
-        const double k = bf(a.k, kr + lane + 32 * i);
+        const double k = element(a.k, kr + lane + 32 * i, a.dtype);
         acc[i] += ds * k;
         if (kBounds) budget.add(i, ds * k, slack, k);
       }
@@ -160,10 +170,10 @@ __global__ void reference_dkv_kernel(FlexBackwardArgs args, BuiltinScoreMod mod,
   const int hk = int((row / a.kv_len) % a.kv_heads);
   const int b = int(row / (std::int64_t(a.kv_len) * a.kv_heads));
   double kvals[4], vvals[4], acc_k[4] = {0, 0, 0, 0}, acc_v[4] = {0, 0, 0, 0};
-  Budget budget_k, budget_v;
+  Budget budget_k(a.dtype), budget_v(a.dtype);
   for (int i = 0; i < per; ++i) {
-    kvals[i] = bf(a.k, row * D + lane + 32 * i);
-    vvals[i] = bf(a.v, row * D + lane + 32 * i);
+    kvals[i] = element(a.k, row * D + lane + 32 * i, a.dtype);
+    vvals[i] = element(a.v, row * D + lane + 32 * i, a.dtype);
   }
   for (int g = 0; g < group; ++g) {
     const int h = hk * group + g;
@@ -174,12 +184,12 @@ __global__ void reference_dkv_kernel(FlexBackwardArgs args, BuiltinScoreMod mod,
       double dot = 0, dpv = 0, delta = 0, dp_abs = 0, delta_abs = 0, gv[4];
       for (int i = 0; i < per; ++i) {
         const std::int64_t e = qrow * D + lane + 32 * i;
-        gv[i] = bf(args.dout, e);
-        dot += bf(a.q, e) * kvals[i];
+        gv[i] = element(args.dout, e, a.dtype);
+        dot += element(a.q, e, a.dtype) * kvals[i];
         dpv += gv[i] * vvals[i];
-        delta += gv[i] * bf(a.out, e);
+        delta += gv[i] * element(a.out, e, a.dtype);
         dp_abs += fabs(gv[i] * vvals[i]);
-        delta_abs += fabs(gv[i] * bf(a.out, e));
+        delta_abs += fabs(gv[i] * element(a.out, e, a.dtype));
       }
       const double s = warp_sum(dot) * scale;
       const double p = exp(mod(s, b, h, q, kv) - lse);
@@ -187,11 +197,11 @@ __global__ void reference_dkv_kernel(FlexBackwardArgs args, BuiltinScoreMod mod,
       const double ds = p * (warp_sum(dpv) - warp_sum(delta)) * gr * scale;
       const double slack = kBounds ? ds_slack(p, warp_sum(dp_abs), warp_sum(delta_abs), gr, scale) : 0.0;
       for (int i = 0; i < per; ++i) {
-        const double qv = bf(a.q, qrow * D + lane + 32 * i);
+        const double qv = element(a.q, qrow * D + lane + 32 * i, a.dtype);
         acc_v[i] += p * gv[i];
         acc_k[i] += ds * qv;
         if (kBounds) {
-          budget_v.add(i, p * gv[i], 0.0, 0.0);
+          budget_v.add(i, p * gv[i], 0.0, gv[i]);  // (no fp32 slack; fp16's floor per |dO|)
           budget_k.add(i, ds * qv, slack, qv);
         }
       }

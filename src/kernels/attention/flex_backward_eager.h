@@ -45,7 +45,9 @@ void eager_backward_dscores_bf16(const bf16* s, const bf16* p, bf16* dp_to_ds, c
 // where the first argument of min is the worst case and the second a 6-sigma bound for independent
 // roundings (Hoeffding), and the slack covers dP - Delta in fp32 (2^-17 (sum |dO V| + sum |dO O|) per
 // term, the gamma_n bound of a 128-term fp32 dot): nonzero exactly where dS can be 0 in float64 but
-// not in fp32. The rounding of the result itself to bf16 is not included.
+// not in fp32. The rounding of the result itself to bf16 is not included. fp16 inputs
+// (args.forward.dtype): 2^-11 instead of 2^-8 (11 significant bits), plus 2^-25 per unit of the other
+// factor for a P or dS below fp16's smallest normal (2^-14), where its rounding error is absolute.
 struct BackwardErrorBounds {
   double* dq = nullptr;  // like dq, f64
   double* dk = nullptr;  // like dk

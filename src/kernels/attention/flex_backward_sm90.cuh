@@ -13,7 +13,7 @@
 //     and keeps their dK, dV (64 x D fp32 each) in registers for the whole CTA.
 // Per item (64 queries), warpgroup g:
 //   S^T  = K_g Q^T,  dP^T = V_g dO^T      SS wgmma m64n64k16 (K, V, Q, dO K-major in smem), two groups
-//   P^T  = exp2(score' log2e - lse2)      after S^T landed (dP^T still running); packed to bf16 A
+//   P^T  = exp2(score' log2e - lse2)      after S^T landed (dP^T still running); packed to bf16 (f16) A
 //                                         fragments (the accumulator layout is the A layout)
 //   dS^T = P^T o (dP^T - Delta) o score_mod' scale
 //   dS^T -> smem (bf16, 2 buffers), before the next wgmmas take its registers as their A
@@ -40,7 +40,9 @@
 #include <cstdint>
 
 #include "kernels/attention/flex_backward_kernel.cuh"
+#include "kernels/attention/flex_element.cuh"
 #include "kernels/common/sm90_async.cuh"
+#include "kernels/common/wgmma_f16.cuh"
 
 namespace aisp::kernels::flex::detail {
 
@@ -99,13 +101,30 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss_tt(float (&d)[32], std::uint6
       : "l"(a), "l"(b), "r"(scale_d));
 }
 
+// The SS wgmmas of this kernel in the element type's kind (bf16 or f16): K-major operands (S^T, dP^T)
+// and both MN-major (dQ).
+template <class Elem>
+__device__ __forceinline__ void bwd_wgmma_ss(float (&d)[32], std::uint64_t a, std::uint64_t b, int scale_d) {
+  if constexpr (FlexIsFp16<Elem>::value)
+    ::aisp::kernels::sm90::wgmma_m64n64k16_ss_f16(d, a, b, scale_d);
+  else
+    wgmma_m64n64k16_ss(d, a, b, scale_d);
+}
+template <class Elem>
+__device__ __forceinline__ void bwd_wgmma_ss_tt(float (&d)[32], std::uint64_t a, std::uint64_t b, int scale_d) {
+  if constexpr (FlexIsFp16<Elem>::value)
+    ::aisp::kernels::sm90::wgmma_m64n64k16_ss_tt_f16(d, a, b, scale_d);
+  else
+    wgmma_m64n64k16_ss_tt(d, a, b, scale_d);
+}
+
 // P^T of one item from S^T (64 keys x 64 queries per warpgroup; per thread s[4 j + e]: query column
 // 8 j + 2 (lane % 4) + (e & 1), key row kvrow[e / 2], the accumulator layout). P^T goes to `pa` as
-// bf16 A fragments (fragment t = queries 16 t .., register 2 (j % 2) + e / 2), and s keeps
+// A fragments in Elem (fragment t = queries 16 t .., register 2 (j % 2) + e / 2), and s keeps
 // P^T o score_mod' o scale, the factor of (dP^T - Delta) in dS^T. P = 0 where masked, outside the
 // matrix (the mods are never called there) and in fully masked rows (lse2 = +inf).
 // Fast path (no score_mod, nothing to check): one FFMA and one ex2 per element.
-template <class ScoreMod, class MaskMod>
+template <class Elem, class ScoreMod, class MaskMod>
 __device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint32_t (&pa)[4][4], const BwdParams& p,
                                                        const ScoreMod& score_mod, const MaskMod& mask_mod, int b,
                                                        int h, int q0, const int (&kvrow)[2], bool partial,
@@ -120,8 +139,8 @@ __device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint
         pr[e] = fa3_exp2(fmaf(s[4 * j + e], p.scale_log2, -((e & 1) ? l2.y : l2.x)));
         s[4 * j + e] = pr[e] * p.scale;
       }
-      pa[j / 2][2 * (j % 2)] = pack_bf16(pr[0], pr[1]);
-      pa[j / 2][2 * (j % 2) + 1] = pack_bf16(pr[2], pr[3]);
+      pa[j / 2][2 * (j % 2)] = pack_pair<Elem>(pr[0], pr[1]);
+      pa[j / 2][2 * (j % 2) + 1] = pack_pair<Elem>(pr[2], pr[3]);
     }
     return;
   }
@@ -151,13 +170,14 @@ __device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint
       pr[e] = pv;
       s[4 * j + e] = pv * gs;
     }
-    pa[j / 2][2 * (j % 2)] = pack_bf16(pr[0], pr[1]);
-    pa[j / 2][2 * (j % 2) + 1] = pack_bf16(pr[2], pr[3]);
+    pa[j / 2][2 * (j % 2)] = pack_pair<Elem>(pr[0], pr[1]);
+    pa[j / 2][2 * (j % 2) + 1] = pack_pair<Elem>(pr[2], pr[3]);
   }
 }
 
-// dS^T = (P^T o score_mod' o scale) o (dP^T - Delta), as bf16 A fragments (the layout of pa above).
+// dS^T = (P^T o score_mod' o scale) o (dP^T - Delta), as A fragments in Elem (the layout of pa above).
 // Masked elements have a zero factor, so no checks here.
+template <class Elem>
 __device__ __forceinline__ void bwd_sm90_dscores(std::uint32_t (&da)[4][4], const float (&s)[32], const float (&dp)[32],
                                                  const float* delta, int lane) {
 #pragma unroll
@@ -166,20 +186,22 @@ __device__ __forceinline__ void bwd_sm90_dscores(std::uint32_t (&da)[4][4], cons
     float ds[4];
 #pragma unroll
     for (int e = 0; e < 4; ++e) ds[e] = s[4 * j + e] * (dp[4 * j + e] - ((e & 1) ? dl.y : dl.x));
-    da[j / 2][2 * (j % 2)] = pack_bf16(ds[0], ds[1]);
-    da[j / 2][2 * (j % 2) + 1] = pack_bf16(ds[2], ds[3]);
+    da[j / 2][2 * (j % 2)] = pack_pair<Elem>(ds[0], ds[1]);
+    da[j / 2][2 * (j % 2) + 1] = pack_pair<Elem>(ds[2], ds[3]);
   }
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <int D, class ScoreMod, class MaskMod>
+// Elem: bf16 or __half, the element type of q, k, v, dout, dk, dv (and of P and dS in the GEMMs).
+template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
 __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     flex_backward_sm90_kernel(const __grid_constant__ BwdSm90Maps maps, const BwdParams p, const ScoreMod score_mod,
                               const MaskMod mask_mod) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   namespace hw = ::aisp::kernels::sm90;
   using C = BwdSm90Config<D>;
+  using T = Elem;
   constexpr int S = C::kStages;
   extern __shared__ __align__(128) std::uint8_t bwd_smem[];
   const std::uint32_t raw = hw::smem_u32(bwd_smem);
@@ -299,23 +321,23 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32, qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-        wgmma_m64n64k16_ss(s, smem_desc(k_rows + ko, 16, 1024), smem_desc(q_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
+        bwd_wgmma_ss<T>(s, smem_desc(k_rows + ko, 16, 1024), smem_desc(q_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
       }
       hw::wgmma_commit();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32, qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-        wgmma_m64n64k16_ss(dp, smem_desc(v_rows + ko, 16, 1024), smem_desc(do_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
+        bwd_wgmma_ss<T>(dp, smem_desc(v_rows + ko, 16, 1024), smem_desc(do_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
       }
       hw::wgmma_commit();
 
       // ---- P^T while dP^T is still running, then dS^T ---------------------------------------------
       hw::wgmma_wait<1>();
       hw::fence_operands(s);
-      bwd_sm90_probabilities(s, pa, p, score_mod, mask_mod, b, h, q0, kvrow, partial, careful, lse2, lane);
+      bwd_sm90_probabilities<T>(s, pa, p, score_mod, mask_mod, b, h, q0, kvrow, partial, careful, lse2, lane);
       hw::wgmma_wait<0>();
       hw::fence_operands(dp);
-      bwd_sm90_dscores(da, s, dp, delta, lane);
+      bwd_sm90_dscores<T>(da, s, dp, delta, lane);
 
       // ---- dS^T to smem (bf16 pairs, rows = keys; conflict-free: the 8 rows of a store hit 8 different
       // chunks) for both warpgroups' dQ products. Stored before the wgmmas below take da as their A:
@@ -338,9 +360,9 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       hw::fence_operands(dk);
       hw::wgmma_fence();
 #pragma unroll
-      for (int tq = 0; tq < 4; ++tq) wgmma_pv<D>(dv, pa[tq], smem_desc(do_tile + tq * 16 * 128, C::kQAtom, 1024));
+      for (int tq = 0; tq < 4; ++tq) wgmma_pv_elem<D, T>(dv, pa[tq], smem_desc(do_tile + tq * 16 * 128, C::kQAtom, 1024));
 #pragma unroll
-      for (int tq = 0; tq < 4; ++tq) wgmma_pv<D>(dk, da[tq], smem_desc(q_tile + tq * 16 * 128, C::kQAtom, 1024));
+      for (int tq = 0; tq < 4; ++tq) wgmma_pv_elem<D, T>(dk, da[tq], smem_desc(q_tile + tq * 16 * 128, C::kQAtom, 1024));
       hw::wgmma_commit();
       // Both halves of dS^T written (the other warpgroup's dK product runs meanwhile).
       hw::named_barrier_sync(1, 256);
@@ -350,7 +372,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 #pragma unroll
       for (int kk = 0; kk < C::kDqKeySteps; ++kk) {
         const std::uint32_t ko = std::uint32_t(dq_step0 + kk) * 16u * 128u;
-        wgmma_m64n64k16_ss_tt(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
+        bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
                               kk > 0 ? 1 : 0);
       }
       hw::wgmma_commit();
@@ -380,16 +402,16 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 
     // ---- Epilogue: this warpgroup's dK, dV rows (dS carried the scale already) -------------------------
     const std::int64_t bkv = std::int64_t(b) * p.kv_heads + hkv;
-    bf16* gdk = p.dk + bkv * p.kv_len * D;
-    bf16* gdv = p.dv + bkv * p.kv_len * D;
+    T* gdk = reinterpret_cast<T*>(p.dk) + bkv * p.kv_len * D;
+    T* gdv = reinterpret_cast<T*>(p.dv) + bkv * p.kv_len * D;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       if (kvrow[r] >= p.kv_len) continue;
       const std::int64_t off = std::int64_t(kvrow[r]) * D + 2 * (lane % 4);
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
-        *reinterpret_cast<__nv_bfloat162*>(gdk + off + 8 * j) = __floats2bfloat162_rn(dk[4 * j + 2 * r], dk[4 * j + 2 * r + 1]);
-        *reinterpret_cast<__nv_bfloat162*>(gdv + off + 8 * j) = __floats2bfloat162_rn(dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
+        store_pair<T>(gdk + off + 8 * j, dk[4 * j + 2 * r], dk[4 * j + 2 * r + 1]);
+        store_pair<T>(gdv + off + 8 * j, dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
       }
     }
   }
@@ -406,21 +428,22 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 // Host: the TMA maps of a call (flex_backward.cu).
 BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& a);
 
-template <int D, class ScoreMod, class MaskMod>
+// Elem: bf16 or __half, matching a.forward.dtype (the caller's dispatch).
+template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
 void launch_backward_sm90(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
                           const MaskMod& mask_mod, cudaStream_t stream) {
   using C = BwdSm90Config<D>;
   launch_backward_preprocess(a, p, stream);
   static const bool configured = [] {
-    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_backward_sm90_kernel<D, ScoreMod, MaskMod>,
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_backward_sm90_kernel<D, ScoreMod, MaskMod, Elem>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmemBytes)));
     return true;
   }();
   (void)configured;
   const BwdSm90Maps maps = make_backward_sm90_maps(a);
   const dim3 grid(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
-  flex_backward_sm90_kernel<D, ScoreMod, MaskMod><<<grid, C::kThreads, C::kSmemBytes, stream>>>(maps, p, score_mod,
-                                                                                               mask_mod);
+  flex_backward_sm90_kernel<D, ScoreMod, MaskMod, Elem><<<grid, C::kThreads, C::kSmemBytes, stream>>>(
+      maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
   launch_dq_convert(a, p, stream);
 }

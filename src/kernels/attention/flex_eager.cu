@@ -1,6 +1,8 @@
 // Eager attention steps and the float64 reference (flex_eager.h).
 #include "kernels/attention/flex_eager.h"
 
+#include <cuda_fp16.h>
+
 #include <cmath>
 
 #include "core/cuda/check.h"
@@ -77,6 +79,12 @@ __global__ void softmax_kernel(const bf16* in, bf16* out, int cols) {
     dst[c] = __float2bfloat16(mx == -INFINITY ? 0.0f : __expf(__bfloat162float(row[c]) - mx) * inv);
 }
 
+// Element i of a q / k / v array of the call's dtype (bf16, or fp16 behind the bf16 pointer type).
+__device__ double element(const bf16* p, std::int64_t i, FlexDtype dtype) {
+  return dtype == FlexDtype::fp16 ? double(__half2float(reinterpret_cast<const __half*>(p)[i]))
+                                  : double(__bfloat162float(p[i]));
+}
+
 // One warp per query row; lane l holds output dims l, l + 32, ... in double; online softmax.
 __global__ void reference_kernel(FlexAttentionArgs a, BuiltinScoreMod mod, BuiltinMask mask,
                                  double scale, double* out, double* lse) {
@@ -93,12 +101,12 @@ __global__ void reference_kernel(FlexAttentionArgs a, BuiltinScoreMod mod, Built
   const bf16* kb = a.k + (std::int64_t(b) * a.kv_heads + hk) * a.kv_len * D;
   const bf16* vb = a.v + (std::int64_t(b) * a.kv_heads + hk) * a.kv_len * D;
   double qv[4], acc[4] = {0, 0, 0, 0};
-  for (int i = 0; i < per; ++i) qv[i] = double(__bfloat162float(qr[lane + 32 * i]));
+  for (int i = 0; i < per; ++i) qv[i] = element(qr, lane + 32 * i, a.dtype);
   double m = -INFINITY, l = 0;
   for (int kv = 0; kv < a.kv_len; ++kv) {
     if (!mask(b, h, q, kv)) continue;
     double dot = 0;
-    for (int i = 0; i < per; ++i) dot += qv[i] * double(__bfloat162float(kb[std::int64_t(kv) * D + lane + 32 * i]));
+    for (int i = 0; i < per; ++i) dot += qv[i] * element(kb, std::int64_t(kv) * D + lane + 32 * i, a.dtype);
     for (int o = 16; o > 0; o /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, o);
     const double s = mod(dot * scale, b, h, q, kv);
     const double m_new = fmax(m, s);
@@ -106,7 +114,7 @@ __global__ void reference_kernel(FlexAttentionArgs a, BuiltinScoreMod mod, Built
     const double p = exp(s - m_new);
     l = l * corr + p;
     for (int i = 0; i < per; ++i)
-      acc[i] = acc[i] * corr + p * double(__bfloat162float(vb[std::int64_t(kv) * D + lane + 32 * i]));
+      acc[i] = acc[i] * corr + p * element(vb, std::int64_t(kv) * D + lane + 32 * i, a.dtype);
     m = m_new;
   }
   for (int i = 0; i < per; ++i) out[row * D + lane + 32 * i] = l > 0 ? acc[i] / l : 0.0;

@@ -31,7 +31,8 @@ void eager_softmax_bf16(const bf16* in, bf16* out, std::int64_t rows, int cols, 
 
 // The whole function in float64 on the GPU (one warp per query row, no tiling: slow, exact):
 // out (batch, q_heads, q_len, head_dim) f64, lse (batch, q_heads, q_len) f64 or nullptr.
-// Uses args.q/k/v and the shape fields of args; args.out and args.lse are ignored.
+// Uses args.q/k/v (of args.dtype: bf16 or fp16) and the shape fields of args; args.out and args.lse are
+// ignored.
 void flex_attention_reference(const FlexAttentionArgs& args, const BuiltinScoreMod& score_mod,
                               const BuiltinMask& mask, double* out, double* lse, cudaStream_t stream);
 

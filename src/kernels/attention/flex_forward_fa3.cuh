@@ -15,14 +15,19 @@
 // in list order (full ones, then partial ones); a half's mask is evaluated only if its entry is
 // partial; a missing half (odd count) re-loads the first half's tile and is masked to -inf.
 //
-// Consumer loop (i = iteration; P_i packed bf16 in registers, O fp32 in registers):
+// Consumer loop (i = iteration; P_i packed bf16 / f16 in registers, O fp32 in registers):
 //   S_0 = Q K_0^T; softmax -> P_0
 //   for i in 1..n-1:  issue S_i = Q K_i^T, issue O += P_{i-1} V_{i-1}      (both async)
 //                     wait S_i (wait_group 1), release K_i; mods + online softmax of S_i
 //                     wait P V (wait_group 0), release V_{i-1}; O *= corr_i; P_i = pack(S_i)
 //   O += P_{n-1} V_{n-1}
 // so the exponentials of tile i run while the tensor cores do P_{i-1} V_{i-1} (and the other
-// warpgroup's GEMMs). Epilogue: quad-reduce l, normalize, bf16 pairs to global, lse.
+// warpgroup's GEMMs). Epilogue: quad-reduce l, normalize, element pairs to global, lse.
+//
+// Element type (Fa3Config::Element, bf16 or __half; FlexAttentionArgs::dtype on the host): it decides
+// the TMA maps' type, the wgmma kind (bf16 or f16, kernels/common/wgmma_f16.cuh), the rounding of P
+// and the output stores (flex_element.cuh); nothing else. The bf16 instances compile to the same SASS
+// as before the type existed (README, "fp16 inputs").
 //
 // Smem (1024-aligned): Q (128 x D) | K ring (kStages x 128 x D) | V ring | mbarriers. Every tile is
 // stored in the 128B-swizzle canonical layout of the wgmma kernel (column atoms of 64 elements,
@@ -36,16 +41,20 @@
 #include <type_traits>
 
 #include "kernels/attention/flex_attention_kernel.cuh"
+#include "kernels/attention/flex_element.cuh"
 #include "kernels/common/sm90_async.cuh"
+#include "kernels/common/wgmma_f16.cuh"
 #include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
 
 namespace aisp::kernels::flex::detail {
 
 // Stages: K and V slots each. PingPong: the two consumer warpgroups take turns issuing their GEMMs
 // (named barriers), so one's softmax runs while the other's GEMMs have the tensor cores (FA3's
-// inter-warpgroup overlap); without it the warp schedulers interleave them freely.
-template <int D, int Stages = 2, bool PingPong = true>
+// inter-warpgroup overlap); without it the warp schedulers interleave them freely. Elem: the
+// element type of q, k, v, out (bf16 or __half: flex_element.cuh; the f16 or bf16 wgmma).
+template <int D, int Stages = 2, bool PingPong = true, class Elem = bf16>
 struct Fa3Config {
+  using Element = Elem;
   static constexpr int kThreads = 384;                 // producer + 2 consumer warpgroups
   static constexpr int kBlockN = 2 * kBlockKv;         // keys per iteration: two block-mask tiles
   static constexpr int kStages = Stages;
@@ -66,8 +75,8 @@ struct Fa3Config {
 };
 
 // The configuration the library uses (README: the measurements behind it).
-template <int D>
-using Fa3Default = Fa3Config<D, 2, true>;
+template <int D, class Elem = bf16>
+using Fa3Default = Fa3Config<D, 2, true, Elem>;
 
 // The three TMA maps of a call (built on the host: make_fa3_maps in flex_attention.cu).
 struct Fa3Maps {
@@ -222,37 +231,52 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
   for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
 }
 
-// P (64 x 128, fp32 in the accumulator layout) as 8 bf16 A fragments of 16 keys: the m64nN
-// accumulator layout per warp is the m16n8k16 A layout, so fragment t is s[8 t .. 8 t + 7].
+// P (64 x 128, fp32 in the accumulator layout) as 8 A fragments (bf16 or f16 pairs) of 16 keys:
+// the m64nN accumulator layout per warp is the m16n8k16 A layout, so fragment t is s[8 t .. 8 t + 7].
+template <class Elem>
 __device__ __forceinline__ void fa3_pack_p(std::uint32_t (&pa)[8][4], const float (&s)[64]) {
 #pragma unroll
   for (int t = 0; t < 8; ++t) {
-    pa[t][0] = pack_bf16(s[8 * t + 0], s[8 * t + 1]);
-    pa[t][1] = pack_bf16(s[8 * t + 2], s[8 * t + 3]);
-    pa[t][2] = pack_bf16(s[8 * t + 4], s[8 * t + 5]);
-    pa[t][3] = pack_bf16(s[8 * t + 6], s[8 * t + 7]);
+    pa[t][0] = pack_pair<Elem>(s[8 * t + 0], s[8 * t + 1]);
+    pa[t][1] = pack_pair<Elem>(s[8 * t + 2], s[8 * t + 3]);
+    pa[t][2] = pack_pair<Elem>(s[8 * t + 4], s[8 * t + 5]);
+    pa[t][3] = pack_pair<Elem>(s[8 * t + 6], s[8 * t + 7]);
   }
 }
 
+// O (64 x D) += A B, A (64 x 16) from registers, B an MN-major descriptor: the bf16 or f16 wgmma.
+template <int D, class Elem>
+__device__ __forceinline__ void wgmma_pv_elem(float (&o)[D / 2], const std::uint32_t (&a)[4], std::uint64_t b) {
+  if constexpr (!FlexIsFp16<Elem>::value)
+    wgmma_pv<D>(o, a, b);
+  else if constexpr (D == 64)
+    ::aisp::kernels::sm90::wgmma_m64n64k16_rs_f16(o, a, b);
+  else
+    ::aisp::kernels::sm90::wgmma_m64n128k16_rs_f16(o, a, b);
+}
+
 // S (64 x 128) = Q_g K^T: both K-major in smem; k-step kk is atom kk / 4, byte 32 (kk % 4) of a row.
-template <int D>
+template <int D, class Elem = bf16>
 __device__ __forceinline__ void fa3_issue_qk(float (&s)[64], std::uint32_t q_addr, std::uint32_t k_addr) {
   using C = Fa3Config<D>;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const std::uint64_t da = smem_desc(q_addr + (kk / 4) * C::kQAtom + (kk % 4) * 32, 16, 1024);
     const std::uint64_t db = smem_desc(k_addr + (kk / 4) * C::kKvAtom + (kk % 4) * 32, 16, 1024);
-    gemm::sm90::wgmma_m64n128k16(s, da, db, kk > 0 ? 1 : 0);
+    if constexpr (FlexIsFp16<Elem>::value)
+      ::aisp::kernels::sm90::wgmma_m64n128k16_ss_f16(s, da, db, kk > 0 ? 1 : 0);
+    else
+      gemm::sm90::wgmma_m64n128k16(s, da, db, kk > 0 ? 1 : 0);
   }
 }
 
 // O (64 x D) += P V: V MN-major (head dim contiguous); 16 keys per k-step = 2048 bytes; head-dim
 // atoms kKvAtom apart (LBO), 8-key groups 1024 bytes apart (SBO).
-template <int D>
+template <int D, class Elem = bf16>
 __device__ __forceinline__ void fa3_issue_pv(float (&o)[D / 2], const std::uint32_t (&pa)[8][4], std::uint32_t v_addr) {
   using C = Fa3Config<D>;
 #pragma unroll
-  for (int t = 0; t < 8; ++t) wgmma_pv<D>(o, pa[t], smem_desc(v_addr + t * 16 * 128, C::kKvAtom, 1024));
+  for (int t = 0; t < 8; ++t) wgmma_pv_elem<D, Elem>(o, pa[t], smem_desc(v_addr + t * 16 * 128, C::kKvAtom, 1024));
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
@@ -263,6 +287,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
                             const MaskMod mask_mod) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   namespace hw = ::aisp::kernels::sm90;
+  using T = typename C::Element;  // bf16 or __half
   constexpr int S = C::kStages;
   extern __shared__ __align__(128) std::uint8_t fa3_smem[];
   const std::uint32_t base = (hw::smem_u32(fa3_smem) + 1023u) & ~1023u;
@@ -399,14 +424,14 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       hw::mbar_wait(k_full(0), 0);
       wait_turn();
       hw::wgmma_fence();
-      fa3_issue_qk<D>(s, q_addr, sk);
+      fa3_issue_qk<D, T>(s, q_addr, sk);
       hw::wgmma_commit();
       pass_turn(false);
       hw::wgmma_wait<0>();
       hw::fence_operands(s);
       if (lane == 0) hw::mbar_arrive(k_empty(0));
       softmax_of(first);
-      fa3_pack_p(pa, s);
+      fa3_pack_p<T>(pa, s);
 
       for (int i = 1; i < n_iter; ++i) {
         const int slot = i % S, prev = (i - 1) % S;
@@ -418,9 +443,9 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         wait_turn();
         hw::fence_operands(o);
         hw::wgmma_fence();
-        fa3_issue_qk<D>(s, q_addr, sk + std::uint32_t(slot) * C::kKvBytes);
+        fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot) * C::kKvBytes);
         hw::wgmma_commit();
-        fa3_issue_pv<D>(o, pa, sv + std::uint32_t(prev) * C::kKvBytes);
+        fa3_issue_pv<D, T>(o, pa, sv + std::uint32_t(prev) * C::kKvBytes);
         hw::wgmma_commit();
         pass_turn(false);
         hw::wgmma_wait<1>();  // S_i landed (groups retire in order); P V still running
@@ -437,7 +462,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           o[4 * d + 2] *= corr[1];
           o[4 * d + 3] *= corr[1];
         }
-        fa3_pack_p(pa, s);
+        fa3_pack_p<T>(pa, s);
       }
 
       const int last = (n_iter - 1) % S;
@@ -445,7 +470,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       wait_turn();
       hw::fence_operands(o);
       hw::wgmma_fence();
-      fa3_issue_pv<D>(o, pa, sv + std::uint32_t(last) * C::kKvBytes);
+      fa3_issue_pv<D, T>(o, pa, sv + std::uint32_t(last) * C::kKvBytes);
       hw::wgmma_commit();
       pass_turn(true);
       hw::wgmma_wait<0>();
@@ -453,19 +478,17 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       if (lane == 0) hw::mbar_arrive(v_empty(last));
     }
 
-    // ---- Epilogue: normalize, store bf16 pairs, lse ------------------------------------------------
-    bf16* gout = p.out + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
+    // ---- Epilogue: normalize, store pairs of the element type, lse ----------------------------------
+    T* gout = reinterpret_cast<T*>(p.out) + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
       const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
       if (qrow[r] < p.q_len) {
-        bf16* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
+        T* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
 #pragma unroll
-        for (int d = 0; d < D / 8; ++d)
-          *reinterpret_cast<__nv_bfloat162*>(row + d * 8) =
-              __floats2bfloat162_rn(o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
+        for (int d = 0; d < D / 8; ++d) store_pair<T>(row + d * 8, o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
         if (p.lse != nullptr && lane % 4 == 0)
           p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[r]] =
               l[r] > 0.0f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
@@ -503,10 +526,10 @@ void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, c
   AISP_CUDA_CHECK_LAUNCH();
 }
 
-template <int D, class ScoreMod, class MaskMod>
+template <int D, class ScoreMod, class MaskMod, class Elem>
 void launch_forward_fa3(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
                         const MaskMod& mask_mod, cudaStream_t stream) {
-  launch_forward_fa3_config<D, ScoreMod, MaskMod, Fa3Default<D>>(p, a, score_mod, mask_mod, stream);
+  launch_forward_fa3_config<D, ScoreMod, MaskMod, Fa3Default<D, Elem>>(p, a, score_mod, mask_mod, stream);
 }
 
 #endif  // !__CUDACC_RTC__

@@ -19,7 +19,8 @@ namespace aisp::kernels::flex {
 // Once per loaded kernel: flex_forward_fa3_kernel<head_dim, ...> needs its shared memory allowed.
 void configure_jit_forward_fa3(cudaKernel_t kernel, int head_dim);
 
-// `kernel` is flex_forward_fa3_kernel<args.head_dim, Score, Mask, Fa3Default<args.head_dim>>;
+// `kernel` is flex_forward_fa3_kernel<args.head_dim, Score, Mask, Fa3Default<args.head_dim, Elem>> with Elem
+// the element type of args.dtype (the caller checks that they match);
 // score_bytes / mask_bytes point at values of Score / Mask (at least 8 readable bytes each, also for
 // an empty functor). Checks the arguments as flex_attention does and refuses GPUs other than sm_90.
 void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, const BlockMask& block_mask,
@@ -32,7 +33,8 @@ BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int
 // Once per loaded kernel: flex_backward_sm90_kernel<head_dim, ...> needs its shared memory allowed.
 void configure_jit_backward_sm90(cudaKernel_t kernel, int head_dim);
 
-// `kernel` is flex_backward_sm90_kernel<args.forward.head_dim, Score, Mask> (Score with grad());
+// `kernel` is flex_backward_sm90_kernel<args.forward.head_dim, Score, Mask, Elem> (Score with grad(); Elem of
+// args.forward.dtype);
 // score_bytes / mask_bytes as for the forward. The three launches of flex_attention_backward
 // (preprocess, this kernel, dQ conversion), with its checks; args.kernel must be automatic or wgmma
 // and the GPU sm_90 (the wgmma kernel is the one compiled at run time), else aisp::Error.

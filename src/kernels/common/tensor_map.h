@@ -15,8 +15,8 @@ namespace aisp::kernels::sm90 {
 // cuTensorMapEncodeTiled from the driver (looked up once); raises aisp::Error if the driver lacks it.
 PFN_cuTensorMapEncodeTiled_v12000 encode_tiled();
 
-// Bytes per element of the map types make_map_sw128 accepts: 2 for CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-// 1 for CU_TENSOR_MAP_DATA_TYPE_UINT8; raises aisp::Error for any other type.
+// Bytes per element of the map types make_map_sw128 accepts: 2 for CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 and
+// CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 1 for CU_TENSOR_MAP_DATA_TYPE_UINT8; raises aisp::Error for any other type.
 int tma_element_bytes(CUtensorMapDataType type);
 
 // A tensor of `rank` (1..5) dimensions of `type` (bf16 or uint8), dims[0] innermost and contiguous,

@@ -45,9 +45,11 @@ NvrtcJit& default_flex_nvrtc_jit() {
 }
 
 JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::string& mask_expr,
-                                   std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load)
+                                   std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load,
+                                   kernels::flex::FlexDtype dtype)
     : score_(ModExpr::parse(score_expr.empty() ? "score" : score_expr, ModExpr::Kind::score_mod, captures)),
-      head_dim_(head_dim) {
+      head_dim_(head_dim),
+      dtype_(dtype) {
   if (head_dim != 64 && head_dim != 128)
     throw Error(fmt::format("flex JIT: head dim {} is not supported (64 or 128)", head_dim));
   if (!mask_expr.empty())
@@ -56,8 +58,9 @@ JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::str
     throw Error(fmt::format("flex JIT: the mods are compiled into the fa3 kernel, which needs sm_90a; the JIT "
                             "targets {} (use the built-in mods on this GPU)",
                             jit.arch()));
-  const NvrtcResult fwd = compile(jit, fa3_forward_source(score_, mask_.get(), head_dim),
-                                  "the fa3 forward for " + describe(score_, mask_.get()));
+  const NvrtcResult fwd = compile(jit, fa3_forward_source(score_, mask_.get(), head_dim, dtype),
+                                  fmt::format("the fa3 forward ({}) for {}", kernels::flex::flex_dtype_name(dtype),
+                                              describe(score_, mask_.get())));
   info_.forward_ms = fwd.compile_ms;
   info_.forward_from = fwd.from;
   info_.forward_source = fwd.source_path;
@@ -97,6 +100,9 @@ void JitFlexAttention::run(const kernels::flex::FlexAttentionArgs& args, const k
   if (forward_ == nullptr) throw Error("flex JIT: compiled with load = false: nothing to launch");
   if (args.head_dim != head_dim_)
     throw Error(fmt::format("flex JIT: compiled for head dim {}, called with {}", head_dim_, args.head_dim));
+  if (args.dtype != dtype_)
+    throw Error(fmt::format("flex JIT: compiled for {} inputs, called with {} (construct it with that dtype)",
+                            kernels::flex::flex_dtype_name(dtype_), kernels::flex::flex_dtype_name(args.dtype)));
   kernels::flex::launch_jit_forward_fa3(forward_, args, block_mask, mods.score_bytes.data(), mods.mask_bytes.data(),
                                         stream);
 }

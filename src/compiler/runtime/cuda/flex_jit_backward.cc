@@ -27,8 +27,9 @@ ModExpr parse_score(const std::string& text, const std::vector<CaptureSpec>& cap
 }  // namespace
 
 JitFlexBackward::JitFlexBackward(const std::string& score_expr, const std::string& mask_expr,
-                                 std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load)
-    : score_(parse_score(score_expr, captures)), grad_(score_.derivative()), head_dim_(head_dim) {
+                                 std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load,
+                                 kernels::flex::FlexDtype dtype)
+    : score_(parse_score(score_expr, captures)), grad_(score_.derivative()), head_dim_(head_dim), dtype_(dtype) {
   if (head_dim != 64 && head_dim != 128)
     throw Error(fmt::format("flex JIT backward: head dim {} is not supported (64 or 128)", head_dim));
   if (!mask_expr.empty())
@@ -40,7 +41,8 @@ JitFlexBackward::JitFlexBackward(const std::string& score_expr, const std::strin
   const std::string what = fmt::format("score_mod '{}' (d/dscore: '{}') with mask_mod '{}'", score_.text(),
                                        grad_.text(), mask_ ? mask_->text() : "(none)");
   const NvrtcResult bwd =
-      compile(jit, sm90_backward_source(score_, grad_, mask_.get(), head_dim), "the wgmma backward for " + what);
+      compile(jit, sm90_backward_source(score_, grad_, mask_.get(), head_dim, dtype),
+              fmt::format("the wgmma backward ({}) for {}", kernels::flex::flex_dtype_name(dtype), what));
   info_.backward_ms = bwd.compile_ms;
   info_.backward_from = bwd.from;
   info_.backward_source = bwd.source_path;
@@ -81,6 +83,9 @@ void JitFlexBackward::run(const kernels::flex::FlexBackwardArgs& args,
   if (args.forward.head_dim != head_dim_)
     throw Error(fmt::format("flex JIT backward: compiled for head dim {}, called with {}", head_dim_,
                             args.forward.head_dim));
+  if (args.forward.dtype != dtype_)
+    throw Error(fmt::format("flex JIT backward: compiled for {} inputs, called with {} (construct it with that dtype)",
+                            kernels::flex::flex_dtype_name(dtype_), kernels::flex::flex_dtype_name(args.forward.dtype)));
   kernels::flex::launch_jit_backward_sm90(backward_, args, block_mask, mods.score_bytes.data(), mods.mask_bytes.data(),
                                           stream);
 }

@@ -84,7 +84,7 @@ struct Flattener {
       } else if (const char* shim = shim_for(name)) {
         if (done.insert("<" + name + ">").second) out += shim;
         else out += "\n";
-      } else if (name == "cuda_bf16.h") {
+      } else if (name == "cuda_bf16.h" || name == "cuda_fp16.h") {
         out += line + "\n";
       } else {
         out += "// host only, left out: " + line.substr(p) + "\n";
@@ -116,6 +116,11 @@ void check_head_dim(int head_dim) {
   if (head_dim != 64 && head_dim != 128) throw Error(fmt::format("flex JIT: head dim {} (64 or 128)", head_dim));
 }
 
+// The kernels' element type (Fa3Config / flex_backward_sm90_kernel's Elem) as CUDA source.
+const char* element_type(kernels::flex::FlexDtype dtype) {
+  return dtype == kernels::flex::FlexDtype::fp16 ? "__half" : "__nv_bfloat16";
+}
+
 std::string mask_type(const ModExpr* mask) {
   return mask != nullptr ? "aisp_flex_jit::Mask" : "aisp::kernels::flex::NoMask";
 }
@@ -136,15 +141,17 @@ ModExpr identity_score() { return ModExpr::parse("score", ModExpr::Kind::score_m
 
 }  // namespace
 
-std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim) {
+std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim,
+                               kernels::flex::FlexDtype dtype) {
   check_head_dim(head_dim);
-  return jit_unit(fmt::format("the fa3 forward (kernels/attention/flex_forward_fa3.cuh), head dim {}", head_dim),
+  return jit_unit(fmt::format("the fa3 forward (kernels/attention/flex_forward_fa3.cuh), head dim {}, {}", head_dim,
+                              kernels::flex::flex_dtype_name(dtype)),
                   "kernels/attention/flex_attention_kernel.cuh", functors(score, mask),
                   fmt::format("template __global__ void flex_forward_fa3_kernel<{0}, aisp_flex_jit::Score, {1}, "
-                              "Fa3Default<{0}>>(\n"
+                              "Fa3Default<{0}, {2}>>(\n"
                               "    const __grid_constant__ Fa3Maps, const FwdParams, const aisp_flex_jit::Score, "
                               "const {1});\n",
-                              head_dim, mask_type(mask)));
+                              head_dim, mask_type(mask), element_type(dtype)));
 }
 
 std::string block_mask_source(const ModExpr& mask) {
@@ -155,14 +162,16 @@ std::string block_mask_source(const ModExpr& mask) {
                   "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n");
 }
 
-std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim) {
+std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim,
+                                 kernels::flex::FlexDtype dtype) {
   check_head_dim(head_dim);
   return jit_unit(
-      fmt::format("the wgmma backward (kernels/attention/flex_backward_sm90.cuh), head dim {}", head_dim),
+      fmt::format("the wgmma backward (kernels/attention/flex_backward_sm90.cuh), head dim {}, {}", head_dim,
+                  kernels::flex::flex_dtype_name(dtype)),
       "kernels/attention/flex_backward_kernel.cuh", functors(score, mask, &score_grad),
-      fmt::format("template __global__ void flex_backward_sm90_kernel<{0}, aisp_flex_jit::Score, {1}>(\n"
+      fmt::format("template __global__ void flex_backward_sm90_kernel<{0}, aisp_flex_jit::Score, {1}, {2}>(\n"
                   "    const __grid_constant__ BwdSm90Maps, const BwdParams, const aisp_flex_jit::Score, const {1});\n",
-                  head_dim, mask_type(mask)));
+                  head_dim, mask_type(mask), element_type(dtype)));
 }
 
 std::string backward_block_mask_source(const ModExpr& mask) {

@@ -8,7 +8,7 @@
 //     messages name the original header and line;
 //   * <cstdint>, <type_traits>, <cmath> and <cuda.h> become the few definitions the device code
 //     uses (std:: integer types, std::decay_t, INFINITY, std::exp2, CUtensorMap as an opaque 64-byte
-//     type); <cuda_bf16.h> stays (NVRTC finds it in the toolkit);
+//     type); <cuda_bf16.h> and <cuda_fp16.h> stay (NVRTC finds them in the toolkit);
 //   * every other include (core/..., <vector>, <cuda_runtime.h>) is host-only and left out: the
 //     headers keep their host code behind `#if !defined(__CUDACC_RTC__)`.
 // The source is compiled with -default-device (unannotated inline helpers of the headers are device
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "compiler/flex/flex_expr.h"
+#include "kernels/attention/flex_attention.h"
 
 namespace aisp::compiler::flex {
 
@@ -37,15 +38,18 @@ std::string flatten_kernel_header(const std::string& header);
 std::vector<std::string> flex_jit_nvrtc_flags();
 
 // fa3 forward for head dim 64 or 128 with `score` (a score_mod) and `mask` (a mask_mod, or none:
-// no mask at all, NoMask): one kernel, flex_forward_fa3_kernel<D, Score, Mask, Fa3Default<D>>.
-std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim);
+// no mask at all, NoMask): one kernel, flex_forward_fa3_kernel<D, Score, Mask, Fa3Default<D, Elem>>
+// with Elem __nv_bfloat16 or __half for `dtype`.
+std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim,
+                               kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
 // The block-mask builder for `mask`: block_mask_kernel<Mask>.
 std::string block_mask_source(const ModExpr& mask);
 
-// The wgmma backward (sm_90a) for head dim 64 or 128: flex_backward_sm90_kernel<D, Score, Mask>
+// The wgmma backward (sm_90a) for head dim 64 or 128: flex_backward_sm90_kernel<D, Score, Mask, Elem>
 // whose Score has operator() from `score` and grad() from `score_grad` (score.derivative()); mask
-// as for the forward.
-std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim);
+// as for the forward; Elem as for the forward.
+std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim,
+                                 kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
 // The backward's kv-major block-mask builder for `mask`: backward_block_mask_kernel<Mask>.
 std::string backward_block_mask_source(const ModExpr& mask);
 

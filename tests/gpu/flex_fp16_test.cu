@@ -1,0 +1,475 @@
+// FlexAttention on fp16 inputs (FlexAttentionArgs::dtype = FlexDtype::fp16: the fa3 forward and the
+// wgmma backward, sm_90a) against the float64 GPU references (flex_eager.h, flex_backward_eager.h),
+// which read the same fp16 inputs: both head dims, GQA / MQA, lengths that are not multiples of the
+// tiles, ALiBi and soft-cap score_mods, causal / sliding / random element masks with fully masked
+// rows; the run-time built-ins and the template API. The same values (random normal rounded to
+// bf16, which fp16 holds exactly) also run in bf16, and fp16 must be the more accurate (3 more bits
+// in P, dS and the outputs). Kernels without fp16 (mma_sync / wgmma forward, mma_sync backward)
+// must refuse it with an aisp::Error naming the one that takes it.
+#include <cuda_fp16.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "ch14_example_test_util.h"
+#include "compiler/runtime/cuda/flex_jit.h"
+#include "compiler/runtime/cuda/flex_jit_backward.h"
+#include "core/error.h"
+#include "core/gpu.h"
+#include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_attention_kernel.cuh"
+#include "kernels/attention/flex_backward.h"
+#include "kernels/attention/flex_backward_eager.h"
+#include "kernels/attention/flex_backward_kernel.cuh"
+#include "kernels/attention/flex_eager.h"
+
+namespace aisp::test {
+namespace {
+
+namespace flex = aisp::kernels::flex;
+using flex::FlexDtype;
+using harness::Tolerance;
+
+bool fp16_kernels_here() {
+  return aisp::probe_gpus().available && aisp::gpu_properties(0).compute_capability == 90;
+}
+
+// ---- Values in either type ------------------------------------------------------------------------
+
+// bf16 values as fp16 bits: exact for every value in fp16's normal range (bf16 has 8 significant
+// bits, fp16 11; the normal test inputs stay far inside 2^-14 .. 65504).
+std::vector<std::uint16_t> fp16_bits_of(const std::vector<std::uint16_t>& bf16_bits) {
+  std::vector<std::uint16_t> out(bf16_bits.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const float f = bf16_bits_to_float(bf16_bits[i]);
+    const __half h = __float2half_rn(f);
+    std::memcpy(&out[i], &h, 2);
+    EXPECT_EQ(__half2float(h), f) << "input " << i << " is not exact in fp16";
+  }
+  return out;
+}
+
+std::vector<double> to_double_of(const std::vector<std::uint16_t>& bits, FlexDtype dtype) {
+  if (dtype == FlexDtype::bf16) return bf16_bits_to_double(bits);
+  std::vector<double> v(bits.size());
+  for (std::size_t i = 0; i < bits.size(); ++i) {
+    __half h;
+    std::memcpy(&h, &bits[i], 2);
+    v[i] = double(__half2float(h));
+  }
+  return v;
+}
+
+double rel_l2(const std::vector<double>& got, const std::vector<double>& ref) {
+  double d = 0, r = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    d += (got[i] - ref[i]) * (got[i] - ref[i]);
+    r += ref[i] * ref[i];
+  }
+  return r > 0 ? std::sqrt(d / r) : std::sqrt(d);
+}
+
+// ---- Shapes and mods ------------------------------------------------------------------------------
+
+struct Shape {
+  int batch, q_heads, kv_heads, q_len, kv_len, head_dim;
+  std::int64_t q_rows() const { return std::int64_t(batch) * q_heads * q_len; }
+  std::int64_t q_elems() const { return q_rows() * head_dim; }
+  std::int64_t kv_elems() const { return std::int64_t(batch) * kv_heads * kv_len * head_dim; }
+};
+
+enum class Variant { alibi_element_mask, alibi_causal, soft_cap_causal, plain_sliding_causal };
+
+struct Mods {
+  flex::BuiltinScoreMod score;
+  flex::BuiltinMask mask;
+  bool uses_batch_heads = false;
+  double score_error = 0.0;  // bound on |device score_mod - float64| (soft-cap's tanh.approx)
+  std::vector<std::unique_ptr<DeviceTensor>> owned;
+};
+
+Mods make_mods(Variant v, const Shape& s, std::uint64_t seed) {
+  Mods m;
+  switch (v) {
+    case Variant::soft_cap_causal: {
+      const float cap = 1.5f;
+      m.score = flex::score_soft_cap(cap);
+      m.score_error = double(cap) * std::exp2(-10.9);  // tanh.approx.f32 (flex_test_util.h)
+      m.mask = flex::mask_causal();
+      break;
+    }
+    case Variant::alibi_causal:
+    case Variant::alibi_element_mask: {
+      std::vector<float> slopes(std::size_t(s.q_heads));
+      for (int h = 0; h < s.q_heads; ++h) slopes[std::size_t(h)] = flex::alibi_slope(h, s.q_heads);
+      m.owned.push_back(std::make_unique<DeviceTensor>(DType::f32, std::vector<std::int64_t>{s.q_heads}));
+      m.owned.back()->upload(slopes);
+      m.score = flex::score_alibi(m.owned.back()->data<float>());
+      if (v == Variant::alibi_causal) {
+        m.mask = flex::mask_causal();
+        break;
+      }
+      // Random elements kept with p = 0.4; query rows 3 and q_len - 1 keep nothing (fully masked).
+      std::vector<std::uint8_t> bits = bernoulli_u8(seed + 40, s.q_rows() * s.kv_len, 0.4);
+      for (std::int64_t bh = 0; bh < std::int64_t(s.batch) * s.q_heads; ++bh)
+        for (int kv = 0; kv < s.kv_len; ++kv) {
+          bits[std::size_t((bh * s.q_len + 3) * s.kv_len + kv)] = 0;
+          bits[std::size_t((bh * s.q_len + s.q_len - 1) * s.kv_len + kv)] = 0;
+        }
+      m.owned.push_back(
+          std::make_unique<DeviceTensor>(DType::u8, std::vector<std::int64_t>{std::int64_t(bits.size())}));
+      m.owned.back()->upload(bits);
+      m.mask = flex::mask_element(m.owned.back()->data<std::uint8_t>(), s.q_heads, s.q_len, s.kv_len);
+      m.uses_batch_heads = true;
+      break;
+    }
+    case Variant::plain_sliding_causal:
+      m.score = flex::score_none();
+      m.mask = flex::mask_sliding_causal(100);
+      break;
+  }
+  return m;
+}
+
+// ---- One problem in one element type --------------------------------------------------------------
+
+struct Problem {
+  Shape s;
+  FlexDtype dtype;
+  DeviceTensor q, k, v, dout, out, lse, dq, dk, dv, workspace;
+  DeviceTensor ref_out, ref_lse, ref_dq, ref_dk, ref_dv, bound_dq, bound_dk, bound_dv;
+
+  Problem(const Shape& shape, FlexDtype t, std::uint64_t seed)
+      : s(shape),
+        dtype(t),
+        q(elem(), {shape.q_elems()}),
+        k(elem(), {shape.kv_elems()}),
+        v(elem(), {shape.kv_elems()}),
+        dout(elem(), {shape.q_elems()}),
+        out(elem(), {shape.q_elems()}),
+        lse(DType::f32, {shape.q_rows()}),
+        dq(elem(), {shape.q_elems()}),
+        dk(elem(), {shape.kv_elems()}),
+        dv(elem(), {shape.kv_elems()}),
+        workspace(DType::u8, {std::int64_t(flex::flex_backward_workspace_bytes(shape_args(shape)))}),
+        ref_out(DType::f64, {shape.q_elems()}),
+        ref_lse(DType::f64, {shape.q_rows()}),
+        ref_dq(DType::f64, {shape.q_elems()}),
+        ref_dk(DType::f64, {shape.kv_elems()}),
+        ref_dv(DType::f64, {shape.kv_elems()}),
+        bound_dq(DType::f64, {shape.q_elems()}),
+        bound_dk(DType::f64, {shape.kv_elems()}),
+        bound_dv(DType::f64, {shape.kv_elems()}) {
+    auto fill = [&](DeviceTensor& d, std::uint64_t sd, std::int64_t n) {
+      const std::vector<std::uint16_t> bits = normal_bf16_bits(sd, n);
+      d.upload(dtype == FlexDtype::fp16 ? fp16_bits_of(bits) : bits);
+    };
+    fill(q, seed, shape.q_elems());
+    fill(k, seed + 1, shape.kv_elems());
+    fill(v, seed + 2, shape.kv_elems());
+    fill(dout, seed + 3, shape.q_elems());
+    for (DeviceTensor* x : {&out, &lse, &dq, &dk, &dv, &workspace}) x->poison();
+  }
+  DType elem() const { return dtype == FlexDtype::fp16 ? DType::f16 : DType::bf16; }
+  static flex::FlexAttentionArgs shape_args(const Shape& s) {
+    flex::FlexAttentionArgs a;
+    a.batch = s.batch;
+    a.q_heads = s.q_heads;
+    a.kv_heads = s.kv_heads;
+    a.q_len = s.q_len;
+    a.kv_len = s.kv_len;
+    a.head_dim = s.head_dim;
+    return a;
+  }
+  flex::FlexAttentionArgs forward_args(flex::FlexKernel kernel = flex::FlexKernel::automatic) const {
+    flex::FlexAttentionArgs a = shape_args(s);
+    a.kernel = kernel;
+    a.dtype = dtype;
+    a.q = q.data<const flex::bf16>();  // fp16 data behind the bf16 pointer type (FlexDtype)
+    a.k = k.data<const flex::bf16>();
+    a.v = v.data<const flex::bf16>();
+    a.out = out.data<flex::bf16>();
+    a.lse = lse.data<float>();
+    return a;
+  }
+  flex::FlexBackwardArgs backward_args(flex::FlexBackwardKernel kernel = flex::FlexBackwardKernel::automatic) const {
+    flex::FlexBackwardArgs a;
+    a.kernel = kernel;
+    a.forward = forward_args();
+    a.dout = dout.data<const flex::bf16>();
+    a.dq = dq.data<flex::bf16>();
+    a.dk = dk.data<flex::bf16>();
+    a.dv = dv.data<flex::bf16>();
+    a.workspace = workspace.data<void>();
+    a.workspace_bytes = workspace.tensor().bytes();
+    return a;
+  }
+  flex::BlockMask block_mask(const Mods& m, cudaStream_t stream) const {
+    return flex::create_block_mask(m.mask, m.uses_batch_heads ? s.batch : 1, m.uses_batch_heads ? s.q_heads : 1,
+                                   s.q_len, s.kv_len, stream);
+  }
+  flex::BackwardBlockMask backward_block_mask(const Mods& m, cudaStream_t stream) const {
+    return flex::create_backward_block_mask(m.mask, m.uses_batch_heads ? s.batch : 1,
+                                            m.uses_batch_heads ? s.q_heads : 1, s.q_len, s.kv_len, stream);
+  }
+  void references(const Mods& m, cudaStream_t stream) {
+    flex::flex_attention_reference(forward_args(), m.score, m.mask, ref_out.data<double>(), ref_lse.data<double>(),
+                                   stream);
+    const flex::BackwardErrorBounds bounds{bound_dq.data<double>(), bound_dk.data<double>(), bound_dv.data<double>()};
+    flex::flex_attention_backward_reference(backward_args(), m.score, m.mask, ref_dq.data<double>(),
+                                            ref_dk.data<double>(), ref_dv.data<double>(), stream, &bounds);
+    AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
+  std::vector<double> got(const DeviceTensor& t) const { return to_double_of(t.download<std::uint16_t>(), dtype); }
+};
+
+// Output against float64. fp16: P rounded to 11 significant bits in P.V and one fp16 rounding of
+// the result (2^-11 relative each): an order of magnitude tighter than bf16's kOutTolerance
+// (flex_test_util.h: 1e-2). lse as for bf16, widened by a score_mod's device error. Fully masked
+// rows: lse -inf and out exactly 0. Returns the relative L2 error of out.
+double expect_forward_close(const Problem& pb, const Mods& m, const std::string& what) {
+  std::vector<double> out = pb.got(pb.out);
+  std::vector<double> ref = pb.ref_out.download<double>();
+  std::vector<double> lse = to_double(pb.lse.download<float>());
+  std::vector<double> ref_lse = pb.ref_lse.download<double>();
+  int masked = 0;
+  for (std::size_t r = 0; r < lse.size(); ++r) {
+    if (!std::isinf(ref_lse[r])) continue;
+    ++masked;
+    EXPECT_TRUE(std::isinf(lse[r]) && lse[r] < 0) << what << ": row " << r << " lse " << lse[r];
+    for (int d = 0; d < pb.s.head_dim; ++d)
+      EXPECT_EQ(out[r * std::size_t(pb.s.head_dim) + std::size_t(d)], 0.0) << what << ": masked row " << r;
+    lse[r] = ref_lse[r] = 0;
+  }
+  if (m.uses_batch_heads) EXPECT_GT(masked, 0) << what << ": the case must have fully masked rows";
+  const Tolerance tol = pb.dtype == FlexDtype::fp16 ? Tolerance{1.5e-3, 4e-3, 4e-3} : Tolerance{1e-2, 1e-2, 2e-2};
+  EXPECT_TRUE(all_close(out, ref, tol, what + " out"));
+  Tolerance lse_tol{1e-5, 5e-4, 1e-5};
+  lse_tol.atol += m.score_error;
+  lse_tol.max_rel_l2 += m.score_error;  // |lse| >= ~1 here: a relative bound of the same size holds
+  EXPECT_TRUE(all_close(lse, ref_lse, lse_tol, what + " lse"));
+  const double e = rel_l2(out, ref);
+  std::printf("[measured] %-52s out rel L2 %.3e\n", what.c_str(), e);
+  return e;
+}
+
+// Gradients against float64 within the rounding budget the reference computes for the element type
+// (flex_backward_eager.h: one rounding of P or dS per term, 2^-8 bf16 / 2^-11 fp16, with fp16's
+// subnormal floor), plus the final rounding (2^-8 / 2^-11 relative, and 2^-25 absolute for fp16's
+// subnormals), all times 2, as flex_backward_test.cu does for bf16. A score_mod computed with an
+// approximate device function (soft-cap's tanh.approx: score_error, absolute in the score, so
+// relative in P and dS) adds an error of that relative size to every term, like one more rounding:
+// the budget grows by the factor 1 + 2 score_error 2^bits (negligible next to bf16's 2^-8, not next
+// to fp16's 2^-11). Returns the relative L2 error.
+double expect_grad_close(const Problem& pb, const DeviceTensor& got_t, const DeviceTensor& ref_t,
+                         const DeviceTensor& bound_t, const std::string& what, double score_error = 0.0) {
+  const std::vector<double> got = pb.got(got_t);
+  const std::vector<double> ref = ref_t.download<double>();
+  const std::vector<double> bound = bound_t.download<double>();
+  const bool fp16 = pb.dtype == FlexDtype::fp16;
+  double worst = 0, sq_ref = 0;
+  std::int64_t bad = 0;
+  std::string first;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double err = std::fabs(got[i] - ref[i]);
+    const double last = fp16 ? std::ldexp(std::fabs(ref[i]), -11) + std::ldexp(1.0, -25) : std::ldexp(std::fabs(ref[i]), -8);
+    const double allowed = 2.0 * (bound[i] * (1.0 + 2.0 * score_error * std::ldexp(1.0, fp16 ? 11 : 8)) + last);
+    sq_ref += ref[i] * ref[i];
+    worst = std::max(worst, err / allowed);
+    if (!std::isfinite(got[i]) || err > allowed)
+      if (bad++ < 4)
+        first += "\n  [" + std::to_string(i) + "] got " + std::to_string(got[i]) + " ref " + std::to_string(ref[i]) +
+                 " allowed " + std::to_string(allowed);
+  }
+  const double e = rel_l2(got, ref);
+  EXPECT_GT(sq_ref, 0.0) << what << ": the reference gradient is all zeros (a test that cannot fail)";
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << ref.size() << " elements outside the rounding budget" << first;
+  EXPECT_LE(e, fp16 ? 2e-3 : 1e-2) << what << ": relative L2 error";
+  std::printf("[measured] %-52s rel L2 %.3e  worst err/allowed %.3f\n", what.c_str(), e, worst);
+  return e;
+}
+
+struct Errors {
+  double out = 0, dq = 0, dk = 0, dv = 0;
+};
+
+// Forward + backward through the run-time built-ins, against the references.
+Errors run_builtins(const Shape& s, Variant variant, FlexDtype dtype, std::uint64_t seed, const std::string& what) {
+  TestStream stream;
+  Problem pb(s, dtype, seed);
+  const Mods m = make_mods(variant, s, seed);
+  const flex::BlockMask bm = pb.block_mask(m, stream.get());
+  flex::flex_attention(pb.forward_args(), m.score, m.mask, bm, stream.get());
+  stream.sync();
+  pb.references(m, stream.get());
+  const std::string name = what + " " + flex::flex_dtype_name(dtype);
+  Errors e;
+  e.out = expect_forward_close(pb, m, name);
+  const flex::BackwardBlockMask bbm = pb.backward_block_mask(m, stream.get());
+  flex::flex_attention_backward(pb.backward_args(), m.score, m.mask, bbm, stream.get());
+  stream.sync();
+  AISP_CUDA_CHECK(cudaGetLastError());
+  e.dq = expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, name + " dq", m.score_error);
+  e.dk = expect_grad_close(pb, pb.dk, pb.ref_dk, pb.bound_dk, name + " dk", m.score_error);
+  e.dv = expect_grad_close(pb, pb.dv, pb.ref_dv, pb.bound_dv, name + " dv", m.score_error);
+  return e;
+}
+
+struct Case {
+  Shape shape;
+  Variant variant;
+  const char* name;
+};
+
+const Case kCases[] = {
+    {{2, 4, 2, 300, 333, 128}, Variant::alibi_element_mask, "alibi element mask GQA 4:2 300x333 d128"},
+    {{2, 4, 2, 300, 333, 64}, Variant::alibi_element_mask, "alibi element mask GQA 4:2 300x333 d64"},
+    {{1, 3, 1, 257, 190, 64}, Variant::soft_cap_causal, "soft-cap causal MQA 257x190 d64"},
+    {{1, 3, 1, 257, 190, 128}, Variant::soft_cap_causal, "soft-cap causal MQA 257x190 d128"},
+    {{2, 2, 2, 129, 65, 128}, Variant::plain_sliding_causal, "sliding causal 129x65 d128"},
+};
+
+// fp16 forward and backward against float64 on every case, and more accurate than bf16 on the same
+// values: fp16 rounds P, dS and the results to 11 significant bits where bf16 keeps 8, so its error
+// must be well under bf16's (measured ratios: README, "fp16").
+TEST(FlexFp16, ForwardAndBackwardMatchFloat64AndBeatBf16) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
+  std::uint64_t seed = 9100;
+  for (const Case& c : kCases) {
+    const Errors h = run_builtins(c.shape, c.variant, FlexDtype::fp16, seed, c.name);
+    const Errors b = run_builtins(c.shape, c.variant, FlexDtype::bf16, seed, c.name);
+    std::printf("[measured] %-52s fp16/bf16 error: out %.3f dq %.3f dk %.3f dv %.3f\n", c.name, h.out / b.out,
+                h.dq / b.dq, h.dk / b.dk, h.dv / b.dv);
+    EXPECT_LT(h.out, 0.5 * b.out) << c.name;
+    EXPECT_LT(h.dq, 0.5 * b.dq) << c.name;
+    EXPECT_LT(h.dk, 0.5 * b.dk) << c.name;
+    EXPECT_LT(h.dv, 0.5 * b.dv) << c.name;
+    seed += 10;
+  }
+}
+
+// The template API (compile-time functors) dispatches on the dtype too: a causal functor with no
+// score_mod against the reference with the equivalent built-in.
+TEST(FlexFp16, TemplateApiTakesFp16) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
+  TestStream stream;
+  const Shape s{1, 2, 1, 200, 211, 128};
+  Problem pb(s, FlexDtype::fp16, 9300);
+  Mods m;
+  m.mask = flex::mask_causal();
+  const flex::BlockMask bm = flex::create_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
+  flex::flex_attention(pb.forward_args(), flex::NoScoreMod{}, flex::Causal{}, bm, stream.get());
+  stream.sync();
+  pb.references(m, stream.get());
+  expect_forward_close(pb, m, "template causal fp16");
+  const flex::BackwardBlockMask bbm =
+      flex::create_backward_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
+  flex::flex_attention_backward(pb.backward_args(), flex::NoScoreMod{}, flex::Causal{}, bbm, stream.get());
+  stream.sync();
+  expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, "template causal fp16 dq");
+  expect_grad_close(pb, pb.dk, pb.ref_dk, pb.bound_dk, "template causal fp16 dk");
+  expect_grad_close(pb, pb.dv, pb.ref_dv, pb.bound_dv, "template causal fp16 dv");
+}
+
+void expect_error_containing(const std::function<void()>& call, const std::string& part, const std::string& what);
+
+// The JIT (mods as expressions, NVRTC) compiles the fp16 kernels too: ALiBi + causal written as
+// expressions, forward and backward on fp16 inputs, against float64 and against the built-in twin
+// on the same inputs; a module compiled for fp16 refuses bf16 arguments.
+TEST(FlexFp16, JitModsCompileForFp16) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
+  namespace fx = aisp::compiler::flex;
+  for (const int d : {128, 64}) {
+    const Shape s{2, 4, 2, 300, 333, d};
+    const std::string what = "jit alibi causal fp16 d" + std::to_string(d);
+    TestStream stream;
+    Problem jit(s, FlexDtype::fp16, 9500), builtin(s, FlexDtype::fp16, 9500);
+    const Mods m = make_mods(Variant::alibi_causal, s, 9500);
+    const std::vector<fx::CaptureSpec> specs = {{"slopes", fx::CaptureDType::f32, 1}};
+    const std::vector<fx::DeviceCapture> captures = {{specs[0], {s.q_heads}, m.owned[0]->data<const void>()}};
+    fx::JitFlexAttention attn("score + slopes[h] * (kv - q)", "q >= kv", specs, d, fx::default_flex_nvrtc_jit(), true,
+                              FlexDtype::fp16);
+    fx::JitFlexBackward bwd("score + slopes[h] * (kv - q)", "q >= kv", specs, d, fx::default_flex_nvrtc_jit(), true,
+                            FlexDtype::fp16);
+    const fx::JitFlexAttention::Bound mods = attn.bind(captures);
+    const flex::BlockMask bm = attn.create_block_mask(mods, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
+    attn.run(jit.forward_args(), bm, mods, stream.get());
+    const flex::BackwardBlockMask bbm = bwd.create_block_mask(mods, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
+    bwd.run(jit.backward_args(), bbm, mods, stream.get());
+    // The built-in twin on the same inputs.
+    const flex::BlockMask bm2 = builtin.block_mask(m, stream.get());
+    flex::flex_attention(builtin.forward_args(), m.score, m.mask, bm2, stream.get());
+    const flex::BackwardBlockMask bbm2 = builtin.backward_block_mask(m, stream.get());
+    flex::flex_attention_backward(builtin.backward_args(), m.score, m.mask, bbm2, stream.get());
+    stream.sync();
+    jit.references(m, stream.get());
+    expect_forward_close(jit, m, what);
+    expect_grad_close(jit, jit.dq, jit.ref_dq, jit.bound_dq, what + " dq");
+    expect_grad_close(jit, jit.dk, jit.ref_dk, jit.bound_dk, what + " dk");
+    expect_grad_close(jit, jit.dv, jit.ref_dv, jit.bound_dv, what + " dv");
+    // Same arithmetic as the built-in (bf16: bit-identical, README): at most a rounding apart here.
+    for (const auto& [mine, theirs, name] :
+         {std::tuple{&jit.out, &builtin.out, "out"}, std::tuple{&jit.dk, &builtin.dk, "dk"},
+          std::tuple{&jit.dv, &builtin.dv, "dv"}, std::tuple{&jit.dq, &builtin.dq, "dq"}}) {
+      const std::vector<std::uint16_t> a = mine->download<std::uint16_t>(), b = theirs->download<std::uint16_t>();
+      std::int64_t differ = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i] ? 1 : 0;
+      const double e = rel_l2(jit.got(*mine), builtin.got(*theirs));
+      std::printf("[measured] %-52s %s vs built-in: %lld of %zu differ, rel L2 %.2e\n", what.c_str(), name,
+                  static_cast<long long>(differ), a.size(), e);
+      EXPECT_LE(e, 1e-3) << what << " " << name << " vs the built-in";
+    }
+    Problem wrong(s, FlexDtype::bf16, 9501);
+    expect_error_containing([&] { attn.run(wrong.forward_args(), bm, mods, stream.get()); }, "compiled for fp16",
+                            what + " with bf16 args");
+  }
+}
+
+void expect_error_containing(const std::function<void()>& call, const std::string& part, const std::string& what) {
+  try {
+    call();
+    ADD_FAILURE() << what << ": no aisp::Error";
+  } catch (const aisp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << what << ": " << e.what();
+  }
+}
+
+// Kernels without fp16 refuse it and name the one that takes it; nothing is launched.
+TEST(FlexFp16, KernelsWithoutFp16RefuseIt) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "the fp16 refusals are decided on an sm_90a GPU";
+  TestStream stream;
+  const Shape s{1, 1, 1, 64, 64, 64};
+  Problem pb(s, FlexDtype::fp16, 9400);
+  const Mods m = make_mods(Variant::plain_sliding_causal, s, 9400);
+  const flex::BlockMask bm = pb.block_mask(m, stream.get());
+  for (const flex::FlexKernel k : {flex::FlexKernel::mma_sync, flex::FlexKernel::wgmma})
+    expect_error_containing([&] { flex::flex_attention(pb.forward_args(k), m.score, m.mask, bm, stream.get()); },
+                            "the fa3 kernel", "forward fp16");
+  expect_error_containing(
+      [&] { flex::flex_attention(pb.forward_args(flex::FlexKernel::mma_sync), flex::NoScoreMod{}, flex::Causal{}, bm,
+                                 stream.get()); },
+      "the fa3 kernel", "template forward fp16");
+  const flex::BackwardBlockMask bbm = pb.backward_block_mask(m, stream.get());
+  expect_error_containing(
+      [&] {
+        flex::flex_attention_backward(pb.backward_args(flex::FlexBackwardKernel::mma_sync), m.score, m.mask, bbm,
+                                      stream.get());
+      },
+      "the wgmma kernel", "backward fp16");
+  flex::FlexAttentionArgs bad = pb.forward_args();
+  bad.dtype = static_cast<FlexDtype>(7);
+  expect_error_containing([&] { flex::flex_attention(bad, m.score, m.mask, bm, stream.get()); }, "element type",
+                          "unknown dtype");
+}
+
+}  // namespace
+}  // namespace aisp::test
