@@ -201,6 +201,32 @@ TEST(FlexExpr, EmitsAFunctorWithTheBuiltinsInterface) {
   EXPECT_EQ(functor_bytes(s, dev), (std::vector<std::uint64_t>{0x1000, 0x2000, 200, 50}));
 }
 
+// The traits of the fa3 forward's fast paths (flex_mods.h) are derived from the written form, so a
+// JIT mod computes what its built-in twin computes: ALiBi is position-linear, soft-cap a tanh cap;
+// other forms keep the generic path.
+TEST(FlexExpr, EmitsTheFastPathTraitsOfTheFormsItRecognizes) {
+  const std::vector<CaptureSpec> specs = {{"slopes", CaptureDType::f32, 1}};
+  const auto functor = [&](const std::string& text) { return score(text, specs).cuda_functor("Score"); };
+  const std::string alibi = functor("score + slopes[h] * (kv - q)");
+  EXPECT_NE(alibi.find("static constexpr bool kPositionLinear = true;"), std::string::npos) << alibi;
+  EXPECT_NE(alibi.find("return T(cap_slopes[h]);"), std::string::npos) << alibi;
+  EXPECT_EQ(alibi.find("kTanhSoftCap"), std::string::npos) << alibi;
+  for (const char* same : {"(kv - q) * slopes[h] + score", "score + 0.5 * (kv - q)"})
+    EXPECT_NE(functor(same).find("kPositionLinear = true"), std::string::npos) << same;
+  // q - kv, a slope reading q, an extra term, a scaled score: not this form.
+  for (const char* other : {"score + slopes[h] * (q - kv)", "score + slopes[q % 2] * (kv - q)",
+                            "score + slopes[h] * (kv - q) + 1", "2 * score + slopes[h] * (kv - q)"})
+    EXPECT_EQ(functor(other).find("kPositionLinear"), std::string::npos) << other;
+
+  const std::string cap = functor("30 * tanh(score / 30)");
+  EXPECT_NE(cap.find("static constexpr bool kTanhSoftCap = true;"), std::string::npos) << cap;
+  EXPECT_NE(cap.find("return T(30);"), std::string::npos) << cap;
+  EXPECT_NE(functor("tanh(score / 1.5) * 1.5").find("return T(1.5);"), std::string::npos);
+  for (const char* other : {"30 * tanh(score / 20)", "30 * tanh(score * 30)", "slopes[h] * tanh(score / 30)"})
+    EXPECT_EQ(functor(other).find("kTanhSoftCap"), std::string::npos) << other;
+  EXPECT_EQ(functor("score * slopes[h]").find("kPositionLinear"), std::string::npos);
+}
+
 #if AISP_WITH_CUDA
 
 std::filesystem::path fresh_cache(const std::string& name) {

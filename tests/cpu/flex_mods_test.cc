@@ -3,6 +3,7 @@
 // (full vs partial vs empty tiles, ragged edges, broadcast, density). No GPU needed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -49,6 +50,24 @@ TEST(FlexMods, MagicNumberIntToFloatIsExactOverTheAllowedRange) {
   EXPECT_EQ(wrong, 0);
   EXPECT_NE(flex::flex_int_to_float_exact(limit + 1), float(limit + 1));
   EXPECT_NE(flex::flex_int_to_float_exact(-limit - 1), float(-limit - 1));
+}
+
+// The traits the fa3 forward reads for its fast paths: ALiBi is position-linear, soft-cap a tanh cap,
+// the others neither.
+TEST(FlexMods, FastPathTraitsAreMarked) {
+  static_assert(flex::ScoreModIsPositionLinear<flex::Alibi> && !flex::ScoreModIsPositionLinear<flex::SoftCap> &&
+                !flex::ScoreModIsPositionLinear<flex::RelativeBias> &&
+                !flex::ScoreModIsPositionLinear<flex::BuiltinScoreMod>);
+  static_assert(flex::ScoreModIsTanhSoftCap<flex::SoftCap> && !flex::ScoreModIsTanhSoftCap<flex::Alibi> &&
+                !flex::ScoreModIsTanhSoftCap<flex::BuiltinScoreMod>);
+  // What the kernel computes from the traits is the functor's function.
+  const float slopes[3] = {0.5f, 0.25f, -0.125f};
+  const flex::Alibi alibi{slopes};
+  for (int h = 0; h < 3; ++h)
+    EXPECT_DOUBLE_EQ(alibi(1.5, 0, h, 10, 3), 1.5 + double(alibi.position_slope(0, h)) * (3 - 10));
+  const flex::SoftCap cap{-2.0f};  // cap tanh(s / cap) depends on |cap| only (the kernel uses |cap|)
+  EXPECT_NEAR(cap(3.0, 0, 0, 0, 0), 2.0 * std::tanh(3.0 / 2.0), 1e-12);
+  EXPECT_EQ(cap.soft_cap(), -2.0f);
 }
 
 // Which masks the fa3 kernel evaluates branch-free (they load captured tensors) and which keep the

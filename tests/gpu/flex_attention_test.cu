@@ -201,6 +201,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{ScoreKind::none, MaskKind::document_causal},
                       Case{ScoreKind::none, MaskKind::block_sparse},
                       Case{ScoreKind::none, MaskKind::element}, Case{ScoreKind::alibi, MaskKind::causal},
+                      // full tiles: the fa3 fast paths of ALiBi (position-linear) and soft-cap (tanh cap)
+                      Case{ScoreKind::alibi, MaskKind::none}, Case{ScoreKind::soft_cap, MaskKind::none},
+                      Case{ScoreKind::soft_cap, MaskKind::causal},
                       Case{ScoreKind::relative_bias, MaskKind::none},
                       Case{ScoreKind::soft_cap, MaskKind::sliding_causal},
                       Case{ScoreKind::soft_cap, MaskKind::element}),
@@ -295,6 +298,32 @@ TEST(FlexAttention, LongRowsWithMixedFullAndPartialTiles) {
     stream.sync();
     expect_matches(dev, ref_out, ref_lse, "long rows " + name_of(kernel));
   }
+}
+
+// A soft-cap above the fa3 kernel's bound-shift limit (2 |cap| log2 e > 100: its full tiles take the
+// real row maximum, not |cap|) and a negative cap (the function depends on |cap| only), dense and causal, both head dims.
+TEST(FlexAttention, SoftCapBeyondTheBoundShiftLimitAndNegativeCaps) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (float cap : {40.0f, -1.5f})
+    for (int head_dim : {64, 128})
+      for (bool causal : {false, true}) {
+        const Shape s{2, 4, 2, 300, 333, head_dim};
+        const Inputs in = make_inputs(s, 555 + head_dim + (causal ? 1 : 0));
+        const flex::BuiltinMask mask = causal ? flex::mask_causal() : flex::mask_none();
+        TestStream stream;
+        const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
+        std::vector<double> ref_out, ref_lse;
+        reference(in, flex::score_soft_cap(cap), mask, ref_out, ref_lse);
+        for (flex::FlexKernel kernel : kernels_here()) {
+          Device dev(in);
+          flex::flex_attention(dev.args(s, kernel), flex::score_soft_cap(cap), mask, bm, stream.get());
+          stream.sync();
+          expect_matches(dev, ref_out, ref_lse,
+                         "soft-cap " + std::to_string(cap) + (causal ? " causal" : " dense") + " D=" +
+                             std::to_string(head_dim) + " " + name_of(kernel),
+                         soft_cap_score_error(std::abs(cap)));
+        }
+      }
 }
 
 // Many (b, h, q-block) rows (at least three per SM, so CTAs start while others still run) of very

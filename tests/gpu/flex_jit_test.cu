@@ -111,6 +111,25 @@ TEST(FlexJit, SoftCapSlidingCausalMatchesReferenceAndBuiltin) {
   }
 }
 
+// Causal soft-cap has full tiles: the expression is recognized as a tanh cap (flex_expr_emit.cc) and
+// takes the fa3 fast path of the built-in SoftCap (same arithmetic there; the diagonal tiles call
+// each functor, which divide and multiply by 1/cap respectively).
+TEST(FlexJit, SoftCapCausalTakesTheBuiltinsFastPath) {
+  SKIP_WITHOUT_FA3();
+  for (int head_dim : {64, 128}) {
+    Shape s{2, 4, 2, 400, 400, head_dim};
+    const Inputs in = make_inputs(s, 81 + head_dim);
+    const Mods m{"1.5 * tanh(score / 1.5)", "q >= kv", {}};
+    const auto jit = run_and_check(in, m, "soft_cap+causal D=" + std::to_string(head_dim), nullptr,
+                                   soft_cap_score_error(1.5f));
+    TestStream stream;
+    const flex::BlockMask bm = flex::create_block_mask(flex::mask_causal(), 1, 1, s.q_len, s.kv_len, stream.get());
+    const auto builtin = run_builtin(in, flex::score_soft_cap(1.5f), flex::mask_causal(), bm);
+    EXPECT_TRUE(all_close(bf16_bits_to_double(jit), bf16_bits_to_double(builtin), kOutTolerance,
+                          "JIT vs built-in soft-cap causal, D=" + std::to_string(head_dim)));
+  }
+}
+
 // Documents differ per batch (the mask reads b: the JIT block mask is built per batch) and must
 // give the built-in builder's lists exactly.
 TEST(FlexJit, DocumentMaskPerBatchMatchesReferenceBuiltinAndItsBlockMask) {

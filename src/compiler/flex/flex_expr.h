@@ -88,6 +88,9 @@ class ModExpr {
   // The CUDA functor `struct <name> { ... }` with the interface of the built-ins (flex_mods.h):
   //   score_mod: kIdentity, template <class T> T operator()(T score, int b, int h, int q, int kv)
   //   mask_mod:  kAlwaysTrue, bool operator()(int b, int h, int q, int kv)
+  // and the fa3 forward's fast-path traits where the tree has their form (flex_mods.h; README, v7):
+  // kPositionLinear + position_slope(b, h) for `score + X * (kv - q)`, kTanhSoftCap + soft_cap()
+  // for `C * tanh(score / C)`.
   // Members, per used capture: `const <float|int>* cap_<name>;` then `long long stride_<name>_<i>;`
   // for every dimension but the last: 8-byte fields only, so functor_bytes() lays out the same bytes
   // (the prefixes keep user names apart from C++ keywords, T and the helpers).

@@ -90,6 +90,93 @@ std::string emit(const Node& n, const std::vector<CaptureSpec>& used) {
   return "?";
 }
 
+// ---- Traits the fa3 forward reads (flex_mods.h: ScoreModIsPositionLinear, ScoreModIsTanhSoftCap),
+// derived from the tree so a JIT mod takes the same fast paths, with the same
+// arithmetic, as its built-in twin. Each recognizes one written form; other forms of the same
+// function keep the generic path (correct, only slower).
+
+bool reads_var(const Node& n, Var v) {
+  if (n.op == Op::var && n.var == v) return true;
+  for (const auto& a : n.args)
+    if (reads_var(*a, v)) return true;
+  return false;
+}
+
+// A number written in the text: a float literal, or an int literal made float by the type checker.
+bool literal_value(const Node& n, double& value) {
+  if (n.op == Op::float_lit) {
+    value = n.fval;
+    return true;
+  }
+  if (n.op == Op::to_float && n.args[0]->op == Op::int_lit) {
+    value = double(n.args[0]->ival);
+    return true;
+  }
+  return false;
+}
+
+// `score + X * (kv - q)` (either order of + and of *), X a float that reads neither score, q nor
+// kv: X, the slope. ALiBi's `score + slopes[h] * (kv - q)` is this form.
+const Node* position_slope(const Node& root) {
+  if (root.op != Op::add) return nullptr;
+  for (int side = 0; side < 2; ++side) {
+    const Node& s = *root.args[std::size_t(side)];
+    const Node& bias = *root.args[std::size_t(1 - side)];
+    if (!(s.op == Op::var && s.var == Var::score) || bias.op != Op::mul) continue;
+    for (int f = 0; f < 2; ++f) {
+      const Node& delta = *bias.args[std::size_t(f)];
+      const Node& slope = *bias.args[std::size_t(1 - f)];
+      const bool is_delta = delta.op == Op::to_float && delta.args[0]->op == Op::sub &&
+                            delta.args[0]->args[0]->op == Op::var && delta.args[0]->args[0]->var == Var::kv &&
+                            delta.args[0]->args[1]->op == Op::var && delta.args[0]->args[1]->var == Var::q;
+      if (is_delta && slope.type == ExprType::float_ && !reads_var(slope, Var::score) && !reads_var(slope, Var::q) &&
+          !reads_var(slope, Var::kv))
+        return &slope;
+    }
+  }
+  return nullptr;
+}
+
+// `C * tanh(score / C)` (either order of *), the same nonzero number C twice: the C node.
+const Node* tanh_soft_cap(const Node& root) {
+  if (root.op != Op::mul) return nullptr;
+  for (int f = 0; f < 2; ++f) {
+    const Node& c = *root.args[std::size_t(f)];
+    const Node& t = *root.args[std::size_t(1 - f)];
+    double outer = 0, inner = 0;
+    if (!literal_value(c, outer) || outer == 0 || t.op != Op::call || t.fn != Fn::tanh) continue;
+    const Node& d = *t.args[0];
+    const bool score_over_literal = d.op == Op::div && d.args[0]->op == Op::var && d.args[0]->var == Var::score &&
+                                    literal_value(*d.args[1], inner);
+    if (score_over_literal && inner == outer)
+      return &c;
+  }
+  return nullptr;
+}
+
+std::string score_traits(const Node& root, const std::vector<CaptureSpec>& used) {
+  std::string t;
+  if (const Node* slope = position_slope(root))
+    t += fmt::format(
+        "  static constexpr bool kPositionLinear = true;  // score + position_slope(b, h) * (kv - q)\n"
+        "  __device__ __forceinline__ float position_slope(int b, int h) const {{\n"
+        "    using T = float;\n"
+        "    (void)b;\n"
+        "    (void)h;\n"
+        "    return {};\n"
+        "  }}\n",
+        emit(*slope, used));
+  if (const Node* cap = tanh_soft_cap(root))
+    t += fmt::format(
+        "  static constexpr bool kTanhSoftCap = true;  // soft_cap() * tanh(score / soft_cap())\n"
+        "  __device__ __forceinline__ float soft_cap() const {{\n"
+        "    using T = float;\n"
+        "    return {};\n"
+        "  }}\n",
+        emit(*cap, used));
+  return t;
+}
+
 }  // namespace
 
 std::string ModExpr::cuda_functor(const std::string& struct_name, const ModExpr* grad) const {
@@ -118,13 +205,14 @@ std::string ModExpr::cuda_functor(const std::string& struct_name, const ModExpr*
         "struct {} {{\n"
         "  static constexpr bool kIdentity = {};\n"
         "{}"
+        "{}"
         "  template <class T>\n"
         "  __device__ __forceinline__ T operator()(T score, int b, int h, int q, int kv) const {{\n"
         "    return {};\n"
         "  }}\n"
         "{}"
         "}};\n",
-        text_, struct_name, is_identity() ? "true" : "false", members, body, grad_member);
+        text_, struct_name, is_identity() ? "true" : "false", score_traits(*root_, used_), members, body, grad_member);
   // A mask that reads captured tensors says so, as the built-in Document does (flex_mods.h,
   // MaskReadsMemory): the fa3 kernel then evaluates it on every element at clamped coordinates, so
   // its loads issue together instead of one after another behind a branch per element. Without it,

@@ -94,6 +94,148 @@ __device__ __forceinline__ float fa3_exp2(float x) {
   return y;
 }
 
+// Per-CTA constants of a position-linear score_mod (ScoreModIsPositionLinear: ALiBi, bias
+// slope (kv - q)), in log2 units: slope_log2 = slope(b, h) log2 e, and col[c] = slope_log2 8 c, the
+// bias of a thread's n-tile c of a 64-key half relative to its first key in that half.
+struct Fa3PositionBias {
+  float slope_log2 = 0.0f;
+  float col[8] = {};
+};
+template <class ScoreMod>
+__device__ __forceinline__ Fa3PositionBias fa3_position_bias(const ScoreMod& score_mod, int b, int h) {
+  Fa3PositionBias pb;
+  if constexpr (ScoreModIsPositionLinear<ScoreMod>) {
+    pb.slope_log2 = float(score_mod.position_slope(b, h)) * kLog2e;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) pb.col[c] = pb.slope_log2 * float(8 * c);
+  }
+  return pb;
+}
+
+// Fast path (full tile, nothing past the lengths) of a position-linear score_mod: element (j, e)
+// of the thread has key kv0[j / 8] + 8 (j % 8) + 2 (lane % 4) + (e & 1) and row qrow[e / 2], so in
+// log2 units
+//   t = s scale log2e + slope log2e (kv - q) = v + base[row][half][parity],
+//   v = fma(s, scale_log2, col[j % 8]),  base = slope_log2 (kv0[half] + 2 (lane % 4) + parity - qrow[row])
+// with 8 bases per tile. The row max is taken per (row, half, parity) on v and the bases added to
+// those 8 maxima only; p = exp2(v + (base - max)). Per element: FFMA, FMNMX, FADD, MUFU, FADD, as
+// the plain kernel's FMNMX, FFMA, MUFU, FADD plus one (the functor's path costs four more).
+// Rounding: base and base - max are rounded once each at the magnitude of slope (kv - q) (half an
+// ulp each: 2^-13 at |t| = 2^11), v at the magnitude of the score.
+__device__ __forceinline__ void fa3_position_linear_softmax(float (&s)[64], float (&m)[2], float (&l)[2],
+                                                            float (&corr)[2], float scale_log2,
+                                                            const Fa3PositionBias& pb, const int (&qrow)[2],
+                                                            const int (&kv0)[2], int lane) {
+  float base[2][2][2];  // [row][half][parity]
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+      for (int par = 0; par < 2; ++par)
+        base[r][hf][par] = pb.slope_log2 * flex_int_to_float_exact(kv0[hf] + 2 * (lane % 4) + par - qrow[r]);
+  float vmax[2][2][2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) vmax[r][hf][0] = vmax[r][hf][1] = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < 16; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float v = fmaf(s[4 * j + e], scale_log2, pb.col[j % 8]);
+      s[4 * j + e] = v;
+      vmax[e / 2][j / 8][e & 1] = fmaxf(vmax[e / 2][j / 8][e & 1], v);
+    }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = fmaxf(fmaxf(vmax[r][0][0] + base[r][0][0], vmax[r][0][1] + base[r][0][1]),
+                     fmaxf(vmax[r][1][0] + base[r][1][0], vmax[r][1][1] + base[r][1][1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float row_max = fmaxf(m[r], mx);  // finite: a full tile has no -inf
+    corr[r] = fa3_exp2(m[r] - row_max);
+    m[r] = row_max;
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+      for (int par = 0; par < 2; ++par) base[r][hf][par] -= row_max;  // now the offset: p = exp2(v + offset)
+  }
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int j = 0; j < 16; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[4 * j + e] = fa3_exp2(s[4 * j + e] + base[e / 2][j / 8][e & 1]);
+      sum[e / 2] += s[4 * j + e];
+    }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
+}
+
+// Per-CTA constants of a tanh soft-cap (ScoreModIsTanhSoftCap), cap * tanh(s / cap), which depends
+// on |cap| only: u = tanh(s * in_scale), in_scale = scale / |cap|; t = u * out_log2 (log2 units),
+// out_log2 = |cap| log2 e, so |t| <= out_log2. bound_as_max: the full tiles take out_log2 as their
+// row maximum (no max reduction; once a row has seen a full tile its m is the bound and every
+// later corr is 1). Only where 2 out_log2 <= kFa3BoundShiftLimit: p >= 2^-100 then, so no row
+// underflows, not even one whose scores all sit at -|cap| (a larger cap takes the real maximum).
+constexpr float kFa3BoundShiftLimit = 100.0f;
+struct Fa3SoftCap {
+  float in_scale = 0.0f, out_log2 = 0.0f;
+  bool bound_as_max = false;
+};
+template <class ScoreMod>
+__device__ __forceinline__ Fa3SoftCap fa3_soft_cap(const ScoreMod& score_mod, float scale) {
+  Fa3SoftCap sc;
+  if constexpr (ScoreModIsTanhSoftCap<ScoreMod>) {
+    const float cap = fabsf(float(score_mod.soft_cap()));
+    sc.in_scale = scale * (1.0f / cap);
+    sc.out_log2 = cap * kLog2e;
+    sc.bound_as_max = 2.0f * sc.out_log2 <= kFa3BoundShiftLimit;
+  }
+  return sc;
+}
+
+// Fast path (full tile, nothing past the lengths) of a tanh soft-cap: per element FMUL, MUFU.TANH,
+// FFMA, exp2, FADD (with bound_as_max; else also an FMNMX and the max reduction), where the
+// functor's path spends FMUL, FMUL, MUFU.TANH, FMUL, FMNMX, FFMA, exp2, FADD. (Half of the exp2s as
+// a polynomial on the FMA pipe, to unload the MUFU, measured no faster: README, v7.)
+__device__ __forceinline__ void fa3_tanh_cap_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
+                                                     const Fa3SoftCap& sc) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) s[i] = flex_tanh_fast(s[i] * sc.in_scale);
+  float mx[2] = {sc.out_log2, sc.out_log2};
+  if (!sc.bound_as_max) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float u = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) u = fmaxf(u, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+      u = fmaxf(u, __shfl_xor_sync(0xffffffffu, u, 1));
+      u = fmaxf(u, __shfl_xor_sync(0xffffffffu, u, 2));
+      mx[r] = u * sc.out_log2;  // out_log2 > 0 keeps the order
+    }
+  }
+  float neg_max[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float row_max = fmaxf(m[r], mx[r]);  // finite: a full tile has no -inf
+    corr[r] = fa3_exp2(m[r] - row_max);
+    m[r] = row_max;
+    neg_max[r] = -row_max;
+  }
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int j = 0; j < 16; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[4 * j + e] = fa3_exp2(fmaf(s[4 * j + e], sc.out_log2, neg_max[e / 2]));
+      sum[e / 2] += s[4 * j + e];
+    }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
+}
+
 // Calls f with the concrete functor: a run-time family (BuiltinScoreMod, BuiltinMask: they have a
 // visit member) switches on its kind once here, per tile, instead of once per element; a
 // compile-time functor is passed through as it is.
@@ -112,12 +254,28 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
 // `careful` = some half is partial, or the tile crosses q_len / kv_len: per-element checks.
 // Fast path (no score_mod, nothing to check, scale > 0): s stays raw, the max is taken on raw
 // scores and the scale goes into one FFMA per element, exp2(s c - max c), as FA3 does.
+// In fast tiles a position-linear score_mod (ALiBi) takes fa3_position_linear_softmax and a tanh
+// soft-cap fa3_tanh_cap_softmax.
 template <class ScoreMod, class MaskMod>
 __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
                                                      const FwdParams& p, const ScoreMod& score_mod,
                                                      const MaskMod& mask_mod, int b, int h, const int (&qrow)[2],
                                                      const int (&kv0)[2], const bool (&partial)[2], bool careful,
-                                                     int lane) {
+                                                     int lane, const Fa3PositionBias& pb, const Fa3SoftCap& sc) {
+  if constexpr (ScoreModIsPositionLinear<ScoreMod>) {
+    if (!careful) {
+      fa3_position_linear_softmax(s, m, l, corr, p.scale_log2, pb, qrow, kv0, lane);
+      return;
+    }
+  }
+  if constexpr (ScoreModIsTanhSoftCap<ScoreMod>) {
+    if (!careful) {
+      fa3_tanh_cap_softmax(s, m, l, corr, sc);
+      return;
+    }
+  }
+  (void)pb;
+  (void)sc;
   // s * c is the score in log2 units. A score_mod's result stays in natural units and kLog2e goes
   // into the exponent's FFMA (one FMUL per element less).
   float c = ScoreMod::kIdentity ? 1.0f : kLog2e;
@@ -400,8 +558,11 @@ __global__ void __launch_bounds__(C::kThreads, 1)
                    ti.kv0[1] + kBlockKv > p.kv_len;
       return ti;
     };
+    const Fa3PositionBias pos_bias = fa3_position_bias(score_mod, b, h);
+    const Fa3SoftCap soft_cap = fa3_soft_cap(score_mod, p.scale);
     auto softmax_of = [&](const TileInfo& ti) {
-      fa3_mods_and_softmax(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0, ti.partial, ti.careful, lane);
+      fa3_mods_and_softmax(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0, ti.partial, ti.careful, lane,
+                           pos_bias, soft_cap);
     };
 
     // Ping-pong: warpgroup g issues its GEMMs after named barrier 1 + g, then lets the other go.

@@ -90,6 +90,31 @@ AISP_HD float flex_position_delta<float>(int d) {
 #endif
 }
 
+// ---- Traits the fa3 forward reads for cheaper per-element code (README "score_mod cost", v7) -----
+
+// A score_mod that is the score plus a per-(b, h) slope times the position difference,
+//   score_mod(s, b, h, q, kv) == s + position_slope(b, h) * (kv - q)      (ALiBi)
+// says so with `static constexpr bool kPositionLinear = true` and `float position_slope(int b, int h)`.
+// The fa3 forward then builds a full tile's bias from per-CTA and per-tile constants and spends one
+// FFMA per element on score and bias together, instead of calling the functor per element (its
+// int -> float conversion, scale and bias: four instructions). Partial tiles still call the functor.
+template <class F>
+inline constexpr bool ScoreModIsPositionLinear = requires(const F& f) {
+  requires F::kPositionLinear;
+  { f.position_slope(0, 0) };
+};
+
+// A tanh soft-cap, score_mod(s, b, h, q, kv) == cap * tanh(s / cap) with `float soft_cap()`
+// returning cap, says so with `static constexpr bool kTanhSoftCap = true`. The fa3 forward's full
+// tiles then fold 1 / cap into the scale and cap into the exponent's FFMA (two FMULs less per
+// element), and, since |score_mod| <= |cap|, take |cap| as the row maximum where that cannot
+// underflow a row (README, v7).
+template <class F>
+inline constexpr bool ScoreModIsTanhSoftCap = requires(const F& f) {
+  requires F::kTanhSoftCap;
+  { f.soft_cap() };
+};
+
 // ---- score_mod built-ins ------------------------------------------------------------------------
 
 // The identity; the kernel folds the scale into its exp2 factor when it sees kIdentity.
@@ -104,11 +129,13 @@ struct NoScoreMod {
 // ALiBi: s + slope[h] * (kv - q), slopes (heads) float, captured.
 struct Alibi {
   static constexpr bool kIdentity = false;
+  static constexpr bool kPositionLinear = true;  // ScoreModIsPositionLinear
   const float* slopes = nullptr;
   template <class T>
   AISP_HD T operator()(T s, int, int h, int q, int kv) const {
     return s + T(slopes[h]) * flex_position_delta<T>(kv - q);
   }
+  AISP_HD float position_slope(int, int h) const { return slopes[h]; }
   template <class T>
   AISP_HD T grad(T, int, int, int, int) const { return T(1); }  // an additive bias
 };
@@ -132,7 +159,9 @@ struct RelativeBias {
 // tanh soft-cap (Gemma 2, Grok): cap * tanh(s / cap).
 struct SoftCap {
   static constexpr bool kIdentity = false;
+  static constexpr bool kTanhSoftCap = true;  // ScoreModIsTanhSoftCap
   float cap = 50.0f;
+  AISP_HD float soft_cap() const { return cap; }
   // The forward's device tanh is the one-MUFU approximation (flex_tanh_fast); grad below keeps the
   // exact tanh: near saturation 1 - t^2 is small and an absolute 2^-11 in t would be a large
   // relative error in it.
