@@ -1,4 +1,4 @@
-// FlexAttention on fp16 inputs (FlexAttentionArgs::dtype = DType::f16: the fa3 forward and the
+// FlexAttention on fp16 inputs (FlexAttentionArgs::dtype = FlexDtype::fp16: the fa3 forward and the
 // wgmma backward, sm_90a) against the float64 GPU references (flex_eager.h, flex_backward_eager.h),
 // which read the same fp16 inputs: both head dims, GQA / MQA, lengths that are not multiples of the
 // tiles, ALiBi and soft-cap score_mods, causal / sliding / random element masks with fully masked
@@ -36,7 +36,7 @@ namespace aisp::test {
 namespace {
 
 namespace flex = aisp::kernels::flex;
-using DType;
+using flex::FlexDtype;
 using harness::Tolerance;
 
 bool fp16_kernels_here() {
@@ -58,8 +58,8 @@ std::vector<std::uint16_t> fp16_bits_of(const std::vector<std::uint16_t>& bf16_b
   return out;
 }
 
-std::vector<double> to_double_of(const std::vector<std::uint16_t>& bits, DType dtype) {
-  if (dtype == DType::bf16) return bf16_bits_to_double(bits);
+std::vector<double> to_double_of(const std::vector<std::uint16_t>& bits, FlexDtype dtype) {
+  if (dtype == FlexDtype::bf16) return bf16_bits_to_double(bits);
   std::vector<double> v(bits.size());
   for (std::size_t i = 0; i < bits.size(); ++i) {
     __half h;
@@ -144,11 +144,11 @@ Mods make_mods(Variant v, const Shape& s, std::uint64_t seed) {
 
 struct Problem {
   Shape s;
-  DType dtype;
+  FlexDtype dtype;
   DeviceTensor q, k, v, dout, out, lse, dq, dk, dv, workspace;
   DeviceTensor ref_out, ref_lse, ref_dq, ref_dk, ref_dv, bound_dq, bound_dk, bound_dv;
 
-  Problem(const Shape& shape, DType t, std::uint64_t seed)
+  Problem(const Shape& shape, FlexDtype t, std::uint64_t seed)
       : s(shape),
         dtype(t),
         q(elem(), {shape.q_elems()}),
@@ -171,7 +171,7 @@ struct Problem {
         bound_dv(DType::f64, {shape.kv_elems()}) {
     auto fill = [&](DeviceTensor& d, std::uint64_t sd, std::int64_t n) {
       const std::vector<std::uint16_t> bits = normal_bf16_bits(sd, n);
-      d.upload(dtype == DType::f16 ? fp16_bits_of(bits) : bits);
+      d.upload(dtype == FlexDtype::fp16 ? fp16_bits_of(bits) : bits);
     };
     fill(q, seed, shape.q_elems());
     fill(k, seed + 1, shape.kv_elems());
@@ -179,7 +179,7 @@ struct Problem {
     fill(dout, seed + 3, shape.q_elems());
     for (DeviceTensor* x : {&out, &lse, &dq, &dk, &dv, &workspace}) x->poison();
   }
-  DType elem() const { return dtype == DType::f16 ? DType::f16 : DType::bf16; }
+  DType elem() const { return dtype == FlexDtype::fp16 ? DType::f16 : DType::bf16; }
   static flex::FlexAttentionArgs shape_args(const Shape& s) {
     flex::FlexAttentionArgs a;
     a.batch = s.batch;
@@ -194,7 +194,7 @@ struct Problem {
     flex::FlexAttentionArgs a = shape_args(s);
     a.kernel = kernel;
     a.dtype = dtype;
-    a.q = q.data<const flex::bf16>();  // fp16 data behind the bf16 pointer type (DType)
+    a.q = q.data<const flex::bf16>();  // fp16 data behind the bf16 pointer type (FlexDtype)
     a.k = k.data<const flex::bf16>();
     a.v = v.data<const flex::bf16>();
     a.out = out.data<flex::bf16>();
@@ -251,7 +251,7 @@ double expect_forward_close(const Problem& pb, const Mods& m, const std::string&
     lse[r] = ref_lse[r] = 0;
   }
   if (m.uses_batch_heads) EXPECT_GT(masked, 0) << what << ": the case must have fully masked rows";
-  const Tolerance tol = pb.dtype == DType::f16 ? Tolerance{1.5e-3, 4e-3, 4e-3} : Tolerance{1e-2, 1e-2, 2e-2};
+  const Tolerance tol = pb.dtype == FlexDtype::fp16 ? Tolerance{1.5e-3, 4e-3, 4e-3} : Tolerance{1e-2, 1e-2, 2e-2};
   EXPECT_TRUE(all_close(out, ref, tol, what + " out"));
   Tolerance lse_tol{1e-5, 5e-4, 1e-5};
   lse_tol.atol += m.score_error;
@@ -275,7 +275,7 @@ double expect_grad_close(const Problem& pb, const DeviceTensor& got_t, const Dev
   const std::vector<double> got = pb.got(got_t);
   const std::vector<double> ref = ref_t.download<double>();
   const std::vector<double> bound = bound_t.download<double>();
-  const bool fp16 = pb.dtype == DType::f16;
+  const bool fp16 = pb.dtype == FlexDtype::fp16;
   double worst = 0, sq_ref = 0;
   std::int64_t bad = 0;
   std::string first;
@@ -303,7 +303,7 @@ struct Errors {
 };
 
 // Forward + backward through the run-time built-ins, against the references.
-Errors run_builtins(const Shape& s, Variant variant, DType dtype, std::uint64_t seed, const std::string& what) {
+Errors run_builtins(const Shape& s, Variant variant, FlexDtype dtype, std::uint64_t seed, const std::string& what) {
   TestStream stream;
   Problem pb(s, dtype, seed);
   const Mods m = make_mods(variant, s, seed);
@@ -345,8 +345,8 @@ TEST(FlexFp16, ForwardAndBackwardMatchFloat64AndBeatBf16) {
   if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
   std::uint64_t seed = 9100;
   for (const Case& c : kCases) {
-    const Errors h = run_builtins(c.shape, c.variant, DType::f16, seed, c.name);
-    const Errors b = run_builtins(c.shape, c.variant, DType::bf16, seed, c.name);
+    const Errors h = run_builtins(c.shape, c.variant, FlexDtype::fp16, seed, c.name);
+    const Errors b = run_builtins(c.shape, c.variant, FlexDtype::bf16, seed, c.name);
     std::printf("[measured] %-52s fp16/bf16 error: out %.3f dq %.3f dk %.3f dv %.3f\n", c.name, h.out / b.out,
                 h.dq / b.dq, h.dk / b.dk, h.dv / b.dv);
     EXPECT_LT(h.out, 0.5 * b.out) << c.name;
@@ -363,7 +363,7 @@ TEST(FlexFp16, TemplateApiTakesFp16) {
   if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
   TestStream stream;
   const Shape s{1, 2, 1, 200, 211, 128};
-  Problem pb(s, DType::f16, 9300);
+  Problem pb(s, FlexDtype::fp16, 9300);
   Mods m;
   m.mask = flex::mask_causal();
   const flex::BlockMask bm = flex::create_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
@@ -392,14 +392,14 @@ TEST(FlexFp16, JitModsCompileForFp16) {
     const Shape s{2, 4, 2, 300, 333, d};
     const std::string what = "jit alibi causal fp16 d" + std::to_string(d);
     TestStream stream;
-    Problem jit(s, DType::f16, 9500), builtin(s, DType::f16, 9500);
+    Problem jit(s, FlexDtype::fp16, 9500), builtin(s, FlexDtype::fp16, 9500);
     const Mods m = make_mods(Variant::alibi_causal, s, 9500);
     const std::vector<fx::CaptureSpec> specs = {{"slopes", fx::CaptureDType::f32, 1}};
     const std::vector<fx::DeviceCapture> captures = {{specs[0], {s.q_heads}, m.owned[0]->data<const void>()}};
     fx::JitFlexAttention attn("score + slopes[h] * (kv - q)", "q >= kv", specs, d, fx::default_flex_nvrtc_jit(), true,
-                              DType::f16);
+                              FlexDtype::fp16);
     fx::JitFlexBackward bwd("score + slopes[h] * (kv - q)", "q >= kv", specs, d, fx::default_flex_nvrtc_jit(), true,
-                            DType::f16);
+                            FlexDtype::fp16);
     const fx::JitFlexAttention::Bound mods = attn.bind(captures);
     const flex::BlockMask bm = attn.create_block_mask(mods, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
     attn.run(jit.forward_args(), bm, mods, stream.get());
@@ -428,7 +428,7 @@ TEST(FlexFp16, JitModsCompileForFp16) {
                   static_cast<long long>(differ), a.size(), e);
       EXPECT_LE(e, 1e-3) << what << " " << name << " vs the built-in";
     }
-    Problem wrong(s, DType::bf16, 9501);
+    Problem wrong(s, FlexDtype::bf16, 9501);
     expect_error_containing([&] { attn.run(wrong.forward_args(), bm, mods, stream.get()); }, "compiled for fp16",
                             what + " with bf16 args");
   }
@@ -448,7 +448,7 @@ TEST(FlexFp16, KernelsWithoutFp16RefuseIt) {
   if (!fp16_kernels_here()) GTEST_SKIP() << "the fp16 refusals are decided on an sm_90a GPU";
   TestStream stream;
   const Shape s{1, 1, 1, 64, 64, 64};
-  Problem pb(s, DType::f16, 9400);
+  Problem pb(s, FlexDtype::fp16, 9400);
   const Mods m = make_mods(Variant::plain_sliding_causal, s, 9400);
   const flex::BlockMask bm = pb.block_mask(m, stream.get());
   for (const flex::FlexKernel k : {flex::FlexKernel::mma_sync, flex::FlexKernel::wgmma})
@@ -466,7 +466,7 @@ TEST(FlexFp16, KernelsWithoutFp16RefuseIt) {
       },
       "the wgmma kernel", "backward fp16");
   flex::FlexAttentionArgs bad = pb.forward_args();
-  bad.dtype = static_cast<DType>(7);
+  bad.dtype = static_cast<FlexDtype>(7);
   expect_error_containing([&] { flex::flex_attention(bad, m.score, m.mask, bm, stream.get()); }, "element type",
                           "unknown dtype");
 }

@@ -85,9 +85,9 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
   if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
     fail("the block mask's batch / heads must be 1 (broadcast) or match the call's");
   detail::require_supported_gpu("flex_attention");
-  if (a.dtype != DType::bf16 && a.dtype != DType::f16)
-    fail("dtype " + std::string(name_of(a.dtype)) + " is not an element type of flex attention (bf16 or f16)");
-  if (a.dtype == DType::f16 && detail::resolve_kernel(a.kernel) != FlexKernel::fa3)
+  if (a.dtype != FlexDtype::bf16 && a.dtype != FlexDtype::fp16)
+    fail("dtype " + std::to_string(int(a.dtype)) + " is not an element type (FlexDtype::bf16 or fp16)");
+  if (a.dtype == FlexDtype::fp16 && detail::resolve_kernel(a.kernel) != FlexKernel::fa3)
     fail(std::string("fp16 inputs: the ") + (detail::resolve_kernel(a.kernel) == FlexKernel::wgmma ? "wgmma" : "mma_sync") +
          " forward kernel takes bf16 only; the fa3 kernel (FlexKernel::fa3, the automatic choice on sm_90a) takes "
          "fp16, or convert the inputs to bf16");
@@ -120,7 +120,7 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
   const std::uint64_t d = std::uint64_t(a.head_dim);
   const std::uint64_t row_bytes = d * sizeof(bf16);  // bf16 and fp16 alike: 2 bytes
   const CUtensorMapDataType type =
-      a.dtype == DType::f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+      a.dtype == FlexDtype::fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   // {D, length, heads, batch}; strides in bytes of position, head, batch (the contiguous ones unless
   // the call gives its own: FlexAttentionArgs::q_stride ...).
   auto map = [&](const bf16* data, int len, int heads, const std::int64_t* stride, std::uint32_t box_rows,
@@ -252,7 +252,7 @@ void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_
   using Entry = void (*)(const detail::FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                          const BuiltinMask&, cudaStream_t);
   Entry entry = nullptr;
-  if (args.dtype == DType::f16) {  // fa3 only (check_flex_args)
+  if (args.dtype == FlexDtype::fp16) {  // fa3 only (check_flex_args)
     if (args.head_dim == 64)
       entry = plain ? detail::forward_builtin_fa3_fp16_plain_d64 : detail::forward_builtin_fa3_fp16_scored_d64;
     else

@@ -25,7 +25,6 @@
 #include <cstdint>
 
 #include "core/cuda/device_memory.h"
-#include "core/dtype.h"
 #include "kernels/attention/flex_block_mask.h"
 #include "kernels/attention/flex_mods.h"
 
@@ -38,12 +37,13 @@ using bf16 = __nv_bfloat16;
 // with the GEMMs). automatic: see resolve_kernel in flex_attention.cu (README: which and why).
 enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma, fa3 };
 
-// The element type of q, k, v and out (and of the backward's dout, dq, dk, dv), FlexAttentionArgs::
-// dtype: DType::bf16 everywhere; DType::f16 in the fa3 forward and the wgmma backward (sm_90a) only:
-// the mma_sync and wgmma forward kernels and the mma_sync backward refuse it with an aisp::Error, as
-// every entry point refuses the other DTypes. The pointers keep their bf16 type (existing callers
-// compile unchanged): for fp16 they point at __half data (reinterpret_cast<const bf16*>(half_pointer)).
-inline const char* flex_dtype_name(DType t) { return t == DType::f16 ? "fp16" : t == DType::bf16 ? "bf16" : "unsupported"; }
+// The element type of q, k, v and out (and of the backward's dout, dq, dk, dv). bf16 everywhere;
+// fp16 in the fa3 forward and the wgmma backward (sm_90a) only: the mma_sync and wgmma forward
+// kernels and the mma_sync backward refuse it with an aisp::Error. The pointers below keep their
+// bf16 type (existing callers compile unchanged): for fp16 they point at __half data
+// (reinterpret_cast<const bf16*>(half_pointer)).
+enum class FlexDtype : std::uint8_t { bf16, fp16 };
+inline const char* flex_dtype_name(FlexDtype t) { return t == FlexDtype::fp16 ? "fp16" : "bf16"; }
 
 struct FlexAttentionArgs {
   const bf16* q = nullptr;
@@ -56,7 +56,7 @@ struct FlexAttentionArgs {
   int head_dim = 128;
   float scale = 0.0f;  // 0: 1 / sqrt(head_dim)
   FlexKernel kernel = FlexKernel::automatic;
-  DType dtype = DType::bf16;  // of q, k, v, out (see DType)
+  FlexDtype dtype = FlexDtype::bf16;  // of q, k, v, out (see FlexDtype)
   // Element strides of q, k and v over (batch, head, position); all 0: the contiguous layouts above.
   // The fa3 kernel reads any strides that are multiples of 8 (16 bytes, for TMA), e.g. heads sliced
   // out of a fused qkv projection [B, T, 3, H, D] without a copy; the other kernels (and the

@@ -611,7 +611,7 @@ template <int D, class ScoreMod, class MaskMod>
 void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
                     const MaskMod& mask_mod, cudaStream_t stream) {
   if (resolve_kernel(a.kernel) == FlexKernel::fa3) {
-    if (a.dtype == DType::f16)
+    if (a.dtype == FlexDtype::fp16)
       launch_forward_fa3<D, ScoreMod, MaskMod, __half>(p, a, score_mod, mask_mod, stream);
     else
       launch_forward_fa3<D>(p, a, score_mod, mask_mod, stream);

@@ -133,9 +133,9 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
   if ((s.batch != 1 && s.batch != a.batch) || (s.heads != 1 && s.heads != a.q_heads))
     fail("the block mask's batch / heads must be 1 (broadcast) or match the call's (heads = q_heads)");
   detail::require_supported_gpu("flex_attention_backward");  // (its dQ atomics are float2: sm_90+)
-  if (a.dtype != DType::bf16 && a.dtype != DType::f16)
-    fail("dtype " + std::string(name_of(a.dtype)) + " is not an element type of flex attention (bf16 or f16)");
-  if (a.dtype == DType::f16 && detail::resolve_backward_kernel(args.kernel) != FlexBackwardKernel::wgmma)
+  if (a.dtype != FlexDtype::bf16 && a.dtype != FlexDtype::fp16)
+    fail("dtype " + std::to_string(int(a.dtype)) + " is not an element type (FlexDtype::bf16 or fp16)");
+  if (a.dtype == FlexDtype::fp16 && detail::resolve_backward_kernel(args.kernel) != FlexBackwardKernel::wgmma)
     fail("fp16 inputs: the mma_sync backward kernel takes bf16 only; the wgmma kernel (FlexBackwardKernel::wgmma, "
          "the automatic choice on sm_90a) takes fp16, or convert the inputs to bf16");
 }
@@ -191,7 +191,7 @@ BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args) {
   const FlexAttentionArgs& a = args.forward;
   const std::uint64_t d = std::uint64_t(a.head_dim), row_bytes = d * sizeof(bf16);  // fp16: 2 bytes too
   const CUtensorMapDataType type =
-      a.dtype == DType::f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+      a.dtype == FlexDtype::fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   // {D, length, heads, batch}, contiguous (check_backward_args refuses strided views), boxes of
   // 64 columns x 64 rows: one 128-byte-swizzled atom of a 64-row tile.
   auto map = [&](const bf16* data, int len, int heads, const char* what) {
@@ -215,7 +215,7 @@ void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p
   const unsigned blocks = unsigned((rows * 32 + 255) / 256);
   float* lse2 = const_cast<float*>(p.lse2);
   float* delta = const_cast<float*>(p.delta);
-  if (a.dtype == DType::f16)
+  if (a.dtype == FlexDtype::fp16)
     backward_preprocess_kernel<<<blocks, 256, 0, stream>>>(reinterpret_cast<const __half*>(a.out),
                                                            reinterpret_cast<const __half*>(args.dout), a.lse,
                                                            p.dq_acc, lse2, delta, a.q_len, p.q_pad, a.head_dim, rows);
@@ -228,7 +228,7 @@ void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p
 void launch_dq_convert(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
   const FlexAttentionArgs& a = args.forward;
   const std::int64_t pairs = std::int64_t(a.batch) * a.q_heads * a.q_len * a.head_dim / 2;
-  if (a.dtype == DType::f16)
+  if (a.dtype == FlexDtype::fp16)
     dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, reinterpret_cast<__half*>(args.dq), a.q_len,
                                                            p.q_pad, a.head_dim, pairs);
   else
@@ -307,7 +307,7 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
-  if (args.forward.dtype == DType::f16) {  // the wgmma kernel only (check_backward_args)
+  if (args.forward.dtype == FlexDtype::fp16) {  // the wgmma kernel only (check_backward_args)
     if (args.forward.head_dim == 64) {
       if (plain)
         detail::backward_sm90_fp16_builtin_plain_d64(args, p, mask_mod, stream);

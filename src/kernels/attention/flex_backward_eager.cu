@@ -77,8 +77,8 @@ __device__ double warp_sum(double v) {
   return v;
 }
 // Element i of an input array of the call's dtype (bf16, or fp16 behind the bf16 pointer type).
-__device__ double element(const bf16* p, std::int64_t i, DType dtype) {
-  return dtype == DType::f16 ? double(__half2float(reinterpret_cast<const __half*>(p)[i]))
+__device__ double element(const bf16* p, std::int64_t i, FlexDtype dtype) {
+  return dtype == FlexDtype::fp16 ? double(__half2float(reinterpret_cast<const __half*>(p)[i]))
                                   : double(__bfloat162float(p[i]));
 }
 
@@ -90,8 +90,8 @@ struct Budget {
   int bits = 8;
   double floor = 0.0;  // 2^-25 for fp16
   double abs[4] = {0, 0, 0, 0}, sq[4] = {0, 0, 0, 0}, slack[4] = {0, 0, 0, 0};
-  __device__ explicit Budget(DType dtype)
-      : bits(dtype == DType::f16 ? 11 : 8), floor(dtype == DType::f16 ? ldexp(1.0, -25) : 0.0) {}
+  __device__ explicit Budget(FlexDtype dtype)
+      : bits(dtype == FlexDtype::fp16 ? 11 : 8), floor(dtype == FlexDtype::fp16 ? ldexp(1.0, -25) : 0.0) {}
   __device__ void add(int i, double t, double slack_per_unit, double x) {
     abs[i] += fabs(t);
     sq[i] += t * t;

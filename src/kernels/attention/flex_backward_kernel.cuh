@@ -438,7 +438,7 @@ void flex_attention_backward(const FlexBackwardArgs& args, const ScoreMod& score
   check_backward_args(args, block_mask);
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
-  if (args.forward.dtype == DType::f16) {  // the wgmma kernel only (check_backward_args)
+  if (args.forward.dtype == FlexDtype::fp16) {  // the wgmma kernel only (check_backward_args)
     if (args.forward.head_dim == 64)
       detail::launch_backward_sm90<64, ScoreMod, MaskMod, __half>(args, p, score_mod, mask_mod, stream);
     else

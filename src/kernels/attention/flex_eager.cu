@@ -80,8 +80,8 @@ __global__ void softmax_kernel(const bf16* in, bf16* out, int cols) {
 }
 
 // Element i of a q / k / v array of the call's dtype (bf16, or fp16 behind the bf16 pointer type).
-__device__ double element(const bf16* p, std::int64_t i, DType dtype) {
-  return dtype == DType::f16 ? double(__half2float(reinterpret_cast<const __half*>(p)[i]))
+__device__ double element(const bf16* p, std::int64_t i, FlexDtype dtype) {
+  return dtype == FlexDtype::fp16 ? double(__half2float(reinterpret_cast<const __half*>(p)[i]))
                                   : double(__bfloat162float(p[i]));
 }
 

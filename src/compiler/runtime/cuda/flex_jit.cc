@@ -46,7 +46,7 @@ NvrtcJit& default_flex_nvrtc_jit() {
 
 JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::string& mask_expr,
                                    std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load,
-                                   DType dtype)
+                                   kernels::flex::FlexDtype dtype)
     : score_(ModExpr::parse(score_expr.empty() ? "score" : score_expr, ModExpr::Kind::score_mod, captures)),
       head_dim_(head_dim),
       dtype_(dtype) {

@@ -16,7 +16,7 @@
 // same arch, compile once; sizes of the captured tensors are run-time values. The forward kernel is
 // one module per (score, mask, head dim), the block-mask builder one per mask. An NVRTC failure
 // raises aisp::Error naming the expressions and the saved source. Runs on sm_90a (fa3) only.
-// The element type (bf16 or fp16, DType) is compiled in: one module per type, args.dtype must match.
+// The element type (bf16 or fp16, FlexDtype) is compiled in: one module per type, args.dtype must match.
 // The backward through the same expressions: flex_jit_backward.h.
 #pragma once
 
@@ -51,13 +51,13 @@ class JitFlexAttention {
   // element type of q, k, v, out the kernel is compiled for.
   JitFlexAttention(const std::string& score_expr, const std::string& mask_expr, std::vector<CaptureSpec> captures,
                    int head_dim, NvrtcJit& jit = default_flex_nvrtc_jit(), bool load = true,
-                   DType dtype = DType::bf16);
+                   kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
   ~JitFlexAttention();
 
   const ModExpr& score() const { return score_; }
   const ModExpr* mask() const { return mask_.get(); }
   int head_dim() const { return head_dim_; }
-  DType dtype() const { return dtype_; }
+  kernels::flex::FlexDtype dtype() const { return dtype_; }
   const JitCompileInfo& info() const { return info_; }
 
   // The functors' values for these device tensors (by name; dtype and rank must match the specs).
@@ -80,7 +80,7 @@ class JitFlexAttention {
   ModExpr score_;
   std::unique_ptr<ModExpr> mask_;
   int head_dim_;
-  DType dtype_;
+  kernels::flex::FlexDtype dtype_;
   JitCompileInfo info_;
   cudaKernel_t forward_ = nullptr, block_mask_ = nullptr;
 };

@@ -28,7 +28,7 @@ ModExpr parse_score(const std::string& text, const std::vector<CaptureSpec>& cap
 
 JitFlexBackward::JitFlexBackward(const std::string& score_expr, const std::string& mask_expr,
                                  std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load,
-                                 DType dtype)
+                                 kernels::flex::FlexDtype dtype)
     : score_(parse_score(score_expr, captures)), grad_(score_.derivative()), head_dim_(head_dim), dtype_(dtype) {
   if (head_dim != 64 && head_dim != 128)
     throw Error(fmt::format("flex JIT backward: head dim {} is not supported (64 or 128)", head_dim));

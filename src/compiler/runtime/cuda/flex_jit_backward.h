@@ -40,14 +40,14 @@ class JitFlexBackward {
   // element type of q, k, v, out, dout and the gradients the kernel is compiled for.
   JitFlexBackward(const std::string& score_expr, const std::string& mask_expr, std::vector<CaptureSpec> captures,
                   int head_dim, NvrtcJit& jit = default_flex_nvrtc_jit(), bool load = true,
-                  DType dtype = DType::bf16);
+                  kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
   ~JitFlexBackward();
 
   const ModExpr& score() const { return score_; }
   const ModExpr& score_grad() const { return grad_; }  // d score / d score, printed by text()
   const ModExpr* mask() const { return mask_.get(); }
   int head_dim() const { return head_dim_; }
-  DType dtype() const { return dtype_; }
+  kernels::flex::FlexDtype dtype() const { return dtype_; }
   const JitBackwardCompileInfo& info() const { return info_; }
 
   // The functors' values for these device tensors, as JitFlexAttention::bind (the same layout: one
@@ -66,7 +66,7 @@ class JitFlexBackward {
   ModExpr score_, grad_;
   std::unique_ptr<ModExpr> mask_;
   int head_dim_;
-  DType dtype_;
+  kernels::flex::FlexDtype dtype_;
   JitBackwardCompileInfo info_;
   cudaKernel_t backward_ = nullptr, block_mask_ = nullptr;
 };

@@ -117,10 +117,8 @@ void check_head_dim(int head_dim) {
 }
 
 // The kernels' element type (Fa3Config / flex_backward_sm90_kernel's Elem) as CUDA source.
-const char* element_type(DType dtype) {
-  if (dtype == DType::f16) return "__half";
-  if (dtype == DType::bf16) return "__nv_bfloat16";
-  throw Error(fmt::format("flex JIT: {} is not an element type of flex attention (bf16 or f16)", name_of(dtype)));
+const char* element_type(kernels::flex::FlexDtype dtype) {
+  return dtype == kernels::flex::FlexDtype::fp16 ? "__half" : "__nv_bfloat16";
 }
 
 std::string mask_type(const ModExpr* mask) {
@@ -144,7 +142,7 @@ ModExpr identity_score() { return ModExpr::parse("score", ModExpr::Kind::score_m
 }  // namespace
 
 std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim,
-                               DType dtype) {
+                               kernels::flex::FlexDtype dtype) {
   check_head_dim(head_dim);
   return jit_unit(fmt::format("the fa3 forward (kernels/attention/flex_forward_fa3.cuh), head dim {}, {}", head_dim,
                               kernels::flex::flex_dtype_name(dtype)),
@@ -165,7 +163,7 @@ std::string block_mask_source(const ModExpr& mask) {
 }
 
 std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim,
-                                 DType dtype) {
+                                 kernels::flex::FlexDtype dtype) {
   check_head_dim(head_dim);
   return jit_unit(
       fmt::format("the wgmma backward (kernels/attention/flex_backward_sm90.cuh), head dim {}, {}", head_dim,

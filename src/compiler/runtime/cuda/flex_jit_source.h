@@ -41,7 +41,7 @@ std::vector<std::string> flex_jit_nvrtc_flags();
 // no mask at all, NoMask): one kernel, flex_forward_fa3_kernel<D, Score, Mask, Fa3Default<D, Elem>>
 // with Elem __nv_bfloat16 or __half for `dtype`.
 std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim,
-                               DType dtype = DType::bf16);
+                               kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
 // The block-mask builder for `mask`: block_mask_kernel<Mask>.
 std::string block_mask_source(const ModExpr& mask);
 
@@ -49,7 +49,7 @@ std::string block_mask_source(const ModExpr& mask);
 // whose Score has operator() from `score` and grad() from `score_grad` (score.derivative()); mask
 // as for the forward; Elem as for the forward.
 std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim,
-                                 DType dtype = DType::bf16);
+                                 kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
 // The backward's kv-major block-mask builder for `mask`: backward_block_mask_kernel<Mask>.
 std::string backward_block_mask_source(const ModExpr& mask);
 
