@@ -378,6 +378,7 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
       ->capture_default_str();
   demo->add_option("--kernel", options->kernel, "auto, mma_sync, wgmma or fa3 (the last two sm_90 only)")->capture_default_str();
   demo->add_option("--dtype", options->dtype, "bf16 or fp16 (fp16: the fa3 forward and wgmma backward, sm_90a)")
+      ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
   demo->add_flag("--backward", options->backward, "also verify and time the fused backward (dQ, dK, dV) per pattern");
   demo->add_flag("--no-verify{false}", options->verify, "skip the float64 check (not recommended)");

@@ -41,7 +41,8 @@ enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma, fa3 };
 // fp16 in the fa3 forward and the wgmma backward (sm_90a) only: the mma_sync and wgmma forward
 // kernels and the mma_sync backward refuse it with an aisp::Error. The pointers below keep their
 // bf16 type (existing callers compile unchanged): for fp16 they point at __half data
-// (reinterpret_cast<const bf16*>(half_pointer)).
+// (reinterpret_cast<const bf16*>(half_pointer)). Its own enum, not core/dtype.h's DType: this header
+// is part of the NVRTC source of the JIT kernels, which carries kernels/ headers only.
 enum class FlexDtype : std::uint8_t { bf16, fp16 };
 inline const char* flex_dtype_name(FlexDtype t) { return t == FlexDtype::fp16 ? "fp16" : "bf16"; }
 
