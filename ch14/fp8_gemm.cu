@@ -10,6 +10,10 @@
 //     optimized:aisp_fp8          gemm_fp8_sm90 per tensor (src/kernels/gemm): the same function
 //     optimized:aisp_fp8_block    gemm_fp8_sm90 with 1x128 (A) / 128x128 (B) scales and fp32
 //                                 promotion every 128 K (DeepSeek-V3's scheme)
+//     optimized:aisp_fp8_pingpong, optimized:aisp_fp8_block_pingpong
+//                                 the same two on the ping-pong schedule (Fp8Schedule::pingpong:
+//                                 each consumer warpgroup owns whole 64-row tiles), beside the
+//                                 default schedule for the A/B
 //
 // The technique is the precision change, so the pairs are: baseline vs each fp8 variant (what fp8
 // buys, at what error), and cublaslt_fp8 vs aisp_fp8 (the same per-tensor function; the control).
@@ -182,7 +186,7 @@ class CublasLtFp8 : public Fp8Variant {
 
 class AispFp8 : public Fp8Variant {
  public:
-  explicit AispFp8(g::Fp8Scaling scaling) : Fp8Variant(scaling) {}
+  AispFp8(g::Fp8Scaling scaling, g::Fp8Schedule schedule) : Fp8Variant(scaling) { config_.schedule = schedule; }
   void run(StreamHandle stream) override { g::gemm_fp8_sm90(args_, stream, config_); }
 
  private:
@@ -192,7 +196,7 @@ class AispFp8 : public Fp8Variant {
     if (!why.empty()) throw Error("aisp gemm_fp8_sm90 cannot run here: " + why);
   }
   g::GemmFp8Args args_;
-  g::GemmFp8Config config_;  // the kernel's default for the scaling
+  g::GemmFp8Config config_;  // the kernel's default for the scaling, on the schedule asked for
 };
 
 std::vector<VariantInfo> variants() {
@@ -203,10 +207,16 @@ std::vector<VariantInfo> variants() {
        "cuBLASLt e4m3 GEMM, per-tensor scales, fast accumulation (quantization untimed, in setup)",
        [] { return std::make_unique<CublasLtFp8>(); }},
       {"optimized:aisp_fp8", "aisp gemm_fp8_sm90, per-tensor scales (quantization untimed, in setup)",
-       [] { return std::make_unique<AispFp8>(g::Fp8Scaling::per_tensor); }},
+       [] { return std::make_unique<AispFp8>(g::Fp8Scaling::per_tensor, g::Fp8Schedule::cooperative); }},
       {"optimized:aisp_fp8_block",
        "aisp gemm_fp8_sm90, 1x128 / 128x128 block scales, fp32 promotion per 128 K (quantization untimed)",
-       [] { return std::make_unique<AispFp8>(g::Fp8Scaling::block); }},
+       [] { return std::make_unique<AispFp8>(g::Fp8Scaling::block, g::Fp8Schedule::cooperative); }},
+      {"optimized:aisp_fp8_pingpong",
+       "aisp gemm_fp8_sm90, per-tensor scales, ping-pong schedule: 64-row tiles, one per consumer warpgroup",
+       [] { return std::make_unique<AispFp8>(g::Fp8Scaling::per_tensor, g::Fp8Schedule::pingpong); }},
+      {"optimized:aisp_fp8_block_pingpong",
+       "aisp gemm_fp8_sm90, 1x128 / 128x128 block scales, ping-pong schedule: 64-row tiles, one per warpgroup",
+       [] { return std::make_unique<AispFp8>(g::Fp8Scaling::block, g::Fp8Schedule::pingpong); }},
   };
 }
 

@@ -266,6 +266,12 @@ g::GemmFp8Config config(int tile_n, int stages, int group = 8, bool persistent =
   return c;
 }
 
+// The same configuration on the ping-pong schedule (64 x tile_n tiles, one per consumer warpgroup).
+g::GemmFp8Config pingpong(g::GemmFp8Config c) {
+  c.schedule = g::Fp8Schedule::pingpong;
+  return c;
+}
+
 // M, N of 1..127 and just past a tile; K = 16 (shorter than one 128-wide slot), 16 x odd, not a
 // multiple of 128, and more / fewer k-slots than ring stages.
 const std::vector<Shape> kSmallShapes = {{1, 1, 16},     {1, 256, 128},  {127, 1, 48},    {5, 300, 32},
@@ -280,7 +286,11 @@ TEST(Fp8Gemm, PerTensorSmallShapesMatchFloat64) {
          {config(0, 0), config(128, 2), config(256, 3, 1), config(128, 5, 2, false), config(256, 4, 8, true, false),
           // CTA pairs sharing B (odd tile-row counts leave the second CTA past M): both epilogues,
           // persistent and one cluster per tile
-          config(256, 3, 8, true, true, 2), config(128, 2, 1, true, false, 2), config(128, 4, 8, false, true, 2)})
+          config(256, 3, 8, true, true, 2), config(128, 2, 1, true, false, 2), config(128, 4, 8, false, true, 2),
+          // ping-pong: default depth, a 2-slot ring (a warpgroup skips the other's slots across
+          // phase flips), the direct epilogue, one CTA per tile (warpgroup 1 idle)
+          pingpong(config(256, 0)), pingpong(config(128, 0, 3)), pingpong(config(256, 2, 1)),
+          pingpong(config(128, 3, 8, true, false)), pingpong(config(256, 4, 8, false))})
       expect_kernel_matches(s, g::Fp8Scaling::per_tensor, c, stream);
 }
 
@@ -288,8 +298,10 @@ TEST(Fp8Gemm, BlockScaledSmallShapesMatchFloat64) {
   AISP_REQUIRE_SM90();
   TestStream stream;
   for (const Shape& s : kSmallShapes)
-    for (const g::GemmFp8Config& c : {config(0, 0), config(128, 2), config(128, 3, 1, false),
-                                      config(128, 6, 8, true, false)})
+    for (const g::GemmFp8Config& c :
+         {config(0, 0), config(128, 2), config(128, 3, 1, false), config(128, 6, 8, true, false),
+          pingpong(config(0, 0)), pingpong(config(128, 2, 1)), pingpong(config(128, 5, 8, true, false)),
+          pingpong(config(128, 3, 8, false))})
       expect_kernel_matches(s, g::Fp8Scaling::block, c, stream);
 }
 
@@ -311,6 +323,22 @@ TEST(Fp8Gemm, LargerShapesMatchFloat64) {
   }
 }
 
+// Ping-pong on many tiles per CTA: 64-row tiles, so 2200 rows are 35 tile rows (the last one 24
+// rows); with 20 or 10 tile columns the CTAs get 2..6 tiles, odd counts included (warpgroup 0 takes
+// one tile more), ragged raster bands, both epilogues, K = 16384.
+TEST(Fp8Gemm, PingPongLargerShapesMatchFloat64) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (g::Fp8Scaling scaling : {g::Fp8Scaling::per_tensor, g::Fp8Scaling::block}) {
+    const int wide = scaling == g::Fp8Scaling::per_tensor ? 256 : 128;
+    expect_kernel_matches({2200, 2500, 512}, scaling, pingpong(config(128, 0, 16)), stream);
+    expect_kernel_matches({2200, 2500, 528}, scaling, pingpong(config(wide, 3, 3)), stream);  // K % 128 != 0
+    expect_kernel_matches({1000, 3001, 1040}, scaling, pingpong(config(wide, 0, 8)), stream);  // odd N: direct
+    expect_kernel_matches({4100, 4100, 256}, scaling, pingpong(config(0, 0)), stream);
+    expect_kernel_matches({256, 384, 16384}, scaling, pingpong(config(0, 0)), stream);
+  }
+}
+
 // Small tail shapes for compute-sanitizer (memcheck, racecheck): both scalings, both epilogues
 // (N % 8 == 0 takes TMA stores), a short ring, and more tiles than SMs (a CTA's second tile reuses
 // the staging buffer).
@@ -323,6 +351,20 @@ TEST(Fp8Gemm, SanitizerShapes) {
     expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(128, 2, 8, true, false), stream);
     expect_kernel_matches(s, g::Fp8Scaling::block, config(128, 2), stream);
     expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(256, 2, 8, true, true, 2), stream);
+  }
+}
+
+// The same shapes on the ping-pong schedule (a test of its own so that racecheck can look at the
+// new schedule alone): the turn barriers, a warpgroup skipping the other's slots in a 2-slot ring,
+// both staging halves in use at once, more 64-row tiles than SMs.
+TEST(Fp8Gemm, SanitizerShapesPingPong) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (const Shape& s :
+       std::vector<Shape>{{5, 300, 32}, {130, 264, 400}, {255, 129, 528}, {200, 136, 1008}, {1100, 2200, 64}}) {
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, pingpong(config(256, 2)), stream);
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, pingpong(config(128, 2, 8, true, false)), stream);
+    expect_kernel_matches(s, g::Fp8Scaling::block, pingpong(config(128, 2)), stream);
   }
 }
 
@@ -349,6 +391,14 @@ TEST(Fp8Gemm, RefusesWhatItCannotRun) {
             std::string::npos);
   EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, config(128, 0, 8, true, true, 3)).find("cluster_m must be 1 or 2"),
             std::string::npos);
+  g::Fp8GemmOperands fp8_pt(64, 64, 128, g::Fp8Scaling::per_tensor);
+  const g::GemmFp8Args pt = fp8_pt.args(static_cast<g::bf16*>(d.get()));
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(pt, pingpong(config(256, 0, 8, true, true, 2))).find("ping-pong"),
+            std::string::npos);
+  // 5 ping-pong slots of 64 x 256 (40 KB each) and the 64 KB staging buffer exceed 227 KB.
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(pt, pingpong(config(256, 5))).find("5 stages of 64x256x128"),
+            std::string::npos);
+  EXPECT_EQ(g::gemm_fp8_sm90_unsupported(pt, pingpong(config(256, 4))), "");
   args.b_scale = nullptr;
   EXPECT_NE(g::gemm_fp8_sm90_unsupported(args).find("scale"), std::string::npos);
   EXPECT_THROW(g::gemm_fp8_sm90(args, stream.get()), Error);

@@ -47,10 +47,22 @@ struct GemmFp8Args {
   Fp8Scaling scaling = Fp8Scaling::per_tensor;
 };
 
+// How the two consumer warpgroups of a CTA share the work (src/kernels/gemm/README.md, "fp8"):
+//   cooperative  both work on one 128 x tile_n tile, 64 rows each, and move through tiles together
+//                (their epilogues run at the same time, with no wgmma beside them);
+//   pingpong     each warpgroup owns whole 64 x tile_n tiles and the two take alternate tiles of
+//                the CTA's persistent schedule; an ordering barrier lets one warpgroup's main loop
+//                (wgmma) run while the other runs its epilogue. Not with cluster_m 2. Measured
+//                slower than cooperative for both scalings (64-row tiles move more bytes out of
+//                L2), so cooperative stays the default.
+enum class Fp8Schedule { cooperative, pingpong };
+const char* name_of(Fp8Schedule s);
+
 // The kernel's configuration. tile_n 0 picks the default of the scaling: 256 for per_tensor, 128
 // for block (the block kernel holds two accumulators -- the 128-K block's and the promoted sum --
 // so 128 x 256 would not fit in 232 registers). stages 0 picks the most that fit (beside the
-// TMA-store epilogue's staging buffer: 3 at 128 x 256, 6 at 128 x 128; without it 4 and 6).
+// TMA-store epilogue's staging buffer: 3 at 128 x 256, 6 at 128 x 128; without it 4 and 6; ping-pong
+// slots hold 64 rows of A: 4 at 64 x 256, 8 at 64 x 128).
 struct GemmFp8Config {
   int tile_n = 0;
   int stages = 0;
@@ -61,6 +73,7 @@ struct GemmFp8Config {
   // Epilogue through shared memory and TMA stores, overlapped with the next tile's main loop, where
   // D allows it (N % 8 == 0, D 16-byte aligned); otherwise (or false) bounds-checked direct stores.
   bool tma_store = true;
+  Fp8Schedule schedule = Fp8Schedule::cooperative;
   std::string describe() const;
 };
 

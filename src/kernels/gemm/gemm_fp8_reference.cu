@@ -11,6 +11,7 @@
 namespace aisp::kernels::gemm {
 
 const char* name_of(Fp8Scaling s) { return s == Fp8Scaling::per_tensor ? "per_tensor" : "block_1x128_128x128"; }
+const char* name_of(Fp8Schedule s) { return s == Fp8Schedule::cooperative ? "cooperative" : "pingpong"; }
 
 std::size_t fp8_a_scale_count(Fp8Scaling s, int m, int k) {
   if (s == Fp8Scaling::per_tensor) return 1;
@@ -23,7 +24,8 @@ std::size_t fp8_b_scale_count(Fp8Scaling s, int n, int k) {
 }
 
 std::string GemmFp8Config::describe() const {
-  return fmt::format("tile 128x{}x128, {} stages, cluster_m {}, raster_group {}, {}, {} epilogue",
+  return fmt::format("{}, tile {}x{}x128, {} stages, cluster_m {}, raster_group {}, {}, {} epilogue",
+                     name_of(schedule), schedule == Fp8Schedule::pingpong ? 64 : 128,
                      tile_n == 0 ? std::string("default") : std::to_string(tile_n),
                      stages == 0 ? std::string("max") : std::to_string(stages), cluster_m, raster_group,
                      persistent ? "persistent" : "one CTA per tile", tma_store ? "TMA-store" : "direct-store");

@@ -12,17 +12,20 @@
 #include "kernels/gemm/gemm_fp8_sm90_kernel.cuh"
 #include "kernels/gemm/gemm_sm90_host.h"
 
-// Instantiated in gemm_fp8_sm90_per_tensor.cu, gemm_fp8_sm90_per_tensor_cluster.cu and
-// gemm_fp8_sm90_block.cu, not here.
+// Instantiated in gemm_fp8_sm90_per_tensor.cu, gemm_fp8_sm90_per_tensor_cluster.cu,
+// gemm_fp8_sm90_block.cu, gemm_fp8_sm90_pingpong.cu and gemm_fp8_sm90_pingpong_block.cu, not here.
 namespace aisp::kernels::gemm::sm90_fp8 {
-#define AISP_FP8_LAUNCH(TILE_N, BLOCK, CLUSTER)                                                            \
-  extern template void launch<TILE_N, BLOCK, CLUSTER>(const GemmFp8Args&, int, int, bool, bool,           \
-                                                      const sm90::DeviceLimits&, cudaStream_t)
-AISP_FP8_LAUNCH(256, false, 1);
-AISP_FP8_LAUNCH(128, false, 1);
-AISP_FP8_LAUNCH(256, false, 2);
-AISP_FP8_LAUNCH(128, false, 2);
-AISP_FP8_LAUNCH(128, true, 1);
+#define AISP_FP8_LAUNCH(TILE_N, BLOCK, CLUSTER, PINGPONG)                                                   \
+  extern template void launch<TILE_N, BLOCK, CLUSTER, PINGPONG>(const GemmFp8Args&, int, int, bool, bool, \
+                                                                const sm90::DeviceLimits&, cudaStream_t)
+AISP_FP8_LAUNCH(256, false, 1, false);
+AISP_FP8_LAUNCH(128, false, 1, false);
+AISP_FP8_LAUNCH(256, false, 2, false);
+AISP_FP8_LAUNCH(128, false, 2, false);
+AISP_FP8_LAUNCH(128, true, 1, false);
+AISP_FP8_LAUNCH(256, false, 1, true);
+AISP_FP8_LAUNCH(128, false, 1, true);
+AISP_FP8_LAUNCH(128, true, 1, true);
 #undef AISP_FP8_LAUNCH
 }  // namespace aisp::kernels::gemm::sm90_fp8
 
@@ -37,6 +40,8 @@ struct Resolved {
 // TMA stores need D's rows at 16-byte multiples and a 16-byte aligned base.
 bool uses_tma_store(const GemmFp8Config& c, const GemmFp8Args& a) { return c.tma_store && sm90::tma_store_allowed(a.d, a.n); }
 
+bool pingpong(const GemmFp8Config& c) { return c.schedule == Fp8Schedule::pingpong; }
+
 // The configuration with its defaults filled in (tile_n by scaling, stages: as many as fit, up to 8).
 Resolved resolve(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
   Resolved r;
@@ -45,7 +50,9 @@ Resolved resolve(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
   const bool tma = uses_tma_store(c, a);
   if (r.stages == 0) {
     r.stages = 2;
-    while (r.stages < 8 && sm90_fp8::smem_bytes(r.tile_n, r.stages + 1, tma) <= std::size_t(smem_optin)) ++r.stages;
+    const int tile_m = sm90_fp8::tile_m_of(pingpong(c));
+    while (r.stages < 8 && sm90_fp8::smem_bytes(tile_m, r.tile_n, r.stages + 1, tma) <= std::size_t(smem_optin))
+      ++r.stages;
   }
   return r;
 }
@@ -61,11 +68,14 @@ std::string config_unsupported(const GemmFp8Config& c, const GemmFp8Args& a, int
   if (c.cluster_m != 1 && c.cluster_m != 2) return "cluster_m must be 1 or 2 (B multicast to a pair of CTAs)";
   if (c.cluster_m == 2 && scaling == Fp8Scaling::block)
     return "cluster_m 2 is built for per-tensor scaling only (block scaling: use cluster_m 1)";
+  if (c.cluster_m == 2 && pingpong(c))
+    return "cluster_m 2 is built for the cooperative schedule only (ping-pong: use cluster_m 1)";
   if (r.stages < 2) return "stages must be >= 2 (or 0 for the most that fit)";
-  const std::size_t smem = sm90_fp8::smem_bytes(r.tile_n, r.stages, uses_tma_store(c, a));
+  const int tile_m = sm90_fp8::tile_m_of(pingpong(c));
+  const std::size_t smem = sm90_fp8::smem_bytes(tile_m, r.tile_n, r.stages, uses_tma_store(c, a));
   if (smem > std::size_t(smem_optin))
-    return fmt::format("{} stages of 128x{}x128 fp8 need {} bytes of shared memory; this GPU allows {}", r.stages,
-                       r.tile_n, smem, smem_optin);
+    return fmt::format("{} stages of {}x{}x128 fp8 need {} bytes of shared memory; this GPU allows {}", r.stages,
+                       tile_m, r.tile_n, smem, smem_optin);
   return {};
 }
 
@@ -112,12 +122,18 @@ void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Co
   auto run = [&](auto launch) {
     launch(args, r.stages, config.raster_group, config.persistent, tma_store, limits, stream);
   };
-  if (args.scaling == Fp8Scaling::block) {
-    run(sm90_fp8::launch<128, true, 1>);
+  if (pingpong(config)) {
+    if (args.scaling == Fp8Scaling::block) {
+      run(sm90_fp8::launch<128, true, 1, true>);
+    } else {
+      r.tile_n == 256 ? run(sm90_fp8::launch<256, false, 1, true>) : run(sm90_fp8::launch<128, false, 1, true>);
+    }
+  } else if (args.scaling == Fp8Scaling::block) {
+    run(sm90_fp8::launch<128, true, 1, false>);
   } else if (r.tile_n == 256) {
-    pair ? run(sm90_fp8::launch<256, false, 2>) : run(sm90_fp8::launch<256, false, 1>);
+    pair ? run(sm90_fp8::launch<256, false, 2, false>) : run(sm90_fp8::launch<256, false, 1, false>);
   } else {
-    pair ? run(sm90_fp8::launch<128, false, 2>) : run(sm90_fp8::launch<128, false, 1>);
+    pair ? run(sm90_fp8::launch<128, false, 2, false>) : run(sm90_fp8::launch<128, false, 1, false>);
   }
 }
 

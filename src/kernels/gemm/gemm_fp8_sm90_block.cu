@@ -4,7 +4,7 @@
 
 namespace aisp::kernels::gemm::sm90_fp8 {
 
-template void launch<128, true, 1>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
+template void launch<128, true, 1, false>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
                                          cudaStream_t);
 
 }  // namespace aisp::kernels::gemm::sm90_fp8

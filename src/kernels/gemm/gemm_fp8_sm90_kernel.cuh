@@ -1,6 +1,7 @@
-// The sm_90a fp8 GEMM kernel (contract: gemm_fp8.h; design: README.md, "fp8"). Included by the two
-// translation units that instantiate it (gemm_fp8_sm90_per_tensor.cu, gemm_fp8_sm90_block.cu), so
-// the heavy instantiations compile in parallel; gemm_fp8_sm90.cu holds the checks and the dispatch.
+// The sm_90a fp8 GEMM kernel (contract: gemm_fp8.h; design: README.md, "fp8"). Included by the
+// translation units that instantiate it (gemm_fp8_sm90_{per_tensor,per_tensor_cluster,block,pingpong,
+// pingpong_block}.cu), so the heavy instantiations compile in parallel; gemm_fp8_sm90.cu holds the
+// checks and the dispatch.
 //
 // The bf16 kernel's structure (gemm_bf16_sm90.cu) with fp8 operands: one CTA = a producer warpgroup
 // (TMA into a ring of `stages` slots, gemm_sm90_pipeline.cuh's produce_tiles) and two consumer
@@ -19,6 +20,14 @@
 //     the bf16 kernel's store code (gemm_sm90_epilogue.cuh).
 //   * per tensor, Cluster = 2: CTA pairs along M share each B box by TMA multicast, as in the bf16
 //     kernel (produce_tiles and release_slot do the cluster part); a work unit is 2 tile rows.
+//   * kPingPong (Fp8Schedule::pingpong): a tile is 64 x TileN and belongs to one consumer
+//     warpgroup; warpgroup c takes the CTA's tiles c, c + 2, ... of the persistent schedule. The
+//     producer loads tile after tile into the one ring (A boxes of 64 rows), so a warpgroup skips
+//     the other's slots; named "turn" barriers pass the main loop from one warpgroup to the other
+//     as soon as its last wgmma is issued, so one warpgroup's epilogue (and the tail of its last
+//     promotion) runs while the other's wgmmas keep the tensor cores busy. Per-warpgroup code is
+//     that of the cooperative schedule (a 64-row accumulator fragment), only the tile ownership
+//     and the ring bookkeeping differ.
 #pragma once
 
 #include <cuda.h>
@@ -36,7 +45,8 @@
 
 namespace aisp::kernels::gemm::sm90_fp8 {
 
-constexpr int kBlockM = 128;     // 2 consumer warpgroups x 64 rows
+constexpr int kBlockM = 128;     // cooperative tile rows: 2 consumer warpgroups x 64 rows
+constexpr int kPingPongM = 64;   // ping-pong tile rows: one warpgroup's wgmma m64
 constexpr int kBlockK = 128;     // 128 e4m3 codes = 128 bytes: one swizzle row, one scale block
 constexpr int kConsumers = 2;
 constexpr int kThreads = 128 * (1 + kConsumers);
@@ -53,15 +63,18 @@ struct Params {
   int vector_store = 0;  // else, 1: D rows are 4-byte aligned (N even, d aligned): bf16x2 stores
 };
 
-constexpr std::uint32_t a_slot_bytes() { return kBlockM * kBlockK; }
+constexpr int tile_m_of(bool pingpong) { return pingpong ? kPingPongM : kBlockM; }
+constexpr std::uint32_t a_slot_bytes(int tile_m) { return std::uint32_t(tile_m) * kBlockK; }
 constexpr std::uint32_t b_slot_bytes(int tile_n) { return std::uint32_t(tile_n) * kBlockK; }
 // The TMA-store epilogue's staging buffer: 128 x tile_n bf16 (each consumer warpgroup its 64 rows).
 constexpr std::uint32_t staging_bytes(int tile_n, bool tma_store) { return tma_store ? sm90::staging_bytes(tile_n) : 0u; }
+// (Ping-pong: each warpgroup's 64 x tile_n block is a whole tile, and the two halves are the two
+// warpgroups' buffers, so the size is the same.)
 // Slots, the staging buffer, then 2 mbarriers per slot; +1024 to align the base to 1024 bytes (the
 // swizzle atom; slots and staging chunks are multiples of it).
-constexpr std::size_t smem_bytes(int tile_n, int stages, bool tma_store) {
-  return 1024 + std::size_t(stages) * (a_slot_bytes() + b_slot_bytes(tile_n)) + staging_bytes(tile_n, tma_store) +
-         16 * std::size_t(stages);
+constexpr std::size_t smem_bytes(int tile_m, int tile_n, int stages, bool tma_store) {
+  return 1024 + std::size_t(stages) * (a_slot_bytes(tile_m) + b_slot_bytes(tile_n)) +
+         staging_bytes(tile_n, tma_store) + 16 * std::size_t(stages);
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -85,7 +98,7 @@ __device__ __forceinline__ void wgmma_slot(float (&acc)[TileN / 2], std::uint32_
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <int TileN, bool kBlockScaled, int Cluster>
+template <int TileN, bool kBlockScaled, int Cluster, bool kPingPong>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_fp8_ws_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                        const __grid_constant__ CUtensorMap map_d, const Params p) {
@@ -93,10 +106,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   using namespace sm90;
   static_assert(!kBlockScaled || TileN == kFp8ScaleBlock, "block scaling: one B scale block per tile column");
   static_assert(!kBlockScaled || Cluster == 1, "block scaling: clusters not built (its slot release is CTA-local)");
+  static_assert(!kPingPong || Cluster == 1, "ping-pong: clusters not built");
   constexpr int kProducerRegs = 40;  // 40 * 128 + 232 * 256 <= 65536 registers
   constexpr int kConsumerRegs = 232;
-  constexpr std::uint32_t kA = a_slot_bytes();
-  constexpr std::uint32_t kSlot = a_slot_bytes() + b_slot_bytes(TileN);
+  constexpr int kTileM = tile_m_of(kPingPong);
+  constexpr std::uint32_t kA = a_slot_bytes(kTileM);
+  constexpr std::uint32_t kSlot = a_slot_bytes(kTileM) + b_slot_bytes(TileN);
+  // Warps that read a slot and release it: both consumer warpgroups' (cooperative) or the owner's.
+  constexpr int kSlotReaders = (kPingPong ? 1 : kConsumers) * 4;
+  // Named barriers: 1 + consumer is the epilogue's (gemm_sm90_epilogue.cuh); kTurnBarrier + c is
+  // "warpgroup c may start its next main loop" (ping-pong).
+  constexpr int kTurnBarrier = 1 + kConsumers;
   extern __shared__ std::uint8_t smem_raw[];
   const std::uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   const std::uint32_t staging = base + std::uint32_t(p.stages) * kSlot;
@@ -114,7 +134,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == 0) {
     for (int s = 0; s < p.stages; ++s) {
       mbar_init(bars + 8u * s, 1);                                // the producer's arrive + the TMA bytes
-      mbar_init(empty_bars + 8u * s, Cluster * kConsumers * 4);   // one arrive per consumer warp
+      mbar_init(empty_bars + 8u * s, Cluster * kSlotReaders);     // one arrive per reading consumer warp
     }
     mbar_init_fence();
   }
@@ -127,14 +147,15 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (warpgroup == 0) {
     setmaxnreg_dec<kProducerRegs>();
     if (t == 0)
-      produce_tiles<TileN, Cluster>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
+      produce_tiles<TileN, Cluster, kTileM>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
                                     p.tiles_m, p.tiles_n, p.raster_group, rank, cluster_id, clusters);
   } else {
     setmaxnreg_inc<kConsumerRegs>();
     const int consumer = warpgroup - 1;
     const int warp = t / 32, lane = t % 32;
     const int num_units = units_m * p.tiles_n;
-    const std::uint32_t a_offset = std::uint32_t(consumer) * (64 * 128);  // this warpgroup's 64 rows of A
+    // Cooperative: this warpgroup's 64 rows of the slot's 128; ping-pong: the slot is all its own.
+    const std::uint32_t a_offset = kPingPong ? 0u : std::uint32_t(consumer) * (64 * 128);
     const std::uint32_t my_staging = staging + std::uint32_t(consumer) * (staging_bytes(TileN, true) / 2);
     if (p.tma_store && t == 0) prefetch_tensor_map(&map_d);
     bool stores_pending = false;
@@ -151,10 +172,30 @@ __global__ void __launch_bounds__(kThreads, 1)
         phase ^= 1u;
       }
     };
-    for (int unit = cluster_id; unit < num_units; unit += clusters) {
+    // Ping-pong: the other warpgroup's tile occupies the next k_tiles slots of the ring.
+    auto skip_tile = [&] {
+      const int ahead = stage + p.k_tiles;
+      phase ^= std::uint32_t(ahead / p.stages) & 1u;
+      stage = ahead % p.stages;
+    };
+    // Ping-pong: this warpgroup's last wgmma of the tile is issued; the other may start its main
+    // loop (if the CTA has a next tile, which is the other's: every bar.arrive meets one bar.sync).
+    auto pass_turn = [&](int unit) {
+      if constexpr (kPingPong) {
+        if (unit + clusters < num_units) named_barrier_arrive(kTurnBarrier + (1 - consumer), 256);
+      }
+    };
+    const int first_unit = kPingPong ? cluster_id + consumer * clusters : cluster_id;
+    const int unit_step = kPingPong ? 2 * clusters : clusters;
+    if (kPingPong && consumer == 1) skip_tile();  // warpgroup 0's first tile comes first
+    for (int unit = first_unit; unit < num_units; unit += unit_step) {
       const TileCoord c = tile_of(unit, units_m, p.tiles_n, p.raster_group);
       const int tile_m = c.m * Cluster + rank;
-      const int row0 = tile_m * kBlockM + consumer * 64 + warp * 16 + lane / 4;
+      // First row of this warpgroup's 64-row block of the output.
+      const int block_row = tile_m * kTileM + (kPingPong ? 0 : consumer * 64);
+      const int row0 = block_row + warp * 16 + lane / 4;
+      // Ping-pong: wait for the turn, unless this is the CTA's first tile.
+      if (kPingPong && unit != cluster_id) named_barrier_sync(kTurnBarrier + consumer, 256);
       if constexpr (!kBlockScaled) {
         int previous = 0;
         for (int kt = 0; kt < p.k_tiles; ++kt) {
@@ -172,6 +213,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           previous = stage;
           advance();
         }
+        pass_turn(unit);
         wgmma_wait<0>();
         fence_operands(acc);
         if (lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
@@ -202,6 +244,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           fence_operands(part);
           slot_of[which] = stage;
           advance();
+          if (kt == p.k_tiles - 1) pass_turn(unit);
         };
         // `part` is complete (the caller waited): free its slot, then acc += part * scale of its row.
         auto promote = [&](float (&part)[TileN / 2], int which) {
@@ -237,11 +280,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
       if (p.tma_store) {
-        store_tile_tma<TileN>(acc, &map_d, my_staging, consumer, t, tile_m * kBlockM + consumer * 64, c.n * TileN,
-                              stores_pending);
+        store_tile_tma<TileN>(acc, &map_d, my_staging, consumer, t, block_row, c.n * TileN, stores_pending);
       } else {
         store_tile_direct<TileN>(acc, p.d, p.m, p.n, p.vector_store != 0, row0, c.n * TileN + 2 * (lane % 4));
       }
+      if constexpr (kPingPong) skip_tile();  // the other warpgroup's next tile
     }
     if (t == 0 && stores_pending) bulk_wait_all();  // the last stores complete before the CTA exits
   }
@@ -260,9 +303,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// Launches gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster> on `stream`; the caller
+// Launches gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster, kPingPong> on `stream`; the caller
 // (gemm_fp8_sm90.cu) has checked the arguments and the configuration. One CTA per SM at most.
-template <int TileN, bool kBlockScaled, int Cluster>
+template <int TileN, bool kBlockScaled, int Cluster, bool kPingPong>
 void launch(const GemmFp8Args& args, int stages, int raster_group, bool persistent, bool tma_store,
             const sm90::DeviceLimits& limits, cudaStream_t stream) {
   Params p;
@@ -272,7 +315,8 @@ void launch(const GemmFp8Args& args, int stages, int raster_group, bool persiste
   p.m = args.m;
   p.n = args.n;
   p.k = args.k;
-  p.tiles_m = sm90::ceil_div(args.m, kBlockM);
+  constexpr int kTileM = tile_m_of(kPingPong);
+  p.tiles_m = sm90::ceil_div(args.m, kTileM);
   p.tiles_n = sm90::ceil_div(args.n, TileN);
   p.k_tiles = sm90::ceil_div(args.k, kBlockK);
   p.raster_group = raster_group;
@@ -280,14 +324,14 @@ void launch(const GemmFp8Args& args, int stages, int raster_group, bool persiste
   p.tma_store = tma_store ? 1 : 0;
   p.vector_store = (args.n % 2 == 0 && reinterpret_cast<std::uintptr_t>(args.d) % 4 == 0) ? 1 : 0;
   const CUtensorMap map_a =
-      sm90::make_kmajor_map(args.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.m, args.k, kBlockK, kBlockM);
+      sm90::make_kmajor_map(args.a, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.m, args.k, kBlockK, kTileM);
   // Each CTA of a cluster loads its 1 / Cluster piece of the B box.
   const CUtensorMap map_b =
       sm90::make_kmajor_map(args.b, CU_TENSOR_MAP_DATA_TYPE_UINT8, args.n, args.k, kBlockK, TileN / Cluster);
   CUtensorMap map_d{};  // unused (zero) on the direct-store path
   if (tma_store) map_d = sm90::make_output_map(args.d, args.m, args.n);
-  const std::size_t smem = smem_bytes(TileN, stages, tma_store);
-  const void* kernel = reinterpret_cast<const void*>(gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster>);
+  const std::size_t smem = smem_bytes(kTileM, TileN, stages, tma_store);
+  const void* kernel = reinterpret_cast<const void*>(gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster, kPingPong>);
   const int units = sm90::ceil_div(p.tiles_m, Cluster) * p.tiles_n;
   int clusters = units;
   if (persistent) {

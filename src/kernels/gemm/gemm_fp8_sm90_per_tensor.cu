@@ -4,9 +4,9 @@
 
 namespace aisp::kernels::gemm::sm90_fp8 {
 
-template void launch<256, false, 1>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
+template void launch<256, false, 1, false>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
                                          cudaStream_t);
-template void launch<128, false, 1>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
+template void launch<128, false, 1, false>(const GemmFp8Args&, int, int, bool, bool, const sm90::DeviceLimits&,
                                          cudaStream_t);
 
 }  // namespace aisp::kernels::gemm::sm90_fp8

@@ -47,17 +47,18 @@ __device__ __forceinline__ void release_slot(std::uint32_t empty_bar) {
 
 // The producer thread's loop (thread 0 of warpgroup 0). For every work unit of this CTA (cluster:
 // units first_unit, first_unit + unit_step, ... in grouped raster order) and every k-slot: wait until
-// the ring slot is empty, announce the slot's bytes on its full barrier, and load the A box (128 rows
-// x one 128-byte row of K) and the B box (TileN rows; with clusters, this CTA's 1/Cluster piece,
-// multicast to every CTA of the cluster). `box_k` is the slot's width in elements (64 bf16, 128 fp8).
-// A CTA of a ragged last cluster may point past M: TMA fills zeros and its epilogue stores nothing.
-template <int TileN, int Cluster>
+// the ring slot is empty, announce the slot's bytes on its full barrier, and load the A box (TileM
+// rows x one 128-byte row of K: 128 = 2 consumer warpgroups x 64 rows, or 64 when one warpgroup owns
+// the tile -- the fp8 ping-pong schedule) and the B box (TileN rows; with clusters, this CTA's
+// 1/Cluster piece, multicast to every CTA of the cluster). `box_k` is the slot's width in elements
+// (64 bf16, 128 fp8). A CTA of a ragged last cluster may point past M: TMA fills zeros and its
+// epilogue stores nothing.
+template <int TileN, int Cluster, int TileM = 128>
 __device__ __forceinline__ void produce_tiles(const CUtensorMap* map_a, const CUtensorMap* map_b, std::uint32_t base,
                                               std::uint32_t full_bars, std::uint32_t empty_bars, int stages,
                                               std::uint32_t a_bytes, std::uint32_t slot_bytes, int box_k,
                                               int k_tiles, int tiles_m, int tiles_n, int raster_group, int rank,
                                               int first_unit, int unit_step) {
-  constexpr int kBlockRows = 128;  // the A box: 2 consumer warpgroups x 64 rows
   prefetch_tensor_map(map_a);
   prefetch_tensor_map(map_b);
   const int units_m = ceil_div(tiles_m, Cluster);
@@ -72,7 +73,7 @@ __device__ __forceinline__ void produce_tiles(const CUtensorMap* map_a, const CU
       const std::uint32_t full = full_bars + 8u * stage;
       mbar_arrive_expect_tx(full, slot_bytes);  // whole boxes (all of B, from every CTA): OOB parts are zeros
       const std::uint32_t slot = base + std::uint32_t(stage) * slot_bytes;
-      tma_load_2d(slot, map_a, full, kt * box_k, tile_m * kBlockRows);
+      tma_load_2d(slot, map_a, full, kt * box_k, tile_m * TileM);
       if constexpr (Cluster > 1) {
         constexpr int kPiece = TileN / Cluster;
         tma_load_2d_multicast(slot + a_bytes + std::uint32_t(rank) * kPiece * 128u, map_b, full, kt * box_k,
