@@ -329,8 +329,17 @@ TEST(CompilerCudaCodegen, QualifyingAttentionIsOneFlashStepInBothPlans) {
   CudaCompileOptions eager = eager_plan();
   eager.jit = &jit;
   eager.load = false;
-  EXPECT_EQ(attention_steps(compile_cuda(g, compile_only(jit))), 6);
+  const CudaCompiledGraph flash = compile_cuda(g, compile_only(jit));
+  EXPECT_EQ(attention_steps(flash), 6);
   EXPECT_EQ(attention_steps(compile_cuda(g, eager)), 6);
+  // On sm_90a each attention writes its result as [B, T, H, D] (materialize.h), the layout the output
+  // projection reads: no transposing copy kernel before it.
+  int permuted = 0;
+  for (NodeId id = 0; id < NodeId(flash.lowered().graph.size()); ++id) {
+    const Node& n = flash.lowered().graph.node(id);
+    permuted += n.op == OpKind::attention && n.axes == std::vector<std::int64_t>{0, 2, 1, 3};
+  }
+  EXPECT_EQ(permuted, 6);
   CudaCompileOptions off = compile_only(jit);
   off.flash_attention = false;
   const CudaCompiledGraph expanded = compile_cuda(g, off);

@@ -10,6 +10,7 @@
 #include "compiler/ir/composites.h"
 #include "compiler/ir/printer.h"
 #include "compiler/ir/verifier.h"
+#include "compiler/passes/expand.h"
 #include "compiler/passes/pattern.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/passes/simplify.h"
@@ -156,6 +157,58 @@ TEST(CompilerExpand, KeptAttentionIsOneLibraryStepOnContiguousOperands) {
   EXPECT_EQ(l2.passes[0].summary, "attention: 1 kept as one step, 1 expanded");
   EXPECT_EQ(count_op(l2.graph, OpKind::attention), 1);
   EXPECT_EQ(count_op(l2.graph, OpKind::matmul), 2);
+}
+
+// With a kernel that writes strided results (strided_attention), an attention result read only by
+// the permute that merges its heads back ([B, H, T, D] -> [B, T, H, D], then [B·T, H·D] for the output
+// projection) is written permuted and the transposing copy disappears; the interpreter computes the
+// same values from the rewritten graph. A result read elsewhere too, or a graph output, is not.
+TEST(CompilerMaterialize, AttentionWritesItsResultInTheLayoutTheProjectionReads) {
+  Graph g;
+  const Tensor q = g.input("q", {2, 3, 20, 8}, DType::f32), k = g.input("k", {2, 3, 20, 8}, DType::f32);
+  const Tensor w = g.input("w", {24, 24}, DType::f32);
+  const Tensor merged = reshape(permute(attention(q, k, k, true), {0, 2, 1, 3}), {40, 24});
+  g.output(matmul(merged, w));
+  PipelineOptions o;
+  o.keep_attention = [](const Graph&, const Node&) { return true; };
+  const Lowered copied = lower(g, o);
+  EXPECT_EQ(copied.fusion.kernel_count(), 1);  // the transposing copy
+  o.strided_attention = true;
+  const Lowered direct = lower(g, o);
+  EXPECT_EQ(direct.fusion.kernel_count(), 0) << describe(direct.graph, direct.fusion);
+  EXPECT_EQ(count_op(direct.graph, OpKind::permute), 0);
+  int permuted = 0;
+  for (NodeId id = 0; id < NodeId(direct.graph.size()); ++id) {
+    const Node& n = direct.graph.node(id);
+    if (n.op != OpKind::attention) continue;
+    EXPECT_EQ(n.axes, (std::vector<std::int64_t>{0, 2, 1, 3}));
+    EXPECT_EQ(n.shape, (Shape{2, 20, 3, 8}));
+    ++permuted;
+  }
+  EXPECT_EQ(permuted, 1);
+  for (const PassRecord& p : direct.passes)
+    if (p.name == "materialize") EXPECT_NE(p.summary.find("written permuted 1"), std::string::npos) << p.summary;
+  // The rewritten graph (expanded again: primitives, then the permutation) computes the same values
+  // as the original (an interpreted attention op: a wrong permutation would move whole rows).
+  const auto inputs = random_inputs(g, 5);
+  const auto want = interpret(g, inputs), got = interpret(expand(direct.graph, {}), inputs);
+  ASSERT_EQ(got.size(), want.size());
+  ASSERT_EQ(got[0].size(), want[0].size());
+  // (f32 intermediates: the primitives round each step, the interpreter's attention op does not)
+  for (std::size_t i = 0; i < want[0].size(); ++i) ASSERT_NEAR(got[0][i], want[0][i], 1e-5 * (1 + std::abs(want[0][i]))) << i;
+
+  // The attention result also read by another op, or the permuted result an output: left as it was.
+  Graph shared;
+  const Tensor sq = shared.input("q", {2, 3, 20, 8}, DType::f32);
+  const Tensor a = attention(sq, sq, sq, false);
+  shared.output(reshape(permute(a, {0, 2, 1, 3}), {40, 24}) * 2.0);
+  shared.output(a);
+  EXPECT_EQ(count_op(lower(shared, o).graph, OpKind::permute), 1);
+  // A permutation other than the heads' merge: left as it was.
+  Graph other;
+  const Tensor oq = other.input("q", {2, 3, 20, 8}, DType::f32);
+  other.output(reshape(permute(attention(oq, oq, oq, false), {0, 2, 3, 1}), {40, 24}) * 2.0);
+  EXPECT_EQ(count_op(lower(other, o).graph, OpKind::permute), 1);
 }
 
 // Sibling fusion takes pointwise groups over one domain that read a common buffer at least as large

@@ -374,8 +374,8 @@ TEST(FlexAttention, ManyUnevenRowsWithAMemoryReadingMask) {
 
 // The fa3 kernel reads q, k and v in place as heads sliced out of one packed qkv buffer
 // [B, T, 3, H, D] (strides: batch T·3·H·D, head D, position 3·H·D): the same outputs as the contiguous
-// call and the float64 reference, for both head dims, causal, odd lengths; the other kernels refuse
-// strides with the reason.
+// call and the float64 reference, for both head dims, causal, odd lengths; it also writes out with
+// strides ([B, T, H, D]); the other kernels refuse strides with the reason.
 TEST(FlexAttention, Fa3ReadsHeadsOfAPackedQkvInPlace) {
   if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
   if (aisp::gpu_properties(0).compute_capability != 90) GTEST_SKIP() << "the fa3 kernel is sm_90a only";
@@ -414,6 +414,28 @@ TEST(FlexAttention, Fa3ReadsHeadsOfAPackedQkvInPlace) {
     flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get());
     stream.sync();
     expect_matches(dev, ref_out, ref_lse, "packed qkv, fa3, D=" + std::to_string(D));
+    // out written as [B, T, H, D] through out_stride (the layout the output projection reads): the
+    // same values as the contiguous [B, H, T, D] call just made, element for element; lse unchanged.
+    const std::vector<std::uint16_t> out_bhtd = dev.out.download<std::uint16_t>();
+    DeviceTensor out_bthd(DType::bf16, {std::int64_t(out_bhtd.size())});
+    out_bthd.poison();
+    flex::FlexAttentionArgs t = a;
+    t.out = out_bthd.data<flex::bf16>();
+    t.out_stride[0] = std::int64_t(T) * H * D;
+    t.out_stride[1] = D;
+    t.out_stride[2] = std::int64_t(H) * D;
+    flex::flex_attention(t, flex::score_none(), flex::mask_causal(), bm, stream.get());
+    stream.sync();
+    const std::vector<std::uint16_t> got = out_bthd.download<std::uint16_t>();
+    std::int64_t differ = 0;
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h)
+        for (int r = 0; r < T; ++r)
+          for (int d = 0; d < D; ++d)
+            differ += got[((std::size_t(b) * T + r) * H + h) * D + d] != out_bhtd[((std::size_t(b) * H + h) * T + r) * D + d];
+    EXPECT_EQ(differ, 0) << "out as [B, T, H, D], D=" << D;
+    t.kernel = flex::FlexKernel::mma_sync;  // the other kernels write contiguous out only
+    EXPECT_THROW(flex::flex_attention(t, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
     a.kernel = flex::FlexKernel::mma_sync;
     EXPECT_THROW(flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get()), aisp::Error);
     a.kernel = flex::FlexKernel::fa3;

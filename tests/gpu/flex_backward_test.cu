@@ -25,6 +25,7 @@
 #include "kernels/attention/flex_attention.h"
 #include "kernels/attention/flex_backward.h"
 #include "kernels/attention/flex_backward_eager.h"
+#include "flex_backward_test_util.h"
 #include "kernels/attention/flex_backward_kernel.cuh"
 
 namespace aisp::test {
@@ -45,12 +46,7 @@ const char* name_of(flex::FlexBackwardKernel k) {
   return k == flex::FlexBackwardKernel::wgmma ? "wgmma" : k == flex::FlexBackwardKernel::mma_sync ? "mma_sync" : "automatic";
 }
 
-struct Shape {
-  int batch = 2, q_heads = 4, kv_heads = 2, q_len = 300, kv_len = 333, head_dim = 128;
-  std::int64_t q_elems() const { return std::int64_t(batch) * q_heads * q_len * head_dim; }
-  std::int64_t kv_elems() const { return std::int64_t(batch) * kv_heads * kv_len * head_dim; }
-  std::int64_t q_rows() const { return std::int64_t(batch) * q_heads * q_len; }
-};
+using Shape = BackwardShape;
 
 // ---- Mods with their captured tensors on the device (the reference runs on the GPU too) --------
 
@@ -153,60 +149,9 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
 
 // ---- One problem on the device ------------------------------------------------------------------
 
-struct Problem {
-  Shape s;
-  DeviceTensor q, k, v, dout, out, lse, dq, dk, dv, workspace, ref_dq, ref_dk, ref_dv, bound_dq, bound_dk, bound_dv;
-  Problem(const Shape& shape, std::uint64_t seed)
-      : s(shape),
-        q(DType::bf16, {shape.q_elems()}),
-        k(DType::bf16, {shape.kv_elems()}),
-        v(DType::bf16, {shape.kv_elems()}),
-        dout(DType::bf16, {shape.q_elems()}),
-        out(DType::bf16, {shape.q_elems()}),
-        lse(DType::f32, {shape.q_rows()}),
-        dq(DType::bf16, {shape.q_elems()}),
-        dk(DType::bf16, {shape.kv_elems()}),
-        dv(DType::bf16, {shape.kv_elems()}),
-        workspace(DType::u8, {std::int64_t(flex::flex_backward_workspace_bytes(forward_args_of(shape)))}),
-        ref_dq(DType::f64, {shape.q_elems()}),
-        ref_dk(DType::f64, {shape.kv_elems()}),
-        ref_dv(DType::f64, {shape.kv_elems()}),
-        bound_dq(DType::f64, {shape.q_elems()}),
-        bound_dk(DType::f64, {shape.kv_elems()}),
-        bound_dv(DType::f64, {shape.kv_elems()}) {
-    q.upload(normal_bf16_bits(seed, shape.q_elems()));
-    k.upload(normal_bf16_bits(seed + 1, shape.kv_elems()));
-    v.upload(normal_bf16_bits(seed + 2, shape.kv_elems()));
-    dout.upload(normal_bf16_bits(seed + 3, shape.q_elems()));
-    for (DeviceTensor* t : {&out, &lse, &dq, &dk, &dv, &workspace}) t->poison();
-  }
-  static flex::FlexAttentionArgs forward_args_of(const Shape& s) {
-    flex::FlexAttentionArgs a;
-    a.batch = s.batch;
-    a.q_heads = s.q_heads;
-    a.kv_heads = s.kv_heads;
-    a.q_len = s.q_len;
-    a.kv_len = s.kv_len;
-    a.head_dim = s.head_dim;
-    return a;
-  }
-  flex::FlexBackwardArgs args(flex::FlexBackwardKernel kernel = flex::FlexBackwardKernel::automatic) const {
-    flex::FlexBackwardArgs a;
-    a.kernel = kernel;
-    a.forward = forward_args_of(s);
-    a.forward.q = q.data<const flex::bf16>();
-    a.forward.k = k.data<const flex::bf16>();
-    a.forward.v = v.data<const flex::bf16>();
-    a.forward.out = out.data<flex::bf16>();
-    a.forward.lse = lse.data<float>();
-    a.dout = dout.data<const flex::bf16>();
-    a.dq = dq.data<flex::bf16>();
-    a.dk = dk.data<flex::bf16>();
-    a.dv = dv.data<flex::bf16>();
-    a.workspace = workspace.data<void>();
-    a.workspace_bytes = workspace.tensor().bytes();
-    return a;
-  }
+// The shared problem (flex_backward_test_util.h) with this file's mods.
+struct Problem : BackwardProblem {
+  using BackwardProblem::BackwardProblem;
   // The fused forward (out, lse) with the same mods: the backward's inputs.
   void forward(const Mods& m, cudaStream_t stream) {
     const flex::BlockMask bm = flex::create_block_mask(m.mask, m.uses_batch ? s.batch : 1,
@@ -228,44 +173,10 @@ struct Problem {
   void expect_close(const std::string& what) const;
 };
 
-// Gradients in bf16 against float64, element by element within the rounding-error budget the
-// reference computes (flex_backward_eager.h: one bf16 rounding of P or dS per term, 2^-8 each, the
-// worst case or a 6-sigma bound, plus the fp32 slack of dP - Delta), plus the final rounding to bf16
-// (2^-8 |ref|), all times 2. An element with no term (masked) therefore has to be exactly 0. On an
-// H200 the largest error over every case here is at most 0.76 of this allowance (README, "Backward").
-// On top, the relative L2 error: measured 2.2e-3 to 2.5e-3 for every case (mostly the final bf16
-// rounding), bounded at 1e-2.
-double expect_grad_close(const DeviceTensor& got_bf16, const DeviceTensor& ref_f64, const DeviceTensor& bound_f64,
-                         const std::string& what) {
-  const std::vector<double> got = bf16_bits_to_double(got_bf16.download<std::uint16_t>());
-  const std::vector<double> ref = ref_f64.download<double>();
-  const std::vector<double> bound = bound_f64.download<double>();
-  double sq_ref = 0, sq_diff = 0, worst_ratio = 0;
-  std::int64_t bad = 0;
-  std::ostringstream first;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    const double err = std::fabs(got[i] - ref[i]);
-    const double allowed = 2.0 * (bound[i] + std::ldexp(std::fabs(ref[i]), -8));
-    sq_ref += ref[i] * ref[i];
-    if (std::isfinite(got[i])) sq_diff += err * err;
-    if (allowed > 0) worst_ratio = std::max(worst_ratio, err / allowed);
-    if (!std::isfinite(got[i]) || err > allowed) {
-      if (bad++ < 6) first << "\n  [" << i << "] got " << got[i] << " ref " << ref[i] << " allowed " << allowed;
-    }
-  }
-  const double rel_l2 = sq_ref > 0 ? std::sqrt(sq_diff / sq_ref) : 0;
-  EXPECT_GT(sq_ref, 0.0) << what << ": the reference gradient is all zeros (a test that cannot fail)";
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << ref.size() << " elements outside the rounding budget"
-                    << first.str();
-  EXPECT_LE(rel_l2, 1e-2) << what << ": relative L2 error";
-  std::printf("[measured] %-48s rel L2 %.3e  worst err/allowed %.3f\n", what.c_str(), rel_l2, worst_ratio);
-  return rel_l2;
-}
-
 void Problem::expect_close(const std::string& what) const {
-  expect_grad_close(dq, ref_dq, bound_dq, what + " dq");
-  expect_grad_close(dk, ref_dk, bound_dk, what + " dk");
-  expect_grad_close(dv, ref_dv, bound_dv, what + " dv");
+  expect_grad_close(*this, dq, ref_dq, bound_dq, what + " dq");
+  expect_grad_close(*this, dk, ref_dk, bound_dk, what + " dk");
+  expect_grad_close(*this, dv, ref_dv, bound_dv, what + " dv");
 }
 
 // Rows the forward masked completely (lse = -inf) have dQ exactly 0; returns how many there were.

@@ -25,6 +25,7 @@
 #include "compiler/runtime/cuda/flex_jit_backward.h"
 #include "core/error.h"
 #include "core/gpu.h"
+#include "flex_backward_test_util.h"
 #include "kernels/attention/flex_attention.h"
 #include "kernels/attention/flex_attention_kernel.cuh"
 #include "kernels/attention/flex_backward.h"
@@ -43,49 +44,9 @@ bool fp16_kernels_here() {
   return aisp::probe_gpus().available && aisp::gpu_properties(0).compute_capability == 90;
 }
 
-// ---- Values in either type ------------------------------------------------------------------------
-
-// bf16 values as fp16 bits: exact for every value in fp16's normal range (bf16 has 8 significant
-// bits, fp16 11; the normal test inputs stay far inside 2^-14 .. 65504).
-std::vector<std::uint16_t> fp16_bits_of(const std::vector<std::uint16_t>& bf16_bits) {
-  std::vector<std::uint16_t> out(bf16_bits.size());
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const float f = bf16_bits_to_float(bf16_bits[i]);
-    const __half h = __float2half_rn(f);
-    std::memcpy(&out[i], &h, 2);
-    EXPECT_EQ(__half2float(h), f) << "input " << i << " is not exact in fp16";
-  }
-  return out;
-}
-
-std::vector<double> to_double_of(const std::vector<std::uint16_t>& bits, FlexDtype dtype) {
-  if (dtype == FlexDtype::bf16) return bf16_bits_to_double(bits);
-  std::vector<double> v(bits.size());
-  for (std::size_t i = 0; i < bits.size(); ++i) {
-    __half h;
-    std::memcpy(&h, &bits[i], 2);
-    v[i] = double(__half2float(h));
-  }
-  return v;
-}
-
-double rel_l2(const std::vector<double>& got, const std::vector<double>& ref) {
-  double d = 0, r = 0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    d += (got[i] - ref[i]) * (got[i] - ref[i]);
-    r += ref[i] * ref[i];
-  }
-  return r > 0 ? std::sqrt(d / r) : std::sqrt(d);
-}
-
 // ---- Shapes and mods ------------------------------------------------------------------------------
 
-struct Shape {
-  int batch, q_heads, kv_heads, q_len, kv_len, head_dim;
-  std::int64_t q_rows() const { return std::int64_t(batch) * q_heads * q_len; }
-  std::int64_t q_elems() const { return q_rows() * head_dim; }
-  std::int64_t kv_elems() const { return std::int64_t(batch) * kv_heads * kv_len * head_dim; }
-};
+using Shape = BackwardShape;
 
 enum class Variant { alibi_element_mask, alibi_causal, soft_cap_causal, plain_sliding_causal };
 
@@ -142,77 +103,9 @@ Mods make_mods(Variant v, const Shape& s, std::uint64_t seed) {
 
 // ---- One problem in one element type --------------------------------------------------------------
 
-struct Problem {
-  Shape s;
-  FlexDtype dtype;
-  DeviceTensor q, k, v, dout, out, lse, dq, dk, dv, workspace;
-  DeviceTensor ref_out, ref_lse, ref_dq, ref_dk, ref_dv, bound_dq, bound_dk, bound_dv;
-
-  Problem(const Shape& shape, FlexDtype t, std::uint64_t seed)
-      : s(shape),
-        dtype(t),
-        q(elem(), {shape.q_elems()}),
-        k(elem(), {shape.kv_elems()}),
-        v(elem(), {shape.kv_elems()}),
-        dout(elem(), {shape.q_elems()}),
-        out(elem(), {shape.q_elems()}),
-        lse(DType::f32, {shape.q_rows()}),
-        dq(elem(), {shape.q_elems()}),
-        dk(elem(), {shape.kv_elems()}),
-        dv(elem(), {shape.kv_elems()}),
-        workspace(DType::u8, {std::int64_t(flex::flex_backward_workspace_bytes(shape_args(shape)))}),
-        ref_out(DType::f64, {shape.q_elems()}),
-        ref_lse(DType::f64, {shape.q_rows()}),
-        ref_dq(DType::f64, {shape.q_elems()}),
-        ref_dk(DType::f64, {shape.kv_elems()}),
-        ref_dv(DType::f64, {shape.kv_elems()}),
-        bound_dq(DType::f64, {shape.q_elems()}),
-        bound_dk(DType::f64, {shape.kv_elems()}),
-        bound_dv(DType::f64, {shape.kv_elems()}) {
-    auto fill = [&](DeviceTensor& d, std::uint64_t sd, std::int64_t n) {
-      const std::vector<std::uint16_t> bits = normal_bf16_bits(sd, n);
-      d.upload(dtype == FlexDtype::fp16 ? fp16_bits_of(bits) : bits);
-    };
-    fill(q, seed, shape.q_elems());
-    fill(k, seed + 1, shape.kv_elems());
-    fill(v, seed + 2, shape.kv_elems());
-    fill(dout, seed + 3, shape.q_elems());
-    for (DeviceTensor* x : {&out, &lse, &dq, &dk, &dv, &workspace}) x->poison();
-  }
-  DType elem() const { return dtype == FlexDtype::fp16 ? DType::f16 : DType::bf16; }
-  static flex::FlexAttentionArgs shape_args(const Shape& s) {
-    flex::FlexAttentionArgs a;
-    a.batch = s.batch;
-    a.q_heads = s.q_heads;
-    a.kv_heads = s.kv_heads;
-    a.q_len = s.q_len;
-    a.kv_len = s.kv_len;
-    a.head_dim = s.head_dim;
-    return a;
-  }
-  flex::FlexAttentionArgs forward_args(flex::FlexKernel kernel = flex::FlexKernel::automatic) const {
-    flex::FlexAttentionArgs a = shape_args(s);
-    a.kernel = kernel;
-    a.dtype = dtype;
-    a.q = q.data<const flex::bf16>();  // fp16 data behind the bf16 pointer type (FlexDtype)
-    a.k = k.data<const flex::bf16>();
-    a.v = v.data<const flex::bf16>();
-    a.out = out.data<flex::bf16>();
-    a.lse = lse.data<float>();
-    return a;
-  }
-  flex::FlexBackwardArgs backward_args(flex::FlexBackwardKernel kernel = flex::FlexBackwardKernel::automatic) const {
-    flex::FlexBackwardArgs a;
-    a.kernel = kernel;
-    a.forward = forward_args();
-    a.dout = dout.data<const flex::bf16>();
-    a.dq = dq.data<flex::bf16>();
-    a.dk = dk.data<flex::bf16>();
-    a.dv = dv.data<flex::bf16>();
-    a.workspace = workspace.data<void>();
-    a.workspace_bytes = workspace.tensor().bytes();
-    return a;
-  }
+// The shared problem (flex_backward_test_util.h) in one element type, with this file's mods.
+struct Problem : BackwardProblem {
+  Problem(const Shape& shape, FlexDtype t, std::uint64_t seed) : BackwardProblem(shape, seed, t) {}
   flex::BlockMask block_mask(const Mods& m, cudaStream_t stream) const {
     return flex::create_block_mask(m.mask, m.uses_batch_heads ? s.batch : 1, m.uses_batch_heads ? s.q_heads : 1,
                                    s.q_len, s.kv_len, stream);
@@ -225,11 +118,10 @@ struct Problem {
     flex::flex_attention_reference(forward_args(), m.score, m.mask, ref_out.data<double>(), ref_lse.data<double>(),
                                    stream);
     const flex::BackwardErrorBounds bounds{bound_dq.data<double>(), bound_dk.data<double>(), bound_dv.data<double>()};
-    flex::flex_attention_backward_reference(backward_args(), m.score, m.mask, ref_dq.data<double>(),
+    flex::flex_attention_backward_reference(args(), m.score, m.mask, ref_dq.data<double>(),
                                             ref_dk.data<double>(), ref_dv.data<double>(), stream, &bounds);
     AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
-  std::vector<double> got(const DeviceTensor& t) const { return to_double_of(t.download<std::uint16_t>(), dtype); }
 };
 
 // Output against float64. fp16: P rounded to 11 significant bits in P.V and one fp16 rounding of
@@ -237,7 +129,7 @@ struct Problem {
 // (flex_test_util.h: 1e-2). lse as for bf16, widened by a score_mod's device error. Fully masked
 // rows: lse -inf and out exactly 0. Returns the relative L2 error of out.
 double expect_forward_close(const Problem& pb, const Mods& m, const std::string& what) {
-  std::vector<double> out = pb.got(pb.out);
+  std::vector<double> out = pb.values(pb.out);
   std::vector<double> ref = pb.ref_out.download<double>();
   std::vector<double> lse = to_double(pb.lse.download<float>());
   std::vector<double> ref_lse = pb.ref_lse.download<double>();
@@ -262,42 +154,6 @@ double expect_forward_close(const Problem& pb, const Mods& m, const std::string&
   return e;
 }
 
-// Gradients against float64 within the rounding budget the reference computes for the element type
-// (flex_backward_eager.h: one rounding of P or dS per term, 2^-8 bf16 / 2^-11 fp16, with fp16's
-// subnormal floor), plus the final rounding (2^-8 / 2^-11 relative, and 2^-25 absolute for fp16's
-// subnormals), all times 2, as flex_backward_test.cu does for bf16. A score_mod computed with an
-// approximate device function (soft-cap's tanh.approx: score_error, absolute in the score, so
-// relative in P and dS) adds an error of that relative size to every term, like one more rounding:
-// the budget grows by the factor 1 + 2 score_error 2^bits (negligible next to bf16's 2^-8, not next
-// to fp16's 2^-11). Returns the relative L2 error.
-double expect_grad_close(const Problem& pb, const DeviceTensor& got_t, const DeviceTensor& ref_t,
-                         const DeviceTensor& bound_t, const std::string& what, double score_error = 0.0) {
-  const std::vector<double> got = pb.got(got_t);
-  const std::vector<double> ref = ref_t.download<double>();
-  const std::vector<double> bound = bound_t.download<double>();
-  const bool fp16 = pb.dtype == FlexDtype::fp16;
-  double worst = 0, sq_ref = 0;
-  std::int64_t bad = 0;
-  std::string first;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    const double err = std::fabs(got[i] - ref[i]);
-    const double last = fp16 ? std::ldexp(std::fabs(ref[i]), -11) + std::ldexp(1.0, -25) : std::ldexp(std::fabs(ref[i]), -8);
-    const double allowed = 2.0 * (bound[i] * (1.0 + 2.0 * score_error * std::ldexp(1.0, fp16 ? 11 : 8)) + last);
-    sq_ref += ref[i] * ref[i];
-    worst = std::max(worst, err / allowed);
-    if (!std::isfinite(got[i]) || err > allowed)
-      if (bad++ < 4)
-        first += "\n  [" + std::to_string(i) + "] got " + std::to_string(got[i]) + " ref " + std::to_string(ref[i]) +
-                 " allowed " + std::to_string(allowed);
-  }
-  const double e = rel_l2(got, ref);
-  EXPECT_GT(sq_ref, 0.0) << what << ": the reference gradient is all zeros (a test that cannot fail)";
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << ref.size() << " elements outside the rounding budget" << first;
-  EXPECT_LE(e, fp16 ? 2e-3 : 1e-2) << what << ": relative L2 error";
-  std::printf("[measured] %-52s rel L2 %.3e  worst err/allowed %.3f\n", what.c_str(), e, worst);
-  return e;
-}
-
 struct Errors {
   double out = 0, dq = 0, dk = 0, dv = 0;
 };
@@ -315,7 +171,7 @@ Errors run_builtins(const Shape& s, Variant variant, FlexDtype dtype, std::uint6
   Errors e;
   e.out = expect_forward_close(pb, m, name);
   const flex::BackwardBlockMask bbm = pb.backward_block_mask(m, stream.get());
-  flex::flex_attention_backward(pb.backward_args(), m.score, m.mask, bbm, stream.get());
+  flex::flex_attention_backward(pb.args(), m.score, m.mask, bbm, stream.get());
   stream.sync();
   AISP_CUDA_CHECK(cudaGetLastError());
   e.dq = expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, name + " dq", m.score_error);
@@ -373,7 +229,7 @@ TEST(FlexFp16, TemplateApiTakesFp16) {
   expect_forward_close(pb, m, "template causal fp16");
   const flex::BackwardBlockMask bbm =
       flex::create_backward_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
-  flex::flex_attention_backward(pb.backward_args(), flex::NoScoreMod{}, flex::Causal{}, bbm, stream.get());
+  flex::flex_attention_backward(pb.args(), flex::NoScoreMod{}, flex::Causal{}, bbm, stream.get());
   stream.sync();
   expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, "template causal fp16 dq");
   expect_grad_close(pb, pb.dk, pb.ref_dk, pb.bound_dk, "template causal fp16 dk");
@@ -404,12 +260,12 @@ TEST(FlexFp16, JitModsCompileForFp16) {
     const flex::BlockMask bm = attn.create_block_mask(mods, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
     attn.run(jit.forward_args(), bm, mods, stream.get());
     const flex::BackwardBlockMask bbm = bwd.create_block_mask(mods, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
-    bwd.run(jit.backward_args(), bbm, mods, stream.get());
+    bwd.run(jit.args(), bbm, mods, stream.get());
     // The built-in twin on the same inputs.
     const flex::BlockMask bm2 = builtin.block_mask(m, stream.get());
     flex::flex_attention(builtin.forward_args(), m.score, m.mask, bm2, stream.get());
     const flex::BackwardBlockMask bbm2 = builtin.backward_block_mask(m, stream.get());
-    flex::flex_attention_backward(builtin.backward_args(), m.score, m.mask, bbm2, stream.get());
+    flex::flex_attention_backward(builtin.args(), m.score, m.mask, bbm2, stream.get());
     stream.sync();
     jit.references(m, stream.get());
     expect_forward_close(jit, m, what);
@@ -423,7 +279,7 @@ TEST(FlexFp16, JitModsCompileForFp16) {
       const std::vector<std::uint16_t> a = mine->download<std::uint16_t>(), b = theirs->download<std::uint16_t>();
       std::int64_t differ = 0;
       for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i] ? 1 : 0;
-      const double e = rel_l2(jit.got(*mine), builtin.got(*theirs));
+      const double e = rel_l2(jit.values(*mine), builtin.values(*theirs));
       std::printf("[measured] %-52s %s vs built-in: %lld of %zu differ, rel L2 %.2e\n", what.c_str(), name,
                   static_cast<long long>(differ), a.size(), e);
       EXPECT_LE(e, 1e-3) << what << " " << name << " vs the built-in";
@@ -461,7 +317,7 @@ TEST(FlexFp16, KernelsWithoutFp16RefuseIt) {
   const flex::BackwardBlockMask bbm = pb.backward_block_mask(m, stream.get());
   expect_error_containing(
       [&] {
-        flex::flex_attention_backward(pb.backward_args(flex::FlexBackwardKernel::mma_sync), m.score, m.mask, bbm,
+        flex::flex_attention_backward(pb.args(flex::FlexBackwardKernel::mma_sync), m.score, m.mask, bbm,
                                       stream.get());
       },
       "the wgmma kernel", "backward fp16");

@@ -23,6 +23,7 @@
 #include "compiler/runtime/cuda/flex_jit_backward.h"
 #include "core/error.h"
 #include "core/gpu.h"
+#include "flex_backward_test_util.h"
 #include "flex_jit_test_util.h"
 #include "flex_test_util.h"
 #include "kernels/attention/flex_attention.h"
@@ -147,15 +148,6 @@ double rms(const std::vector<double>& x) {
   double sq = 0;
   for (double v : x) sq += v * v;
   return x.empty() ? 0.0 : std::sqrt(sq / double(x.size()));
-}
-
-double rel_l2(const std::vector<double>& got, const std::vector<double>& ref) {
-  double sq_diff = 0, sq_ref = 0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    sq_diff += (got[i] - ref[i]) * (got[i] - ref[i]);
-    sq_ref += ref[i] * ref[i];
-  }
-  return sq_ref > 0 ? std::sqrt(sq_diff / sq_ref) : std::sqrt(sq_diff);
 }
 
 void expect_matches_reference(const Grads& g, const RefGrads& ref, const std::string& what) {

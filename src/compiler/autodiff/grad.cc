@@ -200,6 +200,8 @@ class Reverse {
         return accumulate(n.inputs[0], reshape(matmul(transpose(onehot, 0, 1), g_rows), table));
       }
       case OpKind::attention: {
+        if (!n.axes.empty())  // only the CUDA backend's materialize pass writes it (after autodiff)
+          throw Error("grad: attention with a permuted output (a lowered graph) has no adjoint rule here");
         // Recompute P in f32 (as flash backward kernels do) and apply the softmax adjoint:
         // dS = P ∘ (dP − rowsum(dP ∘ P)); masked entries have P = 0, so they get no gradient.
         const Tensor q = f32(in(n, 0)), k = f32(in(n, 1)), v = f32(in(n, 2));

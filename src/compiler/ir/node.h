@@ -21,7 +21,9 @@ struct Node {
   std::vector<NodeId> inputs;
 
   // Attributes; which ones mean something depends on op.
-  std::vector<std::int64_t> axes;    // reduce_*: reduced axes (sorted); permute: the permutation
+  std::vector<std::int64_t> axes;    // reduce_*: reduced axes (sorted); permute: the permutation;
+                                     // attention: empty, or {0, 2, 1, 3}: the [B, H, T, D] result
+                                     // comes out permuted, as [B, T, H, D] (passes/materialize.h)
   std::vector<std::int64_t> starts;  // slice: first index per axis
   std::vector<std::int64_t> steps;   // slice: step per axis (>= 1)
   std::int64_t axis = 0;             // concat, iota: the axis

@@ -19,7 +19,9 @@ std::string format_node(const Graph& g, NodeId id) {
     s += fmt::format(" starts=[{}] steps=[{}]", fmt::join(n.starts, ","), fmt::join(n.steps, ","));
   if (n.op == OpKind::concat || n.op == OpKind::iota) s += fmt::format(" axis={}", n.axis);
   if (n.op == OpKind::matmul && n.activation != Activation::none) s += fmt::format(" {}", name_of(n.activation));
-  if (n.op == OpKind::attention) s += fmt::format(" scale={}{}", n.value, n.causal ? " causal" : "");
+  if (n.op == OpKind::attention)
+    s += fmt::format(" scale={}{}{}", n.value, n.causal ? " causal" : "",
+                     n.axes.empty() ? "" : fmt::format(" out=[{}]", fmt::join(n.axes, ",")));
   s += fmt::format(" : {}{}", name_of(n.dtype), to_string(n.shape));
   return s;
 }

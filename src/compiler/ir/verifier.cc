@@ -136,11 +136,18 @@ std::string check_shapes(const Graph& g, const Node& n) {
       const Shape &q = in(0).shape, &k = in(1).shape, &v = in(2).shape;
       if (q.size() < 2 || k.size() != q.size() || v.size() != q.size() || rank != q.size())
         return "attention operands need equal rank >= 2 (q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv])";
+      // The result as [..., Tq, Dv]; with axes {0, 2, 1, 3} the node's shape is its permutation.
+      Shape out = n.shape;
+      if (!n.axes.empty()) {
+        if (rank != 4 || n.axes != std::vector<std::int64_t>{0, 2, 1, 3})
+          return "attention's output permutation must be [0,2,1,3] of a rank-4 result";
+        std::swap(out[1], out[2]);
+      }
       for (std::size_t i = 0; i + 2 < rank; ++i)
-        if (k[i] != q[i] || v[i] != q[i] || n.shape[i] != q[i]) return "attention batch dims differ";
+        if (k[i] != q[i] || v[i] != q[i] || out[i] != q[i]) return "attention batch dims differ";
       if (k[rank - 1] != q[rank - 1]) return "attention: q and k head dims differ";
       if (v[rank - 2] != k[rank - 2]) return "attention: k and v lengths differ";
-      if (n.shape[rank - 2] != q[rank - 2] || n.shape[rank - 1] != v[rank - 1]) return "attention output shape";
+      if (out[rank - 2] != q[rank - 2] || out[rank - 1] != v[rank - 1]) return "attention output shape";
       if (!(n.value > 0)) return "attention scale must be positive";
       if (n.causal && q[rank - 2] > k[rank - 2])
         return "causal attention needs Tq <= Tk (the first queries would see no key)";

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/ir/builder.h"
 #include "compiler/ir/composites.h"
 
 namespace aisp::compiler {
@@ -24,8 +25,9 @@ Graph expand(const Graph& g, const KeepAttention& keep, std::string* summary) {
     std::optional<Graph::CompositeScope> scope;
     if (n.composite >= 0) scope.emplace(out, n.composite);
     else scope.emplace(out);
-    map[std::size_t(id)] = attention_primitives(out.tensor(n.inputs[0]), out.tensor(n.inputs[1]),
-                                                out.tensor(n.inputs[2]), n.causal, n.value).id;
+    const Tensor result = attention_primitives(out.tensor(n.inputs[0]), out.tensor(n.inputs[1]),
+                                               out.tensor(n.inputs[2]), n.causal, n.value);
+    map[std::size_t(id)] = (n.axes.empty() ? result : permute(result, n.axes)).id;
     ++expanded;
   }
   for (NodeId o : g.outputs()) out.mutable_outputs().push_back(map[std::size_t(o)]);

@@ -1,6 +1,8 @@
 #include "compiler/passes/materialize.h"
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -30,14 +32,49 @@ bool operand_ok(const Graph& g, OpKind consumer, NodeId id, bool strided_attenti
   return true;
 }
 
+// The attention nodes whose result is better written permuted: rank 4, not an output, read only by
+// a permute [0, 2, 1, 3] (whose [B, T, H, D] strides are multiples of 16 bytes: D of 8). Per node:
+// the permute it replaces, or -1.
+std::vector<NodeId> permuted_attention(const Graph& g) {
+  std::vector<int> readers(g.size(), 0);
+  std::vector<NodeId> reader(g.size(), -1);
+  for (NodeId id = 0; id < NodeId(g.size()); ++id)
+    for (NodeId in : g.node(id).inputs) {
+      ++readers[std::size_t(in)];
+      reader[std::size_t(in)] = id;
+    }
+  for (NodeId o : g.outputs()) readers[std::size_t(o)] += 2;
+  std::vector<NodeId> permute_of(g.size(), -1);
+  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
+    const Node& n = g.node(id);
+    if (n.op != OpKind::attention || n.shape.size() != 4 || !n.axes.empty() || n.shape[3] % 8 != 0) continue;
+    if (readers[std::size_t(id)] != 1) continue;
+    const Node& p = g.node(reader[std::size_t(id)]);
+    if (p.op == OpKind::permute && p.axes == std::vector<std::int64_t>{0, 2, 1, 3})
+      permute_of[std::size_t(id)] = reader[std::size_t(id)];
+  }
+  return permute_of;
+}
+
 }  // namespace
 
 Graph materialize(const Graph& g, std::string* summary, bool strided_attention) {
   Graph out;
-  int copies = 0;
+  int copies = 0, permuted = 0;
   std::vector<NodeId> map(g.size(), -1);
+  const std::vector<NodeId> permute_of =
+      strided_attention ? permuted_attention(g) : std::vector<NodeId>(g.size(), -1);
   for (NodeId id = 0; id < NodeId(g.size()); ++id) {
     Node n = g.node(id);
+    if (n.op == OpKind::permute && n.inputs.size() == 1 && permute_of[std::size_t(n.inputs[0])] == id) {
+      map[std::size_t(id)] = map[std::size_t(n.inputs[0])];  // the attention node writes this layout
+      continue;
+    }
+    if (permute_of[std::size_t(id)] >= 0) {
+      n.axes = {0, 2, 1, 3};
+      std::swap(n.shape[1], n.shape[2]);
+      ++permuted;
+    }
     for (NodeId& in : n.inputs) {
       in = map[std::size_t(in)];
       if (is_library(n.op) && !operand_ok(out, n.op, in, strided_attention)) {
@@ -68,7 +105,9 @@ Graph materialize(const Graph& g, std::string* summary, bool strided_attention) 
     done.push_back(id);
     out.mutable_outputs().push_back(id);
   }
-  if (summary) *summary = fmt::format("copies {}", copies);
+  if (summary)
+    *summary = permuted > 0 ? fmt::format("copies {}, attention results written permuted {}", copies, permuted)
+                            : fmt::format("copies {}", copies);
   return out;
 }
 

@@ -6,6 +6,10 @@
 //     unless `strided_attention`: then a [B, H, T, D] view with a unit last stride and strides and
 //     offset that are multiples of 16 bytes stays a view -- heads sliced out of a fused qkv
 //     projection, which the fa3 kernel's TMA maps read in place).
+// With `strided_attention`, an attention result whose one reader is permute [0, 2, 1, 3] (the heads
+// merged back into [B, T, H·D] for the output projection) is written permuted instead (the node's
+// axes; the fa3 kernel stores with the strides of [B, T, H, D]), and the permute disappears: the
+// reshape after it is then a free view, where a copy kernel transposed the result before.
 #pragma once
 
 #include <string>

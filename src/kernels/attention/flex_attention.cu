@@ -92,12 +92,12 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
          " forward kernel takes bf16 only; the fa3 kernel (FlexKernel::fa3, the automatic choice on sm_90a) takes "
          "fp16, or convert the inputs to bf16");
   if (a.strided()) {
-    for (const std::int64_t* st : {a.q_stride, a.k_stride, a.v_stride})
+    for (const std::int64_t* st : {a.q_stride, a.k_stride, a.v_stride, a.out_stride})
       for (int i = 0; i < 3; ++i)
         if (st[i] < 0 || st[i] % 8 != 0)
-          fail("q/k/v strides must be multiples of 8 elements (16 bytes: TMA); got " + std::to_string(st[i]));
+          fail("q/k/v/out strides must be multiples of 8 elements (16 bytes: TMA); got " + std::to_string(st[i]));
     if (detail::resolve_kernel(a.kernel) != FlexKernel::fa3)
-      fail("strided q, k, v are read by the fa3 kernel only (sm_90a); make them contiguous for the others");
+      fail("strided q, k, v or out are handled by the fa3 kernel only (sm_90a); make them contiguous for the others");
   }
 }
 
@@ -148,6 +148,11 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {
   p.v = a.v;
   p.out = a.out;
   p.lse = a.lse;
+  const bool own_out = a.out_stride[0] != 0 || a.out_stride[1] != 0 || a.out_stride[2] != 0;
+  const std::int64_t d = a.head_dim;
+  p.out_stride_t = own_out ? a.out_stride[2] : d;
+  p.out_stride_h = own_out ? a.out_stride[1] : d * a.q_len;
+  p.out_stride_b = own_out ? a.out_stride[0] : d * a.q_len * a.q_heads;
   p.q_heads = a.q_heads;
   p.kv_heads = a.kv_heads;
   p.group = a.q_heads / a.kv_heads;

@@ -61,11 +61,15 @@ struct FlexAttentionArgs {
   // Element strides of q, k and v over (batch, head, position); all 0: the contiguous layouts above.
   // The fa3 kernel reads any strides that are multiples of 8 (16 bytes, for TMA), e.g. heads sliced
   // out of a fused qkv projection [B, T, 3, H, D] without a copy; the other kernels (and the
-  // backward) need contiguous q, k and v. The head dim is always contiguous; out always is.
+  // backward) need contiguous q, k and v. The head dim is always contiguous.
   std::int64_t q_stride[3] = {0, 0, 0}, k_stride[3] = {0, 0, 0}, v_stride[3] = {0, 0, 0};
+  // The same for out (the fa3 kernel, multiples of 8 too), e.g. {T H D, D, H D}: out written as
+  // [B, T, H, D], the layout the output projection reads, so no copy transposes it (the compiler's
+  // attention step, materialize.h). lse stays contiguous.
+  std::int64_t out_stride[3] = {0, 0, 0};
   bool strided() const {
     for (int i = 0; i < 3; ++i)
-      if (q_stride[i] != 0 || k_stride[i] != 0 || v_stride[i] != 0) return true;
+      if (q_stride[i] != 0 || k_stride[i] != 0 || v_stride[i] != 0 || out_stride[i] != 0) return true;
     return false;
   }
 };

@@ -42,6 +42,7 @@ struct FwdParams {
   const bf16* v;
   bf16* out;
   float* lse;
+  std::int64_t out_stride_b, out_stride_h, out_stride_t;  // elements (the fa3 kernel reads them)
   int q_heads, group;  // group = q_heads / kv_heads
   int kv_heads;
   int q_len, kv_len;

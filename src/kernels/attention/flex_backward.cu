@@ -103,7 +103,7 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
     fail("q_heads (" + std::to_string(a.q_heads) + ") must be a multiple of kv_heads (" +
          std::to_string(a.kv_heads) + ")");
   if (a.batch > 65535 || a.kv_heads > 65535) fail("batch and kv_heads must be <= 65535");
-  if (a.strided()) fail("q, k and v must be contiguous (strides are a forward fa3 feature)");
+  if (a.strided()) fail("q, k, v and out must be contiguous (strides are a forward fa3 feature)");
   if (a.q_len > kMaxFlexLength || a.kv_len > kMaxFlexLength)
     fail("q_len and kv_len must be <= " + std::to_string(kMaxFlexLength) +
          " (the score_mods convert kv - q to float exactly only below that: flex_mods.h); split longer sequences");

@@ -640,14 +640,14 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     }
 
     // ---- Epilogue: normalize, store pairs of the element type, lse ----------------------------------
-    T* gout = reinterpret_cast<T*>(p.out) + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
+    T* gout = reinterpret_cast<T*>(p.out) + std::int64_t(b) * p.out_stride_b + std::int64_t(h) * p.out_stride_h;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
       const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
       if (qrow[r] < p.q_len) {
-        T* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
+        T* row = gout + std::int64_t(qrow[r]) * p.out_stride_t + (lane % 4) * 2;
 #pragma unroll
         for (int d = 0; d < D / 8; ++d) store_pair<T>(row + d * 8, o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
         if (p.lse != nullptr && lane % 4 == 0)

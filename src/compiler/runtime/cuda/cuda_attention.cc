@@ -25,6 +25,7 @@ bool flash_attention_supports(const std::string& arch, const Node& n, const Grap
   const std::int64_t d = q.back(), tq = q[q.size() - 2], tk = k[k.size() - 2];
   if ((d != 64 && d != 128) || n.shape.back() != d) return no(fmt::format("head dims {}/{} (64 or 128, equal)", d, n.shape.back()));
   if (n.causal && tq != tk) return no("causal with Tq != Tk");
+  if (!n.axes.empty() && arch != "sm_90a") return no("a permuted result is written by the fa3 kernel (sm_90a) only");
   // Below one 128-query tile most of each CTA idles and the primitives (two batched GEMMs + softmax)
   // were faster: GPT 12L d=1024 at 1 x 64 tokens, eager plan, H200: 914 us flash vs 805 us primitives.
   if (tq < flex::kBlockQ) return no(fmt::format("Tq {} is shorter than one {}-query tile", tq, flex::kBlockQ));
@@ -55,13 +56,20 @@ AttentionStep::AttentionStep(const Graph& g, const Node& n, const std::vector<La
   if (operands.size() != 3) throw Error("internal: an attention step takes q, k and v");
   bool contiguous = true;
   for (const Layout& l : operands) contiguous = contiguous && l.contiguous();
-  if (!contiguous) {  // [B, H, T, D] views (materialize.h): batch and heads apart, each operand's strides
-    if (q.size() != 4) throw Error("internal: a strided attention operand that is not [B, H, T, D]");
+  const bool permuted_out = !n.axes.empty();  // the result written as [B, T, H, D] (materialize.h)
+  if (!contiguous || permuted_out) {  // [B, H, T, D] (views): batch and heads apart, each operand's strides
+    if (q.size() != 4) throw Error("internal: a strided attention operand or result that is not [B, H, T, D]");
     a.batch = int(q[0]);
     a.q_heads = a.kv_heads = int(q[1]);
     std::int64_t* strides[3] = {a.q_stride, a.k_stride, a.v_stride};
     for (std::size_t i = 0; i < 3; ++i)
       for (std::size_t d = 0; d < 3; ++d) strides[i][d] = operands[i].strides[d];
+  }
+  if (permuted_out) {
+    const std::int64_t heads = a.q_heads, dim = a.head_dim;
+    a.out_stride[0] = std::int64_t(a.q_len) * heads * dim;  // batch
+    a.out_stride[1] = dim;                                  // head
+    a.out_stride[2] = heads * dim;                          // position
   }
   impl_->loaded = load;
   if (!load) return;

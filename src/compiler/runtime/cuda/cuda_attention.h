@@ -9,7 +9,8 @@
 // expanded into primitives (passes/expand.h). Contiguous [..., T, D] operands fold their leading axes
 // into the kernel's batch (heads 1); on sm_90a materialize leaves [B, H, T, D] views with 16-byte
 // strides as they are (heads sliced out of a fused qkv projection) and the fa3 kernel reads them in
-// place with their strides.
+// place with their strides, and an attention node whose result materialize marked permuted
+// (axes {0, 2, 1, 3}) is written as [B, T, H, D] through the kernel's output strides.
 #pragma once
 
 #include <cuda_runtime_api.h>
