@@ -142,21 +142,23 @@ class EagerBackward : public Variant {
     auto gemm = [&](cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha,
                     const void* A, int lda, std::int64_t sa, const void* B, int ldb, std::int64_t sb, void* C,
                     int ldc, std::int64_t sc, const char* what) {
-      cublas_check(cublasGemmStridedBatchedEx(handle_, ta, tb, m, n, k, alpha, A, CUDA_R_16BF, lda, sa, B,
-                                              CUDA_R_16BF, ldb, sb, &zero, C, CUDA_R_16BF, ldc, sc, batch,
-                                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      const cudaDataType_t type = cublas_type_of(a.dtype);  // bf16 here (backward_inputs)
+      cublas_check(cublasGemmStridedBatchedEx(handle_, ta, tb, m, n, k, alpha, A, type, lda, sa, B, type, ldb, sb,
+                                              &zero, C, type, ldc, sc, batch, CUBLAS_COMPUTE_32F,
+                                              CUBLAS_GEMM_DEFAULT),
                    what);
     };
     // S (S x S) = scale Q K^T
     gemm(CUBLAS_OP_T, CUBLAS_OP_N, S, S, D, &scale, a.k, D, sd, a.q, D, sd, s, S, ss, "S = Q K^T");
-    flex::eager_backward_probabilities_bf16(s, p, a.lse, b_.s.batch, b_.s.heads, S, S, mods_.score, mods_.mask,
-                                            stream);
+    flex::eager_backward_probabilities(s, p, a.dtype, a.lse, b_.s.batch, b_.s.heads, S, S, mods_.score,
+                                       mods_.mask, stream);
     // dV (S x D) = P^T dO: column-major dV^T = dO^T P
     gemm(CUBLAS_OP_N, CUBLAS_OP_T, D, S, S, &one, b_.args.dout, D, sd, p, S, ss, b_.args.dv, D, sd, "dV = P^T dO");
     // dP (S x S) = dO V^T
     gemm(CUBLAS_OP_T, CUBLAS_OP_N, S, S, D, &one, a.v, D, sd, b_.args.dout, D, sd, dp, S, ss, "dP = dO V^T");
-    flex::eager_backward_delta(a.out, b_.args.dout, delta, std::int64_t(batch) * S, D, stream);
-    flex::eager_backward_dscores_bf16(s, p, dp, delta, b_.s.batch, b_.s.heads, S, S, mods_.score, scale, stream);
+    flex::eager_backward_delta(a.out, b_.args.dout, a.dtype, delta, std::int64_t(batch) * S, D, stream);
+    flex::eager_backward_dscores(s, p, dp, a.dtype, delta, b_.s.batch, b_.s.heads, S, S, mods_.score, scale,
+                                 stream);
     // dQ (S x D) = dS K: column-major dQ^T = K^T dS^T
     gemm(CUBLAS_OP_N, CUBLAS_OP_N, D, S, S, &one, a.k, D, sd, dp, S, ss, b_.args.dq, D, sd, "dQ = dS K");
     // dK (S x D) = dS^T Q: column-major dK^T = Q^T dS

@@ -1,14 +1,16 @@
 // Shared pieces of the ch14 FlexAttention examples (flex_attention.cu, flex_attention_8k.cu,
-// flex_attention_sparse.cu): the workload (q, k, v bf16 (batch, heads, seq, head_dim), output like
-// q), the float64 GPU reference, and the three kinds of variant:
+// flex_attention_sparse.cu): the workload (q, k, v bf16 or fp16 (batch, heads, seq, head_dim), output
+// like q), the float64 GPU reference, and the three kinds of variant:
 //   EagerAttention   cuBLAS QK^T, score_mod kernel, mask kernel, softmax kernel, cuBLAS PV, every
-//                    intermediate a bf16 (batch, heads, seq, seq) tensor (what an eager framework
-//                    stores); steps whose mod is the identity are not launched
+//                    intermediate a (batch, heads, seq, seq) tensor of the input type (what an eager
+//                    framework stores); steps whose mod is the identity are not launched
 //   FusedAttention   the flex kernel (src/kernels/attention; automatic choice: fa3 on sm_90,
 //                    mma.sync elsewhere, or one named); the block mask is built in setup, as
 //                    FlexAttention's create_block_mask is built once per mask and reused; either the
 //                    block-sparse lists or every tile as partial ("dense masked": the same kernel
 //                    visiting and masking every tile)
+// The element type is the inputs' (DType::bf16 or DType::f16, FlexDtype for the kernels): every
+// variant and the reference read it from the tensors, so one example body serves both types.
 // Captured tensors (document ids) are a pure function of the sequence length, rebuilt by every
 // variant and by the reference.
 #pragma once
@@ -46,13 +48,21 @@ struct Shape {
   int batch = 1, heads = 1, seq = 0, head_dim = 128;
 };
 
+inline flex::FlexDtype flex_dtype_of(DType t) {
+  if (t == DType::bf16) return flex::FlexDtype::bf16;
+  if (t == DType::f16) return flex::FlexDtype::fp16;
+  throw Error("flex_attention: the element type must be bf16 or f16, not " + std::string(aisp::name_of(t)));
+}
+
 inline Shape shape_of(const std::vector<Tensor>& inputs, const Tensor& out) {
   if (inputs.size() != 3) throw Error("flex_attention: expected inputs (q, k, v)");
   const Tensor& q = inputs[0];
-  if (q.shape.size() != 4 || q.dtype != DType::bf16) throw Error("flex_attention: q must be bf16 (B, H, S, D)");
+  if (q.shape.size() != 4) throw Error("flex_attention: q must be (B, H, S, D)");
+  flex_dtype_of(q.dtype);  // refuses an element type the kernels do not take
   for (const Tensor* t : {&inputs[1], &inputs[2], &out})
-    if (t->shape != q.shape || t->dtype != DType::bf16)
-      throw Error("flex_attention: k, v and out must be bf16 of q's shape");
+    if (t->shape != q.shape || t->dtype != q.dtype)
+      throw Error("flex_attention: k, v and out must have q's shape and element type (" +
+                  std::string(aisp::name_of(q.dtype)) + ")");
   return {int(q.shape[0]), int(q.shape[1]), int(q.shape[2]), int(q.shape[3])};
 }
 
@@ -62,7 +72,8 @@ inline flex::FlexAttentionArgs args_of(const std::vector<Tensor>& inputs, const 
   a.q = inputs[0].as<const flex::bf16>();
   a.k = inputs[1].as<const flex::bf16>();
   a.v = inputs[2].as<const flex::bf16>();
-  a.out = out.as<flex::bf16>();
+  a.out = out.as<flex::bf16>();  // fp16 data behind the bf16 pointer type when dtype is fp16
+  a.dtype = flex_dtype_of(inputs[0].dtype);
   a.batch = s.batch;
   a.q_heads = a.kv_heads = s.heads;
   a.q_len = a.kv_len = s.seq;
@@ -123,16 +134,17 @@ inline double sliding_causal_density(int seq, int w) {
   return (ww * n - ww * (ww - 1) / 2) / (n * n);
 }
 
-inline Workload attention_workload(const Shape& s, double density) {
+// elem: DType::bf16 or DType::f16, for q, k, v and out; the tolerance is that type's.
+inline Workload attention_workload(const Shape& s, double density, DType elem = DType::bf16) {
   Workload w;
   const std::vector<std::int64_t> shape = {s.batch, s.heads, s.seq, s.head_dim};
-  w.inputs = {{"q", DType::bf16, shape, Init::normal()},
-              {"k", DType::bf16, shape, Init::normal()},
-              {"v", DType::bf16, shape, Init::normal()}};
-  w.output = {"out", DType::bf16, shape, Init::normal()};
+  w.inputs = {{"q", elem, shape, Init::normal()},
+              {"k", elem, shape, Init::normal()},
+              {"v", elem, shape, Init::normal()}};
+  w.output = {"out", elem, shape, Init::normal()};
   w.flops = 4.0 * s.batch * s.heads * double(s.seq) * s.seq * s.head_dim * density;
   w.bytes = 4.0 * s.batch * s.heads * double(s.seq) * s.head_dim * 2;  // q, k, v read, out written
-  w.tolerance = aisp::harness::tolerance_for(DType::bf16);
+  w.tolerance = aisp::harness::tolerance_for(elem);
   w.min_compute_capability = 90;
   return w;
 }
@@ -149,6 +161,11 @@ inline aisp::harness::ReferenceFn attention_reference(ModMaker mods) {
 }
 
 // ---- Variants -----------------------------------------------------------------------------------
+
+// The cuBLAS type of the 16-bit operands and results (fp32 compute either way).
+inline cudaDataType_t cublas_type_of(flex::FlexDtype t) {
+  return t == flex::FlexDtype::fp16 ? CUDA_R_16F : CUDA_R_16BF;
+}
 
 inline void cublas_check(cublasStatus_t st, const char* what) {
   if (st != CUBLAS_STATUS_SUCCESS)
@@ -172,29 +189,29 @@ class EagerAttention : public Variant {
     cublas_check(cublasSetStream(handle_, stream), "cublasSetStream");
     const int S = s_.seq, D = s_.head_dim, batch = s_.batch * s_.heads;
     const float scale = float(1.0 / std::sqrt(double(D))), one = 1.0f, zero = 0.0f;
-    auto* a = static_cast<flex::bf16*>(a_.get());
+    const flex::FlexDtype dtype = args_.dtype;
+    const cudaDataType_t type = cublas_type_of(dtype);
+    auto* a = static_cast<flex::bf16*>(a_.get());  // of `dtype` (bf16 pointer type: FlexDtype)
     auto* b = static_cast<flex::bf16*>(b_.get());
     // Row-major S (S x S) = Q K^T is column-major S^T = K^T(op T on K's storage) x Q.
-    cublas_check(cublasGemmStridedBatchedEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, S, S, D, &scale, args_.k,
-                                            CUDA_R_16BF, D, std::int64_t(S) * D, args_.q, CUDA_R_16BF, D,
-                                            std::int64_t(S) * D, &zero, a, CUDA_R_16BF, S,
-                                            std::int64_t(S) * S, batch, CUBLAS_COMPUTE_32F,
+    cublas_check(cublasGemmStridedBatchedEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, S, S, D, &scale, args_.k, type, D,
+                                            std::int64_t(S) * D, args_.q, type, D, std::int64_t(S) * D, &zero, a,
+                                            type, S, std::int64_t(S) * S, batch, CUBLAS_COMPUTE_32F,
                                             CUBLAS_GEMM_DEFAULT),
                  "QK^T");
     if (mods_.score.kind != flex::BuiltinScoreMod::Kind::none) {
-      flex::eager_score_mod_bf16(a, b, s_.batch, s_.heads, S, S, mods_.score, stream);
+      flex::eager_score_mod(a, b, dtype, s_.batch, s_.heads, S, S, mods_.score, stream);
       std::swap(a, b);
     }
     if (apply_mask_) {
-      flex::eager_mask_bf16(a, b, s_.batch, s_.heads, S, S, mods_.mask, stream);
+      flex::eager_mask(a, b, dtype, s_.batch, s_.heads, S, S, mods_.mask, stream);
       std::swap(a, b);
     }
-    flex::eager_softmax_bf16(a, b, std::int64_t(batch) * S, S, stream);
+    flex::eager_softmax(a, b, dtype, std::int64_t(batch) * S, S, stream);
     // Row-major O (S x D) = P V is column-major O^T = V^T x P^T: both operands as stored.
-    cublas_check(cublasGemmStridedBatchedEx(handle_, CUBLAS_OP_N, CUBLAS_OP_N, D, S, S, &one, args_.v,
-                                            CUDA_R_16BF, D, std::int64_t(S) * D, b, CUDA_R_16BF, S,
-                                            std::int64_t(S) * S, &zero, args_.out, CUDA_R_16BF, D,
-                                            std::int64_t(S) * D, batch, CUBLAS_COMPUTE_32F,
+    cublas_check(cublasGemmStridedBatchedEx(handle_, CUBLAS_OP_N, CUBLAS_OP_N, D, S, S, &one, args_.v, type, D,
+                                            std::int64_t(S) * D, b, type, S, std::int64_t(S) * S, &zero, args_.out,
+                                            type, D, std::int64_t(S) * D, batch, CUBLAS_COMPUTE_32F,
                                             CUBLAS_GEMM_DEFAULT),
                  "PV");
   }

@@ -1,4 +1,5 @@
-// Eager backward steps and the float64 backward reference (flex_backward_eager.h).
+// Eager backward steps (bf16 and fp16 from one templated body each) and the float64 backward
+// reference (flex_backward_eager.h).
 #include "kernels/attention/flex_backward_eager.h"
 
 #include <cuda_bf16.h>
@@ -8,6 +9,8 @@
 
 #include "core/cuda/check.h"
 #include "core/error.h"
+#include "kernels/attention/flex_eager_element.cuh"
+#include "kernels/attention/flex_element.cuh"
 
 namespace aisp::kernels::flex {
 namespace {
@@ -35,38 +38,43 @@ __device__ __forceinline__ ScoreIndex score_index(std::int64_t i, int heads, int
   return x;
 }
 
-__global__ void probabilities_kernel(const bf16* s, bf16* p, const float* lse, int heads, int q_len, int kv_len,
+// T: bf16 or __half (flex_element.cuh's conversions).
+template <class T>
+__global__ void probabilities_kernel(const T* s, T* p, const float* lse, int heads, int q_len, int kv_len,
                                      std::int64_t n, BuiltinScoreMod mod, BuiltinMask mask) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const ScoreIndex x = score_index(i, heads, q_len, kv_len);
     const float l = lse[x.row];
     float v = 0.0f;
-    if (l != -INFINITY && mask(x.b, x.h, x.q, x.kv)) v = __expf(mod(__bfloat162float(s[i]), x.b, x.h, x.q, x.kv) - l);
-    p[i] = __float2bfloat16(v);
+    if (l != -INFINITY && mask(x.b, x.h, x.q, x.kv))
+      v = __expf(mod(detail::to_float(s[i]), x.b, x.h, x.q, x.kv) - l);
+    p[i] = detail::round_to<T>(v);
   }
 }
 
 // One warp per row.
-__global__ void delta_kernel(const bf16* out, const bf16* dout, float* delta, std::int64_t rows, int head_dim) {
+template <class T>
+__global__ void delta_kernel(const T* out, const T* dout, float* delta, std::int64_t rows, int head_dim) {
   const std::int64_t row = (blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x) / 32;
   const int lane = int(threadIdx.x) % 32;
   if (row >= rows) return;
   float d = 0.0f;
   for (int c = lane; c < head_dim; c += 32)
-    d += __bfloat162float(out[row * head_dim + c]) * __bfloat162float(dout[row * head_dim + c]);
+    d += detail::to_float(out[row * head_dim + c]) * detail::to_float(dout[row * head_dim + c]);
   for (int o = 16; o > 0; o /= 2) d += __shfl_xor_sync(0xffffffffu, d, o);
   if (lane == 0) delta[row] = d;
 }
 
-__global__ void dscores_kernel(const bf16* s, const bf16* p, bf16* dp, const float* delta, int heads, int q_len,
-                               int kv_len, std::int64_t n, BuiltinScoreMod mod, float scale) {
+template <class T>
+__global__ void dscores_kernel(const T* s, const T* p, T* dp, const float* delta, int heads, int q_len, int kv_len,
+                               std::int64_t n, BuiltinScoreMod mod, float scale) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const ScoreIndex x = score_index(i, heads, q_len, kv_len);
-    const float pv = __bfloat162float(p[i]);
-    const float g = mod.grad(__bfloat162float(s[i]), x.b, x.h, x.q, x.kv);
-    dp[i] = __float2bfloat16(pv * (__bfloat162float(dp[i]) - delta[x.row]) * g * scale);
+    const float pv = detail::to_float(p[i]);
+    const float g = mod.grad(detail::to_float(s[i]), x.b, x.h, x.q, x.kv);
+    dp[i] = detail::round_to<T>(pv * (detail::to_float(dp[i]) - delta[x.row]) * g * scale);
   }
 }
 
@@ -219,31 +227,44 @@ __global__ void reference_dkv_kernel(FlexBackwardArgs args, BuiltinScoreMod mod,
 
 }  // namespace
 
-void eager_backward_probabilities_bf16(const bf16* s, bf16* p, const float* lse, int batch, int heads, int q_len,
-                                       int kv_len, const BuiltinScoreMod& score_mod, const BuiltinMask& mask,
-                                       cudaStream_t stream) {
+void eager_backward_probabilities(const bf16* s, bf16* p, FlexDtype dtype, const float* lse, int batch, int heads,
+                                  int q_len, int kv_len, const BuiltinScoreMod& score_mod, const BuiltinMask& mask,
+                                  cudaStream_t stream) {
   const std::int64_t n = std::int64_t(batch) * heads * q_len * kv_len;
-  if (n == 0) return;
-  probabilities_kernel<<<grid_for(n), kThreads, 0, stream>>>(s, p, lse, heads, q_len, kv_len, n, score_mod, mask);
-  AISP_CUDA_CHECK_LAUNCH();
+  detail::with_element_type(dtype, "eager_backward_probabilities", [&](auto elem) {
+    using T = decltype(elem);
+    if (n == 0) return;
+    probabilities_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(reinterpret_cast<const T*>(s),
+                                                                   reinterpret_cast<T*>(p), lse, heads, q_len,
+                                                                   kv_len, n, score_mod, mask);
+    AISP_CUDA_CHECK_LAUNCH();
+  });
 }
 
-void eager_backward_delta(const bf16* out, const bf16* dout, float* delta, std::int64_t rows, int head_dim,
-                          cudaStream_t stream) {
-  if (rows == 0) return;
-  delta_kernel<<<unsigned((rows * 32 + kThreads - 1) / kThreads), kThreads, 0, stream>>>(out, dout, delta, rows,
-                                                                                        head_dim);
-  AISP_CUDA_CHECK_LAUNCH();
+void eager_backward_delta(const bf16* out, const bf16* dout, FlexDtype dtype, float* delta, std::int64_t rows,
+                          int head_dim, cudaStream_t stream) {
+  detail::with_element_type(dtype, "eager_backward_delta", [&](auto elem) {
+    using T = decltype(elem);
+    if (rows == 0) return;
+    delta_kernel<T><<<unsigned((rows * 32 + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+        reinterpret_cast<const T*>(out), reinterpret_cast<const T*>(dout), delta, rows, head_dim);
+    AISP_CUDA_CHECK_LAUNCH();
+  });
 }
 
-void eager_backward_dscores_bf16(const bf16* s, const bf16* p, bf16* dp_to_ds, const float* delta, int batch,
-                                 int heads, int q_len, int kv_len, const BuiltinScoreMod& score_mod, float scale,
-                                 cudaStream_t stream) {
+void eager_backward_dscores(const bf16* s, const bf16* p, bf16* dp_to_ds, FlexDtype dtype, const float* delta,
+                            int batch, int heads, int q_len, int kv_len, const BuiltinScoreMod& score_mod,
+                            float scale, cudaStream_t stream) {
   const std::int64_t n = std::int64_t(batch) * heads * q_len * kv_len;
-  if (n == 0) return;
-  dscores_kernel<<<grid_for(n), kThreads, 0, stream>>>(s, p, dp_to_ds, delta, heads, q_len, kv_len, n, score_mod,
-                                                       scale);
-  AISP_CUDA_CHECK_LAUNCH();
+  detail::with_element_type(dtype, "eager_backward_dscores", [&](auto elem) {
+    using T = decltype(elem);
+    if (n == 0) return;
+    dscores_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(reinterpret_cast<const T*>(s),
+                                                             reinterpret_cast<const T*>(p),
+                                                             reinterpret_cast<T*>(dp_to_ds), delta, heads, q_len,
+                                                             kv_len, n, score_mod, scale);
+    AISP_CUDA_CHECK_LAUNCH();
+  });
 }
 
 void flex_attention_backward_reference(const FlexBackwardArgs& args, const BuiltinScoreMod& score_mod,

@@ -1,14 +1,16 @@
 // The eager pieces of the attention backward (ch14:flex_attention_backward's baseline) and the
 // float64 GPU reference of the whole backward (flex_backward.h gives the math).
 //
-// Eager, from the saved lse (scores (batch * heads, q_len, kv_len) bf16, row-major; every step
-// materializes its result as an eager framework does; q_heads == kv_heads):
+// Eager, from the saved lse (scores (batch * heads, q_len, kv_len) of the element type, row-major;
+// every step materializes its result as an eager framework does; q_heads == kv_heads):
 //   S  = scale Q K^T                    cuBLAS
-//   P  = mask ? exp(score_mod(S) - lse) : 0          eager_backward_probabilities_bf16
+//   P  = mask ? exp(score_mod(S) - lse) : 0          eager_backward_probabilities
 //   dV = P^T dO,  dP = dO V^T           cuBLAS
 //   Delta = rowsum(dO o O)              eager_backward_delta
-//   dS = P o (dP - Delta) o score_mod'(S) scale      eager_backward_dscores_bf16
+//   dS = P o (dP - Delta) o score_mod'(S) scale      eager_backward_dscores
 //   dQ = dS K,  dK = dS^T Q             cuBLAS
+// Element type: `dtype` (FlexDtype): bf16, or fp16 behind the bf16 pointer type, as in flex_eager.h;
+// the math is fp32, the stored results are rounded to the element type.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -20,17 +22,17 @@
 namespace aisp::kernels::flex {
 
 // p = mask(b, h, q, kv) ? exp(score_mod(s) - lse[row]) : 0 over (batch, heads, q_len, kv_len); a row
-// with lse = -inf gives zeros. s, p bf16 (fp32 math).
-void eager_backward_probabilities_bf16(const bf16* s, bf16* p, const float* lse, int batch, int heads, int q_len,
-                                       int kv_len, const BuiltinScoreMod& score_mod, const BuiltinMask& mask,
-                                       cudaStream_t stream);
-// delta[row] = sum_d out[row, d] dout[row, d] in fp32, rows of head_dim elements.
-void eager_backward_delta(const bf16* out, const bf16* dout, float* delta, std::int64_t rows, int head_dim,
-                          cudaStream_t stream);
-// In place over dp: ds = p (dp - delta[row]) score_mod'(s) scale, bf16 (fp32 math).
-void eager_backward_dscores_bf16(const bf16* s, const bf16* p, bf16* dp_to_ds, const float* delta, int batch,
-                                 int heads, int q_len, int kv_len, const BuiltinScoreMod& score_mod, float scale,
-                                 cudaStream_t stream);
+// with lse = -inf gives zeros. s, p of the element type (fp32 math).
+void eager_backward_probabilities(const bf16* s, bf16* p, FlexDtype dtype, const float* lse, int batch, int heads,
+                                  int q_len, int kv_len, const BuiltinScoreMod& score_mod, const BuiltinMask& mask,
+                                  cudaStream_t stream);
+// delta[row] = sum_d out[row, d] dout[row, d] in fp32, rows of head_dim elements of the element type.
+void eager_backward_delta(const bf16* out, const bf16* dout, FlexDtype dtype, float* delta, std::int64_t rows,
+                          int head_dim, cudaStream_t stream);
+// In place over dp: ds = p (dp - delta[row]) score_mod'(s) scale, of the element type (fp32 math).
+void eager_backward_dscores(const bf16* s, const bf16* p, bf16* dp_to_ds, FlexDtype dtype, const float* delta,
+                            int batch, int heads, int q_len, int kv_len, const BuiltinScoreMod& score_mod,
+                            float scale, cudaStream_t stream);
 
 // The whole backward in float64 on the GPU (one warp per query row for dQ, one per key row for dK
 // and dV, no tiling: slow, exact): dq (batch, q_heads, q_len, D), dk and dv (batch, kv_heads,

@@ -1,4 +1,5 @@
-// Eager attention steps and the float64 reference (flex_eager.h).
+// Eager attention steps (bf16 and fp16 from one templated body each) and the float64 reference
+// (flex_eager.h).
 #include "kernels/attention/flex_eager.h"
 
 #include <cuda_fp16.h>
@@ -7,6 +8,8 @@
 
 #include "core/cuda/check.h"
 #include "core/error.h"
+#include "kernels/attention/flex_eager_element.cuh"
+#include "kernels/attention/flex_element.cuh"
 
 namespace aisp::kernels::flex {
 namespace {
@@ -18,28 +21,30 @@ int grid_for(std::int64_t n) {
   return int(blocks < 8192 ? blocks : 8192);
 }
 
-// One element per step of a grid-stride loop, coordinates from the flat index.
-__global__ void score_mod_kernel(const bf16* in, bf16* out, int heads, int q_len, int kv_len,
-                                 std::int64_t n, BuiltinScoreMod mod) {
+// One element per step of a grid-stride loop, coordinates from the flat index. T: bf16 or __half.
+template <class T>
+__global__ void score_mod_kernel(const T* in, T* out, int heads, int q_len, int kv_len, std::int64_t n,
+                                 BuiltinScoreMod mod) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int kv = int(i % kv_len);
     const std::int64_t r = i / kv_len;
     const int q = int(r % q_len);
     const std::int64_t bh = r / q_len;
-    out[i] = __float2bfloat16(mod(__bfloat162float(in[i]), int(bh / heads), int(bh % heads), q, kv));
+    out[i] = detail::round_to<T>(mod(detail::to_float(in[i]), int(bh / heads), int(bh % heads), q, kv));
   }
 }
 
-__global__ void mask_kernel(const bf16* in, bf16* out, int heads, int q_len, int kv_len,
-                            std::int64_t n, BuiltinMask mask) {
+template <class T>
+__global__ void mask_kernel(const T* in, T* out, int heads, int q_len, int kv_len, std::int64_t n,
+                            BuiltinMask mask) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const int kv = int(i % kv_len);
     const std::int64_t r = i / kv_len;
     const int q = int(r % q_len);
     const std::int64_t bh = r / q_len;
-    out[i] = mask(int(bh / heads), int(bh % heads), q, kv) ? in[i] : __float2bfloat16(-INFINITY);
+    out[i] = mask(int(bh / heads), int(bh % heads), q, kv) ? in[i] : detail::round_to<T>(-INFINITY);
   }
 }
 
@@ -57,26 +62,30 @@ __device__ float block_reduce(float v, bool is_max, float* scratch) {
   return v;
 }
 
-// One block per row; the row is read once into shared memory (bf16), written once.
-__global__ void softmax_kernel(const bf16* in, bf16* out, int cols) {
-  extern __shared__ bf16 row[];
+// One block per row; the row is read once into shared memory (in its 16-bit type), written once.
+// (The dynamic shared array is declared as bytes: an extern __shared__ array may not change its
+// element type between instantiations.)
+template <class T>
+__global__ void softmax_kernel(const T* in, T* out, int cols) {
+  extern __shared__ __align__(16) unsigned char row_bytes[];
+  T* row = reinterpret_cast<T*>(row_bytes);
   __shared__ float scratch[32];
-  const bf16* src = in + std::int64_t(blockIdx.x) * cols;
-  bf16* dst = out + std::int64_t(blockIdx.x) * cols;
+  const T* src = in + std::int64_t(blockIdx.x) * cols;
+  T* dst = out + std::int64_t(blockIdx.x) * cols;
   float mx = -INFINITY;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    const bf16 v = src[c];
+    const T v = src[c];
     row[c] = v;
-    mx = fmaxf(mx, __bfloat162float(v));
+    mx = fmaxf(mx, detail::to_float(v));
   }
   mx = block_reduce(mx, true, scratch);
   float sum = 0;
   if (mx != -INFINITY)
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += __expf(__bfloat162float(row[c]) - mx);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += __expf(detail::to_float(row[c]) - mx);
   sum = block_reduce(sum, false, scratch);
   const float inv = sum > 0 ? 1.0f / sum : 0.0f;
   for (int c = threadIdx.x; c < cols; c += blockDim.x)
-    dst[c] = __float2bfloat16(mx == -INFINITY ? 0.0f : __expf(__bfloat162float(row[c]) - mx) * inv);
+    dst[c] = detail::round_to<T>(mx == -INFINITY ? 0.0f : __expf(detail::to_float(row[c]) - mx) * inv);
 }
 
 // Element i of a q / k / v array of the call's dtype (bf16, or fp16 behind the bf16 pointer type).
@@ -123,30 +132,44 @@ __global__ void reference_kernel(FlexAttentionArgs a, BuiltinScoreMod mod, Built
 
 }  // namespace
 
-void eager_score_mod_bf16(const bf16* in, bf16* out, int batch, int heads, int q_len, int kv_len,
-                          const BuiltinScoreMod& score_mod, cudaStream_t stream) {
+void eager_score_mod(const bf16* in, bf16* out, FlexDtype dtype, int batch, int heads, int q_len, int kv_len,
+                     const BuiltinScoreMod& score_mod, cudaStream_t stream) {
   const std::int64_t n = std::int64_t(batch) * heads * q_len * kv_len;
-  if (n == 0) return;
-  score_mod_kernel<<<grid_for(n), kThreads, 0, stream>>>(in, out, heads, q_len, kv_len, n, score_mod);
-  AISP_CUDA_CHECK_LAUNCH();
+  detail::with_element_type(dtype, "eager_score_mod", [&](auto elem) {
+    using T = decltype(elem);
+    if (n == 0) return;
+    score_mod_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(reinterpret_cast<const T*>(in),
+                                                               reinterpret_cast<T*>(out), heads, q_len, kv_len,
+                                                               n, score_mod);
+    AISP_CUDA_CHECK_LAUNCH();
+  });
 }
 
-void eager_mask_bf16(const bf16* in, bf16* out, int batch, int heads, int q_len, int kv_len,
-                     const BuiltinMask& mask, cudaStream_t stream) {
+void eager_mask(const bf16* in, bf16* out, FlexDtype dtype, int batch, int heads, int q_len, int kv_len,
+                const BuiltinMask& mask, cudaStream_t stream) {
   const std::int64_t n = std::int64_t(batch) * heads * q_len * kv_len;
-  if (n == 0) return;
-  mask_kernel<<<grid_for(n), kThreads, 0, stream>>>(in, out, heads, q_len, kv_len, n, mask);
-  AISP_CUDA_CHECK_LAUNCH();
+  detail::with_element_type(dtype, "eager_mask", [&](auto elem) {
+    using T = decltype(elem);
+    if (n == 0) return;
+    mask_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(reinterpret_cast<const T*>(in), reinterpret_cast<T*>(out),
+                                                          heads, q_len, kv_len, n, mask);
+    AISP_CUDA_CHECK_LAUNCH();
+  });
 }
 
-void eager_softmax_bf16(const bf16* in, bf16* out, std::int64_t rows, int cols, cudaStream_t stream) {
-  if (cols > 32768) throw Error("eager_softmax_bf16: at most 32768 columns");
-  if (rows == 0) return;
-  const int smem = cols * int(sizeof(bf16));
-  if (smem > 48 * 1024)
-    AISP_CUDA_CHECK(cudaFuncSetAttribute(softmax_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  softmax_kernel<<<unsigned(rows), 512, smem, stream>>>(in, out, cols);
-  AISP_CUDA_CHECK_LAUNCH();
+void eager_softmax(const bf16* in, bf16* out, FlexDtype dtype, std::int64_t rows, int cols, cudaStream_t stream) {
+  if (cols > 32768) throw Error("eager_softmax: at most 32768 columns (the row is held in shared memory)");
+  detail::with_element_type(dtype, "eager_softmax", [&](auto elem) {
+    using T = decltype(elem);
+    if (rows == 0) return;
+    const int smem = cols * int(sizeof(T));
+    if (smem > 48 * 1024)
+      AISP_CUDA_CHECK(
+          cudaFuncSetAttribute(softmax_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    softmax_kernel<T><<<unsigned(rows), 512, smem, stream>>>(reinterpret_cast<const T*>(in),
+                                                              reinterpret_cast<T*>(out), cols);
+    AISP_CUDA_CHECK_LAUNCH();
+  });
 }
 
 void flex_attention_reference(const FlexAttentionArgs& args, const BuiltinScoreMod& score_mod,

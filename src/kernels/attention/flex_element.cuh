@@ -2,7 +2,8 @@
 // The sm_90a kernels (fa3 forward, wgmma backward) are templated on it; each place where the type
 // matters goes through one of these: the rounding of fp32 pairs (P and dS for the wgmma A operand,
 // the outputs), and FlexIsFp16 to pick the f16 or bf16 wgmma (kernels/common/wgmma_f16.cuh). For bf16
-// every helper compiles to exactly what the kernels did before fp16 existed.
+// every helper compiles to exactly what the kernels did before fp16 existed. The eager kernels
+// (flex_eager.cu, flex_backward_eager.cu) use the scalar conversions to_float / round_to.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -21,6 +22,22 @@ template <>
 struct FlexIsFp16<__half> {
   static constexpr bool value = true;
 };
+
+// One element as float, and a float rounded to nearest in T (the eager kernels, flex_eager.cu).
+template <class T>
+__device__ __forceinline__ float to_float(T x) {
+  if constexpr (FlexIsFp16<T>::value)
+    return __half2float(x);
+  else
+    return __bfloat162float(x);
+}
+template <class T>
+__device__ __forceinline__ T round_to(float x) {
+  if constexpr (FlexIsFp16<T>::value)
+    return __float2half_rn(x);
+  else
+    return __float2bfloat16_rn(x);
+}
 
 // (lo, hi) rounded to nearest in T, as one register: lo in the low half (the mma / wgmma A layout).
 template <class T>
