@@ -7,7 +7,11 @@
 //   ch14:fp8_gemm_deepseek  M 4096, N 7168, K 16384 (DeepSeek-V3's / DeepGEMM's benchmark shape)
 //     baseline                    bf16 cuBLAS(Lt) on the bf16 operands (fp32 accumulation)
 //     optimized:cublaslt_fp8      cuBLASLt e4m3 x e4m3 -> bf16, per-tensor scales, fast accumulation
-//     optimized:aisp_fp8          gemm_fp8_sm90 per tensor (src/kernels/gemm): the same function
+//     optimized:aisp_fp8          gemm_fp8_sm90 per tensor (src/kernels/gemm): the same function,
+//                                 default configuration (whole tiles: stream_k off)
+//     optimized:aisp_fp8_stream_k the same on the hybrid stream-K schedule (stream_k on: the last
+//                                 partial wave and one full wave split over all CTAs by k-slots),
+//                                 the A/B of stream-K against the default
 //     optimized:aisp_fp8_block    gemm_fp8_sm90 with 1x128 (A) / 128x128 (B) scales and fp32
 //                                 promotion every 128 K (DeepSeek-V3's scheme)
 //     optimized:aisp_fp8_pingpong, optimized:aisp_fp8_block_pingpong
@@ -17,6 +21,9 @@
 //
 // The technique is the precision change, so the pairs are: baseline vs each fp8 variant (what fp8
 // buys, at what error), and cublaslt_fp8 vs aisp_fp8 (the same per-tensor function; the control).
+// Workspaces: cuBLASLt gets its usual one (CublasLtGemm allocates it in its constructor) and aisp
+// the one gemm_fp8_sm90_workspace_size asks for (stream-K's partial tiles and flags), both allocated
+// and zero-filled in setup(), outside the timed region; run() is the bare GEMM call for every variant.
 // Quantization is NOT timed: each fp8 variant quantizes the harness's bf16 operands in setup() (and
 // again in inputs_refilled() when the harness refills them), so the timed function is the GEMM on
 // fp8 operands -- as in inference, where weights are quantized once and activations by the previous
@@ -39,6 +46,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda/check.h"
+#include "core/cuda/device_memory.h"
 #include "core/error.h"
 #include "harness/example.h"
 #include "harness/registry.h"
@@ -186,17 +195,34 @@ class CublasLtFp8 : public Fp8Variant {
 
 class AispFp8 : public Fp8Variant {
  public:
-  AispFp8(g::Fp8Scaling scaling, g::Fp8Schedule schedule) : Fp8Variant(scaling) { config_.schedule = schedule; }
+  AispFp8(g::Fp8Scaling scaling, g::Fp8Schedule schedule, g::Fp8StreamK stream_k = g::GemmFp8Config{}.stream_k)
+      : Fp8Variant(scaling) {
+    config_.schedule = schedule;
+    config_.stream_k = stream_k;
+  }
   void run(StreamHandle stream) override { g::gemm_fp8_sm90(args_, stream, config_); }
+  void teardown() override {
+    workspace_ = {};
+    Fp8Variant::teardown();
+  }
 
  private:
   void prepare(const g::GemmFp8Args& args) override {
     args_ = args;
+    // The kernel's scratch (0 bytes unless it runs stream-K), zero-filled once as the contract asks.
+    const std::size_t bytes = g::gemm_fp8_sm90_workspace_size(args_, config_);
+    if (bytes > 0) {
+      workspace_ = aisp::cuda::device_alloc(bytes);
+      AISP_CUDA_CHECK(cudaMemset(workspace_.get(), 0, bytes));
+      args_.workspace = workspace_.get();
+      args_.workspace_bytes = bytes;
+    }
     const std::string why = g::gemm_fp8_sm90_unsupported(args_, config_);
     if (!why.empty()) throw Error("aisp gemm_fp8_sm90 cannot run here: " + why);
   }
   g::GemmFp8Args args_;
   g::GemmFp8Config config_;  // the kernel's default for the scaling, on the schedule asked for
+  aisp::cuda::DeviceMemory workspace_;
 };
 
 std::vector<VariantInfo> variants() {
@@ -208,6 +234,12 @@ std::vector<VariantInfo> variants() {
        [] { return std::make_unique<CublasLtFp8>(); }},
       {"optimized:aisp_fp8", "aisp gemm_fp8_sm90, per-tensor scales (quantization untimed, in setup)",
        [] { return std::make_unique<AispFp8>(g::Fp8Scaling::per_tensor, g::Fp8Schedule::cooperative); }},
+      {"optimized:aisp_fp8_stream_k",
+       "aisp gemm_fp8_sm90, per-tensor scales, hybrid stream-K schedule (workspace allocated in setup)",
+       [] {
+         return std::make_unique<AispFp8>(g::Fp8Scaling::per_tensor, g::Fp8Schedule::cooperative,
+                                          g::Fp8StreamK::on);
+       }},
       {"optimized:aisp_fp8_block",
        "aisp gemm_fp8_sm90, 1x128 / 128x128 block scales, fp32 promotion per 128 K (quantization untimed)",
        [] { return std::make_unique<AispFp8>(g::Fp8Scaling::block, g::Fp8Schedule::cooperative); }},

@@ -11,6 +11,7 @@
 #if AISP_WITH_CUDA
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -86,7 +87,16 @@ int check_shape(const Shape& s, Stream& stream, std::ostream& out, int* rows) {
 
   for (g::Fp8Scaling scaling : {g::Fp8Scaling::per_tensor, g::Fp8Scaling::block}) {
     g::Fp8GemmOperands fp8(s.m, s.n, s.k, scaling);
-    const g::GemmFp8Args args = fp8.args(pd);
+    g::GemmFp8Args args = fp8.args(pd);
+    // The default configuration with the workspace it asks for: stream-K where `auto` picks it.
+    const std::size_t workspace_bytes = g::gemm_fp8_sm90_workspace_size(args);
+    cuda::DeviceMemory workspace;
+    if (workspace_bytes > 0) {
+      workspace = cuda::device_alloc(workspace_bytes);
+      AISP_CUDA_CHECK(cudaMemsetAsync(workspace.get(), 0, workspace_bytes, stream.s));
+      args.workspace = workspace.get();
+      args.workspace_bytes = workspace_bytes;
+    }
     if (std::string why = g::gemm_fp8_sm90_unsupported(args); !why.empty()) {
       out << fmt::format("{:<18} {:<13} {:<10} UNSUPPORTED: {}\n", shape, label(scaling), "aisp", why);
       ++*rows;
@@ -164,9 +174,10 @@ int sweep_fp8(int iters, std::ostream& out) {
     g::GemmFp8Config config;
   };
   std::vector<Candidate> candidates;
-  auto add = [&](g::Fp8Scaling s, g::Fp8Schedule schedule, int tile_n, int stages, int group, bool tma_store = true,
-                 int cluster_m = 1) {
+  auto add = [&](g::Fp8Scaling s, g::Fp8Schedule schedule, int tile_n, int stages, int group, g::Fp8StreamK stream_k,
+                 bool tma_store = true, int cluster_m = 1) {
     g::GemmFp8Config c;
+    c.stream_k = stream_k;
     c.schedule = schedule;
     c.tile_n = tile_n;
     c.stages = stages;
@@ -176,21 +187,25 @@ int sweep_fp8(int iters, std::ostream& out) {
     candidates.push_back({s, c});
   };
   // The cooperative schedule against ping-pong, per scaling (grouped by scaling: one reference
-  // each). Clusters and the direct-store epilogue measured slower before (README, "fp8") and are
-  // left out to keep the sweep short; both stay covered by the tests.
+  // each), and per tensor the stream-K schedule on beside off (README, "fp8 stream-K"). Clusters and
+  // the direct-store epilogue measured slower before (README, "fp8") and are left out to keep the
+  // sweep short; both stay covered by the tests.
   constexpr auto coop = g::Fp8Schedule::cooperative;
   constexpr auto pp = g::Fp8Schedule::pingpong;
+  constexpr auto off = g::Fp8StreamK::off;
   for (int group : {8, 16}) {
-    add(g::Fp8Scaling::per_tensor, coop, 256, 3, group);
-    add(g::Fp8Scaling::per_tensor, pp, 256, 4, group);
+    add(g::Fp8Scaling::per_tensor, coop, 256, 3, group, off);
+    add(g::Fp8Scaling::per_tensor, coop, 256, 3, group, g::Fp8StreamK::on);
+    add(g::Fp8Scaling::per_tensor, pp, 256, 4, group, off);
   }
-  add(g::Fp8Scaling::per_tensor, coop, 128, 6, 8);
-  add(g::Fp8Scaling::per_tensor, pp, 128, 0, 8);
+  add(g::Fp8Scaling::per_tensor, coop, 128, 6, 8, off);
+  add(g::Fp8Scaling::per_tensor, coop, 128, 6, 8, g::Fp8StreamK::on);
+  add(g::Fp8Scaling::per_tensor, pp, 128, 0, 8, off);
   for (int group : {8, 16}) {
-    add(g::Fp8Scaling::block, coop, 128, 6, group);
-    add(g::Fp8Scaling::block, pp, 128, 0, group);
+    add(g::Fp8Scaling::block, coop, 128, 6, group, off);
+    add(g::Fp8Scaling::block, pp, 128, 0, group, off);
   }
-  add(g::Fp8Scaling::block, pp, 128, 6, 8);
+  add(g::Fp8Scaling::block, pp, 128, 6, 8, off);
   Stream stream;
   int failures = 0;
   out << "aisp gemm sweep --fp8: TFLOP/s = 2 M N K / time; ratio against the cuBLASLt fp8 (fast accumulation) "
@@ -227,6 +242,13 @@ int sweep_fp8(int iters, std::ostream& out) {
       return std::make_unique<g::CublasLtGemm>(lt);
     };
     const std::unique_ptr<g::CublasLtGemm> lt_fast = lt_for(true), lt_exact = lt_for(false);
+    // The stream-K workspace (the largest any candidate asks for), allocated and zeroed once, as
+    // cuBLASLt's is in its constructor: neither is in the timed calls.
+    std::size_t workspace_bytes = 0;
+    for (const Candidate& cand : candidates)
+      workspace_bytes = std::max(workspace_bytes, g::gemm_fp8_sm90_workspace_size(per_tensor.args(pd), cand.config));
+    const cuda::DeviceMemory workspace = cuda::device_alloc(std::max<std::size_t>(workspace_bytes, 256));
+    AISP_CUDA_CHECK(cudaMemset(workspace.get(), 0, std::max<std::size_t>(workspace_bytes, 256)));
     auto tflops = [&](double ms) { return flops / (ms * 1e-3) / 1e12; };
     const double exact = tflops(time_ms(stream.s, iters, [&] { lt_exact->run(stream.s); }));
     out << fmt::format("\n{}x{}x{}: cuBLASLt fp8 with fp32 promotion (no fast accumulation) {:.1f}\n", s.m, s.n, s.k,
@@ -237,7 +259,9 @@ int sweep_fp8(int iters, std::ostream& out) {
     bool have_ref = false;
     for (const Candidate& cand : candidates) {
       g::Fp8GemmOperands& ops = cand.scaling == g::Fp8Scaling::per_tensor ? per_tensor : block;
-      const g::GemmFp8Args args = ops.args(pd);
+      g::GemmFp8Args args = ops.args(pd);
+      args.workspace = workspace.get();
+      args.workspace_bytes = workspace_bytes;
       if (std::string why = g::gemm_fp8_sm90_unsupported(args, cand.config); !why.empty()) {
         out << fmt::format("{:<8} {:<100} unsupported: {}\n", label(cand.scaling), cand.config.describe(), why);
         continue;

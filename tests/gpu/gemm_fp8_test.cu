@@ -8,6 +8,9 @@
 //     error) and of the unquantized operands (the fp8 error bound);
 //   * cuBLASLt's fp8 path against the same reference;
 //   * what the kernel refuses, with the reason;
+//   * the stream-K schedule on shapes where tiles really are split over CTAs (checked with the
+//     schedule's own index math), two launches on one workspace (its flags back at 0), one tile
+//     split over many CTAs, fewer k-slots than pieces, its refusals and `auto`;
 //   * the ch14:fp8_gemm variants through the Variant interface, including the re-quantization after
 //     the harness refills the inputs.
 // Inputs are seeded unit normals generated on the device, regenerated bit-identically on the host.
@@ -29,11 +32,13 @@
 #include "kernels/gemm/gemm_fp8.h"
 #include "kernels/gemm/gemm_fp8_reference.h"
 #include "kernels/gemm/gemm_reference.h"
+#include "kernels/gemm/gemm_sm90_stream_k_schedule.cuh"
 
 namespace aisp::test {
 namespace {
 
 namespace g = kernels::gemm;
+namespace sm90 = kernels::gemm::sm90;
 
 constexpr std::uint64_t kSeedA = 201, kSeedB = 202;
 
@@ -61,11 +66,11 @@ std::vector<T> download(const void* p, std::size_t count) {
 struct Bf16Operands {
   int m, n, k;
   cuda::DeviceMemory a, b;
-  Bf16Operands(int m_, int n_, int k_, cudaStream_t stream) : m(m_), n(n_), k(k_) {
+  Bf16Operands(int m_, int n_, int k_, cudaStream_t stream, std::uint64_t seed_shift = 0) : m(m_), n(n_), k(k_) {
     a = cuda::device_alloc(std::size_t(m) * k * sizeof(g::bf16));
     b = cuda::device_alloc(std::size_t(n) * k * sizeof(g::bf16));
-    g::fill_normal_bf16(A(), std::size_t(m) * k, kSeedA, stream);
-    g::fill_normal_bf16(B(), std::size_t(n) * k, kSeedB, stream);
+    g::fill_normal_bf16(A(), std::size_t(m) * k, kSeedA + seed_shift, stream);
+    g::fill_normal_bf16(B(), std::size_t(n) * k, kSeedB + seed_shift, stream);
   }
   g::bf16* A() const { return static_cast<g::bf16*>(a.get()); }
   g::bf16* B() const { return static_cast<g::bf16*>(b.get()); }
@@ -222,19 +227,39 @@ struct Shape {
   int m, n, k;
 };
 
-// Runs the kernel on one shape and scaling and checks both error bounds; returns the relative L2
-// error against the dequantized product (for the comparisons between scalings).
+// Output tiles of the cooperative kernel (128 rows x tile_n).
+int sm90_tiles(const Shape& s, int tile_n) { return ((s.m + 127) / 128) * ((s.n + tile_n - 1) / tile_n); }
+
+// Stream-K scratch as a caller keeps it: allocated and zero-filled once, reused by every launch.
+struct Workspace {
+  cuda::DeviceMemory memory;
+  std::size_t bytes = 0;
+  explicit Workspace(std::size_t size) : bytes(size) {
+    if (bytes == 0) return;
+    memory = cuda::device_alloc(bytes);
+    AISP_CUDA_CHECK(cudaMemset(memory.get(), 0, bytes));
+  }
+};
+
+// Runs the kernel on one shape and scaling and checks both error bounds. The launch gets a
+// workspace of the size the configuration asks for (`shared`: that one, else a fresh one), so
+// `auto` runs stream-K where it pays, as for a caller that follows the contract.
 void expect_kernel_matches(const Shape& s, g::Fp8Scaling scaling, const g::GemmFp8Config& config,
-                           TestStream& stream) {
+                           TestStream& stream, Workspace* shared = nullptr, std::uint64_t seed_shift = 0) {
   const std::string what = fmt::format("{}x{}x{} {} [{}]", s.m, s.n, s.k, g::name_of(scaling), config.describe());
-  Bf16Operands ops(s.m, s.n, s.k, stream.get());
+  Bf16Operands ops(s.m, s.n, s.k, stream.get(), seed_shift);
   g::Fp8GemmOperands fp8(s.m, s.n, s.k, scaling);
   fp8.quantize(ops.A(), ops.B(), stream.get());
   const std::size_t mn = std::size_t(s.m) * s.n;
   cuda::DeviceMemory d = cuda::device_alloc(mn * sizeof(g::bf16));
   cuda::DeviceMemory ref_q = cuda::device_alloc(mn * sizeof(double));
   cuda::DeviceMemory ref_bf16 = cuda::device_alloc(mn * sizeof(double));
-  const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
+  g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
+  Workspace own_workspace(shared ? 0 : g::gemm_fp8_sm90_workspace_size(args, config));
+  Workspace& workspace = shared ? *shared : own_workspace;
+  args.workspace = workspace.memory.get();
+  args.workspace_bytes = workspace.bytes;
+  ASSERT_LE(g::gemm_fp8_sm90_workspace_size(args, config), workspace.bytes) << what;
   ASSERT_EQ(g::gemm_fp8_sm90_unsupported(args, config), "") << what;
   g::gemm_fp8_reference_f64(args, static_cast<double*>(ref_q.get()), stream.get());
   g::gemm_bf16_reference_f64(ops.A(), ops.B(), s.m, s.n, s.k, static_cast<double*>(ref_bf16.get()), stream.get());
@@ -439,6 +464,152 @@ TEST(Fp8Gemm, CublasLtFp8MatchesFloat64) {
       EXPECT_EQ(c.bad, 0) << gemm.describe() << ": max |err| " << c.max_abs << ", rel L2 " << c.rel_l2;
       EXPECT_LE(c.rel_l2, own.max_rel_l2) << gemm.describe();
     }
+  }
+}
+
+// ---- stream-K ------------------------------------------------------------------------------------
+
+g::GemmFp8Config with_stream_k(g::GemmFp8Config c, g::Fp8StreamK mode = g::Fp8StreamK::on) {
+  c.stream_k = mode;
+  return c;
+}
+
+int sm_count() { return gpu_properties(0).sm_count; }
+
+g::GemmFp8Config on_default() { return with_stream_k(config(0, 0)); }
+
+// Whether the stream-K schedule of this launch splits at least one tile over several CTAs (the
+// kernel's own index math, one CTA per SM): the tests below assert it, so they cannot quietly
+// degrade into whole-tile runs.
+bool splits_a_tile(const Shape& s, int tile_n) {
+  const int tiles = sm90_tiles(s, tile_n);
+  const sm90::StreamK sk = sm90::make_stream_k(tiles, (s.k + 127) / 128, sm_count());
+  for (int cta = 0; cta < sk.grid; ++cta) {
+    sm90::WorkCursor c = sm90::first_work(sk, cta);
+    sm90::WorkPiece w;
+    while (sm90::next_work(sk, c, w))
+      if (w.role == sm90::kPieceFinisher) return true;
+  }
+  return false;
+}
+
+// Shapes whose tiles get split on a 132-SM GPU (and on any other, checked per shape): fewer tiles
+// than CTAs (all split), data-parallel waves plus a split part (2200 x 2500: 360 tiles of 128 x 128;
+// 4100 x 4100: 561 tiles of 128 x 256 with 2 k-slots each, fewer k-slots than pieces), one tile split
+// over 32 CTAs (K 4096), K % 128 != 0, odd N (direct stores), M and N tails.
+const std::vector<Shape> kStreamKShapes = {{128, 256, 4096}, {130, 257, 1008}, {1000, 3000, 1040},
+                                           {1000, 3001, 1040}, {2200, 2500, 528}, {4100, 4100, 256}};
+
+TEST(Fp8GemmStreamK, SplitTilesMatchFloat64) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (const Shape& s : kStreamKShapes)
+    for (const g::GemmFp8Config& c : {with_stream_k(config(0, 0)), with_stream_k(config(128, 2)),
+                                      with_stream_k(config(256, 4, 3, true, false)), with_stream_k(config(128, 6, 16))}) {
+      EXPECT_TRUE(splits_a_tile(s, c.tile_n == 128 ? 128 : 256)) << s.m << "x" << s.n << "x" << s.k;
+      expect_kernel_matches(s, g::Fp8Scaling::per_tensor, c, stream);
+    }
+  // auto where the last wave is short (2200 x 2500 in 128 x 128 tiles: 360 = 2 x 132 + 96 on 132 SMs).
+  const Shape short_wave{2200, 2500, 528};
+  if (sm90::stream_k_pays(sm90_tiles(short_wave, 128), sm_count())) {
+    g::GemmFp8Args probe;
+    probe.m = short_wave.m;
+    probe.n = short_wave.n;
+    probe.k = short_wave.k;
+    const g::GemmFp8Config automatic = with_stream_k(config(128, 0), g::Fp8StreamK::automatic);
+    EXPECT_GT(g::gemm_fp8_sm90_workspace_size(probe, automatic), 0u);
+    expect_kernel_matches(short_wave, g::Fp8Scaling::per_tensor, automatic, stream);
+  }
+  // One tile of one k-slot (nothing to split: one CTA has it, the others none), and a tiny K.
+  for (const Shape& s : std::vector<Shape>{{100, 200, 16}, {1, 1, 16}, {5, 300, 32}})
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, with_stream_k(config(0, 0)), stream);
+}
+
+// Two launches on one workspace with different operands, then a third of another shape: each is
+// right, and each leaves every flag at 0 (the finishers reset them; no memset in between), while
+// the partial tiles were really written.
+TEST(Fp8GemmStreamK, ConsecutiveLaunchesShareAWorkspace) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  const int sms = sm_count();
+  Workspace workspace(sm90::stream_k_workspace_bytes(sms, 256));
+  const std::size_t flag_count = sm90::stream_k_flag_bytes(sms) / 4;
+  auto expect_flags_clear = [&](const std::string& when) {
+    const auto flags = download<std::uint32_t>(workspace.memory.get(), flag_count);
+    int set = 0;
+    for (std::uint32_t f : flags) set += f != 0;
+    EXPECT_EQ(set, 0) << "flags left set " << when;
+  };
+  const g::GemmFp8Config c = with_stream_k(config(0, 0));
+  expect_kernel_matches({2200, 2500, 528}, g::Fp8Scaling::per_tensor, c, stream, &workspace, 0);
+  expect_flags_clear("after the first launch");
+  expect_kernel_matches({2200, 2500, 528}, g::Fp8Scaling::per_tensor, c, stream, &workspace, 17);
+  expect_flags_clear("after the second launch");
+  expect_kernel_matches({1000, 3000, 1040}, g::Fp8Scaling::per_tensor, c, stream, &workspace, 33);
+  expect_flags_clear("after the third launch");
+  const auto partials = download<float>(static_cast<std::uint8_t*>(workspace.memory.get()) + flag_count * 4,
+                                        std::size_t(sms) * 128 * 256);
+  int written = 0;
+  for (float v : partials) written += v != 0.0f;
+  EXPECT_GT(written, 0) << "no contributor wrote a partial tile";
+}
+
+TEST(Fp8GemmStreamK, AutoWorkspaceAndRefusals) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  const int sms = sm_count();
+  // The size query needs only the shape and the configuration.
+  g::GemmFp8Args big;
+  big.m = 8192;
+  big.n = 8192;
+  big.k = 4096;
+  const g::GemmFp8Config automatic = with_stream_k(config(0, 0), g::Fp8StreamK::automatic);
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big), 0u);  // the default is off
+  const bool pays = sm90::stream_k_pays(64 * 32, sms);
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big, automatic), pays ? sm90::stream_k_workspace_bytes(sms, 256) : 0u);
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big, with_stream_k(config(0, 0), g::Fp8StreamK::off)), 0u);
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big, with_stream_k(config(128, 0))), sm90::stream_k_workspace_bytes(sms, 128));
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big, with_stream_k(pingpong(config(0, 0)), g::Fp8StreamK::automatic)),
+            0u);  // auto: not built there
+  big.m = 128 * sms;
+  big.n = 256;  // full waves: auto stays off
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big, automatic), 0u);
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big, on_default()), sm90::stream_k_workspace_bytes(sms, 256));
+  big.scaling = g::Fp8Scaling::block;
+  EXPECT_EQ(g::gemm_fp8_sm90_workspace_size(big, with_stream_k(config(0, 0), g::Fp8StreamK::automatic)), 0u);
+
+  g::Fp8GemmOperands pt(600, 600, 256, g::Fp8Scaling::per_tensor);
+  cuda::DeviceMemory d = cuda::device_alloc(600 * 600 * sizeof(g::bf16));
+  g::GemmFp8Args args = pt.args(static_cast<g::bf16*>(d.get()));
+  const g::GemmFp8Config on = with_stream_k(config(0, 0));
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, on).find("needs a workspace of"), std::string::npos);
+  EXPECT_THROW(g::gemm_fp8_sm90(args, stream.get(), on), Error);
+  Workspace small(1024);
+  args.workspace = small.memory.get();
+  args.workspace_bytes = small.bytes;
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, on).find("needs a workspace of"), std::string::npos);
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, with_stream_k(config(0, 0, 8, true, true, 2))).find("stream_k on"),
+            std::string::npos);
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, with_stream_k(config(0, 0, 8, false))).find("stream_k on"),
+            std::string::npos);
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(args, with_stream_k(pingpong(config(0, 0)))).find("stream_k on"),
+            std::string::npos);
+  // auto with too small a workspace runs whole tiles: accepted.
+  EXPECT_EQ(g::gemm_fp8_sm90_unsupported(args, with_stream_k(config(0, 0), g::Fp8StreamK::automatic)), "");
+  g::Fp8GemmOperands blk(600, 600, 256, g::Fp8Scaling::block);
+  g::GemmFp8Args block_args = blk.args(static_cast<g::bf16*>(d.get()));
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(block_args, on).find("per-tensor scaling"), std::string::npos);
+}
+
+// Small stream-K shapes for compute-sanitizer (memcheck, racecheck): split tiles with TMA-store and
+// direct epilogues, a 2-slot ring, one tile over many CTAs.
+TEST(Fp8Gemm, SanitizerShapesStreamK) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  for (const Shape& s : std::vector<Shape>{{130, 264, 400}, {255, 129, 528}, {128, 256, 2048}, {600, 1000, 256}}) {
+    EXPECT_TRUE(splits_a_tile(s, 256)) << s.m << "x" << s.n << "x" << s.k;
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, with_stream_k(config(256, 2)), stream);
+    expect_kernel_matches(s, g::Fp8Scaling::per_tensor, with_stream_k(config(128, 2, 8, true, false)), stream);
   }
 }
 

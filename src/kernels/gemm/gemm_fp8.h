@@ -45,6 +45,13 @@ struct GemmFp8Args {
   bf16* d = nullptr;              // (M, N)
   int m = 0, n = 0, k = 0;
   Fp8Scaling scaling = Fp8Scaling::per_tensor;
+  // Scratch for the stream-K schedule (GemmFp8Config::stream_k), as cuBLASLt takes one: at least
+  // gemm_fp8_sm90_workspace_size(args, config) bytes, 16-byte aligned, zero-filled once before its
+  // first use (cudaMemset); every completed launch leaves it as it found it (its flags back at 0).
+  // One launch at a time per workspace: two launches that share one on different streams at once
+  // are not supported (they would take each other's partial sums). Unused when stream-K is off.
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
 };
 
 // How the two consumer warpgroups of a CTA share the work (src/kernels/gemm/README.md, "fp8"):
@@ -57,6 +64,20 @@ struct GemmFp8Args {
 //                L2), so cooperative stays the default.
 enum class Fp8Schedule { cooperative, pingpong };
 const char* name_of(Fp8Schedule s);
+
+// The hybrid stream-K schedule (README.md, "fp8 stream-K"; per tensor, cooperative, cluster_m 1,
+// persistent only): when the tiles do not fill the last wave of CTAs, the last partial wave and one
+// full wave before it are split over all CTAs by k-slots instead of whole tiles, so every CTA does
+// the same work; tiles that several CTAs computed are added up through the workspace.
+//   off        whole tiles only (the data-parallel schedule)
+//   on         stream-K (refused for the configurations it is not built for, or without workspace)
+//   automatic  on where it is built, a workspace is given and the last data-parallel wave would be
+//              under 80 % full with at least one full wave before it; else off
+// Measured SLOWER than whole tiles at both ch14 shapes (H200: 1.02-1.04x the time at 8192x8192x4096,
+// 1.24x at 4096x7168x16384: the split k-ranges defeat L2 reuse; README.md, "fp8 stream-K"), so the
+// default is off.
+enum class Fp8StreamK { off, on, automatic };
+const char* name_of(Fp8StreamK s);
 
 // The kernel's configuration. tile_n 0 picks the default of the scaling: 256 for per_tensor, 128
 // for block (the block kernel holds two accumulators -- the 128-K block's and the promoted sum --
@@ -74,11 +95,16 @@ struct GemmFp8Config {
   // D allows it (N % 8 == 0, D 16-byte aligned); otherwise (or false) bounds-checked direct stores.
   bool tma_store = true;
   Fp8Schedule schedule = Fp8Schedule::cooperative;
+  Fp8StreamK stream_k = Fp8StreamK::off;
   std::string describe() const;
 };
 
 // Empty when the current device and `args` can run the sm_90a fp8 kernel, else the reason.
 std::string gemm_fp8_sm90_unsupported(const GemmFp8Args& args, const GemmFp8Config& config = {});
+
+// Bytes of GemmFp8Args::workspace the launch with `config` needs: 0 unless it runs stream-K (then
+// one fp32 128 x tile_n tile per SM plus flags: 17 MB at tile_n 256 on 132 SMs).
+std::size_t gemm_fp8_sm90_workspace_size(const GemmFp8Args& args, const GemmFp8Config& config = {});
 
 // Enqueues the fp8 GEMM on `stream`; never synchronizes. Throws aisp::Error with the reason of
 // gemm_fp8_sm90_unsupported, or on a launch error.

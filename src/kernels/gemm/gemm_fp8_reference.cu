@@ -12,6 +12,9 @@ namespace aisp::kernels::gemm {
 
 const char* name_of(Fp8Scaling s) { return s == Fp8Scaling::per_tensor ? "per_tensor" : "block_1x128_128x128"; }
 const char* name_of(Fp8Schedule s) { return s == Fp8Schedule::cooperative ? "cooperative" : "pingpong"; }
+const char* name_of(Fp8StreamK s) {
+  return s == Fp8StreamK::off ? "off" : (s == Fp8StreamK::on ? "on" : "auto");
+}
 
 std::size_t fp8_a_scale_count(Fp8Scaling s, int m, int k) {
   if (s == Fp8Scaling::per_tensor) return 1;
@@ -24,11 +27,12 @@ std::size_t fp8_b_scale_count(Fp8Scaling s, int n, int k) {
 }
 
 std::string GemmFp8Config::describe() const {
-  return fmt::format("{}, tile {}x{}x128, {} stages, cluster_m {}, raster_group {}, {}, {} epilogue",
+  return fmt::format("{}, tile {}x{}x128, {} stages, cluster_m {}, raster_group {}, {}, {} epilogue, stream-K {}",
                      name_of(schedule), schedule == Fp8Schedule::pingpong ? 64 : 128,
                      tile_n == 0 ? std::string("default") : std::to_string(tile_n),
                      stages == 0 ? std::string("max") : std::to_string(stages), cluster_m, raster_group,
-                     persistent ? "persistent" : "one CTA per tile", tma_store ? "TMA-store" : "direct-store");
+                     persistent ? "persistent" : "one CTA per tile", tma_store ? "TMA-store" : "direct-store",
+                     name_of(stream_k));
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include "kernels/gemm/gemm_fp8.h"
 #include "kernels/gemm/gemm_fp8_sm90_kernel.cuh"
 #include "kernels/gemm/gemm_sm90_host.h"
+#include "kernels/gemm/gemm_sm90_stream_k_schedule.cuh"
 
 // Instantiated in gemm_fp8_sm90_per_tensor.cu, gemm_fp8_sm90_per_tensor_cluster.cu,
 // gemm_fp8_sm90_block.cu, gemm_fp8_sm90_pingpong.cu and gemm_fp8_sm90_pingpong_block.cu, not here.
@@ -27,6 +28,11 @@ AISP_FP8_LAUNCH(256, false, 1, true);
 AISP_FP8_LAUNCH(128, false, 1, true);
 AISP_FP8_LAUNCH(128, true, 1, true);
 #undef AISP_FP8_LAUNCH
+// Stream-K: gemm_fp8_sm90_stream_k.cu.
+extern template void launch<256, false, 1, false, true>(const GemmFp8Args&, int, int, bool, bool,
+                                                        const sm90::DeviceLimits&, cudaStream_t);
+extern template void launch<128, false, 1, false, true>(const GemmFp8Args&, int, int, bool, bool,
+                                                        const sm90::DeviceLimits&, cudaStream_t);
 }  // namespace aisp::kernels::gemm::sm90_fp8
 
 namespace aisp::kernels::gemm {
@@ -55,6 +61,44 @@ Resolved resolve(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
       ++r.stages;
   }
   return r;
+}
+
+// Stream-K is built for per tensor, cooperative, cluster_m 1, persistent.
+bool stream_k_built(const GemmFp8Config& c, const GemmFp8Args& a) {
+  return a.scaling == Fp8Scaling::per_tensor && !pingpong(c) && c.cluster_m == 1 && c.persistent;
+}
+
+// Workspace bytes a stream-K launch of this configuration needs (one CTA per SM).
+std::size_t stream_k_bytes(const Resolved& r, const sm90::DeviceLimits& limits) {
+  return std::size_t(sm90::stream_k_workspace_bytes(limits.sms, r.tile_n));
+}
+
+// Whether the launch would run stream-K with enough workspace (`auto`: where it pays).
+bool wants_stream_k(const GemmFp8Config& c, const GemmFp8Args& a, const Resolved& r, const sm90::DeviceLimits& limits) {
+  if (c.stream_k == Fp8StreamK::off) return false;
+  if (c.stream_k == Fp8StreamK::on) return true;
+  const int tiles = sm90::ceil_div(a.m, sm90_fp8::kBlockM) * sm90::ceil_div(a.n, r.tile_n);
+  return stream_k_built(c, a) && sm90::stream_k_pays(tiles, limits.sms);
+}
+
+// Whether it does: `auto` falls back to whole tiles when the workspace is missing or too small.
+bool runs_stream_k(const GemmFp8Config& c, const GemmFp8Args& a, const Resolved& r, const sm90::DeviceLimits& limits) {
+  if (!wants_stream_k(c, a, r, limits)) return false;
+  return c.stream_k == Fp8StreamK::on || (a.workspace != nullptr && a.workspace_bytes >= stream_k_bytes(r, limits));
+}
+
+std::string stream_k_unsupported(const GemmFp8Config& c, const GemmFp8Args& a, const sm90::DeviceLimits& limits) {
+  if (c.stream_k != Fp8StreamK::on) return {};
+  if (!stream_k_built(c, a))
+    return "stream_k on is built for per-tensor scaling, the cooperative schedule, cluster_m 1 and the persistent "
+           "grid (use stream_k off or auto)";
+  const std::size_t need = stream_k_bytes(resolve(c, a, limits.smem_optin), limits);
+  if (a.workspace == nullptr || a.workspace_bytes < need)
+    return fmt::format("stream_k on needs a workspace of {} bytes (gemm_fp8_sm90_workspace_size), zero-filled "
+                       "before its first use; got {} bytes",
+                       need, a.workspace == nullptr ? 0 : a.workspace_bytes);
+  if (reinterpret_cast<std::uintptr_t>(a.workspace) % 16 != 0) return "the stream-K workspace must be 16-byte aligned";
+  return {};
 }
 
 std::string config_unsupported(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
@@ -107,7 +151,20 @@ std::string gemm_fp8_sm90_unsupported(const GemmFp8Args& args, const GemmFp8Conf
   const sm90::DeviceLimits limits = sm90::device_limits();
   if (std::string why = device_unsupported(limits); !why.empty()) return why;
   if (std::string why = config_unsupported(config, args, limits.smem_optin); !why.empty()) return why;
-  return args_unsupported(args);
+  if (std::string why = args_unsupported(args); !why.empty()) return why;
+  return stream_k_unsupported(config, args, limits);
+}
+
+std::size_t gemm_fp8_sm90_workspace_size(const GemmFp8Args& args, const GemmFp8Config& config) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return 0;  // nothing can run here; gemm_fp8_sm90_unsupported says why
+  }
+  const sm90::DeviceLimits limits = sm90::device_limits();
+  if (!device_unsupported(limits).empty() || !config_unsupported(config, args, limits.smem_optin).empty()) return 0;
+  const Resolved r = resolve(config, args, limits.smem_optin);
+  return wants_stream_k(config, args, r, limits) ? stream_k_bytes(r, limits) : 0;
 }
 
 void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Config& config) {
@@ -115,6 +172,7 @@ void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Co
   std::string why = device_unsupported(limits);
   if (why.empty()) why = config_unsupported(config, args, limits.smem_optin);
   if (why.empty()) why = args_unsupported(args);
+  if (why.empty()) why = stream_k_unsupported(config, args, limits);
   if (!why.empty()) throw Error("gemm_fp8_sm90: " + why);
   const Resolved r = resolve(config, args, limits.smem_optin);
   const bool tma_store = uses_tma_store(config, args);
@@ -130,6 +188,8 @@ void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Co
     }
   } else if (args.scaling == Fp8Scaling::block) {
     run(sm90_fp8::launch<128, true, 1, false>);
+  } else if (runs_stream_k(config, args, r, limits)) {
+    r.tile_n == 256 ? run(sm90_fp8::launch<256, false, 1, false, true>) : run(sm90_fp8::launch<128, false, 1, false, true>);
   } else if (r.tile_n == 256) {
     pair ? run(sm90_fp8::launch<256, false, 2, false>) : run(sm90_fp8::launch<256, false, 1, false>);
   } else {

@@ -28,6 +28,12 @@
 //     promotion) runs while the other's wgmmas keep the tensor cores busy. Per-warpgroup code is
 //     that of the cooperative schedule (a 64-row accumulator fragment), only the tile ownership
 //     and the ring bookkeeping differ.
+//   * kStreamK (per tensor, cooperative, Cluster 1; GemmFp8Config::stream_k): the hybrid stream-K
+//     schedule of gemm_sm90_stream_k_schedule.cuh. Producer and consumers walk the same pieces
+//     (tile, k-slots [k_begin, k_end)); a contributor piece ends by writing its fp32 accumulators
+//     to its CTA's workspace slot and publishing a flag per warpgroup (release), a finisher piece by
+//     waiting for its contributors' flags (acquire), adding their partials in registers and
+//     resetting the flags to 0 for the next launch, then the usual epilogue.
 #pragma once
 
 #include <cuda.h>
@@ -35,13 +41,16 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 
 #include "core/cuda/check.h"
+#include "core/error.h"
 #include "kernels/gemm/gemm_fp8.h"
 #include "kernels/gemm/gemm_fp8_sm90_wgmma.cuh"
 #include "kernels/gemm/gemm_sm90_epilogue.cuh"
 #include "kernels/gemm/gemm_sm90_host.h"
 #include "kernels/gemm/gemm_sm90_pipeline.cuh"
+#include "kernels/gemm/gemm_sm90_stream_k_schedule.cuh"
 
 namespace aisp::kernels::gemm::sm90_fp8 {
 
@@ -61,6 +70,11 @@ struct Params {
   int stages = 2;
   int tma_store = 0;     // 1: epilogue through shared memory and TMA stores (needs N % 8 == 0, d 16-byte aligned)
   int vector_store = 0;  // else, 1: D rows are 4-byte aligned (N even, d aligned): bf16x2 stores
+  // Stream-K only (kStreamK): tiles [0, sk_tiles) are split by k-slots; the workspace's flags (one
+  // per CTA and consumer warpgroup, 0 between launches) and fp32 partial tiles (one per CTA).
+  int sk_tiles = 0;
+  unsigned int* flags = nullptr;
+  float* partials = nullptr;
 };
 
 constexpr int tile_m_of(bool pingpong) { return pingpong ? kPingPongM : kBlockM; }
@@ -96,9 +110,66 @@ __device__ __forceinline__ void wgmma_slot(float (&acc)[TileN / 2], std::uint32_
     wgmma_k32<TileN>(acc, sm90::smem_desc(a + 32u * kk), sm90::smem_desc(b + 32u * kk), (first && kk == 0) ? 0 : 1);
 }
 
+// Stream-K fix-up. A consumer warpgroup's 64 x TileN fp32 fragment (TileN / 2 floats per thread)
+// lives in its slot as float4 j of thread t at j * 128 + t, so each warp moves 512 contiguous bytes
+// per access. L2 only (.cg): the slot is written and read by different SMs.
+template <int TileN>
+__device__ __forceinline__ float4* partial_slot(const Params& p, int cta, int consumer) {
+  return reinterpret_cast<float4*>(p.partials) + (std::size_t(cta) * kConsumers + consumer) * (TileN / 8) * 128;
+}
+
+// Contributor: store the fragment, then publish. Every thread's stores are fenced and gathered by
+// the warpgroup's barrier before thread 0's release store of the flag, so a finisher that acquires
+// the flag sees all of them.
+template <int TileN>
+__device__ __forceinline__ void publish_partial(const float (&acc)[TileN / 2], const Params& p, int consumer, int t) {
+  float4* slot = partial_slot<TileN>(p, int(blockIdx.x), consumer);
+#pragma unroll
+  for (int j = 0; j < TileN / 8; ++j)
+    __stcg(slot + j * 128 + t, make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]));
+  __threadfence();
+  sm90::named_barrier_sync(1 + consumer, 128);
+  if (t == 0) {
+    unsigned int* flag = p.flags + blockIdx.x * kConsumers + consumer;
+    asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(flag), "r"(1u) : "memory");
+  }
+}
+
+// Finisher: thread 0 waits for each contributor's flag (acquire) and resets it to 0 -- nobody else
+// touches it in this launch, and the next launch (stream-ordered) finds it clear; the warpgroup's
+// barrier passes the acquired view on to every thread, which then adds the partials.
+template <int TileN>
+__device__ __forceinline__ void add_partials(float (&acc)[TileN / 2], const Params& p, const sm90::StreamK& sk,
+                                             int tile, int consumer, int t) {
+  if (t == 0) {
+    for (int c = sm90::next_contributor(sk, tile, int(blockIdx.x)); c >= 0; c = sm90::next_contributor(sk, tile, c)) {
+      unsigned int* flag = p.flags + c * kConsumers + consumer;
+      unsigned int ready = 0;
+      while (true) {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(ready) : "l"(flag) : "memory");
+        if (ready) break;
+        __nanosleep(64);
+      }
+      asm volatile("st.relaxed.gpu.global.u32 [%0], %1;" ::"l"(flag), "r"(0u) : "memory");
+    }
+  }
+  sm90::named_barrier_sync(1 + consumer, 128);
+  for (int c = sm90::next_contributor(sk, tile, int(blockIdx.x)); c >= 0; c = sm90::next_contributor(sk, tile, c)) {
+    const float4* slot = partial_slot<TileN>(p, c, consumer);
+#pragma unroll
+    for (int j = 0; j < TileN / 8; ++j) {
+      const float4 v = __ldcg(slot + j * 128 + t);
+      acc[4 * j] += v.x;
+      acc[4 * j + 1] += v.y;
+      acc[4 * j + 2] += v.z;
+      acc[4 * j + 3] += v.w;
+    }
+  }
+}
+
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <int TileN, bool kBlockScaled, int Cluster, bool kPingPong>
+template <int TileN, bool kBlockScaled, int Cluster, bool kPingPong, bool kStreamK = false>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_fp8_ws_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                        const __grid_constant__ CUtensorMap map_d, const Params p) {
@@ -107,6 +178,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(!kBlockScaled || TileN == kFp8ScaleBlock, "block scaling: one B scale block per tile column");
   static_assert(!kBlockScaled || Cluster == 1, "block scaling: clusters not built (its slot release is CTA-local)");
   static_assert(!kPingPong || Cluster == 1, "ping-pong: clusters not built");
+  static_assert(!kStreamK || (!kBlockScaled && Cluster == 1 && !kPingPong),
+                "stream-K: built for per tensor, cooperative, Cluster 1");
   constexpr int kProducerRegs = 40;  // 40 * 128 + 232 * 256 <= 65536 registers
   constexpr int kConsumerRegs = 232;
   constexpr int kTileM = tile_m_of(kPingPong);
@@ -144,11 +217,28 @@ __global__ void __launch_bounds__(kThreads, 1)
     __syncthreads();
   }
 
+  // Stream-K: the pieces both sides walk (the data-parallel walk when sk_tiles is 0).
+  const StreamK sk = StreamK{p.tiles_m * p.tiles_n, p.k_tiles, int(gridDim.x), p.sk_tiles};
   if (warpgroup == 0) {
     setmaxnreg_dec<kProducerRegs>();
-    if (t == 0)
+    if constexpr (kStreamK) {
+      if (t == 0) {
+        prefetch_tensor_map(&map_a);
+        prefetch_tensor_map(&map_b);
+        int stage = 0;
+        std::uint32_t phase = 0;
+        WorkCursor cursor = first_work(sk, int(blockIdx.x));
+        WorkPiece w;
+        while (next_work(sk, cursor, w)) {
+          const TileCoord c = tile_of(w.tile, p.tiles_m, p.tiles_n, p.raster_group);
+          produce_k_slots<TileN, 1, kTileM>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, c.m,
+                                            c.n, 0, w.k_begin, w.k_end, stage, phase);
+        }
+      }
+    } else if (t == 0) {
       produce_tiles<TileN, Cluster, kTileM>(&map_a, &map_b, base, bars, empty_bars, p.stages, kA, kSlot, kBlockK, p.k_tiles,
                                     p.tiles_m, p.tiles_n, p.raster_group, rank, cluster_id, clusters);
+    }
   } else {
     setmaxnreg_inc<kConsumerRegs>();
     const int consumer = warpgroup - 1;
@@ -188,7 +278,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int first_unit = kPingPong ? cluster_id + consumer * clusters : cluster_id;
     const int unit_step = kPingPong ? 2 * clusters : clusters;
     if (kPingPong && consumer == 1) skip_tile();  // warpgroup 0's first tile comes first
-    for (int unit = first_unit; unit < num_units; unit += unit_step) {
+    // One piece of work: k-slots [k_begin, k_end) of `unit` (whole tiles but for stream-K), in the
+    // given role (gemm_sm90_stream_k_schedule.cuh).
+    auto work = [&](int unit, int k_begin, int k_end, int role) {
+      (void)role;  // stream-K only
       const TileCoord c = tile_of(unit, units_m, p.tiles_n, p.raster_group);
       const int tile_m = c.m * Cluster + rank;
       // First row of this warpgroup's 64-row block of the output.
@@ -198,18 +291,18 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (kPingPong && unit != cluster_id) named_barrier_sync(kTurnBarrier + consumer, 256);
       if constexpr (!kBlockScaled) {
         int previous = 0;
-        for (int kt = 0; kt < p.k_tiles; ++kt) {
+        for (int kt = k_begin; kt < k_end; ++kt) {
           mbar_wait(bars + 8u * stage, phase);
           const std::uint32_t slot = base + std::uint32_t(stage) * kSlot;
           fence_operands(acc);
           wgmma_fence();
-          wgmma_slot<TileN>(acc, slot + a_offset, slot + kA, kt == 0);
+          wgmma_slot<TileN>(acc, slot + a_offset, slot + kA, kt == k_begin);
           wgmma_commit();
           fence_operands(acc);
           // The group issued one slot earlier has finished reading its slot: hand it back.
           wgmma_wait<1>();
           fence_operands(acc);
-          if (kt > 0 && lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
+          if (kt > k_begin && lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
           previous = stage;
           advance();
         }
@@ -217,6 +310,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma_wait<0>();
         fence_operands(acc);
         if (lane == 0) release_slot<Cluster>(empty_bars + 8u * previous);
+        if constexpr (kStreamK) {
+          if (role == kPieceContributor) {
+            publish_partial<TileN>(acc, p, consumer, t);
+            return;  // the tile's finisher stores it
+          }
+          if (role == kPieceFinisher) add_partials<TileN>(acc, p, sk, unit, consumer, t);
+        }
 #pragma unroll
         for (int i = 0; i < TileN / 2; ++i) acc[i] *= epilogue_scale;
       } else {
@@ -285,6 +385,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         store_tile_direct<TileN>(acc, p.d, p.m, p.n, p.vector_store != 0, row0, c.n * TileN + 2 * (lane % 4));
       }
       if constexpr (kPingPong) skip_tile();  // the other warpgroup's next tile
+    };
+    if constexpr (kStreamK) {
+      WorkCursor cursor = first_work(sk, int(blockIdx.x));
+      WorkPiece w;
+      while (next_work(sk, cursor, w)) work(w.tile, w.k_begin, w.k_end, w.role);
+    } else {
+      for (int unit = first_unit; unit < num_units; unit += unit_step) work(unit, 0, p.k_tiles, kPieceWhole);
     }
     if (t == 0 && stores_pending) bulk_wait_all();  // the last stores complete before the CTA exits
   }
@@ -303,9 +410,10 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// Launches gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster, kPingPong> on `stream`; the caller
-// (gemm_fp8_sm90.cu) has checked the arguments and the configuration. One CTA per SM at most.
-template <int TileN, bool kBlockScaled, int Cluster, bool kPingPong>
+// Launches gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster, kPingPong, kStreamK> on `stream`; the
+// caller (gemm_fp8_sm90.cu) has checked the arguments and the configuration (stream-K: a
+// workspace of stream_k_workspace_bytes(resident CTAs, TileN), persistent). One CTA per SM at most.
+template <int TileN, bool kBlockScaled, int Cluster, bool kPingPong, bool kStreamK = false>
 void launch(const GemmFp8Args& args, int stages, int raster_group, bool persistent, bool tma_store,
             const sm90::DeviceLimits& limits, cudaStream_t stream) {
   Params p;
@@ -331,13 +439,28 @@ void launch(const GemmFp8Args& args, int stages, int raster_group, bool persiste
   CUtensorMap map_d{};  // unused (zero) on the direct-store path
   if (tma_store) map_d = sm90::make_output_map(args.d, args.m, args.n);
   const std::size_t smem = smem_bytes(kTileM, TileN, stages, tma_store);
-  const void* kernel = reinterpret_cast<const void*>(gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster, kPingPong>);
+  const void* kernel =
+      reinterpret_cast<const void*>(gemm_fp8_ws_kernel<TileN, kBlockScaled, Cluster, kPingPong, kStreamK>);
   const int units = sm90::ceil_div(p.tiles_m, Cluster) * p.tiles_n;
   int clusters = units;
   if (persistent) {
     AISP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     const int resident = sm90::resident_clusters(kernel, Cluster, kThreads, smem, limits);
     clusters = units < resident ? units : resident;
+    if constexpr (kStreamK) {
+      // Every resident CTA takes a share of the split tiles, even when there are fewer tiles.
+      clusters = resident;
+      p.sk_tiles = sm90::stream_k_tiles(units, resident);
+      const unsigned long long need = sm90::stream_k_workspace_bytes(resident, TileN);
+      if (args.workspace == nullptr || args.workspace_bytes < need)
+        throw Error("gemm_fp8_sm90: stream-K needs a workspace of " + std::to_string(need) + " bytes (have " +
+                    std::to_string(args.workspace_bytes) + ")");
+      p.flags = static_cast<unsigned int*>(args.workspace);
+      p.partials = reinterpret_cast<float*>(static_cast<std::uint8_t*>(args.workspace) +
+                                            sm90::stream_k_flag_bytes(resident));
+    }
+  } else if constexpr (kStreamK) {
+    throw Error("gemm_fp8_sm90: stream-K needs the persistent grid");
   }
   void* kernel_args[] = {const_cast<CUtensorMap*>(&map_a), const_cast<CUtensorMap*>(&map_b), &map_d, &p};
   sm90::launch_clustered(kernel, kernel_args, clusters, Cluster, kThreads, smem, stream);
