@@ -326,6 +326,34 @@ TEST(FlexAttention, SoftCapBeyondTheBoundShiftLimitAndNegativeCaps) {
       }
 }
 
+// Soft-cap over rows of 8 full iterations (256 x 1024: no ragged edge, no mask), every kernel
+// against float64. Caps 1.5 and 30 let the fa3 kernel take the bound as the row maximum (tanh and
+// exp2 interleaved in chunks; the O rescale skipped once every factor of a warp is 1); cap 40 takes
+// the real maximum, whose factors move, so O must be rescaled. q has a standard deviation of 4
+// (scores ~ N(0, 16) at scale 1/sqrt(D) for D = 128): deep in tanh's saturation at the small cap.
+TEST(FlexAttention, SoftCapLongRowsOfFullTiles) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (float cap : {kTestSoftCap, 30.0f, 40.0f})
+    for (int head_dim : {64, 128}) {
+      const Shape s{1, 4, 2, 256, 1024, head_dim};
+      const Inputs in = make_inputs(s, 8128 + head_dim, /*q_scale=*/4.0);
+      const flex::BuiltinMask mask = flex::mask_none();
+      TestStream stream;
+      const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
+      std::vector<double> ref_out, ref_lse;
+      reference(in, flex::score_soft_cap(cap), mask, ref_out, ref_lse);
+      for (flex::FlexKernel kernel : kernels_here()) {
+        Device dev(in);
+        flex::flex_attention(dev.args(s, kernel), flex::score_soft_cap(cap), mask, bm, stream.get());
+        stream.sync();
+        expect_matches(dev, ref_out, ref_lse,
+                       "soft-cap " + std::to_string(cap) + " long rows D=" + std::to_string(head_dim) + " " +
+                           name_of(kernel),
+                       soft_cap_score_error(cap));
+      }
+    }
+}
+
 // Many (b, h, q-block) rows (at least three per SM, so CTAs start while others still run) of very
 // different lengths: per (b, h, q-block) the keys kept are a random 60 % of the first 0..5 kv tiles
 // (0: a fully masked row, no iteration at all, between rows that have some), so every tile is

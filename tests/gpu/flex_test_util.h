@@ -32,12 +32,13 @@ struct Inputs {
   std::vector<double> qd, kd, vd;
 };
 
-inline Inputs make_inputs(const Shape& s, std::uint64_t seed) {
+// q_scale: the standard deviation of q (that of k and v is 1), to make the scores larger.
+inline Inputs make_inputs(const Shape& s, std::uint64_t seed, double q_scale = 1.0) {
   Inputs in;
   in.s = s;
   const std::int64_t nq = std::int64_t(s.batch) * s.q_heads * s.q_len * s.head_dim;
   const std::int64_t nkv = std::int64_t(s.batch) * s.kv_heads * s.kv_len * s.head_dim;
-  in.q = normal_bf16_bits(seed, nq);
+  in.q = normal_bf16_bits(seed, nq, q_scale);
   in.k = normal_bf16_bits(seed + 1, nkv);
   in.v = normal_bf16_bits(seed + 2, nkv);
   in.qd = bf16_bits_to_double(in.q);
@@ -116,6 +117,10 @@ struct Device {
     v.upload(in.v);
     out.poison();
     lse.poison();
+    // The poison is a cudaMemset on the legacy default stream, which does not order the tests'
+    // non-blocking streams: without this a kernel could write out before the poison lands on it
+    // (seen with a 64 MB output in a scratch timing run, 2026-11-26).
+    AISP_CUDA_CHECK(cudaDeviceSynchronize());
   }
   flex::FlexAttentionArgs args(const Shape& s, flex::FlexKernel kernel = flex::FlexKernel::automatic) const {
     flex::FlexAttentionArgs a;

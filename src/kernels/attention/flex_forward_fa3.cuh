@@ -197,24 +197,65 @@ __device__ __forceinline__ Fa3SoftCap fa3_soft_cap(const ScoreMod& score_mod, fl
 }
 
 // Fast path (full tile, nothing past the lengths) of a tanh soft-cap: per element FMUL, MUFU.TANH,
-// FFMA, exp2, FADD (with bound_as_max; else also an FMNMX and the max reduction), where the
+// FFMA, MUFU.EX2, FADD (with bound_as_max; else also an FMNMX and the max reduction), where the
 // functor's path spends FMUL, FMUL, MUFU.TANH, FMUL, FMNMX, FFMA, exp2, FADD. (Half of the exp2s as
 // a polynomial on the FMA pipe, to unload the MUFU, measured no faster: README, v7.)
+//
+// Two MUFU ops per element make the tile's MUFU time (128 per thread, 8 cycles per warp instruction
+// at 4 lanes per sub-partition) as long as its tensor-core time, and ncu showed the two hardly
+// overlapping: the consumer warps stalled on MIO throttle at the MUFUs (README, v8). Written as 64
+// tanh then 64 exp2, ptxas issues them in two bursts; with bound_as_max the row maximum is known
+// before any tanh, so the tile goes in four chunks of 16 elements, the tanh of chunk c + 1 in the
+// same stretch of code as the exp2 of chunk c (ptxas interleaves them two by two). Same operations
+// on each element, same summation order: the result is bit for bit that of the two-burst order.
+__device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], float (&m)[2], float (&l)[2],
+                                                             float (&corr)[2], const Fa3SoftCap& sc) {
+  float neg_max[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float row_max = fmaxf(m[r], sc.out_log2);
+    corr[r] = fa3_exp2(m[r] - row_max);  // 1 once the row has seen a full tile
+    m[r] = row_max;
+    neg_max[r] = -row_max;
+  }
+  constexpr int kChunk = 16;  // elements: four n-tiles, both rows
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int c = 0; c <= 64 / kChunk; ++c) {
+    if (c < 64 / kChunk) {
+#pragma unroll
+      for (int i = kChunk * c; i < kChunk * (c + 1); ++i) s[i] = flex_tanh_fast(s[i] * sc.in_scale);
+    }
+    if (c > 0) {
+#pragma unroll
+      for (int i = kChunk * (c - 1); i < kChunk * c; ++i) {
+        const int r = (i % 4) / 2;  // element e = i % 4 of n-tile i / 4: row e / 2
+        s[i] = fa3_exp2(fmaf(s[i], sc.out_log2, neg_max[r]));
+        sum[r] += s[i];
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
+}
+
 __device__ __forceinline__ void fa3_tanh_cap_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
                                                      const Fa3SoftCap& sc) {
+  if (sc.bound_as_max) {
+    fa3_tanh_cap_softmax_bounded(s, m, l, corr, sc);
+    return;
+  }
 #pragma unroll
   for (int i = 0; i < 64; ++i) s[i] = flex_tanh_fast(s[i] * sc.in_scale);
-  float mx[2] = {sc.out_log2, sc.out_log2};
-  if (!sc.bound_as_max) {
+  float mx[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float u = -INFINITY;
+  for (int r = 0; r < 2; ++r) {
+    float u = -INFINITY;
 #pragma unroll
-      for (int j = 0; j < 16; ++j) u = fmaxf(u, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
-      u = fmaxf(u, __shfl_xor_sync(0xffffffffu, u, 1));
-      u = fmaxf(u, __shfl_xor_sync(0xffffffffu, u, 2));
-      mx[r] = u * sc.out_log2;  // out_log2 > 0 keeps the order
-    }
+    for (int j = 0; j < 16; ++j) u = fmaxf(u, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+    u = fmaxf(u, __shfl_xor_sync(0xffffffffu, u, 1));
+    u = fmaxf(u, __shfl_xor_sync(0xffffffffu, u, 2));
+    mx[r] = u * sc.out_log2;  // out_log2 > 0 keeps the order
   }
   float neg_max[2];
 #pragma unroll
@@ -616,12 +657,21 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         hw::wgmma_wait<0>();
         hw::fence_operands(o);
         if (lane == 0) hw::mbar_arrive(v_empty(prev));
+        // O *= corr. A tanh soft-cap with its bound as the row max (Fa3SoftCap) makes every corr
+        // exactly 1 once a row has seen a full tile, so its warps skip the 64 FMULs when the whole
+        // warp's factors are 1 (x * 1 is exact: same result either way). Other mods keep the
+        // multiplications (their maxima move, and the vote would be one more step on their path).
+        bool rescale = true;
+        if constexpr (ScoreModIsTanhSoftCap<ScoreMod>)
+          rescale = !__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f);
+        if (rescale) {
 #pragma unroll
-        for (int d = 0; d < D / 8; ++d) {
-          o[4 * d + 0] *= corr[0];
-          o[4 * d + 1] *= corr[0];
-          o[4 * d + 2] *= corr[1];
-          o[4 * d + 3] *= corr[1];
+          for (int d = 0; d < D / 8; ++d) {
+            o[4 * d + 0] *= corr[0];
+            o[4 * d + 1] *= corr[0];
+            o[4 * d + 2] *= corr[1];
+            o[4 * d + 3] *= corr[1];
+          }
         }
         fa3_pack_p<T>(pa, s);
       }
