@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/attention/flex_block_mask.h"
@@ -50,6 +51,35 @@ TEST(FlexMods, MagicNumberIntToFloatIsExactOverTheAllowedRange) {
   EXPECT_EQ(wrong, 0);
   EXPECT_NE(flex::flex_int_to_float_exact(limit + 1), float(limit + 1));
   EXPECT_NE(flex::flex_int_to_float_exact(-limit - 1), float(-limit - 1));
+}
+
+// flex_exp2_poly (2^t on the FMA pipe, soft-cap's MUFU relief): relative error against exp2 in
+// double at most 2^-22 (ex2.approx's own is ~2^-22) over every 5th float of [-126, 0] (79 M points,
+// every binade down to 2^-40 and its neighbours), the kernel's range [-100, 0] included; below
+// 2^-126 (where ex2.approx.ftz flushes to 0) a denormal or 0, never more; NaN stays NaN.
+TEST(FlexMods, PolynomialExp2KeepsEx2ApproxsAccuracy) {
+  std::uint32_t lo = 0, hi = 0;
+  const float from = -0x1p-40f, to = -126.0f;  // negative floats: bits grow with |t|
+  std::memcpy(&lo, &from, 4);
+  std::memcpy(&hi, &to, 4);
+  double worst = 0, worst_t = 0;
+  for (std::uint32_t u = lo; u <= hi; u += 5) {
+    float t = 0;
+    std::memcpy(&t, &u, 4);
+    const double rel = std::abs(double(flex::flex_exp2_poly(t)) / std::exp2(double(t)) - 1);
+    if (rel > worst) {
+      worst = rel;
+      worst_t = t;
+    }
+  }
+  EXPECT_LE(worst, std::exp2(-22.0)) << "at t = " << worst_t;
+  for (float t : {0.0f, -0.5f, -1.0f, -37.25f, -100.0f, -126.0f, 5.5f, 127.0f})
+    EXPECT_NEAR(flex::flex_exp2_poly(t) / std::exp2(double(t)), 1.0, std::exp2(-22.0)) << t;
+  for (float t : {-126.25f, -126.75f, -127.0f, -200.0f, -1e30f, -INFINITY}) {
+    const float y = flex::flex_exp2_poly(t);
+    EXPECT_TRUE(y >= 0.0f && y < 0x1p-126f) << t << " -> " << y;
+  }
+  EXPECT_TRUE(std::isnan(flex::flex_exp2_poly(NAN)));
 }
 
 // The traits the fa3 forward reads for its fast paths: ALiBi is position-linear, soft-cap a tanh cap,

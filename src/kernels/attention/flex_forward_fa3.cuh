@@ -70,6 +70,10 @@ struct Fa3Config {
       1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + 8 * std::size_t(kBarriers);
   static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 <= 65536
   static constexpr int kConsumerRegs = 240;
+  // Soft-cap's bounded full tiles (fa3_tanh_cap_softmax_bounded): how many of each chunk's 16
+  // exponentials run as flex_exp2_poly on the FMA pipe instead of ex2.approx on the MUFU (0..16).
+  // 0: no share measured faster on an H200 (README, v9); a derived config sets it to measure again.
+  static constexpr int kSoftCapPolyExp2 = 0;
   static_assert(D == 64 || D == 128, "head dim 64 or 128");
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
 };
@@ -198,8 +202,8 @@ __device__ __forceinline__ Fa3SoftCap fa3_soft_cap(const ScoreMod& score_mod, fl
 
 // Fast path (full tile, nothing past the lengths) of a tanh soft-cap: per element FMUL, MUFU.TANH,
 // FFMA, MUFU.EX2, FADD (with bound_as_max; else also an FMNMX and the max reduction), where the
-// functor's path spends FMUL, FMUL, MUFU.TANH, FMUL, FMNMX, FFMA, exp2, FADD. (Half of the exp2s as
-// a polynomial on the FMA pipe, to unload the MUFU, measured no faster: README, v7.)
+// functor's path spends FMUL, FMUL, MUFU.TANH, FMUL, FMNMX, FFMA, exp2, FADD. (A share of the exp2s
+// as a polynomial on the FMA pipe, to unload the MUFU, measured no faster: README, v7 and v9.)
 //
 // Two MUFU ops per element make the tile's MUFU time (128 per thread, 8 cycles per warp instruction
 // at 4 lanes per sub-partition) as long as its tensor-core time, and ncu showed the two hardly
@@ -208,8 +212,13 @@ __device__ __forceinline__ Fa3SoftCap fa3_soft_cap(const ScoreMod& score_mod, fl
 // before any tanh, so the tile goes in four chunks of 16 elements, the tanh of chunk c + 1 in the
 // same stretch of code as the exp2 of chunk c (ptxas interleaves them two by two). Same operations
 // on each element, same summation order: the result is bit for bit that of the two-burst order.
+// kPolyExp2 of each chunk's 16 exponentials go to flex_exp2_poly (FMA pipe, ~11 instructions, no
+// MUFU op; Fa3Config::kSoftCapPolyExp2); 0, the default, keeps every one on ex2.approx: shares of
+// 2, 4, 6, 8 and 16 measured no faster (4: the same time; 8: 4 % slower; 16: 16 %; README, v9).
+template <int kPolyExp2>
 __device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], float (&m)[2], float (&l)[2],
                                                              float (&corr)[2], const Fa3SoftCap& sc) {
+  static_assert(kPolyExp2 >= 0 && kPolyExp2 <= 16, "a share of a chunk's 16 exponentials");
   float neg_max[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -230,7 +239,8 @@ __device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], flo
 #pragma unroll
       for (int i = kChunk * (c - 1); i < kChunk * c; ++i) {
         const int r = (i % 4) / 2;  // element e = i % 4 of n-tile i / 4: row e / 2
-        s[i] = fa3_exp2(fmaf(s[i], sc.out_log2, neg_max[r]));
+        const float t = fmaf(s[i], sc.out_log2, neg_max[r]);
+        s[i] = i - kChunk * (c - 1) < kPolyExp2 ? flex_exp2_poly(t) : fa3_exp2(t);
         sum[r] += s[i];
       }
     }
@@ -239,10 +249,11 @@ __device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], flo
   for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
 }
 
+template <int kPolyExp2>
 __device__ __forceinline__ void fa3_tanh_cap_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
                                                      const Fa3SoftCap& sc) {
   if (sc.bound_as_max) {
-    fa3_tanh_cap_softmax_bounded(s, m, l, corr, sc);
+    fa3_tanh_cap_softmax_bounded<kPolyExp2>(s, m, l, corr, sc);
     return;
   }
 #pragma unroll
@@ -297,7 +308,7 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
 // scores and the scale goes into one FFMA per element, exp2(s c - max c), as FA3 does.
 // In fast tiles a position-linear score_mod (ALiBi) takes fa3_position_linear_softmax and a tanh
 // soft-cap fa3_tanh_cap_softmax.
-template <class ScoreMod, class MaskMod>
+template <int kSoftCapPolyExp2, class ScoreMod, class MaskMod>
 __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
                                                      const FwdParams& p, const ScoreMod& score_mod,
                                                      const MaskMod& mask_mod, int b, int h, const int (&qrow)[2],
@@ -311,7 +322,7 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
   }
   if constexpr (ScoreModIsTanhSoftCap<ScoreMod>) {
     if (!careful) {
-      fa3_tanh_cap_softmax(s, m, l, corr, sc);
+      fa3_tanh_cap_softmax<kSoftCapPolyExp2>(s, m, l, corr, sc);
       return;
     }
   }
@@ -602,8 +613,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     const Fa3PositionBias pos_bias = fa3_position_bias(score_mod, b, h);
     const Fa3SoftCap soft_cap = fa3_soft_cap(score_mod, p.scale);
     auto softmax_of = [&](const TileInfo& ti) {
-      fa3_mods_and_softmax(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0, ti.partial, ti.careful, lane,
-                           pos_bias, soft_cap);
+      fa3_mods_and_softmax<C::kSoftCapPolyExp2>(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0,
+                                                ti.partial, ti.careful, lane, pos_bias, soft_cap);
     };
 
     // Ping-pong: warpgroup g issues its GEMMs after named barrier 1 + g, then lets the other go.

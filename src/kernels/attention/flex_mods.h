@@ -75,6 +75,36 @@ AISP_HD float flex_int_to_float_exact(int d) {
 #endif
 }
 
+// 2^t without the MUFU unit: FADDs, FFMAs and integer ops only (the FMA and ALU pipes), for the
+// fa3 soft-cap path that moves a share of its exponentials off the MUFU (README, "Soft-cap, v9").
+// t = n + f with n = rint(t) by the magic-number trick (1.5 * 2^23 puts n in the low mantissa bits)
+// and f in [-0.5, 0.5]; 2^f by a degree-5 polynomial (relative-error minimax on [-0.5, 0.5],
+// coefficients rounded to float, Horner: five FFMAs), then n is added to the exponent field as an
+// integer (n << 23: the magic number's own bits shift out). Relative error 2.14e-7 = 2^-22.15 at
+// most against exp2 in double over every float in [-126, 0] (the polynomial's own minimax error is
+// 2^-23.7, the rest is float rounding), as ex2.approx's ~2^-22 (tests/cpu/flex_mods_test.cc).
+// Underflow: t is first raised to -127 (a select, so NaN stays NaN), and -127 <= t < -126 give
+// denormals below 2^-126 (t <= -127: 2^-149, the polynomial's 1 + 2^-23 at f = 0 shifted out),
+// where ex2.approx.ftz gives 0: both negligible next to a row maximum of 1. Valid up to t < 127.5.
+// Host and device compute the same bits (fmaf is one rounding on both).
+AISP_HD float flex_exp2_poly(float t) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  t = t < -127.0f ? -127.0f : t;
+  const float j = t + kMagic;  // the mantissa's low bits hold n = rint(t)
+  const float f = t - (j - kMagic);
+  float p = 1.32764724549e-3f;
+  p = fmaf(p, f, 9.67554096133e-3f);
+  p = fmaf(p, f, 5.55071309209e-2f);
+  p = fmaf(p, f, 2.40221202374e-1f);
+  p = fmaf(p, f, 6.93146944046e-1f);
+  p = fmaf(p, f, 1.00000011921e+0f);
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(__float_as_uint(p) + (__float_as_uint(j) << 23));
+#else
+  return __builtin_bit_cast(float, __builtin_bit_cast(std::uint32_t, p) + (__builtin_bit_cast(std::uint32_t, j) << 23));
+#endif
+}
+
 // A position difference kv - q as T, exactly: on the device, float, by flex_int_to_float_exact (the
 // entry points refuse lengths above kMaxFlexLength, so |kv - q| < 2^22 always).
 template <class T>
