@@ -138,6 +138,11 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
   m.q = map(a.q, a.q_len, a.q_heads, a.q_stride, kBlockQ, "flex_attention q");
   m.k = map(a.k, a.kv_len, a.kv_heads, a.k_stride, kBlockKv, "flex_attention k");
   m.v = map(a.v, a.kv_len, a.kv_heads, a.v_stride, kBlockKv, "flex_attention v");
+  const bool own_out = a.out_stride[0] != 0 || a.out_stride[1] != 0 || a.out_stride[2] != 0;
+  const std::int64_t dim = a.head_dim;
+  m.out_stride_t = own_out ? a.out_stride[2] : dim;
+  m.out_stride_h = own_out ? a.out_stride[1] : dim * a.q_len;
+  m.out_stride_b = own_out ? a.out_stride[0] : dim * a.q_len * a.q_heads;
   return m;
 }
 
@@ -148,11 +153,6 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {
   p.v = a.v;
   p.out = a.out;
   p.lse = a.lse;
-  const bool own_out = a.out_stride[0] != 0 || a.out_stride[1] != 0 || a.out_stride[2] != 0;
-  const std::int64_t d = a.head_dim;
-  p.out_stride_t = own_out ? a.out_stride[2] : d;
-  p.out_stride_h = own_out ? a.out_stride[1] : d * a.q_len;
-  p.out_stride_b = own_out ? a.out_stride[0] : d * a.q_len * a.q_heads;
   p.q_heads = a.q_heads;
   p.kv_heads = a.kv_heads;
   p.group = a.q_heads / a.kv_heads;

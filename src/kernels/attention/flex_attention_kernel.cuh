@@ -37,13 +37,16 @@ constexpr int kThreads = kWarps * 32;
 static_assert(kBlockQ == 16 * kWarps, "one m16 row tile per warp");
 static_assert(kBlockKv == 64, "the softmax code below assumes 8 n-tiles of 8 keys");
 
+// The forward's launch parameters. Kept at this size on purpose: three more 64-bit fields (the
+// output strides, which only the fa3 kernel reads, now in Fa3Maps) changed ptxas's code for the
+// mma.sync and wgmma kernels (a third fewer SASS instructions) and made them ~40 % slower (README,
+// "Output strides in Fa3Maps").
 struct FwdParams {
   const bf16* q;
   const bf16* k;
   const bf16* v;
   bf16* out;
   float* lse;
-  std::int64_t out_stride_b, out_stride_h, out_stride_t;  // elements (the fa3 kernel reads them)
   int q_heads, group;  // group = q_heads / kv_heads
   int kv_heads;
   int q_len, kv_len;

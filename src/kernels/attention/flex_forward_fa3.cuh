@@ -82,9 +82,13 @@ struct Fa3Config {
 template <int D, class Elem = bf16>
 using Fa3Default = Fa3Config<D, 2, true, Elem>;
 
-// The three TMA maps of a call (built on the host: make_fa3_maps in flex_attention.cu).
+// Where a call's tensors are (built on the host: make_fa3_maps in flex_attention.cu): the TMA maps
+// of q, k and v, and out's element strides over (batch, head, position) -- the contiguous ones, or
+// the call's own (FlexAttentionArgs::out_stride). The strides live here rather than in FwdParams,
+// which the other kernels share (flex_attention_kernel.cuh says why).
 struct Fa3Maps {
   CUtensorMap q, k, v;
+  std::int64_t out_stride_b = 0, out_stride_h = 0, out_stride_t = 0;
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -701,14 +705,14 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     }
 
     // ---- Epilogue: normalize, store pairs of the element type, lse ----------------------------------
-    T* gout = reinterpret_cast<T*>(p.out) + std::int64_t(b) * p.out_stride_b + std::int64_t(h) * p.out_stride_h;
+    T* gout = reinterpret_cast<T*>(p.out) + std::int64_t(b) * maps.out_stride_b + std::int64_t(h) * maps.out_stride_h;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
       l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
       const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
       if (qrow[r] < p.q_len) {
-        T* row = gout + std::int64_t(qrow[r]) * p.out_stride_t + (lane % 4) * 2;
+        T* row = gout + std::int64_t(qrow[r]) * maps.out_stride_t + (lane % 4) * 2;
 #pragma unroll
         for (int d = 0; d < D / 8; ++d) store_pair<T>(row + d * 8, o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
         if (p.lse != nullptr && lane % 4 == 0)
