@@ -5,6 +5,7 @@
 // GPU block mask against the host bookkeeping.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -206,7 +207,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{ScoreKind::soft_cap, MaskKind::causal},
                       Case{ScoreKind::relative_bias, MaskKind::none},
                       Case{ScoreKind::soft_cap, MaskKind::sliding_causal},
-                      Case{ScoreKind::soft_cap, MaskKind::element}),
+                      Case{ScoreKind::soft_cap, MaskKind::element},
+                      // careful tiles (partial, ragged) of the fast-path mods: sliding edges, empty rows
+                      Case{ScoreKind::alibi, MaskKind::sliding_causal}, Case{ScoreKind::alibi, MaskKind::element}),
     [](const ::testing::TestParamInfo<Case>& info) {
       return std::string(name_of(info.param.score)) + "_" + name_of(info.param.mask);
     });
@@ -352,6 +355,68 @@ TEST(FlexAttention, SoftCapLongRowsOfFullTiles) {
                        soft_cap_score_error(cap));
       }
     }
+}
+
+// ALiBi and soft-cap in careful tiles (fa3, v10: soft-cap's fast arithmetic on every element, then
+// the keep bits; ALiBi's functor): rows that keep nothing, one key, a few keys tiles apart, or a
+// random 30 %, so a row often keeps nothing in its first tiles and something in a later one (its
+// running max goes from -inf to finite mid-row) or nothing at all (out 0, lse -inf). Every tile is
+// partial (element mask), lengths are ragged. Soft-cap 1.5 takes the bound as the row max, 40 the
+// real max.
+TEST(FlexAttention, FastPathModsInCarefulTilesWithSparseRows) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (int head_dim : {64, 128}) {
+    const Shape s{1, 4, 2, 300, 333, head_dim};
+    const Inputs in = make_inputs(s, 9090 + head_dim);
+    const std::int64_t n = std::int64_t(s.batch) * s.q_heads * s.q_len * s.kv_len;
+    std::vector<std::uint8_t> bits = bernoulli_u8(9191 + head_dim, n, 0.3);
+    for (int h = 0; h < s.q_heads; ++h)
+      for (int q = 0; q < s.q_len; ++q) {
+        std::uint8_t* row = &bits[std::size_t((std::int64_t(h) * s.q_len + q) * s.kv_len)];
+        switch ((q + h) % 4) {
+          case 0: std::fill(row, row + s.kv_len, std::uint8_t(0)); break;  // nothing kept
+          case 1:                                                          // one key
+            std::fill(row, row + s.kv_len, std::uint8_t(0));
+            row[(q * 37) % s.kv_len] = 1;
+            break;
+          case 2:  // a few keys, 97 apart: several tiles with nothing kept between them
+            for (int kv = 0; kv < s.kv_len; ++kv) row[kv] = kv % 97 == q % 97;
+            break;
+          default: break;  // random 30 %
+        }
+      }
+    DeviceTensor d_bits(DType::u8, {n});
+    d_bits.upload(bits);
+    std::vector<float> slopes;
+    for (int h = 0; h < s.q_heads; ++h) slopes.push_back(flex::alibi_slope(h, s.q_heads));
+    DeviceTensor d_slopes(DType::f32, {s.q_heads});
+    d_slopes.upload(slopes);
+    const flex::BuiltinMask host_mask = flex::mask_element(bits.data(), s.q_heads, s.q_len, s.kv_len);
+    const flex::BuiltinMask dev_mask = flex::mask_element(d_bits.data<std::uint8_t>(), s.q_heads, s.q_len, s.kv_len);
+    TestStream stream;
+    const flex::BlockMask bm = flex::create_block_mask(dev_mask, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
+    struct Mod {
+      std::string name;
+      flex::BuiltinScoreMod host, dev;
+      double score_error;
+    };
+    const Mod mods[] = {
+        {"alibi", flex::score_alibi(slopes.data()), flex::score_alibi(d_slopes.data<float>()), 0.0},
+        {"soft-cap 1.5", flex::score_soft_cap(1.5f), flex::score_soft_cap(1.5f), soft_cap_score_error(1.5f)},
+        {"soft-cap 40", flex::score_soft_cap(40.0f), flex::score_soft_cap(40.0f), soft_cap_score_error(40.0f)}};
+    for (const Mod& mod : mods) {
+      std::vector<double> ref_out, ref_lse;
+      reference(in, mod.host, host_mask, ref_out, ref_lse);
+      for (flex::FlexKernel kernel : kernels_here()) {
+        Device dev(in);
+        flex::flex_attention(dev.args(s, kernel), mod.dev, dev_mask, bm, stream.get());
+        stream.sync();
+        expect_matches(dev, ref_out, ref_lse,
+                       mod.name + " sparse rows D=" + std::to_string(head_dim) + " " + name_of(kernel),
+                       mod.score_error);
+      }
+    }
+  }
 }
 
 // Many (b, h, q-block) rows (at least three per SM, so CTAs start while others still run) of very

@@ -219,9 +219,19 @@ __device__ __forceinline__ Fa3SoftCap fa3_soft_cap(const ScoreMod& score_mod, fl
 // kPolyExp2 of each chunk's 16 exponentials go to flex_exp2_poly (FMA pipe, ~11 instructions, no
 // MUFU op; Fa3Config::kSoftCapPolyExp2); 0, the default, keeps every one on ex2.approx: shares of
 // 2, 4, 6, 8 and 16 measured no faster (4: the same time; 8: 4 % slower; 16: 16 %; README, v9).
-template <int kPolyExp2>
+//
+// kCareful (a careful tile): the same, then p = 0 where the keep bits (fa3_keep_bits) say not kept.
+// The bound stays a valid row maximum there: every tile of the CTA takes it (m is the bound after
+// the first tile, careful or full, so the factors stay 1), kept elements keep p >= 2^-100, and a
+// row that keeps nothing in the tile adds 0 to l (l = 0 at the end: out 0, lse -inf, as the
+// epilogue tests l, not m). What the real maximum would keep: p = 1 exactly at a row's maximum in
+// rows whose first tile is careful (the short rows of causal's first q-block), one bf16 rounding
+// less there; at 2k causal the output's relative L2 went 2.11e-3 -> 2.33e-3 (dense, all bound:
+// 2.35e-3), within every tolerance (README, v10).
+template <int kPolyExp2, bool kCareful>
 __device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], float (&m)[2], float (&l)[2],
-                                                             float (&corr)[2], const Fa3SoftCap& sc) {
+                                                             float (&corr)[2], const Fa3SoftCap& sc,
+                                                             std::uint64_t keep) {
   static_assert(kPolyExp2 >= 0 && kPolyExp2 <= 16, "a share of a chunk's 16 exponentials");
   float neg_max[2];
 #pragma unroll
@@ -245,6 +255,7 @@ __device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], flo
         const int r = (i % 4) / 2;  // element e = i % 4 of n-tile i / 4: row e / 2
         const float t = fmaf(s[i], sc.out_log2, neg_max[r]);
         s[i] = i - kChunk * (c - 1) < kPolyExp2 ? flex_exp2_poly(t) : fa3_exp2(t);
+        if constexpr (kCareful) s[i] = (keep >> i) & 1u ? s[i] : 0.0f;
         sum[r] += s[i];
       }
     }
@@ -253,15 +264,20 @@ __device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], flo
   for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
 }
 
-template <int kPolyExp2>
+// Without the bound (a cap above kFa3BoundShiftLimit's): the real row maximum. kCareful: u = -inf
+// where not kept, and a row that has kept nothing so far shifts by 0 (exp2(-inf) = 0, no NaN).
+template <int kPolyExp2, bool kCareful>
 __device__ __forceinline__ void fa3_tanh_cap_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
-                                                     const Fa3SoftCap& sc) {
+                                                     const Fa3SoftCap& sc, std::uint64_t keep) {
   if (sc.bound_as_max) {
-    fa3_tanh_cap_softmax_bounded<kPolyExp2>(s, m, l, corr, sc);
+    fa3_tanh_cap_softmax_bounded<kPolyExp2, kCareful>(s, m, l, corr, sc, keep);
     return;
   }
 #pragma unroll
-  for (int i = 0; i < 64; ++i) s[i] = flex_tanh_fast(s[i] * sc.in_scale);
+  for (int i = 0; i < 64; ++i) {
+    s[i] = flex_tanh_fast(s[i] * sc.in_scale);
+    if constexpr (kCareful) s[i] = (keep >> i) & 1u ? s[i] : -INFINITY;
+  }
   float mx[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -275,10 +291,11 @@ __device__ __forceinline__ void fa3_tanh_cap_softmax(float (&s)[64], float (&m)[
   float neg_max[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float row_max = fmaxf(m[r], mx[r]);  // finite: a full tile has no -inf
-    corr[r] = fa3_exp2(m[r] - row_max);
+    const float row_max = fmaxf(m[r], mx[r]);  // finite in a full tile (no -inf there)
+    const float use = kCareful && row_max == -INFINITY ? 0.0f : row_max;
+    corr[r] = fa3_exp2(m[r] - use);
     m[r] = row_max;
-    neg_max[r] = -row_max;
+    neg_max[r] = -use;
   }
   float sum[2] = {0.0f, 0.0f};
 #pragma unroll
@@ -303,6 +320,53 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
     f(mod);
 }
 
+// Which elements of a careful tile (64 x 128, the layout of fa3_mods_and_softmax) are kept, as bits
+// (bit 4 j + e): bounds, and mask_mod on partial halves. A partly rolled loop over one concrete
+// mask: fully unrolled, a run-time BuiltinMask's switch of nine masks per element bloated the loop
+// and made ptxas shuffle S between registers on every iteration, careful or not.
+//
+// A mask that loads captured tensors (MaskReadsMemory: document ids, block flags, element bits)
+// runs on every element instead, at coordinates clamped into the matrix (its result dropped
+// outside): behind the per-element branch its loads waited one after another (README, v6).
+// Arithmetic masks keep the branch, which compiles to predication: with the clamps and the
+// shorter unroll on every mask, the dense-masked causal bench went from 3.29 to 4.02 ms. Unrolled
+// by 2 here: by 4 or 8, ptxas spilled 52 B in the relative-bias kernel.
+template <class MaskMod>
+__device__ __forceinline__ std::uint64_t fa3_keep_bits(const FwdParams& p, const MaskMod& mask_mod, int b, int h,
+                                                      const int (&qrow)[2], const int (&kv0)[2],
+                                                      const bool (&partial)[2], int lane) {
+  std::uint64_t keep = 0;
+  with_concrete(mask_mod, [&](const auto& mask) {
+    using Mask = std::decay_t<decltype(mask)>;
+    if constexpr (MaskReadsMemory<Mask>) {
+      const int last_q = p.q_len - 1, last_kv = p.kv_len - 1;
+      const int qc[2] = {qrow[0] < last_q ? qrow[0] : last_q, qrow[1] < last_q ? qrow[1] : last_q};
+#pragma unroll 2
+      for (int i = 0; i < 64; ++i) {
+        const int j = i / 4, e = i % 4;
+        const bool second = j >= 8;
+        const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
+        const bool in = (e < 2 ? qrow[0] : qrow[1]) < p.q_len && kv < p.kv_len;
+        const bool masked = mask(b, h, e < 2 ? qc[0] : qc[1], kv < last_kv ? kv : last_kv);
+        keep |= std::uint64_t(in & (masked | !(second ? partial[1] : partial[0]))) << i;
+      }
+    } else {
+#pragma unroll 8
+      for (int i = 0; i < 64; ++i) {
+        const int j = i / 4, e = i % 4;
+        const bool second = j >= 8;  // selects, not run-time array indexing (that would go to local memory)
+        const int qr = e < 2 ? qrow[0] : qrow[1];
+        const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
+        bool kept = qr < p.q_len && kv < p.kv_len;  // outside the matrix (or a missing half): never call the mods
+        if constexpr (!Mask::kAlwaysTrue)
+          if (kept && (second ? partial[1] : partial[0])) kept = mask(b, h, qr, kv);
+        keep |= std::uint64_t(kept) << i;
+      }
+    }
+  });
+  return keep;
+}
+
 // score_mod / mask_mod / bounds on a 64 x 128 S tile (per thread s[4 j + e]: n-tile j of 8 keys,
 // the m64nN accumulator layout; rows qrow[e / 2], key 8 j + 2 (lane % 4) + (e & 1) of the tile,
 // half j / 8 starting at kv0[half]), then the online-softmax step in base 2. On return s holds
@@ -310,14 +374,18 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
 // `careful` = some half is partial, or the tile crosses q_len / kv_len: per-element checks.
 // Fast path (no score_mod, nothing to check, scale > 0): s stays raw, the max is taken on raw
 // scores and the scale goes into one FFMA per element, exp2(s c - max c), as FA3 does.
-// In fast tiles a position-linear score_mod (ALiBi) takes fa3_position_linear_softmax and a tanh
-// soft-cap fa3_tanh_cap_softmax.
+// In fast tiles a position-linear score_mod (ALiBi) takes fa3_position_linear_softmax; a tanh
+// soft-cap takes fa3_tanh_cap_softmax in every tile (v10: in careful tiles with the keep bits
+// applied after its arithmetic, p = 0 where not kept). Other score_mods call the functor on the
+// kept elements of careful tiles.
 template <int kSoftCapPolyExp2, class ScoreMod, class MaskMod>
 __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
                                                      const FwdParams& p, const ScoreMod& score_mod,
                                                      const MaskMod& mask_mod, int b, int h, const int (&qrow)[2],
                                                      const int (&kv0)[2], const bool (&partial)[2], bool careful,
                                                      int lane, const Fa3PositionBias& pb, const Fa3SoftCap& sc) {
+  // A position-linear score_mod keeps the functor in careful tiles: its arithmetic on every element
+  // with the keep bits applied after (as soft-cap below) measured no faster (README, v10).
   if constexpr (ScoreModIsPositionLinear<ScoreMod>) {
     if (!careful) {
       fa3_position_linear_softmax(s, m, l, corr, p.scale_log2, pb, qrow, kv0, lane);
@@ -325,10 +393,12 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
     }
   }
   if constexpr (ScoreModIsTanhSoftCap<ScoreMod>) {
-    if (!careful) {
-      fa3_tanh_cap_softmax<kSoftCapPolyExp2>(s, m, l, corr, sc);
-      return;
-    }
+    if (!careful)
+      fa3_tanh_cap_softmax<kSoftCapPolyExp2, false>(s, m, l, corr, sc, 0);
+    else
+      fa3_tanh_cap_softmax<kSoftCapPolyExp2, true>(s, m, l, corr, sc,
+                                                   fa3_keep_bits(p, mask_mod, b, h, qrow, kv0, partial, lane));
+    return;
   }
   (void)pb;
   (void)sc;
@@ -356,46 +426,7 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
       }
     });
   } else {
-    // Which elements are kept, as bits (bit 4 j + e): bounds, and mask_mod on partial halves. A
-    // partly rolled loop over one concrete mask: fully unrolled, a run-time BuiltinMask's switch of
-    // nine masks per element bloated the loop and made ptxas shuffle S between registers on every
-    // iteration, careful or not.
-    //
-    // A mask that loads captured tensors (MaskReadsMemory: document ids, block flags, element bits)
-    // runs on every element instead, at coordinates clamped into the matrix (its result dropped
-    // outside): behind the per-element branch its loads waited one after another (README, v6).
-    // Arithmetic masks keep the branch, which compiles to predication: with the clamps and the
-    // shorter unroll on every mask, the dense-masked causal bench went from 3.29 to 4.02 ms. Unrolled
-    // by 2 here: by 4 or 8, ptxas spilled 52 B in the relative-bias kernel.
-    std::uint64_t keep = 0;
-    with_concrete(mask_mod, [&](const auto& mask) {
-      using Mask = std::decay_t<decltype(mask)>;
-      if constexpr (MaskReadsMemory<Mask>) {
-        const int last_q = p.q_len - 1, last_kv = p.kv_len - 1;
-        const int qc[2] = {qrow[0] < last_q ? qrow[0] : last_q, qrow[1] < last_q ? qrow[1] : last_q};
-#pragma unroll 2
-        for (int i = 0; i < 64; ++i) {
-          const int j = i / 4, e = i % 4;
-          const bool second = j >= 8;
-          const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
-          const bool in = (e < 2 ? qrow[0] : qrow[1]) < p.q_len && kv < p.kv_len;
-          const bool masked = mask(b, h, e < 2 ? qc[0] : qc[1], kv < last_kv ? kv : last_kv);
-          keep |= std::uint64_t(in & (masked | !(second ? partial[1] : partial[0]))) << i;
-        }
-      } else {
-#pragma unroll 8
-        for (int i = 0; i < 64; ++i) {
-          const int j = i / 4, e = i % 4;
-          const bool second = j >= 8;  // selects, not run-time array indexing (that would go to local memory)
-          const int qr = e < 2 ? qrow[0] : qrow[1];
-          const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
-          bool kept = qr < p.q_len && kv < p.kv_len;  // outside the matrix (or a missing half): never call the mods
-          if constexpr (!Mask::kAlwaysTrue)
-            if (kept && (second ? partial[1] : partial[0])) kept = mask(b, h, qr, kv);
-          keep |= std::uint64_t(kept) << i;
-        }
-      }
-    });
+    const std::uint64_t keep = fa3_keep_bits(p, mask_mod, b, h, qrow, kv0, partial, lane);
     // The score_mod here as it comes (a run-time family switches per element): four unrolled
     // copies of this loop, one per kind, made ptxas spill S; careful tiles are the minority.
 #pragma unroll
