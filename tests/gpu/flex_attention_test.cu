@@ -43,6 +43,22 @@ std::string name_of(flex::FlexKernel k) {
   }
 }
 
+// The forward with (dev_score, dev_mask) on every kernel this GPU has, each against the float64
+// reference of (host_score, host_mask): the same function with captured tensors on either side.
+void expect_every_kernel_matches(const Inputs& in, const flex::BuiltinScoreMod& host_score,
+                                 const flex::BuiltinMask& host_mask, const flex::BuiltinScoreMod& dev_score,
+                                 const flex::BuiltinMask& dev_mask, const flex::BlockMask& bm, TestStream& stream,
+                                 const std::string& what, double score_error) {
+  std::vector<double> ref_out, ref_lse;
+  reference(in, host_score, host_mask, ref_out, ref_lse);
+  for (flex::FlexKernel kernel : kernels_here()) {
+    Device dev(in);
+    flex::flex_attention(dev.args(in.s, kernel), dev_score, dev_mask, bm, stream.get());
+    stream.sync();
+    expect_matches(dev, ref_out, ref_lse, what + " " + name_of(kernel), score_error);
+  }
+}
+
 // Host and device versions of a built-in pair: the same parameters, captured tensors on each side.
 struct Mods {
   flex::BuiltinScoreMod host_score, dev_score;
@@ -315,17 +331,10 @@ TEST(FlexAttention, SoftCapBeyondTheBoundShiftLimitAndNegativeCaps) {
         const flex::BuiltinMask mask = causal ? flex::mask_causal() : flex::mask_none();
         TestStream stream;
         const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
-        std::vector<double> ref_out, ref_lse;
-        reference(in, flex::score_soft_cap(cap), mask, ref_out, ref_lse);
-        for (flex::FlexKernel kernel : kernels_here()) {
-          Device dev(in);
-          flex::flex_attention(dev.args(s, kernel), flex::score_soft_cap(cap), mask, bm, stream.get());
-          stream.sync();
-          expect_matches(dev, ref_out, ref_lse,
-                         "soft-cap " + std::to_string(cap) + (causal ? " causal" : " dense") + " D=" +
-                             std::to_string(head_dim) + " " + name_of(kernel),
-                         soft_cap_score_error(std::abs(cap)));
-        }
+        expect_every_kernel_matches(in, flex::score_soft_cap(cap), mask, flex::score_soft_cap(cap), mask, bm, stream,
+                                    "soft-cap " + std::to_string(cap) + (causal ? " causal" : " dense") +
+                                        " D=" + std::to_string(head_dim),
+                                    soft_cap_score_error(std::abs(cap)));
       }
 }
 
@@ -343,17 +352,9 @@ TEST(FlexAttention, SoftCapLongRowsOfFullTiles) {
       const flex::BuiltinMask mask = flex::mask_none();
       TestStream stream;
       const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
-      std::vector<double> ref_out, ref_lse;
-      reference(in, flex::score_soft_cap(cap), mask, ref_out, ref_lse);
-      for (flex::FlexKernel kernel : kernels_here()) {
-        Device dev(in);
-        flex::flex_attention(dev.args(s, kernel), flex::score_soft_cap(cap), mask, bm, stream.get());
-        stream.sync();
-        expect_matches(dev, ref_out, ref_lse,
-                       "soft-cap " + std::to_string(cap) + " long rows D=" + std::to_string(head_dim) + " " +
-                           name_of(kernel),
-                       soft_cap_score_error(cap));
-      }
+      expect_every_kernel_matches(in, flex::score_soft_cap(cap), mask, flex::score_soft_cap(cap), mask, bm, stream,
+                                  "soft-cap " + std::to_string(cap) + " long rows D=" + std::to_string(head_dim),
+                                  soft_cap_score_error(cap));
     }
 }
 
@@ -404,18 +405,9 @@ TEST(FlexAttention, FastPathModsInCarefulTilesWithSparseRows) {
         {"alibi", flex::score_alibi(slopes.data()), flex::score_alibi(d_slopes.data<float>()), 0.0},
         {"soft-cap 1.5", flex::score_soft_cap(1.5f), flex::score_soft_cap(1.5f), soft_cap_score_error(1.5f)},
         {"soft-cap 40", flex::score_soft_cap(40.0f), flex::score_soft_cap(40.0f), soft_cap_score_error(40.0f)}};
-    for (const Mod& mod : mods) {
-      std::vector<double> ref_out, ref_lse;
-      reference(in, mod.host, host_mask, ref_out, ref_lse);
-      for (flex::FlexKernel kernel : kernels_here()) {
-        Device dev(in);
-        flex::flex_attention(dev.args(s, kernel), mod.dev, dev_mask, bm, stream.get());
-        stream.sync();
-        expect_matches(dev, ref_out, ref_lse,
-                       mod.name + " sparse rows D=" + std::to_string(head_dim) + " " + name_of(kernel),
-                       mod.score_error);
-      }
-    }
+    for (const Mod& mod : mods)
+      expect_every_kernel_matches(in, mod.host, host_mask, mod.dev, dev_mask, bm, stream,
+                                  mod.name + " sparse rows D=" + std::to_string(head_dim), mod.score_error);
   }
 }
 
