@@ -44,4 +44,14 @@ struct Node {
 
 using NodePtr = std::shared_ptr<const Node>;
 
+inline bool is_var(const Node& n, Var v) { return n.op == Op::var && n.var == v; }
+
+// Whether the expression under n reads variable v anywhere.
+inline bool reads_var(const Node& n, Var v) {
+  if (is_var(n, v)) return true;
+  for (const NodePtr& a : n.args)
+    if (reads_var(*a, v)) return true;
+  return false;
+}
+
 }  // namespace aisp::compiler::flex

@@ -95,13 +95,6 @@ std::string emit(const Node& n, const std::vector<CaptureSpec>& used) {
 // arithmetic, as its built-in twin. Each recognizes one written form; other forms of the same
 // function keep the generic path (correct, only slower).
 
-bool reads_var(const Node& n, Var v) {
-  if (n.op == Op::var && n.var == v) return true;
-  for (const auto& a : n.args)
-    if (reads_var(*a, v)) return true;
-  return false;
-}
-
 // A number written in the text: a float literal, or an int literal made float by the type checker.
 bool literal_value(const Node& n, double& value) {
   if (n.op == Op::float_lit) {
@@ -115,43 +108,42 @@ bool literal_value(const Node& n, double& value) {
   return false;
 }
 
+// f(a, b) on the two operands of a commutative binary node, in both orders: the first non-null
+// result (the forms below may be written either way round).
+template <class F>
+const Node* either_order(const Node& n, F&& f) {
+  for (int side = 0; side < 2; ++side)
+    if (const Node* found = f(*n.args[std::size_t(side)], *n.args[std::size_t(1 - side)])) return found;
+  return nullptr;
+}
+
 // `score + X * (kv - q)` (either order of + and of *), X a float that reads neither score, q nor
 // kv: X, the slope. ALiBi's `score + slopes[h] * (kv - q)` is this form.
 const Node* position_slope(const Node& root) {
   if (root.op != Op::add) return nullptr;
-  for (int side = 0; side < 2; ++side) {
-    const Node& s = *root.args[std::size_t(side)];
-    const Node& bias = *root.args[std::size_t(1 - side)];
-    if (!(s.op == Op::var && s.var == Var::score) || bias.op != Op::mul) continue;
-    for (int f = 0; f < 2; ++f) {
-      const Node& delta = *bias.args[std::size_t(f)];
-      const Node& slope = *bias.args[std::size_t(1 - f)];
+  return either_order(root, [](const Node& s, const Node& bias) -> const Node* {
+    if (!is_var(s, Var::score) || bias.op != Op::mul) return nullptr;
+    return either_order(bias, [](const Node& delta, const Node& slope) -> const Node* {
       const bool is_delta = delta.op == Op::to_float && delta.args[0]->op == Op::sub &&
-                            delta.args[0]->args[0]->op == Op::var && delta.args[0]->args[0]->var == Var::kv &&
-                            delta.args[0]->args[1]->op == Op::var && delta.args[0]->args[1]->var == Var::q;
-      if (is_delta && slope.type == ExprType::float_ && !reads_var(slope, Var::score) && !reads_var(slope, Var::q) &&
-          !reads_var(slope, Var::kv))
-        return &slope;
-    }
-  }
-  return nullptr;
+                            is_var(*delta.args[0]->args[0], Var::kv) && is_var(*delta.args[0]->args[1], Var::q);
+      const bool constant_slope = slope.type == ExprType::float_ && !reads_var(slope, Var::score) &&
+                                  !reads_var(slope, Var::q) && !reads_var(slope, Var::kv);
+      return is_delta && constant_slope ? &slope : nullptr;
+    });
+  });
 }
 
 // `C * tanh(score / C)` (either order of *), the same nonzero number C twice: the C node.
 const Node* tanh_soft_cap(const Node& root) {
   if (root.op != Op::mul) return nullptr;
-  for (int f = 0; f < 2; ++f) {
-    const Node& c = *root.args[std::size_t(f)];
-    const Node& t = *root.args[std::size_t(1 - f)];
+  return either_order(root, [](const Node& c, const Node& t) -> const Node* {
     double outer = 0, inner = 0;
-    if (!literal_value(c, outer) || outer == 0 || t.op != Op::call || t.fn != Fn::tanh) continue;
+    if (!literal_value(c, outer) || outer == 0 || t.op != Op::call || t.fn != Fn::tanh) return nullptr;
     const Node& d = *t.args[0];
-    const bool score_over_literal = d.op == Op::div && d.args[0]->op == Op::var && d.args[0]->var == Var::score &&
-                                    literal_value(*d.args[1], inner);
-    if (score_over_literal && inner == outer)
-      return &c;
-  }
-  return nullptr;
+    const bool score_over_literal =
+        d.op == Op::div && is_var(*d.args[0], Var::score) && literal_value(*d.args[1], inner);
+    return score_over_literal && inner == outer ? &c : nullptr;
+  });
 }
 
 std::string score_traits(const Node& root, const std::vector<CaptureSpec>& used) {

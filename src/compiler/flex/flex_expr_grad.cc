@@ -251,13 +251,6 @@ std::string print(const Node& n, const std::vector<CaptureSpec>& used) {
   }
 }
 
-bool reads_var(const Node& n, Var v) {
-  if (n.op == Op::var) return n.var == v;
-  for (const NodePtr& a : n.args)
-    if (reads_var(*a, v)) return true;
-  return false;
-}
-
 }  // namespace
 
 ModExpr ModExpr::derivative() const {
