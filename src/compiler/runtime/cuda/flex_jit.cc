@@ -4,21 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "compiler/runtime/cuda/flex_jit_common.h"
 #include "compiler/runtime/cuda/flex_jit_source.h"
 #include "core/error.h"
 #include "kernels/attention/flex_jit_launch.h"
 
 namespace aisp::compiler::flex {
 namespace {
-
-// NVRTC failures name the expressions first: the user wrote those, not the kernel.
-NvrtcResult compile(NvrtcJit& jit, const std::string& source, const std::string& what) {
-  try {
-    return jit.compile(source);
-  } catch (const Error& e) {
-    throw Error(fmt::format("flex JIT: compiling {} failed. {}", what, e.what()));
-  }
-}
 
 std::string describe(const ModExpr& score, const ModExpr* mask) {
   return fmt::format("score_mod '{}' with mask_mod '{}'", score.text(), mask ? mask->text() : "(none)");
@@ -50,23 +42,20 @@ JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::str
     : score_(ModExpr::parse(score_expr.empty() ? "score" : score_expr, ModExpr::Kind::score_mod, captures)),
       head_dim_(head_dim),
       dtype_(dtype) {
-  if (head_dim != 64 && head_dim != 128)
-    throw Error(fmt::format("flex JIT: head dim {} is not supported (64 or 128)", head_dim));
-  if (!mask_expr.empty())
-    mask_ = std::make_unique<ModExpr>(ModExpr::parse(mask_expr, ModExpr::Kind::mask_mod, captures));
-  if (jit.arch() != "sm_90a")
-    throw Error(fmt::format("flex JIT: the mods are compiled into the fa3 kernel, which needs sm_90a; the JIT "
-                            "targets {} (use the built-in mods on this GPU)",
-                            jit.arch()));
-  const NvrtcResult fwd = compile(jit, fa3_forward_source(score_, mask_.get(), head_dim, dtype),
-                                  fmt::format("the fa3 forward ({}) for {}", kernels::flex::flex_dtype_name(dtype),
-                                              describe(score_, mask_.get())));
+  check_jit_head_dim(head_dim, "flex JIT");
+  mask_ = parse_jit_mask(mask_expr, captures);
+  check_jit_targets_sm90a(jit, "flex JIT", "the fa3 kernel");
+  const NvrtcResult fwd =
+      compile_jit_source(jit, fa3_forward_source(score_, mask_.get(), head_dim, dtype),
+                         fmt::format("the fa3 forward ({}) for {}", kernels::flex::flex_dtype_name(dtype),
+                                     describe(score_, mask_.get())));
   info_.forward_ms = fwd.compile_ms;
   info_.forward_from = fwd.from;
   info_.forward_source = fwd.source_path;
   NvrtcResult bm;
   if (mask_) {
-    bm = compile(jit, block_mask_source(*mask_), fmt::format("the block-mask builder for mask_mod '{}'", mask_->text()));
+    bm = compile_jit_source(jit, block_mask_source(*mask_),
+                            fmt::format("the block-mask builder for mask_mod '{}'", mask_->text()));
     info_.block_mask_ms = bm.compile_ms;
     info_.block_mask_from = bm.from;
     info_.block_mask_source = bm.source_path;

@@ -4,21 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "compiler/runtime/cuda/flex_jit_common.h"
 #include "compiler/runtime/cuda/flex_jit_source.h"
 #include "core/error.h"
 #include "kernels/attention/flex_jit_launch.h"
 
 namespace aisp::compiler::flex {
 namespace {
-
-// NVRTC failures name the expressions first: the user wrote those, not the kernel.
-NvrtcResult compile(NvrtcJit& jit, const std::string& source, const std::string& what) {
-  try {
-    return jit.compile(source);
-  } catch (const Error& e) {
-    throw Error(fmt::format("flex JIT: compiling {} failed. {}", what, e.what()));
-  }
-}
 
 ModExpr parse_score(const std::string& text, const std::vector<CaptureSpec>& captures) {
   return ModExpr::parse(text.empty() ? "score" : text, ModExpr::Kind::score_mod, captures);
@@ -30,26 +22,21 @@ JitFlexBackward::JitFlexBackward(const std::string& score_expr, const std::strin
                                  std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load,
                                  kernels::flex::FlexDtype dtype)
     : score_(parse_score(score_expr, captures)), grad_(score_.derivative()), head_dim_(head_dim), dtype_(dtype) {
-  if (head_dim != 64 && head_dim != 128)
-    throw Error(fmt::format("flex JIT backward: head dim {} is not supported (64 or 128)", head_dim));
-  if (!mask_expr.empty())
-    mask_ = std::make_unique<ModExpr>(ModExpr::parse(mask_expr, ModExpr::Kind::mask_mod, captures));
-  if (jit.arch() != "sm_90a")
-    throw Error(fmt::format("flex JIT backward: the mods are compiled into the wgmma backward, which needs sm_90a; "
-                            "the JIT targets {} (use the built-in mods on this GPU)",
-                            jit.arch()));
+  check_jit_head_dim(head_dim, "flex JIT backward");
+  mask_ = parse_jit_mask(mask_expr, captures);
+  check_jit_targets_sm90a(jit, "flex JIT backward", "the wgmma backward");
   const std::string what = fmt::format("score_mod '{}' (d/dscore: '{}') with mask_mod '{}'", score_.text(),
                                        grad_.text(), mask_ ? mask_->text() : "(none)");
   const NvrtcResult bwd =
-      compile(jit, sm90_backward_source(score_, grad_, mask_.get(), head_dim, dtype),
-              fmt::format("the wgmma backward ({}) for {}", kernels::flex::flex_dtype_name(dtype), what));
+      compile_jit_source(jit, sm90_backward_source(score_, grad_, mask_.get(), head_dim, dtype),
+                         fmt::format("the wgmma backward ({}) for {}", kernels::flex::flex_dtype_name(dtype), what));
   info_.backward_ms = bwd.compile_ms;
   info_.backward_from = bwd.from;
   info_.backward_source = bwd.source_path;
   NvrtcResult bm;
   if (mask_) {
-    bm = compile(jit, backward_block_mask_source(*mask_),
-                 fmt::format("the backward block-mask builder for mask_mod '{}'", mask_->text()));
+    bm = compile_jit_source(jit, backward_block_mask_source(*mask_),
+                            fmt::format("the backward block-mask builder for mask_mod '{}'", mask_->text()));
     info_.block_mask_ms = bm.compile_ms;
     info_.block_mask_from = bm.from;
     info_.block_mask_source = bm.source_path;
