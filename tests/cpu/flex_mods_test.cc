@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -112,6 +113,42 @@ TEST(FlexMods, MemoryReadingMasksAreMarked) {
                 flex::MaskReadsMemory<flex::OrMask<flex::ElementMask, flex::Causal>> &&
                 !flex::MaskReadsMemory<flex::AndMask<flex::Causal, flex::SlidingWindow>>);
   SUCCEED();
+}
+
+// The interval a mask declares (kv_range) is exactly its kept keys, for every key >= 0: the fa3
+// kernel's partial tiles use the interval instead of the mask. Windows from empty to past any int
+// sum (INT_MAX: q + window would wrap without the 64-bit clamp).
+TEST(FlexMods, KvRangesAreExactlyTheKeptKeys) {
+  static_assert(flex::MaskKeepsKvRange<flex::NoMask> && flex::MaskKeepsKvRange<flex::Causal> &&
+                flex::MaskKeepsKvRange<flex::SlidingWindow> && flex::MaskKeepsKvRange<flex::SlidingCausal> &&
+                flex::MaskKeepsKvRange<flex::PrefixLm> &&
+                flex::MaskKeepsKvRange<flex::AndMask<flex::Causal, flex::SlidingWindow>>);
+  // Not intervals (or not known to be): memory-reading masks, unions, the run-time family itself
+  // (the kernel visits its concrete kinds), a conjunction with a non-interval.
+  static_assert(!flex::MaskKeepsKvRange<flex::Document> && !flex::MaskKeepsKvRange<flex::BlockSparse> &&
+                !flex::MaskKeepsKvRange<flex::ElementMask> && !flex::MaskKeepsKvRange<flex::BuiltinMask> &&
+                !flex::MaskKeepsKvRange<flex::OrMask<flex::Causal, flex::PrefixLm>> &&
+                !flex::MaskKeepsKvRange<flex::AndMask<flex::Causal, flex::Document>>);
+  const int windows[] = {-3, 0, 1, 2, 5, 64, 1 << 30, INT_MAX};
+  auto check = [](const auto& mask, const char* name, int param) {
+    for (int q = 0; q < 90; ++q) {
+      const flex::FlexKvRange r = mask.kv_range(0, 0, q);
+      for (int kv = 0; kv < 90; ++kv)
+        ASSERT_EQ(mask(0, 0, q, kv), r.lo <= kv && kv < r.hi) << name << " " << param << " q " << q << " kv " << kv;
+    }
+    const int q_far = INT_MAX - 1;  // the last rows of the largest matrix: no wrap-around
+    const flex::FlexKvRange r = mask.kv_range(0, 0, q_far);
+    for (int kv : {0, 1, q_far - 70, q_far - 1, q_far})  // keys are indices below kv_len <= INT_MAX
+      ASSERT_EQ(mask(0, 0, q_far, kv), r.lo <= kv && kv < r.hi) << name << " " << param << " kv " << kv;
+  };
+  check(flex::NoMask{}, "none", 0);
+  check(flex::Causal{}, "causal", 0);
+  for (int w : windows) {
+    check(flex::SlidingWindow{w}, "sliding", w);
+    check(flex::SlidingCausal{w}, "sliding causal", w);
+    check(flex::and_masks(flex::Causal{}, flex::SlidingWindow{w}), "causal & sliding", w);
+  }
+  for (int prefix : {-5, 0, 1, 17, 89, 200, INT_MAX}) check(flex::PrefixLm{prefix}, "prefix-LM", prefix);
 }
 
 TEST(FlexMods, MaskModsAtHandCheckedPoints) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -294,6 +295,97 @@ TEST(FlexAttention, UserFunctorsAndComposedMasksThroughTheTemplateApi) {
       expect_matches(dev, ref_out, ref_lse, "template D=" + std::to_string(head_dim) + " " + name_of(kernel));
     }
   }
+}
+
+// A mask with its interval (kv_range) and its kReadsMemory hidden: the fa3 kernel calls it on every
+// element of a careful tile (inside the matrix, behind a branch) instead.
+template <class Mask>
+struct WithoutKvRange {
+  static constexpr bool kAlwaysTrue = Mask::kAlwaysTrue;
+  Mask mask;
+  AISP_HD bool operator()(int b, int h, int q, int kv) const { return mask(b, h, q, kv); }
+};
+
+// The fa3 kernel with a concrete score functor and the built-in mask with its interval hidden.
+template <int D, class ScoreMod>
+void fa3_with_per_element_mask(const flex::FlexAttentionArgs& args, const ScoreMod& score_mod,
+                               const flex::BuiltinMask& mask, const flex::BlockMask& bm, cudaStream_t stream) {
+  static_assert(!flex::MaskKeepsKvRange<WithoutKvRange<flex::BuiltinMask>>);
+  flex::check_flex_args(args, bm);
+  flex::detail::launch_forward_fa3<D>(flex::detail::make_forward_params(args, bm), args, score_mod,
+                                      WithoutKvRange<flex::BuiltinMask>{mask}, stream);
+}
+
+// v11: the fa3 kernel's partial tiles keep an interval mask's keys (causal, sliding windows,
+// prefix-LM; bounds only without a mask) by two compares per element against bounds computed per
+// row, and evaluate a memory-reading mask (document, block flags, element bits) only on partial
+// halves. The same masks behind WithoutKvRange take the per-element path on every element; both
+// must give the same keep bits, so out and lse must be equal bit for bit -- with each score_mod
+// path (plain, ALiBi's position-linear form, soft-cap's bounded and real-maximum forms), ragged
+// lengths, GQA, rows that keep nothing, a one-key window, rows whose last 128-key iteration has
+// one half missing (odd tile counts: block-sparse, sliding windows). Every mask against float64 too
+// (no score_mod).
+TEST(FlexAttention, CarefulTilesEqualThePerElementPathBitForBit) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  if (aisp::gpu_properties(0).compute_capability != 90) GTEST_SKIP() << "the fa3 kernel needs sm_90";
+  const MaskKind kinds[] = {MaskKind::none,      MaskKind::causal,   MaskKind::sliding_window,
+                            MaskKind::sliding_causal, MaskKind::prefix_lm, MaskKind::document,
+                            MaskKind::document_causal, MaskKind::block_sparse, MaskKind::element};
+  for (int head_dim : {64, 128})
+    for (const Shape& s : {Shape{1, 4, 2, 300, 333, head_dim}, Shape{1, 2, 1, 333, 200, head_dim},
+                           Shape{2, 4, 1, 333, 333, head_dim}}) {
+      const Inputs in = make_inputs(s, 7070 + head_dim + s.q_len + s.kv_len);
+      std::vector<float> slopes;
+      for (int h = 0; h < s.q_heads; ++h) slopes.push_back(flex::alibi_slope(h, s.q_heads));
+      DeviceTensor d_slopes(DType::f32, {s.q_heads});
+      d_slopes.upload(slopes);
+      TestStream stream;
+      for (MaskKind kind : kinds) {
+        const bool needs_square = kind == MaskKind::document || kind == MaskKind::document_causal;
+        if (needs_square && s.q_len != s.kv_len) continue;  // one document id per token
+        Mods m;
+        make_mods(m, s, ScoreKind::none, kind, 8080 + head_dim);
+        const flex::BuiltinMask mask = m.dev_mask;
+        const flex::BlockMask bm = flex::create_block_mask(mask, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
+        std::vector<double> ref_out, ref_lse;
+        reference(in, flex::score_none(), m.host_mask, ref_out, ref_lse);
+        for (int mod = 0; mod < 4; ++mod) {
+          const std::string what = std::string(name_of(kind)) + " score " + std::to_string(mod) + " D=" +
+                                   std::to_string(head_dim) + " " + std::to_string(s.q_len) + "x" +
+                                   std::to_string(s.kv_len);
+          Device fast(in), per_element(in);
+          const flex::FlexAttentionArgs fa = fast.args(s, flex::FlexKernel::fa3);
+          const flex::FlexAttentionArgs pa = per_element.args(s, flex::FlexKernel::fa3);
+          auto run_both = [&](const flex::BuiltinScoreMod& builtin, const auto& functor) {
+            flex::flex_attention(fa, builtin, mask, bm, stream.get());
+            if (head_dim == 64)
+              fa3_with_per_element_mask<64>(pa, functor, mask, bm, stream.get());
+            else
+              fa3_with_per_element_mask<128>(pa, functor, mask, bm, stream.get());
+          };
+          const float soft_caps[] = {1.5f, 40.0f};  // under and over the bound-shift limit
+          switch (mod) {
+            case 0: run_both(flex::score_none(), flex::NoScoreMod{}); break;
+            case 1: run_both(flex::score_alibi(d_slopes.data<float>()), flex::Alibi{d_slopes.data<float>()}); break;
+            default: run_both(flex::score_soft_cap(soft_caps[mod - 2]), flex::SoftCap{soft_caps[mod - 2]}); break;
+          }
+          stream.sync();
+          if (mod == 0) expect_matches(fast, ref_out, ref_lse, what);
+          const auto out_f = fast.out.download<std::uint16_t>(), out_p = per_element.out.download<std::uint16_t>();
+          const auto lse_f = fast.lse.download<float>(), lse_p = per_element.lse.download<float>();
+          ASSERT_EQ(out_f.size(), out_p.size());
+          std::size_t out_diff = 0, lse_diff = 0, finite = 0;
+          for (std::size_t i = 0; i < out_f.size(); ++i) out_diff += out_f[i] != out_p[i];
+          for (std::size_t i = 0; i < lse_f.size(); ++i) {
+            lse_diff += std::memcmp(&lse_f[i], &lse_p[i], sizeof(float)) != 0;
+            finite += std::isfinite(lse_f[i]);
+          }
+          EXPECT_EQ(out_diff, 0u) << what;
+          EXPECT_EQ(lse_diff, 0u) << what;
+          EXPECT_GT(finite, 0u) << what << ": no row kept anything (the kernel did not run?)";
+        }
+      }
+    }
 }
 
 // Rows long enough that the fa3 kernel's K/V rings wrap many times (both mbarrier parities, again

@@ -321,13 +321,18 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
 }
 
 // Which elements of a careful tile (64 x 128, the layout of fa3_mods_and_softmax) are kept, as bits
-// (bit 4 j + e): bounds, and mask_mod on partial halves. A partly rolled loop over one concrete
+// (bit 4 j + e): bounds, and mask_mod on partial halves.
+//
+// A mask that keeps one interval of keys per row (MaskKeepsKvRange: causal, sliding windows,
+// prefix-LM, their and_masks, and no mask at the matrix's edges) gives its bounds once per row; each
+// element is then two compares with a constant (v11: README). Other masks: a partly rolled loop over one concrete
 // mask: fully unrolled, a run-time BuiltinMask's switch of nine masks per element bloated the loop
 // and made ptxas shuffle S between registers on every iteration, careful or not.
 //
 // A mask that loads captured tensors (MaskReadsMemory: document ids, block flags, element bits)
-// runs on every element instead, at coordinates clamped into the matrix (its result dropped
-// outside): behind the per-element branch its loads waited one after another (README, v6).
+// runs on every element of a partial half instead, at coordinates clamped into the matrix (its
+// result dropped outside): behind the per-element branch its loads waited one after another
+// (README, v6).
 // Arithmetic masks keep the branch, which compiles to predication: with the clamps and the
 // shorter unroll on every mask, the dense-masked causal bench went from 3.29 to 4.02 ms. Unrolled
 // by 2 here: by 4 or 8, ptxas spilled 52 B in the relative-bias kernel.
@@ -338,17 +343,58 @@ __device__ __forceinline__ std::uint64_t fa3_keep_bits(const FwdParams& p, const
   std::uint64_t keep = 0;
   with_concrete(mask_mod, [&](const auto& mask) {
     using Mask = std::decay_t<decltype(mask)>;
-    if constexpr (MaskReadsMemory<Mask>) {
+    if constexpr (MaskKeepsKvRange<Mask>) {
+      // One interval per row: its bounds once per (row, half), as offsets from the thread's first
+      // key of the half, so each element is two compares against a constant.
+      int lo[2][2], hi[2][2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const FlexKvRange row = mask.kv_range(b, h, qrow[r]);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          int keep_lo = 0, keep_hi = p.kv_len;  // a full half: only the bounds
+          if (partial[half]) {
+            keep_lo = row.lo > 0 ? row.lo : 0;
+            keep_hi = row.hi < p.kv_len ? row.hi : p.kv_len;
+          }
+          if (qrow[r] >= p.q_len) keep_hi = keep_lo;  // a row past q_len keeps nothing
+          const int first_key = kv0[half] + (lane % 4) * 2;
+          lo[r][half] = keep_lo - first_key;
+          hi[r][half] = keep_hi - first_key;
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 64; ++i) {
+        const int j = i / 4, e = i % 4, r = e / 2, half = j / 8;
+        const int key = (j % 8) * 8 + (e & 1);
+        keep |= std::uint64_t(key >= lo[r][half] && key < hi[r][half]) << i;
+      }
+    } else if constexpr (MaskReadsMemory<Mask>) {
       const int last_q = p.q_len - 1, last_kv = p.kv_len - 1;
       const int qc[2] = {qrow[0] < last_q ? qrow[0] : last_q, qrow[1] < last_q ? qrow[1] : last_q};
+      // Half by half (bits 32 half ..), behind a branch that is uniform across the CTA (partial and
+      // kv0 belong to the tile): a full half needs only the bounds and a missing one (kv0 = kv_len,
+      // the odd last tile of a row) keeps nothing, so neither loads anything (v11: README).
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int first_key = kv0[half] + (lane % 4) * 2;
+        std::uint32_t bits = 0;
+        if (partial[half] && kv0[half] < p.kv_len) {
 #pragma unroll 2
-      for (int i = 0; i < 64; ++i) {
-        const int j = i / 4, e = i % 4;
-        const bool second = j >= 8;
-        const int kv = (second ? kv0[1] : kv0[0]) + (j % 8) * 8 + (lane % 4) * 2 + (e & 1);
-        const bool in = (e < 2 ? qrow[0] : qrow[1]) < p.q_len && kv < p.kv_len;
-        const bool masked = mask(b, h, e < 2 ? qc[0] : qc[1], kv < last_kv ? kv : last_kv);
-        keep |= std::uint64_t(in & (masked | !(second ? partial[1] : partial[0]))) << i;
+          for (int i = 0; i < 32; ++i) {
+            const int e = i % 4, kv = first_key + (i / 4) * 8 + (e & 1);
+            const bool in = (e < 2 ? qrow[0] : qrow[1]) < p.q_len && kv < p.kv_len;
+            const bool masked = mask(b, h, e < 2 ? qc[0] : qc[1], kv < last_kv ? kv : last_kv);
+            bits |= std::uint32_t(in & masked) << i;
+          }
+        } else {
+#pragma unroll
+          for (int i = 0; i < 32; ++i) {
+            const int e = i % 4, kv = first_key + (i / 4) * 8 + (e & 1);
+            bits |= std::uint32_t((e < 2 ? qrow[0] : qrow[1]) < p.q_len && kv < p.kv_len) << i;
+          }
+        }
+        keep |= std::uint64_t(bits) << (32 * half);
       }
     } else {
 #pragma unroll 8

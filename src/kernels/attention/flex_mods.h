@@ -222,15 +222,36 @@ inline constexpr bool ScoreModHasGrad = requires(const F& f, T s) {
 template <class M>
 inline constexpr bool MaskReadsMemory = requires { requires M::kReadsMemory; };
 
+// The keys one query row keeps, [lo, hi), for masks whose kept keys form one interval per row.
+// (The int limits spelled out: NVRTC compiles this header too, without <climits>.)
+struct FlexKvRange {
+  static constexpr int kMin = -2147483647 - 1, kMax = 2147483647;
+  int lo, hi;
+};
+// An interval computed in 64 bits, clamped into int (so a huge window cannot wrap around).
+AISP_HD int flex_clamp_to_int(std::int64_t x) {
+  return int(x < FlexKvRange::kMin ? FlexKvRange::kMin : (x > FlexKvRange::kMax ? FlexKvRange::kMax : x));
+}
+AISP_HD FlexKvRange flex_kv_range(std::int64_t lo, std::int64_t hi) {
+  return {flex_clamp_to_int(lo), flex_clamp_to_int(hi)};
+}
+// True for a mask with `FlexKvRange kv_range(b, h, q)`: for every key 0 <= kv < kMax, mask(b, h, q, kv) ==
+// (lo <= kv && kv < hi). The fa3 kernel's partial tiles then test each key against two bounds
+// computed once per row instead of calling the mask per element (README, "v11").
+template <class M>
+inline constexpr bool MaskKeepsKvRange = requires(const M& m, FlexKvRange r) { r = m.kv_range(0, 0, 0); };
+
 struct NoMask {
   static constexpr bool kAlwaysTrue = true;
   AISP_HD bool operator()(int, int, int, int) const { return true; }
+  AISP_HD FlexKvRange kv_range(int, int, int) const { return {FlexKvRange::kMin, FlexKvRange::kMax}; }
 };
 
 // Causal, aligned at the top left (PyTorch's causal_mask): kv <= q.
 struct Causal {
   static constexpr bool kAlwaysTrue = false;
   AISP_HD bool operator()(int, int, int q, int kv) const { return kv <= q; }
+  AISP_HD FlexKvRange kv_range(int, int, int q) const { return flex_kv_range(FlexKvRange::kMin, std::int64_t(q) + 1); }
 };
 
 // Bidirectional sliding window: |q - kv| < window.
@@ -240,6 +261,9 @@ struct SlidingWindow {
   AISP_HD bool operator()(int, int, int q, int kv) const {
     const int d = q - kv;
     return d < window && -d < window;
+  }
+  AISP_HD FlexKvRange kv_range(int, int, int q) const {
+    return flex_kv_range(std::int64_t(q) - window + 1, std::int64_t(q) + window);
   }
 };
 
@@ -251,6 +275,9 @@ struct SlidingCausal {
     const int d = q - kv;
     return d >= 0 && d < window;
   }
+  AISP_HD FlexKvRange kv_range(int, int, int q) const {
+    return flex_kv_range(std::int64_t(q) - window + 1, std::int64_t(q) + 1);
+  }
 };
 
 // Prefix-LM: the first `prefix` keys are seen by every query, the rest causally.
@@ -258,6 +285,11 @@ struct PrefixLm {
   static constexpr bool kAlwaysTrue = false;
   int prefix = 0;
   AISP_HD bool operator()(int, int, int q, int kv) const { return kv < prefix || kv <= q; }
+  // kv < prefix || kv <= q  <=>  kv < max(prefix, q + 1).
+  AISP_HD FlexKvRange kv_range(int, int, int q) const {
+    const std::int64_t causal_end = std::int64_t(q) + 1;
+    return flex_kv_range(FlexKvRange::kMin, prefix > causal_end ? prefix : causal_end);
+  }
 };
 
 // Document (jagged) masking: a query sees the keys of its own document. doc_ids (batch, seq) int32,
@@ -308,6 +340,13 @@ struct AndMask {
   A a;
   B b;
   AISP_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) & b(bi, h, q, kv); }
+  // Two intervals meet in one interval (empty when lo >= hi).
+  AISP_HD FlexKvRange kv_range(int bi, int h, int q) const
+    requires(MaskKeepsKvRange<A> && MaskKeepsKvRange<B>)
+  {
+    const FlexKvRange x = a.kv_range(bi, h, q), y = b.kv_range(bi, h, q);
+    return {x.lo > y.lo ? x.lo : y.lo, x.hi < y.hi ? x.hi : y.hi};
+  }
 };
 template <class A, class B>
 struct OrMask {
