@@ -13,7 +13,9 @@
 //                               fastest of cuBLASLt's first 8 proposals, then aisp's sm_90a kernel
 //                               (3 configs) against it, taken when >= 2 % faster (the choices go to stderr);
 //                               and each distinct generated kernel's launch configuration; then the
-//                               tuned plan is timed whole against the heuristics' plan, the slower dropped
+//                               tuned plan is timed whole against the heuristics' plan, the slower dropped,
+//                               and the kept plan as one CUDA graph against op by op: the graph is
+//                               dropped where op by op is >= 1 % faster (the throughput shape)
 //   optimized:dynamic           default, compiled once for every batch size (compile_cuda_dynamic: the
 //                               batch a kernel argument, the size's plan derived on its first call)
 //   optimized:dynamic_reduce_overhead  dynamic + one CUDA graph per batch size
@@ -244,7 +246,7 @@ Example make_example(const GpuGpt& m, const char* shape) {
        [m] { return std::make_unique<Plan>(m, Plan::Kind::fused); }},
       {"optimized:reduce_overhead", "default + the whole plan replayed as one CUDA graph",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::graphed); }},
-      {"optimized:max_autotune", "reduce_overhead + per distinct GEMM, cuBLASLt algorithms and aisp kernel configs timed at compile time",
+      {"optimized:max_autotune", "reduce_overhead + per distinct GEMM, cuBLASLt algorithms and aisp kernel configs timed at compile time; the whole plan timed, with and without its CUDA graph",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::autotuned); }},
       {"optimized:max_autotune_no_cudagraphs", "default + the same timed search, launched op by op (no CUDA graph)",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::autotuned_no_graphs); }},

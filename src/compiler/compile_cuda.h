@@ -64,6 +64,12 @@ struct CudaCompileOptions {
   // mode), 15 interleaved samples each, and the tuned one is dropped if the other is >= 1 % faster:
   // choices timed one at a time need not be fastest in the model's sequence (small-M GEMMs).
   bool check_whole_plan = true;
+  // ... and, with cuda_graph, the kept plan replayed as one CUDA graph against the same plan launched
+  // op by op, timed the same way: the graph is dropped if op by op is >= 1 % faster. At the GPT's
+  // throughput shape a replayed graph measured 2-4 % slower than stream launches, the eager plan's
+  // too (compiler README, "CUDA graphs at the throughput shape"); at the launch-bound shape it is
+  // 1.3x faster.
+  bool check_cuda_graph = true;
 };
 
 // The eager plan's options (see above).
@@ -127,6 +133,10 @@ class CudaCompiledGraph {
   // 0.530 ms: tuned kept"; empty without it.
   const std::string& plan_check() const { return plan_check_; }
   void set_plan_check(std::string s) { plan_check_ = std::move(s); }
+  // Whether run() replays the plan as one CUDA graph (reduce-overhead); max-autotune's check may
+  // turn it off (check_cuda_graph). A graph already captured stays for when it is turned on again.
+  bool replays_cuda_graph() const { return cuda_graph_; }
+  void set_replays_cuda_graph(bool on) { cuda_graph_ = on; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
   void set_stats(const CompileStats& stats) { stats_ = stats; }
   // Drops the reduce-overhead graph and its capture count (max-autotune's check ran the plan on

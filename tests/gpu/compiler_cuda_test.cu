@@ -406,7 +406,8 @@ TEST(CompilerCuda, MaxAutotuneTunesGeneratedKernelLaunches) {
 }
 
 // max-autotune's last step times the tuned plan against the heuristics' plan, whole, and keeps the
-// faster; whichever it keeps computes the model (the interpreter agrees) and says why it was kept.
+// faster, then times the kept plan as one CUDA graph against op by op and keeps the faster;
+// whatever it keeps computes the model (the interpreter agrees) and says why it was kept.
 TEST(CompilerCuda, MaxAutotuneKeepsTheFasterWholePlan) {
   AISP_REQUIRE_GPU();
   models::GptConfig cfg = models::gpt_preset("tiny");
@@ -418,6 +419,10 @@ TEST(CompilerCuda, MaxAutotuneKeepsTheFasterWholePlan) {
   c::CudaCompiledGraph cg = c::compile_cuda(gpt.graph, o);
   EXPECT_NE(cg.plan_check().find("tuned plan"), std::string::npos) << cg.plan_check();
   EXPECT_NE(cg.plan_check().find(" kept"), std::string::npos) << cg.plan_check();
+  // The graph check ran too, and the flag says what it decided.
+  const bool graph_kept = cg.plan_check().find("graph kept") != std::string::npos;
+  EXPECT_TRUE(graph_kept || cg.plan_check().find("op by op kept") != std::string::npos) << cg.plan_check();
+  EXPECT_EQ(cg.replays_cuda_graph(), graph_kept) << cg.plan_check();
   EXPECT_GT(cg.stats().autotune_ms, 0.0);
   TestStream stream;
   std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
@@ -431,6 +436,16 @@ TEST(CompilerCuda, MaxAutotuneKeepsTheFasterWholePlan) {
   c::CudaCompileOptions unchecked = o;
   unchecked.check_whole_plan = false;
   EXPECT_EQ(c::compile_cuda(gpt.graph, unchecked).plan_check(), "");
+  c::CudaCompileOptions graph_unchecked = o;
+  graph_unchecked.check_cuda_graph = false;
+  const c::CudaCompiledGraph kept_graph = c::compile_cuda(gpt.graph, graph_unchecked);
+  EXPECT_EQ(kept_graph.plan_check().find("CUDA graph"), std::string::npos) << kept_graph.plan_check();
+  EXPECT_TRUE(kept_graph.replays_cuda_graph());
+  c::CudaCompileOptions no_graph = o;
+  no_graph.cuda_graph = false;  // max-autotune-no-cudagraphs: nothing to check
+  const c::CudaCompiledGraph op_by_op = c::compile_cuda(gpt.graph, no_graph);
+  EXPECT_EQ(op_by_op.plan_check().find("CUDA graph"), std::string::npos) << op_by_op.plan_check();
+  EXPECT_FALSE(op_by_op.replays_cuda_graph());
 }
 
 TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {
