@@ -87,17 +87,22 @@ std::unique_ptr<Pattern> make_pattern(const std::string& name, int seq) {
     both(flex::mask_sliding_window(std::stoi(name.substr(8))));
   } else if (name == "prefix_lm") {
     both(flex::mask_prefix_lm(seq / 4));
-  } else if (name == "document") {  // documents of 512..4096 tokens, fixed seed
+  } else if (name == "document" || name == "document_spans") {  // documents of 512..4096 tokens, fixed seed
     int id = 0;
     for (std::uint64_t i = 0; int(p->doc.size()) < seq; ++i, ++id) {
       const int len = 512 + int(rng::bits_at(0xD0C5u, i) % 3585u);
       for (int t = 0; t < len && int(p->doc.size()) < seq; ++t) p->doc.push_back(id);
     }
-    p->d_doc = cuda::device_alloc(p->doc.size() * sizeof(std::int32_t));
-    AISP_CUDA_CHECK(cudaMemcpy(p->d_doc.get(), p->doc.data(), p->doc.size() * sizeof(std::int32_t),
+    // document: the ids (Document, two loads per element of a partial tile); document_spans: the
+    // same documents as each token's [start, end) (DocumentSpans, an interval per row). The host
+    // reference keeps the ids either way.
+    const std::vector<std::int32_t> device_values = name == "document" ? p->doc : flex::document_spans_of(p->doc);
+    p->d_doc = cuda::device_alloc(device_values.size() * sizeof(std::int32_t));
+    AISP_CUDA_CHECK(cudaMemcpy(p->d_doc.get(), device_values.data(), device_values.size() * sizeof(std::int32_t),
                                cudaMemcpyHostToDevice));
     p->host_mask = flex::mask_document(p->doc.data(), 0, false);
-    p->device_mask = flex::mask_document(static_cast<const std::int32_t*>(p->d_doc.get()), 0, false);
+    const auto* d = static_cast<const std::int32_t*>(p->d_doc.get());
+    p->device_mask = name == "document" ? flex::mask_document(d, 0, false) : flex::mask_document_spans(d, 0, false);
   } else if (name == "random_blocks") {  // 128 x 64 tiles kept with p = 0.25, fixed seed
     const int nq = (seq + flex::kBlockQ - 1) / flex::kBlockQ, nkv = (seq + flex::kBlockKv - 1) / flex::kBlockKv;
     p->keep.resize(std::size_t(nq) * nkv);
@@ -110,7 +115,7 @@ std::unique_ptr<Pattern> make_pattern(const std::string& name, int seq) {
   } else {
     throw UsageError(fmt::format(
         "unknown pattern '{}': dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, "
-        "random_blocks",
+        "document_spans, random_blocks",
         name));
   }
   return p;
@@ -366,8 +371,8 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   demo->add_option("--head-dim", options->head_dim, "64 or 128")->capture_default_str();
   demo->add_option("--iters", options->iters, "timed calls per pattern (median reported)")->capture_default_str();
   auto* patterns = demo->add_option("--patterns", options->patterns,
-                                    "dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, random_blocks "
-                                    "(with --score-expr / --mask-expr: none unless given)")
+                                    "dense, causal, sliding_<w>, sliding_causal_<w>, prefix_lm, document, document_spans, "
+                                    "random_blocks (with --score-expr / --mask-expr: none unless given)")
                        ->delimiter(',');
   demo->add_option("--score-expr", options->score_expr,
                    "score_mod as an expression of score, b, h, q, kv and the tensors slopes[h], doc[i], "

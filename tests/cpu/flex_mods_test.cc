@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/attention/flex_block_mask.h"
@@ -149,6 +151,49 @@ TEST(FlexMods, KvRangesAreExactlyTheKeptKeys) {
     check(flex::and_masks(flex::Causal{}, flex::SlidingWindow{w}), "causal & sliding", w);
   }
   for (int prefix : {-5, 0, 1, 17, 89, 200, INT_MAX}) check(flex::PrefixLm{prefix}, "prefix-LM", prefix);
+}
+
+// Document spans: built from contiguous ids, the interval mask is Document's function, alone and
+// with causal, through the run-time kinds too; ids whose documents are not contiguous are refused.
+TEST(FlexMods, DocumentSpansAreTheDocumentMaskOfContiguousIds) {
+  static_assert(flex::MaskKeepsKvRange<flex::DocumentSpans> && flex::MaskReadsMemory<flex::DocumentSpans> &&
+                flex::MaskKeepsKvRange<flex::AndMask<flex::Causal, flex::DocumentSpans>>);
+  // Two batch rows of 90 tokens: documents of 1 .. 23 tokens, a one-token document at each end.
+  std::vector<std::int32_t> ids;
+  for (int b = 0; b < 2; ++b) {
+    int id = 0, left = 1;
+    for (int t = 0; t < 90; ++t) {
+      if (left == 0) left = t == 88 ? 1 : 1 + (t * 7 + b * 5) % 23, ++id;
+      ids.push_back(id);
+      --left;
+    }
+  }
+  const std::vector<std::int32_t> row0(ids.begin(), ids.begin() + 90), row1(ids.begin() + 90, ids.end());
+  std::vector<std::int32_t> spans = flex::document_spans_of(row0);
+  const std::vector<std::int32_t> spans1 = flex::document_spans_of(row1);
+  spans.insert(spans.end(), spans1.begin(), spans1.end());
+  const flex::Document doc{ids.data(), 90};
+  const flex::DocumentSpans by_spans{spans.data(), 90};
+  for (int b = 0; b < 2; ++b)
+    for (int q = 0; q < 90; ++q) {
+      const flex::FlexKvRange r = by_spans.kv_range(b, 0, q);
+      ASSERT_LT(r.lo, r.hi) << "every token is in its own document";
+      for (int kv = 0; kv < 90; ++kv) {
+        ASSERT_EQ(by_spans(b, 0, q, kv), doc(b, 0, q, kv)) << b << " " << q << " " << kv;
+        ASSERT_EQ(by_spans(b, 0, q, kv), r.lo <= kv && kv < r.hi);
+        ASSERT_EQ(flex::mask_document_spans(spans.data(), 90, false)(b, 0, q, kv), doc(b, 0, q, kv));
+        ASSERT_EQ(flex::mask_document_spans(spans.data(), 90, true)(b, 0, q, kv),
+                  flex::mask_document(ids.data(), 90, true)(b, 0, q, kv));
+      }
+    }
+  EXPECT_EQ(flex::document_spans_of({}).size(), 0u);
+  EXPECT_EQ(flex::document_spans_of({7}), (std::vector<std::int32_t>{0, 1}));
+  try {
+    flex::document_spans_of({0, 0, 1, 0});
+    FAIL() << "a document that comes back was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("document 0 appears again at token 3"), std::string::npos) << e.what();
+  }
 }
 
 TEST(FlexMods, MaskModsAtHandCheckedPoints) {

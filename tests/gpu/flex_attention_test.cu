@@ -67,15 +67,15 @@ struct Mods {
   bool mask_uses_batch = false, mask_uses_heads = false;
   // captured tensors
   std::vector<float> slopes, table;
-  std::vector<std::int32_t> doc;
+  std::vector<std::int32_t> doc, spans;
   std::vector<std::uint8_t> keep, bits;
-  std::unique_ptr<DeviceTensor> d_slopes, d_table, d_doc, d_keep, d_bits;
+  std::unique_ptr<DeviceTensor> d_slopes, d_table, d_doc, d_spans, d_keep, d_bits;
 };
 
 enum class ScoreKind { none, alibi, relative_bias, soft_cap };
 enum class MaskKind {
   none, causal, sliding_window, sliding_causal, prefix_lm, document, document_causal, block_sparse,
-  element
+  element, document_spans, document_spans_causal
 };
 
 const char* name_of(ScoreKind k) {
@@ -84,7 +84,8 @@ const char* name_of(ScoreKind k) {
 }
 const char* name_of(MaskKind k) {
   const char* n[] = {"none", "causal", "sliding_window", "sliding_causal", "prefix_lm",
-                     "document", "document_causal", "block_sparse", "element"};
+                     "document", "document_causal", "block_sparse", "element", "document_spans",
+                     "document_spans_causal"};
   return n[int(k)];
 }
 
@@ -118,7 +119,9 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
     case MaskKind::sliding_causal: m.host_mask = m.dev_mask = flex::mask_sliding_causal(90); break;
     case MaskKind::prefix_lm: m.host_mask = m.dev_mask = flex::mask_prefix_lm(77); break;
     case MaskKind::document:
-    case MaskKind::document_causal: {
+    case MaskKind::document_causal:
+    case MaskKind::document_spans:
+    case MaskKind::document_spans_causal: {
       // Jagged documents of 1..150 tokens, different per batch.
       const std::vector<std::int32_t> lens = uniform_int_i32(seed + 20, 4096, 150);
       std::size_t li = 0;
@@ -135,10 +138,21 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
       }
       m.d_doc = std::make_unique<DeviceTensor>(DType::i32, std::vector<std::int64_t>{std::int64_t(m.doc.size())});
       m.d_doc->upload(m.doc);
-      const bool causal = mk == MaskKind::document_causal;
+      const bool causal = mk == MaskKind::document_causal || mk == MaskKind::document_spans_causal;
       m.host_mask = flex::mask_document(m.doc.data(), s.q_len, causal);
       m.dev_mask = flex::mask_document(m.d_doc->data<std::int32_t>(), s.q_len, causal);
       m.mask_uses_batch = true;
+      if (mk == MaskKind::document_spans || mk == MaskKind::document_spans_causal) {
+        // The same documents as spans; the reference keeps the ids (the function must not change).
+        for (int b = 0; b < s.batch; ++b) {
+          const auto row = m.doc.begin() + std::ptrdiff_t(b) * s.q_len;
+          const std::vector<std::int32_t> sp = flex::document_spans_of(std::vector<std::int32_t>(row, row + s.q_len));
+          m.spans.insert(m.spans.end(), sp.begin(), sp.end());
+        }
+        m.d_spans = std::make_unique<DeviceTensor>(DType::i32, std::vector<std::int64_t>{std::int64_t(m.spans.size())});
+        m.d_spans->upload(m.spans);
+        m.dev_mask = flex::mask_document_spans(m.d_spans->data<std::int32_t>(), s.q_len, causal);
+      }
       break;
     }
     case MaskKind::block_sparse: {
@@ -187,7 +201,10 @@ TEST_P(FlexAttentionBuiltins, MatchFloat64ReferenceForBothHeadDims) {
     s.head_dim = head_dim;
     // Odd lengths (not multiples of 128 or 64), GQA 4:2; the document masks need q_len == kv_len.
     s.q_len = 300;
-    s.kv_len = (c.mask == MaskKind::document || c.mask == MaskKind::document_causal) ? 300 : 333;
+    s.kv_len = (c.mask == MaskKind::document || c.mask == MaskKind::document_causal ||
+                c.mask == MaskKind::document_spans || c.mask == MaskKind::document_spans_causal)
+                   ? 300
+                   : 333;
     const std::uint64_t seed = 1000 + 17 * int(c.score) + 101 * int(c.mask) + head_dim;
     const Inputs in = make_inputs(s, seed);
     Mods mods;
@@ -217,6 +234,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{ScoreKind::none, MaskKind::sliding_causal},
                       Case{ScoreKind::none, MaskKind::prefix_lm}, Case{ScoreKind::none, MaskKind::document},
                       Case{ScoreKind::none, MaskKind::document_causal},
+                      Case{ScoreKind::none, MaskKind::document_spans},
+                      Case{ScoreKind::alibi, MaskKind::document_spans_causal},
                       Case{ScoreKind::none, MaskKind::block_sparse},
                       Case{ScoreKind::none, MaskKind::element}, Case{ScoreKind::alibi, MaskKind::causal},
                       // full tiles: the fa3 fast paths of ALiBi (position-linear) and soft-cap (tanh cap)
@@ -330,7 +349,8 @@ TEST(FlexAttention, CarefulTilesEqualThePerElementPathBitForBit) {
   if (aisp::gpu_properties(0).compute_capability != 90) GTEST_SKIP() << "the fa3 kernel needs sm_90";
   const MaskKind kinds[] = {MaskKind::none,      MaskKind::causal,   MaskKind::sliding_window,
                             MaskKind::sliding_causal, MaskKind::prefix_lm, MaskKind::document,
-                            MaskKind::document_causal, MaskKind::block_sparse, MaskKind::element};
+                            MaskKind::document_causal, MaskKind::block_sparse, MaskKind::element,
+                            MaskKind::document_spans, MaskKind::document_spans_causal};
   for (int head_dim : {64, 128})
     for (const Shape& s : {Shape{1, 4, 2, 300, 333, head_dim}, Shape{1, 2, 1, 333, 200, head_dim},
                            Shape{2, 4, 1, 333, 333, head_dim}}) {
@@ -341,7 +361,8 @@ TEST(FlexAttention, CarefulTilesEqualThePerElementPathBitForBit) {
       d_slopes.upload(slopes);
       TestStream stream;
       for (MaskKind kind : kinds) {
-        const bool needs_square = kind == MaskKind::document || kind == MaskKind::document_causal;
+        const bool needs_square = kind == MaskKind::document || kind == MaskKind::document_causal ||
+                                  kind == MaskKind::document_spans || kind == MaskKind::document_spans_causal;
         if (needs_square && s.q_len != s.kv_len) continue;  // one document id per token
         Mods m;
         make_mods(m, s, ScoreKind::none, kind, 8080 + head_dim);

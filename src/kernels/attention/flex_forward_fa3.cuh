@@ -324,7 +324,7 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
 // (bit 4 j + e): bounds, and mask_mod on partial halves.
 //
 // A mask that keeps one interval of keys per row (MaskKeepsKvRange: causal, sliding windows,
-// prefix-LM, their and_masks, and no mask at the matrix's edges) gives its bounds once per row; each
+// prefix-LM, document spans, their and_masks, and no mask at the matrix's edges) gives its bounds once per row; each
 // element is then two compares with a constant (v11: README). Other masks: a partly rolled loop over one concrete
 // mask: fully unrolled, a run-time BuiltinMask's switch of nine masks per element bloated the loop
 // and made ptxas shuffle S between registers on every iteration, careful or not.
@@ -349,7 +349,9 @@ __device__ __forceinline__ std::uint64_t fa3_keep_bits(const FwdParams& p, const
       int lo[2][2], hi[2][2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const FlexKvRange row = mask.kv_range(b, h, qrow[r]);
+        // A row past q_len keeps nothing (below); its interval is read at the last row, inside the
+        // matrix, so a mask that loads (DocumentSpans) never reads past its tensor.
+        const FlexKvRange row = mask.kv_range(b, h, qrow[r] < p.q_len ? qrow[r] : p.q_len - 1);
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           int keep_lo = 0, keep_hi = p.kv_len;  // a full half: only the bounds

@@ -21,6 +21,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #if defined(__CUDACC__)
 #define AISP_HD __host__ __device__ __forceinline__
@@ -305,6 +308,26 @@ struct Document {
   }
 };
 
+// Document (jagged) masking from each token's document span, the packed-sequence layout: spans
+// (batch, seq, 2) int32, spans[q] = [first token, one past the last token) of q's document
+// (document_spans_of builds them from ids). A query sees exactly the keys of its span: Document's
+// function for contiguous documents, but one interval per row, so the fa3 kernel's careful tiles
+// test two bounds instead of loading two ids per element (README, "v12").
+struct DocumentSpans {
+  static constexpr bool kAlwaysTrue = false;
+  static constexpr bool kReadsMemory = true;
+  const std::int32_t* spans = nullptr;
+  std::int64_t batch_stride = 0;  // tokens between batches; 0 shares one row of spans over the batch
+  AISP_HD FlexKvRange kv_range(int b, int, int q) const {
+    const std::int32_t* span = spans + 2 * (b * batch_stride + q);
+    return {span[0], span[1]};
+  }
+  AISP_HD bool operator()(int b, int h, int q, int kv) const {
+    const FlexKvRange r = kv_range(b, h, q);
+    return r.lo <= kv && kv < r.hi;
+  }
+};
+
 // Block-sparse pattern: keep (num_q_blocks, num_kv_blocks) uint8, one flag per (block_q x
 // block_kv) tile, shared by every batch and head (the demo's random block-sparse pattern).
 struct BlockSparse {
@@ -395,14 +418,14 @@ struct BuiltinScoreMod {
 struct BuiltinMask {
   enum class Kind : std::uint8_t {
     none, causal, sliding_window, sliding_causal, prefix_lm, document, document_causal,
-    block_sparse, element
+    block_sparse, element, document_spans, document_spans_causal
   };
   static constexpr bool kAlwaysTrue = false;
   Kind kind = Kind::none;
   SlidingWindow sliding_window;
   SlidingCausal sliding_causal;
   PrefixLm prefix_lm;
-  Document document;
+  Document document;  // the document_spans kinds keep DocumentSpans' pointer and stride here too
   BlockSparse block_sparse;
   ElementMask element;
   AISP_HD bool operator()(int b, int h, int q, int kv) const {
@@ -413,6 +436,8 @@ struct BuiltinMask {
       case Kind::prefix_lm: return prefix_lm(b, h, q, kv);
       case Kind::document: return document(b, h, q, kv);
       case Kind::document_causal: return (kv <= q) & document(b, h, q, kv);
+      case Kind::document_spans: return spans()(b, h, q, kv);
+      case Kind::document_spans_causal: return (kv <= q) & spans()(b, h, q, kv);
       case Kind::block_sparse: return block_sparse(b, h, q, kv);
       case Kind::element: return element(b, h, q, kv);
       default: return true;
@@ -429,11 +454,15 @@ struct BuiltinMask {
       case Kind::prefix_lm: f(prefix_lm); break;
       case Kind::document: f(document); break;
       case Kind::document_causal: f(AndMask<Causal, Document>{Causal{}, document}); break;
+      case Kind::document_spans: f(spans()); break;
+      case Kind::document_spans_causal: f(AndMask<Causal, DocumentSpans>{Causal{}, spans()}); break;
       case Kind::block_sparse: f(block_sparse); break;
       case Kind::element: f(element); break;
       default: f(NoMask{}); break;
     }
   }
+  // The document_spans kinds' functor (their pointer and stride live in `document`).
+  AISP_HD DocumentSpans spans() const { return DocumentSpans{document.doc_ids, document.batch_stride}; }
 };
 
 // Named constructors for the run-time family.
@@ -465,6 +494,14 @@ inline BuiltinMask mask_document(const std::int32_t* doc_ids, std::int64_t batch
   BuiltinMask m;
   m.kind = causal ? BuiltinMask::Kind::document_causal : BuiltinMask::Kind::document;
   m.document.doc_ids = doc_ids;
+  m.document.batch_stride = batch_stride;
+  return m;
+}
+// spans: (batch, seq, 2) int32 [start, end) of each token's document (document_spans_of).
+inline BuiltinMask mask_document_spans(const std::int32_t* spans, std::int64_t batch_stride, bool causal) {
+  BuiltinMask m;
+  m.kind = causal ? BuiltinMask::Kind::document_spans_causal : BuiltinMask::Kind::document_spans;
+  m.document.doc_ids = spans;
   m.document.batch_stride = batch_stride;
   return m;
 }
@@ -504,5 +541,31 @@ inline BuiltinScoreMod score_soft_cap(float cap) {
 inline float alibi_slope(int h, int heads) {
   return float(std::exp2(-8.0 * double(h + 1) / double(heads)));
 }
+
+#if !defined(__CUDACC_RTC__)
+// DocumentSpans' spans from one row of document ids (seq tokens): spans[2 t], spans[2 t + 1] = the
+// first token of t's document and one past its last. The ids must be contiguous (a document's
+// tokens in one run): otherwise the documents are not intervals and Document is the mask to use.
+inline std::vector<std::int32_t> document_spans_of(const std::vector<std::int32_t>& doc_ids) {
+  const std::size_t n = doc_ids.size();
+  std::vector<std::int32_t> spans(2 * n);
+  std::vector<std::int32_t> seen;  // ids whose run has ended
+  for (std::size_t start = 0; start < n;) {
+    std::size_t end = start;
+    while (end < n && doc_ids[end] == doc_ids[start]) ++end;
+    for (std::int32_t id : seen)
+      if (id == doc_ids[start])
+        throw std::invalid_argument("document_spans_of: document " + std::to_string(id) + " appears again at token " +
+                                    std::to_string(start) + " (its tokens are not contiguous): use mask_document");
+    seen.push_back(doc_ids[start]);
+    for (std::size_t t = start; t < end; ++t) {
+      spans[2 * t] = std::int32_t(start);
+      spans[2 * t + 1] = std::int32_t(end);
+    }
+    start = end;
+  }
+  return spans;
+}
+#endif
 
 }  // namespace aisp::kernels::flex
