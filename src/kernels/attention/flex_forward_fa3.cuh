@@ -324,10 +324,11 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
 // (bit 4 j + e): bounds, and mask_mod on partial halves.
 //
 // A mask that keeps one interval of keys per row (MaskKeepsKvRange: causal, sliding windows,
-// prefix-LM, document spans, their and_masks, and no mask at the matrix's edges) gives its bounds once per row; each
-// element is then two compares with a constant (v11: README). Other masks: a partly rolled loop over one concrete
-// mask: fully unrolled, a run-time BuiltinMask's switch of nine masks per element bloated the loop
-// and made ptxas shuffle S between registers on every iteration, careful or not.
+// prefix-LM, document spans, their and_masks, and no mask at the matrix's edges) gives its bounds
+// once per row; each element is then two compares with a constant (v11: README). Other masks: a
+// partly rolled loop over one concrete mask: fully unrolled, a run-time BuiltinMask's switch of
+// nine masks per element bloated the loop and made ptxas shuffle S between registers on every
+// iteration, careful or not.
 //
 // A mask that loads captured tensors (MaskReadsMemory: document ids, block flags, element bits)
 // runs on every element of a partial half instead, at coordinates clamped into the matrix (its
