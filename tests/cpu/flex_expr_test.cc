@@ -227,6 +227,41 @@ TEST(FlexExpr, EmitsTheFastPathTraitsOfTheFormsItRecognizes) {
   EXPECT_EQ(functor("score * slopes[h]").find("kPositionLinear"), std::string::npos);
 }
 
+// Masks of one interval of keys per row, read off the tree (flex_expr_range.h): the CPU interval
+// (HostMod::kv_range) is exactly the keys the mask keeps in every row, and the CUDA functor gets
+// kv_range; other forms get neither (they keep the per-element path).
+TEST(FlexExpr, IntervalMasksAreRecognizedAndExact) {
+  const std::vector<CaptureSpec> specs = {{"lens", CaptureDType::i32, 1}};
+  const std::vector<std::int32_t> lens = {7, 40};
+  const std::vector<HostCapture> host = {{specs[0], {2}, lens.data()}};
+  for (const char* text : {"q >= kv", "kv <= q", "q - kv < 16", "q - kv < 16 && q >= kv",
+                           "kv > q - 9 && kv < q + 9", "kv + 3 >= q", "3 + kv < q", "kv - 5 == q", "kv < lens[b]",
+                           "kv >= lens[b] - 5 && kv < lens[b] + h", "q >= kv && q - kv <= 2 * h + 1", "q < kv"}) {
+    const ModExpr e = mask(text, specs);
+    EXPECT_TRUE(e.keeps_kv_range()) << text;
+    EXPECT_NE(e.cuda_functor("Mask").find("FlexKvRange kv_range(int b, int h, int q) const"), std::string::npos)
+        << text;
+    const HostMod m(e, host);
+    for (int b = 0; b < 2; ++b)
+      for (int h = 0; h < 3; ++h)
+        for (int q = 0; q < 50; ++q) {
+          const auto r = m.kv_range(b, h, q);
+          ASSERT_TRUE(r.has_value()) << text;
+          for (int kv = 0; kv < 60; ++kv)
+            ASSERT_EQ(m.mask(b, h, q, kv), r->first <= kv && kv < r->second)
+                << text << ": b " << b << " h " << h << " q " << q << " kv " << kv;
+        }
+  }
+  for (const char* text : {"q != kv", "q >= kv || kv < 4", "kv % 2 == 0", "q * kv < 100", "kv * 2 < q",
+                           "lens[kv % 2] > 3", "q >= kv && kv != 3", "q - kv < kv"}) {
+    const ModExpr e = mask(text, specs);
+    EXPECT_FALSE(e.keeps_kv_range()) << text;
+    EXPECT_EQ(e.cuda_functor("Mask").find("kv_range"), std::string::npos) << text;
+    EXPECT_FALSE(HostMod(e, host).kv_range(0, 0, 3).has_value()) << text;
+  }
+  EXPECT_FALSE(score("score").keeps_kv_range());
+}
+
 #if AISP_WITH_CUDA
 
 std::filesystem::path fresh_cache(const std::string& name) {
@@ -267,6 +302,9 @@ TEST(FlexJitSource, NvrtcCompilesTheFa3ForwardAndBlockMaskToCubin) {
     EXPECT_NE(sym.find(head_dim == 64 ? "ILi64E" : "ILi128E"), std::string::npos) << sym;
     EXPECT_NE(error_of([&] { find_kernel_symbol(fwd.cubin, "no_such_kernel"); }).find("0 kernels"), std::string::npos);
   }
+  // An interval mask's functor has kv_range (the fa3 kernel's range path): NVRTC compiles it too.
+  JitFlexAttention window(s, "q - kv < 256 && q >= kv", specs, 128, jit, /*load*/ false);
+  EXPECT_EQ(window.info().forward_from, NvrtcResult::From::build);
   const NvrtcResult bm = jit.compile(block_mask_source(mask(m, specs)));
   EXPECT_EQ(bm.from, NvrtcResult::From::memory);  // built by the first construction
   EXPECT_NE(find_kernel_symbol(bm.cubin, "block_mask_kernel").find("aisp_flex_jit4Mask"), std::string::npos);

@@ -29,7 +29,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace aisp::compiler::flex {
@@ -79,6 +81,10 @@ class ModExpr {
   // The captures the expression reads, in the order of the list given to parse(): the members of
   // the emitted functor, in this order.
   const std::vector<CaptureSpec>& used_captures() const { return used_; }
+  // A mask_mod whose kept keys are one interval per row, read off its form (flex_expr_range.h:
+  // `q >= kv`, `q - kv < 256`, `kv < lens[b]`, their &&): its functor then has kv_range(b, h, q)
+  // (flex_mods.h MaskKeepsKvRange) and HostMod::kv_range gives the same interval on the CPU.
+  bool keeps_kv_range() const;
 
   // CPU evaluation in double (ints as int64). `captures` must hold at least the used ones (by name).
   // An index outside a captured tensor, or an integer division by zero, throws aisp::Error.
@@ -142,6 +148,8 @@ class HostMod {
     return T(score(double(s), b, h, q, kv));
   }
   bool operator()(int b, int h, int q, int kv) const { return mask(b, h, q, kv); }
+  // [lo, hi): the keys row q keeps, for a mask_mod with keeps_kv_range() (else nothing).
+  std::optional<std::pair<std::int64_t, std::int64_t>> kv_range(int b, int h, int q) const;
 
  private:
   ModExpr expr_;

@@ -7,6 +7,7 @@
 
 #include "compiler/flex/flex_expr.h"
 #include "compiler/flex/flex_expr_ast.h"
+#include "compiler/flex/flex_expr_range.h"
 #include "core/error.h"
 
 namespace aisp::compiler::flex {
@@ -146,6 +147,32 @@ const Node* tanh_soft_cap(const Node& root) {
   });
 }
 
+// A mask_mod of one interval of keys per row (flex_expr_range.h) gets kv_range(b, h, q): the bounds
+// in 64 bits, clamped into int by flex_kv_range (flex_mods.h), as the built-in masks do.
+std::string kv_range_member(const Node& root, const std::vector<CaptureSpec>& used) {
+  const std::optional<std::vector<KvBound>> bounds = kv_bounds(root);
+  if (!bounds) return "";
+  std::string body;
+  for (const KvBound& bound : *bounds) {
+    std::string v = fmt::format("{}LL", bound.offset);
+    for (const KvTerm& t : bound.terms) v += fmt::format(" {} (long long)({})", t.sign > 0 ? '+' : '-', emit(*t.node, used));
+    body += fmt::format("    v = {};\n    if (v {} {}) {} = v;\n", v, bound.lower ? ">" : "<", bound.lower ? "lo" : "hi",
+                        bound.lower ? "lo" : "hi");
+  }
+  return fmt::format(
+      "  // one interval of keys per row (flex_mods.h MaskKeepsKvRange)\n"
+      "  __device__ __forceinline__ ::aisp::kernels::flex::FlexKvRange kv_range(int b, int h, int q) const {{\n"
+      "    using T = float;\n"
+      "    (void)b;\n"
+      "    (void)h;\n"
+      "    (void)q;\n"
+      "    long long lo = -2147483648LL, hi = 2147483647LL, v = 0;\n"
+      "{}"
+      "    return ::aisp::kernels::flex::flex_kv_range(lo, hi);\n"
+      "  }}\n",
+      body);
+}
+
 std::string score_traits(const Node& root, const std::vector<CaptureSpec>& used) {
   std::string t;
   if (const Node* slope = position_slope(root))
@@ -219,9 +246,13 @@ std::string ModExpr::cuda_functor(const std::string& struct_name, const ModExpr*
       "    using T = float;\n"
       "    return {};\n"
       "  }}\n"
+      "{}"
       "}};\n",
-      text_, struct_name, used_.empty() ? "" : "  static constexpr bool kReadsMemory = true;\n", members, body);
+      text_, struct_name, used_.empty() ? "" : "  static constexpr bool kReadsMemory = true;\n", members, body,
+      kv_range_member(*root_, used_));
 }
+
+bool ModExpr::keeps_kv_range() const { return kind_ == Kind::mask_mod && kv_bounds(*root_).has_value(); }
 
 std::string cuda_prelude() {
   // Overloads for int, float (the kernel) and double, each the plain CUDA math function, except the

@@ -10,6 +10,7 @@
 
 #include "compiler/flex/flex_expr.h"
 #include "compiler/flex/flex_expr_ast.h"
+#include "compiler/flex/flex_expr_range.h"
 #include "core/error.h"
 
 namespace aisp::compiler::flex {
@@ -179,6 +180,23 @@ bool HostMod::mask(int b, int h, int q, int kv) const {
   if (expr_.kind_ != ModExpr::Kind::mask_mod)
     throw Error(fmt::format("'{}' is a score_mod, evaluated as a mask_mod", expr_.text_));
   return eval(*expr_.root_, Env{0.0, b, h, q, kv, &used_, &expr_.text_}).i != 0;
+}
+
+std::optional<std::pair<std::int64_t, std::int64_t>> HostMod::kv_range(int b, int h, int q) const {
+  if (expr_.kind_ != ModExpr::Kind::mask_mod) return std::nullopt;
+  const std::optional<std::vector<KvBound>> bounds = kv_bounds(*expr_.root_);
+  if (!bounds) return std::nullopt;
+  const Env env{0.0, b, h, q, 0, &used_, &expr_.text_};  // the bounds do not read kv
+  std::int64_t lo = INT64_MIN, hi = INT64_MAX;
+  for (const KvBound& bound : *bounds) {
+    std::int64_t v = bound.offset;
+    for (const KvTerm& t : bound.terms) v += t.sign * integer(*t.node, env);
+    if (bound.lower)
+      lo = v > lo ? v : lo;
+    else
+      hi = v < hi ? v : hi;
+  }
+  return std::make_pair(lo, hi);
 }
 
 std::vector<std::uint64_t> functor_bytes(const ModExpr& e, const std::vector<DeviceCapture>& captures) {
