@@ -110,19 +110,30 @@ inline double document_density(int seq, int min_len, int max_len, bool causal) {
     kept += causal ? double(len) * (len + 1) / 2 : double(len) * len;
   return kept / (double(seq) * seq);
 }
-inline ModMaker document_mods(int min_len, int max_len, bool causal) {
+inline std::vector<std::int32_t> document_ids(int seq, int min_len, int max_len) {
+  std::vector<std::int32_t> ids;
+  int id = 0;
+  for (int len : document_lengths(seq, min_len, max_len)) {
+    ids.insert(ids.end(), std::size_t(len), id);
+    ++id;
+  }
+  return ids;
+}
+// The documents as a mask over per-token ids (flex::Document) or, the same function on these
+// contiguous documents, over per-token [start, end) spans (flex::DocumentSpans: one interval of
+// keys per row, so the fa3 kernel's careful tiles take two compares per row instead of two id
+// loads per element). The float64 reference keeps the ids, so a spans run is checked against the
+// other form.
+inline ModMaker document_mods(int min_len, int max_len, bool causal, bool as_spans = false) {
   return [=](const Shape& s) {
-    std::vector<std::int32_t> ids;
-    int id = 0;
-    for (int len : document_lengths(s.seq, min_len, max_len)) {
-      ids.insert(ids.end(), std::size_t(len), id);
-      ++id;
-    }
+    const std::vector<std::int32_t> ids = document_ids(s.seq, min_len, max_len);
+    const std::vector<std::int32_t> values = as_spans ? flex::document_spans_of(ids) : ids;
     ModSet m;
-    m.owned.push_back(aisp::cuda::device_alloc(ids.size() * sizeof(std::int32_t)));
-    AISP_CUDA_CHECK(cudaMemcpy(m.owned.back().get(), ids.data(), ids.size() * sizeof(std::int32_t),
+    m.owned.push_back(aisp::cuda::device_alloc(values.size() * sizeof(std::int32_t)));
+    AISP_CUDA_CHECK(cudaMemcpy(m.owned.back().get(), values.data(), values.size() * sizeof(std::int32_t),
                                cudaMemcpyHostToDevice));
-    m.mask = flex::mask_document(static_cast<const std::int32_t*>(m.owned.back().get()), 0, causal);
+    const auto* d = static_cast<const std::int32_t*>(m.owned.back().get());
+    m.mask = as_spans ? flex::mask_document_spans(d, 0, causal) : flex::mask_document(d, 0, causal);
     return m;
   };
 }

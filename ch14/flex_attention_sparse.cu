@@ -5,7 +5,8 @@
 //
 //   flex_attention_sparse            causal sliding window, 256 keys (0 <= q - kv < 256): ~1.6 % dense
 //   flex_attention_sparse_document   packed documents of 512..4096 tokens (fixed seed), bidirectional
-//                                    within a document
+//                                    within a document; both variants take the documents as spans
+//                                    (mask_document_spans), the reference as ids (mask_document)
 // FLOPs: 4 B H S^2 D x element density (the useful work), so dense-masked shows a low TFLOP/s.
 // Reference: float64 on the GPU (skips masked keys).
 #include <memory>
@@ -20,6 +21,7 @@ using namespace aisp::ch14flex;
 const Shape kShape{1, 16, 16384, 128};
 constexpr int kWindow = 256;
 constexpr int kDocMin = 512, kDocMax = 4096;
+constexpr bool kSpans = true;  // the variants' mask: DocumentSpans (the reference keeps the ids)
 
 ModSet sliding(const Shape&) {
   ModSet m;
@@ -55,12 +57,12 @@ aisp::harness::Example make_document() {
   e.variants = {
       {"baseline", "flex kernel visiting every tile, mask evaluated per element",
        [] {
-         return std::make_unique<FusedAttention>(document_mods(kDocMin, kDocMax, false),
+         return std::make_unique<FusedAttention>(document_mods(kDocMin, kDocMax, false, kSpans),
                                                  FusedAttention::Blocks::dense_masked);
        }},
       {"optimized:block_sparse", "flex kernel visiting only the listed tiles (full ones unmasked)",
        [] {
-         return std::make_unique<FusedAttention>(document_mods(kDocMin, kDocMax, false),
+         return std::make_unique<FusedAttention>(document_mods(kDocMin, kDocMax, false, kSpans),
                                                  FusedAttention::Blocks::sparse);
        }},
   };
