@@ -54,6 +54,7 @@ struct FlexOptions {
   int iters = 10;
   bool verify = true;
   std::string kernel = "auto";
+  std::string schedule = "auto";
   std::string dtype = "bf16";
   bool backward = false;
   std::string score = "none";
@@ -247,6 +248,12 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     a.kernel = flex::FlexKernel::fa3;
   else if (o.kernel != "auto")
     throw UsageError("--kernel must be auto, mma_sync, wgmma or fa3");
+  if (o.schedule == "per_row")
+    a.schedule = flex::FlexSchedule::per_row;
+  else if (o.schedule == "persistent")
+    a.schedule = flex::FlexSchedule::persistent;
+  else if (o.schedule != "auto")
+    throw UsageError("--schedule must be auto, per_row or persistent");
   const double dense_flops = 4.0 * o.batch * o.heads * double(o.seq) * o.seq * o.head_dim;
   cuda::DeviceMemory d_slopes;
   flex::BuiltinScoreMod score = flex::score_none();
@@ -263,8 +270,10 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   }
 
   out << fmt::format(
-      "aisp flex demo on {} (sm_{}): B={} H={} S={} D={} {}, kernel {}, score_mod {}, {} timed calls per pattern\n",
-      props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.dtype, o.kernel, o.score, o.iters);
+      "aisp flex demo on {} (sm_{}): B={} H={} S={} D={} {}, kernel {} (schedule {}), score_mod {}, {} timed calls "
+      "per pattern\n",
+      props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.dtype, o.kernel, o.schedule, o.score,
+      o.iters);
   flex::FlexBackwardArgs ba;
   if (o.backward) {
     ba.forward = a;
@@ -382,6 +391,10 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   demo->add_option("--score", options->score, "score_mod on every pattern: none, alibi or soft_cap (cap 30)")
       ->capture_default_str();
   demo->add_option("--kernel", options->kernel, "auto, mma_sync, wgmma or fa3 (the last two sm_90 only)")->capture_default_str();
+  demo->add_option("--schedule", options->schedule,
+                   "the fa3 kernel's: auto, per_row (one CTA per row) or persistent (one CTA per SM, rows from a work "
+                   "counter)")
+      ->capture_default_str();
   demo->add_option("--dtype", options->dtype, "bf16 or fp16 (fp16: the fa3 forward and wgmma backward, sm_90a)")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();

@@ -7,12 +7,14 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/cuda/check.h"
 #include "core/error.h"
 #include "kernels/attention/flex_attention_kernel.cuh"
+#include "kernels/attention/flex_fa3_work.h"
 #include "kernels/common/tensor_map.h"
 
 namespace aisp::kernels::flex {
@@ -116,6 +118,8 @@ FlexKernel resolve_kernel(FlexKernel requested) {
   return major == 9 ? FlexKernel::fa3 : FlexKernel::mma_sync;
 }
 
+namespace {
+
 Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
   const std::uint64_t d = std::uint64_t(a.head_dim);
   const std::uint64_t row_bytes = d * sizeof(bf16);  // bf16 and fp16 alike: 2 bytes
@@ -144,6 +148,43 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
   m.out_stride_h = own_out ? a.out_stride[1] : dim * a.q_len;
   m.out_stride_b = own_out ? a.out_stride[0] : dim * a.q_len * a.q_heads;
   return m;
+}
+
+}  // namespace
+
+Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, cudaStream_t stream) {
+  Fa3Launch launch;
+  launch.maps = make_fa3_maps(a);
+  const std::int64_t rows = std::int64_t(p.num_q_blocks) * a.q_heads * a.batch;
+  if (rows > std::int64_t(INT32_MAX))
+    throw Error("flex_attention: " + std::to_string(rows) +
+                " (batch, head, 128-query block) rows in one call; the fa3 kernel takes at most 2^31 - 1: split the batch");
+  launch.maps.rows = int(rows);
+  launch.grid = unsigned(rows);
+  if (a.schedule == FlexSchedule::per_row) return launch;
+  const bool asked = a.schedule == FlexSchedule::persistent;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  AISP_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) {
+    if (asked)
+      throw Error("flex_attention: FlexSchedule::persistent takes a per-stream work counter, which a CUDA graph being "
+                  "captured cannot own (the graph may run on any stream); use FlexSchedule::automatic (one CTA per "
+                  "row while capturing) or per_row");
+    return launch;
+  }
+  unsigned* work = fa3_work_counter(stream);
+  if (work == nullptr) {
+    if (asked)
+      throw Error("flex_attention: every persistent work counter of this device is taken (" +
+                  std::to_string(kFa3WorkSlots) + " streams); use FlexSchedule::automatic or per_row");
+    return launch;
+  }
+  int device = 0, sms = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  launch.maps.work = work;
+  launch.grid = unsigned(rows < sms ? rows : sms);  // one CTA per SM (the kernel needs a whole SM)
+  return launch;
 }
 
 FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {

@@ -46,6 +46,16 @@ enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma, fa3 };
 enum class FlexDtype : std::uint8_t { bf16, fp16 };
 inline const char* flex_dtype_name(FlexDtype t) { return t == FlexDtype::fp16 ? "fp16" : "bf16"; }
 
+// How the fa3 kernel hands its rows (one (batch, head, 128-query block) each) to CTAs; the other
+// kernels take one CTA per row always. per_row: one CTA per row, the hardware giving each SM that
+// frees up the next one. persistent: one CTA per SM takes the rows one after another from a work
+// counter (longest causal rows first), loading the next row's Q and first K / V during the current
+// row's last tiles and epilogue, so short rows (sliding windows, documents) do not pay a CTA's start
+// and drain each. The counter is per stream, so a call being captured into a CUDA graph (which may
+// be replayed on any stream, next to anything) cannot take it: automatic is persistent except
+// then; persistent asked for during a capture is an error. Same results either way, bit for bit.
+enum class FlexSchedule : std::uint8_t { automatic, per_row, persistent };
+
 struct FlexAttentionArgs {
   const bf16* q = nullptr;
   const bf16* k = nullptr;
@@ -58,6 +68,7 @@ struct FlexAttentionArgs {
   float scale = 0.0f;  // 0: 1 / sqrt(head_dim)
   FlexKernel kernel = FlexKernel::automatic;
   FlexDtype dtype = FlexDtype::bf16;  // of q, k, v, out (see FlexDtype)
+  FlexSchedule schedule = FlexSchedule::automatic;  // the fa3 kernel's (see FlexSchedule)
   // Element strides of q, k and v over (batch, head, position); all 0: the contiguous layouts above.
   // The fa3 kernel reads any strides that are multiples of 8 (16 bytes, for TMA), e.g. heads sliced
   // out of a fused qkv projection [B, T, 3, H, D] without a copy; the other kernels (and the

@@ -65,11 +65,12 @@ struct Fa3Config {
   static constexpr std::uint32_t kQAtom = kBlockQ * 128;            // bytes between Q's atoms
   static constexpr std::uint32_t kKvAtom = kBlockN * 128;           // bytes between a slot's atoms
   static constexpr std::uint32_t kHalf = kBlockKv * 128;            // second 64-key half in an atom
-  static constexpr int kBarriers = 1 + 4 * kStages;                 // q_full, k/v full/empty rings
+  // q_full, the k / v full / empty rings, q_empty, row_full[2], row_empty[2]; then row_slot[2] (ints)
+  static constexpr int kBarriers = 6 + 4 * kStages;
   static constexpr std::size_t kSmemBytes =
-      1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + 8 * std::size_t(kBarriers);
-  static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 <= 65536
-  static constexpr int kConsumerRegs = 240;
+      1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + 8 * std::size_t(kBarriers) + 8;
+  static constexpr int kProducerRegs = 40;  // 40 * 128 + 232 * 256 <= 65536
+  static constexpr int kConsumerRegs = 232;
   // Soft-cap's bounded full tiles (fa3_tanh_cap_softmax_bounded): how many of each chunk's 16
   // exponentials run as flex_exp2_poly on the FMA pipe instead of ex2.approx on the MUFU (0..16).
   // 0: no share measured faster on an H200 (README, v9); a derived config sets it to measure again.
@@ -82,14 +83,56 @@ struct Fa3Config {
 template <int D, class Elem = bf16>
 using Fa3Default = Fa3Config<D, 2, true, Elem>;
 
-// Where a call's tensors are (built on the host: make_fa3_maps in flex_attention.cu): the TMA maps
-// of q, k and v, and out's element strides over (batch, head, position) -- the contiguous ones, or
-// the call's own (FlexAttentionArgs::out_stride). The strides live here rather than in FwdParams,
-// which the other kernels share (flex_attention_kernel.cuh says why).
+// Where a call's tensors are and how its rows go to CTAs (built on the host: plan_fa3_launch in
+// flex_attention.cu): the TMA maps of q, k and v, out's element strides over (batch, head,
+// position) -- the contiguous ones, or the call's own (FlexAttentionArgs::out_stride) --, and the
+// schedule. These live here rather than in FwdParams, which the other kernels share
+// (flex_attention_kernel.cuh says why).
+//
+// A row is one (b, h, 128-query block); the launch's row j is q-block num_q_blocks - 1 - j %
+// num_q_blocks (a head's longest causal rows first), head j / num_q_blocks % heads, batch
+// j / num_q_blocks / heads. Head-major: the rows in flight at a time share one or two heads' K and V,
+// which stay in L2 (q-block-major order, tried, streams every head's K / V from HBM: 8 % slower
+// dense at 8k, B 2, H 16 on an H200). One CTA per row
+// (work == nullptr: CTA j takes row j, the hardware hands each SM that frees up the next CTA) or
+// persistent (FlexSchedule::persistent): one CTA per SM takes row blockIdx.x, then rows
+// gridDim.x + t for the tickets t it draws from work[0]; work[1] counts finished CTAs, and the last
+// one zeroes both for the next launch on the stream (the counter is per stream: flex_fa3_work.cu).
 struct Fa3Maps {
   CUtensorMap q, k, v;
   std::int64_t out_stride_b = 0, out_stride_h = 0, out_stride_t = 0;
+  unsigned* work = nullptr;
+  int rows = 0;
 };
+
+// A row's coordinates and its list of 64-key tiles (full ones, then partial ones).
+struct Fa3Row {
+  int b, h, hkv, q0;
+  int n_full, n_listed, n_iter;  // n_iter = 128-key iterations = ceil(n_listed / 2)
+  std::int64_t list;              // where the row's lists start in p.full_index and p.partial_index
+  // Entry e of the row's list. The lists' bases stay in the kernel parameters (one 64-bit offset
+  // held, not two pointers: the producer thread runs in 24 registers).
+  __device__ int tile_at(const FwdParams& p, int e) const {
+    return e < n_full ? p.full_index[list + e] : p.partial_index[list + e - n_full];
+  }
+};
+
+__device__ __forceinline__ Fa3Row fa3_row(const Fa3Maps& maps, const FwdParams& p, int row) {
+  const int qb = p.num_q_blocks - 1 - row % p.num_q_blocks;
+  const int hb = row / p.num_q_blocks;
+  Fa3Row r;
+  r.h = hb % p.q_heads;
+  r.b = hb / p.q_heads;
+  r.hkv = r.h / p.group;
+  r.q0 = qb * kBlockQ;
+  const int mb = p.mask_batch == 1 ? 0 : r.b, mh = p.mask_heads == 1 ? 0 : r.h;
+  const std::int64_t mrow = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks + qb;
+  r.n_full = p.full_count[mrow];
+  r.n_listed = r.n_full + p.partial_count[mrow];
+  r.n_iter = (r.n_listed + 1) / 2;
+  r.list = mrow * p.num_kv_blocks;
+  return r;
+}
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -589,33 +632,30 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const std::uint32_t sk = sq + C::kQBytes;
   const std::uint32_t sv = sk + S * C::kKvBytes;
   const std::uint32_t bars = sv + S * C::kKvBytes;
-  const std::uint32_t q_full = bars;
-  auto k_full = [&](int s) { return bars + 8u * std::uint32_t(1 + s); };
-  auto v_full = [&](int s) { return bars + 8u * std::uint32_t(1 + S + s); };
-  auto k_empty = [&](int s) { return bars + 8u * std::uint32_t(1 + 2 * S + s); };
-  auto v_empty = [&](int s) { return bars + 8u * std::uint32_t(1 + 3 * S + s); };
-
-  // ---- This (b, h, q-block)'s list of 64-key tiles: full ones, then partial ones ---------------
-  const int qb = int(gridDim.x) - 1 - int(blockIdx.x);  // longest (causal) rows first
-  const int h = int(blockIdx.y), b = int(blockIdx.z);
-  const int hkv = h / p.group;
-  const int mb = p.mask_batch == 1 ? 0 : b, mh = p.mask_heads == 1 ? 0 : h;
-  const std::int64_t mrow = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks + qb;
-  const int n_full = p.full_count[mrow];
-  const int n_listed = n_full + p.partial_count[mrow];
-  const int n_iter = (n_listed + 1) / 2;
-  const std::int32_t* full_index = p.full_index + mrow * p.num_kv_blocks;
-  const std::int32_t* partial_index = p.partial_index + mrow * p.num_kv_blocks;
-  auto tile_at = [&](int e) { return e < n_full ? full_index[e] : partial_index[e - n_full]; };
-  const int q0 = qb * kBlockQ;
+  auto bar = [&](int i) { return bars + 8u * std::uint32_t(i); };
+  const std::uint32_t q_full = bar(0);
+  auto k_full = [&](int s) { return bar(1 + s); };
+  auto v_full = [&](int s) { return bar(1 + S + s); };
+  auto k_empty = [&](int s) { return bar(1 + 2 * S + s); };
+  auto v_empty = [&](int s) { return bar(1 + 3 * S + s); };
+  const std::uint32_t q_empty = bar(1 + 4 * S);
+  auto row_full = [&](int s) { return bar(2 + 4 * S + s); };
+  auto row_empty = [&](int s) { return bar(4 + 4 * S + s); };
+  // Two slots through which the producer hands the consumers the index of their next row.
+  volatile int* row_slot = reinterpret_cast<volatile int*>(fa3_smem + (bar(C::kBarriers) - hw::smem_u32(fa3_smem)));
 
   if (threadIdx.x == 0) {
     hw::mbar_init(q_full, 1);
+    hw::mbar_init(q_empty, 8);  // one arrive per consumer warp after a row's last Q K^T
     for (int s = 0; s < S; ++s) {
       hw::mbar_init(k_full(s), 1);   // the producer's arrive + the TMA bytes
       hw::mbar_init(v_full(s), 1);
       hw::mbar_init(k_empty(s), 8);  // one arrive per consumer warp
       hw::mbar_init(v_empty(s), 8);
+    }
+    for (int s = 0; s < 2; ++s) {
+      hw::mbar_init(row_full(s), 1);
+      hw::mbar_init(row_empty(s), 8);
     }
     hw::mbar_init_fence();
   }
@@ -629,30 +669,61 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       hw::prefetch_tensor_map(&maps.q);
       hw::prefetch_tensor_map(&maps.k);
       hw::prefetch_tensor_map(&maps.v);
-      // 4-D maps {D, length, heads, batch} (make_fa3_maps): q and k/v may be strided views.
-      hw::mbar_arrive_expect_tx(q_full, C::kQBytes);
+      int it = 0;       // K / V iterations loaded so far: the rings run on across rows
+      int q_loads = 0;  // rows whose Q was loaded (rows without tiles load none)
+      int row = int(blockIdx.x);
+      for (int k = 0;; ++k) {
+        hw::mbar_wait(row_empty(k & 1), std::uint32_t((k >> 1) & 1) ^ 1u);
+        row_slot[k & 1] = row;
+        hw::mbar_arrive(row_full(k & 1));
+        if (row >= maps.rows) break;
+        const Fa3Row r = fa3_row(maps, p, row);
+        if (r.n_iter > 0) {
+          // 4-D maps {D, length, heads, batch} (make_fa3_maps): q and k/v may be strided views.
+          hw::mbar_wait(q_empty, std::uint32_t(q_loads & 1) ^ 1u);
+          hw::mbar_arrive_expect_tx(q_full, C::kQBytes);
 #pragma unroll
-      for (int a = 0; a < C::kAtoms; ++a) hw::tma_load_4d(sq + a * C::kQAtom, &maps.q, q_full, a * 64, q0, h, b);
-      // Iteration i's two 64-key tiles into slot i % S (halves kHalf apart in each atom); the
-      // missing half of an odd count repeats the first (finite data, masked by the consumers).
-      auto load = [&](const CUtensorMap* map, std::uint32_t ring, std::uint32_t full, std::uint32_t empty, int i) {
-        const int slot = i % S;
-        hw::mbar_wait(empty, std::uint32_t((i / S) & 1) ^ 1u);
-        hw::mbar_arrive_expect_tx(full, C::kKvBytes);
-        const int t0 = tile_at(2 * i);
-        const int t1 = 2 * i + 1 < n_listed ? tile_at(2 * i + 1) : t0;
-        const std::uint32_t dst = ring + std::uint32_t(slot) * C::kKvBytes;
+          for (int a = 0; a < C::kAtoms; ++a)
+            hw::tma_load_4d(sq + a * C::kQAtom, &maps.q, q_full, a * 64, r.q0, r.h, r.b);
+          ++q_loads;
+          // Iteration i's two 64-key tiles into slot (it + i) % S (halves kHalf apart in each atom); the
+          // missing half of an odd count repeats the first (finite data, masked by the consumers).
+          auto load = [&](const CUtensorMap* map, std::uint32_t ring, bool is_v, int i) {
+            const int n = it + i, slot = n % S;
+            hw::mbar_wait(is_v ? v_empty(slot) : k_empty(slot), std::uint32_t((n / S) & 1) ^ 1u);
+            const std::uint32_t full = is_v ? v_full(slot) : k_full(slot);
+            hw::mbar_arrive_expect_tx(full, C::kKvBytes);
+            const int t0 = r.tile_at(p, 2 * i);
+            const int t1 = 2 * i + 1 < r.n_listed ? r.tile_at(p, 2 * i + 1) : t0;
+            const std::uint32_t dst = ring + std::uint32_t(slot) * C::kKvBytes;
 #pragma unroll
-        for (int a = 0; a < C::kAtoms; ++a) {
-          hw::tma_load_4d(dst + a * C::kKvAtom, map, full, a * 64, t0 * kBlockKv, hkv, b);
-          hw::tma_load_4d(dst + a * C::kKvAtom + C::kHalf, map, full, a * 64, t1 * kBlockKv, hkv, b);
+            for (int a = 0; a < C::kAtoms; ++a) {
+              hw::tma_load_4d(dst + a * C::kKvAtom, map, full, a * 64, t0 * kBlockKv, r.hkv, r.b);
+              hw::tma_load_4d(dst + a * C::kKvAtom + C::kHalf, map, full, a * 64, t1 * kBlockKv, r.hkv, r.b);
+            }
+          };
+          // Order K_0, K_1, V_0, K_2, V_1, ...: the consumers need K_i before V_{i-1}.
+          load(&maps.k, sk, false, 0);
+          for (int i = 0; i < r.n_iter; ++i) {
+            if (i + 1 < r.n_iter) load(&maps.k, sk, false, i + 1);
+            load(&maps.v, sv, true, i);
+          }
+          it += r.n_iter;
         }
-      };
-      // Order K_0, K_1, V_0, K_2, V_1, ...: the consumers need K_i before V_{i-1}.
-      if (n_iter > 0) load(&maps.k, sk, k_full(0), k_empty(0), 0);
-      for (int i = 0; i < n_iter; ++i) {
-        if (i + 1 < n_iter) load(&maps.k, sk, k_full((i + 1) % S), k_empty((i + 1) % S), i + 1);
-        load(&maps.v, sv, v_full(i % S), v_empty(i % S), i);
+        // The next row's ticket, drawn once this row's loads are issued: the producer runs up to
+        // kStages iterations ahead of the consumers, so the atomic's latency stays off their path
+        // (drawn earlier, it would hold a register across the loads: this thread has 24).
+        row = maps.work == nullptr ? maps.rows : int(gridDim.x + atomicAdd(maps.work, 1u));
+      }
+      // The last CTA to finish resets the work counter for the stream's next launch: every CTA has
+      // drawn its last ticket before it counts itself done.
+      if (maps.work != nullptr) {
+        __threadfence();  // this CTA's tickets before its "done"
+        if (atomicAdd(maps.work + 1, 1u) == gridDim.x - 1) {
+          __threadfence();  // every other CTA's tickets before the reset
+          atomicExch(maps.work, 0u);
+          atomicExch(maps.work + 1, 0u);
+        }
       }
     }
   } else {
@@ -660,144 +731,165 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     hw::setmaxnreg_inc<C::kConsumerRegs>();
     const int g = warpgroup - 1;
     const int t = int(threadIdx.x) % 128, warp = t / 32, lane = t % 32;
-    const int qrow[2] = {q0 + g * 64 + warp * 16 + lane / 4, q0 + g * 64 + warp * 16 + lane / 4 + 8};
-    const bool q_edge = q0 + kBlockQ > p.q_len;
     const std::uint32_t q_addr = sq + std::uint32_t(g) * 64u * 128u;
+    int it = 0, q_uses = 0;  // the producer's counters, followed
 
-    float o[D / 2];
+    for (int k = 0;; ++k) {
+      hw::mbar_wait(row_full(k & 1), std::uint32_t((k >> 1) & 1));
+      const int row = row_slot[k & 1];
+      __syncwarp();
+      if (lane == 0) hw::mbar_arrive(row_empty(k & 1));
+      if (row >= maps.rows) break;
+      const Fa3Row r = fa3_row(maps, p, row);
+      const int b = r.b, h = r.h, n_iter = r.n_iter;
+      const int qrow[2] = {r.q0 + g * 64 + warp * 16 + lane / 4, r.q0 + g * 64 + warp * 16 + lane / 4 + 8};
+      const bool q_edge = r.q0 + kBlockQ > p.q_len;
+
+      float o[D / 2];
 #pragma unroll
-    for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
-    float s[64];
+      for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
+      float s[64];
 #pragma unroll
-    for (int i = 0; i < 64; ++i) s[i] = 0.0f;
-    std::uint32_t pa[8][4];
-    float m[2] = {-INFINITY, -INFINITY};  // running row max, log2 units
-    float l[2] = {0.0f, 0.0f};            // running row sum, this thread's columns only
-    float corr[2];
+      for (int i = 0; i < 64; ++i) s[i] = 0.0f;
+      std::uint32_t pa[8][4];
+      float m[2] = {-INFINITY, -INFINITY};  // running row max, log2 units
+      float l[2] = {0.0f, 0.0f};            // running row sum, this thread's columns only
+      float corr[2];
 
-    // Iteration i's key offsets (a missing half starts at kv_len: all -inf), partial flags, and
-    // whether per-element checks are needed. Read before the iteration's waits so the list loads
-    // are in flight while the warpgroup waits.
-    struct TileInfo {
-      int kv0[2];
-      bool partial[2];
-      bool careful;
-    };
-    auto tile_info = [&](int i) {
-      TileInfo ti;
-      const int e0 = 2 * i, e1 = 2 * i + 1;
-      ti.kv0[0] = tile_at(e0) * kBlockKv;
-      ti.kv0[1] = e1 < n_listed ? tile_at(e1) * kBlockKv : p.kv_len;
-      ti.partial[0] = e0 >= n_full;
-      ti.partial[1] = e1 >= n_full;
-      ti.careful = q_edge || ti.partial[0] || ti.partial[1] || ti.kv0[0] + kBlockKv > p.kv_len ||
-                   ti.kv0[1] + kBlockKv > p.kv_len;
-      return ti;
-    };
-    const Fa3PositionBias pos_bias = fa3_position_bias(score_mod, b, h);
-    const Fa3SoftCap soft_cap = fa3_soft_cap(score_mod, p.scale);
-    auto softmax_of = [&](const TileInfo& ti) {
-      fa3_mods_and_softmax<C::kSoftCapPolyExp2>(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0,
-                                                ti.partial, ti.careful, lane, pos_bias, soft_cap);
-    };
+      // Iteration i's key offsets (a missing half starts at kv_len: all -inf), partial flags, and
+      // whether per-element checks are needed. Read before the iteration's waits so the list loads
+      // are in flight while the warpgroup waits.
+      struct TileInfo {
+        int kv0[2];
+        bool partial[2];
+        bool careful;
+      };
+      auto tile_info = [&](int i) {
+        TileInfo ti;
+        const int e0 = 2 * i, e1 = 2 * i + 1;
+        ti.kv0[0] = r.tile_at(p, e0) * kBlockKv;
+        ti.kv0[1] = e1 < r.n_listed ? r.tile_at(p, e1) * kBlockKv : p.kv_len;
+        ti.partial[0] = e0 >= r.n_full;
+        ti.partial[1] = e1 >= r.n_full;
+        ti.careful = q_edge || ti.partial[0] || ti.partial[1] || ti.kv0[0] + kBlockKv > p.kv_len ||
+                     ti.kv0[1] + kBlockKv > p.kv_len;
+        return ti;
+      };
+      const Fa3PositionBias pos_bias = fa3_position_bias(score_mod, b, h);
+      const Fa3SoftCap soft_cap = fa3_soft_cap(score_mod, p.scale);
+      auto softmax_of = [&](const TileInfo& ti) {
+        fa3_mods_and_softmax<C::kSoftCapPolyExp2>(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0,
+                                                  ti.partial, ti.careful, lane, pos_bias, soft_cap);
+      };
 
-    // Ping-pong: warpgroup g issues its GEMMs after named barrier 1 + g, then lets the other go.
-    // Both issue n_iter + 1 times (S_0, then S_i with P V_{i-1}, then the last P V); warpgroup 1
-    // opens the first turn and skips its last hand-over, so every bar.sync has its bar.arrive
-    // and none is left pending at exit.
-    auto wait_turn = [&] {
-      if constexpr (C::kPingPong) hw::named_barrier_sync(1 + g, 256);
-    };
-    auto pass_turn = [&](bool last) {
-      if constexpr (C::kPingPong)
-        if (!(g == 1 && last)) hw::named_barrier_arrive(1 + (g ^ 1), 256);
-    };
+      // Ping-pong: warpgroup g issues its GEMMs after named barrier 1 + g, then lets the other go.
+      // Both issue n_iter + 1 times per row (S_0, then S_i with P V_{i-1}, then the last P V);
+      // warpgroup 1 opens the first turn and skips its last hand-over, so every bar.sync has its
+      // bar.arrive and none is left pending at the row's end (both warpgroups take the same rows).
+      auto wait_turn = [&] {
+        if constexpr (C::kPingPong) hw::named_barrier_sync(1 + g, 256);
+      };
+      auto pass_turn = [&](bool last) {
+        if constexpr (C::kPingPong)
+          if (!(g == 1 && last)) hw::named_barrier_arrive(1 + (g ^ 1), 256);
+      };
+      // Q may be overwritten by the next row's once both warpgroups' last Q K^T has completed.
+      auto release_q = [&] {
+        if (lane == 0) hw::mbar_arrive(q_empty);
+      };
 
-    hw::mbar_wait(q_full, 0);
-    if (n_iter > 0) {
-      if constexpr (C::kPingPong)
-        if (g == 1) hw::named_barrier_arrive(1, 256);  // warpgroup 0 goes first
-      const TileInfo first = tile_info(0);
-      hw::mbar_wait(k_full(0), 0);
-      wait_turn();
-      hw::wgmma_fence();
-      fa3_issue_qk<D, T>(s, q_addr, sk);
-      hw::wgmma_commit();
-      pass_turn(false);
-      hw::wgmma_wait<0>();
-      hw::fence_operands(s);
-      if (lane == 0) hw::mbar_arrive(k_empty(0));
-      softmax_of(first);
-      fa3_pack_p<T>(pa, s);
+      if (n_iter > 0) {
+        hw::mbar_wait(q_full, std::uint32_t(q_uses & 1));
+        ++q_uses;
+        if constexpr (C::kPingPong)
+          if (g == 1) hw::named_barrier_arrive(1, 256);  // warpgroup 0 goes first
+        const TileInfo first = tile_info(0);
+        const int slot0 = it % S;
+        hw::mbar_wait(k_full(slot0), std::uint32_t((it / S) & 1));
+        wait_turn();
+        hw::wgmma_fence();
+        fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot0) * C::kKvBytes);
+        hw::wgmma_commit();
+        pass_turn(false);
+        hw::wgmma_wait<0>();
+        hw::fence_operands(s);
+        if (lane == 0) hw::mbar_arrive(k_empty(slot0));
+        if (n_iter == 1) release_q();
+        softmax_of(first);
+        fa3_pack_p<T>(pa, s);
 
-      for (int i = 1; i < n_iter; ++i) {
-        const int slot = i % S, prev = (i - 1) % S;
-        const TileInfo ti = tile_info(i);
-        // Both waits before the fence: no branch between the fence and the wgmmas (ptxas would
-        // otherwise inject a warpgroup.arrive, C7519). V_{i-1} is loaded right after K_i anyway.
-        hw::mbar_wait(k_full(slot), std::uint32_t((i / S) & 1));
-        hw::mbar_wait(v_full(prev), std::uint32_t(((i - 1) / S) & 1));
+        for (int i = 1; i < n_iter; ++i) {
+          const int n = it + i, slot = n % S, prev = (n - 1) % S;
+          const TileInfo ti = tile_info(i);
+          // Both waits before the fence: no branch between the fence and the wgmmas (ptxas would
+          // otherwise inject a warpgroup.arrive, C7519). V_{i-1} is loaded right after K_i anyway.
+          hw::mbar_wait(k_full(slot), std::uint32_t((n / S) & 1));
+          hw::mbar_wait(v_full(prev), std::uint32_t(((n - 1) / S) & 1));
+          wait_turn();
+          hw::fence_operands(o);
+          hw::wgmma_fence();
+          fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot) * C::kKvBytes);
+          hw::wgmma_commit();
+          fa3_issue_pv<D, T>(o, pa, sv + std::uint32_t(prev) * C::kKvBytes);
+          hw::wgmma_commit();
+          pass_turn(false);
+          hw::wgmma_wait<1>();  // S_i landed (groups retire in order); P V still running
+          hw::fence_operands(s);
+          if (lane == 0) hw::mbar_arrive(k_empty(slot));
+          if (i == n_iter - 1) release_q();
+          softmax_of(ti);
+          hw::wgmma_wait<0>();
+          hw::fence_operands(o);
+          if (lane == 0) hw::mbar_arrive(v_empty(prev));
+          // O *= corr. A tanh soft-cap with its bound as the row max (Fa3SoftCap) makes every corr
+          // exactly 1 once a row has seen a full tile, so its warps skip the 64 FMULs when the whole
+          // warp's factors are 1 (x * 1 is exact: same result either way). Other mods keep the
+          // multiplications (their maxima move, and the vote would be one more step on their path).
+          bool rescale = true;
+          if constexpr (ScoreModIsTanhSoftCap<ScoreMod>)
+            rescale = !__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f);
+          if (rescale) {
+#pragma unroll
+            for (int d = 0; d < D / 8; ++d) {
+              o[4 * d + 0] *= corr[0];
+              o[4 * d + 1] *= corr[0];
+              o[4 * d + 2] *= corr[1];
+              o[4 * d + 3] *= corr[1];
+            }
+          }
+          fa3_pack_p<T>(pa, s);
+        }
+
+        const int n_last = it + n_iter - 1, last = n_last % S;
+        hw::mbar_wait(v_full(last), std::uint32_t((n_last / S) & 1));
         wait_turn();
         hw::fence_operands(o);
         hw::wgmma_fence();
-        fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot) * C::kKvBytes);
+        fa3_issue_pv<D, T>(o, pa, sv + std::uint32_t(last) * C::kKvBytes);
         hw::wgmma_commit();
-        fa3_issue_pv<D, T>(o, pa, sv + std::uint32_t(prev) * C::kKvBytes);
-        hw::wgmma_commit();
-        pass_turn(false);
-        hw::wgmma_wait<1>();  // S_i landed (groups retire in order); P V still running
-        hw::fence_operands(s);
-        if (lane == 0) hw::mbar_arrive(k_empty(slot));
-        softmax_of(ti);
+        pass_turn(true);
         hw::wgmma_wait<0>();
         hw::fence_operands(o);
-        if (lane == 0) hw::mbar_arrive(v_empty(prev));
-        // O *= corr. A tanh soft-cap with its bound as the row max (Fa3SoftCap) makes every corr
-        // exactly 1 once a row has seen a full tile, so its warps skip the 64 FMULs when the whole
-        // warp's factors are 1 (x * 1 is exact: same result either way). Other mods keep the
-        // multiplications (their maxima move, and the vote would be one more step on their path).
-        bool rescale = true;
-        if constexpr (ScoreModIsTanhSoftCap<ScoreMod>)
-          rescale = !__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f);
-        if (rescale) {
-#pragma unroll
-          for (int d = 0; d < D / 8; ++d) {
-            o[4 * d + 0] *= corr[0];
-            o[4 * d + 1] *= corr[0];
-            o[4 * d + 2] *= corr[1];
-            o[4 * d + 3] *= corr[1];
-          }
-        }
-        fa3_pack_p<T>(pa, s);
+        if (lane == 0) hw::mbar_arrive(v_empty(last));
+        it += n_iter;
       }
 
-      const int last = (n_iter - 1) % S;
-      hw::mbar_wait(v_full(last), std::uint32_t(((n_iter - 1) / S) & 1));
-      wait_turn();
-      hw::fence_operands(o);
-      hw::wgmma_fence();
-      fa3_issue_pv<D, T>(o, pa, sv + std::uint32_t(last) * C::kKvBytes);
-      hw::wgmma_commit();
-      pass_turn(true);
-      hw::wgmma_wait<0>();
-      hw::fence_operands(o);
-      if (lane == 0) hw::mbar_arrive(v_empty(last));
-    }
-
-    // ---- Epilogue: normalize, store pairs of the element type, lse ----------------------------------
-    T* gout = reinterpret_cast<T*>(p.out) + std::int64_t(b) * maps.out_stride_b + std::int64_t(h) * maps.out_stride_h;
+      // ---- Epilogue: normalize, store pairs of the element type, lse --------------------------------
+      T* gout = reinterpret_cast<T*>(p.out) + std::int64_t(b) * maps.out_stride_b + std::int64_t(h) * maps.out_stride_h;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-      const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-      if (qrow[r] < p.q_len) {
-        T* row = gout + std::int64_t(qrow[r]) * maps.out_stride_t + (lane % 4) * 2;
+      for (int rr = 0; rr < 2; ++rr) {
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
+        const float inv = l[rr] > 0.0f ? 1.0f / l[rr] : 0.0f;
+        if (qrow[rr] < p.q_len) {
+          T* out_row = gout + std::int64_t(qrow[rr]) * maps.out_stride_t + (lane % 4) * 2;
 #pragma unroll
-        for (int d = 0; d < D / 8; ++d) store_pair<T>(row + d * 8, o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
-        if (p.lse != nullptr && lane % 4 == 0)
-          p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[r]] =
-              l[r] > 0.0f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
+          for (int d = 0; d < D / 8; ++d)
+            store_pair<T>(out_row + d * 8, o[4 * d + 2 * rr] * inv, o[4 * d + 2 * rr + 1] * inv);
+          if (p.lse != nullptr && lane % 4 == 0)
+            p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[rr]] =
+                l[rr] > 0.0f ? (m[rr] + log2f(l[rr])) * kLn2 : -INFINITY;
+        }
       }
     }
   }
@@ -813,8 +905,13 @@ __global__ void __launch_bounds__(C::kThreads, 1)
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernel
 // Host: the TMA maps of a call (flex_attention.cu): q as {D, q_len, Hq, B} in boxes {64, 128, 1, 1},
 // k and v as {D, kv_len, Hkv, B} in boxes {64, 64, 1, 1}, with the call's strides (a head sliced out of
-// a fused qkv projection needs no copy); rows past the lengths read as zero.
-Fa3Maps make_fa3_maps(const FlexAttentionArgs& a);
+// a fused qkv projection needs no copy); rows past the lengths read as zero. And the schedule
+// (FlexSchedule; Fa3Maps::work): the grid is one CTA per row or, persistent, one per SM.
+struct Fa3Launch {
+  Fa3Maps maps;
+  unsigned grid = 0;
+};
+Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, cudaStream_t stream);
 
 template <int D, class ScoreMod, class MaskMod, class C>
 void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
@@ -825,10 +922,9 @@ void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, c
     return true;
   }();
   (void)configured;
-  const Fa3Maps maps = make_fa3_maps(a);
-  const dim3 grid(unsigned(p.num_q_blocks), unsigned(a.q_heads), unsigned(a.batch));
-  flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C><<<grid, C::kThreads, C::kSmemBytes, stream>>>(maps, p, score_mod,
-                                                                                                mask_mod);
+  const Fa3Launch launch = plan_fa3_launch(a, p, stream);
+  flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C>
+      <<<launch.grid, C::kThreads, C::kSmemBytes, stream>>>(launch.maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
 }
 

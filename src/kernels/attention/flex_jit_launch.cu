@@ -35,12 +35,11 @@ void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, 
   if (detail::resolve_kernel(FlexKernel::automatic) != FlexKernel::fa3)
     throw Error("flex_attention (JIT mods): the fa3 kernel needs sm_90a (H100/H200); on this GPU use the built-in mods");
   const detail::FwdParams p = detail::make_forward_params(args, block_mask);
-  const detail::Fa3Maps maps = detail::make_fa3_maps(args);
-  const dim3 grid(unsigned(p.num_q_blocks), unsigned(args.q_heads), unsigned(args.batch));
-  void* params[] = {const_cast<detail::Fa3Maps*>(&maps), const_cast<detail::FwdParams*>(&p), const_cast<void*>(score_bytes),
-                    const_cast<void*>(mask_bytes)};
-  AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(Config<128>::kThreads), params,
-                                   fa3_smem_bytes(args.head_dim), stream));
+  const detail::Fa3Launch launch = detail::plan_fa3_launch(args, p, stream);
+  void* params[] = {const_cast<detail::Fa3Maps*>(&launch.maps), const_cast<detail::FwdParams*>(&p),
+                    const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
+  AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(launch.grid), dim3(Config<128>::kThreads),
+                                   params, fa3_smem_bytes(args.head_dim), stream));
 }
 
 BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads, int q_len,
