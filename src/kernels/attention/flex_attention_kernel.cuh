@@ -128,6 +128,10 @@ constexpr int forward_smem_bytes() {
 
 // score_mod on every element, mask_mod on partial blocks, -inf outside the matrix (the mods are
 // never called there: captured tensors end at the lengths); then the online-softmax step in base 2.
+// The mask has its own pass behind one branch on `partial`: inlined into the element loop, the
+// run-time mask's switch (BuiltinMask, 11 kinds) sat between every two elements of the full tiles'
+// path too, and two more kinds (v12) made the whole kernel 1.7x slower on dense inputs (H200; README,
+// "Mask pass apart").
 // s[4 j + e] is the m16n8 accumulator layout (rows qrow[e / 2], key kv0 + 8 j + 2 (lane % 4) +
 // (e & 1)), which is also wgmma's per-warp layout. On return s holds P = exp2(t - max), m and l are
 // updated (l per thread: the quad sum is taken at the end) and corr is the factor for O.
@@ -152,10 +156,19 @@ __device__ __forceinline__ void mods_and_online_softmax(float (&s)[32], float (&
           t = s[4 * j + e] * p.scale_log2;
         else
           t = float(score_mod(s[4 * j + e] * p.scale, b, h, qr, kv)) * kLog2e;
-        if constexpr (!MaskMod::kAlwaysTrue)
-          if (partial && !mask_mod(b, h, qr, kv)) t = -INFINITY;
       }
       s[4 * j + e] = t;
+    }
+  if constexpr (!MaskMod::kAlwaysTrue)
+    if (partial) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int qr = qrow[e / 2];
+          const int kv = kv0 + j * 8 + (lane % 4) * 2 + (e & 1);
+          if (!(edge && (qr >= p.q_len || kv >= p.kv_len)) && !mask_mod(b, h, qr, kv)) s[4 * j + e] = -INFINITY;
+        }
     }
   // Rows r = 0: qrow[0], 1: qrow[1]; a row spans the 4 lanes of a quad.
   float mx[2] = {m[0], m[1]};

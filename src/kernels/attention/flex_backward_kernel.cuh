@@ -220,6 +220,21 @@ __global__ void __launch_bounds__(kThreads, 1)
     {
       const bool edge = kv_edge || q0 + kBwdBlockQ > p.q_len;
       const int kvrow0 = kv0 + warp * 16 + lane / 4;
+      // The mask in its own pass, as bits (a partial tile only): inlined into the loop below, the
+      // run-time mask's switch sat between every two elements of the full tiles' path too (the
+      // forward's mods_and_online_softmax says what that cost).
+      std::uint32_t keep_bits = ~0u;
+      if constexpr (!MaskMod::kAlwaysTrue)
+        if (partial) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int qi = q0 + j * 8 + (lane % 4) * 2 + (e & 1), kvi = kvrow0 + 8 * (e / 2);
+              if (!(edge && (qi >= p.q_len || kvi >= p.kv_len)) && !mask_mod(b, h, qi, kvi))
+                keep_bits &= ~(1u << (4 * j + e));
+            }
+        }
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const int c0 = j * 8 + (lane % 4) * 2;
@@ -238,10 +253,7 @@ __global__ void __launch_bounds__(kThreads, 1)
               t = float(score_mod(sc, b, h, qi, kvi)) * kLog2e;
               g = float(score_mod.grad(sc, b, h, qi, kvi));
             }
-            bool keep = true;
-            if constexpr (!MaskMod::kAlwaysTrue)
-              if (partial) keep = mask_mod(b, h, qi, kvi);
-            if (keep) {
+            if ((keep_bits >> (4 * j + e)) & 1u) {
               pv = exp2f(t - ((e & 1) ? lse2.y : lse2.x));
               ds = pv * (dp[4 * j + e] - ((e & 1) ? delta.y : delta.x)) * (g * p.scale);
             }

@@ -38,14 +38,18 @@ __global__ void score_mod_kernel(const T* in, T* out, int heads, int q_len, int 
 template <class T>
 __global__ void mask_kernel(const T* in, T* out, int heads, int q_len, int kv_len, std::int64_t n,
                             BuiltinMask mask) {
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += std::int64_t(gridDim.x) * blockDim.x) {
-    const int kv = int(i % kv_len);
-    const std::int64_t r = i / kv_len;
-    const int q = int(r % q_len);
-    const std::int64_t bh = r / q_len;
-    out[i] = mask(int(bh / heads), int(bh % heads), q, kv) ? in[i] : detail::round_to<T>(-INFINITY);
-  }
+  // The kind is chosen once (visit), so each kind's loop calls its own functor: a switch per element
+  // costs the loop its speed whenever the kinds grow (the fa3 kernel's "one visit per tile", here per call).
+  mask.visit([&](const auto& mask_mod) {
+    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += std::int64_t(gridDim.x) * blockDim.x) {
+      const int kv = int(i % kv_len);
+      const std::int64_t r = i / kv_len;
+      const int q = int(r % q_len);
+      const std::int64_t bh = r / q_len;
+      out[i] = mask_mod(int(bh / heads), int(bh % heads), q, kv) ? in[i] : detail::round_to<T>(-INFINITY);
+    }
+  });
 }
 
 __device__ float block_reduce(float v, bool is_max, float* scratch) {
