@@ -135,6 +135,19 @@ constexpr int forward_smem_bytes() {
 // s[4 j + e] is the m16n8 accumulator layout (rows qrow[e / 2], key kv0 + 8 j + 2 (lane % 4) +
 // (e & 1)), which is also wgmma's per-warp layout. On return s holds P = exp2(t - max), m and l are
 // updated (l per thread: the quad sum is taken at the end) and corr is the factor for O.
+// O *= corr per row in the m64nNk16 accumulator layout (the wgmma and fa3 kernels): o[4 d + 0, 1]
+// belong to the thread's first row, o[4 d + 2, 3] to its second.
+template <int N>
+__device__ __forceinline__ void rescale_rows(float (&o)[N], const float (&corr)[2]) {
+#pragma unroll
+  for (int d = 0; d < N / 4; ++d) {
+    o[4 * d + 0] *= corr[0];
+    o[4 * d + 1] *= corr[0];
+    o[4 * d + 2] *= corr[1];
+    o[4 * d + 3] *= corr[1];
+  }
+}
+
 template <class ScoreMod, class MaskMod>
 __device__ __forceinline__ void mods_and_online_softmax(float (&s)[32], float (&m)[2], float (&l)[2],
                                                         float (&corr)[2], const FwdParams& p,
@@ -509,13 +522,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     float corr[2];
     mods_and_online_softmax(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, kb * kBlockKv,
                             i >= n_full, q_edge, lane);
-#pragma unroll
-    for (int d = 0; d < D / 8; ++d) {
-      o[4 * d + 0] *= corr[0];
-      o[4 * d + 1] *= corr[0];
-      o[4 * d + 2] *= corr[1];
-      o[4 * d + 3] *= corr[1];
-    }
+    rescale_rows(o, corr);
 
     cp_async_wait<2>();
     fence_proxy_async();

@@ -848,15 +848,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           bool rescale = true;
           if constexpr (ScoreModIsTanhSoftCap<ScoreMod>)
             rescale = !__all_sync(0xffffffffu, corr[0] == 1.0f && corr[1] == 1.0f);
-          if (rescale) {
-#pragma unroll
-            for (int d = 0; d < D / 8; ++d) {
-              o[4 * d + 0] *= corr[0];
-              o[4 * d + 1] *= corr[0];
-              o[4 * d + 2] *= corr[1];
-              o[4 * d + 3] *= corr[1];
-            }
-          }
+          if (rescale) rescale_rows(o, corr);
           fa3_pack_p<T>(pa, s);
         }
 
