@@ -712,7 +712,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         }
         // The next row's ticket, drawn once this row's loads are issued: the producer runs up to
         // kStages iterations ahead of the consumers, so the atomic's latency stays off their path
-        // (drawn earlier, it would hold a register across the loads: this thread has 24).
+        // (drawn before the loads, it held a register across them, and at 24 registers the
+        // producer spilled).
         row = maps.work == nullptr ? maps.rows : int(gridDim.x + atomicAdd(maps.work, 1u));
       }
       // The last CTA to finish resets the work counter for the stream's next launch: every CTA has
