@@ -3,12 +3,15 @@
 // GEMMs of the next (intra-warpgroup pipelining). Uses FwdParams, smem_desc, pack_bf16 and wgmma_pv
 // of flex_attention_kernel.cuh, which includes this file at its end; design and numbers: README.md.
 //
-// CTA = one (b, h, 128-query block) of the block mask, 384 threads:
-//   warpgroup 0, producer (24 registers): one thread loads Q once, then for every iteration the K
-//     and V tiles through TMA into two rings of kStages slots; "full" mbarriers complete when the
-//     bytes landed, "empty" ones when the 8 consumer warps released the slot. K and V have separate
-//     rings because they are freed at different times (K after S = Q K^T, V after O += P V).
-//   warpgroups 1, 2, consumers (240 registers): warpgroup g owns query rows [64 g, 64 g + 64).
+// A row = one (b, h, 128-query block) of the block mask. A CTA (384 threads) takes one row, or,
+// persistent (FlexSchedule; Fa3Maps), one row after another from a work counter:
+//   warpgroup 0, producer (40 registers): one thread loads each row's Q (once the previous row's
+//     last Q K^T released it: q_empty), then for every iteration the K and V tiles through TMA into
+//     two rings of kStages slots that run on across rows; "full" mbarriers complete when the bytes
+//     landed, "empty" ones when the 8 consumer warps released the slot. K and V have separate
+//     rings because they are freed at different times (K after S = Q K^T, V after O += P V). It
+//     hands the consumers each next row's index through a two-slot mailbox (row_full / row_empty).
+//   warpgroups 1, 2, consumers (232 registers): warpgroup g owns query rows [64 g, 64 g + 64).
 // One iteration = 128 keys = two entries of the block mask's lists (64-key tiles, the layout the
 // backward reads too): the producer loads the two 64-row halves of K and V from wherever those
 // tiles are, so S is one m64n128 wgmma per 16 of head dim whatever the pattern. Entries are taken
