@@ -1,7 +1,8 @@
-// The host side of JIT-compiled flex kernels (flex_jit_launch.h). The launch shape below is
-// launch_forward_fa3_config's (flex_forward_fa3.cuh) and create_block_mask's
-// (flex_attention_kernel.cuh): a change there must be made here too (the GPU test FlexJit.*
-// compares a JIT kernel with its precompiled twin, so a mismatch fails it).
+// The host side of JIT-compiled flex kernels (flex_jit_launch.h). The forward's launch comes from
+// plan_fa3_launch, as launch_forward_fa3_config's does (flex_forward_fa3.cuh); the block-mask
+// builder's shape is create_block_mask's (flex_attention_kernel.cuh): a change there must be made
+// here too (the GPU test FlexJit.* compares a JIT kernel with its precompiled twin, so a mismatch
+// fails it).
 #include "kernels/attention/flex_jit_launch.h"
 
 #include <string>
