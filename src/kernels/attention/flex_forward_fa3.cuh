@@ -92,9 +92,9 @@ using Fa3Default = Fa3Config<D, 2, true, Elem>;
 // schedule. These live here rather than in FwdParams, which the other kernels share
 // (flex_attention_kernel.cuh says why).
 //
-// A row is one (b, h, 128-query block); the launch's row j is q-block num_q_blocks - 1 - j %
-// num_q_blocks (a head's longest causal rows first), head j / num_q_blocks % heads, batch
-// j / num_q_blocks / heads. Head-major: the rows in flight at a time share one or two heads' K and V,
+// A row is one (b, h, 128-query block); the launch's row j is head j / num_q_blocks % heads, batch
+// j / num_q_blocks / heads, and the (j % num_q_blocks)-th q-block of that head in the block mask's
+// row order (row_order_of: the most iterations first, so a head's shortest rows go last). Head-major: the rows in flight at a time share one or two heads' K and V,
 // which stay in L2 (q-block-major order, tried, streams every head's K / V from HBM: 8 % slower
 // dense at 8k, B 2, H 16 on an H200). One CTA per row
 // (work == nullptr: CTA j takes row j, the hardware hands each SM that frees up the next CTA) or
@@ -120,16 +120,17 @@ struct Fa3Row {
   }
 };
 
-__device__ __forceinline__ Fa3Row fa3_row(const Fa3Maps& maps, const FwdParams& p, int row) {
-  const int qb = p.num_q_blocks - 1 - row % p.num_q_blocks;
+__device__ __forceinline__ Fa3Row fa3_row(const FwdParams& p, int row) {
   const int hb = row / p.num_q_blocks;
   Fa3Row r;
   r.h = hb % p.q_heads;
   r.b = hb / p.q_heads;
   r.hkv = r.h / p.group;
-  r.q0 = qb * kBlockQ;
   const int mb = p.mask_batch == 1 ? 0 : r.b, mh = p.mask_heads == 1 ? 0 : r.h;
-  const std::int64_t mrow = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks + qb;
+  const std::int64_t first = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks;
+  const int qb = p.row_order[first + row % p.num_q_blocks];
+  r.q0 = qb * kBlockQ;
+  const std::int64_t mrow = first + qb;
   r.n_full = p.full_count[mrow];
   r.n_listed = r.n_full + p.partial_count[mrow];
   r.n_iter = (r.n_listed + 1) / 2;
@@ -680,7 +681,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         row_slot[k & 1] = row;
         hw::mbar_arrive(row_full(k & 1));
         if (row >= maps.rows) break;
-        const Fa3Row r = fa3_row(maps, p, row);
+        const Fa3Row r = fa3_row(p, row);
         if (r.n_iter > 0) {
           // 4-D maps {D, length, heads, batch} (make_fa3_maps): q and k/v may be strided views.
           hw::mbar_wait(q_empty, std::uint32_t(q_loads & 1) ^ 1u);
@@ -744,7 +745,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       __syncwarp();
       if (lane == 0) hw::mbar_arrive(row_empty(k & 1));
       if (row >= maps.rows) break;
-      const Fa3Row r = fa3_row(maps, p, row);
+      const Fa3Row r = fa3_row(p, row);
       const int b = r.b, h = r.h, n_iter = r.n_iter;
       const int qrow[2] = {r.q0 + g * 64 + warp * 16 + lane / 4, r.q0 + g * 64 + warp * 16 + lane / 4 + 8};
       const bool q_edge = r.q0 + kBlockQ > p.q_len;
