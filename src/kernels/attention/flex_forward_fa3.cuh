@@ -645,7 +645,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const std::uint32_t q_empty = bar(1 + 4 * S);
   auto row_full = [&](int s) { return bar(2 + 4 * S + s); };
   auto row_empty = [&](int s) { return bar(4 + 4 * S + s); };
-  // Two slots through which the producer hands the consumers the index of their next row.
+  // Two slots through which the producer hands the consumers the index of their next row (the
+  // first is blockIdx.x; with one row per CTA the slots go unused).
   volatile int* row_slot = reinterpret_cast<volatile int*>(fa3_smem + (bar(C::kBarriers) - hw::smem_u32(fa3_smem)));
 
   if (threadIdx.x == 0) {
@@ -675,11 +676,13 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       hw::prefetch_tensor_map(&maps.v);
       int it = 0;       // K / V iterations loaded so far: the rings run on across rows
       int q_loads = 0;  // rows whose Q was loaded (rows without tiles load none)
-      int row = int(blockIdx.x);
-      for (int k = 0;; ++k) {
-        hw::mbar_wait(row_empty(k & 1), std::uint32_t((k >> 1) & 1) ^ 1u);
-        row_slot[k & 1] = row;
-        hw::mbar_arrive(row_full(k & 1));
+      int row = int(blockIdx.x);  // the first row needs no mailbox: every thread knows it
+      for (int mail = -1;; ++mail) {  // mailbox uses: the rows after the first, the end marker
+        if (mail >= 0) {
+          hw::mbar_wait(row_empty(mail & 1), std::uint32_t((mail >> 1) & 1) ^ 1u);
+          row_slot[mail & 1] = row;
+          hw::mbar_arrive(row_full(mail & 1));
+        }
         if (row >= maps.rows) break;
         const Fa3Row r = fa3_row(p, row);
         if (r.n_iter > 0) {
@@ -714,11 +717,12 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           }
           it += r.n_iter;
         }
+        if (maps.work == nullptr) break;  // one row per CTA: the consumers stop after it too
         // The next row's ticket, drawn once this row's loads are issued: the producer runs up to
         // kStages iterations ahead of the consumers, so the atomic's latency stays off their path
         // (drawn before the loads, it held a register across them, and at 24 registers the
         // producer spilled).
-        row = maps.work == nullptr ? maps.rows : int(gridDim.x + atomicAdd(maps.work, 1u));
+        row = int(gridDim.x + atomicAdd(maps.work, 1u));
       }
       // The last CTA to finish resets the work counter for the stream's next launch: every CTA has
       // drawn its last ticket before it counts itself done.
@@ -739,11 +743,15 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     const std::uint32_t q_addr = sq + std::uint32_t(g) * 64u * 128u;
     int it = 0, q_uses = 0;  // the producer's counters, followed
 
-    for (int k = 0;; ++k) {
-      hw::mbar_wait(row_full(k & 1), std::uint32_t((k >> 1) & 1));
-      const int row = row_slot[k & 1];
-      __syncwarp();
-      if (lane == 0) hw::mbar_arrive(row_empty(k & 1));
+    for (int mail = -1;; ++mail) {  // mailbox uses, as the producer's
+      int row = int(blockIdx.x);
+      if (mail >= 0) {
+        if (maps.work == nullptr) break;  // one row per CTA
+        hw::mbar_wait(row_full(mail & 1), std::uint32_t((mail >> 1) & 1));
+        row = row_slot[mail & 1];
+        __syncwarp();
+        if (lane == 0) hw::mbar_arrive(row_empty(mail & 1));
+      }
       if (row >= maps.rows) break;
       const Fa3Row r = fa3_row(p, row);
       const int b = r.b, h = r.h, n_iter = r.n_iter;
