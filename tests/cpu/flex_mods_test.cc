@@ -3,7 +3,6 @@
 // (full vs partial vs empty tiles, ragged edges, broadcast, density). No GPU needed.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -271,6 +270,31 @@ TEST(FlexBlockMask, CausalTilesAreFullBelowTheDiagonalAndPartialOnIt) {
   EXPECT_EQ(m.full_blocks(), 6);
   EXPECT_EQ(m.partial_blocks(), 5);
   EXPECT_DOUBLE_EQ(m.block_density(), 11.0 / 15.0);
+}
+
+// The fa3 kernel's row order: per (b, h), q-blocks by descending 128-key iterations, ties by the
+// higher q-block first. Causal and dense masks keep the order of q-blocks from the last one down;
+// rows of unequal length (documents) put the longest first; segments (heads) are ordered apart.
+TEST(FlexBlockMask, RowOrderTakesTheLongestRowsFirst) {
+  // Iterations per row: ceil((full + partial) / 2) = 2, 5, 5, 1, 3 | 1, 1, 0, 4, 1.
+  const std::vector<std::int32_t> full = {3, 9, 5, 1, 5, 0, 2, 0, 7, 1};
+  const std::vector<std::int32_t> partial = {1, 0, 5, 0, 0, 1, 0, 0, 1, 0};
+  EXPECT_EQ(flex::row_order_of(full, partial, 5), (std::vector<std::int32_t>{2, 1, 4, 0, 3, 3, 4, 1, 0, 2}));
+
+  flex::BlockMaskShape s;
+  s.q_len = s.kv_len = 1000;  // 8 q-blocks, the last ragged
+  const flex::HostBlockMask causal = flex::create_block_mask_host(flex::Causal{}, s);
+  EXPECT_EQ(causal.row_order, (std::vector<std::int32_t>{7, 6, 5, 4, 3, 2, 1, 0}));
+  const flex::HostBlockMask dense = flex::create_block_mask_host(flex::NoMask{}, s);
+  EXPECT_EQ(dense.row_order, (std::vector<std::int32_t>{7, 6, 5, 4, 3, 2, 1, 0}));
+
+  // Documents [0, 300), [300, 700), [700, 1000): q-blocks 2 and 5 straddle two documents and list
+  // both documents' keys (11 and 12 tiles: 6 iterations), q-blocks 3 and 4 lie in the middle one
+  // (7 tiles: 4), the others in the outer ones (5 or 6 tiles: 3).
+  std::vector<std::int32_t> ids(1000);
+  for (int t = 0; t < 1000; ++t) ids[std::size_t(t)] = t < 300 ? 0 : t < 700 ? 1 : 2;
+  const flex::HostBlockMask docs = flex::create_block_mask_host(flex::Document{ids.data(), 0}, s);
+  EXPECT_EQ(docs.row_order, (std::vector<std::int32_t>{5, 2, 4, 3, 7, 6, 1, 0}));
 }
 
 // A ragged tile counts only its in-range elements: with no mask every tile is full, including the

@@ -659,6 +659,7 @@ TEST(FlexAttention, GpuBlockMaskEqualsHostBookkeeping) {
     const flex::HostBlockMask want = flex::create_block_mask_host(m, shape);
     EXPECT_EQ(got.full_count, want.full_count) << int(m.kind);
     EXPECT_EQ(got.partial_count, want.partial_count) << int(m.kind);
+    EXPECT_EQ(got.row_order, want.row_order) << int(m.kind);
     for (std::int64_t r = 0; r < shape.rows(); ++r) {
       for (int i = 0; i < want.full_count[std::size_t(r)]; ++i)
         EXPECT_EQ(got.full_index[std::size_t(r * shape.num_kv_blocks() + i)],

@@ -205,6 +205,7 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {
   p.partial_count = bm.partial_count();
   p.full_index = bm.full_index();
   p.partial_index = bm.partial_index();
+  p.row_order = bm.row_order();
   p.mask_batch = bm.shape.batch;
   p.mask_heads = bm.shape.heads;
   p.num_q_blocks = bm.shape.num_q_blocks();
@@ -214,12 +215,51 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {
 
 }  // namespace detail
 
+namespace {
+
+// One CTA per (b, h) of the mask: each q-block's rank in row_order_of's order (most iterations
+// first, ties by the higher q-block), by counting the rows before it: O(nq^2 / threads), a few
+// microseconds at 1k q-blocks (128k tokens). The keys sit in shared memory up to kMaxSharedKeys.
+constexpr int kMaxSharedKeys = 12 * 1024;
+
+__global__ void __launch_bounds__(256)
+    row_order_kernel(const std::int32_t* full_count, const std::int32_t* partial_count, int num_q_blocks,
+                     std::int32_t* row_order) {
+  __shared__ std::int32_t keys[kMaxSharedKeys];
+  const std::int64_t first = std::int64_t(blockIdx.x) * num_q_blocks;
+  const bool shared = num_q_blocks <= kMaxSharedKeys;
+  auto key_of = [&](int qb) { return (full_count[first + qb] + partial_count[first + qb] + 1) / 2; };
+  if (shared)
+    for (int qb = int(threadIdx.x); qb < num_q_blocks; qb += int(blockDim.x)) keys[qb] = key_of(qb);
+  __syncthreads();
+  for (int i = int(threadIdx.x); i < num_q_blocks; i += int(blockDim.x)) {
+    const int ki = shared ? keys[i] : key_of(i);
+    int rank = 0;
+    for (int j = 0; j < num_q_blocks; ++j) {
+      const int kj = shared ? keys[j] : key_of(j);
+      rank += (kj > ki) | ((kj == ki) & (j > i));
+    }
+    row_order[first + rank] = i;
+  }
+}
+
+}  // namespace
+
+void order_block_mask_rows(const BlockMask& bm, cudaStream_t stream) {
+  const std::int64_t segments = std::int64_t(bm.shape.batch) * bm.shape.heads;
+  if (segments == 0 || bm.shape.num_q_blocks() == 0) return;
+  row_order_kernel<<<unsigned(segments), 256, 0, stream>>>(bm.full_count(), bm.partial_count(),
+                                                           bm.shape.num_q_blocks(),
+                                                           const_cast<std::int32_t*>(bm.row_order()));
+  AISP_CUDA_CHECK_LAUNCH();
+}
+
 BlockMask allocate_block_mask(const BlockMaskShape& shape) {
   if (shape.batch < 1 || shape.heads < 1 || shape.q_len < 1 || shape.kv_len < 1)
     throw Error("create_block_mask: batch, heads and lengths must be >= 1");
   BlockMask bm;
   bm.shape = shape;
-  const std::size_t ints = std::size_t(2 * shape.rows() + 2 * shape.tiles());
+  const std::size_t ints = std::size_t(3 * shape.rows() + 2 * shape.tiles());
   bm.storage = aisp::cuda::device_alloc(ints * sizeof(std::int32_t));
   return bm;
 }
@@ -237,6 +277,7 @@ HostBlockMask BlockMask::download(cudaStream_t stream) const {
   copy(h.partial_count, partial_count(), shape.rows());
   copy(h.full_index, full_index(), shape.tiles());
   copy(h.partial_index, partial_index(), shape.tiles());
+  copy(h.row_order, row_order(), shape.rows());
   AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
   return h;
 }
@@ -257,6 +298,7 @@ BlockMask dense_block_mask(int batch, int heads, int q_len, int kv_len, bool as_
                                                 base + shape.rows(), base + 2 * shape.rows(),
                                                 base + 2 * shape.rows() + tiles);
   AISP_CUDA_CHECK_LAUNCH();
+  order_block_mask_rows(bm, stream);
   return bm;
 }
 

@@ -96,6 +96,7 @@ class BlockMask {
   const std::int32_t* partial_count() const { return base() + shape.rows(); }
   const std::int32_t* full_index() const { return base() + 2 * shape.rows(); }
   const std::int32_t* partial_index() const { return base() + 2 * shape.rows() + shape.tiles(); }
+  const std::int32_t* row_order() const { return base() + 2 * shape.rows() + 2 * shape.tiles(); }
   std::int32_t* mutable_base() const { return static_cast<std::int32_t*>(storage.get()); }
 
   // Copies the lists to the host (synchronizes `stream`): for tests and for density reports.
@@ -112,6 +113,10 @@ BlockMask allocate_block_mask(const BlockMaskShape& shape);
 // (b, h, q-block)). heads / batch 1 broadcast. Asynchronous on `stream`.
 BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len, int kv_len,
                             cudaStream_t stream);
+
+// Fills bm's row order (flex_block_mask.h, row_order_of) from its counts, on the GPU. Every builder
+// here calls it after writing the lists; code that writes a block mask's lists itself must too.
+void order_block_mask_rows(const BlockMask& bm, cudaStream_t stream);
 
 // Every tile listed: as partial (the kernel evaluates the mask everywhere: the "dense masked"
 // baseline of block sparsity) or as full (no mask at all).

@@ -55,6 +55,7 @@ struct FwdParams {
   const std::int32_t* partial_count;
   const std::int32_t* full_index;
   const std::int32_t* partial_index;
+  const std::int32_t* row_order;  // the fa3 kernel's order of each (b, h)'s q-blocks (row_order_of)
   int mask_batch, mask_heads, num_q_blocks, num_kv_blocks;
 };
 
@@ -675,6 +676,7 @@ BlockMask create_block_mask(const MaskMod& mask, int batch, int heads, int q_len
       mask, heads, q_len, kv_len, shape.block_q, shape.block_kv, shape.num_kv_blocks(), base,
       base + shape.rows(), base + 2 * shape.rows(), base + 2 * shape.rows() + shape.tiles());
   AISP_CUDA_CHECK_LAUNCH();
+  order_block_mask_rows(bm, stream);
   return bm;
 }
 

@@ -10,8 +10,9 @@
 // count: a tile at the ragged edge is full when all its in-range elements are kept (the kernel
 // masks the kv tail by bounds on its own).
 //
-// Storage, all int32: count (batch, heads, nq) and index (batch, heads, nq, nkv) for each list.
-// batch or heads may be 1 to broadcast over the attention's batch or heads.
+// Storage, all int32: count (batch, heads, nq) and index (batch, heads, nq, nkv) for each list,
+// then the row order (batch, heads, nq): each (b, h)'s q-blocks in the order the fa3 kernel takes
+// them (row_order_of). batch or heads may be 1 to broadcast over the attention's batch or heads.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,7 @@ enum class BlockKind : std::uint8_t { empty, partial, full };
 struct HostBlockMask {
   BlockMaskShape shape;
   std::vector<std::int32_t> full_count, full_index, partial_count, partial_index;
+  std::vector<std::int32_t> row_order;  // (batch, heads, nq): row_order_of
 
   std::int64_t full_blocks() const {
     std::int64_t n = 0;
@@ -56,6 +58,27 @@ struct HostBlockMask {
     return shape.tiles() > 0 ? double(full_blocks() + partial_blocks()) / double(shape.tiles()) : 0.0;
   }
 };
+
+// The order in which the fa3 kernel takes each (b, h)'s q-blocks: the most 128-key iterations
+// (ceil((full + partial) / 2)) first, ties by the higher q-block first. A head's longest rows start
+// first and its shortest are handed out last, so no long row starts at the end of a call (a
+// document that straddles two 128-query blocks gives a row twice its neighbours' length); for
+// equal rows and causal masks it is the order of q-blocks from the last one down. The GPU builder
+// (create_block_mask) computes the same order.
+inline std::vector<std::int32_t> row_order_of(const std::vector<std::int32_t>& full_count,
+                                              const std::vector<std::int32_t>& partial_count, int num_q_blocks) {
+  std::vector<std::int32_t> order(full_count.size());
+  const std::size_t nq = std::size_t(num_q_blocks);
+  for (std::size_t seg = 0; nq > 0 && seg < full_count.size() / nq; ++seg) {
+    auto key = [&](std::size_t qb) { return (full_count[seg * nq + qb] + partial_count[seg * nq + qb] + 1) / 2; };
+    for (std::size_t i = 0; i < nq; ++i) {
+      std::size_t rank = 0;
+      for (std::size_t j = 0; j < nq; ++j) rank += key(j) > key(i) || (key(j) == key(i) && j > i);
+      order[seg * nq + rank] = std::int32_t(i);
+    }
+  }
+  return order;
+}
 
 // Classifies one tile by evaluating the mask at every in-range element.
 template <class MaskMod>
@@ -93,6 +116,7 @@ HostBlockMask create_block_mask_host(const MaskMod& mask, const BlockMaskShape& 
             m.partial_index[std::size_t(row * nkv + m.partial_count[std::size_t(row)]++)] = kb;
         }
       }
+  m.row_order = row_order_of(m.full_count, m.partial_count, nq);
   return m;
 }
 

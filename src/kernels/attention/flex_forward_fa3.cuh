@@ -92,9 +92,9 @@ using Fa3Default = Fa3Config<D, 2, true, Elem>;
 // schedule. These live here rather than in FwdParams, which the other kernels share
 // (flex_attention_kernel.cuh says why).
 //
-// A row is one (b, h, 128-query block); the launch's row j is q-block num_q_blocks - 1 - j %
-// num_q_blocks (a head's longest causal rows first), head j / num_q_blocks % heads, batch
-// j / num_q_blocks / heads. Head-major: the rows in flight at a time share one or two heads' K and V,
+// A row is one (b, h, 128-query block); the launch's row j is head j / num_q_blocks % heads, batch
+// j / num_q_blocks / heads, and the (j % num_q_blocks)-th q-block of that head in the block mask's
+// row order (row_order_of: the most iterations first, so a head's shortest rows go last). Head-major: the rows in flight at a time share one or two heads' K and V,
 // which stay in L2 (q-block-major order, tried, streams every head's K / V from HBM: 8 % slower
 // dense at 8k, B 2, H 16 on an H200). One CTA per row
 // (work == nullptr: CTA j takes row j, the hardware hands each SM that frees up the next CTA) or
@@ -120,16 +120,17 @@ struct Fa3Row {
   }
 };
 
-__device__ __forceinline__ Fa3Row fa3_row(const Fa3Maps& maps, const FwdParams& p, int row) {
-  const int qb = p.num_q_blocks - 1 - row % p.num_q_blocks;
+__device__ __forceinline__ Fa3Row fa3_row(const FwdParams& p, int row) {
   const int hb = row / p.num_q_blocks;
   Fa3Row r;
   r.h = hb % p.q_heads;
   r.b = hb / p.q_heads;
   r.hkv = r.h / p.group;
-  r.q0 = qb * kBlockQ;
   const int mb = p.mask_batch == 1 ? 0 : r.b, mh = p.mask_heads == 1 ? 0 : r.h;
-  const std::int64_t mrow = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks + qb;
+  const std::int64_t first = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks;
+  const int qb = p.row_order[first + row % p.num_q_blocks];
+  r.q0 = qb * kBlockQ;
+  const std::int64_t mrow = first + qb;
   r.n_full = p.full_count[mrow];
   r.n_listed = r.n_full + p.partial_count[mrow];
   r.n_iter = (r.n_listed + 1) / 2;
@@ -644,7 +645,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const std::uint32_t q_empty = bar(1 + 4 * S);
   auto row_full = [&](int s) { return bar(2 + 4 * S + s); };
   auto row_empty = [&](int s) { return bar(4 + 4 * S + s); };
-  // Two slots through which the producer hands the consumers the index of their next row.
+  // Two slots through which the producer hands the consumers the index of their next row (the
+  // first is blockIdx.x; with one row per CTA the slots go unused).
   volatile int* row_slot = reinterpret_cast<volatile int*>(fa3_smem + (bar(C::kBarriers) - hw::smem_u32(fa3_smem)));
 
   if (threadIdx.x == 0) {
@@ -674,13 +676,15 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       hw::prefetch_tensor_map(&maps.v);
       int it = 0;       // K / V iterations loaded so far: the rings run on across rows
       int q_loads = 0;  // rows whose Q was loaded (rows without tiles load none)
-      int row = int(blockIdx.x);
-      for (int k = 0;; ++k) {
-        hw::mbar_wait(row_empty(k & 1), std::uint32_t((k >> 1) & 1) ^ 1u);
-        row_slot[k & 1] = row;
-        hw::mbar_arrive(row_full(k & 1));
+      int row = int(blockIdx.x);  // the first row needs no mailbox: every thread knows it
+      for (int mail = -1;; ++mail) {  // mailbox uses: the rows after the first, the end marker
+        if (mail >= 0) {
+          hw::mbar_wait(row_empty(mail & 1), std::uint32_t((mail >> 1) & 1) ^ 1u);
+          row_slot[mail & 1] = row;
+          hw::mbar_arrive(row_full(mail & 1));
+        }
         if (row >= maps.rows) break;
-        const Fa3Row r = fa3_row(maps, p, row);
+        const Fa3Row r = fa3_row(p, row);
         if (r.n_iter > 0) {
           // 4-D maps {D, length, heads, batch} (make_fa3_maps): q and k/v may be strided views.
           hw::mbar_wait(q_empty, std::uint32_t(q_loads & 1) ^ 1u);
@@ -713,11 +717,12 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           }
           it += r.n_iter;
         }
+        if (maps.work == nullptr) break;  // one row per CTA: the consumers stop after it too
         // The next row's ticket, drawn once this row's loads are issued: the producer runs up to
         // kStages iterations ahead of the consumers, so the atomic's latency stays off their path
         // (drawn before the loads, it held a register across them, and at 24 registers the
         // producer spilled).
-        row = maps.work == nullptr ? maps.rows : int(gridDim.x + atomicAdd(maps.work, 1u));
+        row = int(gridDim.x + atomicAdd(maps.work, 1u));
       }
       // The last CTA to finish resets the work counter for the stream's next launch: every CTA has
       // drawn its last ticket before it counts itself done.
@@ -738,13 +743,17 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     const std::uint32_t q_addr = sq + std::uint32_t(g) * 64u * 128u;
     int it = 0, q_uses = 0;  // the producer's counters, followed
 
-    for (int k = 0;; ++k) {
-      hw::mbar_wait(row_full(k & 1), std::uint32_t((k >> 1) & 1));
-      const int row = row_slot[k & 1];
-      __syncwarp();
-      if (lane == 0) hw::mbar_arrive(row_empty(k & 1));
+    for (int mail = -1;; ++mail) {  // mailbox uses, as the producer's
+      int row = int(blockIdx.x);
+      if (mail >= 0) {
+        if (maps.work == nullptr) break;  // one row per CTA
+        hw::mbar_wait(row_full(mail & 1), std::uint32_t((mail >> 1) & 1));
+        row = row_slot[mail & 1];
+        __syncwarp();
+        if (lane == 0) hw::mbar_arrive(row_empty(mail & 1));
+      }
       if (row >= maps.rows) break;
-      const Fa3Row r = fa3_row(maps, p, row);
+      const Fa3Row r = fa3_row(p, row);
       const int b = r.b, h = r.h, n_iter = r.n_iter;
       const int qrow[2] = {r.q0 + g * 64 + warp * 16 + lane / 4, r.q0 + g * 64 + warp * 16 + lane / 4 + 8};
       const bool q_edge = r.q0 + kBlockQ > p.q_len;

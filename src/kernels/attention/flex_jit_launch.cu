@@ -57,6 +57,7 @@ BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int
                     &full_count, &partial_count, &full_index, &partial_index};
   const dim3 grid(unsigned(shape.num_q_blocks()), unsigned(heads), unsigned(batch));
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(256), params, 0, stream));
+  order_block_mask_rows(bm, stream);
   return bm;
 }
 
