@@ -2,10 +2,10 @@
 // taking rows from a per-stream work counter). Both must give the same out and lse bit for bit --
 // each row is computed by the same code whichever CTA takes it --, the counter must be left ready
 // for the next launch on the stream (back-to-back calls, two streams), and a call captured into a
-// CUDA graph must not take the counter (automatic falls back to one CTA per row; persistent asked
-// for is refused with the reason).
+// CUDA graph must take a counter of the graph's own, not a stream's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -137,43 +137,107 @@ TEST(FlexSchedule, PersistentEqualsOneCtaPerRowBitForBit) {
   }
 }
 
-// A call captured into a CUDA graph: automatic takes one CTA per row (the graph replays correctly,
-// twice), persistent is refused with the reason and the capture stays usable.
-TEST(FlexSchedule, GraphCaptureTakesOneCtaPerRowAndRefusesPersistent) {
+// What a capture put into the graph: its allocation, memset and free nodes, and the grid of each
+// kernel node (the block masks are built before the capture, so every kernel is the forward).
+struct GraphContents {
+  int allocs = 0, memsets = 0, frees = 0;
+  std::vector<unsigned> grids;
+};
+
+GraphContents contents_of(cudaGraph_t graph) {
+  std::size_t count = 0;
+  AISP_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &count));
+  std::vector<cudaGraphNode_t> nodes(count);
+  AISP_CUDA_CHECK(cudaGraphGetNodes(graph, nodes.data(), &count));
+  GraphContents c;
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType type{};
+    AISP_CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+    c.allocs += type == cudaGraphNodeTypeMemAlloc;
+    c.memsets += type == cudaGraphNodeTypeMemset;
+    c.frees += type == cudaGraphNodeTypeMemFree;
+    if (type == cudaGraphNodeTypeKernel) {
+      cudaKernelNodeParams params{};
+      AISP_CUDA_CHECK(cudaGraphKernelNodeGetParams(node, &params));
+      c.grids.push_back(params.gridDim.x);
+    }
+  }
+  return c;
+}
+
+// Calls captured into a CUDA graph run persistent on a counter of the graph's own: with more rows
+// than SMs, automatic and persistent each add an allocation, a memset and a free node and launch one
+// CTA per SM; with no more rows than SMs, automatic launches one CTA per row and adds nothing. The
+// graph is replayed three times on the capturing stream and once on another, each replay equal to the
+// one-CTA-per-row call outside the graph bit for bit (its counter is zeroed on every replay and no
+// stream's counter is touched). CUDA refuses a second executable instance of such a graph, which is
+// what keeps two replays from sharing the counter.
+TEST(FlexSchedule, GraphCaptureRunsPersistentOnTheGraphsOwnCounter) {
   std::string why;
   if (!fa3_here(why)) GTEST_SKIP() << why;
-  const Shape s{1, 4, 2, 700, 700, 128};
-  const Inputs in = make_inputs(s, 5150);
-  TestStream stream;
+  const int sms = aisp::gpu_properties(0).sm_count;
+  const int many_q = ((2 * sms + 15) / 16) * flex::kBlockQ - 37;  // 2 x 8 heads: >= 2 rows per SM
+  const Shape many{2, 8, 2, many_q, many_q, 64}, few{1, 4, 2, 700, 700, 128};
+  ASSERT_GT(std::int64_t(many.batch) * many.q_heads * ((many.q_len + flex::kBlockQ - 1) / flex::kBlockQ), sms);
+  const Inputs in_many = make_inputs(many, 5150), in_few = make_inputs(few, 5151);
+  TestStream stream, other;
   const flex::BuiltinMask mask = flex::mask_sliding_causal(300);
-  const flex::BlockMask bm = flex::create_block_mask(mask, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
-  Device eager(in), captured(in);
-  flex::flex_attention(eager.args(s, flex::FlexKernel::fa3), flex::score_none(), mask, bm, stream.get());
+  const flex::BlockMask bm_many =
+      flex::create_block_mask(mask, many.batch, many.q_heads, many.q_len, many.kv_len, stream.get());
+  const flex::BlockMask bm_few = flex::create_block_mask(mask, few.batch, few.q_heads, few.q_len, few.kv_len, stream.get());
+  Device eager_many(in_many), eager_few(in_few);
+  flex::flex_attention(with_schedule(eager_many.args(many, flex::FlexKernel::fa3), flex::FlexSchedule::per_row),
+                       flex::score_none(), mask, bm_many, stream.get());
+  flex::flex_attention(with_schedule(eager_few.args(few, flex::FlexKernel::fa3), flex::FlexSchedule::per_row),
+                       flex::score_none(), mask, bm_few, stream.get());
   stream.sync();
 
+  Device automatic(in_many), persistent(in_many), automatic_few(in_few);
   cudaGraph_t graph = nullptr;
   AISP_CUDA_CHECK(cudaStreamBeginCapture(stream.get(), cudaStreamCaptureModeThreadLocal));
-  std::string refused;
-  try {
-    flex::flex_attention(with_schedule(captured.args(s, flex::FlexKernel::fa3), flex::FlexSchedule::persistent),
-                         flex::score_none(), mask, bm, stream.get());
-  } catch (const aisp::Error& e) {
-    refused = e.what();
-  }
-  flex::flex_attention(captured.args(s, flex::FlexKernel::fa3), flex::score_none(), mask, bm, stream.get());
+  flex::flex_attention(automatic.args(many, flex::FlexKernel::fa3), flex::score_none(), mask, bm_many, stream.get());
+  flex::flex_attention(with_schedule(persistent.args(many, flex::FlexKernel::fa3), flex::FlexSchedule::persistent),
+                       flex::score_none(), mask, bm_many, stream.get());
+  flex::flex_attention(automatic_few.args(few, flex::FlexKernel::fa3), flex::score_none(), mask, bm_few, stream.get());
   AISP_CUDA_CHECK(cudaStreamEndCapture(stream.get(), &graph));
-  EXPECT_NE(refused.find("CUDA graph"), std::string::npos) << refused;
-  EXPECT_NE(refused.find("FlexSchedule::automatic"), std::string::npos) << refused;
 
-  cudaGraphExec_t exec = nullptr;
+  const GraphContents c = contents_of(graph);
+  EXPECT_EQ(c.allocs, 2);
+  EXPECT_EQ(c.memsets, 2);
+  EXPECT_EQ(c.frees, 2);
+  const int few_rows = few.batch * few.q_heads * ((few.q_len + flex::kBlockQ - 1) / flex::kBlockQ);
+  std::vector<unsigned> grids = c.grids;
+  std::sort(grids.begin(), grids.end());
+  EXPECT_EQ(grids, (std::vector<unsigned>{unsigned(few_rows), unsigned(sms), unsigned(sms)}));
+
+  cudaGraphExec_t exec = nullptr, second = nullptr;
   AISP_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  for (int replay = 0; replay < 2; ++replay) {
-    AISP_CUDA_CHECK(cudaGraphLaunch(exec, stream.get()));
-    stream.sync();
-    EXPECT_EQ(bit_differences(eager, captured), 0u) << "replay " << replay;
+  EXPECT_NE(cudaGraphInstantiate(&second, graph, 0), cudaSuccess) << "a second live instance of a graph with "
+                                                                      "allocation nodes (it would share the counter)";
+  if (second != nullptr) cudaGraphExecDestroy(second);
+  cudaGetLastError();
+  for (int replay = 0; replay < 4; ++replay) {
+    const cudaStream_t on = replay == 3 ? other.get() : stream.get();
+    AISP_CUDA_CHECK(cudaGraphLaunch(exec, on));
+    AISP_CUDA_CHECK(cudaStreamSynchronize(on));
+    EXPECT_EQ(bit_differences(eager_many, automatic), 0u) << "automatic, replay " << replay;
+    EXPECT_EQ(bit_differences(eager_many, persistent), 0u) << "persistent, replay " << replay;
+    EXPECT_EQ(bit_differences(eager_few, automatic_few), 0u) << "few rows, replay " << replay;
+    for (Device* d : {&automatic, &persistent, &automatic_few}) {  // the next replay must write every element
+      d->out.poison();
+      d->lse.poison();
+    }
+    AISP_CUDA_CHECK(cudaDeviceSynchronize());  // the poison is on the legacy default stream (Device)
   }
   AISP_CUDA_CHECK(cudaGraphExecDestroy(exec));
   AISP_CUDA_CHECK(cudaGraphDestroy(graph));
+
+  // The streams' own counters are untouched: a persistent call outside the graph still matches.
+  Device after(in_many);
+  flex::flex_attention(with_schedule(after.args(many, flex::FlexKernel::fa3), flex::FlexSchedule::persistent),
+                       flex::score_none(), mask, bm_many, stream.get());
+  stream.sync();
+  EXPECT_EQ(bit_differences(eager_many, after), 0u);
 }
 
 }  // namespace

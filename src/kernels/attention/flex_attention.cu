@@ -163,28 +163,36 @@ Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, cudaSt
   launch.grid = unsigned(rows);
   if (a.schedule == FlexSchedule::per_row) return launch;
   const bool asked = a.schedule == FlexSchedule::persistent;
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  AISP_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  if (capture != cudaStreamCaptureStatusNone) {
-    if (asked)
-      throw Error("flex_attention: FlexSchedule::persistent takes a per-stream work counter, which a CUDA graph being "
-                  "captured cannot own (the graph may run on any stream); use FlexSchedule::automatic (one CTA per "
-                  "row while capturing) or per_row");
-    return launch;
-  }
-  unsigned* work = fa3_work_counter(stream);
-  if (work == nullptr) {
-    if (asked)
-      throw Error("flex_attention: every persistent work counter of this device is taken (" +
-                  std::to_string(kFa3WorkSlots) + " streams); use FlexSchedule::automatic or per_row");
-    return launch;
-  }
   int device = 0, sms = 0;
   AISP_CUDA_CHECK(cudaGetDevice(&device));
   AISP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  AISP_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  unsigned* work = nullptr;
+  if (capture == cudaStreamCaptureStatusActive) {
+    // With no more rows than SMs, one CTA per row is the same grid and needs no counter.
+    if (rows <= sms) return launch;
+    work = captured_work_counter(stream, device, asked);
+    if (work == nullptr) return launch;
+    launch.graph_counter = work;
+  } else if (capture == cudaStreamCaptureStatusNone) {
+    work = fa3_work_counter(stream);
+    if (work == nullptr) {
+      if (asked)
+        throw Error("flex_attention: every persistent work counter of this device is taken (" +
+                    std::to_string(kFa3WorkSlots) + " streams); use FlexSchedule::automatic or per_row");
+      return launch;
+    }
+  } else {
+    return launch;  // an invalidated capture: CUDA reports the error at cudaStreamEndCapture
+  }
   launch.maps.work = work;
   launch.grid = unsigned(rows < sms ? rows : sms);  // one CTA per SM (the kernel needs a whole SM)
   return launch;
+}
+
+void finish_fa3_launch(const Fa3Launch& launch, cudaStream_t stream) {
+  if (launch.graph_counter != nullptr) free_captured_work_counter(launch.graph_counter, stream);
 }
 
 FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {

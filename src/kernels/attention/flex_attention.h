@@ -49,11 +49,13 @@ inline const char* flex_dtype_name(FlexDtype t) { return t == FlexDtype::fp16 ? 
 // How the fa3 kernel hands its rows (one (batch, head, 128-query block) each) to CTAs; the other
 // kernels take one CTA per row always. per_row: one CTA per row, the hardware giving each SM that
 // frees up the next one. persistent: one CTA per SM takes the rows one after another from a work
-// counter (longest causal rows first), loading the next row's Q and first K / V during the current
-// row's last tiles and epilogue, so short rows (sliding windows, documents) do not pay a CTA's start
-// and drain each. The counter is per stream, so a call being captured into a CUDA graph (which may
-// be replayed on any stream, next to anything) cannot take it: automatic is persistent except
-// then; persistent asked for during a capture is an error. Same results either way, bit for bit.
+// counter (each head's longest rows first), loading the next row's Q and first K / V during the
+// current row's last tiles and epilogue, so short rows (sliding windows, documents) do not pay a
+// CTA's start and drain each. The counter is per stream; a call being captured into a CUDA graph
+// (which may replay on any stream) gets one the graph allocates, zeroes and frees with nodes of its
+// own (so the graph can have one executable instance at a time: CUDA refuses a second). automatic
+// is persistent, except with no more rows than SMs in a capture (the same grid, no counter needed).
+// Same results either way, bit for bit.
 enum class FlexSchedule : std::uint8_t { automatic, per_row, persistent };
 
 struct FlexAttentionArgs {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/cuda/check.h"
+#include "core/error.h"
 
 namespace aisp::kernels::flex::detail {
 namespace {
@@ -38,6 +39,26 @@ unsigned* fa3_work_counter(cudaStream_t stream) {
     found = d.slot_of.emplace(stream, int(d.slot_of.size())).first;
   }
   return d.base + 2 * found->second;
+}
+
+unsigned* captured_work_counter(cudaStream_t stream, int device, bool required) {
+  int pools = 0;
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device));
+  if (pools == 0) {
+    if (required)
+      throw Error("flex_attention: FlexSchedule::persistent inside a CUDA graph capture needs the stream-ordered "
+                  "allocator (cudaMallocAsync), which this device does not support; use FlexSchedule::automatic "
+                  "(one CTA per row there) or per_row");
+    return nullptr;
+  }
+  void* counter = nullptr;
+  AISP_CUDA_CHECK(cudaMallocAsync(&counter, 2 * sizeof(unsigned), stream));
+  AISP_CUDA_CHECK(cudaMemsetAsync(counter, 0, 2 * sizeof(unsigned), stream));
+  return static_cast<unsigned*>(counter);
+}
+
+void free_captured_work_counter(unsigned* counter, cudaStream_t stream) {
+  AISP_CUDA_CHECK(cudaFreeAsync(counter, stream));
 }
 
 }  // namespace aisp::kernels::flex::detail

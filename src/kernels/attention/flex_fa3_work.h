@@ -14,4 +14,14 @@ namespace aisp::kernels::flex::detail {
 inline constexpr int kFa3WorkSlots = 1024;
 unsigned* fa3_work_counter(cudaStream_t stream);
 
+// A counter pair for a persistent launch being captured into a CUDA graph on `stream` (a graph may
+// replay on any stream, so it cannot take a stream's pair): nodes of the graph itself allocate it
+// (cudaMallocAsync), zero it before the kernel and, through free_captured_work_counter after the
+// kernel, free it. A graph with an allocation node has at most one executable instance at a time
+// (cudaGraphInstantiate refuses a second), and launches of one instance run in order, so no two
+// replays share the pair. nullptr where the device has no stream-ordered allocator: the caller runs
+// one CTA per row then, or, `required` (FlexSchedule::persistent asked for), this throws.
+unsigned* captured_work_counter(cudaStream_t stream, int device, bool required);
+void free_captured_work_counter(unsigned* counter, cudaStream_t stream);
+
 }  // namespace aisp::kernels::flex::detail

@@ -911,12 +911,17 @@ __global__ void __launch_bounds__(C::kThreads, 1)
 // Host: the TMA maps of a call (flex_attention.cu): q as {D, q_len, Hq, B} in boxes {64, 128, 1, 1},
 // k and v as {D, kv_len, Hkv, B} in boxes {64, 64, 1, 1}, with the call's strides (a head sliced out of
 // a fused qkv projection needs no copy); rows past the lengths read as zero. And the schedule
-// (FlexSchedule; Fa3Maps::work): the grid is one CTA per row or, persistent, one per SM.
+// (FlexSchedule; Fa3Maps::work): the grid is one CTA per row or, persistent, one per SM. A
+// persistent launch captured into a CUDA graph takes a counter the graph allocates and zeroes
+// itself (graph_counter); finish_fa3_launch, called right after the kernel's launch, frees it in the
+// graph.
 struct Fa3Launch {
   Fa3Maps maps;
   unsigned grid = 0;
+  unsigned* graph_counter = nullptr;
 };
 Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, cudaStream_t stream);
+void finish_fa3_launch(const Fa3Launch& launch, cudaStream_t stream);
 
 template <int D, class ScoreMod, class MaskMod, class C>
 void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
@@ -931,6 +936,7 @@ void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, c
   flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C>
       <<<launch.grid, C::kThreads, C::kSmemBytes, stream>>>(launch.maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
+  finish_fa3_launch(launch, stream);
 }
 
 template <int D, class ScoreMod, class MaskMod, class Elem>

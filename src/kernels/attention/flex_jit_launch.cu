@@ -41,6 +41,7 @@ void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, 
                     const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(launch.grid), dim3(Config<128>::kThreads),
                                    params, fa3_smem_bytes(args.head_dim), stream));
+  detail::finish_fa3_launch(launch, stream);
 }
 
 BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads, int q_len,
