@@ -1,4 +1,4 @@
-// Per-stream work counters of the persistent fa3 schedule (flex_fa3_work.h).
+// Work counters of the persistent fa3 schedule: one pair per stream, or one a CUDA graph owns (flex_fa3_work.h).
 #include "kernels/attention/flex_fa3_work.h"
 
 #include <map>
