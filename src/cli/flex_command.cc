@@ -55,6 +55,7 @@ struct FlexOptions {
   bool verify = true;
   std::string kernel = "auto";
   std::string schedule = "auto";
+  int head_group = 1;
   std::string dtype = "bf16";
   bool backward = false;
   std::string score = "none";
@@ -254,6 +255,9 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     a.schedule = flex::FlexSchedule::persistent;
   else if (o.schedule != "auto")
     throw UsageError("--schedule must be auto, per_row or persistent");
+  if (o.head_group < 1 || o.head_group > o.heads)
+    throw UsageError(fmt::format("--head-group must be in [1, --heads = {}]", o.heads));
+  a.head_group = o.head_group;
   const double dense_flops = 4.0 * o.batch * o.heads * double(o.seq) * o.seq * o.head_dim;
   cuda::DeviceMemory d_slopes;
   flex::BuiltinScoreMod score = flex::score_none();
@@ -394,6 +398,10 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   demo->add_option("--schedule", options->schedule,
                    "the fa3 kernel's: auto, per_row (one CTA per row) or persistent (one CTA per SM, rows from a work "
                    "counter)")
+      ->capture_default_str();
+  demo->add_option("--head-group", options->head_group,
+                   "the fa3 kernel's row order across heads (experiment): 1 = head-major; h > 1 interleaves groups "
+                   "of h heads, each head's longest rows first")
       ->capture_default_str();
   demo->add_option("--dtype", options->dtype, "bf16 or fp16 (fp16: the fa3 forward and wgmma backward, sm_90a)")
       ->check(CLI::IsMember({"bf16", "fp16"}))

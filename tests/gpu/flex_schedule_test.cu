@@ -137,6 +137,53 @@ TEST(FlexSchedule, PersistentEqualsOneCtaPerRowBitForBit) {
   }
 }
 
+// FlexAttentionArgs::head_group only reorders the rows: groups of 2, 3 (16 heads: the last group
+// has 1) and all 16 heads, persistent and one CTA per row, each bit-equal to the head-major per-row
+// run; causal (rows of every length) and documents as spans. Out-of-range groups are refused.
+TEST(FlexSchedule, HeadGroupsReorderRowsOnly) {
+  std::string why;
+  if (!fa3_here(why)) GTEST_SKIP() << why;
+  const Shape s{2, 16, 4, 1000, 1000, 64};
+  const Inputs in = make_inputs(s, 7070);
+  TestStream stream;
+  std::vector<std::int32_t> ids;
+  for (int id = 0; int(ids.size()) < s.q_len; ++id) ids.insert(ids.end(), std::size_t(90 + (id * 77) % 300), id);
+  ids.resize(std::size_t(s.q_len));
+  const std::vector<std::int32_t> spans = flex::document_spans_of(ids);
+  DeviceTensor d_spans(DType::i32, {std::int64_t(spans.size())});
+  d_spans.upload(spans);
+  for (const flex::BuiltinMask& mask :
+       {flex::mask_causal(), flex::mask_document_spans(d_spans.data<std::int32_t>(), 0, false)}) {
+    const flex::BlockMask bm = flex::create_block_mask(mask, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
+    Device head_major(in);
+    flex::flex_attention(with_schedule(head_major.args(s, flex::FlexKernel::fa3), flex::FlexSchedule::per_row),
+                         flex::score_none(), mask, bm, stream.get());
+    stream.sync();
+    for (int group : {2, 3, 16})
+      for (flex::FlexSchedule schedule : {flex::FlexSchedule::persistent, flex::FlexSchedule::per_row}) {
+        Device grouped(in);
+        flex::FlexAttentionArgs a = with_schedule(grouped.args(s, flex::FlexKernel::fa3), schedule);
+        a.head_group = group;
+        flex::flex_attention(a, flex::score_none(), mask, bm, stream.get());
+        stream.sync();
+        EXPECT_EQ(bit_differences(head_major, grouped), 0u)
+            << "head_group " << group << (schedule == flex::FlexSchedule::per_row ? " per_row" : " persistent");
+      }
+  }
+  Device refused(in);
+  const flex::BlockMask bm = flex::create_block_mask(flex::mask_causal(), s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
+  for (int group : {0, 17}) {
+    flex::FlexAttentionArgs a = refused.args(s, flex::FlexKernel::fa3);
+    a.head_group = group;
+    try {
+      flex::flex_attention(a, flex::score_none(), flex::mask_causal(), bm, stream.get());
+      ADD_FAILURE() << "head_group " << group << " was not refused";
+    } catch (const aisp::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("head_group"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // What a capture put into the graph: its allocation, memset and free nodes, and the grid of each
 // kernel node (the block masks are built before the capture, so every kernel is the forward).
 struct GraphContents {

@@ -71,6 +71,9 @@ struct FlexAttentionArgs {
   FlexKernel kernel = FlexKernel::automatic;
   FlexDtype dtype = FlexDtype::bf16;  // of q, k, v, out (see FlexDtype)
   FlexSchedule schedule = FlexSchedule::automatic;  // the fa3 kernel's (see FlexSchedule)
+  // The fa3 kernel's row order across heads (an experiment, Fa3Maps::head_group): 1 = head-major;
+  // h > 1 interleaves groups of h heads rank by rank. 1 to q_heads.
+  int head_group = 1;
   // Element strides of q, k and v over (batch, head, position); all 0: the contiguous layouts above.
   // The fa3 kernel reads any strides that are multiples of 8 (16 bytes, for TMA), e.g. heads sliced
   // out of a fused qkv projection [B, T, 3, H, D] without a copy; the other kernels (and the

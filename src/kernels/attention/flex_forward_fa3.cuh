@@ -106,6 +106,10 @@ struct Fa3Maps {
   std::int64_t out_stride_b = 0, out_stride_h = 0, out_stride_t = 0;
   unsigned* work = nullptr;
   int rows = 0;
+  // Rows of this many heads (of one batch) are interleaved, q-block rank by rank: 1 = head-major
+  // (the default); q_heads = every head's i-th longest row before any head's (i+1)-th. An experiment
+  // (FlexAttentionArgs::head_group): more heads' K / V in flight, fewer rows of one head in a row.
+  int head_group = 1;
 };
 
 // A row's coordinates and its list of 64-key tiles (full ones, then partial ones).
@@ -120,15 +124,32 @@ struct Fa3Row {
   }
 };
 
-__device__ __forceinline__ Fa3Row fa3_row(const FwdParams& p, int row) {
-  const int hb = row / p.num_q_blocks;
+__device__ __forceinline__ Fa3Row fa3_row(const FwdParams& p, int row, int head_group) {
   Fa3Row r;
-  r.h = hb % p.q_heads;
-  r.b = hb / p.q_heads;
+  int rank = 0;  // the row's place in its head's row order
+  if (head_group == 1) {
+    const int hb = row / p.num_q_blocks;
+    r.h = hb % p.q_heads;
+    r.b = hb / p.q_heads;
+    rank = row % p.num_q_blocks;
+  } else {
+    // Batch-major; within a batch, groups of head_group heads (the last may be smaller), each group
+    // rank-major: rank 0 of its heads, then rank 1, ...
+    const int per_batch = p.q_heads * p.num_q_blocks;
+    r.b = row / per_batch;
+    const int in_batch = row - r.b * per_batch;
+    const int group_rows = head_group * p.num_q_blocks;
+    const int g = in_batch / group_rows;
+    const int rest = p.q_heads - g * head_group;
+    const int heads_in_group = head_group < rest ? head_group : rest;  // no min(): NVRTC compiles this too
+    const int j = in_batch - g * group_rows;
+    r.h = g * head_group + j % heads_in_group;
+    rank = j / heads_in_group;
+  }
   r.hkv = r.h / p.group;
   const int mb = p.mask_batch == 1 ? 0 : r.b, mh = p.mask_heads == 1 ? 0 : r.h;
   const std::int64_t first = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks;
-  const int qb = p.row_order[first + row % p.num_q_blocks];
+  const int qb = p.row_order[first + rank];
   r.q0 = qb * kBlockQ;
   const std::int64_t mrow = first + qb;
   r.n_full = p.full_count[mrow];
@@ -684,7 +705,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           hw::mbar_arrive(row_full(mail & 1));
         }
         if (row >= maps.rows) break;
-        const Fa3Row r = fa3_row(p, row);
+        const Fa3Row r = fa3_row(p, row, maps.head_group);
         if (r.n_iter > 0) {
           // 4-D maps {D, length, heads, batch} (make_fa3_maps): q and k/v may be strided views.
           hw::mbar_wait(q_empty, std::uint32_t(q_loads & 1) ^ 1u);
@@ -753,7 +774,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         if (lane == 0) hw::mbar_arrive(row_empty(mail & 1));
       }
       if (row >= maps.rows) break;
-      const Fa3Row r = fa3_row(p, row);
+      const Fa3Row r = fa3_row(p, row, maps.head_group);
       const int b = r.b, h = r.h, n_iter = r.n_iter;
       const int qrow[2] = {r.q0 + g * 64 + warp * 16 + lane / 4, r.q0 + g * 64 + warp * 16 + lane / 4 + 8};
       const bool q_edge = r.q0 + kBlockQ > p.q_len;
