@@ -55,7 +55,7 @@ struct FlexOptions {
   bool verify = true;
   std::string kernel = "auto";
   std::string schedule = "auto";
-  int head_group = 1;
+  int head_group = 0;
   std::string dtype = "bf16";
   bool backward = false;
   std::string score = "none";
@@ -255,8 +255,8 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     a.schedule = flex::FlexSchedule::persistent;
   else if (o.schedule != "auto")
     throw UsageError("--schedule must be auto, per_row or persistent");
-  if (o.head_group < 1 || o.head_group > o.heads)
-    throw UsageError(fmt::format("--head-group must be in [1, --heads = {}]", o.heads));
+  if (o.head_group < 0 || o.head_group > o.heads)
+    throw UsageError(fmt::format("--head-group must be 0 (automatic) or in [1, --heads = {}]", o.heads));
   a.head_group = o.head_group;
   const double dense_flops = 4.0 * o.batch * o.heads * double(o.seq) * o.seq * o.head_dim;
   cuda::DeviceMemory d_slopes;
@@ -400,8 +400,8 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
                    "counter)")
       ->capture_default_str();
   demo->add_option("--head-group", options->head_group,
-                   "the fa3 kernel's row order across heads (experiment): 1 = head-major; h > 1 interleaves groups "
-                   "of h heads, each head's longest rows first")
+                   "the fa3 kernel's row order across heads: 0 = automatic (head-major with no mask, else groups "
+                   "of 4), 1 = head-major, h > 1 interleaves groups of h heads rank by rank")
       ->capture_default_str();
   demo->add_option("--dtype", options->dtype, "bf16 or fp16 (fp16: the fa3 forward and wgmma backward, sm_90a)")
       ->check(CLI::IsMember({"bf16", "fp16"}))

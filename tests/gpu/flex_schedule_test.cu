@@ -137,9 +137,10 @@ TEST(FlexSchedule, PersistentEqualsOneCtaPerRowBitForBit) {
   }
 }
 
-// FlexAttentionArgs::head_group only reorders the rows: groups of 2, 3 (16 heads: the last group
-// has 1) and all 16 heads, persistent and one CTA per row, each bit-equal to the head-major per-row
-// run; causal (rows of every length) and documents as spans. Out-of-range groups are refused.
+// FlexAttentionArgs::head_group only reorders the rows: automatic (0: groups of 4 here), groups of 2,
+// 3 (16 heads: the last group has 1) and all 16 heads, persistent and one CTA per row, each
+// bit-equal to the head-major (1) per-row run; causal (rows of every length) and documents as
+// spans. Out-of-range groups are refused.
 TEST(FlexSchedule, HeadGroupsReorderRowsOnly) {
   std::string why;
   if (!fa3_here(why)) GTEST_SKIP() << why;
@@ -156,10 +157,11 @@ TEST(FlexSchedule, HeadGroupsReorderRowsOnly) {
        {flex::mask_causal(), flex::mask_document_spans(d_spans.data<std::int32_t>(), 0, false)}) {
     const flex::BlockMask bm = flex::create_block_mask(mask, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
     Device head_major(in);
-    flex::flex_attention(with_schedule(head_major.args(s, flex::FlexKernel::fa3), flex::FlexSchedule::per_row),
-                         flex::score_none(), mask, bm, stream.get());
+    flex::FlexAttentionArgs reference = with_schedule(head_major.args(s, flex::FlexKernel::fa3), flex::FlexSchedule::per_row);
+    reference.head_group = 1;
+    flex::flex_attention(reference, flex::score_none(), mask, bm, stream.get());
     stream.sync();
-    for (int group : {2, 3, 16})
+    for (int group : {0, 2, 3, 16})
       for (flex::FlexSchedule schedule : {flex::FlexSchedule::persistent, flex::FlexSchedule::per_row}) {
         Device grouped(in);
         flex::FlexAttentionArgs a = with_schedule(grouped.args(s, flex::FlexKernel::fa3), schedule);
@@ -172,7 +174,7 @@ TEST(FlexSchedule, HeadGroupsReorderRowsOnly) {
   }
   Device refused(in);
   const flex::BlockMask bm = flex::create_block_mask(flex::mask_causal(), s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
-  for (int group : {0, 17}) {
+  for (int group : {-1, 17}) {
     flex::FlexAttentionArgs a = refused.args(s, flex::FlexKernel::fa3);
     a.head_group = group;
     try {

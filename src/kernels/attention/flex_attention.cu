@@ -68,8 +68,9 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
     fail("q_heads (" + std::to_string(a.q_heads) + ") must be a multiple of kv_heads (" +
          std::to_string(a.kv_heads) + ")");
   if (a.batch > 65535 || a.q_heads > 65535) fail("batch and q_heads must be <= 65535");
-  if (a.head_group < 1 || a.head_group > a.q_heads)
-    fail("head_group " + std::to_string(a.head_group) + " must be in [1, q_heads = " + std::to_string(a.q_heads) + "]");
+  if (a.head_group < 0 || a.head_group > a.q_heads)
+    fail("head_group " + std::to_string(a.head_group) + " must be 0 (automatic) or in [1, q_heads = " +
+         std::to_string(a.q_heads) + "]");
   if (a.q_len > kMaxFlexLength || a.kv_len > kMaxFlexLength)
     fail("q_len and kv_len must be <= " + std::to_string(kMaxFlexLength) +
          " (the score_mods convert kv - q to float exactly only below that: flex_mods.h); split longer sequences");
@@ -154,7 +155,8 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
 
 }  // namespace
 
-Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, cudaStream_t stream) {
+Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, bool mask_keeps_everything,
+                          cudaStream_t stream) {
   Fa3Launch launch;
   launch.maps = make_fa3_maps(a);
   const std::int64_t rows = std::int64_t(p.num_q_blocks) * a.q_heads * a.batch;
@@ -162,7 +164,7 @@ Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, cudaSt
     throw Error("flex_attention: " + std::to_string(rows) +
                 " (batch, head, 128-query block) rows in one call; the fa3 kernel takes at most 2^31 - 1: split the batch");
   launch.maps.rows = int(rows);
-  launch.maps.head_group = a.head_group;
+  launch.maps.head_group = resolve_head_group(a.head_group, a.q_heads, mask_keeps_everything);
   launch.grid = unsigned(rows);
   if (a.schedule == FlexSchedule::per_row) return launch;
   const bool asked = a.schedule == FlexSchedule::persistent;

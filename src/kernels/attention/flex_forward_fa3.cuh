@@ -106,9 +106,9 @@ struct Fa3Maps {
   std::int64_t out_stride_b = 0, out_stride_h = 0, out_stride_t = 0;
   unsigned* work = nullptr;
   int rows = 0;
-  // Rows of this many heads (of one batch) are interleaved, q-block rank by rank: 1 = head-major
-  // (the default); q_heads = every head's i-th longest row before any head's (i+1)-th. An experiment
-  // (FlexAttentionArgs::head_group): more heads' K / V in flight, fewer rows of one head in a row.
+  // Rows of this many heads (of one batch) are interleaved, q-block rank by rank: 1 = head-major;
+  // q_heads = every head's i-th longest row before any head's (i+1)-th. resolve_head_group
+  // (flex_attention.h) chooses it: more heads' rows of one length in flight, fewer of one head.
   int head_group = 1;
 };
 
@@ -941,7 +941,15 @@ struct Fa3Launch {
   unsigned grid = 0;
   unsigned* graph_counter = nullptr;
 };
-Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, cudaStream_t stream);
+// mask_keeps_everything: the call's mask_mod is always true (keeps_everything), for the automatic
+// head group (resolve_head_group).
+Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, bool mask_keeps_everything,
+                          cudaStream_t stream);
+template <class Mask>
+bool keeps_everything(const Mask&) {
+  return Mask::kAlwaysTrue;
+}
+inline bool keeps_everything(const BuiltinMask& mask) { return mask.kind == BuiltinMask::Kind::none; }
 void finish_fa3_launch(const Fa3Launch& launch, cudaStream_t stream);
 
 template <int D, class ScoreMod, class MaskMod, class C>
@@ -953,7 +961,7 @@ void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, c
     return true;
   }();
   (void)configured;
-  const Fa3Launch launch = plan_fa3_launch(a, p, stream);
+  const Fa3Launch launch = plan_fa3_launch(a, p, keeps_everything(mask_mod), stream);
   flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C>
       <<<launch.grid, C::kThreads, C::kSmemBytes, stream>>>(launch.maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();

@@ -93,7 +93,7 @@ void JitFlexAttention::run(const kernels::flex::FlexAttentionArgs& args, const k
     throw Error(fmt::format("flex JIT: compiled for {} inputs, called with {} (construct it with that dtype)",
                             kernels::flex::flex_dtype_name(dtype_), kernels::flex::flex_dtype_name(args.dtype)));
   kernels::flex::launch_jit_forward_fa3(forward_, args, block_mask, mods.score_bytes.data(), mods.mask_bytes.data(),
-                                        stream);
+                                        /*mask_keeps_everything=*/mask_ == nullptr, stream);
 }
 
 }  // namespace aisp::compiler::flex
