@@ -10,7 +10,7 @@
 //     optimized:aisp_fp8          gemm_fp8_sm90 per tensor (src/kernels/gemm): the same function,
 //                                 default configuration (whole tiles: stream_k off)
 //     optimized:aisp_fp8_stream_k the same on the hybrid stream-K schedule (stream_k on: the last
-//                                 partial wave and one full wave split over all CTAs by k-slots),
+//                                 partial wave's tiles split over all CTAs by k-slots),
 //                                 the A/B of stream-K against the default
 //     optimized:aisp_fp8_block    gemm_fp8_sm90 with 1x128 (A) / 128x128 (B) scales and fp32
 //                                 promotion every 128 K (DeepSeek-V3's scheme)

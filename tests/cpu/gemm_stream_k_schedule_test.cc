@@ -123,34 +123,46 @@ TEST(GemmStreamKSchedule, CoversEveryKSlotOnceWithOneFinisherPerSplitTile) {
       for (int k_tiles : {1, 2, 3, 9, 32, 128}) check_schedule(tiles, k_tiles, grid);
 }
 
-TEST(GemmStreamKSchedule, SplitsTheLastWaveAndOneFullWave) {
+TEST(GemmStreamKSchedule, SplitsTheLastWaveOnly) {
   // 8192 x 8192 with 128 x 256 tiles on 132 SMs: 2048 tiles = 15 full waves + 68.
-  EXPECT_EQ(sm90::stream_k_tiles(2048, 132), 132 + 68);
-  EXPECT_EQ(sm90::stream_k_tiles(264, 132), 0);  // full waves: nothing to balance
+  EXPECT_EQ(sm90::stream_k_tiles(2048, 132), 68);
+  EXPECT_EQ(sm90::stream_k_tiles(264, 132), 0);    // full waves: nothing to balance
   EXPECT_EQ(sm90::stream_k_tiles(100, 132), 100);  // no full wave: everything
   const sm90::StreamK s = sm90::make_stream_k(2048, 32, 132);
-  // Each CTA: 200 * 32 / 132 = 48.5 k-slots of stream-K, then 14 whole tiles.
-  EXPECT_EQ(sm90::stream_k_begin(s, 1), 48);
-  EXPECT_EQ(sm90::stream_k_begin(s, 132), 200 * 32);
+  // Each CTA: 68 * 32 / 132 = 16.5 k-slots of stream-K (half a tile), then 15 whole tiles.
+  EXPECT_EQ(sm90::stream_k_begin(s, 1), 16);
+  EXPECT_EQ(sm90::stream_k_begin(s, 2), 32);
+  EXPECT_EQ(sm90::stream_k_begin(s, 132), 68 * 32);
+  // CTA 0: the first half of tile 0, which it finishes with CTA 1's second half.
   sm90::WorkCursor c = sm90::first_work(s, 0);
   sm90::WorkPiece w;
   ASSERT_TRUE(sm90::next_work(s, c, w));
   EXPECT_EQ(w.tile, 0);
   EXPECT_EQ(w.k_begin, 0);
-  EXPECT_EQ(w.k_end, 32);
-  EXPECT_EQ(w.role, sm90::kPieceWhole);
-  ASSERT_TRUE(sm90::next_work(s, c, w));
-  EXPECT_EQ(w.tile, 1);
   EXPECT_EQ(w.k_end, 16);
   EXPECT_EQ(w.role, sm90::kPieceFinisher);
-  EXPECT_EQ(sm90::next_contributor(s, 1, 0), 1);
-  EXPECT_EQ(sm90::next_contributor(s, 1, 1), -1);
+  EXPECT_EQ(sm90::next_contributor(s, 0, 0), 1);
+  EXPECT_EQ(sm90::next_contributor(s, 0, 1), -1);
   int whole = 0;
   while (sm90::next_work(s, c, w)) {
-    EXPECT_EQ(w.tile, 200 + whole * 132);
+    EXPECT_EQ(w.role, sm90::kPieceWhole);
+    EXPECT_EQ(w.tile, 68 + whole * 132);
     ++whole;
   }
-  EXPECT_EQ(whole, 14);
+  EXPECT_EQ(whole, 15);
+  // CTA 3 (k-slots 49..65 of the line): tile 1's last 15 as a contributor, then tile 2's first one,
+  // which it finishes.
+  c = sm90::first_work(s, 3);
+  ASSERT_TRUE(sm90::next_work(s, c, w));
+  EXPECT_EQ(w.tile, 1);
+  EXPECT_EQ(w.k_begin, 17);
+  EXPECT_EQ(w.k_end, 32);
+  EXPECT_EQ(w.role, sm90::kPieceContributor);
+  ASSERT_TRUE(sm90::next_work(s, c, w));
+  EXPECT_EQ(w.tile, 2);
+  EXPECT_EQ(w.k_begin, 0);
+  EXPECT_EQ(w.k_end, 1);
+  EXPECT_EQ(w.role, sm90::kPieceFinisher);
 }
 
 TEST(GemmStreamKSchedule, AutoPicksShortLastWaves) {

@@ -494,8 +494,9 @@ bool splits_a_tile(const Shape& s, int tile_n) {
 }
 
 // Shapes whose tiles get split on a 132-SM GPU (and on any other, checked per shape): fewer tiles
-// than CTAs (all split), data-parallel waves plus a split part (2200 x 2500: 360 tiles of 128 x 128;
-// 4100 x 4100: 561 tiles of 128 x 256 with 2 k-slots each, fewer k-slots than pieces), one tile split
+// than CTAs (all split), data-parallel waves plus a split last wave (2200 x 2500: 360 tiles of 128 x
+// 128, 96 split over 132 CTAs; 4100 x 4100: 561 tiles of 128 x 256 with 2 k-slots each, 33 split into
+// single k-slots, most CTAs' ranges empty or one k-slot), one tile split
 // over 32 CTAs (K 4096), K % 128 != 0, odd N (direct stores), M and N tails.
 const std::vector<Shape> kStreamKShapes = {{128, 256, 4096}, {130, 257, 1008}, {1000, 3000, 1040},
                                            {1000, 3001, 1040}, {2200, 2500, 528}, {4100, 4100, 256}};

@@ -6,11 +6,14 @@
 // A persistent grid of `grid` CTAs (all resident, one per SM) and `tiles` output tiles (raster
 // order, gemm_bf16_sm90_schedule.cuh) of `k_tiles` k-slots each. With tiles = w * grid + r, the
 // plain data-parallel schedule pays ceil(tiles / grid) tile-times, its last wave r / grid full. Here:
-//   * the first `sk_tiles` tiles (grid + r when there is a full wave before them, all tiles when
-//     there is none) are split by k-slots: their (tile, k-slot) pairs, tile-major, form one line of
+//   * the first `sk_tiles` = r tiles (the short last wave's worth; all tiles when there is no full
+//     wave) are split by k-slots: their (tile, k-slot) pairs, tile-major, form one line of
 //     sk_tiles * k_tiles iterations, and CTA b takes the contiguous range
-//     [floor(b * iters / grid), floor((b + 1) * iters / grid)) -- about 1-2 tiles' worth each, so the
-//     fix-up stays a small share and every CTA does the same amount of work;
+//     [floor(b * iters / grid), floor((b + 1) * iters / grid)) -- r / grid of a tile each, so every
+//     CTA does the same amount of work and the launch takes w + r / grid tile-times plus the fix-up
+//     instead of w + 1. Only the r tiles are split (the first version also split one full wave,
+//     grid + r tiles: 1-2 tiles' worth per CTA, measured slower -- gemm README, "fp8 stream-K"):
+//     the fewer tiles split, the fewer panels the scattered k offsets of the split part ask L2 for;
 //   * the rest are whole tiles, CTA b taking sk_tiles + b, + 2 grid, ... (the usual persistent walk).
 // A CTA runs its stream-K range first, then its whole tiles.
 //
@@ -41,13 +44,10 @@ struct StreamK {
   int sk_tiles = 0;  // tiles [0, sk_tiles) are split by k-slots; the rest are whole tiles
 };
 
-// How many tiles the stream-K part takes: 0 when the waves are full (nothing to balance), the
-// last partial wave plus one full wave before it (so each CTA gets 1-2 tiles of k-slots), or every
-// tile when there is no full wave.
+// How many tiles the stream-K part takes: 0 when the waves are full (nothing to balance), else the
+// last partial wave's tiles (every tile when there is no full wave).
 AISP_GEMM_HD int stream_k_tiles(int tiles, int grid) {
-  if (tiles <= grid) return tiles;
-  const int rest = tiles % grid;
-  return rest == 0 ? 0 : grid + rest;
+  return tiles <= grid ? tiles : tiles % grid;
 }
 
 // GemmFp8Config's `auto`: stream-K where the last data-parallel wave is less than 80 % full and
