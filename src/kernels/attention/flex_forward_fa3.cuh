@@ -45,6 +45,7 @@
 
 #include "kernels/attention/flex_attention_kernel.cuh"
 #include "kernels/attention/flex_element.cuh"
+#include "kernels/attention/flex_fa3_keep_bits.h"
 #include "kernels/common/sm90_async.cuh"
 #include "kernels/common/wgmma_f16.cuh"
 #include "kernels/gemm/gemm_bf16_sm90_wgmma.cuh"
@@ -393,7 +394,8 @@ __device__ __forceinline__ void with_concrete(const Mod& mod, F&& f) {
 //
 // A mask that keeps one interval of keys per row (MaskKeepsKvRange: causal, sliding windows,
 // prefix-LM, document spans, their and_masks, and no mask at the matrix's edges) gives its bounds
-// once per row; each element is then two compares with a constant (v11: README). Other masks: a
+// once per row (v11: README); the 64 bits then come from word arithmetic on each (row, half)'s
+// interval (fa3_interval_keep_bits, v17), not from two compares and a shift per element. Other masks: a
 // partly rolled loop over one concrete mask: fully unrolled, a run-time BuiltinMask's switch of
 // nine masks per element bloated the loop and made ptxas shuffle S between registers on every
 // iteration, careful or not.
@@ -414,7 +416,7 @@ __device__ __forceinline__ std::uint64_t fa3_keep_bits(const FwdParams& p, const
     using Mask = std::decay_t<decltype(mask)>;
     if constexpr (MaskKeepsKvRange<Mask>) {
       // One interval per row: its bounds once per (row, half), as offsets from the thread's first
-      // key of the half, so each element is two compares against a constant.
+      // key of the half.
       int lo[2][2], hi[2][2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
@@ -434,12 +436,7 @@ __device__ __forceinline__ std::uint64_t fa3_keep_bits(const FwdParams& p, const
           hi[r][half] = keep_hi - first_key;
         }
       }
-#pragma unroll
-      for (int i = 0; i < 64; ++i) {
-        const int j = i / 4, e = i % 4, r = e / 2, half = j / 8;
-        const int key = (j % 8) * 8 + (e & 1);
-        keep |= std::uint64_t(key >= lo[r][half] && key < hi[r][half]) << i;
-      }
+      keep = fa3_interval_keep_bits(lo, hi);  // word arithmetic, not a compare per element
     } else if constexpr (MaskReadsMemory<Mask>) {
       const int last_q = p.q_len - 1, last_kv = p.kv_len - 1;
       const int qc[2] = {qrow[0] < last_q ? qrow[0] : last_q, qrow[1] < last_q ? qrow[1] : last_q};
