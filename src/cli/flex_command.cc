@@ -189,6 +189,26 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     throw UsageError("--seq, --batch, --heads and --iters must be >= 1");
   const GpuProbe probe = probe_gpus();
   if (o.dtype != "bf16" && o.dtype != "fp16") throw UsageError("--dtype must be bf16 or fp16");
+  // Every option checked before the GPU is touched: a typo is named as such, also on a machine
+  // without a GPU, and costs no allocation.
+  flex::FlexKernel kernel = flex::FlexKernel::automatic;
+  if (o.kernel == "mma_sync")
+    kernel = flex::FlexKernel::mma_sync;
+  else if (o.kernel == "wgmma")
+    kernel = flex::FlexKernel::wgmma;
+  else if (o.kernel == "fa3")
+    kernel = flex::FlexKernel::fa3;
+  else if (o.kernel != "auto")
+    throw UsageError("--kernel must be auto, mma_sync, wgmma or fa3");
+  flex::FlexSchedule schedule = flex::FlexSchedule::automatic;
+  if (o.schedule == "per_row")
+    schedule = flex::FlexSchedule::per_row;
+  else if (o.schedule == "persistent")
+    schedule = flex::FlexSchedule::persistent;
+  else if (o.schedule != "auto")
+    throw UsageError("--schedule must be auto, per_row or persistent");
+  if (o.head_group < 0 || o.head_group > o.heads)
+    throw UsageError(fmt::format("--head-group must be 0 (automatic) or in [1, --heads = {}]", o.heads));
   const flex::FlexDtype dtype = o.dtype == "fp16" ? flex::FlexDtype::fp16 : flex::FlexDtype::bf16;
   if (dtype == flex::FlexDtype::fp16 && (!o.score_expr.empty() || !o.mask_expr.empty()))
     throw UsageError("--dtype fp16 with --score-expr / --mask-expr: the JIT row runs bf16 only; drop one of them");
@@ -241,22 +261,8 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   a.head_dim = o.head_dim;
   a.dtype = dtype;
   if (o.backward) a.lse = static_cast<float*>(lse.get());
-  if (o.kernel == "mma_sync")
-    a.kernel = flex::FlexKernel::mma_sync;
-  else if (o.kernel == "wgmma")
-    a.kernel = flex::FlexKernel::wgmma;
-  else if (o.kernel == "fa3")
-    a.kernel = flex::FlexKernel::fa3;
-  else if (o.kernel != "auto")
-    throw UsageError("--kernel must be auto, mma_sync, wgmma or fa3");
-  if (o.schedule == "per_row")
-    a.schedule = flex::FlexSchedule::per_row;
-  else if (o.schedule == "persistent")
-    a.schedule = flex::FlexSchedule::persistent;
-  else if (o.schedule != "auto")
-    throw UsageError("--schedule must be auto, per_row or persistent");
-  if (o.head_group < 0 || o.head_group > o.heads)
-    throw UsageError(fmt::format("--head-group must be 0 (automatic) or in [1, --heads = {}]", o.heads));
+  a.kernel = kernel;
+  a.schedule = schedule;
   a.head_group = o.head_group;
   const double dense_flops = 4.0 * o.batch * o.heads * double(o.seq) * o.seq * o.head_dim;
   cuda::DeviceMemory d_slopes;

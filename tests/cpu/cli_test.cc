@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/gpu.h"
@@ -91,6 +92,26 @@ TEST(Cli, UnknownChapterForListTargets) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.output.find("ch99"), std::string::npos);
 }
+
+#if AISP_WITH_CUDA
+// Option values are checked before the GPU is probed or touched: the same usage error (status 2,
+// the option named) with or without a GPU, and no allocation for a typo.
+TEST(Cli, FlexDemoNamesABadOptionBeforeTheGpu) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--head-group", "-1"}, "--head-group"},
+      {{"--heads", "8", "--head-group", "9"}, "--head-group must be 0 (automatic) or in [1, --heads = 8]"},
+      {{"--kernel", "cutlass"}, "--kernel must be"},
+      {{"--schedule", "sometimes"}, "--schedule must be"},
+  };
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string> args = {"flex", "demo"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const Ran r = aisp(args);
+    EXPECT_EQ(r.status, 2) << extra.front() << ": " << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+  }
+}
+#endif
 
 TEST(Cli, GpuInfoWithoutAGpuExplains) {
   if (probe_gpus().available) GTEST_SKIP() << "a GPU is present";
