@@ -695,7 +695,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   auto row_full = [&](int s) { return bar(2 + 4 * S + s); };
   auto row_empty = [&](int s) { return bar(4 + 4 * S + s); };
   // Two slots through which the producer hands the consumers each row, decoded: the consumers
-  // start a row without global loads of their own (v18, README).
+  // start a row without global loads of their own (fa3_row's two dependent ones).
   volatile Fa3RowMail* row_slot =
       reinterpret_cast<volatile Fa3RowMail*>(fa3_smem + (bar(C::kBarriers) - hw::smem_u32(fa3_smem)));
 
