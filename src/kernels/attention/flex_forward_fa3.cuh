@@ -802,11 +802,21 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     for (int mail = 0;; ++mail) {  // mailbox uses, as the producer's
       if (mail > 0 && maps.work == nullptr) break;  // one row per CTA (no end marker then)
       hw::mbar_wait(row_full(mail & 1), std::uint32_t((mail >> 1) & 1));
-      const int row = row_slot[mail & 1].row;
-      const int qb = row_slot[mail & 1].qb, n_full = row_slot[mail & 1].n_full,
-                n_listed = row_slot[mail & 1].n_listed;  // the end marker's are not read below
-      __syncwarp();
-      if (lane == 0) hw::mbar_arrive(row_empty(mail & 1));
+      // Lane 0 alone reads the slot and releases it, so its arrive orders its own reads before the
+      // producer's next write there (with every lane reading and one arriving, that order would
+      // rest on __syncwarp's, which compute-sanitizer's racecheck does not follow); the shuffles
+      // hand the mail to the other lanes.
+      int mail_row = 0, mail_qb = 0, mail_full = 0, mail_listed = 0;
+      if (lane == 0) {
+        mail_row = row_slot[mail & 1].row;
+        mail_qb = row_slot[mail & 1].qb;
+        mail_full = row_slot[mail & 1].n_full;
+        mail_listed = row_slot[mail & 1].n_listed;  // the end marker's are not used below
+        hw::mbar_arrive(row_empty(mail & 1));
+      }
+      const int row = __shfl_sync(0xffffffffu, mail_row, 0);
+      const int qb = __shfl_sync(0xffffffffu, mail_qb, 0), n_full = __shfl_sync(0xffffffffu, mail_full, 0),
+                n_listed = __shfl_sync(0xffffffffu, mail_listed, 0);
       if (row >= maps.rows) break;
       const Fa3Row r = fa3_row_known(p, fa3_row_place(p, row, maps.head_group), qb, n_full, n_listed);
       const int b = r.b, h = r.h, n_iter = r.n_iter;
