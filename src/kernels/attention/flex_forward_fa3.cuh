@@ -10,7 +10,8 @@
 //     two rings of kStages slots that run on across rows; "full" mbarriers complete when the bytes
 //     landed, "empty" ones when the 8 consumer warps released the slot. K and V have separate
 //     rings because they are freed at different times (K after S = Q K^T, V after O += P V). It
-//     hands the consumers each next row's index through a two-slot mailbox (row_full / row_empty).
+//     hands the consumers each next row, decoded (Fa3RowMail), through a two-slot mailbox (row_full /
+//     row_empty).
 //   warpgroups 1, 2, consumers (232 registers): warpgroup g owns query rows [64 g, 64 g + 64).
 // One iteration = 128 keys = two entries of the block mask's lists (64-key tiles, the layout the
 // backward reads too): the producer loads the two 64-row halves of K and V from wherever those
@@ -69,10 +70,11 @@ struct Fa3Config {
   static constexpr std::uint32_t kQAtom = kBlockQ * 128;            // bytes between Q's atoms
   static constexpr std::uint32_t kKvAtom = kBlockN * 128;           // bytes between a slot's atoms
   static constexpr std::uint32_t kHalf = kBlockKv * 128;            // second 64-key half in an atom
-  // q_full, the k / v full / empty rings, q_empty, row_full[2], row_empty[2]; then row_slot[2] (ints)
+  // q_full, the k / v full / empty rings, q_empty, row_full[2], row_empty[2]; then the mailbox's
+  // two Fa3RowMail slots (16 bytes each)
   static constexpr int kBarriers = 6 + 4 * kStages;
   static constexpr std::size_t kSmemBytes =
-      1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + 8 * std::size_t(kBarriers) + 8;
+      1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + 8 * std::size_t(kBarriers) + 2 * 16;
   static constexpr int kProducerRegs = 40;  // 40 * 128 + 232 * 256 <= 65536
   static constexpr int kConsumerRegs = 232;
   // Soft-cap's bounded full tiles (fa3_tanh_cap_softmax_bounded): how many of each chunk's 16
@@ -125,40 +127,69 @@ struct Fa3Row {
   }
 };
 
-__device__ __forceinline__ Fa3Row fa3_row(const FwdParams& p, int row, int head_group) {
-  Fa3Row r;
-  int rank = 0;  // the row's place in its head's row order
+// A row's batch and head, its place in its head's row order (rank) and its block-mask row's first
+// entry (first + q-block indexes the counts), from its index alone: no loads.
+struct Fa3RowPlace {
+  int b, h, rank;
+  std::int64_t first;
+};
+__device__ __forceinline__ Fa3RowPlace fa3_row_place(const FwdParams& p, int row, int head_group) {
+  Fa3RowPlace at;
   if (head_group == 1) {
     const int hb = row / p.num_q_blocks;
-    r.h = hb % p.q_heads;
-    r.b = hb / p.q_heads;
-    rank = row % p.num_q_blocks;
+    at.h = hb % p.q_heads;
+    at.b = hb / p.q_heads;
+    at.rank = row % p.num_q_blocks;
   } else {
     // Batch-major; within a batch, groups of head_group heads (the last may be smaller), each group
     // rank-major: rank 0 of its heads, then rank 1, ...
     const int per_batch = p.q_heads * p.num_q_blocks;
-    r.b = row / per_batch;
-    const int in_batch = row - r.b * per_batch;
+    at.b = row / per_batch;
+    const int in_batch = row - at.b * per_batch;
     const int group_rows = head_group * p.num_q_blocks;
     const int g = in_batch / group_rows;
     const int rest = p.q_heads - g * head_group;
     const int heads_in_group = head_group < rest ? head_group : rest;  // no min(): NVRTC compiles this too
     const int j = in_batch - g * group_rows;
-    r.h = g * head_group + j % heads_in_group;
-    rank = j / heads_in_group;
+    at.h = g * head_group + j % heads_in_group;
+    at.rank = j / heads_in_group;
   }
-  r.hkv = r.h / p.group;
-  const int mb = p.mask_batch == 1 ? 0 : r.b, mh = p.mask_heads == 1 ? 0 : r.h;
-  const std::int64_t first = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks;
-  const int qb = p.row_order[first + rank];
+  const int mb = p.mask_batch == 1 ? 0 : at.b, mh = p.mask_heads == 1 ? 0 : at.h;
+  at.first = (std::int64_t(mb) * p.mask_heads + mh) * p.num_q_blocks;
+  return at;
+}
+
+// The row with its q-block (qb) and counts known (the mailbox's, Fa3RowMail).
+__device__ __forceinline__ Fa3Row fa3_row_known(const FwdParams& p, const Fa3RowPlace& at, int qb, int n_full,
+                                                int n_listed) {
+  Fa3Row r;
+  r.b = at.b;
+  r.h = at.h;
+  r.hkv = at.h / p.group;
   r.q0 = qb * kBlockQ;
-  const std::int64_t mrow = first + qb;
-  r.n_full = p.full_count[mrow];
-  r.n_listed = r.n_full + p.partial_count[mrow];
-  r.n_iter = (r.n_listed + 1) / 2;
-  r.list = mrow * p.num_kv_blocks;
+  r.n_full = n_full;
+  r.n_listed = n_listed;
+  r.n_iter = (n_listed + 1) / 2;
+  r.list = (at.first + qb) * p.num_kv_blocks;
   return r;
 }
+
+// The row from its index: its q-block from the block mask's row order, then the counts (two
+// dependent loads; the producer does them and mails the results, Fa3RowMail).
+__device__ __forceinline__ Fa3Row fa3_row(const FwdParams& p, int row, int head_group) {
+  const Fa3RowPlace at = fa3_row_place(p, row, head_group);
+  const int qb = p.row_order[at.first + at.rank];
+  const std::int64_t mrow = at.first + qb;
+  const int n_full = p.full_count[mrow];
+  return fa3_row_known(p, at, qb, n_full, n_full + p.partial_count[mrow]);
+}
+
+// A row as the producer hands it to the consumers through the mailbox: its index (rows or more:
+// the end marker) and what fa3_row loads for it, so the consumers start the row without global
+// loads of their own; the rest they compute (fa3_row_place, fa3_row_known).
+struct Fa3RowMail {
+  int row, qb, n_full, n_listed;
+};
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -663,9 +694,10 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const std::uint32_t q_empty = bar(1 + 4 * S);
   auto row_full = [&](int s) { return bar(2 + 4 * S + s); };
   auto row_empty = [&](int s) { return bar(4 + 4 * S + s); };
-  // Two slots through which the producer hands the consumers the index of their next row (the
-  // first is blockIdx.x; with one row per CTA the slots go unused).
-  volatile int* row_slot = reinterpret_cast<volatile int*>(fa3_smem + (bar(C::kBarriers) - hw::smem_u32(fa3_smem)));
+  // Two slots through which the producer hands the consumers each row, decoded: the consumers
+  // start a row without global loads of their own (fa3_row's two dependent ones).
+  volatile Fa3RowMail* row_slot =
+      reinterpret_cast<volatile Fa3RowMail*>(fa3_smem + (bar(C::kBarriers) - hw::smem_u32(fa3_smem)));
 
   if (threadIdx.x == 0) {
     hw::mbar_init(q_full, 1);
@@ -694,15 +726,21 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       hw::prefetch_tensor_map(&maps.v);
       int it = 0;       // K / V iterations loaded so far: the rings run on across rows
       int q_loads = 0;  // rows whose Q was loaded (rows without tiles load none)
-      int row = int(blockIdx.x);  // the first row needs no mailbox: every thread knows it
-      for (int mail = -1;; ++mail) {  // mailbox uses: the rows after the first, the end marker
-        if (mail >= 0) {
+      int row = int(blockIdx.x);  // below rows: the grid has at most one CTA per row
+      for (int mail = 0;; ++mail) {  // mailbox uses: every row, decoded, then the end marker
+        if (row >= maps.rows) {  // the end: the consumers stop at the marker
           hw::mbar_wait(row_empty(mail & 1), std::uint32_t((mail >> 1) & 1) ^ 1u);
-          row_slot[mail & 1] = row;
+          row_slot[mail & 1].row = row;
           hw::mbar_arrive(row_full(mail & 1));
+          break;
         }
-        if (row >= maps.rows) break;
         const Fa3Row r = fa3_row(p, row, maps.head_group);
+        hw::mbar_wait(row_empty(mail & 1), std::uint32_t((mail >> 1) & 1) ^ 1u);
+        row_slot[mail & 1].row = row;
+        row_slot[mail & 1].qb = r.q0 / kBlockQ;
+        row_slot[mail & 1].n_full = r.n_full;
+        row_slot[mail & 1].n_listed = r.n_listed;
+        hw::mbar_arrive(row_full(mail & 1));
         if (r.n_iter > 0) {
           // 4-D maps {D, length, heads, batch} (make_fa3_maps): q and k/v may be strided views.
           hw::mbar_wait(q_empty, std::uint32_t(q_loads & 1) ^ 1u);
@@ -761,17 +799,26 @@ __global__ void __launch_bounds__(C::kThreads, 1)
     const std::uint32_t q_addr = sq + std::uint32_t(g) * 64u * 128u;
     int it = 0, q_uses = 0;  // the producer's counters, followed
 
-    for (int mail = -1;; ++mail) {  // mailbox uses, as the producer's
-      int row = int(blockIdx.x);
-      if (mail >= 0) {
-        if (maps.work == nullptr) break;  // one row per CTA
-        hw::mbar_wait(row_full(mail & 1), std::uint32_t((mail >> 1) & 1));
-        row = row_slot[mail & 1];
-        __syncwarp();
-        if (lane == 0) hw::mbar_arrive(row_empty(mail & 1));
+    for (int mail = 0;; ++mail) {  // mailbox uses, as the producer's
+      if (mail > 0 && maps.work == nullptr) break;  // one row per CTA (no end marker then)
+      hw::mbar_wait(row_full(mail & 1), std::uint32_t((mail >> 1) & 1));
+      // Lane 0 alone reads the slot and releases it, so its arrive orders its own reads before the
+      // producer's next write there (with every lane reading and one arriving, that order would
+      // rest on __syncwarp's, which compute-sanitizer's racecheck does not follow); the shuffles
+      // hand the mail to the other lanes.
+      int mail_row = 0, mail_qb = 0, mail_full = 0, mail_listed = 0;
+      if (lane == 0) {
+        mail_row = row_slot[mail & 1].row;
+        mail_qb = row_slot[mail & 1].qb;
+        mail_full = row_slot[mail & 1].n_full;
+        mail_listed = row_slot[mail & 1].n_listed;  // the end marker's are not used below
+        hw::mbar_arrive(row_empty(mail & 1));
       }
+      const int row = __shfl_sync(0xffffffffu, mail_row, 0);
+      const int qb = __shfl_sync(0xffffffffu, mail_qb, 0), n_full = __shfl_sync(0xffffffffu, mail_full, 0),
+                n_listed = __shfl_sync(0xffffffffu, mail_listed, 0);
       if (row >= maps.rows) break;
-      const Fa3Row r = fa3_row(p, row, maps.head_group);
+      const Fa3Row r = fa3_row_known(p, fa3_row_place(p, row, maps.head_group), qb, n_full, n_listed);
       const int b = r.b, h = r.h, n_iter = r.n_iter;
       const int qrow[2] = {r.q0 + g * 64 + warp * 16 + lane / 4, r.q0 + g * 64 + warp * 16 + lane / 4 + 8};
       const bool q_edge = r.q0 + kBlockQ > p.q_len;
