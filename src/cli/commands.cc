@@ -10,6 +10,7 @@
 #include "core/gpu.h"
 #include "harness/atomic_file.h"
 #include "harness/child_runner.h"
+#include "harness/expectations_update.h"
 #include "harness/gpu_info.h"
 #include "harness/nvml.h"
 #include "harness/registry.h"
@@ -52,6 +53,12 @@ void Commands::add_to(CLI::App& app) {
   run->add_option("--max-time", max_time_s_, "max seconds of sampling per variant and mode")->capture_default_str();
   run->add_option("--seed", seed_, "seed of the random inputs (the second check uses seed+1)")->capture_default_str();
   run->callback([this] { chosen_ = [this] { return bench_run(); }; });
+
+  auto* upd = bench->add_subcommand("update-expectations",
+                                    "write a stored run's passing rows (a run cut short too) to its expectation files");
+  upd->add_option("--run", stored_run_dir_, "the run's directory, artifacts/runs/<run id>")->required();
+  upd->add_option("--expectations-dir", expectations_dir_, "folder of expectations_<key>.json (default: the chapter's)");
+  upd->callback([this] { chosen_ = [this] { return update_expectations_from_run(); }; });
 
   auto* cmp = app.add_subcommand("compare", "quick baseline-vs-optimized table (fewer samples, no profiles)");
   cmp->add_option("--examples", examples_, "examples of the chapter, e.g. fused_elementwise,l2_bypass")->required();
@@ -144,6 +151,12 @@ int Commands::bench_run() {
   o.seed = seed_;
   o.command_line = command_line_;
   return run_examples(examples, o, out_, err_).exit_code;
+}
+
+int Commands::update_expectations_from_run() {
+  const int rows = harness::update_expectations_from_run(stored_run_dir_, expectations_dir_, err_);
+  err_ << fmt::format("{} rows written from {}\n", rows, stored_run_dir_);
+  return 0;
 }
 
 int Commands::compare() {

@@ -29,6 +29,7 @@ class Commands {
  private:
   int list_targets();
   int bench_run();
+  int update_expectations_from_run();
   int compare();
   int gpu_info();
   int run_variant();
@@ -56,6 +57,8 @@ class Commands {
   double max_time_s_ = 5;
   std::uint64_t seed_ = 20261126;
   bool update_expectations_ = false;
+  // bench update-expectations
+  std::string stored_run_dir_;
   // gpu info
   int device_ = 0;
   bool remeasure_ = false;

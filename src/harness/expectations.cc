@@ -216,7 +216,8 @@ Comparison compare_with(const Expectations& e, const VariantResult& r, Mode mode
 }
 
 Expectations updated(Expectations current, const std::vector<VariantResult>& results, Mode mode,
-                     const nlohmann::json& provenance) {
+                     const nlohmann::json& provenance, int* written) {
+  if (written) *written = 0;
   for (const VariantResult& r : results) {
     if (r.status != Status::passed || r.variant.rfind("optimized", 0) != 0) continue;
     const ModeResult* m = r.mode(mode);
@@ -231,6 +232,7 @@ Expectations updated(Expectations current, const std::vector<VariantResult>& res
     x.provenance = provenance.is_object() ? provenance : json::object();
     x.provenance["samples"] = m->samples_s.size();
     current.examples[r.example][r.variant] = std::move(x);
+    if (written) ++*written;
   }
   return current;
 }

@@ -68,9 +68,10 @@ struct Comparison {
 // Faster: the interval lies entirely above expected * (1 + tolerance). Otherwise same.
 Comparison compare_with(const Expectations& e, const VariantResult& r, Mode mode);
 
-// Returns `current` with every passing optimized variant of `results` (in `mode`) written in.
+// Returns `current` with every passing optimized variant of `results` (in `mode`) written in; their
+// number goes to `written` when given.
 Expectations updated(Expectations current, const std::vector<VariantResult>& results, Mode mode,
-                     const nlohmann::json& provenance);
+                     const nlohmann::json& provenance, int* written = nullptr);
 
 // The hardware key: model slug ("h100", "h200", "b200", else a sanitized name), with "<n>x_" when
 // the example uses n > 1 GPUs.

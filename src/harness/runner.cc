@@ -17,6 +17,7 @@
 #include "harness/atomic_file.h"
 #include "harness/child_request.h"
 #include "harness/expectations.h"
+#include "harness/expectations_update.h"
 #include "harness/gpu_info.h"
 #include "harness/manifest.h"
 #include "harness/registry.h"
@@ -142,12 +143,6 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
 
   // Expectations: compare (and update on request) per hardware key, in the primary (first) mode.
   // Each chapter keeps its expectation files in its own folder, unless --expectations-dir says otherwise.
-  const auto expectations_file = [&](const std::string& chapter, const std::string& key) {
-    std::filesystem::path dir = options.expectations_dir;
-    if (dir.empty()) dir = Registry::global().chapter_dir(chapter);
-    if (dir.empty()) dir = chapter;
-    return dir / ("expectations_" + key + ".json");
-  };
   // Expectation files are read before anything runs: a malformed one stops the run at once (and is
   // never touched) instead of after an hour of measurements.
   const auto key_of = [&](const Example& e) {
@@ -158,7 +153,8 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
   for (const Example* e : examples) {
     const std::string file_key = key_of(*e);
     const std::string key = file_key.substr(file_key.find('/') + 1);
-    if (!by_key.count(file_key)) by_key[file_key] = load_expectations(expectations_file(e->chapter, key), key);
+    if (!by_key.count(file_key))
+      by_key[file_key] = load_expectations(expectations_path(options.expectations_dir, e->chapter, key), key);
   }
 
   int total = 0;
@@ -242,7 +238,7 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
 
   const Mode primary = options.timing.modes.front();
   std::vector<ReportRow> rows;
-  std::map<std::string, std::vector<VariantResult>> rows_by_key;  // "<chapter>/<hardware key>" -> its results
+  RowsByFile rows_by_key;
   for (const auto& r : run.variants) {
     const Example* e = Registry::global().find(r.example);
     const std::string file_key = e ? key_of(*e) : "unknown/cpu";
@@ -272,20 +268,8 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
   out << render(options.format, rows, run.peaks, primary);
 
   if (options.update_expectations) {
-    const auto& git = run.manifest["git"];
-    nlohmann::json provenance = {{"gpu", gpu_name},
-                                 {"date", utc_now_iso()},
-                                 {"run_id", run.run_id},
-                                 {"commit", git.value("commit", "unknown")},
-                                 {"dirty", git.value("dirty", true)}};
-    for (const auto& [file_key, results] : rows_by_key) {
-      const std::string chapter = file_key.substr(0, file_key.find('/'));
-      const std::string key = file_key.substr(file_key.find('/') + 1);
-      if (key == "cpu") continue;  // CPU timings depend on the host: not kept as expectations
-      const auto file = expectations_file(chapter, key);
-      write_file_atomically(file, to_json(updated(by_key[file_key], results, primary, provenance)).dump(2) + "\n");
-      err << "updated " << file.string() << "\n";
-    }
+    write_expectations(rows_by_key, by_key, primary, run_provenance(run.manifest, gpu_name, run.run_id),
+                       options.expectations_dir, err);
   }
 
   err << fmt::format("{} passed, {} failed, {} skipped, {} regressions. Results: {}\n", summary.passed, summary.failed,

@@ -1,0 +1,108 @@
+#include "harness/expectations_update.h"
+
+#include <ostream>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "harness/atomic_file.h"
+#include "harness/registry.h"
+
+namespace aisp::harness {
+
+std::filesystem::path expectations_path(const std::filesystem::path& dir, const std::string& chapter,
+                                        const std::string& key) {
+  std::filesystem::path folder = dir;
+  if (folder.empty()) folder = Registry::global().chapter_dir(chapter);
+  if (folder.empty()) folder = chapter;
+  return folder / ("expectations_" + key + ".json");
+}
+
+nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string& gpu_name, const std::string& run_id) {
+  const nlohmann::json git = manifest.value("git", nlohmann::json::object());
+  return {{"gpu", gpu_name},
+          {"date", manifest.value("started_at", std::string("unknown"))},
+          {"run_id", run_id},
+          {"commit", git.value("commit", "unknown")},
+          {"dirty", git.value("dirty", true)}};
+}
+
+int write_expectations(const RowsByFile& rows, const std::map<std::string, Expectations>& current, Mode mode,
+                       const nlohmann::json& provenance, const std::filesystem::path& dir, std::ostream& err) {
+  int written = 0;
+  for (const auto& [file_key, results] : rows) {
+    const std::string chapter = file_key.substr(0, file_key.find('/'));
+    const std::string key = file_key.substr(file_key.find('/') + 1);
+    if (key == "cpu") continue;
+    const auto file = expectations_path(dir, chapter, key);
+    const auto known = current.find(file_key);
+    const Expectations before = known != current.end() ? known->second : load_expectations(file, key);
+    int rows_written = 0;
+    const Expectations after = updated(before, results, mode, provenance, &rows_written);
+    written += rows_written;
+    write_file_atomically(file, to_json(after).dump(2) + "\n");
+    err << "updated " << file.string() << "\n";
+  }
+  return written;
+}
+
+namespace {
+
+nlohmann::json read_json(const std::filesystem::path& file, const std::string& what) {
+  if (!std::filesystem::exists(file))
+    throw Error(fmt::format("{} not found: {} is not a run directory (artifacts/runs/<run id>/ of `aisp bench run`)",
+                            file.string(), file.parent_path().string()));
+  try {
+    return nlohmann::json::parse(read_file(file));
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{} ({}) is not readable JSON: {}", file.string(), what, e.what()));
+  }
+}
+
+}  // namespace
+
+int update_expectations_from_run(const std::filesystem::path& run_dir, const std::filesystem::path& dir,
+                                 std::ostream& err) {
+  RunResults run = run_results_from_json(read_json(run_dir / "results.json", "the run's results"));
+  const nlohmann::json manifest = read_json(run_dir / "manifest.json", "the run's manifest");
+  const nlohmann::json gpu = manifest.value("gpu", nlohmann::json::object());
+  const std::string gpu_name = gpu.value("name", std::string());
+  if (gpu_name.empty())
+    throw Error(fmt::format("{}: the run's manifest names no GPU, so no expectation file fits it",
+                            (run_dir / "manifest.json").string()));
+
+  // A run cut short saved its rows but not their speedups (computed at the end).
+  compute_speedups(run.variants);
+
+  // The primary mode is the first each row measured (the run's --mode list, in order).
+  const VariantResult* first_passed = nullptr;
+  for (const auto& r : run.variants)
+    if (r.status == Status::passed && r.backend == Backend::cuda && !r.modes.empty()) {
+      first_passed = &r;
+      break;
+    }
+  if (!first_passed)
+    throw Error(fmt::format("{}: no GPU row passed in this run, so there is nothing to write", run_dir.string()));
+  const Mode mode = first_passed->modes.front().mode;
+
+  RowsByFile rows;
+  std::set<std::string> not_built;
+  for (const auto& r : run.variants) {
+    if (r.backend != Backend::cuda) continue;
+    const Example* e = Registry::global().find(r.example);
+    if (!e) {
+      not_built.insert(r.example);
+      continue;
+    }
+    rows[e->chapter + "/" + hardware_key(gpu_name, e->workload.gpus)].push_back(r);
+  }
+  for (const auto& example : not_built)
+    err << fmt::format("left out {}: not an example of this build (build with CUDA to write GPU rows)\n", example);
+
+  if (!manifest.contains("finished_at"))
+    err << fmt::format("note: run {} did not finish; writing the {} rows it saved\n", run.run_id, run.variants.size());
+  return write_expectations(rows, {}, mode, run_provenance(manifest, gpu_name, run.run_id), dir, err);
+}
+
+}  // namespace aisp::harness
