@@ -1,6 +1,8 @@
 #include "cli/commands.h"
 
+#include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -11,6 +13,8 @@
 #include "harness/atomic_file.h"
 #include "harness/child_runner.h"
 #include "harness/expectations_update.h"
+#include "harness/run_diff.h"
+#include "harness/stored_run.h"
 #include "harness/gpu_info.h"
 #include "harness/nvml.h"
 #include "harness/registry.h"
@@ -59,6 +63,15 @@ void Commands::add_to(CLI::App& app) {
   upd->add_option("--run", stored_run_dir_, "the run's directory, artifacts/runs/<run id>")->required();
   upd->add_option("--expectations-dir", expectations_dir_, "folder of expectations_<key>.json (default: the chapter's)");
   upd->callback([this] { chosen_ = [this] { return update_expectations_from_run(); }; });
+
+  auto* diff = bench->add_subcommand("diff", "two stored runs row by row: each variant's time, base against run");
+  diff->add_option("--base", base_run_dir_, "the base run's directory, artifacts/runs/<run id>")->required();
+  diff->add_option("--run", stored_run_dir_, "the run to compare with it")->required();
+  diff->add_option("--mode", diff_mode_, "cold | hot | graph (default: the base run's primary mode)");
+  diff->add_option("--tolerance", tolerance_, "a change smaller than this fraction is `same`")->capture_default_str();
+  diff->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
+  diff->add_flag("--fail-on-slower", fail_on_slower_, "exit status 1 when a row is slower");
+  diff->callback([this] { chosen_ = [this] { return diff_runs(); }; });
 
   auto* cmp = app.add_subcommand("compare", "quick baseline-vs-optimized table (fewer samples, no profiles)");
   cmp->add_option("--examples", examples_, "examples of the chapter, e.g. fused_elementwise,l2_bypass")->required();
@@ -157,6 +170,16 @@ int Commands::update_expectations_from_run() {
   const int rows = harness::update_expectations_from_run(stored_run_dir_, expectations_dir_, err_);
   err_ << fmt::format("{} rows written from {}\n", rows, stored_run_dir_);
   return 0;
+}
+
+int Commands::diff_runs() {
+  const Format format = parse_format(format_);
+  std::optional<Mode> mode;
+  if (!diff_mode_.empty()) mode = parse_mode(diff_mode_);
+  const RunDiff d = harness::diff_runs(load_stored_run(base_run_dir_), load_stored_run(stored_run_dir_), mode, tolerance_);
+  out_ << render(format, d);
+  const bool slower = std::any_of(d.rows.begin(), d.rows.end(), [](const DiffRow& r) { return r.change == Change::slower; });
+  return fail_on_slower_ && slower ? 1 : 0;
 }
 
 int Commands::compare() {

@@ -30,6 +30,7 @@ class Commands {
   int list_targets();
   int bench_run();
   int update_expectations_from_run();
+  int diff_runs();
   int compare();
   int gpu_info();
   int run_variant();
@@ -57,8 +58,12 @@ class Commands {
   double max_time_s_ = 5;
   std::uint64_t seed_ = 20261126;
   bool update_expectations_ = false;
-  // bench update-expectations
+  // bench update-expectations, bench diff
   std::string stored_run_dir_;
+  std::string base_run_dir_;
+  std::string diff_mode_;
+  double tolerance_ = 0.02;
+  bool fail_on_slower_ = false;
   // gpu info
   int device_ = 0;
   bool remeasure_ = false;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "harness/atomic_file.h"
 #include "harness/registry.h"
+#include "harness/stored_run.h"
 
 namespace aisp::harness {
 
@@ -47,27 +48,11 @@ int write_expectations(const RowsByFile& rows, const std::map<std::string, Expec
   return written;
 }
 
-namespace {
-
-nlohmann::json read_json(const std::filesystem::path& file, const std::string& what) {
-  if (!std::filesystem::exists(file))
-    throw Error(fmt::format("{} not found: {} is not a run directory (artifacts/runs/<run id>/ of `aisp bench run`)",
-                            file.string(), file.parent_path().string()));
-  try {
-    return nlohmann::json::parse(read_file(file));
-  } catch (const std::exception& e) {
-    throw Error(fmt::format("{} ({}) is not readable JSON: {}", file.string(), what, e.what()));
-  }
-}
-
-}  // namespace
-
 int update_expectations_from_run(const std::filesystem::path& run_dir, const std::filesystem::path& dir,
                                  std::ostream& err) {
-  RunResults run = run_results_from_json(read_json(run_dir / "results.json", "the run's results"));
-  const nlohmann::json manifest = read_json(run_dir / "manifest.json", "the run's manifest");
-  const nlohmann::json gpu = manifest.value("gpu", nlohmann::json::object());
-  const std::string gpu_name = gpu.value("name", std::string());
+  StoredRun stored = load_stored_run(run_dir);
+  RunResults& run = stored.results;
+  const std::string gpu_name = stored.gpu_name();
   if (gpu_name.empty())
     throw Error(fmt::format("{}: the run's manifest names no GPU, so no expectation file fits it",
                             (run_dir / "manifest.json").string()));
@@ -100,9 +85,9 @@ int update_expectations_from_run(const std::filesystem::path& run_dir, const std
   for (const auto& example : not_built)
     err << fmt::format("left out {}: not an example of this build (build with CUDA to write GPU rows)\n", example);
 
-  if (!manifest.contains("finished_at"))
+  if (!stored.finished())
     err << fmt::format("note: run {} did not finish; writing the {} rows it saved\n", run.run_id, run.variants.size());
-  return write_expectations(rows, {}, mode, run_provenance(manifest, gpu_name, run.run_id), dir, err);
+  return write_expectations(rows, {}, mode, run_provenance(stored.manifest, gpu_name, run.run_id), dir, err);
 }
 
 }  // namespace aisp::harness

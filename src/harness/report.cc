@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "harness/text_table.h"
 
 namespace aisp::harness {
 namespace {
@@ -95,13 +96,13 @@ std::vector<Line> lines_of(const std::vector<ReportRow>& rows, const json& peaks
 
 // ---- human-readable cells (table, markdown) ----
 
-const char* const kHeaders[] = {"example", "variant",     "mode",     "median",       "throughput",
-                                "% peak",  "speedup [95% CI]", "launches", "memory", "verification",
-                                "expectation"};
-constexpr int kColumns = sizeof(kHeaders) / sizeof(kHeaders[0]);
-// Numbers read best right-aligned (their units and decimal points line up).
-constexpr bool kRightAligned[kColumns] = {false, false, false, true, true, true,
-                                          false, true,  true,  false, false};
+const std::vector<TextColumn>& report_columns() {
+  static const std::vector<TextColumn> columns = {
+      {"example"},          {"variant"},  {"mode"},   {"median", true},     {"throughput", true},
+      {"% peak", true},     {"speedup [95% CI]"},   {"launches", true}, {"memory", true},
+      {"verification"},     {"expectation"}};
+  return columns;
+}
 
 std::string throughput_cell(const Line& l) {
   if (l.tflop_s && !l.memory_bound)
@@ -155,72 +156,21 @@ std::vector<std::string> display_cells(const Line& l, bool blank_continuations) 
   };
 }
 
-std::string pad(const std::string& text, std::size_t width, bool right) {
-  const std::size_t fill = width > text.size() ? width - text.size() : 0;
-  return right ? std::string(fill, ' ') + text : text + std::string(fill, ' ');
-}
-
-std::vector<std::size_t> column_widths(const std::vector<std::vector<std::string>>& cells) {
-  std::vector<std::size_t> widths(kColumns);
-  for (int c = 0; c < kColumns; ++c) widths[c] = std::string(kHeaders[c]).size();
-  for (const auto& row : cells) {
-    for (int c = 0; c < kColumns; ++c) widths[c] = std::max(widths[c], row[c].size());
-  }
-  return widths;
-}
-
 std::string render_table(const std::vector<Line>& lines) {
   std::vector<std::vector<std::string>> cells;
   for (const Line& l : lines) cells.push_back(display_cells(l, true));
-  const auto widths = column_widths(cells);
-  auto render_row = [&](auto cell_at) {
-    std::string out;
-    for (int c = 0; c < kColumns; ++c) {
-      if (c > 0) out += "  ";
-      out += pad(cell_at(c), widths[c], kRightAligned[c]);
-    }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    return out + "\n";
-  };
-  std::string out = render_row([](int c) { return std::string(kHeaders[c]); });
-  out += render_row([&](int c) { return std::string(widths[c], '-'); });
-  for (const auto& row : cells) out += render_row([&](int c) { return row[c]; });
-  return out;
-}
-
-std::string markdown_escape(const std::string& text) {
-  std::string out;
-  for (char ch : text) {
-    if (ch == '|') out += '\\';
-    out += ch == '\n' ? ' ' : ch;
-  }
-  return out;
+  return render_plain_table(report_columns(), cells);
 }
 
 std::string render_markdown(const std::vector<Line>& lines) {
   std::vector<std::vector<std::string>> cells;
-  for (const Line& l : lines) {
-    auto row = display_cells(l, false);
-    for (auto& cell : row) cell = markdown_escape(cell);
-    cells.push_back(std::move(row));
-  }
-  const auto widths = column_widths(cells);
-  auto render_row = [&](auto cell_at) {
-    std::string out = "|";
-    for (int c = 0; c < kColumns; ++c) out += " " + pad(cell_at(c), widths[c], kRightAligned[c]) + " |";
-    return out + "\n";
-  };
-  std::string out = render_row([](int c) { return std::string(kHeaders[c]); });
-  out += render_row([&](int c) {
-    return kRightAligned[c] ? std::string(widths[c] - 1, '-') + ":" : std::string(widths[c], '-');
-  });
-  for (const auto& row : cells) out += render_row([&](int c) { return row[c]; });
-  return out;
+  for (const Line& l : lines) cells.push_back(display_cells(l, false));
+  return render_markdown_table(report_columns(), cells);
 }
 
 // ---- machine-readable fields (csv, json): raw numbers in base units, empty/null when absent ----
 
-const char* const kFields[] = {"example",    "variant",        "mode",          "status",
+const std::vector<std::string> kFields = {"example",    "variant",        "mode",          "status",
                                "median_s",   "tflop_s",        "gb_s",          "peak_percent",
                                "speedup",    "speedup_ci_low", "speedup_ci_high", "launches_per_call",
                                "memory_bytes", "max_rel_l2",   "reason",        "expectation"};
@@ -248,27 +198,10 @@ json fields_of(const Line& l) {
   return j;
 }
 
-// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
-std::string csv_field(const json& value) {
-  if (value.is_null()) return "";
-  std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return quoted + "\"";
-}
-
-std::string render_csv(const std::vector<Line>& lines) {
-  std::string out;
-  for (const char* field : kFields) out += (out.empty() ? "" : ",") + std::string(field);
-  out += "\n";
-  for (const Line& l : lines) {
-    const json j = fields_of(l);
-    std::string row;
-    for (std::size_t i = 0; i < std::size(kFields); ++i) row += (i ? "," : "") + csv_field(j.at(kFields[i]));
-    out += row + "\n";
-  }
-  return out;
+std::string render_csv_lines(const std::vector<Line>& lines) {
+  std::vector<json> rows;
+  for (const Line& l : lines) rows.push_back(fields_of(l));
+  return render_csv(kFields, rows);
 }
 
 std::string render_json(const std::vector<Line>& lines) {
@@ -293,7 +226,7 @@ std::string render(Format format, const std::vector<ReportRow>& rows, const nloh
   switch (format) {
     case Format::table: return render_table(lines);
     case Format::markdown: return render_markdown(lines);
-    case Format::csv: return render_csv(lines);
+    case Format::csv: return render_csv_lines(lines);
     case Format::json: return render_json(lines);
   }
   return {};

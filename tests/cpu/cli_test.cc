@@ -11,6 +11,7 @@
 #include "core/gpu.h"
 #include "harness/atomic_file.h"
 #include "harness/subprocess.h"
+#include "stored_run_fixture.h"
 
 namespace aisp {
 namespace {
@@ -112,6 +113,33 @@ TEST(Cli, FlexDemoNamesABadOptionBeforeTheGpu) {
   }
 }
 #endif
+
+// The commands on stored runs, end to end: bench diff's table and its --fail-on-slower status, and
+// both commands' message for a folder that is not a run.
+TEST(Cli, BenchDiffOfTwoStoredRuns) {
+  const fs::path dir = fs::temp_directory_path() / ("aisp_cli_diff_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  harness::fixture::write_stored_run(dir / "a", {harness::fixture::gpu_row("ch14:x", "baseline", 1e-3),
+                                                 harness::fixture::gpu_row("ch14:x", "optimized:y", 1e-3)});
+  harness::fixture::write_stored_run(dir / "b", {harness::fixture::gpu_row("ch14:x", "baseline", 1e-3),
+                                                 harness::fixture::gpu_row("ch14:x", "optimized:y", 1.5e-3)});
+  const std::string a = (dir / "a").string(), b = (dir / "b").string();
+  const Ran shown = aisp({"bench", "diff", "--base", a, "--run", b});
+  EXPECT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find("SLOWER"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("0.667x"), std::string::npos) << shown.output;
+  EXPECT_EQ(aisp({"bench", "diff", "--base", a, "--run", b, "--fail-on-slower"}).status, 1);
+  EXPECT_EQ(aisp({"bench", "diff", "--base", b, "--run", a, "--fail-on-slower"}).status, 0);
+  EXPECT_EQ(aisp({"bench", "diff", "--base", a, "--run", b, "--mode", "lukewarm"}).status, 2);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"bench", "diff", "--base", (dir / "nowhere").string(), "--run", b},
+           {"bench", "update-expectations", "--run", (dir / "nowhere").string()}}) {
+    const Ran r = aisp(args);
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("not a run directory"), std::string::npos) << r.output;
+  }
+  fs::remove_all(dir);
+}
 
 TEST(Cli, GpuInfoWithoutAGpuExplains) {
   if (probe_gpus().available) GTEST_SKIP() << "a GPU is present";

@@ -2,8 +2,6 @@
 // into the expectation file with the run's own provenance; bad input is an error that writes nothing.
 #include "harness/expectations_update.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -13,53 +11,30 @@
 #include "core/error.h"
 #include "harness/atomic_file.h"
 #include "harness/stats.h"
+#include "stored_run_fixture.h"
 
 namespace aisp::harness {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A row of the self-test example selftest:saxpy (registered in this binary) as a GPU run stores it.
-VariantResult gpu_row(const std::string& example, const std::string& variant, double seconds,
-                      Status status = Status::passed) {
-  VariantResult r;
-  r.example = example;
-  r.variant = variant;
-  r.status = status;
-  r.backend = Backend::cuda;
-  ModeResult m;
-  m.mode = Mode::cold;
-  m.measured = true;
-  for (int i = 0; i < 20; ++i) m.samples_s.push_back(seconds * (1.0 + 0.001 * (i % 5)));
-  m.summary = summarize(m.samples_s);
-  r.modes.push_back(m);
-  return r;
-}
+using fixture::gpu_row;
+using fixture::StoredRunSpec;
 
 class ExpectationsFromRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("aisp_expectations_update_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    dir_ = fixture::fresh_test_dir("aisp_expectations_update_test_");
     fs::create_directories(dir_ / "run");
     fs::create_directories(dir_ / "expectations");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // A run directory as `aisp bench run` leaves it when a time limit stops it: results.json with the
-  // rows so far (no speedups yet), a manifest without finished_at.
+  // rows from selftest:* (registered in this binary), as a GPU run stores them.
   void store_run(const std::vector<VariantResult>& rows, const std::string& gpu_name = "NVIDIA H200") {
-    RunResults run;
-    run.run_id = "20261127T035259Z-b29350";
-    run.hardware_key = "h200";
-    run.variants = rows;
-    write_file_atomically(dir_ / "run" / "results.json", to_json(run).dump(1));
-    nlohmann::json manifest = {{"schema", "aisp.manifest/1"},
-                               {"started_at", "2026-11-27T03:52:59Z"},
-                               {"git", {{"available", true}, {"commit", "82ee461"}, {"dirty", false}}}};
-    if (!gpu_name.empty()) manifest["gpu"] = {{"available", true}, {"name", gpu_name}};
-    write_file_atomically(dir_ / "run" / "manifest.json", manifest.dump(2));
+    StoredRunSpec spec;
+    spec.gpu_name = gpu_name;
+    fixture::write_stored_run(dir_ / "run", rows, spec);
   }
 
   int update(std::string* messages = nullptr) {

@@ -1,0 +1,28 @@
+// A run as `aisp bench run` leaves it on disk (artifacts/runs/<id>/: results.json, manifest.json),
+// read back for the commands that work on finished runs (bench update-expectations, bench diff).
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/results.h"
+
+namespace aisp::harness {
+
+struct StoredRun {
+  std::filesystem::path dir;
+  RunResults results;
+  nlohmann::json manifest;
+
+  // The GPU the run used, from its manifest ("" when it names none).
+  std::string gpu_name() const;
+  // Whether the run reached its end (a time limit or a kill leaves the rows saved so far).
+  bool finished() const { return manifest.contains("finished_at"); }
+};
+
+// Reads `dir`; a missing or unreadable file raises aisp::Error naming it and the way out.
+StoredRun load_stored_run(const std::filesystem::path& dir);
+
+}  // namespace aisp::harness

@@ -1,0 +1,114 @@
+// `aisp bench diff`: two stored runs row by row, the ratio of medians with its interval, a verdict
+// against the tolerance, rows on one side only, failed rows without numbers, the GPU warning.
+#include "harness/run_diff.h"
+
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "stored_run_fixture.h"
+
+namespace aisp::harness {
+namespace {
+
+namespace fs = std::filesystem;
+using fixture::gpu_row;
+using fixture::StoredRunSpec;
+
+class RunDiffTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = fixture::fresh_test_dir("aisp_run_diff_test_"); }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  RunDiff diff(const std::vector<VariantResult>& base, const std::vector<VariantResult>& run,
+               const StoredRunSpec& run_spec = {}, double tolerance = 0.02) {
+    StoredRunSpec base_spec;
+    base_spec.run_id = "base-run";
+    base_spec.commit = "aaaaaaa";
+    fixture::write_stored_run(dir_ / "base", base, base_spec);
+    fixture::write_stored_run(dir_ / "run", run, run_spec);
+    return diff_runs(load_stored_run(dir_ / "base"), load_stored_run(dir_ / "run"), std::nullopt, tolerance);
+  }
+
+  static const DiffRow& row(const RunDiff& d, const std::string& variant) {
+    for (const DiffRow& r : d.rows)
+      if (r.variant == variant) return r;
+    throw std::runtime_error("no row " + variant);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(RunDiffTest, FasterSlowerAndSameAgainstTheTolerance) {
+  const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3), gpu_row("ch14:x", "optimized:a", 2e-3),
+                          gpu_row("ch14:x", "optimized:b", 3e-3)},
+                         {gpu_row("ch14:x", "baseline", 1.005e-3), gpu_row("ch14:x", "optimized:a", 1e-3),
+                          gpu_row("ch14:x", "optimized:b", 3.3e-3)});
+  EXPECT_EQ(row(d, "baseline").change, Change::same);  // 0.5 % slower: inside 2 %
+  const DiffRow& a = row(d, "optimized:a");
+  EXPECT_EQ(a.change, Change::faster);
+  ASSERT_TRUE(a.ratio.has_value());
+  EXPECT_NEAR(a.ratio->ratio, 2.0, 1e-9);
+  EXPECT_LE(a.ratio->ci_low, a.ratio->ratio);
+  EXPECT_GE(a.ratio->ci_high, a.ratio->ratio);
+  EXPECT_NEAR(*a.base_median_s, 2e-3 * 1.002, 1e-9);
+  EXPECT_EQ(row(d, "optimized:b").change, Change::slower);
+  EXPECT_EQ(d.mode, Mode::cold);
+  EXPECT_TRUE(d.same_gpu);
+  // A wider tolerance makes the 10 % a "same".
+  EXPECT_EQ(row(diff({gpu_row("ch14:x", "baseline", 3e-3)}, {gpu_row("ch14:x", "baseline", 3.3e-3)}, {}, 0.15),
+                "baseline").change,
+            Change::same);
+}
+
+TEST_F(RunDiffTest, RowsOnOneSideAndFailedRowsHaveNoRatio) {
+  const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3), gpu_row("ch14:x", "optimized:gone", 1e-3),
+                          gpu_row("ch14:x", "optimized:broke", 1e-3)},
+                         {gpu_row("ch14:x", "baseline", 1e-3), gpu_row("ch14:x", "optimized:broke", 1e-3, Status::failed),
+                          gpu_row("ch14:x", "optimized:new", 1e-3)});
+  ASSERT_EQ(d.rows.size(), 4u);
+  EXPECT_EQ(row(d, "optimized:gone").change, Change::only_in_base);
+  EXPECT_EQ(d.rows.back().variant, "optimized:new");
+  EXPECT_EQ(d.rows.back().change, Change::only_in_run);
+  const DiffRow& broke = row(d, "optimized:broke");
+  EXPECT_EQ(broke.change, Change::not_comparable);
+  EXPECT_FALSE(broke.ratio.has_value());
+  EXPECT_FALSE(broke.run_median_s.has_value());  // no number without a passing check
+  EXPECT_NE(broke.note.find("run failed"), std::string::npos) << broke.note;
+}
+
+TEST_F(RunDiffTest, TheTableNamesBothRunsAndWarnsAcrossGpus) {
+  StoredRunSpec h100;
+  h100.gpu_name = "NVIDIA H100 80GB HBM3";
+  h100.gpu_uuid = "GPU-2";
+  const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3)}, {gpu_row("ch14:x", "baseline", 1e-3)}, h100);
+  EXPECT_FALSE(d.same_model);
+  const std::string table = render(Format::table, d);
+  EXPECT_NE(table.find("base-run"), std::string::npos) << table;
+  EXPECT_NE(table.find("aaaaaaa"), std::string::npos) << table;
+  EXPECT_NE(table.find("different GPU models"), std::string::npos) << table;
+  const nlohmann::json j = nlohmann::json::parse(render(Format::json, d));
+  EXPECT_EQ(j.at("rows").size(), 1u);
+  EXPECT_EQ(j.at("same_gpu_model"), false);
+  const std::string csv = render(Format::csv, d);
+  EXPECT_EQ(csv.find("example,variant,mode,base_median_s"), 0u) << csv;
+  // The same model on another device: a note, not the warning.
+  StoredRunSpec other_h200;
+  other_h200.gpu_uuid = "GPU-3";
+  const std::string note = render(Format::table, diff({gpu_row("ch14:x", "baseline", 1e-3)},
+                                                      {gpu_row("ch14:x", "baseline", 1e-3)}, other_h200));
+  EXPECT_NE(note.find("not the same device"), std::string::npos) << note;
+}
+
+TEST_F(RunDiffTest, BadInputSaysWhy) {
+  EXPECT_THROW(load_stored_run(dir_ / "nowhere"), Error);
+  EXPECT_THROW(diff({gpu_row("ch14:x", "baseline", 1e-3, Status::failed)}, {gpu_row("ch14:x", "baseline", 1e-3)}),
+               Error);  // nothing passed in the base: no mode to compare in
+  EXPECT_THROW(diff({gpu_row("ch14:x", "baseline", 1e-3)}, {gpu_row("ch14:x", "baseline", 1e-3)}, {}, 1.5),
+               UsageError);
+}
+
+}  // namespace
+}  // namespace aisp::harness
