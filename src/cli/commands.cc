@@ -64,6 +64,11 @@ void Commands::add_to(CLI::App& app) {
   upd->add_option("--expectations-dir", expectations_dir_, "folder of expectations_<key>.json (default: the chapter's)");
   upd->callback([this] { chosen_ = [this] { return update_expectations_from_run(); }; });
 
+  auto* runs = bench->add_subcommand("runs", "the stored runs: id, start, GPU, commit, rows, finished or not");
+  runs->add_option("--artifacts-dir", artifacts_dir_, "where runs/<id>/ are")->capture_default_str();
+  runs->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
+  runs->callback([this] { chosen_ = [this] { return list_runs(); }; });
+
   auto* diff = bench->add_subcommand("diff", "two stored runs row by row: each variant's time, base against run");
   diff->add_option("--base", base_run_dir_, "the base run's directory, artifacts/runs/<run id>")->required();
   diff->add_option("--run", stored_run_dir_, "the run to compare with it")->required();
@@ -169,6 +174,11 @@ int Commands::bench_run() {
 int Commands::update_expectations_from_run() {
   const int rows = harness::update_expectations_from_run(stored_run_dir_, expectations_dir_, err_);
   err_ << fmt::format("{} rows written from {}\n", rows, stored_run_dir_);
+  return 0;
+}
+
+int Commands::list_runs() {
+  out_ << render_run_list(parse_format(format_), artifacts_dir_);
   return 0;
 }
 

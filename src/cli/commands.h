@@ -31,6 +31,7 @@ class Commands {
   int bench_run();
   int update_expectations_from_run();
   int diff_runs();
+  int list_runs();
   int compare();
   int gpu_info();
   int run_variant();

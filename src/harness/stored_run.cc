@@ -1,9 +1,12 @@
 #include "harness/stored_run.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "harness/atomic_file.h"
+#include "harness/text_table.h"
 
 namespace aisp::harness {
 namespace {
@@ -32,6 +35,57 @@ StoredRun load_stored_run(const std::filesystem::path& dir) {
   run.results = run_results_from_json(read_json(dir / "results.json", "the run's results"));
   run.manifest = read_json(dir / "manifest.json", "the run's manifest");
   return run;
+}
+
+std::string render_run_list(Format format, const std::filesystem::path& artifacts_dir) {
+  const auto runs_dir = artifacts_dir / "runs";
+  std::vector<std::filesystem::path> dirs;
+  if (std::filesystem::is_directory(runs_dir))
+    for (const auto& entry : std::filesystem::directory_iterator(runs_dir))
+      if (entry.is_directory()) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());  // ids start with their UTC start time
+  if (dirs.empty() && (format == Format::table || format == Format::markdown))
+    return fmt::format("no runs in {} (`aisp bench run` writes them there; --artifacts-dir picks another folder)\n",
+                       runs_dir.string());
+
+  static const std::vector<std::string> kFields = {"run", "started", "gpu", "commit", "dirty", "passed",
+                                                   "failed", "skipped", "finished", "problem"};
+  std::vector<std::vector<std::string>> cells;
+  std::vector<nlohmann::json> fields;
+  for (const auto& dir : dirs) {
+    const std::string id = dir.filename().string();
+    try {
+      const StoredRun run = load_stored_run(dir);
+      const nlohmann::json git = run.manifest.value("git", nlohmann::json::object());
+      int passed = 0, failed = 0, skipped = 0;
+      for (const auto& r : run.results.variants)
+        ++(r.status == Status::passed ? passed : r.status == Status::failed ? failed : skipped);
+      const std::string commit = git.value("commit", std::string("unknown"));
+      const bool dirty = git.value("dirty", true);
+      const std::string gpu = run.gpu_name().empty() ? "none" : run.gpu_name();
+      const std::string started = run.manifest.value("started_at", std::string("-"));
+      fields.push_back({{"run", id}, {"started", started}, {"gpu", gpu}, {"commit", commit}, {"dirty", dirty},
+                        {"passed", passed}, {"failed", failed}, {"skipped", skipped}, {"finished", run.finished()},
+                        {"problem", ""}});
+      cells.push_back({id, started, gpu, commit.substr(0, 12) + (dirty ? " (dirty)" : ""),
+                       fmt::format("{} / {} / {}", passed, failed, skipped),
+                       run.finished() ? "yes" : "no: stopped early"});
+    } catch (const std::exception& e) {
+      fields.push_back({{"run", id}, {"started", nullptr}, {"gpu", nullptr}, {"commit", nullptr}, {"dirty", nullptr},
+                        {"passed", nullptr}, {"failed", nullptr}, {"skipped", nullptr}, {"finished", nullptr},
+                        {"problem", e.what()}});
+      cells.push_back({id, "-", "-", "-", "-", std::string("unreadable: ") + e.what()});
+    }
+  }
+  static const std::vector<TextColumn> kColumns = {{"run"},    {"started"},        {"gpu"},
+                                                   {"commit"}, {"passed / failed / skipped", true}, {"finished"}};
+  switch (format) {
+    case Format::table: return render_plain_table(kColumns, cells);
+    case Format::markdown: return render_markdown_table(kColumns, cells);
+    case Format::csv: return render_csv(kFields, fields);
+    case Format::json: return nlohmann::json(fields).dump(2) + "\n";
+  }
+  return {};
 }
 
 }  // namespace aisp::harness

@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "harness/report.h"
 #include "harness/results.h"
 
 namespace aisp::harness {
@@ -24,5 +26,10 @@ struct StoredRun {
 
 // Reads `dir`; a missing or unreadable file raises aisp::Error naming it and the way out.
 StoredRun load_stored_run(const std::filesystem::path& dir);
+
+// `aisp bench runs`: every run under `artifacts_dir`/runs, oldest first, one line each: its id, start,
+// GPU, commit, rows passed / failed / skipped, whether it finished. A folder that cannot be read is
+// listed with the reason, not skipped. No runs: a line saying where they would be.
+std::string render_run_list(Format format, const std::filesystem::path& artifacts_dir);
 
 }  // namespace aisp::harness

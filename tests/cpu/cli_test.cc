@@ -114,8 +114,8 @@ TEST(Cli, FlexDemoNamesABadOptionBeforeTheGpu) {
 }
 #endif
 
-// The commands on stored runs, end to end: bench diff's table and its --fail-on-slower status, and
-// both commands' message for a folder that is not a run.
+// The commands on stored runs, end to end: bench diff's table and its --fail-on-slower status, bench
+// runs on a folder without runs, and the message for a folder that is not a run.
 TEST(Cli, BenchDiffOfTwoStoredRuns) {
   const fs::path dir = fs::temp_directory_path() / ("aisp_cli_diff_" + std::to_string(::getpid()));
   fs::remove_all(dir);
@@ -131,6 +131,9 @@ TEST(Cli, BenchDiffOfTwoStoredRuns) {
   EXPECT_EQ(aisp({"bench", "diff", "--base", a, "--run", b, "--fail-on-slower"}).status, 1);
   EXPECT_EQ(aisp({"bench", "diff", "--base", b, "--run", a, "--fail-on-slower"}).status, 0);
   EXPECT_EQ(aisp({"bench", "diff", "--base", a, "--run", b, "--mode", "lukewarm"}).status, 2);
+  const Ran none = aisp({"bench", "runs", "--artifacts-dir", dir.string()});  // a and b are not under runs/
+  EXPECT_EQ(none.status, 0) << none.output;
+  EXPECT_NE(none.output.find("no runs in"), std::string::npos) << none.output;
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"bench", "diff", "--base", (dir / "nowhere").string(), "--run", b},
            {"bench", "update-expectations", "--run", (dir / "nowhere").string()}}) {
