@@ -22,11 +22,13 @@ std::filesystem::path expectations_path(const std::filesystem::path& dir, const 
 
 nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string& gpu_name, const std::string& run_id) {
   const nlohmann::json git = manifest.value("git", nlohmann::json::object());
-  return {{"gpu", gpu_name},
-          {"date", manifest.value("started_at", std::string("unknown"))},
-          {"run_id", run_id},
-          {"commit", git.value("commit", "unknown")},
-          {"dirty", git.value("dirty", true)}};
+  nlohmann::json provenance = {{"gpu", gpu_name},
+                               {"date", manifest.value("started_at", std::string("unknown"))},
+                               {"run_id", run_id},
+                               {"commit", git.value("commit", "unknown")},
+                               {"dirty", git.value("dirty", true)}};
+  if (git.contains("tree")) provenance["tree"] = git["tree"];  // what ran, whatever the commit says
+  return provenance;
 }
 
 int write_expectations(const RowsByFile& rows, const std::map<std::string, Expectations>& current, Mode mode,

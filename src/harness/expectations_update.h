@@ -24,7 +24,8 @@ std::filesystem::path expectations_path(const std::filesystem::path& dir, const 
 using RowsByFile = std::map<std::string, std::vector<VariantResult>>;
 
 // What each written row records of the run that measured it: the GPU, when the run started, its id,
-// and the commit (and whether the tree differed from it) from the manifest's git state.
+// and the commit (whether the tree differed from it, and the tree's hash) from the manifest's git
+// state.
 nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string& gpu_name, const std::string& run_id);
 
 // Writes every file of `rows` except CPU ones (CPU timings depend on the host): `current` (the

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -52,20 +54,40 @@ std::string format_utc(const char* format) {
   return buffer;
 }
 
-nlohmann::json git_state() {
-  // A copy of the tree without .git (a lent GPU machine) is told its commit by the caller.
+// The tree the files in `dir` would commit as, through a temporary index (the checkout's own index
+// and working tree are not touched; the blobs it writes into .git/objects are unreferenced).
+std::string tree_of_files(const std::string& dir) {
+  const std::string index =
+      (std::filesystem::temp_directory_path() / fmt::format("aisp_tree_index_{}", ::getpid())).string();
+  const std::string git = fmt::format("GIT_INDEX_FILE='{}' git -C '{}'", index, dir);
+  const std::string tree = capture(fmt::format("{0} read-tree HEAD && {0} add -A && {0} write-tree", git));
+  std::error_code ignored;
+  std::filesystem::remove(index, ignored);
+  return tree;
+}
+
+}  // namespace
+
+nlohmann::json git_state_of(const std::string& dir) {
+  nlohmann::json state;
   if (const char* commit = std::getenv("AISP_GIT_COMMIT"); commit && *commit) {
     const char* dirty = std::getenv("AISP_GIT_DIRTY");
-    return {{"available", true}, {"commit", commit}, {"dirty", dirty && std::string(dirty) == "1"},
-            {"source", "AISP_GIT_COMMIT"}};
+    state = {{"available", true}, {"commit", commit}, {"dirty", dirty && std::string(dirty) == "1"},
+             {"source", "AISP_GIT_COMMIT"}};
   }
-  const std::string dir = AISP_SOURCE_DIR;
-  if (dir.empty()) return {{"available", false}, {"reason", "source directory unknown"}};
+  if (dir.empty()) return state.is_null() ? nlohmann::json{{"available", false}, {"reason", "source directory unknown"}} : state;
   const std::string commit = capture(fmt::format("git -C '{}' rev-parse HEAD", dir));
-  if (commit.empty()) return {{"available", false}, {"reason", "not a git checkout (or git missing)"}};
-  const std::string status = capture(fmt::format("git -C '{}' status --porcelain --untracked-files=no", dir));
-  return {{"available", true}, {"commit", commit}, {"dirty", !status.empty()}};
+  if (commit.empty())
+    return state.is_null() ? nlohmann::json{{"available", false}, {"reason", "not a git checkout (or git missing)"}} : state;
+  if (state.is_null()) {
+    const std::string status = capture(fmt::format("git -C '{}' status --porcelain --untracked-files=no", dir));
+    state = {{"available", true}, {"commit", commit}, {"dirty", !status.empty()}};
+  }
+  if (const std::string tree = tree_of_files(dir); !tree.empty()) state["tree"] = tree;
+  return state;
 }
+
+namespace {
 
 nlohmann::json gpu_state(int device) {
   const GpuProbe probe = probe_gpus();
@@ -108,7 +130,7 @@ nlohmann::json collect_manifest(int device, const std::vector<std::string>& comm
           {"gpu", gpu_state(device)},
           {"nvml_start", nvml_snapshot(device)},
           {"build", {{"cxx_compiler", AISP_CXX_COMPILER}, {"cuda_compiler", AISP_CUDA_COMPILER}, {"with_cuda", bool(AISP_WITH_CUDA + 0)}}},
-          {"git", git_state()}};
+          {"git", git_state_of(AISP_SOURCE_DIR)}};
 }
 
 void finish_manifest(nlohmann::json& manifest, int device) {

@@ -1,6 +1,6 @@
 // The manifest of a run (manifest.json): what ran where. GPU, SMs, memory, clocks and throttle
-// reasons (NVML) at start and end, driver and CUDA versions, compilers, git commit and dirty flag,
-// host, date, command line.
+// reasons (NVML) at start and end, driver and CUDA versions, compilers, git commit, dirty flag and
+// tree, host, date, command line.
 #pragma once
 
 #include <string>
@@ -16,6 +16,14 @@ nlohmann::json collect_manifest(int device, const std::vector<std::string>& comm
 
 // Adds the end-of-run NVML snapshot and the end time.
 void finish_manifest(nlohmann::json& manifest, int device);
+
+// The git state of the source tree at `dir`: {"available", "commit", "dirty"} and "tree", the hash
+// of the tree git would commit from the files there now (tracked and untracked ones it does not
+// ignore), through a temporary index: equal to `git rev-parse <commit>^{tree}` for the commit whose
+// files ran, so a copy with a stale .git (a lent GPU machine) still names what it ran.
+// AISP_GIT_COMMIT / AISP_GIT_DIRTY, when set, give the commit and dirty flag (the tree is still
+// computed where `dir` is a checkout).
+nlohmann::json git_state_of(const std::string& dir);
 
 // UTC now as ISO 8601 ("2026-11-26T07:03:12Z") and as a compact stamp ("20261126T070312Z").
 std::string utc_now_iso();

@@ -65,6 +65,7 @@ TEST_F(ExpectationsFromRunTest, ARunCutShortWritesItsPassingRowsWithItsProvenanc
   EXPECT_EQ(x.mode, Mode::cold);
   EXPECT_EQ(x.provenance.at("commit"), "82ee461");
   EXPECT_EQ(x.provenance.at("dirty"), false);
+  EXPECT_EQ(x.provenance.at("tree"), "25f4403");
   EXPECT_EQ(x.provenance.at("gpu"), "NVIDIA H200");
   EXPECT_EQ(x.provenance.at("date"), "2026-11-27T03:52:59Z");  // when it ran, not when written
   EXPECT_EQ(x.provenance.at("run_id"), "20261127T035259Z-b29350");

@@ -48,6 +48,7 @@ struct StoredRunSpec {
   std::string gpu_name = "NVIDIA H200";  // empty: the manifest names no GPU
   std::string gpu_uuid = "GPU-1";
   std::string commit = "82ee461";
+  std::string tree = "25f4403";  // git.tree: the files that ran
   bool finished = false;  // false: as a run a time limit stopped leaves it (no finished_at)
 };
 
@@ -62,7 +63,7 @@ inline void write_stored_run(const std::filesystem::path& dir, const std::vector
   write_file_atomically(dir / "results.json", to_json(run).dump(1));
   nlohmann::json manifest = {{"schema", "aisp.manifest/1"},
                              {"started_at", "2026-11-27T03:52:59Z"},
-                             {"git", {{"available", true}, {"commit", spec.commit}, {"dirty", false}}}};
+                             {"git", {{"available", true}, {"commit", spec.commit}, {"dirty", false}, {"tree", spec.tree}}}};
   if (!spec.gpu_name.empty()) manifest["gpu"] = {{"available", true}, {"name", spec.gpu_name}, {"uuid", spec.gpu_uuid}};
   if (spec.finished) manifest["finished_at"] = "2026-11-27T04:00:00Z";
   write_file_atomically(dir / "manifest.json", manifest.dump(2));
