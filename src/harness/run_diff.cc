@@ -51,9 +51,8 @@ DiffRow compare_rows(const VariantResult* base, const VariantResult* run, Mode m
 }
 
 std::string describe(const StoredRun& run) {
-  const json git = run.manifest.value("git", json::object());
   return fmt::format("{} ({}, commit {}{})", run.results.run_id, run.gpu_name().empty() ? "no GPU" : run.gpu_name(),
-                     git.value("commit", std::string("unknown")).substr(0, 12), git.value("dirty", false) ? ", dirty" : "");
+                     run.commit().substr(0, 12), run.dirty() ? ", dirty" : "");
 }
 
 std::string gpu_uuid(const StoredRun& run) {

@@ -29,6 +29,16 @@ std::string StoredRun::gpu_name() const {
   return gpu.is_object() ? gpu.value("name", std::string()) : std::string();
 }
 
+std::string StoredRun::commit() const {
+  const nlohmann::json git = manifest.value("git", nlohmann::json::object());
+  return git.is_object() ? git.value("commit", std::string("unknown")) : std::string("unknown");
+}
+
+bool StoredRun::dirty() const {
+  const nlohmann::json git = manifest.value("git", nlohmann::json::object());
+  return git.is_object() ? git.value("dirty", true) : true;
+}
+
 StoredRun load_stored_run(const std::filesystem::path& dir) {
   StoredRun run;
   run.dir = dir;
@@ -56,12 +66,11 @@ std::string render_run_list(Format format, const std::filesystem::path& artifact
     const std::string id = dir.filename().string();
     try {
       const StoredRun run = load_stored_run(dir);
-      const nlohmann::json git = run.manifest.value("git", nlohmann::json::object());
       int passed = 0, failed = 0, skipped = 0;
       for (const auto& r : run.results.variants)
         ++(r.status == Status::passed ? passed : r.status == Status::failed ? failed : skipped);
-      const std::string commit = git.value("commit", std::string("unknown"));
-      const bool dirty = git.value("dirty", true);
+      const std::string commit = run.commit();
+      const bool dirty = run.dirty();
       const std::string gpu = run.gpu_name().empty() ? "none" : run.gpu_name();
       const std::string started = run.manifest.value("started_at", std::string("-"));
       fields.push_back({{"run", id}, {"started", started}, {"gpu", gpu}, {"commit", commit}, {"dirty", dirty},

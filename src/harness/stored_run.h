@@ -20,6 +20,10 @@ struct StoredRun {
 
   // The GPU the run used, from its manifest ("" when it names none).
   std::string gpu_name() const;
+  // The commit the run recorded ("unknown" without git state), and whether the tree differed from
+  // it (true when the manifest does not say: an unknown tree is not a clean one).
+  std::string commit() const;
+  bool dirty() const;
   // Whether the run reached its end (a time limit or a kill leaves the rows saved so far).
   bool finished() const { return manifest.contains("finished_at"); }
 };
