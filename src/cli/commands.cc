@@ -13,6 +13,7 @@
 #include "harness/atomic_file.h"
 #include "harness/child_runner.h"
 #include "harness/expectations_update.h"
+#include "harness/kernel_report.h"
 #include "harness/run_diff.h"
 #include "harness/stored_run.h"
 #include "harness/gpu_info.h"
@@ -77,6 +78,13 @@ void Commands::add_to(CLI::App& app) {
   diff->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
   diff->add_flag("--fail-on-slower", fail_on_slower_, "exit status 1 when a row is slower");
   diff->callback([this] { chosen_ = [this] { return diff_runs(); }; });
+
+  auto* kernels = bench->add_subcommand("kernels", "a stored run's kernels per variant: launches, GPU time, idle time, top kernels");
+  kernels->add_option("--run", stored_run_dir_, "the run's directory, artifacts/runs/<run id>")->required();
+  kernels->add_option("--targets", targets_, "only these rows: ch14 | ch14:a | a,b (default: all)");
+  kernels->add_option("--top", top_kernels_, "kernels listed per variant, the rest summed (0: all)")->capture_default_str();
+  kernels->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
+  kernels->callback([this] { chosen_ = [this] { return show_kernels(); }; });
 
   auto* cmp = app.add_subcommand("compare", "quick baseline-vs-optimized table (fewer samples, no profiles)");
   cmp->add_option("--examples", examples_, "examples of the chapter, e.g. fused_elementwise,l2_bypass")->required();
@@ -190,6 +198,14 @@ int Commands::diff_runs() {
   out_ << render(format, d);
   const bool slower = std::any_of(d.rows.begin(), d.rows.end(), [](const DiffRow& r) { return r.change == Change::slower; });
   return fail_on_slower_ && slower ? 1 : 0;
+}
+
+int Commands::show_kernels() {
+  if (top_kernels_ < 0) throw UsageError("--top must be zero (all) or positive");
+  const Format format = parse_format(format_);
+  const StoredRun run = load_stored_run(stored_run_dir_);
+  out_ << render_kernel_report(format, select_variants(run.results.variants, targets_), top_kernels_);
+  return 0;
 }
 
 int Commands::compare() {

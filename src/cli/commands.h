@@ -32,6 +32,7 @@ class Commands {
   int update_expectations_from_run();
   int diff_runs();
   int list_runs();
+  int show_kernels();
   int compare();
   int gpu_info();
   int run_variant();
@@ -65,6 +66,8 @@ class Commands {
   std::string diff_mode_;
   double tolerance_ = 0.02;
   bool fail_on_slower_ = false;
+  // bench kernels
+  int top_kernels_ = 10;
   // gpu info
   int device_ = 0;
   bool remeasure_ = false;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "harness/example.h"
+#include "harness/kernel_trace.h"
 #include "harness/timing_options.h"
 #include "harness/verification.h"
 
@@ -43,8 +44,9 @@ class DeviceBackend {
   // Times `variant` in one mode with the stopping rule. Warm-up is the caller's job.
   virtual TimedSamples time(Variant& variant, Mode mode, const TimingOptions& options) = 0;
 
-  // Kernel launches in one call of run() (CUPTI activity records); nullopt where not available.
-  virtual std::optional<int> count_launches(Variant& variant, std::string* why_not) = 0;
+  // The kernels one call of run() ran, after an L2 flush as in a cold sample (CUPTI activity
+  // records: names, device start and end); nullopt with `why_not` filled where not available.
+  virtual std::optional<std::vector<KernelRecord>> trace_kernels(Variant& variant, std::string* why_not) = 0;
 
   // Device memory in use now (bytes), for the setup footprint; -1 where unknown.
   virtual std::int64_t memory_in_use() = 0;

@@ -149,9 +149,12 @@ VariantResult run_variant(const Example& example, const VariantInfo& info, const
       result.modes.push_back(std::move(m));
     }
 
-    std::string launches_why;
-    result.launches_per_call = backend->count_launches(*variant, &launches_why);
-    result.launches_note = launches_why;
+    std::string trace_why;
+    if (auto records = backend->trace_kernels(*variant, &trace_why)) {
+      result.kernels = summarize_kernels(*records);
+      result.launches_per_call = result.kernels->launches;
+    }
+    result.launches_note = trace_why;
     result.memory.call_peak_bytes = backend->call_peak_bytes(*variant);
 
     variant->teardown();

@@ -119,7 +119,7 @@ class CpuBackend final : public DeviceBackend {
     return s;
   }
 
-  std::optional<int> count_launches(Variant&, std::string* why_not) override {
+  std::optional<std::vector<KernelRecord>> trace_kernels(Variant&, std::string* why_not) override {
     if (why_not) *why_not = "no kernel launches on the CPU backend";
     return std::nullopt;
   }

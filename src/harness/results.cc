@@ -178,6 +178,7 @@ nlohmann::json to_json(const VariantResult& r) {
           {"setup_s", number_to_json(r.setup_s)},
           {"launches_per_call", r.launches_per_call ? json(*r.launches_per_call) : json(nullptr)},
           {"launches_note", r.launches_note},
+          {"kernels", r.kernels ? to_json(*r.kernels) : json(nullptr)},
           {"memory",
            {{"setup_bytes", r.memory.setup_bytes}, {"call_peak_bytes", r.memory.call_peak_bytes}}},
           {"flops", number_to_json(r.flops)},
@@ -207,6 +208,7 @@ VariantResult variant_result_from_json(const nlohmann::json& j) {
       r.launches_per_call = j.at("launches_per_call").get<int>();
     }
     r.launches_note = value_or<std::string>(j, "launches_note", "");
+    if (j.contains("kernels") && !j.at("kernels").is_null()) r.kernels = kernel_breakdown_from_json(j.at("kernels"));
     if (j.contains("memory")) {
       r.memory.setup_bytes = value_or<std::int64_t>(j.at("memory"), "setup_bytes", -1);
       r.memory.call_peak_bytes = value_or<std::int64_t>(j.at("memory"), "call_peak_bytes", -1);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/backend.h"
+#include "harness/kernel_trace.h"
 #include "harness/stats.h"
 
 namespace aisp::harness {
@@ -40,7 +41,8 @@ struct VariantResult {
   std::vector<ModeResult> modes;
   double setup_s = -1;
   std::optional<int> launches_per_call;
-  std::string launches_note;
+  std::string launches_note;              // why there is no launch count or kernel breakdown
+  std::optional<KernelBreakdown> kernels;  // the kernels of one traced call (the GPU backend)
   MemoryUse memory;
   double flops = 0, bytes = 0;  // declared by the example
   Backend backend = Backend::cuda;  // where it ran: % of peak uses the GPU's peaks only for cuda rows

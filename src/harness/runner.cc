@@ -18,6 +18,7 @@
 #include "harness/child_request.h"
 #include "harness/expectations.h"
 #include "harness/expectations_update.h"
+#include "harness/kernel_report.h"
 #include "harness/gpu_info.h"
 #include "harness/manifest.h"
 #include "harness/registry.h"
@@ -264,8 +265,18 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
     profiles += "\n";
   }
   if (!profiles.empty()) report_md += "\n## Profiles\n\n" + profiles;
+  // Where each variant's time went, kernel by kernel (`aisp bench kernels --run` shows more).
+  std::vector<const VariantResult*> traced;
+  for (const auto& r : run.variants) {
+    if (r.kernels) traced.push_back(&r);
+  }
+  constexpr int kReportKernels = 5;
+  if (!traced.empty()) report_md += "\n" + render_kernel_report(Format::markdown, traced, kReportKernels);
   write_file_atomically(summary.run_dir / "report.md", report_md);
   out << render(options.format, rows, run.peaks, primary);
+  // The chapter's `--profile minimal` prints the profiler's kernel table; ours, for people only.
+  if (options.profile != ProfileLevel::none && options.format == Format::table && !traced.empty())
+    out << "\n" << render_kernel_report(Format::table, traced, kReportKernels);
 
   if (options.update_expectations) {
     write_expectations(rows_by_key, by_key, primary, run_provenance(run.manifest, gpu_name, run.run_id),

@@ -10,6 +10,7 @@
 
 #include "core/gpu.h"
 #include "harness/atomic_file.h"
+#include "harness/kernel_trace.h"
 #include "harness/subprocess.h"
 #include "stored_run_fixture.h"
 
@@ -141,6 +142,23 @@ TEST(Cli, BenchDiffOfTwoStoredRuns) {
     EXPECT_EQ(r.status, 1) << r.output;
     EXPECT_NE(r.output.find("not a run directory"), std::string::npos) << r.output;
   }
+  fs::remove_all(dir);
+}
+
+TEST(Cli, BenchKernelsOfAStoredRun) {
+  const fs::path dir = harness::fixture::fresh_test_dir("aisp_cli_kernels_");
+  auto traced = harness::fixture::gpu_row("ch14:x", "optimized:graph", 1e-3);
+  traced.kernels = harness::summarize_kernels({{"_Z11spin_kernely", 0, 40'000, true}, {"gemm_tn", 50'000, 90'000, true}});
+  harness::fixture::write_stored_run(dir, {harness::fixture::gpu_row("ch14:x", "baseline", 1e-3), traced});
+  const Ran shown = aisp({"bench", "kernels", "--run", dir.string()});
+  EXPECT_EQ(shown.status, 0) << shown.output;
+  EXPECT_NE(shown.output.find("spin_kernel"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("10.00 us"), std::string::npos) << shown.output;  // idle: 90 us span, 80 busy
+  EXPECT_NE(shown.output.find("kernel tracing"), std::string::npos) << shown.output;  // the baseline has none
+  const Ran unknown = aisp({"bench", "kernels", "--run", dir.string(), "--targets", "ch14:y"});
+  EXPECT_EQ(unknown.status, 2) << unknown.output;
+  EXPECT_NE(unknown.output.find("ch14:x"), std::string::npos) << unknown.output;
+  EXPECT_EQ(aisp({"bench", "kernels", "--run", dir.string(), "--top", "-1"}).status, 2);
   fs::remove_all(dir);
 }
 

@@ -1,4 +1,5 @@
-// count_launches counts the kernels one call of run() launches (CUPTI activity records).
+// trace_kernels lists the kernels one call of run() launches (CUPTI activity records): how many,
+// which, for how long, and which ran as CUDA graph nodes.
 
 #include <gtest/gtest.h>
 
@@ -9,12 +10,22 @@
 #include "core/cuda/check.h"
 #include "core/gpu.h"
 #include "harness/backend.h"
+#include "harness/kernel_trace.h"
 
 namespace aisp::harness {
 namespace {
 
 __global__ void noop_kernel(int* never_written) {
   if (threadIdx.x == 1024) *never_written = 1;  // blockDim.x <= 1024: never true
+}
+
+// Runs for at least `ns` nanoseconds of the global timer.
+__global__ void spin_kernel(unsigned long long ns) {
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
 }
 
 class LaunchesVariant : public Variant {
@@ -32,20 +43,99 @@ class LaunchesVariant : public Variant {
   int launches_;
 };
 
+std::vector<KernelRecord> trace(DeviceBackend& backend, Variant& variant) {
+  variant.run(backend.stream());  // warm-up: module load and graph upload stay out of the trace
+  backend.synchronize();
+  std::string why_not;
+  std::optional<std::vector<KernelRecord>> records = backend.trace_kernels(variant, &why_not);
+  EXPECT_TRUE(records.has_value()) << why_not;
+  return records.value_or(std::vector<KernelRecord>{});
+}
+
 TEST(Cupti, CountsKernelLaunchesPerCall) {
   if (!probe_gpus().available) GTEST_SKIP() << probe_gpus().reason;
   std::string why;
   auto backend = make_cuda_backend(0, &why);
   ASSERT_NE(backend, nullptr) << why;
-  // Twice each, and 3 again after 7: counts must not leak from one call into the next.
+  // Twice each, and 3 again after 7: records must not leak from one call into the next.
   for (int launches : {3, 7, 3, 0}) {
     LaunchesVariant variant(launches);
-    variant.run(backend->stream());  // warm-up: module load stays out of the count
-    backend->synchronize();
-    std::string why_not;
-    const std::optional<int> count = backend->count_launches(variant, &why_not);
-    ASSERT_TRUE(count.has_value()) << why_not;
-    EXPECT_EQ(*count, launches);
+    const auto records = trace(*backend, variant);
+    EXPECT_EQ(int(records.size()), launches);
+    for (const KernelRecord& r : records) {
+      EXPECT_NE(display_kernel_name(r.name).find("noop_kernel"), std::string::npos) << r.name;
+      EXPECT_LE(r.start_ns, r.end_ns);
+      EXPECT_FALSE(r.in_graph);
+    }
+  }
+}
+
+// Two spins of 200 us and three no-ops, either launched one by one or as one CUDA graph.
+class SpinsVariant : public Variant {
+ public:
+  explicit SpinsVariant(bool as_graph) : as_graph_(as_graph) {}
+  ~SpinsVariant() override {
+    if (exec_) cudaGraphExecDestroy(exec_);
+  }
+  void setup(const std::vector<Tensor>&, const Tensor&, StreamHandle) override {}
+  void run(StreamHandle handle) override {
+    const auto stream = static_cast<cudaStream_t>(handle);
+    if (!as_graph_) return launch(stream);
+    if (!exec_) {
+      cudaStream_t capture = nullptr;
+      AISP_CUDA_CHECK(cudaStreamCreateWithFlags(&capture, cudaStreamNonBlocking));
+      cudaGraph_t graph = nullptr;
+      AISP_CUDA_CHECK(cudaStreamBeginCapture(capture, cudaStreamCaptureModeThreadLocal));
+      launch(capture);
+      AISP_CUDA_CHECK(cudaStreamEndCapture(capture, &graph));
+      AISP_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
+      AISP_CUDA_CHECK(cudaGraphDestroy(graph));
+      AISP_CUDA_CHECK(cudaStreamDestroy(capture));
+    }
+    AISP_CUDA_CHECK(cudaGraphLaunch(exec_, stream));
+  }
+
+  static constexpr unsigned long long kSpinNs = 200'000;
+
+ private:
+  static void launch(cudaStream_t stream) {
+    for (int i = 0; i < 2; ++i) {
+      spin_kernel<<<1, 32, 0, stream>>>(kSpinNs);
+      AISP_CUDA_CHECK_LAUNCH();
+      noop_kernel<<<1, 32, 0, stream>>>(nullptr);
+      AISP_CUDA_CHECK_LAUNCH();
+    }
+    noop_kernel<<<1, 32, 0, stream>>>(nullptr);
+    AISP_CUDA_CHECK_LAUNCH();
+  }
+
+  bool as_graph_;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
+TEST(Cupti, TracesKernelTimesInAndOutsideGraphs) {
+  if (!probe_gpus().available) GTEST_SKIP() << probe_gpus().reason;
+  std::string why;
+  auto backend = make_cuda_backend(0, &why);
+  ASSERT_NE(backend, nullptr) << why;
+  for (bool as_graph : {false, true}) {
+    SCOPED_TRACE(as_graph ? "graph" : "stream");
+    SpinsVariant variant(as_graph);
+    const KernelBreakdown b = summarize_kernels(trace(*backend, variant));
+    EXPECT_EQ(b.launches, 5);
+    EXPECT_EQ(b.in_graph, as_graph ? 5 : 0);
+    ASSERT_EQ(b.groups.size(), 2u);
+    EXPECT_NE(display_kernel_name(b.groups[0].name).find("spin_kernel"), std::string::npos) << b.groups[0].name;
+    EXPECT_EQ(b.groups[0].calls, 2);
+    EXPECT_EQ(b.groups[1].calls, 3);
+    const double spin_s = SpinsVariant::kSpinNs * 1e-9;
+    EXPECT_GE(b.groups[0].total_s, 2 * spin_s);
+    EXPECT_LT(b.groups[0].total_s, 2 * spin_s + 1e-3);
+    EXPECT_LT(b.groups[1].total_s, b.groups[0].total_s / 10);
+    // One stream: the kernels do not overlap, so busy time is their sum, and all of it lies in the span.
+    EXPECT_NEAR(b.busy_s, b.kernel_s, 1e-9);
+    EXPECT_GE(b.span_s, b.busy_s);
+    EXPECT_LT(b.idle_s(), 1e-3);
   }
 }
 

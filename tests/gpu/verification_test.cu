@@ -113,6 +113,10 @@ TEST(GpuVerification, HonestVariantPassesBothSeedsAndIsTimed) {
   EXPECT_EQ(r.modes[0].samples_s.size(), 3u);
   ASSERT_TRUE(r.launches_per_call.has_value()) << r.launches_note;
   EXPECT_EQ(*r.launches_per_call, 1);
+  ASSERT_TRUE(r.kernels.has_value()) << r.launches_note;
+  EXPECT_EQ(r.kernels->launches, 1);
+  ASSERT_EQ(r.kernels->groups.size(), 1u);
+  EXPECT_GT(r.kernels->kernel_s, 0);
 }
 
 TEST(GpuVerification, WrongOutputFails) {

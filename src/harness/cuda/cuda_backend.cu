@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cuda/check.h"
@@ -185,14 +186,15 @@ __global__ void blocking_kernel(const volatile int* release, volatile int* timed
 }
 
 // ---------------------------------------------------------------------------------------------
-// CUPTI: kernel records counted by process-wide callbacks (CUPTI allows one set per process)
+// CUPTI: kernel records collected by process-wide callbacks (CUPTI allows one set per process)
 // ---------------------------------------------------------------------------------------------
 
-std::atomic<long long> g_kernel_records{0};
+std::mutex g_records_mutex;
+std::vector<KernelRecord> g_kernel_records;  // guarded by g_records_mutex
 std::atomic<long long> g_dropped_records{0};
 
 void CUPTIAPI cupti_buffer_requested(std::uint8_t** buffer, std::size_t* size, std::size_t* max_records) {
-  constexpr std::size_t kBufferBytes = std::size_t(1) << 20;  // ~5,000 kernel records
+  constexpr std::size_t kBufferBytes = std::size_t(1) << 20;  // ~3,000 kernel records
   *buffer = static_cast<std::uint8_t*>(std::aligned_alloc(8, kBufferBytes));
   *size = *buffer ? kBufferBytes : 0;
   *max_records = 0;  // as many as fit
@@ -201,11 +203,18 @@ void CUPTIAPI cupti_buffer_requested(std::uint8_t** buffer, std::size_t* size, s
 void CUPTIAPI cupti_buffer_completed(CUcontext context, std::uint32_t stream_id, std::uint8_t* buffer,
                                      std::size_t /*size*/, std::size_t valid_size) {
   CUpti_Activity* record = nullptr;
-  long long kernels = 0;
+  std::vector<KernelRecord> kernels;
   while (cuptiActivityGetNextRecord(buffer, valid_size, &record) == CUPTI_SUCCESS) {
-    if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL || record->kind == CUPTI_ACTIVITY_KIND_KERNEL) ++kernels;
+    if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && record->kind != CUPTI_ACTIVITY_KIND_KERNEL) continue;
+    // Both kinds deliver the newest kernel record layout (CUDA 13: version 10).
+    const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+    kernels.push_back({k->name ? k->name : "(unnamed)", k->start, k->end, k->graphId != 0});
   }
-  g_kernel_records += kernels;
+  {
+    std::lock_guard<std::mutex> lock(g_records_mutex);
+    g_kernel_records.insert(g_kernel_records.end(), std::make_move_iterator(kernels.begin()),
+                            std::make_move_iterator(kernels.end()));
+  }
   std::size_t dropped = 0;
   if (cuptiActivityGetNumDroppedRecords(context, stream_id, &dropped) == CUPTI_SUCCESS && dropped > 0)
     g_dropped_records += static_cast<long long>(dropped);
@@ -456,8 +465,8 @@ class CudaBackend final : public DeviceBackend {
 
   // -- counters -----------------------------------------------------------------------------------
 
-  std::optional<int> count_launches(Variant& variant, std::string* why_not) override {
-    const auto fail = [&](std::string why) -> std::optional<int> {
+  std::optional<std::vector<KernelRecord>> trace_kernels(Variant& variant, std::string* why_not) override {
+    const auto fail = [&](std::string why) -> std::optional<std::vector<KernelRecord>> {
       if (why_not) *why_not = std::move(why);
       return std::nullopt;
     };
@@ -466,11 +475,17 @@ class CudaBackend final : public DeviceBackend {
 
     AISP_CUDA_CHECK(cudaSetDevice(device_));
     AISP_CUDA_CHECK(cudaDeviceSynchronize());
-    // Deliver anything left from earlier, then start counting from zero.
+    // Deliver anything left from earlier, then start from an empty list; the L2 is flushed before
+    // tracing starts, so the kernels see the cache as a cold sample's do.
     status = cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
     if (status != CUPTI_SUCCESS) return fail(cupti_error(status, "cuptiActivityFlushAll"));
-    g_kernel_records = 0;
+    {
+      std::lock_guard<std::mutex> lock(g_records_mutex);
+      g_kernel_records.clear();
+    }
     g_dropped_records = 0;
+    AISP_CUDA_CHECK(cudaMemsetAsync(flush_buffer_, 0, flush_bytes_, stream_));
+    AISP_CUDA_CHECK(cudaStreamSynchronize(stream_));
 
     status = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
     if (status != CUPTI_SUCCESS) return fail(cupti_error(status, "cuptiActivityEnable(CONCURRENT_KERNEL)"));
@@ -487,11 +502,10 @@ class CudaBackend final : public DeviceBackend {
     if (flushed != CUPTI_SUCCESS) return fail(cupti_error(flushed, "cuptiActivityFlushAll"));
     if (disabled != CUPTI_SUCCESS) return fail(cupti_error(disabled, "cuptiActivityDisable(CONCURRENT_KERNEL)"));
     if (g_dropped_records > 0)
-      return fail(fmt::format("CUPTI dropped {} activity records; the launch count would be too low",
+      return fail(fmt::format("CUPTI dropped {} activity records; the kernel list would be incomplete",
                               g_dropped_records.load()));
-    const long long kernels = g_kernel_records.load();
-    if (kernels > std::numeric_limits<int>::max()) return fail("more kernel launches than an int holds");
-    return int(kernels);
+    std::lock_guard<std::mutex> lock(g_records_mutex);
+    return std::exchange(g_kernel_records, {});
   }
 
   std::int64_t memory_in_use() override {
