@@ -178,6 +178,7 @@ class CudaCompiledGraph {
   std::vector<GemmCall> gemm_of_step_;           // matmul steps' BLAS plans (others: empty)
   std::vector<std::unique_ptr<AttentionStep>> attention_of_step_;  // attention steps (others: null)
   std::vector<std::unique_ptr<LtMatmul>> lt_of_step_;  // matmuls run through cuBLASLt (others: null)
+  std::vector<MatmulAddends> addends_of_step_;         // matmuls: which operand is the bias, which the residual
   // max-autotune: matmuls run by aisp's kernel with this config (others: null; their cuBLASLt plan
   // stays, for operands that turn out misaligned at run time)
   std::vector<std::unique_ptr<kernels::gemm::GemmConfig>> aisp_gemm_of_step_;

@@ -273,13 +273,14 @@ TEST(CompilerEpilogue, FoldsOnlyASingleGemmWithARowBiasAndOneConsumer) {
   Tensor x = g.input("x", {2, 9, 24}), w = g.input("w", {24, 16}), b = g.input("b", {16});
   Tensor y = g.input("y", {2, 24, 16}), full = g.input("full", {2, 9, 16});
   g.output(matmul(x, y) + b);           // a true batch: no single GEMM
-  g.output(matmul(x, w) + full);        // a full addend, not a bias row
+  g.output(matmul(x * 3.0, y) + full);  // a true batch, a full addend: no residual fold either
   Tensor shared = matmul(x, w * 2.0);
   g.output(shared + b);                 // the product is also an output: its add cannot absorb it
   g.output(shared);
   const Lowered l = lower_with_epilogues(g, false);
   EXPECT_EQ(folded_matmuls(l.graph), 0) << print(l.graph);
-  EXPECT_EQ(l.passes[3].summary, "bias adds folded into matmuls 0; activations folded into matmuls 0");
+  EXPECT_EQ(l.passes[3].summary,
+            "bias adds folded into matmuls 0; activations folded into matmuls 0; residual adds folded into matmuls 0");
 }
 
 // The eager plan folds inside one composite (a `linear`, like addmm) and never a user's separate add.
@@ -322,7 +323,8 @@ TEST(CompilerEpilogue, TanhGeluFoldsIntoTheLinearBeforeIt) {
     EXPECT_EQ(fused.fusion.kernel_count(), 0) << describe(fused.graph, fused.fusion);
     EXPECT_EQ(fused.fusion.library_count(), 1);
     EXPECT_NE(print(fused.graph).find("gelu_tanh"), std::string::npos);
-    EXPECT_EQ(fused.passes[3].summary, "bias adds folded into matmuls 1; activations folded into matmuls 1");
+    EXPECT_EQ(fused.passes[3].summary,
+              "bias adds folded into matmuls 1; activations folded into matmuls 1; residual adds folded into matmuls 0");
     const auto in = random_inputs(g, 5);
     const auto want = interpret(lower(g).graph, in), got = interpret(fused.graph, in);
     ASSERT_EQ(want[0].size(), got[0].size());
@@ -352,6 +354,84 @@ TEST(CompilerEpilogue, ActivationFoldsOnlyTheExactTanhGeluOfAnUnsharedMatmul) {
   h.output(gelu_tanh(linear_layer(h, hx, hw, hb)));
   EXPECT_EQ(activation_matmuls(lower_with_epilogues(h, true).graph), 0);
   EXPECT_EQ(activation_matmuls(lower_with_epilogues(h, false).graph), 1);
+}
+
+// Matmuls whose operands include a residual (the GEMM's C), by the runtime's own classification.
+int residual_matmuls(const Graph& g) {
+  int n = 0;
+  for (const Node& node : g.nodes()) {
+    if (node.op != OpKind::matmul) continue;
+    std::vector<Layout> layouts;
+    for (NodeId in : node.inputs) layouts.push_back(*layout_of(g, in));
+    n += matmul_addends(layouts).residual >= 0;
+  }
+  return n;
+}
+
+// A pre-norm block's residual: x + Linear(h) becomes the GEMM's C operand (beta = 1) in compiled
+// plans, with the bias still its epilogue; the LayerNorm after it reads the GEMM's result alone.
+// The result equals the unfolded graph's (interpreter), in f32 and bf16.
+TEST(CompilerEpilogue, ResidualAddFoldsIntoTheLinearBeforeIt) {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    Graph g;
+    Tensor x = g.input("x", {2, 9, 24}, dt), w = g.input("w", {24, 24}, dt), b = g.input("b", {24}, dt);
+    Tensor w2 = g.input("w2", {24, 24}, dt), lw = g.input("lw", {24}, DType::f32), lb = g.input("lb", {24}, DType::f32);
+    const Tensor h = reshape(linear_layer(g, reshape(x * 0.5, {18, 24}), w, b), {2, 9, 24});
+    const Tensor y = x + h;  // bias and residual
+    const Tensor z = reshape(matmul(reshape(y, {18, 24}), w2), {2, 9, 24}) + y;  // residual only, operands swapped
+    g.output(cast(layer_norm(cast(z, DType::f32), lw, lb), dt));
+    g.output(y);
+    const Lowered fused = lower_with_epilogues(g, false);
+    EXPECT_EQ(residual_matmuls(fused.graph), 2) << print(fused.graph);
+    EXPECT_EQ(count_op(fused.graph, OpKind::add), count_op(lower(g).graph, OpKind::add) - 3) << print(fused.graph);
+    EXPECT_EQ(fused.passes[3].summary,
+              "bias adds folded into matmuls 1; activations folded into matmuls 0; residual adds folded into matmuls 2");
+    EXPECT_EQ(fused.fusion.library_count(), 2);
+    EXPECT_EQ(fused.fusion.kernel_count(), 2) << describe(fused.graph, fused.fusion);  // x * 0.5; the LayerNorm
+    const auto in = random_inputs(g, 6);
+    const auto want = interpret(lower(g).graph, in), got = interpret(fused.graph, in);
+    const double rtol = dt == DType::f32 ? 1e-5 : 1.0 / 64;  // bf16: the unfolded graph rounds once more per add
+    for (std::size_t o = 0; o < want.size(); ++o) {
+      ASSERT_EQ(want[o].size(), got[o].size());
+      for (std::size_t i = 0; i < want[o].size(); ++i)
+        ASSERT_NEAR(want[o][i], got[o][i], rtol * (1 + std::abs(want[o][i]))) << name_of(dt) << " output " << o << " " << i;
+    }
+    // The eager plan keeps the residual add a kernel of its own (a Linear, then a separate `+`).
+    EXPECT_EQ(residual_matmuls(lower_with_epilogues(g, true).graph), 0);
+  }
+}
+
+TEST(CompilerEpilogue, ResidualFoldsOnlyADenseAddendOfAnUnsharedMatmulWithoutActivation) {
+  Graph g;
+  Tensor x = g.input("x", {12, 24}), w = g.input("w", {24, 24}), b = g.input("b", {24});
+  Tensor t = g.input("t", {24, 12}), r = g.input("r", {12, 24});
+  g.output(gelu_tanh(linear_layer(g, x, w, b)) + x);  // the activation would apply to the residual too
+  g.output(matmul(x * 2.0, w) + transpose(t, 0, 1));  // a transposed operand: not laid out as the output
+  g.output(matmul(x * 3.0, w) + broadcast_to(reshape(b, {1, 24}), {12, 24}));  // a bias row: the bias fold's
+  const Tensor shared = matmul(x * 4.0, w);  // the product is also an output
+  g.output(shared + r);
+  g.output(shared);
+  g.output(reshape(r, {2, 6, 24}) + reshape(matmul(x * 5.0, w), {2, 6, 24}));  // through reshapes: folded
+  const Lowered l = lower_with_epilogues(g, false);
+  EXPECT_EQ(residual_matmuls(l.graph), 1) << print(l.graph);
+  EXPECT_EQ(activation_matmuls(l.graph), 1);
+}
+
+// The runtime's reading of a matmul's addends (gemm_plan.h): a bias row, a residual laid out as the
+// output, both, or an addend it cannot take.
+TEST(CompilerEpilogue, MatmulAddendsAreTheBiasRowAndTheDenseResidual) {
+  const Layout a{0, 0, {8, 4}, {4, 1}}, b{1, 0, {4, 6}, {6, 1}};
+  const Layout bias{2, 0, {8, 6}, {0, 1}}, residual{3, 12, {8, 6}, {6, 1}}, transposed{4, 0, {8, 6}, {1, 8}};
+  const MatmulAddends none = matmul_addends({a, b});
+  EXPECT_EQ(none.bias, -1);
+  EXPECT_EQ(none.residual, -1);
+  const MatmulAddends both = matmul_addends({a, b, bias, residual});
+  EXPECT_EQ(both.bias, 2);
+  EXPECT_EQ(both.residual, 3);
+  EXPECT_EQ(matmul_addends({a, b, residual}).residual, 2);
+  EXPECT_EQ(matmul_addends({a, b, residual}).bias, -1);
+  EXPECT_THROW(matmul_addends({a, b, transposed}), Error);
+  EXPECT_THROW(matmul_addends({a, b, residual, residual}), Error);
 }
 
 // The pattern matcher: what a composite computes, whatever the order of commutative operands.

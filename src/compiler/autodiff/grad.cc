@@ -186,7 +186,7 @@ class Reverse {
         if (n.activation != Activation::none)  // set by passes/epilogue.h, after differentiation
           throw Error("autodiff: a matmul with an activation epilogue has no rule; differentiate the graph before lowering it");
         const Tensor a = f32(in(n, 0)), b = f32(in(n, 1));
-        if (n.inputs.size() == 3) accumulate(n.inputs[2], gy);  // the addend
+        for (std::size_t k = 2; k < n.inputs.size(); ++k) accumulate(n.inputs[k], gy);  // the addends
         accumulate(n.inputs[0], matmul(gy, transpose(b, -1, -2)));
         return accumulate(n.inputs[1], matmul(transpose(a, -1, -2), gy));
       }

@@ -180,8 +180,8 @@ class Evaluator {
       const Shape& a = g_.node(n.inputs[0]).shape;
       const std::int64_t m = a[a.size() - 2], k = a.back(), nn = n.shape.back();
       matmul_blocked(in(n, 0).data(), in(n, 1).data(), out.data(), count / (m * nn), m, k, nn);
-      if (n.inputs.size() == 3) {  // the addend (a bias the epilogue pass folded in): one rounding
-        const auto& c = in(n, 2);
+      for (std::size_t k = 2; k < n.inputs.size(); ++k) {  // addends the epilogue pass folded in: one rounding
+        const auto& c = in(n, k);
         for (std::int64_t i = 0; i < count; ++i) out[std::size_t(i)] += c[std::size_t(i)];
       }
       if (n.activation != Activation::none)

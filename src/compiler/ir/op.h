@@ -23,8 +23,9 @@ enum class OpKind : std::uint8_t {
   // Views: change how elements are indexed, never their values. Fused kernels turn them into index
   // math; library calls see them as strides.
   reshape, permute, slice, broadcast,
-  // Ops that run as their own step: concat (a copy), matmul/bmm (a library call; an optional third
-  // input is an addend of the output's shape, folded in by passes/epilogue.h), gather (embedding),
+  // Ops that run as their own step: concat (a copy), matmul/bmm (a library call; optional third and
+  // fourth inputs are addends of the output's shape — a bias, a residual — folded in by
+  // passes/epilogue.h), gather (embedding),
   // attention (softmax(q kᵀ · scale, causal mask) v: a flash kernel where the backend has one, else
   // expanded into the primitives above by the expand pass before anything else sees it).
   concat, matmul, gather, attention,

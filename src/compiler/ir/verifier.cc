@@ -120,8 +120,8 @@ std::string check_shapes(const Graph& g, const Node& n) {
       if (a[rank - 1] != b[rank - 2]) return fmt::format("matmul inner dims {} vs {}", a[rank - 1], b[rank - 2]);
       if (n.shape[rank - 2] != a[rank - 2] || n.shape[rank - 1] != b[rank - 1]) return "matmul output shape";
       if (n.activation != Activation::none && !is_floating(n.dtype)) return "a matmul activation needs a float dtype";
-      if (n.inputs.size() == 3 && (in(2).shape != n.shape || in(2).dtype != n.dtype))
-        return "a matmul addend has the output's shape and dtype";
+      for (std::size_t i = 2; i < n.inputs.size(); ++i)
+        if (in(i).shape != n.shape || in(i).dtype != n.dtype) return "a matmul addend has the output's shape and dtype";
       return in(0).dtype == n.dtype && in(1).dtype == n.dtype ? "" : "matmul dtypes differ";
     }
     case OpKind::gather: {
@@ -171,9 +171,9 @@ std::string check_node(const Graph& g, const Node& n, NodeId id) {
   for (NodeId in : n.inputs)
     if (in < 0 || in >= id) return fmt::format("input %{} is not an earlier node", in);
   const std::size_t want = arity(n.op);
-  // concat takes any number; matmul an optional addend (passes/epilogue.h).
+  // concat takes any number; matmul up to two addends (passes/epilogue.h: a bias, a residual).
   if (n.op == OpKind::concat ? n.inputs.empty()
-      : n.op == OpKind::matmul ? n.inputs.size() != 2 && n.inputs.size() != 3
+      : n.op == OpKind::matmul ? n.inputs.size() < 2 || n.inputs.size() > 4
                                : n.inputs.size() != want)
     return fmt::format("{} inputs, expected {}", n.inputs.size(), want);
   return check_shapes(g, n);

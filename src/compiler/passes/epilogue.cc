@@ -188,4 +188,74 @@ Graph fold_matmul_activation(const Graph& g, const CanFoldBias& can_fold, std::s
   return out;
 }
 
+Graph fold_matmul_residual(const Graph& g, const CanFoldBias& can_fold, std::string* summary) {
+  std::vector<int> uses(g.size(), 0);
+  for (const Node& n : g.nodes())
+    for (NodeId in : n.inputs) ++uses[std::size_t(in)];
+  for (NodeId o : g.outputs()) ++uses[std::size_t(o)];
+
+  // A contiguous, row-major operand at a 16-byte aligned offset: what a GEMM reads as its C.
+  auto dense = [&](NodeId id) {
+    const auto l = layout_of(g, id);
+    return l && l->contiguous() && (l->offset * std::int64_t(size_of(g.node(id).dtype))) % 16 == 0;
+  };
+
+  // Per add that folds: its matmul (behind single-use reshapes) and the residual operand.
+  std::vector<Fold> fold(g.size());  // bias_source holds the residual here
+  std::vector<char> skip(g.size(), 0);
+  int folded = 0;
+  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
+    const Node& add = g.node(id);
+    if (add.op != OpKind::add) continue;
+    for (int side = 0; side < 2; ++side) {
+      std::vector<NodeId> chain;
+      NodeId mm_id = add.inputs[std::size_t(side)];
+      while (g.node(mm_id).op == OpKind::reshape && uses[std::size_t(mm_id)] == 1) {
+        chain.push_back(mm_id);
+        mm_id = g.node(mm_id).inputs[0];
+      }
+      const Node& mm = g.node(mm_id);
+      if (mm.op != OpKind::matmul || mm.inputs.size() > 3 || mm.activation != Activation::none ||
+          uses[std::size_t(mm_id)] != 1 || skip[std::size_t(mm_id)] || mm.dtype != add.dtype)
+        continue;
+      const NodeId r = add.inputs[std::size_t(1 - side)];
+      if (g.node(r).shape != add.shape || g.node(r).dtype != add.dtype || numel(add.shape) != numel(mm.shape) || !dense(r))
+        continue;
+      if (!can_fold || !can_fold(g, mm)) continue;
+      fold[std::size_t(id)] = Fold{mm_id, r};
+      skip[std::size_t(mm_id)] = 1;
+      for (NodeId c : chain) skip[std::size_t(c)] = 1;
+      ++folded;
+      break;
+    }
+  }
+
+  Graph out;
+  std::vector<NodeId> map(g.size(), -1);
+  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
+    if (skip[std::size_t(id)]) continue;
+    const Fold& f = fold[std::size_t(id)];
+    if (f.matmul < 0) {
+      Node n = g.node(id);
+      for (NodeId& in : n.inputs) in = map[std::size_t(in)];
+      map[std::size_t(id)] = out.add(std::move(n));
+      continue;
+    }
+    // matmul(a, w[, bias], reshape(r, matmul shape)), then back to the add's shape.
+    const Node& add = g.node(id);
+    Node mm = g.node(f.matmul);
+    for (NodeId& in : mm.inputs) in = map[std::size_t(in)];
+    NodeId r = map[std::size_t(f.bias_source)];
+    if (add.shape != mm.shape) r = add_node(out, OpKind::reshape, r, mm.shape, add.dtype, add.composite);
+    mm.inputs.push_back(r);
+    NodeId result = out.add(std::move(mm));
+    if (out.node(result).shape != add.shape)
+      result = add_node(out, OpKind::reshape, result, add.shape, add.dtype, add.composite);
+    map[std::size_t(id)] = result;
+  }
+  for (NodeId o : g.outputs()) out.mutable_outputs().push_back(map[std::size_t(o)]);
+  if (summary) *summary = fmt::format("residual adds folded into matmuls {}", folded);
+  return out;
+}
+
 }  // namespace aisp::compiler

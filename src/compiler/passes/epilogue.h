@@ -38,4 +38,18 @@ Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_
 // activation is a separate composite call from its Linear, so the eager plan never does this.
 Graph fold_matmul_activation(const Graph& g, const CanFoldBias& can_fold, std::string* summary = nullptr);
 
+// Folds a residual add that follows a matmul into it, as a GEMM's C operand with beta = 1 (cuBLASLt
+// computes D = A·B + C + bias in fp32 and rounds once): `add(matmul(a, w[, bias]), r)` becomes
+// `matmul(a, w[, bias], r)`. In a pre-norm transformer this is the output projection's and the MLP's
+// residual: the GEMM writes the new residual stream itself, and the LayerNorm after it reads one
+// tensor instead of two and writes one instead of two. Run after the other two folds.
+//
+// Folded only when the matmul has no activation (an activation applies after the addends) and no
+// residual yet, its only consumer is the add (through single-use reshapes) and it is not an output;
+// `r` has the add's shape and dtype and lies contiguous (row-major, no broadcast) at a 16-byte
+// aligned offset, so the GEMM reads it with the output's own layout; and `can_fold` takes the matmul.
+// The add and the matmul are separate composite calls (a Linear, then `+`), so the eager plan never
+// does this.
+Graph fold_matmul_residual(const Graph& g, const CanFoldBias& can_fold, std::string* summary = nullptr);
+
 }  // namespace aisp::compiler

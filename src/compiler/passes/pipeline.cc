@@ -34,10 +34,14 @@ std::vector<GraphPass> graph_passes(const PipelineOptions& options) {
            *s = "off for this backend";
            return g;
          }
-         std::string bias, activation = "activations: not across composite calls (eager plan)";
+         std::string bias, activation = "activations: not across composite calls (eager plan)",
+                           residual = "residuals: not across composite calls (eager plan)";
          Graph out = fold_matmul_bias(g, options.fold_matmul_bias, options.fuse_within_composites_only, &bias);
-         if (!options.fuse_within_composites_only) out = fold_matmul_activation(out, options.fold_matmul_bias, &activation);
-         *s = bias + "; " + activation;
+         if (!options.fuse_within_composites_only) {
+           out = fold_matmul_activation(out, options.fold_matmul_bias, &activation);
+           out = fold_matmul_residual(out, options.fold_matmul_bias, &residual);
+         }
+         *s = bias + "; " + activation + "; " + residual;
          return out;
        }},
   };

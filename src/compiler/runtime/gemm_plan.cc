@@ -44,6 +44,25 @@ std::string GemmCall::to_string() const {
                      batch, calls.size(), outer.size());
 }
 
+MatmulAddends matmul_addends(const std::vector<Layout>& operands) {
+  MatmulAddends found;
+  for (std::size_t i = 2; i < operands.size(); ++i) {
+    const Layout& l = operands[i];
+    bool row = !l.strides.empty() && (l.strides.back() == 1 || l.shape.back() == 1);
+    for (std::size_t d = 0; d + 1 < l.strides.size(); ++d) row = row && (l.strides[d] == 0 || l.shape[d] == 1);
+    if (row && found.bias < 0) {
+      found.bias = int(i);
+    } else if (l.contiguous() && found.residual < 0) {
+      found.residual = int(i);
+    } else {
+      throw Error(fmt::format("matmul addend {} with layout {} is neither a bias row nor a residual laid out as the "
+                              "output, or repeats one (internal: passes/epilogue.h folds only those)",
+                              i, l.to_string()));
+    }
+  }
+  return found;
+}
+
 bool is_single_gemm(const Graph& g, const Node& matmul) {
   const auto a = layout_of(g, matmul.inputs[0]), b = layout_of(g, matmul.inputs[1]);
   if (!a || !b) return false;

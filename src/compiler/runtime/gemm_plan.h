@@ -50,4 +50,14 @@ GemmCall plan_gemm(const Layout& a, const Layout& b, const Shape& c_shape);
 // folded into M): what a cuBLASLt epilogue can take (passes/epilogue.h's CanFoldBias).
 bool is_single_gemm(const Graph& g, const Node& matmul);
 
+// Which of a matmul's addends (operands 2 and 3, passes/epilogue.h) is the bias and which the
+// residual, by layout: the bias is one row broadcast over the rows (every stride 0 but a unit last
+// one; the BIAS epilogue reads [N]), the residual lies as the output does (contiguous: the GEMM's C
+// with beta = 1). -1 where there is none. A [1, N] addend fits both and is taken as the bias first.
+// aisp::Error for an addend that is neither, or two of one kind.
+struct MatmulAddends {
+  int bias = -1, residual = -1;  // operand index, or -1
+};
+MatmulAddends matmul_addends(const std::vector<Layout>& operands);
+
 }  // namespace aisp::compiler

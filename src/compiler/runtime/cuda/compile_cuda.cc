@@ -60,13 +60,14 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
   const bool autotune = !autotune_dir.empty();
   const std::string device_key = autotune && loaded_ ? device_tuning_key() : "";
   std::vector<std::pair<std::string, const LtMatmul*>> tuned;
-  auto tuned_lt = [&](DType dt, const GemmCall& plan, bool bias, Activation act) -> std::unique_ptr<LtMatmul> {
+  auto tuned_lt = [&](DType dt, const GemmCall& plan, bool bias, bool residual, Activation act) -> std::unique_ptr<LtMatmul> {
     if (!loaded_) return nullptr;
-    const std::string what = fmt::format("cuBLASLt {} {}{}{}", name_of(dt), plan.to_string(), bias ? " bias" : "",
+    const std::string what = fmt::format("cuBLASLt {} {}{}{}{}", name_of(dt), plan.to_string(), bias ? " bias" : "",
+                                         residual ? " residual" : "",
                                          act != Activation::none ? fmt::format(" {}", name_of(act)) : "");
     for (const auto& [k, done] : tuned)
       if (k == what) {  // same problem: reuse the decision without timing it again
-        auto again = library_->plan_lt(dt, plan, bias, act, false);
+        auto again = library_->plan_lt(dt, plan, bias, residual, act, false);
         again->adopt_algorithm(*done);
         return again;
       }
@@ -74,18 +75,18 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     if (autotune) {
       const std::string key = hash_hex(what + "\n" + device_key);
       if (auto cached = load_decision(autotune_dir, key)) {
-        lt = library_->plan_lt(dt, plan, bias, act, false);
+        lt = library_->plan_lt(dt, plan, bias, residual, act, false);
         if (lt->use_algorithm(*cached)) ++stats_.autotune_cache_hits;
         else lt.reset();  // stale (another library build): search again
       }
       if (!lt) {
-        lt = library_->plan_lt(dt, plan, bias, act, true);
+        lt = library_->plan_lt(dt, plan, bias, residual, act, true);
         stats_.autotune_ms += lt->autotune_ms();
         ++stats_.autotune_searches;
         if (!lt->decision().best.empty()) save_decision(autotune_dir, key, lt->decision());
       }
     } else {
-      lt = library_->plan_lt(dt, plan, bias, act, false);
+      lt = library_->plan_lt(dt, plan, bias, residual, act, false);
     }
     tuned.emplace_back(what, lt.get());
     return lt;
@@ -132,6 +133,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     std::unique_ptr<AttentionStep> attention;
     std::unique_ptr<LtMatmul> lt;
     std::unique_ptr<GemmConfig> aisp;
+    MatmulAddends addends;
     std::string choice;
     if (s.kind == Step::Kind::kernel) {
       kernel_of_step_.push_back(next_kernel++);
@@ -145,16 +147,17 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
       }
       if (n.op == OpKind::matmul) {
         gemm = plan_gemm(layouts[0], layouts[1], n.shape);
-        const bool bias = n.inputs.size() == 3;
+        addends = matmul_addends(layouts);
+        const bool bias = addends.bias >= 0, residual = addends.residual >= 0;
         const bool act = n.activation != Activation::none;
         const bool single = gemm.batch == 1 && gemm.outer.empty() && gemm.calls.size() == 1;
-        if (bias || act || (autotune && single)) {
-          lt = tuned_lt(n.dtype, gemm, bias, n.activation);
+        if (bias || residual || act || (autotune && single)) {
+          lt = tuned_lt(n.dtype, gemm, bias, residual, n.activation);
           if (lt)
-            choice = fmt::format("{}{}{}: {}", gemm.to_string(), bias ? " + bias" : "",
+            choice = fmt::format("{}{}{}{}: {}", gemm.to_string(), bias ? " + bias" : "", residual ? " + residual" : "",
                                  act ? fmt::format(" + {}", name_of(n.activation)) : "", lt->choice());
-          // aisp's GEMM has the erf GELU only: a tanh-GELU matmul stays with cuBLASLt.
-          if (lt && autotune && !act) {
+          // aisp's GEMM has the erf GELU only, and no residual operand: such matmuls stay with cuBLASLt.
+          if (lt && autotune && !act && !residual) {
             AispGemmChoice a = choose_aisp(n.dtype, gemm, bias, *lt);
             if (a.config) {
               aisp = std::make_unique<GemmConfig>(*a.config);
@@ -175,6 +178,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     gemm_of_step_.push_back(std::move(gemm));
     attention_of_step_.push_back(std::move(attention));
     lt_of_step_.push_back(std::move(lt));
+    addends_of_step_.push_back(addends);
     aisp_gemm_of_step_.push_back(std::move(aisp));
     gemm_choices_.push_back(std::move(choice));
   }
@@ -268,12 +272,16 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
       void* out = address(where_[std::size_t(s.nodes[0])], inputs, outputs);
       const std::int64_t es = std::int64_t(size_of(n.dtype));
       if (n.op == OpKind::matmul && lt_of_step_[si]) {
-        const void* bias = n.inputs.size() == 3 ? static_cast<const char*>(src(2)) + layouts[2].offset * es : nullptr;
+        const MatmulAddends& add = addends_of_step_[si];
+        auto addend = [&](int i) -> const void* {
+          return i < 0 ? nullptr : static_cast<const char*>(src(std::size_t(i))) + layouts[std::size_t(i)].offset * es;
+        };
+        const void* bias = addend(add.bias);
         const GemmConfig* aisp = aisp_gemm_of_step_[si].get();
         if (!aisp || !run_aisp_gemm(gemm_of_step_[si], *aisp, src(0), src(1), bias, out, stream))
-          library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, out, stream);
+          library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, addend(add.residual), out, stream);
       } else if (n.op == OpKind::matmul) {
-        if (n.inputs.size() == 3 || n.activation != Activation::none)
+        if (n.inputs.size() > 2 || n.activation != Activation::none)
           throw Error("internal: a matmul epilogue without its cuBLASLt plan");
         void* table = pointer_tables_ ? static_cast<char*>(pointer_tables_.get()) + pointer_table_of_step_[si] : nullptr;
         library_->matmul(n.dtype, gemm_of_step_[si], src(0), src(1), out, table, stream);

@@ -94,16 +94,18 @@ CudaLibrary::CudaLibrary(NvrtcJit& jit, bool load) : loaded_(load) {
   lt_ = lt;
 }
 
-std::unique_ptr<LtMatmul> CudaLibrary::plan_lt(DType dtype, const GemmCall& plan, bool bias, Activation activation,
+std::unique_ptr<LtMatmul> CudaLibrary::plan_lt(DType dtype, const GemmCall& plan, bool bias, bool residual,
+                                               Activation activation,
                                                bool autotune) {
   if (!loaded_) return nullptr;  // compile only: nothing to plan on
-  return std::make_unique<LtMatmul>(lt_, dtype, plan, bias, activation, kCublasWorkspaceBytes, autotune);
+  return std::make_unique<LtMatmul>(lt_, dtype, plan, bias, residual, activation, kCublasWorkspaceBytes, autotune);
 }
 
-void CudaLibrary::matmul_lt(const LtMatmul& lt, const void* a, const void* b, const void* bias, void* c,
+void CudaLibrary::matmul_lt(const LtMatmul& lt, const void* a, const void* b, const void* bias, const void* residual,
+                            void* c,
                             cudaStream_t stream) {
   if (!loaded_) throw Error("CudaLibrary: compiled with load = false; it cannot run");
-  lt.run(a, b, bias, c, workspace_, stream);
+  lt.run(a, b, bias, residual, c, workspace_, stream);
 }
 
 CudaLibrary::~CudaLibrary() {

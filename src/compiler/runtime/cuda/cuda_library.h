@@ -41,8 +41,10 @@ class CudaLibrary {
   static int launches(const GemmCall& plan) { return plan.outer.empty() ? 1 : 2; }
   // A single GEMM through cuBLASLt (bias epilogue, or max-autotune's timed algorithm choice): planned
   // once (lt_matmul.h), run on this library's handle and workspace.
-  std::unique_ptr<LtMatmul> plan_lt(DType dtype, const GemmCall& plan, bool bias, Activation activation, bool autotune);
-  void matmul_lt(const LtMatmul& lt, const void* a, const void* b, const void* bias, void* c, cudaStream_t stream);
+  std::unique_ptr<LtMatmul> plan_lt(DType dtype, const GemmCall& plan, bool bias, bool residual, Activation activation,
+                                    bool autotune);
+  void matmul_lt(const LtMatmul& lt, const void* a, const void* b, const void* bias, const void* residual, void* c,
+                 cudaStream_t stream);
   // out[i, :] = table[indices[i], :]; rows of `row_bytes`, table rows `table_row_stride_bytes` apart.
   void gather(const void* table, std::int64_t table_rows, std::int64_t table_row_stride_bytes,
               const std::int32_t* indices, std::int64_t count, void* out, std::int64_t row_bytes,

@@ -69,6 +69,7 @@ struct LtMatmul::Impl {
   DType dtype = DType::bf16;
   std::int64_t es = 0;
   bool bias = false;
+  bool residual = false;  // C = the residual, beta = 1 (else C is D's memory, unread: beta = 0)
   std::size_t workspace_bytes = 0;
 
   ~Impl() {
@@ -79,25 +80,27 @@ struct LtMatmul::Impl {
   }
 
   cublasStatus_t call(const cublasLtMatmulAlgo_t& with, const void* blas_a, const void* blas_b, const void* bias_ptr,
-                      void* out, void* workspace, cudaStream_t stream) const {
+                      const void* residual_ptr, void* out, void* workspace, cudaStream_t stream) const {
     if (bias) check_lt(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)),
                        "set the bias pointer");
-    const float alpha = 1.0f, beta = 0.0f;
-    return cublasLtMatmul(lt, desc, &alpha, blas_a, a, blas_b, b, &beta, out, c, out, c, &with, workspace,
+    const float alpha = 1.0f, beta = residual ? 1.0f : 0.0f;
+    const void* c_ptr = residual ? residual_ptr : out;
+    return cublasLtMatmul(lt, desc, &alpha, blas_a, a, blas_b, b, &beta, c_ptr, c, out, c, &with, workspace,
                           workspace_bytes, stream);
   }
 
   // Scratch operands of the plan's extents (strides included), a workspace and a stream: what
   // time() runs the candidates on.
   struct Bench {
-    DeviceScratch a, b, c, bias;
+    DeviceScratch a, b, c, bias, residual;
     void* workspace = nullptr;
     cudaStream_t stream = nullptr;
     explicit Bench(const Impl& m)
         : a(m.dtype, m.plan.lda * (m.plan.transa ? m.plan.m : m.plan.k), 1),
           b(m.dtype, m.plan.ldb * (m.plan.transb ? m.plan.k : m.plan.n), 2),
           c(m.dtype, m.plan.ldc * m.plan.n, 3),
-          bias(m.dtype, m.plan.m, 4) {
+          bias(m.dtype, m.plan.m, 4),
+          residual(m.dtype, m.residual ? m.plan.ldc * m.plan.n : 1, 5) {
       check_cuda(cudaMalloc(&workspace, std::max<std::size_t>(m.workspace_bytes, 1)), "cudaMalloc of the autotune workspace");
       check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
     }
@@ -111,13 +114,15 @@ struct LtMatmul::Impl {
 
   // ms per call of `with` on the bench's operands; -1 when cuBLASLt refuses it for this problem.
   double time(const cublasLtMatmulAlgo_t& with, const Bench& bench) const {
-    auto run_once = [&] { return call(with, bench.a.p, bench.b.p, bench.bias.p, bench.c.p, bench.workspace, bench.stream); };
+    auto run_once = [&] {
+      return call(with, bench.a.p, bench.b.p, bench.bias.p, bench.residual.p, bench.c.p, bench.workspace, bench.stream);
+    };
     if (run_once() != CUBLAS_STATUS_SUCCESS) return -1;
     return time_as_graph_ms(bench.stream, timing_reps(2 * plan.m * plan.n * plan.k), [&] { run_once(); });
   }
 };
 
-LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, Activation activation,
+LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, bool residual, Activation activation,
                    std::size_t workspace_bytes, bool autotune)
     : impl_(std::make_unique<Impl>()) {
   if (plan.batch != 1 || !plan.outer.empty() || plan.calls.size() != 1)
@@ -128,6 +133,9 @@ LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, Activ
   m.dtype = dtype;
   m.es = std::int64_t(size_of(dtype));
   m.bias = bias;
+  m.residual = residual;
+  if (residual && activation != Activation::none)
+    throw Error("internal: a residual matmul with an activation (the activation would apply to the residual too)");
   m.workspace_bytes = workspace_bytes;
   const cudaDataType_t t = blas_data_type(dtype);
   check_lt(cublasLtMatmulDescCreate(&m.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
@@ -165,8 +173,8 @@ LtMatmul::LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, Activ
   cublasLtMatmulPreferenceDestroy(pref);
   check_lt(hs, "cublasLtMatmulAlgoGetHeuristic");
   if (returned == 0)
-    throw Error(fmt::format("cuBLASLt has no algorithm for {}{}{}", plan.to_string(), bias ? " + bias" : "",
-                            gelu ? " + GELU" : ""));
+    throw Error(fmt::format("cuBLASLt has no algorithm for {}{}{}{}", plan.to_string(), bias ? " + bias" : "",
+                            residual ? " + residual" : "", gelu ? " + GELU" : ""));
   m.algo = found[0].algo;
   choice_ = "heuristic first choice";
   if (!autotune || returned == 1) return;
@@ -224,12 +232,14 @@ bool LtMatmul::use_algorithm(const TuneResult& decision) {
   return true;
 }
 
-void LtMatmul::run(const void* a, const void* b, const void* bias, void* c, void* workspace, cudaStream_t stream) const {
+void LtMatmul::run(const void* a, const void* b, const void* bias, const void* residual, void* c, void* workspace,
+                   cudaStream_t stream) const {
   const Impl& m = *impl_;
   const GemmCall::Offsets& o = m.plan.calls[0];
   if (m.bias && !bias) throw Error("internal: a bias matmul without its bias");
+  if (m.residual && !residual) throw Error("internal: a residual matmul without its residual");
   check_lt(m.call(m.algo, static_cast<const char*>(b) + o.b * m.es, static_cast<const char*>(a) + o.a * m.es, bias,
-                  static_cast<char*>(c) + o.c * m.es, workspace, stream),
+                  residual, static_cast<char*>(c) + o.c * m.es, workspace, stream),
            "cublasLtMatmul");
 }
 

@@ -1,5 +1,6 @@
 // One planned cuBLASLt matmul of the CUDA backend: a single GEMM (GemmCall with no batch) with an
-// optional bias epilogue (CUBLASLT_EPILOGUE_BIAS: D = A·B + bias[n] in one pass) and an optional
+// optional bias epilogue (CUBLASLT_EPILOGUE_BIAS: D = A·B + bias[n] in one pass), an optional
+// residual (the C operand with beta = 1: D = A·B + R [+ bias], R laid out as D) and an optional
 // activation (the tanh GELU: CUBLASLT_EPILOGUE_GELU(_BIAS), GELU of the fp32 sum before the one
 // rounding), the epilogues passes/epilogue.h folds. Descriptors, layouts and the algorithm are chosen once, when the plan is
 // built (never during a CUDA-graph capture); run() only binds pointers and calls cublasLtMatmul.
@@ -32,14 +33,16 @@ class LtMatmul {
   static constexpr int kAutotuneCandidates = 8;
 
   // `lt`: a cublasLtHandle_t; `workspace_bytes`: what run()'s workspace holds.
-  LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, Activation activation, std::size_t workspace_bytes,
-           bool autotune);
+  LtMatmul(void* lt, DType dtype, const GemmCall& plan, bool bias, bool residual, Activation activation,
+           std::size_t workspace_bytes, bool autotune);
   ~LtMatmul();
   LtMatmul(const LtMatmul&) = delete;
   LtMatmul& operator=(const LtMatmul&) = delete;
 
-  // a, b: the graph's operands (buffers; the plan's offsets are applied here); bias: [n] or null.
-  void run(const void* a, const void* b, const void* bias, void* c, void* workspace, cudaStream_t stream) const;
+  // a, b: the graph's operands (buffers; the plan's offsets are applied here); bias: [n] or null;
+  // residual: laid out as c (the plan's c offset is not applied: pass its element) or null.
+  void run(const void* a, const void* b, const void* bias, const void* residual, void* c, void* workspace,
+           cudaStream_t stream) const;
 
   // Takes the algorithm `tuned` chose for the same problem (a model's layers share GEMM shapes).
   void adopt_algorithm(const LtMatmul& tuned);
