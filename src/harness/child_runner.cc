@@ -3,12 +3,14 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "harness/atomic_file.h"
 #include "harness/backend.h"
+#include "harness/clock_sampler.h"
 #include "harness/profiler_range.h"
 #include "harness/registry.h"
 
@@ -137,6 +139,9 @@ VariantResult run_variant(const Example& example, const VariantInfo& info, const
     }
 
     for (Mode mode : request.timing.modes) {
+      // The GPU's clock while this mode is sampled: under a power cap it depends on the work.
+      std::optional<ClockSampler> clocks;
+      if (example.workload.backend == Backend::cuda) clocks.emplace(request.device);
       TimedSamples samples = backend->time(*variant, mode, request.timing);
       ModeResult m;
       m.mode = mode;
@@ -145,6 +150,7 @@ VariantResult run_variant(const Example& example, const VariantInfo& info, const
       m.calls_per_sample = samples.calls_per_sample;
       m.stop_reason = samples.stop_reason;
       m.samples_s = samples.samples_s;
+      if (clocks) m.clocks = clocks->stop();
       if (m.measured) m.summary = summarize(m.samples_s);
       result.modes.push_back(std::move(m));
     }

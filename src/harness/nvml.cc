@@ -52,6 +52,8 @@ constexpr std::pair<unsigned long long, const char*> kReasons[] = {
     {0x80ull, "hw_power_brake_slowdown"},
     {0x100ull, "display_clock_setting"},
 };
+// The reasons that mean "the power limit holds the clock down": sw_power_cap, hw_power_brake_slowdown.
+constexpr unsigned long long kPowerCapReasons = 0x4ull | 0x80ull;
 
 struct Nvml {
   void* library = nullptr;
@@ -158,31 +160,57 @@ Target target_for_cuda_index(int index) {
   return t;
 }
 
-}  // namespace
-
-nlohmann::json nvml_snapshot(int index) {
+// Initializes NVML and finds the device CUDA numbers `index`; on failure (NVML shut down again)
+// nullptr and `why`.
+nvmlDevice_t open_device(int index, std::string* why) {
   const Nvml& n = nvml();
-  if (!n.error.empty()) return {{"available", false}, {"reason", n.error}};
-  if (index < 0) return {{"available", false}, {"reason", fmt::format("invalid GPU index {}", index)}};
-
+  if (!n.error.empty()) return *why = n.error, nullptr;
+  if (index < 0) return *why = fmt::format("invalid GPU index {}", index), nullptr;
   const nvmlReturn_t init_status = n.init();
-  if (init_status != kNvmlSuccess)
-    return {{"available", false}, {"reason", "nvmlInit_v2 failed: " + n.describe(init_status)}};
-
-  nlohmann::json j;
+  if (init_status != kNvmlSuccess) return *why = "nvmlInit_v2 failed: " + n.describe(init_status), nullptr;
   const Target target = target_for_cuda_index(index);
   nvmlDevice_t device = nullptr;
-  nvmlReturn_t status = kNvmlSuccess;
-  if (target.by_uuid && n.handle_by_uuid)
-    status = n.handle_by_uuid(target.uuid.c_str(), &device);
-  else
-    status = n.handle_by_index(target.nvml_index, &device);
+  const nvmlReturn_t status = target.by_uuid && n.handle_by_uuid ? n.handle_by_uuid(target.uuid.c_str(), &device)
+                                                                 : n.handle_by_index(target.nvml_index, &device);
   if (status != kNvmlSuccess) {
-    j = {{"available", false},
-         {"reason", fmt::format("no NVML device for GPU {}: {}", index, n.describe(status))}};
+    *why = fmt::format("no NVML device for GPU {}: {}", index, n.describe(status));
     n.shutdown();
-    return j;
+    return nullptr;
   }
+  return device;
+}
+
+}  // namespace
+
+NvmlReader::NvmlReader(int index) { device_ = open_device(index, &reason_); }
+
+NvmlReader::~NvmlReader() {
+  if (device_) nvml().shutdown();  // NVML counts its inits: this ends this reader's
+}
+
+std::optional<NvmlReading> NvmlReader::read() const {
+  if (!device_) return std::nullopt;
+  const Nvml& n = nvml();
+  const auto device = static_cast<nvmlDevice_t>(device_);
+  unsigned mhz = 0;
+  if (!n.clock || n.clock(device, kClockSm, &mhz) != kNvmlSuccess) return std::nullopt;
+  NvmlReading r;
+  r.sm_mhz = mhz;
+  unsigned milliwatts = 0;
+  if (n.power && n.power(device, &milliwatts) == kNvmlSuccess) r.power_w = double(milliwatts) / 1000.0;
+  unsigned long long mask = 0;
+  if (n.reasons && n.reasons(device, &mask) == kNvmlSuccess) r.power_capped = (mask & kPowerCapReasons) != 0;
+  return r;
+}
+
+nlohmann::json nvml_snapshot(int index) {
+  std::string why;
+  const nvmlDevice_t device = open_device(index, &why);
+  if (!device) return {{"available", false}, {"reason", why}};
+  const Nvml& n = nvml();
+  const Target target = target_for_cuda_index(index);
+  nlohmann::json j;
+  nvmlReturn_t status = kNvmlSuccess;
 
   // Each reading is optional (some are "Not Supported" on some boards): a failed one leaves its key
   // out and is listed under "unavailable" with NVML's reason.

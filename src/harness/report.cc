@@ -28,6 +28,7 @@ struct Line {
 
   // Measured values; empty where not measured, not applicable, or the variant did not pass.
   std::optional<double> median_s, tflop_s, gb_s, peak_percent, launches, memory_bytes, max_rel_l2;
+  std::optional<double> sm_mhz, power_w;  // mean over the mode's samples (NVML), where read
   std::optional<Speedup> speedup;
   bool memory_bound = false;  // below the roofline's ridge: GB/s is the number that matters
 };
@@ -63,6 +64,10 @@ Line make_line(const ReportRow& row, Mode mode, bool continuation, const json& p
   const double median = m->summary.count > 0 ? m->summary.median : summarize(m->samples_s).median;
   if (!(median > 0)) return line;
   line.median_s = median;
+  if (m->clocks && m->clocks->readings > 0) {
+    line.sm_mhz = m->clocks->sm_mhz_mean;
+    if (m->clocks->power_w_mean >= 0) line.power_w = m->clocks->power_w_mean;
+  }
   if (r.flops > 0) line.tflop_s = r.flops / median / 1e12;
   if (r.bytes > 0) line.gb_s = r.bytes / median / 1e9;
   // Roofline: below the ridge (peak FLOP/s over peak bytes/s, measured; 100 FLOP/byte when
@@ -98,7 +103,7 @@ std::vector<Line> lines_of(const std::vector<ReportRow>& rows, const json& peaks
 
 const std::vector<TextColumn>& report_columns() {
   static const std::vector<TextColumn> columns = {
-      {"example"},          {"variant"},  {"mode"},   {"median", true},     {"throughput", true},
+      {"example"},          {"variant"},  {"mode"},   {"median", true},     {"SM clock", true}, {"throughput", true},
       {"% peak", true},     {"speedup [95% CI]"},   {"launches", true}, {"memory", true},
       {"verification"},     {"expectation"}};
   return columns;
@@ -144,6 +149,7 @@ std::vector<std::string> display_cells(const Line& l, bool blank_continuations) 
       blank ? "" : r.variant,
       name_of(l.mode),
       or_dash(l.median_s, [](double s) { return format_seconds(s); }),
+      or_dash(l.sm_mhz, [](double mhz) { return fmt::format("{:.0f} MHz", mhz); }),
       throughput_cell(l),
       or_dash(l.peak_percent, [](double p) { return fmt::format("{:.1f}%", p); }),
       l.speedup ? fmt::format("{:.2f}x [{:.2f}, {:.2f}]", l.speedup->ratio, l.speedup->ci_low,
@@ -173,7 +179,8 @@ std::string render_markdown(const std::vector<Line>& lines) {
 const std::vector<std::string> kFields = {"example",    "variant",        "mode",          "status",
                                "median_s",   "tflop_s",        "gb_s",          "peak_percent",
                                "speedup",    "speedup_ci_low", "speedup_ci_high", "launches_per_call",
-                               "memory_bytes", "max_rel_l2",   "reason",        "expectation"};
+                               "memory_bytes", "max_rel_l2",   "reason",        "expectation",
+                               "sm_clock_mhz", "power_w"};
 
 json fields_of(const Line& l) {
   const VariantResult& r = *l.result;
@@ -195,6 +202,8 @@ json fields_of(const Line& l) {
   j["max_rel_l2"] = number(l.max_rel_l2);
   j["reason"] = r.reason;
   j["expectation"] = l.comparison ? json(name_of(l.comparison->verdict)) : json(nullptr);
+  j["sm_clock_mhz"] = number(l.sm_mhz);
+  j["power_w"] = number(l.power_w);
   return j;
 }
 

@@ -16,7 +16,7 @@ struct ReportRow {
   Comparison comparison;  // against the expectation file, in the primary mode
 };
 
-// Columns: example, variant, mode, median, TFLOP/s or GB/s, % of measured peak, speedup [95% CI],
+// Columns: example, variant, mode, median, mean SM clock while it was sampled, TFLOP/s or GB/s, % of measured peak, speedup [95% CI],
 // launches/call, memory, verification (rel L2 error), expectation verdict.
 // `peaks` holds the measured device peaks ({"copy_gb_s": .., "bf16_tflops": ..}) or null.
 std::string render(Format format, const std::vector<ReportRow>& rows, const nlohmann::json& peaks,

@@ -96,7 +96,8 @@ json to_json(const ModeResult& m) {
             {"calls_per_sample", m.calls_per_sample},
             {"stop_reason", m.stop_reason},
             {"summary", m.summary.count > 0 ? to_json(m.summary) : json(nullptr)},
-            {"samples_s", m.samples_s}};
+            {"samples_s", m.samples_s},
+            {"clocks", m.clocks ? to_json(*m.clocks) : json(nullptr)}};
   j["speedup"] = m.speedup ? json{{"ratio", number_to_json(m.speedup->ratio)},
                                   {"ci_low", number_to_json(m.speedup->ci_low)},
                                   {"ci_high", number_to_json(m.speedup->ci_high)}}
@@ -112,6 +113,7 @@ ModeResult mode_result_from_json(const json& j) {
   m.calls_per_sample = value_or<int>(j, "calls_per_sample", 1);
   m.stop_reason = value_or<std::string>(j, "stop_reason", "");
   for (const json& x : j.at("samples_s")) m.samples_s.push_back(number_from_json(x));
+  if (j.contains("clocks") && !j.at("clocks").is_null()) m.clocks = clock_summary_from_json(j.at("clocks"));
   // The summary is stored for readers without a statistics library; when absent it is recomputed.
   if (j.contains("summary") && !j.at("summary").is_null()) {
     m.summary = summary_from_json(j.at("summary"));

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/backend.h"
+#include "harness/clock_sampler.h"
 #include "harness/kernel_trace.h"
 #include "harness/stats.h"
 
@@ -28,6 +29,7 @@ struct ModeResult {
   std::string stop_reason;
   std::vector<double> samples_s;
   Summary summary;                 // over samples_s (seconds per call)
+  std::optional<ClockSummary> clocks;  // the GPU's clocks and power while sampled (GPU rows)
   std::optional<Speedup> speedup;  // against the baseline in the same mode; never for failed rows
 };
 

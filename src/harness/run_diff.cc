@@ -34,8 +34,12 @@ DiffRow compare_rows(const VariantResult* base, const VariantResult* run, Mode m
   }
   const ModeResult* b = measured(*base, mode);
   const ModeResult* r = measured(*run, mode);
-  if (b) row.base_median_s = summarize(b->samples_s).median;
-  if (r) row.run_median_s = summarize(r->samples_s).median;
+  const auto mhz = [](const ModeResult* m) -> std::optional<double> {
+    if (!m || !m->clocks || m->clocks->readings == 0) return std::nullopt;
+    return m->clocks->sm_mhz_mean;
+  };
+  if (b) row.base_median_s = summarize(b->samples_s).median, row.base_sm_mhz = mhz(b);
+  if (r) row.run_median_s = summarize(r->samples_s).median, row.run_sm_mhz = mhz(r);
   if (!b || !r) {
     row.note = !b ? why_not(base, "base", mode) : why_not(run, "run", mode);
     return row;
@@ -73,7 +77,8 @@ std::string heading(const RunDiff& d) {
 
 const std::vector<TextColumn>& diff_columns() {
   static const std::vector<TextColumn> columns = {
-      {"example"}, {"variant"}, {"base", true}, {"run", true}, {"ratio [95% CI]"}, {"change"}};
+      {"example"}, {"variant"}, {"base", true}, {"run", true}, {"SM clock base / run", true}, {"ratio [95% CI]"},
+      {"change"}};
   return columns;
 }
 
@@ -81,7 +86,10 @@ std::vector<std::string> cells_of(const DiffRow& r) {
   auto time = [](const std::optional<double>& s) { return s ? format_seconds(*s) : std::string("-"); };
   std::string change = name_of(r.change);
   if (!r.note.empty()) change += ": " + r.note;
-  return {r.example, r.variant, time(r.base_median_s), time(r.run_median_s),
+  auto mhz = [](const std::optional<double>& m) { return m ? fmt::format("{:.0f}", *m) : std::string("-"); };
+  const std::string clocks =
+      r.base_sm_mhz || r.run_sm_mhz ? fmt::format("{} / {} MHz", mhz(r.base_sm_mhz), mhz(r.run_sm_mhz)) : "-";
+  return {r.example, r.variant, time(r.base_median_s), time(r.run_median_s), clocks,
           r.ratio ? fmt::format("{:.3f}x [{:.3f}, {:.3f}]", r.ratio->ratio, r.ratio->ci_low, r.ratio->ci_high) : "-",
           change};
 }
@@ -93,6 +101,8 @@ json fields_of(const DiffRow& r, Mode mode) {
           {"mode", name_of(mode)},
           {"base_median_s", number(r.base_median_s)},
           {"run_median_s", number(r.run_median_s)},
+          {"base_sm_clock_mhz", number(r.base_sm_mhz)},
+          {"run_sm_clock_mhz", number(r.run_sm_mhz)},
           {"ratio", number(r.ratio ? std::optional(r.ratio->ratio) : std::nullopt)},
           {"ratio_ci_low", number(r.ratio ? std::optional(r.ratio->ci_low) : std::nullopt)},
           {"ratio_ci_high", number(r.ratio ? std::optional(r.ratio->ci_high) : std::nullopt)},
@@ -156,8 +166,10 @@ std::string render(Format format, const RunDiff& d) {
     cells.push_back(cells_of(r));
     fields.push_back(fields_of(r, d.mode));
   }
-  static const std::vector<std::string> kFields = {"example", "variant", "mode", "base_median_s", "run_median_s",
-                                                   "ratio", "ratio_ci_low", "ratio_ci_high", "change", "note"};
+  static const std::vector<std::string> kFields = {"example",       "variant",           "mode",
+                                                   "base_median_s", "run_median_s",      "base_sm_clock_mhz",
+                                                   "run_sm_clock_mhz", "ratio",          "ratio_ci_low",
+                                                   "ratio_ci_high", "change",            "note"};
   switch (format) {
     case Format::table: return heading(d) + render_plain_table(diff_columns(), cells);
     case Format::markdown: return heading(d) + render_markdown_table(diff_columns(), cells);

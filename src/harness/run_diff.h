@@ -21,6 +21,7 @@ const char* name_of(Change c);
 struct DiffRow {
   std::string example, variant;
   std::optional<double> base_median_s, run_median_s;
+  std::optional<double> base_sm_mhz, run_sm_mhz;  // mean SM clock while sampled, where read
   std::optional<Speedup> ratio;  // median(base) / median(run), 95 % interval
   Change change = Change::not_comparable;
   std::string note;  // why a row is not comparable

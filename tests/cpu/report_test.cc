@@ -44,6 +44,7 @@ std::vector<VariantResult> sample_run() {
   fused.modes = {measured(Mode::cold, {1e-3, 1e-3, 1e-3}), measured(Mode::hot, {0.5e-3, 0.5e-3}),
                  measured(Mode::graph, {0.4e-3})};
   fused.modes[0].speedup = Speedup{4.0, 3.9, 4.1};
+  fused.modes[0].clocks = summarize_clocks({{1600, 700, true}, {1700, 699, true}});
   fused.launches_per_call = 1;
   fused.memory = {-1, -1};
 
@@ -97,6 +98,7 @@ TEST(Report, TableShowsFailureWithoutSpeedup) {
   EXPECT_NE(fused->find("1.00 ms"), std::string::npos) << *fused;
   EXPECT_NE(fused->find("4000 GB/s"), std::string::npos) << *fused;
   EXPECT_NE(fused->find("200.0%"), std::string::npos) << *fused;
+  EXPECT_NE(fused->find("1650 MHz"), std::string::npos) << "the mean SM clock while sampled: " << *fused;
 
   const std::string* baseline = line_with(lines, "baseline");
   ASSERT_NE(baseline, nullptr);
@@ -123,6 +125,8 @@ TEST(Report, CsvHasHeaderAndOneRowPerVariantPerMode) {
   const std::string* fused = line_with(lines, "optimized:fused,cold");
   ASSERT_NE(fused, nullptr);
   EXPECT_NE(fused->find(",4.0,3.9,4.1,"), std::string::npos) << *fused;
+  EXPECT_NE(lines[0].find(",sm_clock_mhz,power_w"), std::string::npos) << lines[0];
+  EXPECT_NE(fused->find(",1650.0,699.5"), std::string::npos) << *fused;
 }
 
 TEST(Report, JsonAndMarkdownCarryTheSameRows) {

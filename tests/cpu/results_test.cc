@@ -43,6 +43,8 @@ TEST(Results, RoundTripKeepsEverything) {
                              measured(Mode::graph, {0.9e-3, 0.95e-3})});
   r.description = "one fused kernel";
   r.modes[0].speedup = Speedup{3.9, 3.85, 3.97};
+  r.modes[0].clocks = summarize_clocks({{1755, 690.5, true}, {1980, -1, false}});
+  r.kernels = summarize_kernels({{"gemm", 0, 9000, true}, {"softmax", 10000, 12000, true}});
   r.modes.push_back(ModeResult{Mode::hot, false, "not capturable"});
   VerifyResult v;
   v.passed = true;
@@ -82,6 +84,15 @@ TEST(Results, RoundTripKeepsEverything) {
   EXPECT_DOUBLE_EQ(b.modes[0].summary.median, 1.1e-3);
   ASSERT_TRUE(b.modes[0].speedup.has_value());
   EXPECT_DOUBLE_EQ(b.modes[0].speedup->ci_high, 3.97);
+  ASSERT_TRUE(b.modes[0].clocks.has_value());
+  EXPECT_EQ(b.modes[0].clocks->readings, 2);
+  EXPECT_DOUBLE_EQ(b.modes[0].clocks->sm_mhz_mean, 1867.5);
+  EXPECT_DOUBLE_EQ(b.modes[0].clocks->power_w_mean, 690.5);  // the reading without power is left out
+  EXPECT_DOUBLE_EQ(b.modes[0].clocks->power_capped_share, 0.5);
+  EXPECT_FALSE(b.modes[1].clocks.has_value());
+  ASSERT_TRUE(b.kernels.has_value());
+  EXPECT_EQ(b.kernels->launches, 2);
+  EXPECT_DOUBLE_EQ(b.kernels->span_s, 12e-6);
   EXPECT_FALSE(b.modes[1].speedup.has_value());
   EXPECT_EQ(b.modes[1].mode, Mode::graph);
   EXPECT_FALSE(b.modes[2].measured);

@@ -83,9 +83,12 @@ TEST_F(RunDiffTest, TheTableNamesBothRunsAndWarnsAcrossGpus) {
   StoredRunSpec h100;
   h100.gpu_name = "NVIDIA H100 80GB HBM3";
   h100.gpu_uuid = "GPU-2";
-  const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3)}, {gpu_row("ch14:x", "baseline", 1e-3)}, h100);
+  VariantResult clocked = gpu_row("ch14:x", "baseline", 1e-3);
+  clocked.modes[0].clocks = summarize_clocks({{1755, 700, true}});
+  const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3)}, {clocked}, h100);
   EXPECT_FALSE(d.same_model);
   const std::string table = render(Format::table, d);
+  EXPECT_NE(table.find("- / 1755 MHz"), std::string::npos) << "the clocks each side ran at\n" << table;
   EXPECT_NE(table.find("base-run"), std::string::npos) << table;
   EXPECT_NE(table.find("aaaaaaa"), std::string::npos) << table;
   EXPECT_NE(table.find("different GPU models"), std::string::npos) << table;

@@ -113,6 +113,9 @@ TEST(GpuVerification, HonestVariantPassesBothSeedsAndIsTimed) {
   EXPECT_EQ(r.modes[0].samples_s.size(), 3u);
   ASSERT_TRUE(r.launches_per_call.has_value()) << r.launches_note;
   EXPECT_EQ(*r.launches_per_call, 1);
+  ASSERT_TRUE(r.modes[0].clocks.has_value());  // read from the start of sampling: at least once
+  EXPECT_GE(r.modes[0].clocks->readings, 1) << r.modes[0].clocks->note;
+  EXPECT_GT(r.modes[0].clocks->sm_mhz_mean, 0);
   ASSERT_TRUE(r.kernels.has_value()) << r.launches_note;
   EXPECT_EQ(r.kernels->launches, 1);
   ASSERT_EQ(r.kernels->groups.size(), 1u);
