@@ -81,6 +81,7 @@ void Commands::add_to(CLI::App& app) {
 
   auto* kernels = bench->add_subcommand("kernels", "a stored run's kernels per variant: launches, GPU time, idle time, top kernels");
   kernels->add_option("--run", stored_run_dir_, "the run's directory, artifacts/runs/<run id>")->required();
+  kernels->add_option("--base", base_run_dir_, "another run: each kernel's time in both, largest differences first");
   kernels->add_option("--targets", targets_, "only these rows: ch14 | ch14:a | a,b (default: all)");
   kernels->add_option("--top", top_kernels_, "kernels listed per variant, the rest summed (0: all)")->capture_default_str();
   kernels->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
@@ -204,7 +205,13 @@ int Commands::show_kernels() {
   if (top_kernels_ < 0) throw UsageError("--top must be zero (all) or positive");
   const Format format = parse_format(format_);
   const StoredRun run = load_stored_run(stored_run_dir_);
-  out_ << render_kernel_report(format, select_variants(run.results.variants, targets_), top_kernels_);
+  const auto rows = select_variants(run.results.variants, targets_);
+  if (base_run_dir_.empty()) {
+    out_ << render_kernel_report(format, rows, top_kernels_);
+    return 0;
+  }
+  const StoredRun base = load_stored_run(base_run_dir_);
+  out_ << render_kernel_diff(format, select_variants(base.results.variants, targets_), rows, top_kernels_);
   return 0;
 }
 

@@ -1,5 +1,9 @@
 #include "harness/kernel_report.h"
 
+#include <algorithm>
+#include <cmath>
+#include <map>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -138,7 +142,140 @@ std::string render_kernel_csv(const std::vector<const VariantResult*>& variants)
   return render_csv(fields, rows);
 }
 
+// ---- two runs ----
+
+struct KernelDelta {
+  std::string name;
+  int base_calls = 0, run_calls = 0;
+  double base_s = 0, run_s = 0;
+  double delta_s() const { return run_s - base_s; }
+};
+
+struct RowPair {
+  const VariantResult* base = nullptr;
+  const VariantResult* run = nullptr;
+};
+
+// The rows both runs traced, in the base run's order.
+std::vector<RowPair> traced_pairs(const std::vector<const VariantResult*>& base,
+                                  const std::vector<const VariantResult*>& run) {
+  std::vector<RowPair> pairs;
+  for (const VariantResult* b : base) {
+    if (!b->kernels) continue;
+    for (const VariantResult* r : run) {
+      if (r->kernels && r->example == b->example && r->variant == b->variant) pairs.push_back({b, r});
+    }
+  }
+  return pairs;
+}
+
+// Kernels by name over both sides, largest |difference| first (ties: by name).
+std::vector<KernelDelta> kernel_deltas(const KernelBreakdown& base, const KernelBreakdown& run) {
+  std::map<std::string, KernelDelta> by_name;
+  for (const KernelGroup& g : base.groups) {
+    KernelDelta& d = by_name[g.name];
+    d.name = g.name, d.base_calls = g.calls, d.base_s = g.total_s;
+  }
+  for (const KernelGroup& g : run.groups) {
+    KernelDelta& d = by_name[g.name];
+    d.name = g.name, d.run_calls = g.calls, d.run_s = g.total_s;
+  }
+  std::vector<KernelDelta> deltas;
+  for (auto& [name, d] : by_name) deltas.push_back(std::move(d));
+  std::stable_sort(deltas.begin(), deltas.end(), [](const KernelDelta& a, const KernelDelta& b) {
+    return std::abs(a.delta_s()) > std::abs(b.delta_s());
+  });
+  return deltas;
+}
+
+std::string signed_seconds(double s) { return (s < 0 ? "-" : "+") + format_seconds(std::abs(s)); }
+
+std::string arrow(const std::string& a, const std::string& b) { return a + " -> " + b; }
+
+const std::vector<TextColumn>& pair_columns() {
+  static const std::vector<TextColumn> columns = {{"example"},         {"variant"},   {"launches", true},
+                                                  {"kernel time", true}, {"change", true}, {"idle", true}};
+  return columns;
+}
+
+std::vector<std::string> pair_cells(const RowPair& p) {
+  const KernelBreakdown &b = *p.base->kernels, &r = *p.run->kernels;
+  return {p.base->example,
+          p.base->variant,
+          arrow(fmt::format("{}", b.launches), fmt::format("{}", r.launches)),
+          arrow(format_seconds(b.kernel_s), format_seconds(r.kernel_s)),
+          signed_seconds(r.kernel_s - b.kernel_s),
+          arrow(format_seconds(b.idle_s()), format_seconds(r.idle_s()))};
+}
+
+const std::vector<TextColumn>& delta_columns() {
+  static const std::vector<TextColumn> columns = {{"kernel"},           {"calls", true}, {"base", true},
+                                                  {"run", true},        {"change", true}};
+  return columns;
+}
+
+std::vector<std::vector<std::string>> delta_cells(const std::vector<KernelDelta>& deltas, int top) {
+  std::vector<std::vector<std::string>> rows;
+  const std::size_t shown = top > 0 ? std::min<std::size_t>(std::size_t(top), deltas.size()) : deltas.size();
+  for (std::size_t i = 0; i < shown; ++i) {
+    const KernelDelta& d = deltas[i];
+    // A kernel only one side ran shows "-" on the other.
+    rows.push_back({display_kernel_name(d.name), arrow(fmt::format("{}", d.base_calls), fmt::format("{}", d.run_calls)),
+                    d.base_calls > 0 ? format_seconds(d.base_s) : "-", d.run_calls > 0 ? format_seconds(d.run_s) : "-",
+                    signed_seconds(d.delta_s())});
+  }
+  if (shown < deltas.size()) {
+    double base = 0, run = 0;
+    for (std::size_t i = shown; i < deltas.size(); ++i) base += deltas[i].base_s, run += deltas[i].run_s;
+    rows.push_back({fmt::format("({} more kernels)", deltas.size() - shown), "", format_seconds(base),
+                    format_seconds(run), signed_seconds(run - base)});
+  }
+  return rows;
+}
+
 }  // namespace
+
+std::string render_kernel_diff(Format format, const std::vector<const VariantResult*>& base,
+                               const std::vector<const VariantResult*>& run, int top) {
+  const std::vector<RowPair> pairs = traced_pairs(base, run);
+  if (format == Format::json || format == Format::csv) {
+    std::vector<json> rows;
+    json out = json::array();
+    for (const RowPair& p : pairs) {
+      json kernels = json::array();
+      for (const KernelDelta& d : kernel_deltas(*p.base->kernels, *p.run->kernels)) {
+        const json k = {{"example", p.base->example}, {"variant", p.base->variant},
+                        {"kernel", display_kernel_name(d.name)}, {"base_calls", d.base_calls},
+                        {"run_calls", d.run_calls}, {"base_s", d.base_s}, {"run_s", d.run_s},
+                        {"change_s", d.delta_s()}, {"name", d.name}};
+        rows.push_back(k);
+        kernels.push_back(k);
+      }
+      out.push_back({{"example", p.base->example},
+                     {"variant", p.base->variant},
+                     {"base", to_json(*p.base->kernels)},
+                     {"run", to_json(*p.run->kernels)},
+                     {"kernels", kernels}});
+    }
+    if (format == Format::json) return out.dump(2) + "\n";
+    return render_csv({"example", "variant", "kernel", "base_calls", "run_calls", "base_s", "run_s", "change_s", "name"},
+                      rows);
+  }
+  const bool markdown = format == Format::markdown;
+  const auto table = [&](const std::vector<TextColumn>& c, const std::vector<std::vector<std::string>>& rows) {
+    return markdown ? render_markdown_table(c, rows) : render_plain_table(c, rows);
+  };
+  if (pairs.empty()) return "no row was traced in both runs (kernel breakdowns are recorded since aisp's kernel tracing)\n";
+  std::vector<std::vector<std::string>> summary;
+  for (const RowPair& p : pairs) summary.push_back(pair_cells(p));
+  std::string out = table(pair_columns(), summary);
+  for (const RowPair& p : pairs) {
+    out += markdown ? fmt::format("\n### {} {}\n\n", p.base->example, p.base->variant)
+                    : fmt::format("\n{} {}\n", p.base->example, p.base->variant);
+    out += table(delta_columns(), delta_cells(kernel_deltas(*p.base->kernels, *p.run->kernels), top));
+  }
+  return out;
+}
 
 std::vector<const VariantResult*> select_variants(const std::vector<VariantResult>& variants,
                                                   const std::string& targets) {

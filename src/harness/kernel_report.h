@@ -23,4 +23,12 @@ std::vector<const VariantResult*> select_variants(const std::vector<VariantResul
 // (failed, skipped, CPU rows, runs from before kernel tracing) are listed with the reason.
 std::string render_kernel_report(Format format, const std::vector<const VariantResult*>& variants, int top);
 
+// Two runs' breakdowns side by side (`bench kernels --base <run A> --run <run B>`), for the rows
+// (example, variant) both traced: first one line per row — kernel time, idle time and launches,
+// base → run —, then per row its kernels by name, base and run total and their difference, the
+// largest differences first (`top` of them, the rest summed; 0: all). One traced call per side:
+// differences of a few % are within a single call's noise (read the timed medians for those).
+std::string render_kernel_diff(Format format, const std::vector<const VariantResult*>& base,
+                               const std::vector<const VariantResult*>& run, int top);
+
 }  // namespace aisp::harness

@@ -159,6 +159,10 @@ TEST(Cli, BenchKernelsOfAStoredRun) {
   EXPECT_EQ(unknown.status, 2) << unknown.output;
   EXPECT_NE(unknown.output.find("ch14:x"), std::string::npos) << unknown.output;
   EXPECT_EQ(aisp({"bench", "kernels", "--run", dir.string(), "--top", "-1"}).status, 2);
+  const Ran against = aisp({"bench", "kernels", "--base", dir.string(), "--run", dir.string()});  // a run against itself
+  EXPECT_EQ(against.status, 0) << against.output;
+  EXPECT_NE(against.output.find("80.00 us -> 80.00 us"), std::string::npos) << against.output;
+  EXPECT_NE(against.output.find("+0.00 ns"), std::string::npos) << against.output;
   fs::remove_all(dir);
 }
 

@@ -145,6 +145,39 @@ TEST(KernelReport, SummaryLineThenTopKernelsPerVariant) {
   EXPECT_NE(json[3]["reason"].get<std::string>().find("verification failed"), std::string::npos);
 }
 
+// Two runs' kernels: per row both sides and the change, per kernel the largest differences first,
+// kernels on one side only included; rows traced on one side only left out.
+TEST(KernelReport, DiffOfTwoRunsPutsTheLargestChangesFirst) {
+  const std::vector<VariantResult> base = {
+      traced_row("ch14:model", "optimized:default",
+                 {rec("gemm", 0, 100), rec("gemm", 110, 210), rec("layer_norm", 220, 255), rec("copy", 260, 262)}),
+      traced_row("ch14:model", "baseline", {rec("gemm", 0, 100)})};
+  const std::vector<VariantResult> run = {
+      traced_row("ch14:model", "optimized:default",
+                 {rec("gemm", 0, 106), rec("gemm", 110, 216), rec("layer_norm", 220, 235), rec("fused", 250, 251)})};
+  const auto pick = [](const std::vector<VariantResult>& rows) { return select_variants(rows, ""); };
+  const std::string text = render_kernel_diff(Format::table, pick(base), pick(run), 0);
+  EXPECT_NE(text.find("237.0 us -> 228.0 us"), std::string::npos) << text;  // kernel time
+  EXPECT_NE(text.find("-9.00 us"), std::string::npos) << text;
+  EXPECT_EQ(text.find("baseline"), std::string::npos) << "traced in one run only\n" << text;
+  const std::size_t norm = text.find("layer_norm"), gemm = text.find("\ngemm"), copy = text.find("copy");
+  ASSERT_NE(norm, std::string::npos) << text;
+  EXPECT_LT(norm, gemm) << "-20 us before +12 us\n" << text;
+  EXPECT_NE(copy, std::string::npos) << "a kernel of the base only\n" << text;
+  EXPECT_NE(text.find("2 -> 2"), std::string::npos) << text;  // the GEMM's calls
+  const std::string copy_line = text.substr(copy, text.find('\n', copy) - copy);
+  EXPECT_NE(copy_line.find("1 -> 0"), std::string::npos) << copy_line;  // gone in the run
+  EXPECT_NE(copy_line.find(" - "), std::string::npos) << copy_line;     // no time on that side
+  const auto rows = nlohmann::json::parse(render_kernel_diff(Format::json, pick(base), pick(run), 0));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["kernels"][0]["kernel"], "layer_norm");
+  EXPECT_NEAR(rows[0]["kernels"][0]["change_s"].get<double>(), -20e-6, 1e-12);
+  EXPECT_EQ(rows[0]["kernels"][1]["kernel"], "gemm");
+  const std::string csv = render_kernel_diff(Format::csv, pick(base), pick(run), 0);
+  EXPECT_EQ(csv.rfind("example,variant,kernel,base_calls,run_calls,base_s,run_s,change_s,name\n", 0), 0u) << csv;
+  EXPECT_NE(render_kernel_diff(Format::table, pick(base), {}, 0).find("no row was traced in both"), std::string::npos);
+}
+
 TEST(KernelReport, UnknownTargetNamesWhatTheRunHolds) {
   const std::vector<VariantResult> rows = {traced_row("ch14:model", "baseline", {rec("k", 0, 1)})};
   try {
