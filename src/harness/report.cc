@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -174,6 +175,33 @@ std::string render_markdown(const std::vector<Line>& lines) {
   return render_markdown_table(report_columns(), cells);
 }
 
+// Examples whose passing variants ran at mean SM clocks more than kClockSpread apart in the primary
+// mode: their times include the clock difference (a power cap gives each kernel the clock its power
+// allows). One line each, for people, under the table.
+constexpr double kClockSpread = 0.05;
+
+std::string clock_notes(const std::vector<Line>& lines) {
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<double, double>> range;  // example -> (min, max) mean clock
+  for (const Line& l : lines) {
+    if (l.continuation || !l.sm_mhz) continue;
+    const std::string& e = l.result->example;
+    auto [it, fresh] = range.try_emplace(e, *l.sm_mhz, *l.sm_mhz);
+    if (fresh) order.push_back(e);
+    it->second.first = std::min(it->second.first, *l.sm_mhz);
+    it->second.second = std::max(it->second.second, *l.sm_mhz);
+  }
+  std::string notes;
+  for (const std::string& e : order) {
+    const auto [low, high] = range.at(e);
+    if (high > 0 && (high - low) / high > kClockSpread)
+      notes += fmt::format("note: {}'s variants ran at mean SM clocks {:.0f}-{:.0f} MHz ({:.0f} % apart): their "
+                           "times include the clock difference\n",
+                           e, low, high, 100 * (high - low) / high);
+  }
+  return notes;
+}
+
 // ---- machine-readable fields (csv, json): raw numbers in base units, empty/null when absent ----
 
 const std::vector<std::string> kFields = {"example",    "variant",        "mode",          "status",
@@ -233,8 +261,14 @@ std::string render(Format format, const std::vector<ReportRow>& rows, const nloh
                    Mode primary_mode) {
   const std::vector<Line> lines = lines_of(rows, peaks, primary_mode);
   switch (format) {
-    case Format::table: return render_table(lines);
-    case Format::markdown: return render_markdown(lines);
+    case Format::table: {
+      const std::string notes = clock_notes(lines);
+      return render_table(lines) + (notes.empty() ? "" : "\n" + notes);
+    }
+    case Format::markdown: {
+      const std::string notes = clock_notes(lines);
+      return render_markdown(lines) + (notes.empty() ? "" : "\n" + notes);
+    }
     case Format::csv: return render_csv_lines(lines);
     case Format::json: return render_json(lines);
   }

@@ -112,6 +112,20 @@ TEST(Report, TableShowsFailureWithoutSpeedup) {
   EXPECT_EQ(fused->find("4.00x"), column) << table;
 }
 
+// Variants of one example at clocks more than 5 % apart get a note under the table; within 5 %, none.
+TEST(Report, NotesExamplesWhoseVariantsRanAtDifferentClocks) {
+  auto results = sample_run();
+  results[0].modes[0].clocks = summarize_clocks({{1980, 400, false}});  // baseline; fused: 1650 MHz
+  const std::string table = render(Format::table, rows_of(results), kPeaks, Mode::cold);
+  EXPECT_NE(table.find("note: ch14:fused_elementwise's variants ran at mean SM clocks 1650-1980 MHz (17 % apart)"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(render(Format::markdown, rows_of(results), kPeaks, Mode::cold).find("17 % apart"), std::string::npos);
+  results[0].modes[0].clocks = summarize_clocks({{1700, 400, false}});
+  EXPECT_EQ(render(Format::table, rows_of(results), kPeaks, Mode::cold).find("note:"), std::string::npos);
+  EXPECT_EQ(render(Format::csv, rows_of(results), kPeaks, Mode::cold).find("note:"), std::string::npos);
+}
+
 TEST(Report, CsvHasHeaderAndOneRowPerVariantPerMode) {
   const auto results = sample_run();
   const auto lines = lines_of(render(Format::csv, rows_of(results), nullptr, Mode::cold));
