@@ -157,8 +157,12 @@ VariantResult run_variant(const Example& example, const VariantInfo& info, const
 
     std::string trace_why;
     if (auto records = backend->trace_kernels(*variant, &trace_why)) {
-      result.kernels = summarize_kernels(*records);
-      result.launches_per_call = result.kernels->launches;
+      try {  // a trace that cannot be summarized loses the breakdown, never the verified row
+        result.kernels = summarize_kernels(*records);
+        result.launches_per_call = result.kernels->launches;
+      } catch (const Error& e) {
+        trace_why = e.what();
+      }
     }
     result.launches_note = trace_why;
     result.memory.call_peak_bytes = backend->call_peak_bytes(*variant);

@@ -45,13 +45,14 @@ std::string percent(double part, double whole) { return whole > 0 ? fmt::format(
 
 const std::vector<TextColumn>& summary_columns() {
   static const std::vector<TextColumn> columns = {
-      {"example"},          {"variant"},     {"launches", true}, {"in graph", true}, {"kernels", true},
-      {"kernel time", true}, {"busy", true}, {"span", true},     {"idle", true},     {"idle share", true}};
+      {"example"},          {"variant"},          {"launches", true}, {"in graph", true}, {"kernels", true},
+      {"kernel time", true}, {"memory ops", true}, {"busy", true},     {"span", true},     {"idle", true},
+      {"idle share", true}};
   return columns;
 }
 
 std::vector<std::string> summary_cells(const VariantResult& r) {
-  if (!r.kernels) return {r.example, r.variant, "-", "-", "-", "-", "-", "-", "-", missing_reason(r)};
+  if (!r.kernels) return {r.example, r.variant, "-", "-", "-", "-", "-", "-", "-", "-", missing_reason(r)};
   const KernelBreakdown& b = *r.kernels;
   return {r.example,
           r.variant,
@@ -59,6 +60,7 @@ std::vector<std::string> summary_cells(const VariantResult& r) {
           fmt::format("{}", b.in_graph),
           fmt::format("{}", b.groups.size()),
           format_seconds(b.kernel_s),
+          b.memory_ops > 0 ? fmt::format("{} ({})", b.memory_ops, format_seconds(b.memory_op_s)) : "0",
           format_seconds(b.busy_s),
           format_seconds(b.span_s),
           format_seconds(b.idle_s()),

@@ -92,13 +92,18 @@ KernelBreakdown summarize_kernels(const std::vector<KernelRecord>& records) {
     ++g.calls;
     g.total_s += d;
     g.max_s = std::max(g.max_s, d);
-    b.kernel_s += d;
-    if (r.in_graph) ++b.in_graph;
+    if (r.kind == TraceKind::kernel) {
+      ++b.launches;
+      b.kernel_s += d;
+      if (r.in_graph) ++b.in_graph;
+    } else {
+      ++b.memory_ops;
+      b.memory_op_s += d;
+    }
     intervals.emplace_back(r.start_ns, r.end_ns);
     first = std::min(first, r.start_ns);
     last = std::max(last, r.end_ns);
   }
-  b.launches = int(records.size());
   b.busy_s = seconds(covered_ns(std::move(intervals)));
   b.span_s = seconds(last - first);
   for (auto& [name, group] : by_name) b.groups.push_back(std::move(group));
@@ -119,8 +124,9 @@ json to_json(const KernelBreakdown& b) {
   json groups = json::array();
   for (const KernelGroup& g : b.groups)
     groups.push_back({{"name", g.name}, {"calls", g.calls}, {"total_s", g.total_s}, {"max_s", g.max_s}});
-  return {{"launches", b.launches}, {"in_graph", b.in_graph}, {"kernel_s", b.kernel_s},
-          {"busy_s", b.busy_s},     {"span_s", b.span_s},     {"kernels", groups}};
+  return {{"launches", b.launches},     {"in_graph", b.in_graph}, {"kernel_s", b.kernel_s},
+          {"memory_ops", b.memory_ops}, {"memory_op_s", b.memory_op_s}, {"busy_s", b.busy_s},
+          {"span_s", b.span_s},         {"kernels", groups}};
 }
 
 KernelBreakdown kernel_breakdown_from_json(const json& j) {
@@ -129,6 +135,9 @@ KernelBreakdown kernel_breakdown_from_json(const json& j) {
   b.launches = field<int>(j, "launches");
   b.in_graph = field<int>(j, "in_graph");
   b.kernel_s = field<double>(j, "kernel_s");
+  // Results from before memory operations were traced have none.
+  b.memory_ops = j.contains("memory_ops") ? field<int>(j, "memory_ops") : 0;
+  b.memory_op_s = j.contains("memory_op_s") ? field<double>(j, "memory_op_s") : 0.0;
   b.busy_s = field<double>(j, "busy_s");
   b.span_s = field<double>(j, "span_s");
   for (const json& g : field<json>(j, "kernels")) {

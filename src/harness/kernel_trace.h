@@ -12,10 +12,15 @@
 
 namespace aisp::harness {
 
+// What a record is: a kernel, or a memory operation the GPU ran between kernels (a memset or copy
+// node of a graph, a library's cudaMemsetAsync), which takes GPU time without being a launch.
+enum class TraceKind : std::uint8_t { kernel, memset, memcpy };
+
 struct KernelRecord {
-  std::string name;  // as the driver reports it (mangled for C++ kernels)
+  std::string name;  // as the driver reports it (mangled for C++ kernels); "[memset]", "[memcpy DtoD]", ...
   std::uint64_t start_ns = 0, end_ns = 0;
   bool in_graph = false;  // launched as a node of a CUDA graph
+  TraceKind kind = TraceKind::kernel;
 };
 
 // The kernels of one name: template instances with different arguments stay apart.
@@ -30,11 +35,13 @@ struct KernelBreakdown {
   int launches = 0;   // kernels the call ran, graph nodes included
   int in_graph = 0;   // of those, launched as CUDA graph nodes
   double kernel_s = 0;  // sum of the kernels' durations
-  double busy_s = 0;    // the union of their intervals: time in which at least one kernel ran
-  double span_s = 0;    // first kernel's start to last kernel's end
-  std::vector<KernelGroup> groups;  // most time first (ties: by name)
+  int memory_ops = 0;      // memsets and copies the call ran
+  double memory_op_s = 0;  // sum of their durations
+  double busy_s = 0;    // the union of all intervals: time in which a kernel or memory operation ran
+  double span_s = 0;    // first start to last end
+  std::vector<KernelGroup> groups;  // kernels and memory operations by name, most time first (ties: by name)
 
-  // Time inside the span with no kernel running: launch gaps, memsets, copies, host waits.
+  // Time inside the span with nothing running: launch gaps, dependencies, host waits.
   double idle_s() const { return span_s - busy_s; }
 };
 

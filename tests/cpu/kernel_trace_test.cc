@@ -49,6 +49,40 @@ TEST(KernelTrace, OverlappingKernelsCountOnceInBusyTime) {
   EXPECT_NEAR(nested.idle_s(), 0, 1e-12);
 }
 
+// Memsets and copies take GPU time between kernels: counted apart from launches, inside busy time,
+// listed by name beside the kernels.
+TEST(KernelTrace, MemoryOperationsAreBusyTimeButNotLaunches) {
+  const KernelBreakdown b = summarize_kernels({rec("gemm", 0, 10, true),
+                                               {"[memset]", 12'000, 14'000, true, TraceKind::memset},
+                                               rec("gemm", 15, 25, true),
+                                               {"[memcpy DtoD]", 30'000, 33'000, false, TraceKind::memcpy}});
+  EXPECT_EQ(b.launches, 2);
+  EXPECT_EQ(b.in_graph, 2);
+  EXPECT_NEAR(b.kernel_s, 20e-6, 1e-12);
+  EXPECT_EQ(b.memory_ops, 2);
+  EXPECT_NEAR(b.memory_op_s, 5e-6, 1e-12);
+  EXPECT_NEAR(b.busy_s, 25e-6, 1e-12);
+  EXPECT_NEAR(b.span_s, 33e-6, 1e-12);
+  EXPECT_NEAR(b.idle_s(), 8e-6, 1e-12);  // 10-12, 14-15, 25-30
+  ASSERT_EQ(b.groups.size(), 3u);
+  EXPECT_EQ(b.groups[1].name, "[memcpy DtoD]");
+  const KernelBreakdown back = kernel_breakdown_from_json(to_json(b));
+  EXPECT_EQ(back.memory_ops, 2);
+  EXPECT_DOUBLE_EQ(back.memory_op_s, b.memory_op_s);
+  nlohmann::json older = to_json(b);  // a result from before memory operations were traced
+  older.erase("memory_ops");
+  older.erase("memory_op_s");
+  EXPECT_EQ(kernel_breakdown_from_json(older).memory_ops, 0);
+  VariantResult r;
+  r.example = "ch14:model";
+  r.variant = "optimized:graph";
+  r.status = Status::passed;
+  r.kernels = b;
+  const std::string text = render_kernel_report(Format::table, {&r}, 0);
+  EXPECT_NE(text.find("2 (5.00 us)"), std::string::npos) << text;
+  EXPECT_NE(text.find("[memset]"), std::string::npos) << text;
+}
+
 TEST(KernelTrace, NoRecordsAndBadClocks) {
   const KernelBreakdown empty = summarize_kernels({});
   EXPECT_EQ(empty.launches, 0);

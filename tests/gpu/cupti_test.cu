@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +64,7 @@ TEST(Cupti, CountsKernelLaunchesPerCall) {
     const auto records = trace(*backend, variant);
     EXPECT_EQ(int(records.size()), launches);
     for (const KernelRecord& r : records) {
+      EXPECT_EQ(r.kind, TraceKind::kernel);
       EXPECT_NE(display_kernel_name(r.name).find("noop_kernel"), std::string::npos) << r.name;
       EXPECT_LE(r.start_ns, r.end_ns);
       EXPECT_FALSE(r.in_graph);
@@ -70,12 +72,13 @@ TEST(Cupti, CountsKernelLaunchesPerCall) {
   }
 }
 
-// Two spins of 200 us and three no-ops, either launched one by one or as one CUDA graph.
+// Two spins of 200 us, three no-ops and a 1 MiB memset, launched one by one or as one CUDA graph.
 class SpinsVariant : public Variant {
  public:
-  explicit SpinsVariant(bool as_graph) : as_graph_(as_graph) {}
+  explicit SpinsVariant(bool as_graph) : as_graph_(as_graph) { AISP_CUDA_CHECK(cudaMalloc(&buffer_, kMemsetBytes)); }
   ~SpinsVariant() override {
     if (exec_) cudaGraphExecDestroy(exec_);
+    cudaFree(buffer_);
   }
   void setup(const std::vector<Tensor>&, const Tensor&, StreamHandle) override {}
   void run(StreamHandle handle) override {
@@ -96,9 +99,11 @@ class SpinsVariant : public Variant {
   }
 
   static constexpr unsigned long long kSpinNs = 200'000;
+  static constexpr std::size_t kMemsetBytes = 1 << 20;
 
  private:
-  static void launch(cudaStream_t stream) {
+  void launch(cudaStream_t stream) {
+    AISP_CUDA_CHECK(cudaMemsetAsync(buffer_, 0, kMemsetBytes, stream));
     for (int i = 0; i < 2; ++i) {
       spin_kernel<<<1, 32, 0, stream>>>(kSpinNs);
       AISP_CUDA_CHECK_LAUNCH();
@@ -110,6 +115,7 @@ class SpinsVariant : public Variant {
   }
 
   bool as_graph_;
+  void* buffer_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
 };
 
@@ -124,16 +130,21 @@ TEST(Cupti, TracesKernelTimesInAndOutsideGraphs) {
     const KernelBreakdown b = summarize_kernels(trace(*backend, variant));
     EXPECT_EQ(b.launches, 5);
     EXPECT_EQ(b.in_graph, as_graph ? 5 : 0);
-    ASSERT_EQ(b.groups.size(), 2u);
+    EXPECT_EQ(b.memory_ops, 1);  // the memset: GPU time, not a launch
+    EXPECT_GT(b.memory_op_s, 0);
+    ASSERT_EQ(b.groups.size(), 3u);
     EXPECT_NE(display_kernel_name(b.groups[0].name).find("spin_kernel"), std::string::npos) << b.groups[0].name;
     EXPECT_EQ(b.groups[0].calls, 2);
-    EXPECT_EQ(b.groups[1].calls, 3);
+    const auto noop = std::find_if(b.groups.begin(), b.groups.end(),
+                                   [](const KernelGroup& g) { return g.name.find("noop_kernel") != std::string::npos; });
+    ASSERT_NE(noop, b.groups.end());
+    EXPECT_EQ(noop->calls, 3);
     const double spin_s = SpinsVariant::kSpinNs * 1e-9;
     EXPECT_GE(b.groups[0].total_s, 2 * spin_s);
     EXPECT_LT(b.groups[0].total_s, 2 * spin_s + 1e-3);
-    EXPECT_LT(b.groups[1].total_s, b.groups[0].total_s / 10);
-    // One stream: the kernels do not overlap, so busy time is their sum, and all of it lies in the span.
-    EXPECT_NEAR(b.busy_s, b.kernel_s, 1e-9);
+    EXPECT_LT(noop->total_s, b.groups[0].total_s / 10);
+    // One stream: nothing overlaps, so busy time is the kernels' and the memset's sum, all in the span.
+    EXPECT_NEAR(b.busy_s, b.kernel_s + b.memory_op_s, 1e-9);
     EXPECT_GE(b.span_s, b.busy_s);
     EXPECT_LT(b.idle_s(), 1e-3);
   }

@@ -200,15 +200,33 @@ void CUPTIAPI cupti_buffer_requested(std::uint8_t** buffer, std::size_t* size, s
   *max_records = 0;  // as many as fit
 }
 
+const char* memcpy_kind_name(std::uint8_t kind) {
+  switch (kind) {
+    case CUPTI_ACTIVITY_MEMCPY_KIND_HTOD: return "HtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOH: return "DtoH";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_DTOD: return "DtoD";
+    case CUPTI_ACTIVITY_MEMCPY_KIND_PTOP: return "PtoP";
+    default: return "other";
+  }
+}
+
 void CUPTIAPI cupti_buffer_completed(CUcontext context, std::uint32_t stream_id, std::uint8_t* buffer,
                                      std::size_t /*size*/, std::size_t valid_size) {
   CUpti_Activity* record = nullptr;
   std::vector<KernelRecord> kernels;
+  // Each kind delivers its newest record layout (CUDA 13: kernel 10, memset 4, memcpy 6).
   while (cuptiActivityGetNextRecord(buffer, valid_size, &record) == CUPTI_SUCCESS) {
-    if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && record->kind != CUPTI_ACTIVITY_KIND_KERNEL) continue;
-    // Both kinds deliver the newest kernel record layout (CUDA 13: version 10).
-    const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
-    kernels.push_back({k->name ? k->name : "(unnamed)", k->start, k->end, k->graphId != 0});
+    if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL || record->kind == CUPTI_ACTIVITY_KIND_KERNEL) {
+      const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+      kernels.push_back({k->name ? k->name : "(unnamed)", k->start, k->end, k->graphId != 0, TraceKind::kernel});
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
+      kernels.push_back({"[memset]", m->start, m->end, m->graphId != 0, TraceKind::memset});
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
+      kernels.push_back({fmt::format("[memcpy {}]", memcpy_kind_name(m->copyKind)), m->start, m->end, m->graphId != 0,
+                         TraceKind::memcpy});
+    }
   }
   {
     std::lock_guard<std::mutex> lock(g_records_mutex);
@@ -489,16 +507,25 @@ class CudaBackend final : public DeviceBackend {
 
     status = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
     if (status != CUPTI_SUCCESS) return fail(cupti_error(status, "cuptiActivityEnable(CONCURRENT_KERNEL)"));
+    // Memsets and copies too, where CUPTI allows (they take GPU time between kernels); without them
+    // the breakdown still has every kernel, and their time counts as idle.
+    const bool memsets = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET) == CUPTI_SUCCESS;
+    const bool copies = cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY) == CUPTI_SUCCESS;
+    const auto disable_all = [&] {
+      if (copies) cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMCPY);
+      if (memsets) cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMSET);
+      return cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+    };
     try {
       variant.run(stream_);
       AISP_CUDA_CHECK(cudaDeviceSynchronize());  // the variant may have forked work onto other streams
       AISP_CUDA_CHECK(cudaGetLastError());
     } catch (...) {
-      cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+      disable_all();
       throw;
     }
     const CUptiResult flushed = cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
-    const CUptiResult disabled = cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+    const CUptiResult disabled = disable_all();
     if (flushed != CUPTI_SUCCESS) return fail(cupti_error(flushed, "cuptiActivityFlushAll"));
     if (disabled != CUPTI_SUCCESS) return fail(cupti_error(disabled, "cuptiActivityDisable(CONCURRENT_KERNEL)"));
     if (g_dropped_records > 0)
