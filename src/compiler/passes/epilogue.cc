@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -23,10 +24,6 @@ NodeId bias_row_source(const Graph& g, NodeId id) {
   return numel(g.node(l->source).shape) == l->shape.back() ? l->source : -1;
 }
 
-struct Fold {
-  NodeId matmul = -1, bias_source = -1;
-};
-
 NodeId add_node(Graph& out, OpKind op, NodeId in, Shape shape, DType dtype, std::int32_t composite) {
   Node n;
   n.op = op;
@@ -37,17 +34,29 @@ NodeId add_node(Graph& out, OpKind op, NodeId in, Shape shape, DType dtype, std:
   return out.add(std::move(n));
 }
 
-}  // namespace
-
-Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_composites_only,
-                       std::string* summary) {
+std::vector<int> use_counts(const Graph& g) {
   std::vector<int> uses(g.size(), 0);
   for (const Node& n : g.nodes())
     for (NodeId in : n.inputs) ++uses[std::size_t(in)];
   for (NodeId o : g.outputs()) ++uses[std::size_t(o)];
+  return uses;
+}
 
-  // Per add that folds: its matmul (reached through single-use reshapes: the builder flattens a
-  // Linear's batch axes into M) and the bias buffer. The matmul and those reshapes are then skipped.
+// The operand an add contributes to a matmul as an addend, or -1 when this add does not fold.
+using PickOperand = std::function<NodeId(const Node& add, const Node& matmul, NodeId other)>;
+// Builds the addend in `out` from the add's other operand (already mapped into `out`); may adjust
+// the new matmul node (its composite).
+using MakeAddend = std::function<NodeId(Graph& out, NodeId operand, Node& matmul, const Node& add)>;
+
+// What the bias and residual folds share: each add with a matmul on one side — behind single-use
+// reshapes (the builder flattens a Linear's batch axes into M), the add its only consumer — and an
+// operand that `pick` accepts on the other becomes matmul(inputs..., addend) in the add's place,
+// reshaped back to the add's shape; the matmul and those reshapes are dropped. Returns the count.
+int fold_adds_into_matmuls(const Graph& g, const PickOperand& pick, const MakeAddend& make, Graph& out) {
+  const std::vector<int> uses = use_counts(g);
+  struct Fold {
+    NodeId matmul = -1, operand = -1;
+  };
   std::vector<Fold> fold(g.size());
   std::vector<char> skip(g.size(), 0);
   int folded = 0;
@@ -62,14 +71,10 @@ Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_
         mm_id = g.node(mm_id).inputs[0];
       }
       const Node& mm = g.node(mm_id);
-      if (mm.op != OpKind::matmul || mm.inputs.size() != 2 || uses[std::size_t(mm_id)] != 1 || skip[std::size_t(mm_id)])
-        continue;
-      if (mm.shape.back() != add.shape.back() || mm.dtype != add.dtype) continue;
-      const NodeId bias = bias_row_source(g, add.inputs[std::size_t(1 - side)]);
-      if (bias < 0 || g.node(bias).dtype != add.dtype) continue;
-      if (within_composites_only && (mm.composite < 0 || mm.composite != add.composite)) continue;
-      if (!can_fold || !can_fold(g, mm)) continue;
-      fold[std::size_t(id)] = Fold{mm_id, bias};
+      if (mm.op != OpKind::matmul || uses[std::size_t(mm_id)] != 1 || skip[std::size_t(mm_id)]) continue;
+      const NodeId operand = pick(add, mm, add.inputs[std::size_t(1 - side)]);
+      if (operand < 0) continue;
+      fold[std::size_t(id)] = Fold{mm_id, operand};
       skip[std::size_t(mm_id)] = 1;
       for (NodeId r : chain) skip[std::size_t(r)] = 1;
       ++folded;
@@ -77,7 +82,6 @@ Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_
     }
   }
 
-  Graph out;
   std::vector<NodeId> map(g.size(), -1);
   for (NodeId id = 0; id < NodeId(g.size()); ++id) {
     if (skip[std::size_t(id)]) continue;
@@ -88,31 +92,46 @@ Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_
       map[std::size_t(id)] = out.add(std::move(n));
       continue;
     }
-    // matmul(a, w, broadcast(reshape(bias, [1, N]), [M, N])), then back to the add's shape.
     const Node& add = g.node(id);
     Node mm = g.node(f.matmul);
-    Shape row(mm.shape.size(), 1);
-    row.back() = mm.shape.back();
-    const NodeId r = add_node(out, OpKind::reshape, map[std::size_t(f.bias_source)], row, add.dtype, add.composite);
-    const NodeId bc = add_node(out, OpKind::broadcast, r, mm.shape, add.dtype, add.composite);
     for (NodeId& in : mm.inputs) in = map[std::size_t(in)];
-    mm.inputs.push_back(bc);
-    mm.composite = add.composite;
+    mm.inputs.push_back(make(out, map[std::size_t(f.operand)], mm, add));
     NodeId result = out.add(std::move(mm));
     if (out.node(result).shape != add.shape)
       result = add_node(out, OpKind::reshape, result, add.shape, add.dtype, add.composite);
     map[std::size_t(id)] = result;
   }
   for (NodeId o : g.outputs()) out.mutable_outputs().push_back(map[std::size_t(o)]);
+  return folded;
+}
+
+}  // namespace
+
+Graph fold_matmul_bias(const Graph& g, const CanFoldBias& can_fold, bool within_composites_only,
+                       std::string* summary) {
+  const auto pick = [&](const Node& add, const Node& mm, NodeId other) -> NodeId {
+    if (mm.inputs.size() != 2 || mm.shape.back() != add.shape.back() || mm.dtype != add.dtype) return -1;
+    const NodeId bias = bias_row_source(g, other);
+    if (bias < 0 || g.node(bias).dtype != add.dtype) return -1;
+    if (within_composites_only && (mm.composite < 0 || mm.composite != add.composite)) return -1;
+    return can_fold && can_fold(g, mm) ? bias : -1;
+  };
+  // broadcast(reshape(bias, [1, N]), [M, N]): the row the BIAS epilogue adds.
+  const auto make = [](Graph& out, NodeId bias, Node& mm, const Node& add) {
+    Shape row(mm.shape.size(), 1);
+    row.back() = mm.shape.back();
+    const NodeId r = add_node(out, OpKind::reshape, bias, row, add.dtype, add.composite);
+    mm.composite = add.composite;
+    return add_node(out, OpKind::broadcast, r, mm.shape, add.dtype, add.composite);
+  };
+  Graph out;
+  const int folded = fold_adds_into_matmuls(g, pick, make, out);
   if (summary) *summary = fmt::format("bias adds folded into matmuls {}", folded);
   return out;
 }
 
 Graph fold_matmul_activation(const Graph& g, const CanFoldBias& can_fold, std::string* summary) {
-  std::vector<int> uses(g.size(), 0);
-  for (const Node& n : g.nodes())
-    for (NodeId in : n.inputs) ++uses[std::size_t(in)];
-  for (NodeId o : g.outputs()) ++uses[std::size_t(o)];
+  const std::vector<int> uses = use_counts(g);
 
   // gelu_tanh of one input of each (shape, dtype) a candidate has, built and simplified as the user's
   // graph was.
@@ -189,71 +208,23 @@ Graph fold_matmul_activation(const Graph& g, const CanFoldBias& can_fold, std::s
 }
 
 Graph fold_matmul_residual(const Graph& g, const CanFoldBias& can_fold, std::string* summary) {
-  std::vector<int> uses(g.size(), 0);
-  for (const Node& n : g.nodes())
-    for (NodeId in : n.inputs) ++uses[std::size_t(in)];
-  for (NodeId o : g.outputs()) ++uses[std::size_t(o)];
-
   // A contiguous, row-major operand at a 16-byte aligned offset: what a GEMM reads as its C.
-  auto dense = [&](NodeId id) {
+  const auto dense = [&](NodeId id) {
     const auto l = layout_of(g, id);
     return l && l->contiguous() && (l->offset * std::int64_t(size_of(g.node(id).dtype))) % 16 == 0;
   };
-
-  // Per add that folds: its matmul (behind single-use reshapes) and the residual operand.
-  std::vector<Fold> fold(g.size());  // bias_source holds the residual here
-  std::vector<char> skip(g.size(), 0);
-  int folded = 0;
-  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
-    const Node& add = g.node(id);
-    if (add.op != OpKind::add) continue;
-    for (int side = 0; side < 2; ++side) {
-      std::vector<NodeId> chain;
-      NodeId mm_id = add.inputs[std::size_t(side)];
-      while (g.node(mm_id).op == OpKind::reshape && uses[std::size_t(mm_id)] == 1) {
-        chain.push_back(mm_id);
-        mm_id = g.node(mm_id).inputs[0];
-      }
-      const Node& mm = g.node(mm_id);
-      if (mm.op != OpKind::matmul || mm.inputs.size() > 3 || mm.activation != Activation::none ||
-          uses[std::size_t(mm_id)] != 1 || skip[std::size_t(mm_id)] || mm.dtype != add.dtype)
-        continue;
-      const NodeId r = add.inputs[std::size_t(1 - side)];
-      if (g.node(r).shape != add.shape || g.node(r).dtype != add.dtype || numel(add.shape) != numel(mm.shape) || !dense(r))
-        continue;
-      if (!can_fold || !can_fold(g, mm)) continue;
-      fold[std::size_t(id)] = Fold{mm_id, r};
-      skip[std::size_t(mm_id)] = 1;
-      for (NodeId c : chain) skip[std::size_t(c)] = 1;
-      ++folded;
-      break;
-    }
-  }
-
+  const auto pick = [&](const Node& add, const Node& mm, NodeId r) -> NodeId {
+    if (mm.inputs.size() > 3 || mm.activation != Activation::none || mm.dtype != add.dtype) return -1;
+    if (g.node(r).shape != add.shape || g.node(r).dtype != add.dtype || numel(add.shape) != numel(mm.shape) || !dense(r))
+      return -1;
+    return can_fold && can_fold(g, mm) ? r : -1;
+  };
+  // The residual viewed with the matmul's shape.
+  const auto make = [](Graph& out, NodeId r, Node& mm, const Node& add) {
+    return add.shape == mm.shape ? r : add_node(out, OpKind::reshape, r, mm.shape, add.dtype, add.composite);
+  };
   Graph out;
-  std::vector<NodeId> map(g.size(), -1);
-  for (NodeId id = 0; id < NodeId(g.size()); ++id) {
-    if (skip[std::size_t(id)]) continue;
-    const Fold& f = fold[std::size_t(id)];
-    if (f.matmul < 0) {
-      Node n = g.node(id);
-      for (NodeId& in : n.inputs) in = map[std::size_t(in)];
-      map[std::size_t(id)] = out.add(std::move(n));
-      continue;
-    }
-    // matmul(a, w[, bias], reshape(r, matmul shape)), then back to the add's shape.
-    const Node& add = g.node(id);
-    Node mm = g.node(f.matmul);
-    for (NodeId& in : mm.inputs) in = map[std::size_t(in)];
-    NodeId r = map[std::size_t(f.bias_source)];
-    if (add.shape != mm.shape) r = add_node(out, OpKind::reshape, r, mm.shape, add.dtype, add.composite);
-    mm.inputs.push_back(r);
-    NodeId result = out.add(std::move(mm));
-    if (out.node(result).shape != add.shape)
-      result = add_node(out, OpKind::reshape, result, add.shape, add.dtype, add.composite);
-    map[std::size_t(id)] = result;
-  }
-  for (NodeId o : g.outputs()) out.mutable_outputs().push_back(map[std::size_t(o)]);
+  const int folded = fold_adds_into_matmuls(g, pick, make, out);
   if (summary) *summary = fmt::format("residual adds folded into matmuls {}", folded);
   return out;
 }
