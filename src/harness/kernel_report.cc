@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "harness/registry.h"
 #include "harness/text_table.h"
 
 namespace aisp::harness {
@@ -19,19 +20,6 @@ bool matches(const std::string& example, const std::string& target) {
   const auto colon = example.find(':');
   if (colon == std::string::npos) return false;
   return example.substr(0, colon) == target || example.substr(colon + 1) == target;
-}
-
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!part.empty()) parts.push_back(part);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return parts;
 }
 
 // Why a row has no breakdown, in words.
@@ -281,7 +269,10 @@ std::string render_kernel_diff(Format format, const std::vector<const VariantRes
 
 std::vector<const VariantResult*> select_variants(const std::vector<VariantResult>& variants,
                                                   const std::string& targets) {
-  const auto wanted = split_commas(targets);
+  std::vector<std::string> wanted;
+  for (auto& t : split_target_list(targets, ',')) {
+    if (!t.empty()) wanted.push_back(std::move(t));
+  }
   std::vector<const VariantResult*> chosen;
   for (const VariantResult& v : variants) {
     bool keep = wanted.empty();

@@ -10,9 +10,7 @@
 
 namespace aisp::harness {
 
-namespace {
-
-std::vector<std::string> split(const std::string& text, char sep) {
+std::vector<std::string> split_target_list(const std::string& text, char sep) {
   std::vector<std::string> parts;
   std::string current;
   for (char c : text) {
@@ -26,8 +24,6 @@ std::vector<std::string> split(const std::string& text, char sep) {
   parts.push_back(current);
   return parts;
 }
-
-}  // namespace
 
 Registry& Registry::global() {
   static Registry registry;
@@ -100,7 +96,7 @@ std::vector<const Example*> Registry::resolve(const std::string& targets) const 
   std::string chapter;
   for (const auto& group : groups) {
     // "ch14:a,b,ch14:c" -> items; an item without a chapter inherits the last chapter named.
-    for (const auto& item : split(group, ',')) {
+    for (const auto& item : split_target_list(group, ',')) {
       if (item.empty()) throw unknown(group);
       const auto colon = item.find(':');
       if (colon != std::string::npos) {

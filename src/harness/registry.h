@@ -39,6 +39,10 @@ struct ChapterRegistration {
   }
 };
 
+// The parts of a target list ("ch14:a, b"): split at `sep`, blanks removed, empty parts kept (so a
+// caller can reject "a,,b").
+std::vector<std::string> split_target_list(const std::string& text, char sep);
+
 // Registers the example built by `factory` at static-initialization time.
 struct ExampleRegistration {
   explicit ExampleRegistration(const std::function<Example()>& factory);
