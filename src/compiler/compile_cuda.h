@@ -52,8 +52,9 @@ struct CudaCompileOptions {
   bool autotune = false;
   std::string autotune_dir;  // the decision cache; empty: <jit cache dir>/autotune
   // max-autotune also offers aisp's sm_90a GEMM (runtime/cuda/aisp_gemm.h) for the single bf16
-  // Linear GEMMs, with the configs of <autotune_dir>/aisp_gemm_sweep.json (`aisp gemm sweep`) added;
-  // `force_aisp_gemm` takes it wherever it can run, untimed (tests).
+  // Linear GEMMs, with the configs of <autotune_dir>/aisp_gemm_sweep.json (`aisp gemm sweep`) added,
+  // and for those of at most 64 rows its skinny GEMM instead (runtime/cuda/skinny_gemm.h);
+  // `force_aisp_gemm` takes them wherever they can run, untimed (tests).
   bool aisp_gemm = true;
   bool force_aisp_gemm = false;
   // max-autotune also times each distinct generated kernel's launch configuration
@@ -182,6 +183,9 @@ class CudaCompiledGraph {
   // max-autotune: matmuls run by aisp's kernel with this config (others: null; their cuBLASLt plan
   // stays, for operands that turn out misaligned at run time)
   std::vector<std::unique_ptr<kernels::gemm::GemmConfig>> aisp_gemm_of_step_;
+  // max-autotune: matmuls of at most 64 rows run by aisp's skinny kernel with this many K-slices
+  // (others: 0; the cuBLASLt plan stays as above)
+  std::vector<int> skinny_splits_of_step_;
   std::vector<std::size_t> pointer_table_of_step_;  // byte offset into pointer_tables_ (batched matmuls)
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
   std::vector<std::string> gemm_choices_;

@@ -424,6 +424,70 @@ TEST(CompilerCuda, AispGemmCandidateMatchesInterpreter) {
   fs::remove_all(dir);
 }
 
+// max-autotune's skinny GEMM (runtime/cuda/skinny_gemm.h) for Linear layers of at most 64 rows:
+// forced, every epilogue a matmul step has -- bias, bias + tanh GELU, residual, none -- at M = 37 and N
+// that are no multiple of its 64 columns matches the interpreter, inside the plan's CUDA graph and
+// without one; the 111-row GEMM of the same weights takes the tile kernel instead. Timed (not forced),
+// each small step names the skinny kernel's and cuBLASLt's times.
+TEST(CompilerCuda, SkinnyGemmCandidateMatchesInterpreter) {
+  AISP_REQUIRE_GPU();
+  int device = 0, major = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (major < 9) GTEST_SKIP() << "the skinny GEMM needs sm_90 or later";
+  c::Graph g;
+  const c::Tensor x = g.input("x", {37, 72}, DType::bf16), big = g.input("big", {111, 72}, DType::bf16);
+  // A weight each: a matmul used twice (common subexpressions merge) would take no epilogue.
+  const c::Tensor w = g.input("w", {40, 72}, DType::bf16), w2 = g.input("w2", {200, 72}, DType::bf16);
+  const c::Tensor w3 = g.input("w3", {200, 72}, DType::bf16), w4 = g.input("w4", {40, 72}, DType::bf16);
+  const c::Tensor b = g.input("b", {40}, DType::bf16), b2 = g.input("b2", {200}, DType::bf16);
+  const c::Tensor r = g.input("r", {37, 200}, DType::bf16);
+  g.output(c::matmul(x, c::transpose(w, 0, 1)) + b);                   // bias
+  g.output(c::gelu_tanh(c::matmul(x, c::transpose(w2, 0, 1)) + b2));   // bias + GELU
+  g.output(c::matmul(x, c::transpose(w3, 0, 1)) + r);                  // residual
+  g.output(c::matmul(x, c::transpose(w4, 0, 1)));                      // none
+  g.output(c::matmul(big, c::transpose(w, 0, 1)) + b);                 // 111 rows: the tile kernel
+  const fs::path dir = fs::temp_directory_path() / fmt::format("aisp-skinny-gemm-test-{}", ::getpid());
+  fs::remove_all(dir);
+  for (bool graph : {true, false}) {
+    c::CudaCompileOptions o;
+    o.jit = &test_jit();
+    o.autotune = o.force_aisp_gemm = true;
+    o.cuda_graph = graph;
+    o.autotune_dir = dir.string();
+    c::CudaCompiledGraph cg = c::compile_cuda(g, o);
+    int skinny = 0, tile = 0;
+    for (const std::string& choice : cg.gemm_choices()) {
+      skinny += choice.find("aisp skinny s") != std::string::npos;
+      tile += choice.find("aisp 128x256x64") != std::string::npos;
+    }
+    EXPECT_EQ(skinny, 4) << "every GEMM of 37 rows";
+    if (major == 9) EXPECT_EQ(tile, 1) << "the GEMM of 111 rows (the tile kernel is sm_90a only)";
+    TestStream stream;
+    std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+    for (std::uint64_t seed : {31, 32}) {
+      const auto inputs = c::random_inputs(g, seed);
+      const auto ref = c::interpret(g, inputs);
+      const auto got = run_on_gpu(cg, g, inputs, in_dev, out_dev, stream);
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
+        EXPECT_TRUE(err.empty()) << "graph " << graph << " seed " << seed << " output " << k << ": " << err;
+      }
+    }
+  }
+  c::CudaCompileOptions timed;
+  timed.jit = &test_jit();
+  timed.autotune = true;
+  timed.autotune_dir = dir.string();
+  timed.check_whole_plan = false;  // the tuned plan's choices, whatever its speed
+  const c::CudaCompiledGraph cg = c::compile_cuda(g, timed);
+  int both = 0;
+  for (const std::string& choice : cg.gemm_choices())
+    both += choice.find("cuBLASLt") != std::string::npos && choice.find("aisp skinny s") != std::string::npos;
+  EXPECT_EQ(both, 4) << "each small GEMM compares the skinny kernel with cuBLASLt's choice";
+  fs::remove_all(dir);
+}
+
 // max-autotune times each distinct generated kernel's launch configurations (kernel_autotune.h): every
 // kernel says what it runs with, repeated kernels share one search, a second compile reads every
 // decision from disk, and whatever was chosen matches the interpreter.

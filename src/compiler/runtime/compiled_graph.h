@@ -23,7 +23,7 @@ struct CompileStats {
   double capture_ms = 0;  // reduce-overhead (CUDA): capturing and instantiating the plan's graph, summed over captures
   int lowered_nodes = 0;  // nodes of the graph given to the passes
   int autotune_searches = 0, autotune_cache_hits = 0;  // max-autotune: decisions timed / read from disk
-  int aisp_gemm_steps = 0;  // max-autotune (CUDA): GEMM steps that run aisp's kernel
+  int aisp_gemm_steps = 0;  // max-autotune (CUDA): GEMM steps that run one of aisp's kernels (tile or skinny)
   int kernels = 0;        // kernel steps in the plan
   int unique_kernels = 0; // distinct sources (repeated layers share one)
   int memory_hits = 0, disk_hits = 0, builds = 0;

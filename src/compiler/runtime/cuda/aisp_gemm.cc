@@ -157,19 +157,26 @@ AispGemmChoice choose_aisp_gemm(const GemmCall& plan, bool bias, const std::vect
   }
   cudaStreamDestroy(stream);
   const double lt_ms = cublaslt_ms();  // timed after the configs: adjacent, same clocks
-  choice.decision.records.insert(choice.decision.records.begin(), TuneRecord{"cuBLASLt", "", lt_ms});
-  if (choice.config && best_ms * kMinGain <= lt_ms) {
-    choice.decision.best = gemm_config_token(*choice.config);
-    choice.summary = std::isinf(lt_ms) ? fmt::format("{}: {:.3f} ms", choice.decision.best, best_ms)
-                                       : fmt::format("{}: {:.3f} ms vs cuBLASLt {:.3f} ms ({:.2f}x)", choice.decision.best,
-                                                     best_ms, lt_ms, lt_ms / best_ms);
-  } else {
-    choice.decision.best = "cuBLASLt";
-    choice.summary = choice.config ? fmt::format("cuBLASLt kept: {:.3f} ms vs aisp's best {:.3f} ms", lt_ms, best_ms)
-                                   : "cuBLASLt kept: no aisp config ran";
+  if (!settle_against_cublaslt(choice.decision, choice.config ? gemm_config_token(*choice.config) : "", best_ms, lt_ms,
+                               choice.summary))
     choice.config.reset();
-  }
   return choice;
+}
+
+bool settle_against_cublaslt(TuneResult& decision, const std::string& best, double best_ms, double lt_ms,
+                             std::string& summary) {
+  decision.records.insert(decision.records.begin(), TuneRecord{"cuBLASLt", "", lt_ms});
+  if (!best.empty() && best_ms * kMinGain <= lt_ms) {
+    decision.best = best;
+    summary = std::isinf(lt_ms) ? fmt::format("{}: {:.3f} ms", best, best_ms)
+                                : fmt::format("{}: {:.3f} ms vs cuBLASLt {:.3f} ms ({:.2f}x)", best, best_ms, lt_ms,
+                                              lt_ms / best_ms);
+    return true;
+  }
+  decision.best = "cuBLASLt";
+  summary = !best.empty() ? fmt::format("cuBLASLt kept: {:.3f} ms vs the best of aisp's, {} {:.3f} ms", lt_ms, best, best_ms)
+                          : "cuBLASLt kept: no aisp config ran";
+  return false;
 }
 
 bool run_aisp_gemm(const GemmCall& plan, const GemmConfig& config, const void* a, const void* b, const void* bias,

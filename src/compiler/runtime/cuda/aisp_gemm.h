@@ -58,6 +58,13 @@ inline constexpr double kMinGain = 1.02;
 AispGemmChoice choose_aisp_gemm(const GemmCall& plan, bool bias, const std::vector<GemmConfig>& configs,
                                 const std::function<double()>& cublaslt_ms);
 
+// The end of a search of aisp's candidates against cuBLASLt: puts cuBLASLt's time (`lt_ms`) first in
+// `decision`'s records and takes `best` (the fastest candidate's token, `best_ms`; empty when none
+// ran) only when it is at least kMinGain faster. Sets decision.best and a one-line `summary`; true
+// when the candidate was taken. (The skinny GEMM's search, skinny_gemm.h, ends the same way.)
+bool settle_against_cublaslt(TuneResult& decision, const std::string& best, double best_ms, double lt_ms,
+                             std::string& summary);
+
 // Runs the chosen kernel: a, b: the graph's operands (the plan's offsets are applied here).
 // False (nothing enqueued) when an operand is not 16-byte aligned at run time: the caller runs its
 // cuBLASLt plan instead.

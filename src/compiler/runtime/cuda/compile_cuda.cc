@@ -14,6 +14,7 @@
 #include "compiler/runtime/autotune.h"
 #include "compiler/runtime/hash.h"
 #include "compiler/runtime/cuda/aisp_gemm.h"
+#include "compiler/runtime/cuda/skinny_gemm.h"
 #include "compiler/runtime/cuda/cuda_attention.h"
 #include "compiler/runtime/cuda/cuda_library.h"
 #include "compiler/runtime/cuda/graph_timing.h"
@@ -124,6 +125,34 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     chosen.emplace_back(what, choice);
     return choice;
   };
+  // For the GEMMs of at most 64 rows, the skinny kernel instead (skinny_gemm.h), every epilogue.
+  std::vector<std::pair<std::string, SkinnyGemmChoice>> chosen_skinny;
+  auto choose_skinny = [&](DType dt, const GemmCall& plan, bool bias, bool residual, Activation act,
+                           const LtMatmul& lt) -> SkinnyGemmChoice {
+    if (aisp_configs.empty()) return {};  // aisp's kernels are not offered (see above)
+    if (aisp_gemm == 2) return choose_skinny_gemm(plan, bias, residual, act, {}, /*forced=*/true);
+    const std::string what = fmt::format("aisp skinny vs cuBLASLt {} {}{}{}{}", name_of(dt), plan.to_string(),
+                                         bias ? " bias" : "", residual ? " residual" : "",
+                                         act != Activation::none ? fmt::format(" {}", name_of(act)) : "");
+    for (const auto& [k, done] : chosen_skinny)
+      if (k == what) return done;
+    const std::string key = hash_hex(what + "\n" + device_key);
+    SkinnyGemmChoice choice;
+    if (auto cached = load_decision(autotune_dir, key)) {
+      choice.decision = *cached;
+      choice.splits = skinny_config_from_token(cached->best).value_or(0);
+      choice.summary = "decision cache: " + cached->best;
+      ++stats_.autotune_cache_hits;
+    } else {
+      const auto t0 = Clock::now();
+      choice = choose_skinny_gemm(plan, bias, residual, act, [&] { return lt.measure_ms(); }, /*forced=*/false);
+      stats_.autotune_ms += ms_since(t0);
+      ++stats_.autotune_searches;
+      save_decision(autotune_dir, key, choice.decision);
+    }
+    chosen_skinny.emplace_back(what, choice);
+    return choice;
+  };
   // Per step: its kernel, or its library call's operand layouts (and BLAS plan for matmuls).
   int next_kernel = 0;
   std::size_t table_bytes = 0;
@@ -133,6 +162,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     std::unique_ptr<AttentionStep> attention;
     std::unique_ptr<LtMatmul> lt;
     std::unique_ptr<GemmConfig> aisp;
+    int skinny = 0;
     MatmulAddends addends;
     std::string choice;
     if (s.kind == Step::Kind::kernel) {
@@ -156,8 +186,16 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
           if (lt)
             choice = fmt::format("{}{}{}{}: {}", gemm.to_string(), bias ? " + bias" : "", residual ? " + residual" : "",
                                  act ? fmt::format(" + {}", name_of(n.activation)) : "", lt->choice());
-          // aisp's GEMM has the erf GELU only, and no residual operand: such matmuls stay with cuBLASLt.
-          if (lt && autotune && !act && !residual) {
+          // Up to 64 rows: the skinny kernel, any epilogue. Otherwise aisp's tile GEMM, which has the
+          // erf GELU only and no residual operand: such matmuls stay with cuBLASLt.
+          if (lt && autotune && skinny_gemm_unfit(n.dtype, gemm, residual, n.activation).empty()) {
+            const SkinnyGemmChoice sk = choose_skinny(n.dtype, gemm, bias, residual, n.activation, *lt);
+            if (sk.splits > 0) {
+              skinny = sk.splits;
+              ++stats_.aisp_gemm_steps;
+            }
+            if (!sk.summary.empty()) choice += "; " + sk.summary;
+          } else if (lt && autotune && !act && !residual) {
             AispGemmChoice a = choose_aisp(n.dtype, gemm, bias, *lt);
             if (a.config) {
               aisp = std::make_unique<GemmConfig>(*a.config);
@@ -180,6 +218,7 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
     lt_of_step_.push_back(std::move(lt));
     addends_of_step_.push_back(addends);
     aisp_gemm_of_step_.push_back(std::move(aisp));
+    skinny_splits_of_step_.push_back(skinny);
     gemm_choices_.push_back(std::move(choice));
   }
   if (loaded_ && lowered_.memory.arena_bytes > 0 && !size_.arena) {
@@ -278,8 +317,12 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
         };
         const void* bias = addend(add.bias);
         const GemmConfig* aisp = aisp_gemm_of_step_[si].get();
-        if (!aisp || !run_aisp_gemm(gemm_of_step_[si], *aisp, src(0), src(1), bias, out, stream))
-          library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, addend(add.residual), out, stream);
+        const int skinny = skinny_splits_of_step_[si];
+        const bool ran = skinny > 0 ? run_skinny_gemm(gemm_of_step_[si], skinny, n.activation, src(0), src(1), bias,
+                                                      addend(add.residual), out, stream)
+                         : aisp ? run_aisp_gemm(gemm_of_step_[si], *aisp, src(0), src(1), bias, out, stream)
+                                : false;
+        if (!ran) library_->matmul_lt(*lt_of_step_[si], src(0), src(1), bias, addend(add.residual), out, stream);
       } else if (n.op == OpKind::matmul) {
         if (n.inputs.size() > 2 || n.activation != Activation::none)
           throw Error("internal: a matmul epilogue without its cuBLASLt plan");
