@@ -1,8 +1,11 @@
 // The skinny bf16 GEMM (gemm_bf16_skinny.h; design and numbers: README.md, "Skinny GEMM").
 //
-// CTA = 4 warps, 64 output columns (warp w: columns 16 w .. 16 w + 15, one m16 tile of B's rows) x all
-// M rows (kTokTiles n8 tiles of A's rows) over one K-slice of at most 8 chunks of 64. B plays the
-// MMA's A operand and A the B operand (D^T = B . A^T), so a few rows of A cost n8 tiles, not m16.
+// CTA = 8 warps, 64 output columns x all M rows (kTokTiles n8 tiles of A's rows) over one K-slice of
+// at most 8 chunks of 64. Warp w computes columns 16 (w % 4) .. + 15 (one m16 tile of B's rows) over
+// the k16 steps 2 (w / 4) and 2 (w / 4) + 1 of every chunk; the two K-halves add up in shared memory.
+// B plays the MMA's A operand and A the B operand (D^T = B . A^T), so a few rows of A cost n8 tiles,
+// not m16. Each thread copies one fixed 16-byte column piece of fixed rows, so its addresses are
+// computed once and move by 64 elements a chunk.
 // Shared memory per chunk: B's 64 rows then A's 8 kTokTiles rows, 128 bytes each (64 k), 16-byte
 // pieces XOR-swizzled by row & 7 so ldmatrix reads 8 rows of one piece column conflict-free.
 #include "kernels/gemm/gemm_bf16_skinny.h"
@@ -22,8 +25,8 @@
 namespace aisp::kernels::gemm {
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kTileN = 64;      // output columns per CTA, 16 per warp
+constexpr int kThreads = 256;   // 8 warps: 4 column groups x 2 K-halves
+constexpr int kTileN = 64;      // output columns per CTA, 16 per column group
 constexpr int kChunkK = 64;     // K per shared-memory chunk: one 128-byte row per operand row
 constexpr int kMaxChunks = 8;   // K per CTA <= 512
 constexpr int kRowBytes = kChunkK * 2;
@@ -74,32 +77,36 @@ __global__ void __launch_bounds__(kThreads) skinny_gemm_kernel(const __grid_cons
   extern __shared__ __align__(128) unsigned char smem[];
   const SkinnyGemmArgs& g = p.args;
   const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int col_group = warp & 3, k_half = warp >> 2;
   const int n0 = int(blockIdx.x) * kTileN;
   const int k0 = int(blockIdx.y) * p.k_per_cta;
   const int k_end = min(g.k, k0 + p.k_per_cta);
   const std::uint32_t base = std::uint32_t(__cvta_generic_to_shared(smem));
 
-  // Request the whole slice: one commit group per chunk. Out-of-range pieces (rows past N or M,
-  // columns past K) are zero-filled, so the MMAs need no bounds.
+  // This thread's copies: 16-byte piece `piece` of rows row0 + 32 j (B's 64 rows, then A's kTok),
+  // every chunk. Out-of-range pieces (rows past N or M, columns past K) are zero-filled, so the MMAs
+  // need no bounds. One commit group per chunk: the whole slice is requested at once.
+  constexpr int kRows = kTileN + kTok, kCopies = (kRows + 31) / 32;
+  const int piece = tid & 7, row0 = tid >> 3;
+  const std::uint32_t piece_offset = std::uint32_t((piece ^ (row0 & 7)) << 4);  // (row0 + 32 j) & 7 == row0 & 7
+  const bf16* src[kCopies];
+  bool row_ok[kCopies];
+#pragma unroll
+  for (int j = 0; j < kCopies; ++j) {
+    const int row = row0 + 32 * j;
+    const bool is_b = row < kTileN;
+    const int r = is_b ? n0 + row : row - kTileN;
+    row_ok[j] = row < kRows && r < (is_b ? g.n : g.m);
+    src[j] = row_ok[j] ? (is_b ? g.b + std::int64_t(r) * g.ldb : g.a + std::int64_t(r) * g.lda) + k0 + 8 * piece : g.b;
+  }
   for (int c = 0; c < p.chunks; ++c) {
     const std::uint32_t chunk = base + std::uint32_t(c * chunk_bytes(kTokTiles));
-    const int kc = k0 + c * kChunkK;
-    for (int i = tid; i < (kTileN + kTok) * 8; i += kThreads) {
-      const int row = i >> 3, piece = i & 7, kk = kc + piece * 8;
-      const bool in_k = kk < k_end;
-      const bf16* src;
-      bool valid;
-      if (row < kTileN) {
-        const int n = n0 + row;
-        valid = in_k && n < g.n;
-        src = valid ? g.b + std::int64_t(n) * g.ldb + kk : g.b;
-      } else {
-        const int m = row - kTileN;
-        valid = in_k && m < g.m;
-        src = valid ? g.a + std::int64_t(m) * g.lda + kk : g.a;
-      }
-      mma::cp_async_16(swizzled(chunk, row, piece), src, valid);
-    }
+    const bool in_k = k0 + c * kChunkK + 8 * piece < k_end;
+#pragma unroll
+    for (int j = 0; j < kCopies; ++j)
+      if (row0 + 32 * j < kRows)
+        mma::cp_async_16(chunk + std::uint32_t((row0 + 32 * j) * kRowBytes) + piece_offset,
+                         row_ok[j] && in_k ? src[j] + c * kChunkK : g.b, row_ok[j] && in_k);
     mma::cp_async_commit();
   }
 
@@ -109,9 +116,10 @@ __global__ void __launch_bounds__(kThreads) skinny_gemm_kernel(const __grid_cons
     __syncthreads();  // every thread's pieces of chunk c have landed
     const std::uint32_t chunk = base + std::uint32_t(c * chunk_bytes(kTokTiles));
 #pragma unroll
-    for (int ks = 0; ks < kChunkK / 16; ++ks) {
-      std::uint32_t b_frag[4];  // B rows 16 w .. + 15, k 16 ks .. + 15: matrices (rows lo/hi) x (k lo/hi)
-      mma::ldmatrix_x4(b_frag, swizzled(chunk, 16 * warp + (lane & 15), 2 * ks + (lane >> 4)));
+    for (int step = 0; step < 2; ++step) {
+      const int ks = 2 * k_half + step;  // this warp's k16 steps of the chunk
+      std::uint32_t b_frag[4];  // B rows 16 cg .. + 15, k 16 ks .. + 15: matrices (rows lo/hi) x (k lo/hi)
+      mma::ldmatrix_x4(b_frag, swizzled(chunk, 16 * col_group + (lane & 15), 2 * ks + (lane >> 4)));
 #pragma unroll
       for (int j = 0; j < kTokTiles; j += 2) {
         // A rows of n8 tiles j and j + 1 (k lo, k hi each); with one tile, lanes 16..31 repeat 0..15.
@@ -124,18 +132,25 @@ __global__ void __launch_bounds__(kThreads) skinny_gemm_kernel(const __grid_cons
     }
   }
 
-  // The partial tile, row-major (rows = A's rows, kRedStride floats apart), over the chunks' memory.
+  // The partial tile, row-major (rows = A's rows, kRedStride floats apart), over the chunks' memory:
+  // the first K-half's warps write it, the second's add theirs.
   __syncthreads();  // every warp is done with the chunks
   float* red = reinterpret_cast<float*>(smem);
-  {
-    const int col = 16 * warp + lane / 4, tok = 2 * (lane % 4);
+  const int acc_col = 16 * col_group + lane / 4, acc_tok = 2 * (lane % 4);
+  for (int half = 0; half < 2; ++half) {
+    if (k_half == half) {
 #pragma unroll
-    for (int j = 0; j < kTokTiles; ++j) {
-      red[(8 * j + tok) * kRedStride + col] = acc[j][0];
-      red[(8 * j + tok + 1) * kRedStride + col] = acc[j][1];
-      red[(8 * j + tok) * kRedStride + col + 8] = acc[j][2];
-      red[(8 * j + tok + 1) * kRedStride + col + 8] = acc[j][3];
+      for (int j = 0; j < kTokTiles; ++j) {
+        float* r0 = red + (8 * j + acc_tok) * kRedStride + acc_col;
+        float* r1 = r0 + kRedStride;
+        if (half == 0) {
+          r0[0] = acc[j][0], r1[0] = acc[j][1], r0[8] = acc[j][2], r1[8] = acc[j][3];
+        } else {
+          r0[0] += acc[j][0], r1[0] += acc[j][1], r0[8] += acc[j][2], r1[8] += acc[j][3];
+        }
+      }
     }
+    if (half == 0) __syncthreads();
   }
   // Every CTA of the cluster (the column block's K-slices) has written its partial tile; each then
   // sums a share of the tile's groups of four columns over all of them (distributed shared memory)
@@ -148,24 +163,30 @@ __global__ void __launch_bounds__(kThreads) skinny_gemm_kernel(const __grid_cons
   for (int q = rank * kThreads + tid; q < kGroups; q += splits * kThreads) {
     const int m = q / (kTileN / 4), col = (q % (kTileN / 4)) * 4;
     if (m >= g.m || n0 + col >= g.n) continue;
-    float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int r = 0; r < splits; ++r) {
-      const float4 v = *reinterpret_cast<const float4*>(cluster.map_shared_rank(red, r) + m * kRedStride + col);
-      sum.x += v.x;
-      sum.y += v.y;
-      sum.z += v.z;
-      sum.w += v.w;
-    }
-    const float s[4] = {sum.x, sum.y, sum.z, sum.w};
+    // Every load of the group is issued before the first add or store (a store to D could alias
+    // the bias or the residual, so the compiler would not move a later load above it).
+    float4 part[8];
+#pragma unroll
+    for (int r = 0; r < 8; ++r)
+      if (r < splits) part[r] = *reinterpret_cast<const float4*>(cluster.map_shared_rank(red, r) + m * kRedStride + col);
+    float y[4] = {}, add[4] = {};
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int n = n0 + col + e;
-      if (n >= g.n) break;
-      float y = s[e];
-      if (g.bias) y += __bfloat162float(g.bias[n]);
-      if (g.residual) y += __bfloat162float(g.residual[std::int64_t(m) * g.ldd + n]);
-      if (g.gelu_tanh) y = gelu_tanh(y);
-      g.d[std::int64_t(m) * g.ldd + n] = __float2bfloat16_rn(y);
+      if (n >= g.n) continue;
+      if (g.bias) add[e] += __bfloat162float(g.bias[n]);
+      if (g.residual) add[e] += __bfloat162float(g.residual[std::int64_t(m) * g.ldd + n]);
+    }
+#pragma unroll
+    for (int r = 0; r < 8; ++r)
+      if (r < splits) y[0] += part[r].x, y[1] += part[r].y, y[2] += part[r].z, y[3] += part[r].w;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int n = n0 + col + e;
+      if (n >= g.n) continue;
+      float v = y[e] + add[e];
+      if (g.gelu_tanh) v = gelu_tanh(v);
+      g.d[std::int64_t(m) * g.ldd + n] = __float2bfloat16_rn(v);
     }
   }
   cluster.sync();  // no CTA leaves while another still reads its shared memory
