@@ -367,6 +367,54 @@ TEST(CompilerCuda, MaxAutotuneTimesEachDistinctGemmOnceAndCachesTheDecision) {
   std::filesystem::remove_all(dir);
 }
 
+// aisp's GEMM kernels forced (`force_aisp_gemm`) into compiles of g with and without the plan's
+// CUDA graph: every output matches the interpreter for two seeds. Returns what each compile chose.
+struct ForcedPlan {
+  std::vector<std::string> choices;  // gemm_choices()
+  int aisp_gemm_steps = 0;           // stats().aisp_gemm_steps
+};
+std::vector<ForcedPlan> forced_aisp_gemm_plans_match(const c::Graph& g, const fs::path& dir, std::uint64_t seed) {
+  std::vector<ForcedPlan> plans;
+  for (bool graph : {true, false}) {
+    c::CudaCompileOptions o;
+    o.jit = &test_jit();
+    o.autotune = o.force_aisp_gemm = true;
+    o.cuda_graph = graph;
+    o.autotune_dir = dir.string();
+    c::CudaCompiledGraph cg = c::compile_cuda(g, o);
+    plans.push_back({cg.gemm_choices(), cg.stats().aisp_gemm_steps});
+    TestStream stream;
+    std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+    for (std::uint64_t s : {seed, seed + 1}) {
+      const auto inputs = c::random_inputs(g, s);
+      const auto ref = c::interpret(g, inputs);
+      const auto got = run_on_gpu(cg, g, inputs, in_dev, out_dev, stream);
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
+        EXPECT_TRUE(err.empty()) << "graph " << graph << " seed " << s << " output " << k << ": " << err;
+      }
+    }
+  }
+  return plans;
+}
+
+// The GEMM choices of a timed max-autotune compile of g (the tuned plan, whatever its speed).
+std::vector<std::string> timed_gemm_choices(const c::Graph& g, const fs::path& dir) {
+  c::CudaCompileOptions timed;
+  timed.jit = &test_jit();
+  timed.autotune = true;
+  timed.autotune_dir = dir.string();
+  timed.check_whole_plan = false;
+  return c::compile_cuda(g, timed).gemm_choices();
+}
+
+int count_containing(const std::vector<std::string>& choices, const std::string& a, const std::string& b = "") {
+  int n = 0;
+  for (const std::string& choice : choices)
+    n += choice.find(a) != std::string::npos && (b.empty() || choice.find(b) != std::string::npos);
+  return n;
+}
+
 // max-autotune's second GEMM family, aisp's sm_90a kernel (runtime/cuda/aisp_gemm.h): forced where it
 // can run, bf16 Linear layers with and without a bias at sizes that are no multiple of its tiles
 // (M = 111, N = 40 and 200) match the interpreter, inside the plan's CUDA graph and without one; a
@@ -388,39 +436,12 @@ TEST(CompilerCuda, AispGemmCandidateMatchesInterpreter) {
   g.output(c::matmul(x, v));                                                         // not the Linear layout
   const fs::path dir = fs::temp_directory_path() / fmt::format("aisp-aisp-gemm-test-{}", ::getpid());
   fs::remove_all(dir);
-  for (bool graph : {true, false}) {
-    c::CudaCompileOptions o;
-    o.jit = &test_jit();
-    o.autotune = o.force_aisp_gemm = true;
-    o.cuda_graph = graph;
-    o.autotune_dir = dir.string();
-    c::CudaCompiledGraph cg = c::compile_cuda(g, o);
-    EXPECT_EQ(cg.stats().aisp_gemm_steps, 2);
-    int aisp = 0;
-    for (const std::string& choice : cg.gemm_choices()) aisp += choice.find("aisp 128x256x64") != std::string::npos;
-    EXPECT_EQ(aisp, 2);
-    TestStream stream;
-    std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
-    for (std::uint64_t seed : {21, 22}) {
-      const auto inputs = c::random_inputs(g, seed);
-      const auto ref = c::interpret(g, inputs);
-      const auto got = run_on_gpu(cg, g, inputs, in_dev, out_dev, stream);
-      for (std::size_t k = 0; k < got.size(); ++k) {
-        const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
-        EXPECT_TRUE(err.empty()) << "graph " << graph << " seed " << seed << " output " << k << ": " << err;
-      }
-    }
+  for (const ForcedPlan& plan : forced_aisp_gemm_plans_match(g, dir, 21)) {
+    EXPECT_EQ(plan.aisp_gemm_steps, 2);
+    EXPECT_EQ(count_containing(plan.choices, "aisp 128x256x64"), 2);
   }
-  c::CudaCompileOptions timed;
-  timed.jit = &test_jit();
-  timed.autotune = true;
-  timed.autotune_dir = dir.string();
-  timed.check_whole_plan = false;  // the tuned plan's choices, whatever its speed
-  const c::CudaCompiledGraph cg = c::compile_cuda(g, timed);
-  int both = 0;
-  for (const std::string& choice : cg.gemm_choices())
-    both += choice.find("cuBLASLt") != std::string::npos && choice.find("aisp") != std::string::npos;
-  EXPECT_EQ(both, 2) << "each Linear GEMM compares aisp's best config with cuBLASLt's choice";
+  EXPECT_EQ(count_containing(timed_gemm_choices(g, dir), "cuBLASLt", "aisp"), 2)
+      << "each Linear GEMM compares aisp's best config with cuBLASLt's choice";
   fs::remove_all(dir);
 }
 
@@ -449,42 +470,15 @@ TEST(CompilerCuda, SkinnyGemmCandidateMatchesInterpreter) {
   g.output(c::matmul(big, c::transpose(w, 0, 1)) + b);                 // 111 rows: the tile kernel
   const fs::path dir = fs::temp_directory_path() / fmt::format("aisp-skinny-gemm-test-{}", ::getpid());
   fs::remove_all(dir);
-  for (bool graph : {true, false}) {
-    c::CudaCompileOptions o;
-    o.jit = &test_jit();
-    o.autotune = o.force_aisp_gemm = true;
-    o.cuda_graph = graph;
-    o.autotune_dir = dir.string();
-    c::CudaCompiledGraph cg = c::compile_cuda(g, o);
-    int skinny = 0, tile = 0;
-    for (const std::string& choice : cg.gemm_choices()) {
-      skinny += choice.find("aisp skinny s") != std::string::npos;
-      tile += choice.find("aisp 128x256x64") != std::string::npos;
-    }
-    EXPECT_EQ(skinny, 4) << "every GEMM of 37 rows";
-    if (major == 9) EXPECT_EQ(tile, 1) << "the GEMM of 111 rows (the tile kernel is sm_90a only)";
-    TestStream stream;
-    std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
-    for (std::uint64_t seed : {31, 32}) {
-      const auto inputs = c::random_inputs(g, seed);
-      const auto ref = c::interpret(g, inputs);
-      const auto got = run_on_gpu(cg, g, inputs, in_dev, out_dev, stream);
-      for (std::size_t k = 0; k < got.size(); ++k) {
-        const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
-        EXPECT_TRUE(err.empty()) << "graph " << graph << " seed " << seed << " output " << k << ": " << err;
-      }
+  for (const ForcedPlan& plan : forced_aisp_gemm_plans_match(g, dir, 31)) {
+    EXPECT_EQ(count_containing(plan.choices, "aisp skinny s"), 4) << "every GEMM of 37 rows";
+    if (major == 9) {
+      EXPECT_EQ(count_containing(plan.choices, "aisp 128x256x64"), 1) << "the GEMM of 111 rows (sm_90a only)";
+      EXPECT_EQ(plan.aisp_gemm_steps, 5);
     }
   }
-  c::CudaCompileOptions timed;
-  timed.jit = &test_jit();
-  timed.autotune = true;
-  timed.autotune_dir = dir.string();
-  timed.check_whole_plan = false;  // the tuned plan's choices, whatever its speed
-  const c::CudaCompiledGraph cg = c::compile_cuda(g, timed);
-  int both = 0;
-  for (const std::string& choice : cg.gemm_choices())
-    both += choice.find("cuBLASLt") != std::string::npos && choice.find("aisp skinny s") != std::string::npos;
-  EXPECT_EQ(both, 4) << "each small GEMM compares the skinny kernel with cuBLASLt's choice";
+  EXPECT_EQ(count_containing(timed_gemm_choices(g, dir), "cuBLASLt", "aisp skinny s"), 4)
+      << "each small GEMM compares the skinny kernel with cuBLASLt's choice";
   fs::remove_all(dir);
 }
 

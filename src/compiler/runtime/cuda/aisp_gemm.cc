@@ -137,18 +137,10 @@ AispGemmChoice choose_aisp_gemm(const GemmCall& plan, bool bias, const std::vect
   const int reps = timing_reps(2 * plan.m * plan.n * plan.k);
   double best_ms = -1;
   for (const GemmConfig& config : configs) {
-    TuneRecord record{gemm_config_token(config), "", 0};
     const kg::GemmBf16Args args = args_of(at_zero, bias, a.p, b.p, bias ? bias_s.p : nullptr, c.p);
-    record.rejected = kg::gemm_bf16_sm90_unsupported(args, config);
-    if (record.rejected.empty()) {
-      try {
-        kg::gemm_bf16_sm90(args, stream, config);  // first launch outside the capture: the kernel's one-time setup
-        record.ms = time_as_graph_ms(stream, reps, [&] { kg::gemm_bf16_sm90(args, stream, config); });
-      } catch (const Error& e) {
-        record.rejected = e.what();
-        cudaGetLastError();  // a failed launch must not poison the next candidate
-      }
-    }
+    const TuneRecord record =
+        time_gemm_candidate(gemm_config_token(config), kg::gemm_bf16_sm90_unsupported(args, config), stream, reps,
+                            [&] { kg::gemm_bf16_sm90(args, stream, config); });
     if (record.rejected.empty() && (best_ms < 0 || record.ms < best_ms)) {
       best_ms = record.ms;
       choice.config = config;

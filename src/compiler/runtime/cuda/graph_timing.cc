@@ -4,6 +4,7 @@
 
 #include "compiler/ir/host_tensor.h"
 #include "compiler/runtime/cuda/check_cuda.h"
+#include "core/error.h"
 
 namespace aisp::compiler {
 
@@ -58,6 +59,20 @@ double time_as_graph_ms(cudaStream_t stream, int reps, const std::function<void(
   cudaGraphExecDestroy(exec);
   check_cuda(r, "autotune timing");
   return double(ms) / reps;
+}
+
+TuneRecord time_gemm_candidate(const std::string& name, const std::string& unsupported, cudaStream_t stream, int reps,
+                               const std::function<void()>& launch) {
+  TuneRecord record{name, unsupported, 0};
+  if (!record.rejected.empty()) return record;
+  try {
+    launch();
+    record.ms = time_as_graph_ms(stream, reps, launch);
+  } catch (const Error& e) {
+    record.rejected = e.what();
+    cudaGetLastError();
+  }
+  return record;
 }
 
 }  // namespace aisp::compiler

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
+#include "compiler/runtime/autotune.h"
 #include "core/dtype.h"
 
 namespace aisp::compiler {
@@ -28,5 +30,12 @@ int timing_reps(std::int64_t flops);
 // graph (small GEMMs would otherwise time the host's launch rate, and the plans that use them
 // replay from graphs too), replayed once to warm up and once timed with CUDA events.
 double time_as_graph_ms(cudaStream_t stream, int reps, const std::function<void()>& call);
+
+// One kernel candidate of a GEMM search (aisp_gemm.cc, skinny_gemm.cc): refused with `unsupported`
+// when that is not empty; else `launch` once outside any capture (the kernel's one-time setup), then
+// timed by time_as_graph_ms. A launch that throws aisp::Error is recorded as refused with its
+// message, and the CUDA error it left is cleared so that it cannot poison the next candidate.
+TuneRecord time_gemm_candidate(const std::string& name, const std::string& unsupported, cudaStream_t stream, int reps,
+                               const std::function<void()>& launch);
 
 }  // namespace aisp::compiler

@@ -73,18 +73,10 @@ SkinnyGemmChoice choose_skinny_gemm(const GemmCall& plan, bool bias, bool residu
   const int reps = timing_reps(2 * plan.m * plan.n * plan.k);
   double best_ms = -1;
   for (int splits : candidates) {
-    TuneRecord record{skinny_config_token(splits), "", 0};
     const kg::SkinnyConfig config{splits};
-    record.rejected = kg::gemm_bf16_skinny_unsupported(args, config);
-    if (record.rejected.empty()) {
-      try {
-        kg::gemm_bf16_skinny(args, stream, config);  // first launch outside the capture: the attribute setup
-        record.ms = time_as_graph_ms(stream, reps, [&] { kg::gemm_bf16_skinny(args, stream, config); });
-      } catch (const Error& e) {
-        record.rejected = e.what();
-        cudaGetLastError();  // a failed launch must not poison the next candidate
-      }
-    }
+    const TuneRecord record =
+        time_gemm_candidate(skinny_config_token(splits), kg::gemm_bf16_skinny_unsupported(args, config), stream, reps,
+                            [&] { kg::gemm_bf16_skinny(args, stream, config); });
     if (record.rejected.empty() && (best_ms < 0 || record.ms < best_ms)) {
       best_ms = record.ms;
       choice.splits = splits;
