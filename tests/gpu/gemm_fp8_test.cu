@@ -308,7 +308,8 @@ TEST(Fp8Gemm, PerTensorSmallShapesMatchFloat64) {
   TestStream stream;
   for (const Shape& s : kSmallShapes)
     for (const g::GemmFp8Config& c :
-         {config(0, 0), config(128, 2), config(256, 3, 1), config(128, 5, 2, false), config(256, 4, 8, true, false),
+         {g::GemmFp8Config{},  // the default: CTA pairs
+          config(0, 0), config(128, 2), config(256, 3, 1), config(128, 5, 2, false), config(256, 4, 8, true, false),
           // CTA pairs sharing B (odd tile-row counts leave the second CTA past M): both epilogues,
           // persistent and one cluster per tile
           config(256, 3, 8, true, true, 2), config(128, 2, 1, true, false, 2), config(128, 4, 8, false, true, 2),
@@ -424,6 +425,18 @@ TEST(Fp8Gemm, RefusesWhatItCannotRun) {
   EXPECT_NE(g::gemm_fp8_sm90_unsupported(pt, pingpong(config(256, 5))).find("5 stages of 64x256x128"),
             std::string::npos);
   EXPECT_EQ(g::gemm_fp8_sm90_unsupported(pt, pingpong(config(256, 4))), "");
+  // cluster_m 0 (the default) takes pairs only where they are built: every schedule and scaling runs.
+  g::GemmFp8Config by_default;
+  EXPECT_EQ(by_default.cluster_m, 0);
+  EXPECT_EQ(g::gemm_fp8_sm90_unsupported(pt, by_default), "");
+  EXPECT_EQ(g::gemm_fp8_sm90_unsupported(args, by_default), "");  // block scaling: single CTAs
+  by_default.schedule = g::Fp8Schedule::pingpong;
+  EXPECT_EQ(g::gemm_fp8_sm90_unsupported(pt, by_default), "");
+  EXPECT_EQ(g::gemm_fp8_sm90_unsupported(args, by_default), "");
+  by_default.schedule = g::Fp8Schedule::cooperative;
+  by_default.stream_k = g::Fp8StreamK::on;  // stream-K is built for single CTAs
+  EXPECT_GT(g::gemm_fp8_sm90_workspace_size(pt, by_default), 0u);
+  EXPECT_NE(g::gemm_fp8_sm90_unsupported(pt, by_default).find("needs a workspace"), std::string::npos);
   args.b_scale = nullptr;
   EXPECT_NE(g::gemm_fp8_sm90_unsupported(args).find("scale"), std::string::npos);
   EXPECT_THROW(g::gemm_fp8_sm90(args, stream.get()), Error);

@@ -30,7 +30,8 @@ std::string GemmFp8Config::describe() const {
   return fmt::format("{}, tile {}x{}x128, {} stages, cluster_m {}, raster_group {}, {}, {} epilogue, stream-K {}",
                      name_of(schedule), schedule == Fp8Schedule::pingpong ? 64 : 128,
                      tile_n == 0 ? std::string("default") : std::to_string(tile_n),
-                     stages == 0 ? std::string("max") : std::to_string(stages), cluster_m, raster_group,
+                     stages == 0 ? std::string("max") : std::to_string(stages),
+                     cluster_m == 0 ? std::string("default") : std::to_string(cluster_m), raster_group,
                      persistent ? "persistent" : "one CTA per tile", tma_store ? "TMA-store" : "direct-store",
                      name_of(stream_k));
 }

@@ -41,6 +41,7 @@ namespace {
 struct Resolved {
   int tile_n = 0;
   int stages = 0;
+  int cluster_m = 1;
 };
 
 // TMA stores need D's rows at 16-byte multiples and a 16-byte aligned base.
@@ -48,11 +49,19 @@ bool uses_tma_store(const GemmFp8Config& c, const GemmFp8Args& a) { return c.tma
 
 bool pingpong(const GemmFp8Config& c) { return c.schedule == Fp8Schedule::pingpong; }
 
+// cluster_m 0 (the default): CTA pairs where they are built and measured faster -- per tensor, the
+// cooperative schedule, stream-K off (README.md, "fp8: CTA pairs by default") -- else single CTAs.
+int cluster_of(const GemmFp8Config& c, const GemmFp8Args& a) {
+  if (c.cluster_m != 0) return c.cluster_m;
+  return a.scaling == Fp8Scaling::per_tensor && !pingpong(c) && c.stream_k == Fp8StreamK::off ? 2 : 1;
+}
+
 // The configuration with its defaults filled in (tile_n by scaling, stages: as many as fit, up to 8).
 Resolved resolve(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
   Resolved r;
   r.tile_n = c.tile_n != 0 ? c.tile_n : (a.scaling == Fp8Scaling::block ? 128 : 256);
   r.stages = c.stages;
+  r.cluster_m = cluster_of(c, a);
   const bool tma = uses_tma_store(c, a);
   if (r.stages == 0) {
     r.stages = 2;
@@ -65,7 +74,7 @@ Resolved resolve(const GemmFp8Config& c, const GemmFp8Args& a, int smem_optin) {
 
 // Stream-K is built for per tensor, cooperative, cluster_m 1, persistent.
 bool stream_k_built(const GemmFp8Config& c, const GemmFp8Args& a) {
-  return a.scaling == Fp8Scaling::per_tensor && !pingpong(c) && c.cluster_m == 1 && c.persistent;
+  return a.scaling == Fp8Scaling::per_tensor && !pingpong(c) && cluster_of(c, a) == 1 && c.persistent;
 }
 
 // Workspace bytes a stream-K launch of this configuration needs (one CTA per SM).
@@ -109,10 +118,11 @@ std::string config_unsupported(const GemmFp8Config& c, const GemmFp8Args& a, int
     return "block scaling needs tile_n 128: one 128-row B scale block per tile column, and two 64 x 256 fp32 "
            "accumulators would not fit in 232 registers";
   if (c.raster_group < 1) return "raster_group must be >= 1";
-  if (c.cluster_m != 1 && c.cluster_m != 2) return "cluster_m must be 1 or 2 (B multicast to a pair of CTAs)";
-  if (c.cluster_m == 2 && scaling == Fp8Scaling::block)
+  if (c.cluster_m < 0 || c.cluster_m > 2)
+    return "cluster_m must be 1 or 2 (B multicast to a pair of CTAs), or 0 for the default";
+  if (r.cluster_m == 2 && scaling == Fp8Scaling::block)
     return "cluster_m 2 is built for per-tensor scaling only (block scaling: use cluster_m 1)";
-  if (c.cluster_m == 2 && pingpong(c))
+  if (r.cluster_m == 2 && pingpong(c))
     return "cluster_m 2 is built for the cooperative schedule only (ping-pong: use cluster_m 1)";
   if (r.stages < 2) return "stages must be >= 2 (or 0 for the most that fit)";
   const int tile_m = sm90_fp8::tile_m_of(pingpong(c));
@@ -176,7 +186,7 @@ void gemm_fp8_sm90(const GemmFp8Args& args, cudaStream_t stream, const GemmFp8Co
   if (!why.empty()) throw Error("gemm_fp8_sm90: " + why);
   const Resolved r = resolve(config, args, limits.smem_optin);
   const bool tma_store = uses_tma_store(config, args);
-  const bool pair = config.cluster_m == 2;
+  const bool pair = r.cluster_m == 2;
   auto run = [&](auto launch) {
     launch(args, r.stages, config.raster_group, config.persistent, tma_store, limits, stream);
   };

@@ -96,6 +96,30 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
   // one decision per distinct problem, cached on disk like the cuBLASLt ones.
   const std::vector<GemmConfig> aisp_configs =
       aisp_gemm > 0 && loaded_ ? aisp_gemm_candidates(autotune_dir + "/aisp_gemm_sweep.json") : std::vector<GemmConfig>{};
+  // One decision per distinct problem `what`, shared by the aisp and skinny candidate families: the
+  // compile's memo, else the disk cache (`from_cache` reads the saved best into a choice), else the
+  // timed `search`, saved.
+  auto decide = [&]<typename Choice>(std::vector<std::pair<std::string, Choice>>& memo, const std::string& what,
+                                     auto from_cache, auto search) -> Choice {
+    for (const auto& [k, done] : memo)
+      if (k == what) return done;
+    const std::string key = hash_hex(what + "\n" + device_key);
+    Choice choice;
+    if (auto cached = load_decision(autotune_dir, key)) {
+      from_cache(choice, cached->best);
+      choice.decision = *cached;
+      choice.summary = "decision cache: " + cached->best;
+      ++stats_.autotune_cache_hits;
+    } else {
+      const auto t0 = Clock::now();
+      choice = search();
+      stats_.autotune_ms += ms_since(t0);
+      ++stats_.autotune_searches;
+      save_decision(autotune_dir, key, choice.decision);
+    }
+    memo.emplace_back(what, choice);
+    return choice;
+  };
   std::vector<std::pair<std::string, AispGemmChoice>> chosen;
   auto choose_aisp = [&](DType dt, const GemmCall& plan, bool bias, const LtMatmul& lt) -> AispGemmChoice {
     if (aisp_configs.empty() || !aisp_gemm_unfit(dt, plan).empty()) return {};
@@ -105,25 +129,10 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
       forced.summary += " (forced)";
       return forced;
     }
-    const std::string what = fmt::format("aisp vs cuBLASLt {} {}{}", name_of(dt), plan.to_string(), bias ? " bias" : "");
-    for (const auto& [k, done] : chosen)
-      if (k == what) return done;
-    const std::string key = hash_hex(what + "\n" + device_key);
-    AispGemmChoice choice;
-    if (auto cached = load_decision(autotune_dir, key)) {
-      choice.decision = *cached;
-      choice.config = gemm_config_from_token(cached->best);
-      choice.summary = "decision cache: " + cached->best;
-      ++stats_.autotune_cache_hits;
-    } else {
-      const auto t0 = Clock::now();
-      choice = choose_aisp_gemm(plan, bias, aisp_configs, [&] { return lt.measure_ms(); });
-      stats_.autotune_ms += ms_since(t0);
-      ++stats_.autotune_searches;
-      save_decision(autotune_dir, key, choice.decision);
-    }
-    chosen.emplace_back(what, choice);
-    return choice;
+    return decide(
+        chosen, fmt::format("aisp vs cuBLASLt {} {}{}", name_of(dt), plan.to_string(), bias ? " bias" : ""),
+        [](AispGemmChoice& c, const std::string& best) { c.config = gemm_config_from_token(best); },
+        [&] { return choose_aisp_gemm(plan, bias, aisp_configs, [&] { return lt.measure_ms(); }); });
   };
   // For the GEMMs of at most 64 rows, the skinny kernel instead (skinny_gemm.h), every epilogue.
   std::vector<std::pair<std::string, SkinnyGemmChoice>> chosen_skinny;
@@ -131,27 +140,14 @@ CudaCompiledGraph::CudaCompiledGraph(Lowered lowered, std::vector<CudaKernelSour
                            const LtMatmul& lt) -> SkinnyGemmChoice {
     if (aisp_configs.empty()) return {};  // aisp's kernels are not offered (see above)
     if (aisp_gemm == 2) return choose_skinny_gemm(plan, bias, residual, act, {}, /*forced=*/true);
-    const std::string what = fmt::format("aisp skinny vs cuBLASLt {} {}{}{}{}", name_of(dt), plan.to_string(),
-                                         bias ? " bias" : "", residual ? " residual" : "",
-                                         act != Activation::none ? fmt::format(" {}", name_of(act)) : "");
-    for (const auto& [k, done] : chosen_skinny)
-      if (k == what) return done;
-    const std::string key = hash_hex(what + "\n" + device_key);
-    SkinnyGemmChoice choice;
-    if (auto cached = load_decision(autotune_dir, key)) {
-      choice.decision = *cached;
-      choice.splits = skinny_config_from_token(cached->best).value_or(0);
-      choice.summary = "decision cache: " + cached->best;
-      ++stats_.autotune_cache_hits;
-    } else {
-      const auto t0 = Clock::now();
-      choice = choose_skinny_gemm(plan, bias, residual, act, [&] { return lt.measure_ms(); }, /*forced=*/false);
-      stats_.autotune_ms += ms_since(t0);
-      ++stats_.autotune_searches;
-      save_decision(autotune_dir, key, choice.decision);
-    }
-    chosen_skinny.emplace_back(what, choice);
-    return choice;
+    return decide(
+        chosen_skinny,
+        fmt::format("aisp skinny vs cuBLASLt {} {}{}{}{}", name_of(dt), plan.to_string(), bias ? " bias" : "",
+                    residual ? " residual" : "", act != Activation::none ? fmt::format(" {}", name_of(act)) : ""),
+        [](SkinnyGemmChoice& c, const std::string& best) { c.splits = skinny_config_from_token(best).value_or(0); },
+        [&] {
+          return choose_skinny_gemm(plan, bias, residual, act, [&] { return lt.measure_ms(); }, /*forced=*/false);
+        });
   };
   // Per step: its kernel, or its library call's operand layouts (and BLAS plan for matmuls).
   int next_kernel = 0;
