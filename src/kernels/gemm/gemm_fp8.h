@@ -91,8 +91,8 @@ struct GemmFp8Config {
   bool persistent = true;
   // 2 = CTA pairs along M share each B box by TMA multicast (as GemmConfig's; per tensor and the
   // cooperative schedule only), 1 = single CTAs. 0 = the default: pairs where they are built and
-  // stream-K is off, else 1 -- pairs measured 1.3 % faster at 8192x8192x4096 on an H200 (five
-  // alternating harness rounds) and the same at 4096x7168x16384 (README.md, "fp8: CTA pairs by default").
+  // stream-K is off, else 1 -- pairs measured 1.3 % faster at 8192x8192x4096 on an H200 (mean of
+  // alternating cold harness rounds) and the same at 4096x7168x16384 (README.md, "fp8: CTA pairs by default").
   int cluster_m = 0;
   // Epilogue through shared memory and TMA stores, overlapped with the next tile's main loop, where
   // D allows it (N % 8 == 0, D 16-byte aligned); otherwise (or false) bounds-checked direct stores.
