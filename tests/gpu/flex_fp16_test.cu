@@ -48,7 +48,9 @@ bool fp16_kernels_here() {
 
 using Shape = BackwardShape;
 
-enum class Variant { alibi_element_mask, alibi_causal, soft_cap_causal, plain_sliding_causal };
+// soft_cap_30_causal: a cap whose bound would shift N(0, 1) scores' P below fp16's range if taken
+// as the row maximum (the fa3 kernel takes the real maximum for fp16 there: kFa3BoundShiftLimitFp16).
+enum class Variant { alibi_element_mask, alibi_causal, soft_cap_causal, soft_cap_30_causal, plain_sliding_causal };
 
 struct Mods {
   flex::BuiltinScoreMod score;
@@ -61,8 +63,9 @@ struct Mods {
 Mods make_mods(Variant v, const Shape& s, std::uint64_t seed) {
   Mods m;
   switch (v) {
-    case Variant::soft_cap_causal: {
-      const float cap = 1.5f;
+    case Variant::soft_cap_causal:
+    case Variant::soft_cap_30_causal: {
+      const float cap = v == Variant::soft_cap_causal ? 1.5f : 30.0f;
       m.score = flex::score_soft_cap(cap);
       m.score_error = double(cap) * std::exp2(-10.9);  // tanh.approx.f32 (flex_test_util.h)
       m.mask = flex::mask_causal();
@@ -191,6 +194,7 @@ const Case kCases[] = {
     {{2, 4, 2, 300, 333, 64}, Variant::alibi_element_mask, "alibi element mask GQA 4:2 300x333 d64"},
     {{1, 3, 1, 257, 190, 64}, Variant::soft_cap_causal, "soft-cap causal MQA 257x190 d64"},
     {{1, 3, 1, 257, 190, 128}, Variant::soft_cap_causal, "soft-cap causal MQA 257x190 d128"},
+    {{1, 3, 1, 257, 190, 128}, Variant::soft_cap_30_causal, "soft-cap 30 causal MQA 257x190 d128"},
     {{2, 2, 2, 129, 65, 128}, Variant::plain_sliding_causal, "sliding causal 129x65 d128"},
 };
 

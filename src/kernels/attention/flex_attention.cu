@@ -145,11 +145,8 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
   m.q = map(a.q, a.q_len, a.q_heads, a.q_stride, kBlockQ, "flex_attention q");
   m.k = map(a.k, a.kv_len, a.kv_heads, a.k_stride, kBlockKv, "flex_attention k");
   m.v = map(a.v, a.kv_len, a.kv_heads, a.v_stride, kBlockKv, "flex_attention v");
-  const bool own_out = a.out_stride[0] != 0 || a.out_stride[1] != 0 || a.out_stride[2] != 0;
-  const std::int64_t dim = a.head_dim;
-  m.out_stride_t = own_out ? a.out_stride[2] : dim;
-  m.out_stride_h = own_out ? a.out_stride[1] : dim * a.q_len;
-  m.out_stride_b = own_out ? a.out_stride[0] : dim * a.q_len * a.q_heads;
+  // Stored by one warpgroup's 64 rows at a time (the kernel's epilogue).
+  m.out = map(a.out, a.q_len, a.q_heads, a.out_stride, kBlockQ / 2, "flex_attention out");
   return m;
 }
 

@@ -82,7 +82,9 @@ struct FlexAttentionArgs {
   std::int64_t q_stride[3] = {0, 0, 0}, k_stride[3] = {0, 0, 0}, v_stride[3] = {0, 0, 0};
   // The same for out (the fa3 kernel, multiples of 8 too), e.g. {T H D, D, H D}: out written as
   // [B, T, H, D], the layout the output projection reads, so no copy transposes it (the compiler's
-  // attention step, materialize.h). lse stays contiguous.
+  // attention step, materialize.h). lse stays contiguous. The fa3 kernel writes out through TMA, so
+  // out (like q, k and v there) must be 16-byte aligned; cudaMalloc'ed tensors and their (b, h)
+  // slices are.
   std::int64_t out_stride[3] = {0, 0, 0};
   bool strided() const {
     for (int i = 0; i < 3; ++i)

@@ -26,17 +26,18 @@
 //                     wait P V (wait_group 0), release V_{i-1}; O *= corr_i; P_i = pack(S_i)
 //   O += P_{n-1} V_{n-1}
 // so the exponentials of tile i run while the tensor cores do P_{i-1} V_{i-1} (and the other
-// warpgroup's GEMMs). Epilogue: quad-reduce l, normalize, element pairs to global, lse.
+// warpgroup's GEMMs). Epilogue: quad-reduce l, normalize, element pairs into a shared-memory
+// staging buffer, one TMA store per warpgroup and 64-column atom, lse.
 //
 // Element type (Fa3Config::Element, bf16 or __half; FlexAttentionArgs::dtype on the host): it decides
 // the TMA maps' type, the wgmma kind (bf16 or f16, kernels/common/wgmma_f16.cuh), the rounding of P
 // and the output stores (flex_element.cuh); nothing else. The bf16 instances compile to the same SASS
 // as before the type existed (README, "fp16 inputs").
 //
-// Smem (1024-aligned): Q (128 x D) | K ring (kStages x 128 x D) | V ring | mbarriers. Every tile is
-// stored in the 128B-swizzle canonical layout of the wgmma kernel (column atoms of 64 elements,
-// rows x 128 B each, atom after atom), which is exactly what a TMA box of {64, rows} with
-// CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
+// Smem (1024-aligned): Q (128 x D) | K ring (kStages x 128 x D) | V ring | O staging (128 x D) |
+// mbarriers. Every tile is stored in the 128B-swizzle canonical layout of the wgmma kernel (column
+// atoms of 64 elements, rows x 128 B each, atom after atom), which is exactly what a TMA box of
+// {64, rows} with CU_TENSOR_MAP_SWIZZLE_128B writes (or, for O, reads) at a 1024-aligned address.
 #pragma once
 
 #include <cuda.h>
@@ -70,11 +71,12 @@ struct Fa3Config {
   static constexpr std::uint32_t kQAtom = kBlockQ * 128;            // bytes between Q's atoms
   static constexpr std::uint32_t kKvAtom = kBlockN * 128;           // bytes between a slot's atoms
   static constexpr std::uint32_t kHalf = kBlockKv * 128;            // second 64-key half in an atom
+  static constexpr std::uint32_t kOutBytes = kQBytes;               // O's staging buffer, Q's layout
   // q_full, the k / v full / empty rings, q_empty, row_full[2], row_empty[2]; then the mailbox's
   // two Fa3RowMail slots (16 bytes each)
   static constexpr int kBarriers = 6 + 4 * kStages;
   static constexpr std::size_t kSmemBytes =
-      1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + 8 * std::size_t(kBarriers) + 2 * 16;
+      1024 + kQBytes + 2 * std::size_t(kStages) * kKvBytes + kOutBytes + 8 * std::size_t(kBarriers) + 2 * 16;
   static constexpr int kProducerRegs = 40;  // 40 * 128 + 232 * 256 <= 65536
   static constexpr int kConsumerRegs = 232;
   // Soft-cap's bounded full tiles (fa3_tanh_cap_softmax_bounded): how many of each chunk's 16
@@ -90,9 +92,8 @@ template <int D, class Elem = bf16>
 using Fa3Default = Fa3Config<D, 2, true, Elem>;
 
 // Where a call's tensors are and how its rows go to CTAs (built on the host: plan_fa3_launch in
-// flex_attention.cu): the TMA maps of q, k and v, out's element strides over (batch, head,
-// position) -- the contiguous ones, or the call's own (FlexAttentionArgs::out_stride) --, and the
-// schedule. These live here rather than in FwdParams, which the other kernels share
+// flex_attention.cu): the TMA maps of q, k, v and out (with the contiguous strides or the call's
+// own: FlexAttentionArgs::q_stride ... out_stride), and the schedule. These live here rather than in FwdParams, which the other kernels share
 // (flex_attention_kernel.cuh says why).
 //
 // A row is one (b, h, 128-query block); the launch's row j is head j / num_q_blocks % heads, batch
@@ -105,8 +106,8 @@ using Fa3Default = Fa3Config<D, 2, true, Elem>;
 // gridDim.x + t for the tickets t it draws from work[0]; work[1] counts finished CTAs, and the last
 // one zeroes both for the next launch on the stream (the counter is per stream: flex_fa3_work.cu).
 struct Fa3Maps {
-  CUtensorMap q, k, v;
-  std::int64_t out_stride_b = 0, out_stride_h = 0, out_stride_t = 0;
+  // out: {D, q_len, Hq, B} in boxes {64, 64, 1, 1} (one warpgroup's rows), stored from shared memory
+  CUtensorMap q, k, v, out;
   unsigned* work = nullptr;
   int rows = 0;
   // Rows of this many heads (of one batch) are interleaved, q-block rank by rank: 1 = head-major;
@@ -287,19 +288,25 @@ __device__ __forceinline__ void fa3_position_linear_softmax(float (&s)[64], floa
 // row maximum (no max reduction; once a row has seen a full tile its m is the bound and every
 // later corr is 1). Only where 2 out_log2 <= kFa3BoundShiftLimit: p >= 2^-100 then, so no row
 // underflows, not even one whose scores all sit at -|cap| (a larger cap takes the real maximum).
+// That holds for P in bf16 (fp32's exponent range). fp16 P is normal only down to 2^-14: a row whose
+// scores all sit far below the cap would round its P to 0 (or to subnormals with a few bits) while l
+// keeps the fp32 sum -- an output of zeros, as the demo showed at cap 30 on N(0, 1) scores before
+// this limit existed (README, v20). So fp16 takes the bound only while the shift stays within 14.
 constexpr float kFa3BoundShiftLimit = 100.0f;
+constexpr float kFa3BoundShiftLimitFp16 = 14.0f;
 struct Fa3SoftCap {
   float in_scale = 0.0f, out_log2 = 0.0f;
   bool bound_as_max = false;
 };
-template <class ScoreMod>
+template <class Elem, class ScoreMod>
 __device__ __forceinline__ Fa3SoftCap fa3_soft_cap(const ScoreMod& score_mod, float scale) {
   Fa3SoftCap sc;
   if constexpr (ScoreModIsTanhSoftCap<ScoreMod>) {
     const float cap = fabsf(float(score_mod.soft_cap()));
     sc.in_scale = scale * (1.0f / cap);
     sc.out_log2 = cap * kLog2e;
-    sc.bound_as_max = 2.0f * sc.out_log2 <= kFa3BoundShiftLimit;
+    sc.bound_as_max =
+        2.0f * sc.out_log2 <= (FlexIsFp16<Elem>::value ? kFa3BoundShiftLimitFp16 : kFa3BoundShiftLimit);
   }
   return sc;
 }
@@ -364,7 +371,7 @@ __device__ __forceinline__ void fa3_tanh_cap_softmax_bounded(float (&s)[64], flo
   for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + sum[r];
 }
 
-// Without the bound (a cap above kFa3BoundShiftLimit's): the real row maximum. kCareful: u = -inf
+// Without the bound (a cap above the element type's shift limit): the real row maximum. kCareful: u = -inf
 // where not kept, and a row that has kept nothing so far shifts by 0 (exp2(-inf) = 0, no NaN).
 template <int kPolyExp2, bool kCareful>
 __device__ __forceinline__ void fa3_tanh_cap_softmax(float (&s)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
@@ -684,7 +691,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const std::uint32_t sq = base;
   const std::uint32_t sk = sq + C::kQBytes;
   const std::uint32_t sv = sk + S * C::kKvBytes;
-  const std::uint32_t bars = sv + S * C::kKvBytes;
+  const std::uint32_t so = sv + S * C::kKvBytes;  // O's staging buffer
+  const std::uint32_t bars = so + C::kOutBytes;
   auto bar = [&](int i) { return bars + 8u * std::uint32_t(i); };
   const std::uint32_t q_full = bar(0);
   auto k_full = [&](int s) { return bar(1 + s); };
@@ -854,7 +862,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         return ti;
       };
       const Fa3PositionBias pos_bias = fa3_position_bias(score_mod, b, h);
-      const Fa3SoftCap soft_cap = fa3_soft_cap(score_mod, p.scale);
+      const Fa3SoftCap soft_cap = fa3_soft_cap<T>(score_mod, p.scale);
       auto softmax_of = [&](const TileInfo& ti) {
         fa3_mods_and_softmax<C::kSoftCapPolyExp2>(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0,
                                                   ti.partial, ti.careful, lane, pos_bias, soft_cap);
@@ -944,24 +952,44 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         it += n_iter;
       }
 
-      // ---- Epilogue: normalize, store pairs of the element type, lse --------------------------------
-      T* gout = reinterpret_cast<T*>(p.out) + std::int64_t(b) * maps.out_stride_b + std::int64_t(h) * maps.out_stride_h;
+      // ---- Epilogue: normalize, stage, TMA store; lse ---------------------------------------------------
+      // O goes through shared memory (this warpgroup's 64 rows of the staging buffer, Q's swizzled
+      // layout) and leaves by one TMA store per 64-column atom: the stores run on the copy engine
+      // while the warps start the next row. Written directly (32 four-byte stores per thread, each
+      // instruction 8 rows x 16 bytes), the epilogue took ~1.6 us of a short row's ~10 (ncu, README
+      // v20). The swizzle (16-byte chunk d % 8 of a row at chunk (d % 8) ^ (row % 8)) also makes the
+      // staging writes conflict-free: a store instruction's 8 rows land in 8 different chunks.
+      // Rows past q_len are staged but not stored (the map clips them); out is refused unless
+      // 16-byte aligned with 16-byte strides (make_fa3_maps), as q, k and v are.
+      const std::uint32_t o_stage = so + std::uint32_t(g) * 64u * 128u;
+      if (t == 0) hw::bulk_wait_read_all();  // the previous row's store has read the buffer
+      hw::named_barrier_sync(3 + g, 128);
+      const std::uint32_t row_addr = o_stage + std::uint32_t(warp * 16 + lane / 4) * 128u + 4u * std::uint32_t(lane % 4);
+      const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
         l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
         l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
         const float inv = l[rr] > 0.0f ? 1.0f / l[rr] : 0.0f;
-        if (qrow[rr] < p.q_len) {
-          T* out_row = gout + std::int64_t(qrow[rr]) * maps.out_stride_t + (lane % 4) * 2;
 #pragma unroll
-          for (int d = 0; d < D / 8; ++d)
-            store_pair<T>(out_row + d * 8, o[4 * d + 2 * rr] * inv, o[4 * d + 2 * rr + 1] * inv);
-          if (p.lse != nullptr && lane % 4 == 0)
-            p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[rr]] =
-                l[rr] > 0.0f ? (m[rr] + log2f(l[rr])) * kLn2 : -INFINITY;
-        }
+        for (int d = 0; d < D / 8; ++d)
+          hw::st_shared_b32(row_addr + std::uint32_t(rr) * 8u * 128u + std::uint32_t(d / 8) * C::kQAtom +
+                                (std::uint32_t((d % 8) ^ swizzle) << 4),
+                            pack_pair<T>(o[4 * d + 2 * rr] * inv, o[4 * d + 2 * rr + 1] * inv));
+        if (p.lse != nullptr && lane % 4 == 0 && qrow[rr] < p.q_len)
+          p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[rr]] =
+              l[rr] > 0.0f ? (m[rr] + log2f(l[rr])) * kLn2 : -INFINITY;
+      }
+      hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
+      hw::named_barrier_sync(3 + g, 128);
+      if (t == 0 && r.q0 + 64 * g < p.q_len) {
+#pragma unroll
+        for (int a = 0; a < C::kAtoms; ++a)
+          hw::tma_store_4d(&maps.out, o_stage + std::uint32_t(a) * C::kQAtom, a * 64, r.q0 + 64 * g, h, b);
+        hw::bulk_commit();
       }
     }
+    if (t == 0) hw::bulk_wait_all();  // the last row's stores, before the CTA's shared memory goes
   }
 #else
   (void)maps;
