@@ -93,8 +93,8 @@ using Fa3Default = Fa3Config<D, 2, true, Elem>;
 
 // Where a call's tensors are and how its rows go to CTAs (built on the host: plan_fa3_launch in
 // flex_attention.cu): the TMA maps of q, k, v and out (with the contiguous strides or the call's
-// own: FlexAttentionArgs::q_stride ... out_stride), and the schedule. These live here rather than in FwdParams, which the other kernels share
-// (flex_attention_kernel.cuh says why).
+// own: FlexAttentionArgs::q_stride ... out_stride), and the schedule. These live here rather than in
+// FwdParams, which the other kernels share (flex_attention_kernel.cuh says why).
 //
 // A row is one (b, h, 128-query block); the launch's row j is head j / num_q_blocks % heads, batch
 // j / num_q_blocks / heads, and the (j % num_q_blocks)-th q-block of that head in the block mask's
@@ -964,7 +964,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       const std::uint32_t o_stage = so + std::uint32_t(g) * 64u * 128u;
       if (t == 0) hw::bulk_wait_read_all();  // the previous row's store has read the buffer
       hw::named_barrier_sync(3 + g, 128);
-      const std::uint32_t row_addr = o_stage + std::uint32_t(warp * 16 + lane / 4) * 128u + 4u * std::uint32_t(lane % 4);
+      const std::uint32_t row_addr =
+          o_stage + std::uint32_t(warp * 16 + lane / 4) * 128u + 4u * std::uint32_t(lane % 4);
       const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
