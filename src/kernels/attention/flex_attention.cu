@@ -152,7 +152,7 @@ Fa3Maps make_fa3_maps(const FlexAttentionArgs& a) {
 
 }  // namespace
 
-Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, bool mask_keeps_everything,
+Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, MaskRows mask_rows,
                           cudaStream_t stream) {
   Fa3Launch launch;
   launch.maps = make_fa3_maps(a);
@@ -161,7 +161,7 @@ Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, bool m
     throw Error("flex_attention: " + std::to_string(rows) +
                 " (batch, head, 128-query block) rows in one call; the fa3 kernel takes at most 2^31 - 1: split the batch");
   launch.maps.rows = int(rows);
-  launch.maps.head_group = resolve_head_group(a.head_group, a.q_heads, mask_keeps_everything);
+  launch.maps.head_group = resolve_head_group(a.head_group, a.q_heads, mask_rows);
   launch.grid = unsigned(rows);
   if (a.schedule == FlexSchedule::per_row) return launch;
   const bool asked = a.schedule == FlexSchedule::persistent;

@@ -94,17 +94,46 @@ struct FlexAttentionArgs {
 };
 
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the device part
+// What a call's mask_mod tells the automatic head group about its rows (mask_rows_of in
+// flex_forward_fa3.cuh): every row kept whole (no mask_mod), rows of different lengths (any other
+// mask), or the rows of a document-id mask (Document, BuiltinMask document / document_causal), whose
+// lengths spread the most.
+enum class MaskRows : std::uint8_t { all_kept, uneven, document_ids };
+
 // The head group the fa3 forward runs (FlexAttentionArgs::head_group): the one asked for, or for 0
 // (automatic) head-major when the mask_mod keeps every element (every row equally long: nothing to
-// gain, and the interleave cost dense 0.5-1 %) and groups of kAutoHeadGroup heads otherwise.
+// gain, and the interleave cost dense 0.5-1 %), groups of kAutoHeadGroupDocumentIds heads for a
+// document-id mask, and groups of kAutoHeadGroup heads otherwise; never more than q_heads.
 // Measured on an H200 (v16 in the README: 8k, 16k and 2k tokens, 16-32 heads): groups of 4 run
 // causal 3-5 %, document spans 6-10 % and documents 3-10 % faster than head-major; random blocks
-// between 1 % faster and 4 % slower. Groups of 16 gain documents up to 23 % but lose dense 3-6 %.
+// between 1 % faster and 4 % slower. Groups of 16 run document ids 1.16-1.17x faster than groups of 4 (8k:
+// 0.836 -> 0.715 ms; 16k: 1.065 -> 0.908) but lose dense 3-6 % and random blocks 8-12 %, and
+// document spans gain nothing from them (16k: 2 % slower), so only the id masks take 16.
 inline constexpr int kAutoHeadGroup = 4;
-inline int resolve_head_group(int requested, int q_heads, bool mask_keeps_everything) {
+inline constexpr int kAutoHeadGroupDocumentIds = 16;
+inline int resolve_head_group(int requested, int q_heads, MaskRows rows) {
   if (requested != 0) return requested;
-  if (mask_keeps_everything) return 1;
-  return q_heads < kAutoHeadGroup ? q_heads : kAutoHeadGroup;
+  const int group = rows == MaskRows::all_kept       ? 1
+                    : rows == MaskRows::document_ids ? kAutoHeadGroupDocumentIds
+                                                     : kAutoHeadGroup;
+  return q_heads < group ? q_heads : group;
+}
+
+// A mask_mod's MaskRows: all_kept for a functor with kAlwaysTrue and BuiltinMask none, document_ids
+// for Document and BuiltinMask document / document_causal, uneven for every other mask (composed
+// masks too, document ids under and_masks included: not recognized).
+template <class Mask>
+MaskRows mask_rows_of(const Mask&) {
+  return Mask::kAlwaysTrue ? MaskRows::all_kept : MaskRows::uneven;
+}
+inline MaskRows mask_rows_of(const Document&) { return MaskRows::document_ids; }
+inline MaskRows mask_rows_of(const BuiltinMask& mask) {
+  switch (mask.kind) {
+    case BuiltinMask::Kind::none: return MaskRows::all_kept;
+    case BuiltinMask::Kind::document:
+    case BuiltinMask::Kind::document_causal: return MaskRows::document_ids;
+    default: return MaskRows::uneven;
+  }
 }
 
 // A block mask on the device (layout in flex_block_mask.h). Move-only; owns its memory.

@@ -1014,15 +1014,9 @@ struct Fa3Launch {
   unsigned grid = 0;
   unsigned* graph_counter = nullptr;
 };
-// mask_keeps_everything: the call's mask_mod is always true (keeps_everything), for the automatic
-// head group (resolve_head_group).
-Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, bool mask_keeps_everything,
-                          cudaStream_t stream);
-template <class Mask>
-bool keeps_everything(const Mask&) {
-  return Mask::kAlwaysTrue;
-}
-inline bool keeps_everything(const BuiltinMask& mask) { return mask.kind == BuiltinMask::Kind::none; }
+// mask_rows: what the call's mask_mod says about its rows (mask_rows_of), for the automatic head
+// group (resolve_head_group).
+Fa3Launch plan_fa3_launch(const FlexAttentionArgs& a, const FwdParams& p, MaskRows mask_rows, cudaStream_t stream);
 void finish_fa3_launch(const Fa3Launch& launch, cudaStream_t stream);
 
 template <int D, class ScoreMod, class MaskMod, class C>
@@ -1034,7 +1028,7 @@ void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, c
     return true;
   }();
   (void)configured;
-  const Fa3Launch launch = plan_fa3_launch(a, p, keeps_everything(mask_mod), stream);
+  const Fa3Launch launch = plan_fa3_launch(a, p, mask_rows_of(mask_mod), stream);
   flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C>
       <<<launch.grid, C::kThreads, C::kSmemBytes, stream>>>(launch.maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();

@@ -29,7 +29,7 @@ void configure_jit_forward_fa3(cudaKernel_t kernel, int head_dim) {
 }
 
 void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, const BlockMask& block_mask,
-                            const void* score_bytes, const void* mask_bytes, bool mask_keeps_everything,
+                            const void* score_bytes, const void* mask_bytes, MaskRows mask_rows,
                             cudaStream_t stream) {
   check_flex_args(args, block_mask);
   if (args.kernel != FlexKernel::automatic && args.kernel != FlexKernel::fa3)
@@ -37,7 +37,7 @@ void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, 
   if (detail::resolve_kernel(FlexKernel::automatic) != FlexKernel::fa3)
     throw Error("flex_attention (JIT mods): the fa3 kernel needs sm_90a (H100/H200); on this GPU use the built-in mods");
   const detail::FwdParams p = detail::make_forward_params(args, block_mask);
-  const detail::Fa3Launch launch = detail::plan_fa3_launch(args, p, mask_keeps_everything, stream);
+  const detail::Fa3Launch launch = detail::plan_fa3_launch(args, p, mask_rows, stream);
   void* params[] = {const_cast<detail::Fa3Maps*>(&launch.maps), const_cast<detail::FwdParams*>(&p),
                     const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(launch.grid), dim3(Config<128>::kThreads),

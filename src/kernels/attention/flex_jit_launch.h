@@ -22,10 +22,10 @@ void configure_jit_forward_fa3(cudaKernel_t kernel, int head_dim);
 // `kernel` is flex_forward_fa3_kernel<args.head_dim, Score, Mask, Fa3Default<args.head_dim, Elem>> with Elem
 // the element type of args.dtype (the caller checks that they match);
 // score_bytes / mask_bytes point at values of Score / Mask (at least 8 readable bytes each, also for
-// an empty functor); mask_keeps_everything: Mask is always true (no mask_mod), for the automatic
-// head group. Checks the arguments as flex_attention does and refuses GPUs other than sm_90.
+// an empty functor); mask_rows: what Mask says about the rows (MaskRows::all_kept without a
+// mask_mod), for the automatic head group. Checks the arguments as flex_attention does and refuses GPUs other than sm_90.
 void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, const BlockMask& block_mask,
-                            const void* score_bytes, const void* mask_bytes, bool mask_keeps_everything,
+                            const void* score_bytes, const void* mask_bytes, MaskRows mask_rows,
                             cudaStream_t stream);
 
 // `kernel` is block_mask_kernel<Mask>; mask_bytes a value of Mask. As create_block_mask.

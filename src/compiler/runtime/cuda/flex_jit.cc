@@ -92,8 +92,11 @@ void JitFlexAttention::run(const kernels::flex::FlexAttentionArgs& args, const k
   if (args.dtype != dtype_)
     throw Error(fmt::format("flex JIT: compiled for {} inputs, called with {} (construct it with that dtype)",
                             kernels::flex::flex_dtype_name(dtype_), kernels::flex::flex_dtype_name(args.dtype)));
+  // A JIT mask_mod's rows count as uneven even when it is a document-id mask (`doc[q] == doc[kv]`):
+  // the expression is not classified, so it takes the general group of 4 (resolve_head_group).
+  const auto rows = mask_ == nullptr ? kernels::flex::MaskRows::all_kept : kernels::flex::MaskRows::uneven;
   kernels::flex::launch_jit_forward_fa3(forward_, args, block_mask, mods.score_bytes.data(), mods.mask_bytes.data(),
-                                        /*mask_keeps_everything=*/mask_ == nullptr, stream);
+                                        rows, stream);
 }
 
 }  // namespace aisp::compiler::flex
