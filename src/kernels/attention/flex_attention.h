@@ -106,9 +106,10 @@ enum class MaskRows : std::uint8_t { all_kept, uneven, document_ids };
 // document-id mask, and groups of kAutoHeadGroup heads otherwise; never more than q_heads.
 // Measured on an H200 (v16 in the README: 8k, 16k and 2k tokens, 16-32 heads): groups of 4 run
 // causal 3-5 %, document spans 6-10 % and documents 3-10 % faster than head-major; random blocks
-// between 1 % faster and 4 % slower. Groups of 16 run document ids 1.16-1.17x faster than groups of 4 (8k:
-// 0.836 -> 0.715 ms; 16k: 1.065 -> 0.908) but lose dense 3-6 % and random blocks 8-12 %, and
-// document spans gain nothing from them (16k: 2 % slower), so only the id masks take 16.
+// between 1 % faster and 4 % slower. Groups of 16 run document ids 1.17-1.18x faster than groups of 4
+// (v22, H200, 2026-11-27: 2 x 16 x 8k 0.80 -> 0.68 ms, 1 x 16 x 16k 1.045 -> 0.89; v16 measured
+// 1.16-1.17x) but lose dense 3-6 % and random blocks 8-12 %, and document spans gain nothing from
+// them (16k: 2 % slower), so only the id masks take 16.
 inline constexpr int kAutoHeadGroup = 4;
 inline constexpr int kAutoHeadGroupDocumentIds = 16;
 inline int resolve_head_group(int requested, int q_heads, MaskRows rows) {
