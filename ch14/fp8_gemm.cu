@@ -12,6 +12,8 @@
 //     optimized:aisp_fp8_stream_k the same on the hybrid stream-K schedule (stream_k on: the last
 //                                 partial wave's tiles split over all CTAs by k-slots),
 //                                 the A/B of stream-K against the default
+//     optimized:cublaslt_fp8_block cuBLASLt e4m3 with the same 1x128 (A) / 128x128 (B) block scales
+//                                 (VEC128 / BLK128x128 scale modes), fp32 promotion
 //     optimized:aisp_fp8_block    gemm_fp8_sm90 with 1x128 (A) / 128x128 (B) scales and fp32
 //                                 promotion every 128 K (DeepSeek-V3's scheme)
 //     optimized:aisp_fp8_pingpong, optimized:aisp_fp8_block_pingpong
@@ -20,7 +22,8 @@
 //                                 default schedule for the A/B
 //
 // The technique is the precision change, so the pairs are: baseline vs each fp8 variant (what fp8
-// buys, at what error), and cublaslt_fp8 vs aisp_fp8 (the same per-tensor function; the control).
+// buys, at what error), cublaslt_fp8 vs aisp_fp8 (the same per-tensor function; the control) and
+// cublaslt_fp8_block vs aisp_fp8_block (the same block-scaled function).
 // Workspaces: cuBLASLt gets its usual one (CublasLtGemm allocates it in its constructor) and aisp
 // the one gemm_fp8_sm90_workspace_size asks for (stream-K's partial tiles and flags), both allocated
 // and zero-filled in setup(), outside the timed region; run() is the bare GEMM call for every variant.
@@ -166,9 +169,12 @@ class Fp8Variant : public Variant {
   std::unique_ptr<g::Fp8GemmOperands> fp8_;
 };
 
+// cuBLASLt's fp8 GEMM: per tensor with fast accumulation (as the aisp per-tensor kernel: the whole
+// K in the tensor cores), or with the block scales and fp32 promotion (the only way cuBLASLt runs
+// them; as the aisp block kernel).
 class CublasLtFp8 : public Fp8Variant {
  public:
-  CublasLtFp8() : Fp8Variant(g::Fp8Scaling::per_tensor) {}
+  explicit CublasLtFp8(g::Fp8Scaling scaling) : Fp8Variant(scaling), block_(scaling == g::Fp8Scaling::block) {}
   void run(StreamHandle stream) override { gemm_->run(stream); }
   void teardown() override {
     gemm_.reset();
@@ -187,9 +193,11 @@ class CublasLtFp8 : public Fp8Variant {
     lt.input = g::LtInput::fp8_e4m3;
     lt.a_scale = args.a_scale;
     lt.b_scale = args.b_scale;
-    lt.fp8_fast_accum = true;  // as the aisp per-tensor kernel: the whole K in the tensor cores
+    lt.fp8_block_scales = block_;
+    lt.fp8_fast_accum = !block_;
     gemm_ = std::make_unique<g::CublasLtGemm>(lt);
   }
+  bool block_;
   std::unique_ptr<g::CublasLtGemm> gemm_;
 };
 
@@ -231,7 +239,10 @@ std::vector<VariantInfo> variants() {
        [] { return std::make_unique<CublasBf16>(); }},
       {"optimized:cublaslt_fp8",
        "cuBLASLt e4m3 GEMM, per-tensor scales, fast accumulation (quantization untimed, in setup)",
-       [] { return std::make_unique<CublasLtFp8>(); }},
+       [] { return std::make_unique<CublasLtFp8>(g::Fp8Scaling::per_tensor); }},
+      {"optimized:cublaslt_fp8_block",
+       "cuBLASLt e4m3 GEMM, 1x128 / 128x128 block scales, fp32 promotion (quantization untimed, in setup)",
+       [] { return std::make_unique<CublasLtFp8>(g::Fp8Scaling::block); }},
       {"optimized:aisp_fp8",
        "aisp gemm_fp8_sm90, per-tensor scales, CTA pairs sharing B by TMA multicast (quantization untimed, in setup)",
        [] { return std::make_unique<AispFp8>(g::Fp8Scaling::per_tensor, g::Fp8Schedule::cooperative); }},

@@ -18,6 +18,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -477,6 +479,62 @@ TEST(Fp8Gemm, CublasLtFp8MatchesFloat64) {
       EXPECT_EQ(c.bad, 0) << gemm.describe() << ": max |err| " << c.max_abs << ", rel L2 " << c.rel_l2;
       EXPECT_LE(c.rel_l2, own.max_rel_l2) << gemm.describe();
     }
+  }
+}
+
+// cuBLASLt's block-scaled fp8 (VEC128 / BLK128x128 scale modes) on gemm_fp8.h's block layouts, against
+// the same reference and the block bound: shapes with M and N tails and with K of 4 to 128 blocks;
+// fast accumulation is refused (cuBLASLt promotes block-scaled sums in fp32 only).
+// Shapes whose K is not a multiple of 512 (K / 128 not a multiple of 4, or K not of 128) cuBLASLt may
+// refuse; then the error must say so, and whatever it accepts must be right.
+TEST(Fp8Gemm, CublasLtFp8BlockScalesMatchFloat64) {
+  AISP_REQUIRE_SM90();
+  TestStream stream;
+  const std::vector<Shape> shapes = {{256, 384, 512}, {1000, 3000, 1024}, {130, 272, 2048}, {384, 256, 16384},
+                                     {200, 264, 272}, {256, 384, 640},    {128, 128, 1040}};
+  for (const Shape& s : shapes) {
+    const bool may_refuse = s.k % 512 != 0;
+    Bf16Operands ops(s.m, s.n, s.k, stream.get());
+    g::Fp8GemmOperands fp8(s.m, s.n, s.k, g::Fp8Scaling::block);
+    fp8.quantize(ops.A(), ops.B(), stream.get());
+    const std::size_t mn = std::size_t(s.m) * s.n;
+    cuda::DeviceMemory d = cuda::device_alloc(mn * sizeof(g::bf16));
+    cuda::DeviceMemory ref = cuda::device_alloc(mn * sizeof(double));
+    const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
+    g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
+    g::CublasLtGemmArgs lt;
+    lt.a = args.a;
+    lt.b = args.b;
+    lt.d = args.d;
+    lt.m = s.m;
+    lt.n = s.n;
+    lt.k = s.k;
+    lt.input = g::LtInput::fp8_e4m3;
+    lt.a_scale = args.a_scale;
+    lt.b_scale = args.b_scale;
+    lt.fp8_block_scales = true;
+    EXPECT_THROW(g::CublasLtGemm{lt}, Error);  // fast accumulation (the default) is refused
+    lt.fp8_fast_accum = false;
+    std::unique_ptr<g::CublasLtGemm> made;
+    try {
+      made = std::make_unique<g::CublasLtGemm>(lt);
+    } catch (const Error& e) {
+      const std::string why = e.what();
+      EXPECT_TRUE(may_refuse) << s.m << "x" << s.n << "x" << s.k << ": " << why;
+      EXPECT_NE(why.find("block scales"), std::string::npos) << why;
+      std::printf("cuBLASLt block scales refuse %dx%dx%d: %s\n", s.m, s.n, s.k, why.c_str());
+      continue;
+    }
+    g::CublasLtGemm& gemm = *made;
+    EXPECT_NE(gemm.describe().find("block scales"), std::string::npos) << gemm.describe();
+    AISP_CUDA_CHECK(cudaMemsetAsync(d.get(), 0xFF, mn * sizeof(g::bf16), stream.get()));
+    gemm.run(stream.get());
+    const g::Fp8Tolerance own = g::fp8_kernel_tolerance(std::sqrt(double(s.k)), s.k, g::Fp8Scaling::block);
+    const g::CompareResult c =
+        g::compare_bf16_f64(args.d, static_cast<const double*>(ref.get()), mn, own.atol, own.rtol, stream.get());
+    EXPECT_EQ(c.bad, 0) << s.m << "x" << s.n << "x" << s.k << " " << gemm.describe() << ": max |err| " << c.max_abs
+                        << ", rel L2 " << c.rel_l2;
+    EXPECT_LE(c.rel_l2, own.max_rel_l2) << gemm.describe();
   }
 }
 

@@ -32,6 +32,23 @@ cublasLtEpilogue_t lt_epilogue(LtEpilogue e) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
+// DeepSeek-V3's block scales (cublaslt_gemm.h): cuBLASLt's A is our B (128 x 128 blocks), its B our
+// A (1 x 128 blocks along K).
+void set_block_scale_modes(cublasLtMatmulDesc_t op) {
+#if CUBLAS_VERSION >= 120900
+  const std::int32_t a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F;
+  const std::int32_t b_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+  check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode, sizeof(a_mode)),
+        "set A_SCALE_MODE (128x128 blocks)");
+  check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode, sizeof(b_mode)),
+        "set B_SCALE_MODE (1x128 blocks)");
+#else
+  (void)op;
+  throw Error("cuBLASLt fp8 GEMM: block scales need cuBLAS 12.9 or newer (this build has " +
+              std::to_string(CUBLAS_VERSION) + ")");
+#endif
+}
+
 }  // namespace
 
 const char* name_of(LtEpilogue e) {
@@ -75,6 +92,9 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
   const bool fp8 = args.input == LtInput::fp8_e4m3;
   if (fp8 && (!args.a_scale || !args.b_scale))
     throw Error("cuBLASLt fp8 GEMM: a_scale and b_scale (device pointers to one float each) are required");
+  if (args.fp8_block_scales && !fp8) throw Error("cuBLASLt GEMM: block scales are for e4m3 inputs only");
+  if (args.fp8_block_scales && args.fp8_fast_accum)
+    throw Error("cuBLASLt fp8 GEMM: block scales run with fp32 promotion only (set fp8_fast_accum = false)");
   const cudaDataType_t d_type = args.d_dtype == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
 
@@ -107,6 +127,7 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
     check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &args.a_scale,
                                          sizeof(args.a_scale)),
           "set B_SCALE_POINTER");
+    if (args.fp8_block_scales) set_block_scale_modes(s.op);
     const std::int8_t fast_accum = args.fp8_fast_accum ? 1 : 0;
     check(cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast_accum, sizeof(fast_accum)),
           "set FAST_ACCUM");
@@ -130,7 +151,8 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
   if (found == 0) {
     std::ostringstream m;
     m << "cuBLASLt GEMM: no algorithm for M " << args.m << " N " << args.n << " K " << args.k
-      << ", epilogue " << name_of(args.epilogue) << (fp8 ? ", e4m3 inputs" : "");
+      << ", epilogue " << name_of(args.epilogue) << (fp8 ? ", e4m3 inputs" : "")
+      << (args.fp8_block_scales ? ", 1x128 / 128x128 block scales (cuBLASLt runs them on sm_90 only)" : "");
     throw Error(m.str());
   }
   s.algo = result.algo;
@@ -154,8 +176,8 @@ std::string CublasLtGemm::describe() const {
   const CublasLtGemmArgs& a = impl_->args;
   s << "cuBLASLt ";
   if (a.input == LtInput::fp8_e4m3)
-    s << "e4m3 -> " << name_of(a.d_dtype) << " (per-tensor scales, "
-      << (a.fp8_fast_accum ? "fast accumulation" : "fp32 promotion") << ")";
+    s << "e4m3 -> " << name_of(a.d_dtype) << " (" << (a.fp8_block_scales ? "1x128 / 128x128 block" : "per-tensor")
+      << " scales, " << (a.fp8_fast_accum ? "fast accumulation" : "fp32 promotion") << ")";
   else
     s << "bf16 -> " << name_of(a.d_dtype);
   s << ", epilogue " << name_of(a.epilogue) << ", heuristic algorithm (workspace " << impl_->workspace_bytes

@@ -24,6 +24,12 @@
 // CUBLASLT_MATMUL_DESC_FAST_ACCUM: 1 keeps the whole K in the tensor cores' accumulators (what the
 // aisp per-tensor kernel does), 0 lets cuBLASLt promote partial sums to fp32 (slower, more exact).
 //
+// fp8 block scaling (`fp8_block_scales`): a_scale / b_scale are gemm_fp8.h's block layouts -- one
+// float per 1 x 128 block of A along K (a_scale[kb * M + m]) and per 128 x 128 block of B
+// (b_scale[nb * ceil(K/128) + kb]) -- passed as cuBLASLt's VEC128_32F (its B, our A) and
+// BLK128x128_32F (its A, our B) scale modes (cuBLAS >= 12.9, sm_90), DeepSeek-V3's recipe, which
+// cuBLASLt runs with fp32 promotion only: fp8_fast_accum must be false.
+//
 // The bias has D's dtype (cuBLASLt's default for these types). Descriptors, layouts, the
 // heuristic's algorithm and the workspace are made by the constructor (setup); run() only calls
 // cublasLtMatmul. The pointers are bound at construction: run() reads A, B, bias and writes D there.
@@ -52,9 +58,10 @@ struct CublasLtGemmArgs {
   DType d_dtype = DType::bf16;  // bf16 or f32
   LtEpilogue epilogue = LtEpilogue::none;
   LtInput input = LtInput::bf16;
-  const float* a_scale = nullptr;  // fp8 only: device pointers to one float each
+  const float* a_scale = nullptr;  // fp8 only: device pointers to one float each (or the block scales)
   const float* b_scale = nullptr;
   bool fp8_fast_accum = true;
+  bool fp8_block_scales = false;  // fp8 only: 1 x 128 (A) / 128 x 128 (B) block scales, see above
 };
 
 class CublasLtGemm {
@@ -72,7 +79,8 @@ class CublasLtGemm {
   void run(cudaStream_t stream);
 
   // "cuBLASLt bf16 -> bf16, epilogue bias_gelu_tanh, heuristic algorithm (workspace 32 MiB)";
-  // fp8: "cuBLASLt e4m3 -> bf16 (per-tensor scales, fast accumulation), ...".
+  // fp8: "cuBLASLt e4m3 -> bf16 (per-tensor scales, fast accumulation), ..." or "(1x128 / 128x128
+  // block scales, fp32 promotion)".
   std::string describe() const;
 
  private:
