@@ -95,6 +95,11 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
   if (args.fp8_block_scales && !fp8) throw Error("cuBLASLt GEMM: block scales are for e4m3 inputs only");
   if (args.fp8_block_scales && args.fp8_fast_accum)
     throw Error("cuBLASLt fp8 GEMM: block scales run with fp32 promotion only (set fp8_fast_accum = false)");
+  if (args.fp8_block_scales && args.k % 512 != 0)
+    throw Error("cuBLASLt fp8 GEMM with block scales: K must be a multiple of 512 (K = " + std::to_string(args.k) +
+                "): cuBLASLt reads the 128x128 scales' rows padded to a multiple of 4 blocks, so with K / 128 = 5 "
+                "it computed wrong sums from gemm_fp8.h's unpadded layout on an H200 (cuBLAS 13.0); pad K with "
+                "zeros, or use gemm_fp8_sm90");
   const cudaDataType_t d_type = args.d_dtype == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const cudaDataType_t in_type = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
 
@@ -147,12 +152,15 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
       cublasLtMatmulAlgoGetHeuristic(s.handle, s.op, s.a_layout, s.b_layout, s.d_layout, s.d_layout,
                                      pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  check(status, "cublasLtMatmulAlgoGetHeuristic");
-  if (found == 0) {
+  if (!args.fp8_block_scales) check(status, "cublasLtMatmulAlgoGetHeuristic");
+  if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
     std::ostringstream m;
     m << "cuBLASLt GEMM: no algorithm for M " << args.m << " N " << args.n << " K " << args.k
       << ", epilogue " << name_of(args.epilogue) << (fp8 ? ", e4m3 inputs" : "")
-      << (args.fp8_block_scales ? ", 1x128 / 128x128 block scales (cuBLASLt runs them on sm_90 only)" : "");
+      << (args.fp8_block_scales ? ", 1x128 / 128x128 block scales (cuBLASLt runs them on sm_90 only; it refused M = "
+                                  "130 and ran M = 1000 on an H200, cuBLAS 13.0)"
+                                : "")
+      << " (" << cublasLtGetStatusName(status) << ")";
     throw Error(m.str());
   }
   s.algo = result.algo;

@@ -28,7 +28,9 @@
 // float per 1 x 128 block of A along K (a_scale[kb * M + m]) and per 128 x 128 block of B
 // (b_scale[nb * ceil(K/128) + kb]) -- passed as cuBLASLt's VEC128_32F (its B, our A) and
 // BLK128x128_32F (its A, our B) scale modes (cuBLAS >= 12.9, sm_90), DeepSeek-V3's recipe, which
-// cuBLASLt runs with fp32 promotion only: fp8_fast_accum must be false.
+// cuBLASLt runs with fp32 promotion only: fp8_fast_accum must be false. K must be a multiple of
+// 512 (cuBLASLt pads the 128x128 scales' rows to 4 blocks; the constructor refuses other K), and
+// cuBLASLt itself refuses some M (130: no algorithm, an H200 with cuBLAS 13.0).
 //
 // The bias has D's dtype (cuBLASLt's default for these types). Descriptors, layouts, the
 // heuristic's algorithm and the workspace are made by the constructor (setup); run() only calls
