@@ -174,7 +174,7 @@ class Fp8Variant : public Variant {
 // them; as the aisp block kernel).
 class CublasLtFp8 : public Fp8Variant {
  public:
-  explicit CublasLtFp8(g::Fp8Scaling scaling) : Fp8Variant(scaling), block_(scaling == g::Fp8Scaling::block) {}
+  explicit CublasLtFp8(g::Fp8Scaling scaling) : Fp8Variant(scaling) {}
   void run(StreamHandle stream) override { gemm_->run(stream); }
   void teardown() override {
     gemm_.reset();
@@ -183,21 +183,8 @@ class CublasLtFp8 : public Fp8Variant {
 
  private:
   void prepare(const g::GemmFp8Args& args) override {
-    g::CublasLtGemmArgs lt;
-    lt.a = args.a;
-    lt.b = args.b;
-    lt.d = args.d;
-    lt.m = args.m;
-    lt.n = args.n;
-    lt.k = args.k;
-    lt.input = g::LtInput::fp8_e4m3;
-    lt.a_scale = args.a_scale;
-    lt.b_scale = args.b_scale;
-    lt.fp8_block_scales = block_;
-    lt.fp8_fast_accum = !block_;
-    gemm_ = std::make_unique<g::CublasLtGemm>(lt);
+    gemm_ = std::make_unique<g::CublasLtGemm>(g::cublaslt_fp8_args(args));
   }
-  bool block_;
   std::unique_ptr<g::CublasLtGemm> gemm_;
 };
 

@@ -228,19 +228,8 @@ int sweep_fp8(int iters, std::ostream& out) {
     per_tensor.quantize(pa, pb, stream.s);
     block.quantize(pa, pb, stream.s);
     auto lt_for = [&](bool fast, g::Fp8Scaling scaling = g::Fp8Scaling::per_tensor) {
-      const g::GemmFp8Args args = (scaling == g::Fp8Scaling::block ? block : per_tensor).args(pd);
-      g::CublasLtGemmArgs lt;
-      lt.a = args.a;
-      lt.b = args.b;
-      lt.d = pd;
-      lt.m = s.m;
-      lt.n = s.n;
-      lt.k = s.k;
-      lt.input = g::LtInput::fp8_e4m3;
-      lt.a_scale = args.a_scale;
-      lt.b_scale = args.b_scale;
+      g::CublasLtGemmArgs lt = g::cublaslt_fp8_args((scaling == g::Fp8Scaling::block ? block : per_tensor).args(pd));
       lt.fp8_fast_accum = fast;
-      lt.fp8_block_scales = scaling == g::Fp8Scaling::block;
       return std::make_unique<g::CublasLtGemm>(lt);
     };
     // Each row's ratio is against cuBLASLt on the same function: per tensor with fast accumulation,

@@ -458,16 +458,8 @@ TEST(Fp8Gemm, CublasLtFp8MatchesFloat64) {
     const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
     g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
     for (bool fast : {true, false}) {
-      g::CublasLtGemmArgs lt;
-      lt.a = args.a;
-      lt.b = args.b;
-      lt.d = args.d;
-      lt.m = s.m;
-      lt.n = s.n;
-      lt.k = s.k;
-      lt.input = g::LtInput::fp8_e4m3;
-      lt.a_scale = args.a_scale;
-      lt.b_scale = args.b_scale;
+      g::CublasLtGemmArgs lt = g::cublaslt_fp8_args(args);
+      EXPECT_TRUE(lt.fp8_fast_accum && !lt.fp8_block_scales);  // per tensor: fast accumulation by default
       lt.fp8_fast_accum = fast;
       g::CublasLtGemm gemm(lt);
       AISP_CUDA_CHECK(cudaMemsetAsync(d.get(), 0xFF, mn * sizeof(g::bf16), stream.get()));
@@ -504,18 +496,10 @@ TEST(Fp8Gemm, CublasLtFp8BlockScalesMatchFloat64) {
     cuda::DeviceMemory ref = cuda::device_alloc(mn * sizeof(double));
     const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
     g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
-    g::CublasLtGemmArgs lt;
-    lt.a = args.a;
-    lt.b = args.b;
-    lt.d = args.d;
-    lt.m = s.m;
-    lt.n = s.n;
-    lt.k = s.k;
-    lt.input = g::LtInput::fp8_e4m3;
-    lt.a_scale = args.a_scale;
-    lt.b_scale = args.b_scale;
-    lt.fp8_block_scales = true;
-    EXPECT_THROW(g::CublasLtGemm{lt}, Error);  // fast accumulation (the default) is refused
+    g::CublasLtGemmArgs lt = g::cublaslt_fp8_args(args);
+    EXPECT_TRUE(lt.fp8_block_scales && !lt.fp8_fast_accum);  // block: fp32 promotion
+    lt.fp8_fast_accum = true;
+    EXPECT_THROW(g::CublasLtGemm{lt}, Error);  // fast accumulation is refused with block scales
     lt.fp8_fast_accum = false;
     std::unique_ptr<g::CublasLtGemm> made;
     try {

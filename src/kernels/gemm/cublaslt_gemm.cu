@@ -10,6 +10,7 @@
 
 #include "core/cuda/check.h"
 #include "core/error.h"
+#include "kernels/gemm/gemm_fp8.h"
 
 namespace aisp::kernels::gemm {
 namespace {
@@ -58,6 +59,22 @@ const char* name_of(LtEpilogue e) {
     case LtEpilogue::bias_gelu_tanh: return "bias_gelu_tanh";
   }
   return "?";
+}
+
+CublasLtGemmArgs cublaslt_fp8_args(const GemmFp8Args& fp8) {
+  CublasLtGemmArgs lt;
+  lt.a = fp8.a;
+  lt.b = fp8.b;
+  lt.d = fp8.d;
+  lt.m = fp8.m;
+  lt.n = fp8.n;
+  lt.k = fp8.k;
+  lt.input = LtInput::fp8_e4m3;
+  lt.a_scale = fp8.a_scale;
+  lt.b_scale = fp8.b_scale;
+  lt.fp8_block_scales = fp8.scaling == Fp8Scaling::block;
+  lt.fp8_fast_accum = !lt.fp8_block_scales;
+  return lt;
 }
 
 struct CublasLtGemm::Impl {

@@ -66,6 +66,13 @@ struct CublasLtGemmArgs {
   bool fp8_block_scales = false;  // fp8 only: 1 x 128 (A) / 128 x 128 (B) block scales, see above
 };
 
+struct GemmFp8Args;  // gemm_fp8.h
+
+// The cuBLASLt arguments for the fp8 GEMM `fp8` (gemm_fp8.h): its codes, scales, D and shape;
+// block scales where fp8.scaling is block (with fp32 promotion, the only way cuBLASLt runs them),
+// else per-tensor scales with fast accumulation (as the aisp per-tensor kernel accumulates).
+CublasLtGemmArgs cublaslt_fp8_args(const GemmFp8Args& fp8);
+
 class CublasLtGemm {
  public:
   static constexpr std::size_t kDefaultWorkspaceBytes = std::size_t(32) << 20;  // 32 MiB
