@@ -108,18 +108,8 @@ int check_shape(const Shape& s, Stream& stream, std::ostream& out, int* rows) {
     g::gemm_fp8_sm90(args, stream.s);
     judge("aisp", scaling);
     if (scaling == g::Fp8Scaling::per_tensor) {
-      g::CublasLtGemmArgs lt;
-      lt.a = args.a;
-      lt.b = args.b;
-      lt.d = pd;
-      lt.m = s.m;
-      lt.n = s.n;
-      lt.k = s.k;
-      lt.input = g::LtInput::fp8_e4m3;
-      lt.a_scale = args.a_scale;
-      lt.b_scale = args.b_scale;
       try {
-        g::CublasLtGemm cublaslt(lt);
+        g::CublasLtGemm cublaslt(g::cublaslt_fp8_args(args));
         AISP_CUDA_CHECK(cudaMemsetAsync(pd, 0xFF, mn * sizeof(g::bf16), stream.s));
         cublaslt.run(stream.s);
         judge("cuBLASLt", scaling);
