@@ -114,7 +114,7 @@ CublasLtGemm::CublasLtGemm(const CublasLtGemmArgs& args, std::size_t workspace_b
     throw Error("cuBLASLt fp8 GEMM: block scales run with fp32 promotion only (set fp8_fast_accum = false)");
   if (args.fp8_block_scales && args.k % 512 != 0)
     throw Error("cuBLASLt fp8 GEMM with block scales: K must be a multiple of 512 (K = " + std::to_string(args.k) +
-                "): cuBLASLt reads the 128x128 scales' rows padded to a multiple of 4 blocks, so with K / 128 = 5 "
+                "): cuBLASLt reads the 128x128 scales' rows padded to a multiple of 4 blocks, so at K / 128 = 3 and 5 "
                 "it computed wrong sums from gemm_fp8.h's unpadded layout on an H200 (cuBLAS 13.0); pad K with "
                 "zeros, or use gemm_fp8_sm90");
   const cudaDataType_t d_type = args.d_dtype == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
