@@ -444,32 +444,51 @@ TEST(Fp8Gemm, RefusesWhatItCannotRun) {
   EXPECT_THROW(g::gemm_fp8_sm90(args, stream.get()), Error);
 }
 
+// One shape's quantized operands, D, and the float64 product of the dequantized codes (the bound of
+// fp8_kernel_tolerance applies against it), for the cuBLASLt tests below.
+struct QuantizedCase {
+  Shape s;
+  g::Fp8Scaling scaling;
+  Bf16Operands ops;
+  g::Fp8GemmOperands fp8;
+  std::size_t mn;
+  cuda::DeviceMemory d, ref;
+  g::GemmFp8Args args;
+  QuantizedCase(const Shape& shape, g::Fp8Scaling sc, TestStream& stream)
+      : s(shape), scaling(sc), ops(s.m, s.n, s.k, stream.get()), fp8(s.m, s.n, s.k, sc),
+        mn(std::size_t(s.m) * s.n) {
+    fp8.quantize(ops.A(), ops.B(), stream.get());
+    d = cuda::device_alloc(mn * sizeof(g::bf16));
+    ref = cuda::device_alloc(mn * sizeof(double));
+    args = fp8.args(static_cast<g::bf16*>(d.get()));
+    g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
+  }
+};
+
+// Runs `gemm` (bound to c's operands) into a poisoned D and checks it against c's reference.
+void expect_within_kernel_bound(g::CublasLtGemm& gemm, const QuantizedCase& c, TestStream& stream) {
+  AISP_CUDA_CHECK(cudaMemsetAsync(c.d.get(), 0xFF, c.mn * sizeof(g::bf16), stream.get()));
+  gemm.run(stream.get());
+  const g::Fp8Tolerance own = g::fp8_kernel_tolerance(std::sqrt(double(c.s.k)), c.s.k, c.scaling);
+  const g::CompareResult r = g::compare_bf16_f64(c.args.d, static_cast<const double*>(c.ref.get()), c.mn, own.atol,
+                                                 own.rtol, stream.get());
+  EXPECT_EQ(r.bad, 0) << c.s.m << "x" << c.s.n << "x" << c.s.k << " " << gemm.describe() << ": max |err| "
+                      << r.max_abs << ", rel L2 " << r.rel_l2;
+  EXPECT_LE(r.rel_l2, own.max_rel_l2) << gemm.describe();
+}
+
 // cuBLASLt's fp8 path (per tensor) on the same codes, against the same reference and bound.
 TEST(Fp8Gemm, CublasLtFp8MatchesFloat64) {
   AISP_REQUIRE_SM90();
   TestStream stream;
   for (const Shape& s : std::vector<Shape>{{256, 384, 512}, {130, 272, 1008}}) {
-    Bf16Operands ops(s.m, s.n, s.k, stream.get());
-    g::Fp8GemmOperands fp8(s.m, s.n, s.k, g::Fp8Scaling::per_tensor);
-    fp8.quantize(ops.A(), ops.B(), stream.get());
-    const std::size_t mn = std::size_t(s.m) * s.n;
-    cuda::DeviceMemory d = cuda::device_alloc(mn * sizeof(g::bf16));
-    cuda::DeviceMemory ref = cuda::device_alloc(mn * sizeof(double));
-    const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
-    g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
+    const QuantizedCase c(s, g::Fp8Scaling::per_tensor, stream);
     for (bool fast : {true, false}) {
-      g::CublasLtGemmArgs lt = g::cublaslt_fp8_args(args);
+      g::CublasLtGemmArgs lt = g::cublaslt_fp8_args(c.args);
       EXPECT_TRUE(lt.fp8_fast_accum && !lt.fp8_block_scales);  // per tensor: fast accumulation by default
       lt.fp8_fast_accum = fast;
       g::CublasLtGemm gemm(lt);
-      AISP_CUDA_CHECK(cudaMemsetAsync(d.get(), 0xFF, mn * sizeof(g::bf16), stream.get()));
-      gemm.run(stream.get());
-      const g::Fp8Tolerance own =
-          g::fp8_kernel_tolerance(std::sqrt(double(s.k)), s.k, g::Fp8Scaling::per_tensor);
-      const g::CompareResult c =
-          g::compare_bf16_f64(args.d, static_cast<const double*>(ref.get()), mn, own.atol, own.rtol, stream.get());
-      EXPECT_EQ(c.bad, 0) << gemm.describe() << ": max |err| " << c.max_abs << ", rel L2 " << c.rel_l2;
-      EXPECT_LE(c.rel_l2, own.max_rel_l2) << gemm.describe();
+      expect_within_kernel_bound(gemm, c, stream);
     }
   }
 }
@@ -488,15 +507,8 @@ TEST(Fp8Gemm, CublasLtFp8BlockScalesMatchFloat64) {
   for (const Shape& s : shapes) {
     const bool must_refuse = s.k % 512 != 0;
     const bool may_refuse = must_refuse || s.m % 8 != 0;
-    Bf16Operands ops(s.m, s.n, s.k, stream.get());
-    g::Fp8GemmOperands fp8(s.m, s.n, s.k, g::Fp8Scaling::block);
-    fp8.quantize(ops.A(), ops.B(), stream.get());
-    const std::size_t mn = std::size_t(s.m) * s.n;
-    cuda::DeviceMemory d = cuda::device_alloc(mn * sizeof(g::bf16));
-    cuda::DeviceMemory ref = cuda::device_alloc(mn * sizeof(double));
-    const g::GemmFp8Args args = fp8.args(static_cast<g::bf16*>(d.get()));
-    g::gemm_fp8_reference_f64(args, static_cast<double*>(ref.get()), stream.get());
-    g::CublasLtGemmArgs lt = g::cublaslt_fp8_args(args);
+    const QuantizedCase c(s, g::Fp8Scaling::block, stream);
+    g::CublasLtGemmArgs lt = g::cublaslt_fp8_args(c.args);
     EXPECT_TRUE(lt.fp8_block_scales && !lt.fp8_fast_accum);  // block: fp32 promotion
     lt.fp8_fast_accum = true;
     EXPECT_THROW(g::CublasLtGemm{lt}, Error);  // fast accumulation is refused with block scales
@@ -513,16 +525,8 @@ TEST(Fp8Gemm, CublasLtFp8BlockScalesMatchFloat64) {
       continue;
     }
     EXPECT_FALSE(must_refuse) << s.m << "x" << s.n << "x" << s.k;
-    g::CublasLtGemm& gemm = *made;
-    EXPECT_NE(gemm.describe().find("block scales"), std::string::npos) << gemm.describe();
-    AISP_CUDA_CHECK(cudaMemsetAsync(d.get(), 0xFF, mn * sizeof(g::bf16), stream.get()));
-    gemm.run(stream.get());
-    const g::Fp8Tolerance own = g::fp8_kernel_tolerance(std::sqrt(double(s.k)), s.k, g::Fp8Scaling::block);
-    const g::CompareResult c =
-        g::compare_bf16_f64(args.d, static_cast<const double*>(ref.get()), mn, own.atol, own.rtol, stream.get());
-    EXPECT_EQ(c.bad, 0) << s.m << "x" << s.n << "x" << s.k << " " << gemm.describe() << ": max |err| " << c.max_abs
-                        << ", rel L2 " << c.rel_l2;
-    EXPECT_LE(c.rel_l2, own.max_rel_l2) << gemm.describe();
+    EXPECT_NE(made->describe().find("block scales"), std::string::npos) << made->describe();
+    expect_within_kernel_bound(*made, c, stream);
   }
 }
 
