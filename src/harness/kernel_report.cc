@@ -56,8 +56,9 @@ std::vector<std::string> summary_cells(const VariantResult& r) {
 }
 
 const std::vector<TextColumn>& kernel_columns() {
-  static const std::vector<TextColumn> columns = {{"kernel"},          {"calls", true}, {"total", true},
-                                                  {"share", true},     {"mean", true},  {"max", true}};
+  static const std::vector<TextColumn> columns = {{"kernel"},      {"calls", true}, {"total", true},
+                                                  {"share", true}, {"mean", true},  {"max", true},
+                                                  {"idle before", true}};
   return columns;
 }
 
@@ -67,17 +68,19 @@ std::vector<std::vector<std::string>> kernel_cells(const KernelBreakdown& b, int
   for (std::size_t i = 0; i < shown; ++i) {
     const KernelGroup& g = b.groups[i];
     rows.push_back({display_kernel_name(g.name), fmt::format("{}", g.calls), format_seconds(g.total_s),
-                    percent(g.total_s, b.kernel_s), format_seconds(g.total_s / g.calls), format_seconds(g.max_s)});
+                    percent(g.total_s, b.kernel_s), format_seconds(g.total_s / g.calls), format_seconds(g.max_s),
+                    format_seconds(g.idle_before_s)});
   }
   if (shown < b.groups.size()) {
     int calls = 0;
-    double total = 0;
+    double total = 0, idle_before = 0;
     for (std::size_t i = shown; i < b.groups.size(); ++i) {
       calls += b.groups[i].calls;
       total += b.groups[i].total_s;
+      idle_before += b.groups[i].idle_before_s;
     }
     rows.push_back({fmt::format("({} more kernels)", b.groups.size() - shown), fmt::format("{}", calls),
-                    format_seconds(total), percent(total, b.kernel_s), "", ""});
+                    format_seconds(total), percent(total, b.kernel_s), "", "", format_seconds(idle_before)});
   }
   return rows;
 }
@@ -112,8 +115,8 @@ json kernel_json(const VariantResult& r) {
 }
 
 std::string render_kernel_csv(const std::vector<const VariantResult*>& variants) {
-  static const std::vector<std::string> fields = {"example", "variant", "kernel", "calls", "total_s",
-                                                  "mean_s",  "max_s",   "share",  "name"};
+  static const std::vector<std::string> fields = {"example", "variant", "kernel", "calls",         "total_s",
+                                                  "mean_s",  "max_s",   "share",  "idle_before_s", "name"};
   std::vector<json> rows;
   for (const VariantResult* r : variants) {
     if (!r->kernels) continue;
@@ -126,6 +129,7 @@ std::string render_kernel_csv(const std::vector<const VariantResult*>& variants)
                       {"mean_s", g.total_s / g.calls},
                       {"max_s", g.max_s},
                       {"share", r->kernels->kernel_s > 0 ? g.total_s / r->kernels->kernel_s : 0.0},
+                      {"idle_before_s", g.idle_before_s},
                       {"name", g.name}});
     }
   }

@@ -105,6 +105,17 @@ KernelBreakdown summarize_kernels(const std::vector<KernelRecord>& records) {
     last = std::max(last, r.end_ns);
   }
   b.busy_s = seconds(covered_ns(std::move(intervals)));
+  // Each gap in the busy time belongs to the record that ends it. The gaps add up to span - busy.
+  std::vector<const KernelRecord*> by_start;
+  by_start.reserve(records.size());
+  for (const KernelRecord& r : records) by_start.push_back(&r);
+  std::stable_sort(by_start.begin(), by_start.end(),
+                   [](const KernelRecord* a, const KernelRecord* c) { return a->start_ns < c->start_ns; });
+  std::uint64_t frontier = first;  // the latest end so far
+  for (const KernelRecord* r : by_start) {
+    if (r->start_ns > frontier) by_name[r->name].idle_before_s += seconds(r->start_ns - frontier);
+    frontier = std::max(frontier, r->end_ns);
+  }
   b.span_s = seconds(last - first);
   for (auto& [name, group] : by_name) b.groups.push_back(std::move(group));
   std::stable_sort(b.groups.begin(), b.groups.end(),
@@ -123,7 +134,11 @@ std::string display_kernel_name(const std::string& name, std::size_t max_chars) 
 json to_json(const KernelBreakdown& b) {
   json groups = json::array();
   for (const KernelGroup& g : b.groups)
-    groups.push_back({{"name", g.name}, {"calls", g.calls}, {"total_s", g.total_s}, {"max_s", g.max_s}});
+    groups.push_back({{"name", g.name},
+                      {"calls", g.calls},
+                      {"total_s", g.total_s},
+                      {"max_s", g.max_s},
+                      {"idle_before_s", g.idle_before_s}});
   return {{"launches", b.launches},     {"in_graph", b.in_graph}, {"kernel_s", b.kernel_s},
           {"memory_ops", b.memory_ops}, {"memory_op_s", b.memory_op_s}, {"busy_s", b.busy_s},
           {"span_s", b.span_s},         {"kernels", groups}};
@@ -141,8 +156,9 @@ KernelBreakdown kernel_breakdown_from_json(const json& j) {
   b.busy_s = field<double>(j, "busy_s");
   b.span_s = field<double>(j, "span_s");
   for (const json& g : field<json>(j, "kernels")) {
+    // Results from before the gaps were attributed have no idle_before_s.
     b.groups.push_back({field<std::string>(g, "name"), field<int>(g, "calls"), field<double>(g, "total_s"),
-                        field<double>(g, "max_s")});
+                        field<double>(g, "max_s"), g.contains("idle_before_s") ? field<double>(g, "idle_before_s") : 0.0});
   }
   return b;
 }

@@ -29,6 +29,9 @@ struct KernelGroup {
   int calls = 0;
   double total_s = 0;
   double max_s = 0;
+  // Idle time (nothing running) just before this name's calls began: where a call's gaps sit, e.g.
+  // a graph whose kernels are fast but whose span is long.
+  double idle_before_s = 0;
 };
 
 struct KernelBreakdown {

@@ -34,6 +34,9 @@ TEST(KernelTrace, GroupsByNameMostTimeFirst) {
   EXPECT_NEAR(b.busy_s, 35e-6, 1e-12);
   EXPECT_NEAR(b.span_s, 50e-6, 1e-12);
   EXPECT_NEAR(b.idle_s(), 15e-6, 1e-12);
+  // Each gap belongs to the kernel that ends it: softmax 2 + 5 us, gemm 8 us; none before the first.
+  EXPECT_NEAR(b.groups[0].idle_before_s, 8e-6, 1e-12);
+  EXPECT_NEAR(b.groups[1].idle_before_s, 7e-6, 1e-12);
 }
 
 TEST(KernelTrace, OverlappingKernelsCountOnceInBusyTime) {
@@ -43,6 +46,8 @@ TEST(KernelTrace, OverlappingKernelsCountOnceInBusyTime) {
   EXPECT_NEAR(b.busy_s, 25e-6, 1e-12);  // [0, 20) and [25, 30)
   EXPECT_NEAR(b.span_s, 30e-6, 1e-12);
   EXPECT_NEAR(b.idle_s(), 5e-6, 1e-12);
+  // The gap 20-25 is c's: b's start lies inside a's interval, so nothing is idle before it.
+  for (const KernelGroup& g : b.groups) EXPECT_NEAR(g.idle_before_s, g.name == "c" ? 5e-6 : 0.0, 1e-12) << g.name;
   // One interval inside another, and intervals that only touch.
   const KernelBreakdown nested = summarize_kernels({rec("x", 0, 100), rec("y", 10, 20), rec("z", 100, 110)});
   EXPECT_NEAR(nested.busy_s, 110e-6, 1e-12);
@@ -122,6 +127,10 @@ TEST(KernelTrace, JsonRoundTripAndMalformedInput) {
   ASSERT_EQ(back.groups.size(), 2u);
   EXPECT_EQ(back.groups[1].name, "softmax");
   EXPECT_DOUBLE_EQ(back.groups[1].total_s, b.groups[1].total_s);
+  EXPECT_NEAR(back.groups[1].idle_before_s, 2e-6, 1e-12);
+  nlohmann::json older = to_json(b);  // a result from before the gaps were attributed
+  for (nlohmann::json& g : older.at("kernels")) g.erase("idle_before_s");
+  EXPECT_EQ(kernel_breakdown_from_json(older).groups[1].idle_before_s, 0.0);
   nlohmann::json broken = to_json(b);
   broken.erase("busy_s");
   try {
@@ -169,7 +178,7 @@ TEST(KernelReport, SummaryLineThenTopKernelsPerVariant) {
   EXPECT_NE(all.find("failed: verification failed on seed 1"), std::string::npos) << all;
 
   const std::string csv = render_kernel_report(Format::csv, select_variants(rows, "ch14:other"), 1);
-  EXPECT_EQ(csv.rfind("example,variant,kernel,calls,total_s,mean_s,max_s,share,name\n", 0), 0u) << csv;
+  EXPECT_EQ(csv.rfind("example,variant,kernel,calls,total_s,mean_s,max_s,share,idle_before_s,name\n", 0), 0u) << csv;
   EXPECT_NE(csv.find("ch14:other,baseline,copy,1,"), std::string::npos) << csv;
 
   const auto json = nlohmann::json::parse(render_kernel_report(Format::json, select_variants(rows, "ch14"), 3));
