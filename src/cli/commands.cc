@@ -45,6 +45,9 @@ void Commands::add_to(CLI::App& app) {
 
   auto* run = bench->add_subcommand("run", "verify and time targets; compare with the expectation file");
   run->add_option("--targets", targets_, "ch14 | ch14:a | ch14:a,b")->required();
+  run->add_option("--variants", variants_,
+                  "only these variants, e.g. optimized:aisp,optimized:cutlass, each with its example's "
+                  "baseline (speedups are against it); examples without one of them are left out");
   run->add_option("--profile", profile_, "none | minimal (ncu speed of light) | deep_dive (ncu full set, nsys)")
       ->capture_default_str();
   run->add_option("--iterations", iterations_, "exactly N timed samples per mode (default: until noise <= 1%)");
@@ -167,6 +170,7 @@ RunOptions base_options(const std::string& mode, const std::string& format, cons
 int Commands::bench_run() {
   const auto examples = Registry::global().resolve(targets_);
   RunOptions o = base_options(mode_, format_, artifacts_dir_, timeout_s_);
+  o.variants = resolve_variants(examples, variants_);
   o.profile = parse_profile(profile_);
   if (iterations_ < 0) throw UsageError("--iterations must be positive");
   if (iterations_ > 0) o.timing.stopping.iterations = iterations_;

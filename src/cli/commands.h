@@ -48,6 +48,7 @@ class Commands {
   std::string chapter_;
   // bench run / compare
   std::string targets_;
+  std::string variants_;
   std::string examples_;
   std::string profile_ = "none";
   std::string mode_ = "cold";

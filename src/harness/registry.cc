@@ -25,6 +25,38 @@ std::vector<std::string> split_target_list(const std::string& text, char sep) {
   return parts;
 }
 
+std::vector<std::string> resolve_variants(const std::vector<const Example*>& examples, const std::string& text) {
+  std::vector<std::string> names;
+  if (text.find_first_not_of(' ') == std::string::npos) return names;
+  for (const std::string& name : split_target_list(text, ',')) {
+    if (name.empty()) throw UsageError(fmt::format("--variants '{}' has an empty name", text));
+    const bool known = std::any_of(examples.begin(), examples.end(), [&](const Example* e) {
+      return std::any_of(e->variants.begin(), e->variants.end(), [&](const VariantInfo& v) { return v.name == name; });
+    });
+    if (!known) {
+      std::vector<std::string> valid;
+      for (const Example* e : examples)
+        for (const VariantInfo& v : e->variants)
+          if (std::find(valid.begin(), valid.end(), v.name) == valid.end()) valid.push_back(v.name);
+      throw UsageError(fmt::format("unknown variant '{}' for these targets. Their variants: {}", name,
+                                   fmt::join(valid, ", ")));
+    }
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
+
+std::vector<const VariantInfo*> selected_variants(const Example& example, const std::vector<std::string>& selection) {
+  const auto chosen = [&](const VariantInfo& v) {
+    return selection.empty() || std::find(selection.begin(), selection.end(), v.name) != selection.end();
+  };
+  std::vector<const VariantInfo*> out;
+  if (std::none_of(example.variants.begin(), example.variants.end(), chosen)) return out;
+  for (const VariantInfo& v : example.variants)
+    if (v.name == "baseline" || chosen(v)) out.push_back(&v);
+  return out;
+}
+
 Registry& Registry::global() {
   static Registry registry;
   return registry;

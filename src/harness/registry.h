@@ -43,6 +43,15 @@ struct ChapterRegistration {
 // caller can reject "a,,b").
 std::vector<std::string> split_target_list(const std::string& text, char sep);
 
+// A --variants list ("optimized:aisp, optimized:cutlass"): its names, each of which must be a
+// variant of at least one of `examples` (else aisp::UsageError listing theirs). Empty text: every
+// variant (an empty list).
+std::vector<std::string> resolve_variants(const std::vector<const Example*>& examples, const std::string& text);
+// The variants of `example` that run under `selection` (resolve_variants), in registration order:
+// all of them when the selection is empty; else the selected ones with the baseline (every speedup
+// is a ratio to it), or none when the example has no selected variant.
+std::vector<const VariantInfo*> selected_variants(const Example& example, const std::vector<std::string>& selection);
+
 // Registers the example built by `factory` at static-initialization time.
 struct ExampleRegistration {
   explicit ExampleRegistration(const std::function<Example()>& factory);

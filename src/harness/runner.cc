@@ -159,7 +159,7 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
   }
 
   int total = 0;
-  for (const Example* e : examples) total += int(e->variants.size());
+  for (const Example* e : examples) total += int(selected_variants(*e, options.variants).size());
   Progress progress(err, total);
   int index = 0;
 
@@ -167,7 +167,8 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
 
   for (const Example* example : examples) {
     const std::string unmet = unmet_requirement(*example, probe, options.device);
-    for (const VariantInfo& info : example->variants) {
+    for (const VariantInfo* selected : selected_variants(*example, options.variants)) {
+      const VariantInfo& info = *selected;
       progress.start(index++, example->target() + " " + info.name);
       VariantResult result;
       result.example = example->target();

@@ -23,6 +23,8 @@ struct RunOptions {
   Format format = Format::table;
   double variant_timeout_s = 600;
   std::uint64_t seed = 20261126;
+  // Only these variants, each with its example's baseline (registry.h, selected_variants); empty: all.
+  std::vector<std::string> variants;
   int device = 0;
   std::vector<std::string> command_line;
 };

@@ -83,6 +83,27 @@ TEST(Cli, MainJobWithoutAGpuSkipsWithTheReason) {
 }
 #endif
 
+// --variants: only the named variants run, each with its example's baseline; a name no target has is
+// a usage error naming the valid ones. (A CPU example, so this runs everywhere.)
+TEST(Cli, BenchRunOnlyTheNamedVariants) {
+  const fs::path artifacts = fs::temp_directory_path() / ("aisp_cli_variants_" + std::to_string(::getpid()));
+  Ran r = aisp({"bench", "run", "--targets", "ch14:model_eager_cpu", "--variants", "optimized:nope"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown variant 'optimized:nope'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("optimized:compiled_default"), std::string::npos) << r.output;
+
+  r = aisp({"bench", "run", "--targets", "ch14:model_eager_cpu,ch14:regional_compile", "--variants",
+            "optimized:compiled_default", "--iterations", "3", "--warmup", "1", "--format", "csv",
+            "--artifacts-dir", artifacts.string()});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("ch14:model_eager_cpu,baseline"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ch14:model_eager_cpu,optimized:compiled_default"), std::string::npos) << r.output;
+  // regional_compile has no variant of that name: left out, its baseline too.
+  EXPECT_EQ(r.output.find("ch14:regional_compile"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 passed, 0 failed"), std::string::npos) << r.output;
+  fs::remove_all(artifacts);
+}
+
 TEST(Cli, CompareNamesUnknownExamples) {
   const Ran r = aisp({"compare", "--examples", "no_such_example"});
   EXPECT_EQ(r.status, 2);

@@ -70,6 +70,48 @@ TEST(Registry, RejectsMalformedExamples) {
   EXPECT_THROW(r.add(make("ch14", "x", {"baseline", "optimized:a"})), Error);     // duplicate
 }
 
+std::vector<std::string> variant_names(const std::vector<const VariantInfo*>& variants) {
+  std::vector<std::string> out;
+  for (const VariantInfo* v : variants) out.push_back(v->name);
+  return out;
+}
+
+// --variants: each name must belong to one of the targets; an example runs its selected variants
+// with its baseline, or not at all when none of them is its.
+TEST(Registry, VariantSelectionKeepsTheBaselineAndChecksNames) {
+  Registry r;
+  r.add(make("ch14", "a", {"baseline", "optimized:x", "optimized:y"}));
+  r.add(make("ch14", "b", {"baseline", "optimized:y", "optimized:z"}));
+  const std::vector<const Example*> both = r.resolve("ch14");
+  const Example& a = *r.find("ch14:a");
+  const Example& b = *r.find("ch14:b");
+
+  EXPECT_TRUE(resolve_variants(both, "").empty());
+  EXPECT_EQ(variant_names(selected_variants(a, {})), (std::vector<std::string>{"baseline", "optimized:x", "optimized:y"}));
+
+  const std::vector<std::string> x = resolve_variants(both, "optimized:x");
+  EXPECT_EQ(variant_names(selected_variants(a, x)), (std::vector<std::string>{"baseline", "optimized:x"}));
+  EXPECT_TRUE(selected_variants(b, x).empty());  // no selected variant: not even its baseline
+
+  // Registration order, whatever the list's order; duplicates and blanks dropped.
+  const std::vector<std::string> zy = resolve_variants(both, "optimized:z, optimized:y,optimized:z");
+  EXPECT_EQ(zy, (std::vector<std::string>{"optimized:z", "optimized:y"}));
+  EXPECT_EQ(variant_names(selected_variants(b, zy)), (std::vector<std::string>{"baseline", "optimized:y", "optimized:z"}));
+  EXPECT_EQ(variant_names(selected_variants(a, zy)), (std::vector<std::string>{"baseline", "optimized:y"}));
+  // Naming the baseline alone runs just the baselines.
+  EXPECT_EQ(variant_names(selected_variants(a, resolve_variants(both, "baseline"))), (std::vector<std::string>{"baseline"}));
+
+  try {
+    resolve_variants({&a}, "optimized:z");  // b's, not a's
+    FAIL() << "accepted a variant of another example";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("unknown variant 'optimized:z'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("baseline, optimized:x, optimized:y"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(resolve_variants(both, "optimized:x,,optimized:y"), UsageError);
+}
+
 TEST(Registry, ChapterDirectories) {
   Registry r;
   r.add_chapter("ch14", "/src/ch14");
