@@ -14,6 +14,7 @@ Tolerance tolerance_for(DType t) {
     case DType::bf16: return {1e-2, 1.6e-2};  // 2^-7 relative: two bf16 ulps
     case DType::f16: return {1e-3, 2e-3};
     case DType::i32: return {0, 0};
+    case DType::e4m3: return {6.25e-2, 1.25e-1};  // 2^-3 relative: two e4m3 ulps
     default: return {1e-4, 1e-4};
   }
 }

@@ -1,14 +1,17 @@
-// Element types and the host-side conversions the harness needs (bf16/fp16 <-> float).
+// Element types and the host-side conversions the harness needs (bf16/fp16/e4m3 <-> float).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string_view>
 
 namespace aisp {
 
-enum class DType : std::uint8_t { f64, f32, bf16, f16, u8, i32 };
+// e4m3: fp8 storage (OCP E4M3 "fn": no infinities, one NaN code per sign, largest finite 448), read
+// and computed as float; the compiler stores it, the harness can read it back.
+enum class DType : std::uint8_t { f64, f32, bf16, f16, u8, i32, e4m3 };
 
 constexpr std::size_t size_of(DType t) {
   switch (t) {
@@ -18,6 +21,7 @@ constexpr std::size_t size_of(DType t) {
     case DType::f16: return 2;
     case DType::u8: return 1;
     case DType::i32: return 4;
+    case DType::e4m3: return 1;
   }
   return 0;
 }
@@ -30,12 +34,13 @@ constexpr std::string_view name_of(DType t) {
     case DType::f16: return "f16";
     case DType::u8: return "u8";
     case DType::i32: return "i32";
+    case DType::e4m3: return "e4m3";
   }
   return "?";
 }
 
 constexpr bool is_floating(DType t) {
-  return t == DType::f64 || t == DType::f32 || t == DType::bf16 || t == DType::f16;
+  return t == DType::f64 || t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::e4m3;
 }
 
 // bf16 is the top half of an IEEE float; rounding to nearest even, NaN kept quiet.
@@ -52,6 +57,49 @@ inline float bf16_bits_to_float(std::uint16_t h) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
+}
+
+// fp8 E4M3 (bias 7, 3 mantissa bits, subnormals in units of 2^-9): round to nearest even and
+// saturate to +-448 -- what the device's cvt with .satfinite does (cuda_fp8.h __NV_SATFINITE):
+// infinities and values past 448 become +-448, a NaN the NaN code 0x7f with its sign.
+inline std::uint8_t float_to_e4m3_bits(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const std::uint8_t sign = std::uint8_t((x >> 24) & 0x80u);
+  const std::uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
+  if (exp == 0xffu) return std::uint8_t(sign | (mant ? 0x7fu : 0x7eu));
+  const std::int32_t e = std::int32_t(exp) - 127 + 7;  // the e4m3 biased exponent
+  if (e >= 1) {
+    std::uint32_t m = mant >> 20, code_exp = std::uint32_t(e);
+    const std::uint32_t rem = mant & 0xfffffu;
+    if (rem > 0x80000u || (rem == 0x80000u && (m & 1u))) ++m;
+    if (m == 8) m = 0, ++code_exp;
+    if (code_exp > 15 || (code_exp == 15 && m == 7)) return std::uint8_t(sign | 0x7eu);  // past 448
+    return std::uint8_t(sign | (code_exp << 3) | m);
+  }
+  // Below 2^-6: units of 2^-9 (a float denormal is far below half of one).
+  if (exp == 0) return sign;
+  const std::uint32_t full = mant | 0x800000u;  // value = full * 2^(exp - 150)
+  const int shift = 141 - int(exp);             // to units of 2^-9: exp - 150 + 9 = -shift
+  if (shift > 24) return sign;                  // below half a unit
+  std::uint32_t q = full >> shift;
+  const std::uint32_t rem = full & ((1u << shift) - 1u), mid = 1u << (shift - 1);
+  if (rem > mid || (rem == mid && (q & 1u))) ++q;  // q == 8 is the code of 2^-6, the smallest normal
+  return std::uint8_t(sign | q);
+}
+
+inline float e4m3_bits_to_float(std::uint8_t b) {
+  const std::uint32_t e = (b >> 3) & 0xfu, m = b & 7u;
+  float v;
+  if (e == 15 && m == 7) {
+    v = std::numeric_limits<float>::quiet_NaN();
+  } else if (e == 0) {
+    v = float(m) * (1.0f / 512.0f);
+  } else {
+    const std::uint32_t bits = ((e + 120u) << 23) | (m << 20);  // (1 + m/8) 2^(e - 7)
+    std::memcpy(&v, &bits, 4);
+  }
+  return (b & 0x80u) ? -v : v;
 }
 
 // Round a float through bf16, as the device sees it (tests round CPU reference inputs this way).

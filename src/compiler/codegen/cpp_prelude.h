@@ -1,4 +1,4 @@
-// The text every generated C++ kernel starts with: storage conversions (bf16/fp16 <-> float, the
+// The text every generated C++ kernel starts with: storage conversions (bf16/fp16/e4m3 <-> float, the
 // same rounding as core/dtype.h and ir/dtype_util.h), typed loads and stores. Part of each kernel's
 // source, so it is part of the cache key.
 #pragma once
@@ -43,21 +43,52 @@ inline std::uint16_t f32_to_f16(float f) {
   if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
   return std::uint16_t(sign | h);
 }
+// e4m3: round to nearest even, saturating to +-448 (core/dtype.h float_to_e4m3_bits).
+inline std::uint8_t f32_to_e4m3(float f) {
+  std::uint32_t x; std::memcpy(&x, &f, 4);
+  const std::uint8_t sign = std::uint8_t((x >> 24) & 0x80u);
+  const std::uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
+  if (exp == 0xffu) return std::uint8_t(sign | (mant ? 0x7fu : 0x7eu));
+  const std::int32_t e = std::int32_t(exp) - 120;
+  if (e >= 1) {
+    std::uint32_t m = mant >> 20, ce = std::uint32_t(e); const std::uint32_t rem = mant & 0xfffffu;
+    if (rem > 0x80000u || (rem == 0x80000u && (m & 1u))) ++m;
+    if (m == 8) { m = 0; ++ce; }
+    if (ce > 15 || (ce == 15 && m == 7)) return std::uint8_t(sign | 0x7eu);
+    return std::uint8_t(sign | (ce << 3) | m);
+  }
+  if (exp == 0) return sign;
+  const std::uint32_t full = mant | 0x800000u; const int shift = 141 - int(exp);
+  if (shift > 24) return sign;
+  std::uint32_t q = full >> shift; const std::uint32_t rem = full & ((1u << shift) - 1u), mid = 1u << (shift - 1);
+  if (rem > mid || (rem == mid && (q & 1u))) ++q;
+  return std::uint8_t(sign | q);
+}
+inline float e4m3_to_f32(std::uint8_t b) {
+  const std::uint32_t e = (b >> 3) & 0xfu, m = b & 7u; float v;
+  if (e == 15 && m == 7) { const std::uint32_t nan = 0x7fc00000u; std::memcpy(&v, &nan, 4); }
+  else if (e == 0) v = float(m) * (1.0f / 512.0f);
+  else { const std::uint32_t bits = ((e + 120u) << 23) | (m << 20); std::memcpy(&v, &bits, 4); }
+  return (b & 0x80u) ? -v : v;
+}
 inline float ld_f32(const float* p, std::int64_t i) { return p[i]; }
 inline float ld_bf16(const std::uint16_t* p, std::int64_t i) { return bf16_to_f32(p[i]); }
 inline float ld_f16(const std::uint16_t* p, std::int64_t i) { return f16_to_f32(p[i]); }
 inline float ld_i32(const std::int32_t* p, std::int64_t i) { return float(p[i]); }
 inline float ld_u8(const std::uint8_t* p, std::int64_t i) { return float(p[i]); }
+inline float ld_e4m3(const std::uint8_t* p, std::int64_t i) { return e4m3_to_f32(p[i]); }
 inline void st_f32(float* p, std::int64_t i, float v) { p[i] = v; }
 inline void st_bf16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_bf16(v); }
 inline void st_f16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_f16(v); }
 inline void st_i32(std::int32_t* p, std::int64_t i, float v) { p[i] = std::int32_t(v); }
 inline void st_u8(std::uint8_t* p, std::int64_t i, float v) { p[i] = std::uint8_t(v); }
+inline void st_e4m3(std::uint8_t* p, std::int64_t i, float v) { p[i] = f32_to_e4m3(v); }
 // An explicit cast inside a fused kernel rounds like a store would.
 inline float to_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 inline float to_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
 inline float to_i32(float v) { return float(std::int32_t(v)); }
 inline float to_u8(float v) { return float(std::uint8_t(v)); }
+inline float to_e4m3(float v) { return e4m3_to_f32(f32_to_e4m3(v)); }
 }  // namespace
 )";
 

@@ -27,7 +27,8 @@ std::string cuda_ctype(DType t) {
     case DType::bf16: return "__nv_bfloat16";
     case DType::f16: return "__half";
     case DType::i32: return "int";
-    case DType::u8: return "unsigned char";
+    case DType::u8:
+    case DType::e4m3: return "unsigned char";
     default: throw Error(fmt::format("cuda codegen: no storage type for {}", name_of(t)));
   }
 }

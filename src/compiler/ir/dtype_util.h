@@ -1,5 +1,5 @@
 // What the compiler needs on top of core/dtype.h: fp16 conversions, rounding a value through a
-// storage dtype (how the interpreter models bf16/fp16 storage), and which dtypes it accepts.
+// storage dtype (how the interpreter models bf16/fp16/e4m3 storage), and which dtypes it accepts.
 #pragma once
 
 #include <cmath>
@@ -59,6 +59,7 @@ inline double round_to(DType t, double v) {
     case DType::f16: return double(f16_bits_to_float(float_to_f16_bits(float(v))));
     case DType::i32: return std::isfinite(v) ? double(std::int32_t(v)) : 0.0;
     case DType::u8: return std::isfinite(v) ? double(std::uint8_t(v)) : 0.0;
+    case DType::e4m3: return double(e4m3_bits_to_float(float_to_e4m3_bits(float(v))));
   }
   return v;
 }
@@ -72,6 +73,7 @@ inline float load_element(DType t, const void* p, std::int64_t i) {
     case DType::f16: return f16_bits_to_float(static_cast<const std::uint16_t*>(p)[i]);
     case DType::i32: return float(static_cast<const std::int32_t*>(p)[i]);
     case DType::u8: return float(static_cast<const std::uint8_t*>(p)[i]);
+    case DType::e4m3: return e4m3_bits_to_float(static_cast<const std::uint8_t*>(p)[i]);
   }
   return 0.0f;
 }
@@ -84,13 +86,15 @@ inline void store_element(DType t, void* p, std::int64_t i, double v) {
     case DType::f16: static_cast<std::uint16_t*>(p)[i] = float_to_f16_bits(float(v)); return;
     case DType::i32: static_cast<std::int32_t*>(p)[i] = std::int32_t(round_to(DType::i32, v)); return;
     case DType::u8: static_cast<std::uint8_t*>(p)[i] = std::uint8_t(round_to(DType::u8, v)); return;
+    case DType::e4m3: static_cast<std::uint8_t*>(p)[i] = float_to_e4m3_bits(float(v)); return;
   }
 }
 
-// The compiler stores f32/bf16/f16 (fp8 storage comes with the GPU path), i32 indices and u8 (masks,
-// read as float 0..255).
+// The compiler stores f32/bf16/f16 and e4m3 (fp8 storage: loaded as float, computed in float, rounded
+// with saturation on store), i32 indices and u8 (masks, read as float 0..255).
 constexpr bool is_supported(DType t) {
-  return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::i32 || t == DType::u8;
+  return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::i32 || t == DType::u8 ||
+         t == DType::e4m3;
 }
 
 }  // namespace aisp::compiler
