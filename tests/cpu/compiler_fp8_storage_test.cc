@@ -171,6 +171,18 @@ TEST(Fp8Storage, E4m3IntermediatesInFusedAndEagerPlans) {
   EXPECT_LT(rel_l2(eager, ref), 0.1 * rounding) << "eager " << rel_l2(eager, ref) << " vs rounding " << rounding;
 }
 
+// Only kernels that touch e4m3 carry its conversions: every other kernel's source (and so its cache
+// key and binary) is what it was before fp8 storage existed.
+TEST(Fp8Storage, OnlyE4m3KernelsCarryItsConversions) {
+  const CompiledGraph plain = compile_cpu(gelu_layernorm(false), CompileOptions{});
+  const CompiledGraph fp8 = compile_cpu(gelu_layernorm(true), CompileOptions{});
+  ASSERT_FALSE(plain.kernels().empty());
+  for (const KernelSource& k : plain.kernels()) EXPECT_EQ(k.source.find("e4m3"), std::string::npos) << k.source;
+  bool any = false;
+  for (const KernelSource& k : fp8.kernels()) any |= k.source.find("inline std::uint8_t f32_to_e4m3") != std::string::npos;
+  EXPECT_TRUE(any);
+}
+
 TEST(Fp8Storage, MatmulAndAttentionInE4m3AreRefusedWithTheWayOut) {
   Graph g;
   const Tensor a = g.input("a", {4, 8}, DType::e4m3);
@@ -211,6 +223,11 @@ TEST(Fp8Storage, CudaKernelsWithE4m3CompileWithNvrtc) {
   }
   EXPECT_TRUE(loads) << "no e4m3 load in the generated kernels";
   EXPECT_TRUE(stores) << "no e4m3 store in the generated kernels";
+  // A graph without e4m3: no cuda_fp8.h, no e4m3 function in its kernels.
+  Graph plain;
+  plain.output(softmax(plain.input("x", {37, 1024}, DType::bf16), -1));
+  for (const CudaKernelSource& k : compile_cuda(plain, o).kernels())
+    EXPECT_EQ(k.kernel.source.find("e4m3"), std::string::npos) << k.kernel.source;
   fs::remove_all(dir);
 }
 #endif

@@ -55,7 +55,10 @@ class Emitter : SourceWriter {
     else pointwise_loop();
     k.source = fmt::format("// aisp generated kernel (CPU: C++ / OpenMP)\n// {}\n// ops: {}\n// args: {}\n{}\n"
                            "extern \"C\" void {}(void* const* args) {{\n{}}}\n",
-                           what, fmt::join(ops, " "), fmt::join(args, ", "), kCppPrelude, k.symbol, code_);
+                           what, fmt::join(ops, " "), fmt::join(args, ", "),
+                           std::string(kCppPrelude) +
+                               std::string(step_uses_dtype(g_, s_, DType::e4m3) ? kCppPreludeE4m3 : std::string_view()),
+                           k.symbol, code_);
     return k;
   }
 

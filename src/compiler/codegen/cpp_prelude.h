@@ -1,6 +1,6 @@
-// The text every generated C++ kernel starts with: storage conversions (bf16/fp16/e4m3 <-> float, the
-// same rounding as core/dtype.h and ir/dtype_util.h), typed loads and stores. Part of each kernel's
-// source, so it is part of the cache key.
+// The text every generated C++ kernel starts with: storage conversions (bf16/fp16 <-> float, the
+// same rounding as core/dtype.h and ir/dtype_util.h), typed loads and stores (kCppPreludeE4m3 adds
+// e4m3 for the kernels that use it). Part of each kernel's source, so it is part of the cache key.
 #pragma once
 
 #include <string_view>
@@ -43,6 +43,27 @@ inline std::uint16_t f32_to_f16(float f) {
   if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
   return std::uint16_t(sign | h);
 }
+inline float ld_f32(const float* p, std::int64_t i) { return p[i]; }
+inline float ld_bf16(const std::uint16_t* p, std::int64_t i) { return bf16_to_f32(p[i]); }
+inline float ld_f16(const std::uint16_t* p, std::int64_t i) { return f16_to_f32(p[i]); }
+inline float ld_i32(const std::int32_t* p, std::int64_t i) { return float(p[i]); }
+inline float ld_u8(const std::uint8_t* p, std::int64_t i) { return float(p[i]); }
+inline void st_f32(float* p, std::int64_t i, float v) { p[i] = v; }
+inline void st_bf16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_bf16(v); }
+inline void st_f16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_f16(v); }
+inline void st_i32(std::int32_t* p, std::int64_t i, float v) { p[i] = std::int32_t(v); }
+inline void st_u8(std::uint8_t* p, std::int64_t i, float v) { p[i] = std::uint8_t(v); }
+// An explicit cast inside a fused kernel rounds like a store would.
+inline float to_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+inline float to_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
+inline float to_i32(float v) { return float(std::int32_t(v)); }
+inline float to_u8(float v) { return float(std::uint8_t(v)); }
+}  // namespace
+)";
+
+// Appended to the prelude of a kernel that reads, computes or stores e4m3 (fp8 storage) only, so
+// every other kernel's text -- and its cache key -- is what it was before fp8 storage existed.
+inline constexpr std::string_view kCppPreludeE4m3 = R"(namespace {
 // e4m3: round to nearest even, saturating to +-448 (core/dtype.h float_to_e4m3_bits).
 inline std::uint8_t f32_to_e4m3(float f) {
   std::uint32_t x; std::memcpy(&x, &f, 4);
@@ -71,23 +92,8 @@ inline float e4m3_to_f32(std::uint8_t b) {
   else { const std::uint32_t bits = ((e + 120u) << 23) | (m << 20); std::memcpy(&v, &bits, 4); }
   return (b & 0x80u) ? -v : v;
 }
-inline float ld_f32(const float* p, std::int64_t i) { return p[i]; }
-inline float ld_bf16(const std::uint16_t* p, std::int64_t i) { return bf16_to_f32(p[i]); }
-inline float ld_f16(const std::uint16_t* p, std::int64_t i) { return f16_to_f32(p[i]); }
-inline float ld_i32(const std::int32_t* p, std::int64_t i) { return float(p[i]); }
-inline float ld_u8(const std::uint8_t* p, std::int64_t i) { return float(p[i]); }
 inline float ld_e4m3(const std::uint8_t* p, std::int64_t i) { return e4m3_to_f32(p[i]); }
-inline void st_f32(float* p, std::int64_t i, float v) { p[i] = v; }
-inline void st_bf16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_bf16(v); }
-inline void st_f16(std::uint16_t* p, std::int64_t i, float v) { p[i] = f32_to_f16(v); }
-inline void st_i32(std::int32_t* p, std::int64_t i, float v) { p[i] = std::int32_t(v); }
-inline void st_u8(std::uint8_t* p, std::int64_t i, float v) { p[i] = std::uint8_t(v); }
 inline void st_e4m3(std::uint8_t* p, std::int64_t i, float v) { p[i] = f32_to_e4m3(v); }
-// An explicit cast inside a fused kernel rounds like a store would.
-inline float to_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
-inline float to_f16(float v) { return f16_to_f32(f32_to_f16(v)); }
-inline float to_i32(float v) { return float(std::int32_t(v)); }
-inline float to_u8(float v) { return float(std::uint8_t(v)); }
 inline float to_e4m3(float v) { return e4m3_to_f32(f32_to_e4m3(v)); }
 }  // namespace
 )";

@@ -100,13 +100,18 @@ class Emitter : SourceWriter {
         "template <int aligned>\nstatic __device__ __forceinline__ void aisp_body({}) {{\n{}}}\n"
         "extern \"C\" __global__ void __launch_bounds__({}) {}({}, int aligned) {{\n"
         "  if (aligned) aisp_body<1>({});\n  else aisp_body<0>({});\n}}\n",
-        what, fmt::join(ops, " "), fmt::join(args, ", "), launch_.to_string(), kCudaPrelude, fmt::join(params, ", "),
+        what, fmt::join(ops, " "), fmt::join(args, ", "), launch_.to_string(), prelude(), fmt::join(params, ", "),
         code_, launch_.threads, k.symbol, fmt::join(params, ", "), fmt::join(names, ", "), fmt::join(names, ", "));
     return k;
   }
 
  private:
   int member(NodeId id) const { return member_of(s_, id); }
+  std::string prelude() const {
+    std::string p(kCudaPrelude);
+    if (step_uses_dtype(g_, s_, DType::e4m3)) p += kCudaPreludeE4m3;
+    return p;
+  }
 
   // Declares index variables for the non-unit dims of `shape` from the flat index `flat`.
   Index decompose(const std::string& flat, const Shape& shape, const std::string& prefix) {

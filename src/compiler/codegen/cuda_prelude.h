@@ -1,5 +1,6 @@
-// The text every generated CUDA kernel starts with: storage loads/stores through cuda_bf16.h,
-// cuda_fp16.h and cuda_fp8.h (round to nearest even; e4m3 saturating, as core/dtype.h), 8-wide vector loads/stores with a scalar fallback for
+// The text every generated CUDA kernel starts with: storage loads/stores through cuda_bf16.h and
+// cuda_fp16.h (round to nearest even; kCudaPreludeE4m3 adds cuda_fp8.h's for the kernels that use
+// e4m3), 8-wide vector loads/stores with a scalar fallback for
 // unaligned pointers, block reductions (warp shuffles + 32 floats of shared memory) and erf16. Part of
 // each kernel's source, so part of the cache key. NVRTC has no <cmath>: INFINITY/NAN are spelled here.
 #pragma once
@@ -12,7 +13,6 @@ namespace aisp::compiler {
 
 inline constexpr std::string_view kCudaPrelude = R"(#include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <cuda_fp8.h>
 #ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
 #endif
@@ -25,21 +25,16 @@ DEV float ld_bf16(const __nv_bfloat16* p, long long i) { return __bfloat162float
 DEV float ld_f16(const __half* p, long long i) { return __half2float(p[i]); }
 DEV float ld_i32(const int* p, long long i) { return float(p[i]); }
 DEV float ld_u8(const unsigned char* p, long long i) { return float(p[i]); }
-DEV float e4m3_to_f32(unsigned char b) { return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E4M3))); }
-DEV unsigned char f32_to_e4m3(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
-DEV float ld_e4m3(const unsigned char* p, long long i) { return e4m3_to_f32(p[i]); }
 DEV void st_f32(float* p, long long i, float v) { p[i] = v; }
 DEV void st_bf16(__nv_bfloat16* p, long long i, float v) { p[i] = __float2bfloat16_rn(v); }
 DEV void st_f16(__half* p, long long i, float v) { p[i] = __float2half_rn(v); }
 DEV void st_i32(int* p, long long i, float v) { p[i] = int(v); }
 DEV void st_u8(unsigned char* p, long long i, float v) { p[i] = (unsigned char)(v); }
-DEV void st_e4m3(unsigned char* p, long long i, float v) { p[i] = f32_to_e4m3(v); }
 // An explicit cast inside a fused kernel rounds like a store would.
 DEV float to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 DEV float to_f16(float v) { return __half2float(__float2half_rn(v)); }
 DEV float to_i32(float v) { return float(int(v)); }
 DEV float to_u8(float v) { return float((unsigned char)(v)); }
-DEV float to_e4m3(float v) { return e4m3_to_f32(f32_to_e4m3(v)); }
 // 8 consecutive elements starting at p + i (i a multiple of 8). aligned: p is 16-byte aligned.
 DEV unsigned bf16x2_bits(float lo, float hi) {
   return unsigned(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) | (unsigned(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) << 16);
@@ -118,19 +113,6 @@ DEV void ld8_u8(const unsigned char* p, long long i, float (&f)[8], int aligned)
     for (int j = 0; j < 8; ++j) f[j] = float(p[i + j]);
   }
 }
-DEV void ld8_e4m3(const unsigned char* p, long long i, float (&f)[8], int aligned) {
-  if (aligned) {
-    const uint2 r = *reinterpret_cast<const uint2*>(p + i);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      f[j] = e4m3_to_f32((unsigned char)((r.x >> (8 * j)) & 0xffu));
-      f[4 + j] = e4m3_to_f32((unsigned char)((r.y >> (8 * j)) & 0xffu));
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) f[j] = e4m3_to_f32(p[i + j]);
-  }
-}
 DEV void st8_f32(float* p, long long i, const float (&f)[8], int aligned) {
   if (aligned) {
     *reinterpret_cast<float4*>(p + i) = make_float4(f[0], f[1], f[2], f[3]);
@@ -164,17 +146,6 @@ DEV void st8_u8(unsigned char* p, long long i, const float (&f)[8], int) {
 #pragma unroll
   for (int j = 0; j < 8; ++j) p[i + j] = (unsigned char)(f[j]);
 }
-DEV void st8_e4m3(unsigned char* p, long long i, const float (&f)[8], int aligned) {
-  if (aligned) {
-    unsigned w[2] = {0u, 0u};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) w[j / 4] |= unsigned(f32_to_e4m3(f[j])) << (8 * (j % 4));
-    *reinterpret_cast<uint2*>(p + i) = make_uint2(w[0], w[1]);
-  } else {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) p[i + j] = f32_to_e4m3(f[j]);
-  }
-}
 // Block reductions, the result returned to every thread. blockDim.x is a multiple of 32; each call
 // site has its own 32 floats of `scratch`, so consecutive reductions need no second barrier.
 DEV float warp_sum(float v) {
@@ -204,5 +175,40 @@ DEV float block_max(float v, float* scratch) {
 // erf16 (kernels/common/erf16.h: the same tokens the hand-written kernels compile), for an erf whose
 // absolute error is all that reaches a 16-bit output (codegen/erf_precision.h).
 )" AISP_ERF16_TEXT;
+
+// Appended to the prelude of a kernel that reads, computes or stores e4m3 (fp8 storage) only: every
+// other kernel's text, cache key and SASS stay what they were, and cuda_fp8.h (~10 ms of NVRTC
+// time per kernel) is parsed only where it is used. Saturating stores as core/dtype.h's conversion.
+inline constexpr std::string_view kCudaPreludeE4m3 = R"(#include <cuda_fp8.h>
+DEV float e4m3_to_f32(unsigned char b) { return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E4M3))); }
+DEV unsigned char f32_to_e4m3(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
+DEV float ld_e4m3(const unsigned char* p, long long i) { return e4m3_to_f32(p[i]); }
+DEV void st_e4m3(unsigned char* p, long long i, float v) { p[i] = f32_to_e4m3(v); }
+DEV float to_e4m3(float v) { return e4m3_to_f32(f32_to_e4m3(v)); }
+DEV void ld8_e4m3(const unsigned char* p, long long i, float (&f)[8], int aligned) {
+  if (aligned) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p + i);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      f[j] = e4m3_to_f32((unsigned char)((r.x >> (8 * j)) & 0xffu));
+      f[4 + j] = e4m3_to_f32((unsigned char)((r.y >> (8 * j)) & 0xffu));
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = e4m3_to_f32(p[i + j]);
+  }
+}
+DEV void st8_e4m3(unsigned char* p, long long i, const float (&f)[8], int aligned) {
+  if (aligned) {
+    unsigned w[2] = {0u, 0u};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) w[j / 4] |= unsigned(f32_to_e4m3(f[j])) << (8 * (j % 4));
+    *reinterpret_cast<uint2*>(p + i) = make_uint2(w[0], w[1]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) p[i + j] = f32_to_e4m3(f[j]);
+  }
+}
+)";
 
 }  // namespace aisp::compiler

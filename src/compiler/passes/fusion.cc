@@ -282,4 +282,11 @@ std::string describe(const Graph& g, const FusionPlan& plan) {
   return s;
 }
 
+bool step_uses_dtype(const Graph& g, const Step& s, DType t) {
+  for (const std::vector<NodeId>* ids : {&s.nodes, &s.reads, &s.outputs})
+    for (NodeId id : *ids)
+      if (g.node(id).dtype == t) return true;
+  return false;
+}
+
 }  // namespace aisp::compiler

@@ -49,6 +49,10 @@ struct FusionPlan {
 
 FusionPlan fuse(const Graph& g, const FusionOptions& options = {});
 
+// Whether a step reads, computes or stores a value of dtype `t` (code generators add that dtype's
+// conversions to a kernel only where it needs them).
+bool step_uses_dtype(const Graph& g, const Step& s, DType t);
+
 std::string describe(const Graph& g, const FusionPlan& plan);  // steps, members, decisions
 
 }  // namespace aisp::compiler
