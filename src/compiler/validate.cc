@@ -15,6 +15,7 @@ Tolerance tolerance_for(DType t) {
     case DType::f16: return {1e-3, 2e-3};
     case DType::i32: return {0, 0};
     case DType::e4m3: return {6.25e-2, 1.25e-1};  // 2^-3 relative: two e4m3 ulps
+    case DType::e5m2: return {1.25e-1, 2.5e-1};   // 2^-2 relative: two e5m2 ulps
     default: return {1e-4, 1e-4};
   }
 }

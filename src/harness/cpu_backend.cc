@@ -65,8 +65,9 @@ class CpuBackend final : public DeviceBackend {
       }
       case DType::f16: throw Error("the CPU backend does not generate f16 inputs");
       case DType::e4m3:
-        throw Error("the harness does not generate e4m3 inputs: fp8 storage lives inside compiled graphs (cast "
-                    "a bf16 or f32 input in the graph)");
+      case DType::e5m2:
+        throw Error("the harness does not generate fp8 (e4m3/e5m2) inputs: fp8 storage lives inside compiled "
+                    "graphs (cast a bf16 or f32 input in the graph)");
     }
   }
   void poison(const Tensor& t) override {

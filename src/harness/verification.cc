@@ -23,8 +23,8 @@ namespace aisp::harness {
 //   f16:  11 bits of mantissa: one rounding is 2^-12 ≈ 0.025%; the same 3-4 roundings plus
 //         reduction order give ~0.1%, so 2e-3.
 //   integers and bytes: exact.
-//   e4m3: 3 bits of mantissa: one rounding is 2^-4 = 6.25 % relative (fp8 storage of the compiler's
-//         graphs; no example has an e4m3 output yet).
+//   e4m3 / e5m2: 3 / 2 bits of mantissa: one rounding is 6.25 % / 12.5 % relative (fp8 storage of
+//         the compiler's graphs; no example has an fp8 output yet).
 Tolerance tolerance_for(DType output) {
   switch (output) {
     case DType::f64: return {1e-12, 1e-12, 1e-12};
@@ -34,6 +34,7 @@ Tolerance tolerance_for(DType output) {
     case DType::u8:
     case DType::i32: return {0, 0, 0};
     case DType::e4m3: return {6.25e-2, 1.25e-1, 1.25e-1};
+    case DType::e5m2: return {1.25e-1, 2.5e-1, 2.5e-1};
   }
   return {0, 0, 0};
 }
@@ -77,6 +78,7 @@ double element_as_double(const Tensor& t, std::int64_t i) {
     case DType::u8: return t.as<const std::uint8_t>()[i];
     case DType::i32: return t.as<const std::int32_t>()[i];
     case DType::e4m3: return e4m3_bits_to_float(t.as<const std::uint8_t>()[i]);
+    case DType::e5m2: return e5m2_bits_to_float(t.as<const std::uint8_t>()[i]);
   }
   return std::numeric_limits<double>::quiet_NaN();
 }

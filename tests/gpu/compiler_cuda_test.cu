@@ -163,26 +163,30 @@ TEST(CompilerCuda, PointwiseChainWithBroadcastingMatchesInterpreter) {
   expect_matches_interpreter(h, 1e-6, 1e-5, "pointwise 7 f32");
 }
 
-// fp8 (e4m3) storage: an e4m3 input read 8-wide and scalar (1000 columns: a tail), an e4m3 output of a
-// pointwise chain with values past 448 (saturation), and an e4m3 intermediate of a row kernel, against
-// the interpreter within one e4m3 rounding (the device's fp32 math may sit on the other side of a
-// rounding boundary than the float64 interpreter's). Written 2026-11-27 after the session's last
-// device call: compiled and NVRTC-tested on the CPU (Fp8Storage.*), first run on the next GPU check.
-TEST(CompilerCuda, E4m3StorageMatchesInterpreter) {
+// fp8 storage (e4m3, e5m2): an fp8 input read 8-wide and scalar (1000 columns: a tail), an fp8 output
+// of a pointwise chain with values past the format's largest (saturation), and an fp8 intermediate of
+// a row kernel, against the interpreter within one rounding of the format (the device's fp32 math may
+// sit on the other side of a rounding boundary than the float64 interpreter's). Written 2026-11-27
+// after the session's last device call: compiled and NVRTC-tested on the CPU (Fp8Storage.*, where
+// the conversions also equal cuda_fp8.h's host ones), first run on the next GPU check.
+TEST(CompilerCuda, Fp8StorageMatchesInterpreter) {
   AISP_REQUIRE_GPU();
-  for (std::int64_t cols : {1024, 1000}) {
-    c::Graph g;
-    const c::Tensor q = g.input("q", {37, cols}, DType::e4m3);
-    const c::Tensor x = g.input("x", {37, cols}, DType::f32);
-    g.output(c::cast(c::cast(q, DType::f32) * 2.0 + x, DType::f32));
-    g.output(c::cast(x * 300.0, DType::e4m3));
-    expect_matches_interpreter(g, 1e-5, 1.25e-1, "e4m3 pointwise 37x" + std::to_string(cols));
+  for (DType fp8 : {DType::e4m3, DType::e5m2}) {
+    const double rtol = fp8 == DType::e4m3 ? 1.25e-1 : 2.5e-1, scale = fp8 == DType::e4m3 ? 300.0 : 40000.0;
+    for (std::int64_t cols : {1024, 1000}) {
+      c::Graph g;
+      const c::Tensor q = g.input("q", {37, cols}, fp8);
+      const c::Tensor x = g.input("x", {37, cols}, DType::f32);
+      g.output(c::cast(q, DType::f32) * 2.0 + x);
+      g.output(c::cast(x * scale, fp8));
+      expect_matches_interpreter(g, 1e-5, rtol, fmt::format("{} pointwise 37x{}", name_of(fp8), cols));
+    }
+    c::Graph r;
+    const c::Tensor x = r.input("x", {37, 4096}, DType::bf16);
+    const c::Tensor h = c::cast(c::cast(c::gelu(c::cast(x, DType::f32)), fp8), DType::f32);
+    r.output(c::cast(c::softmax(h, -1), DType::bf16));
+    expect_matches_interpreter(r, 1e-3, rtol, fmt::format("{} intermediate in a row kernel", name_of(fp8)));
   }
-  c::Graph r;
-  const c::Tensor x = r.input("x", {37, 4096}, DType::bf16);
-  const c::Tensor h = c::cast(c::cast(c::gelu(c::cast(x, DType::f32)), DType::e4m3), DType::f32);
-  r.output(c::cast(c::softmax(h, -1), DType::bf16));
-  expect_matches_interpreter(r, 1e-3, 1.25e-1, "e4m3 intermediate in a row kernel");
 }
 
 // ---- Library steps (cuBLAS matmuls, gather) and the three plans on a whole model ------------------

@@ -57,7 +57,9 @@ class Emitter : SourceWriter {
                            "extern \"C\" void {}(void* const* args) {{\n{}}}\n",
                            what, fmt::join(ops, " "), fmt::join(args, ", "),
                            std::string(kCppPrelude) +
-                               std::string(step_uses_dtype(g_, s_, DType::e4m3) ? kCppPreludeE4m3 : std::string_view()),
+                               std::string(step_uses_dtype(g_, s_, DType::e4m3) || step_uses_dtype(g_, s_, DType::e5m2)
+                                               ? kCppPreludeFp8
+                                               : std::string_view()),
                            k.symbol, code_);
     return k;
   }

@@ -28,7 +28,8 @@ std::string cuda_ctype(DType t) {
     case DType::f16: return "__half";
     case DType::i32: return "int";
     case DType::u8:
-    case DType::e4m3: return "unsigned char";
+    case DType::e4m3:
+    case DType::e5m2: return "unsigned char";
     default: throw Error(fmt::format("cuda codegen: no storage type for {}", name_of(t)));
   }
 }
@@ -109,7 +110,7 @@ class Emitter : SourceWriter {
   int member(NodeId id) const { return member_of(s_, id); }
   std::string prelude() const {
     std::string p(kCudaPrelude);
-    if (step_uses_dtype(g_, s_, DType::e4m3)) p += kCudaPreludeE4m3;
+    if (step_uses_dtype(g_, s_, DType::e4m3) || step_uses_dtype(g_, s_, DType::e5m2)) p += kCudaPreludeFp8;
     return p;
   }
 

@@ -1,6 +1,6 @@
 // The text every generated CUDA kernel starts with: storage loads/stores through cuda_bf16.h and
-// cuda_fp16.h (round to nearest even; kCudaPreludeE4m3 adds cuda_fp8.h's for the kernels that use
-// e4m3), 8-wide vector loads/stores with a scalar fallback for
+// cuda_fp16.h (round to nearest even; kCudaPreludeFp8 adds cuda_fp8.h's for the kernels that use
+// e4m3 or e5m2), 8-wide vector loads/stores with a scalar fallback for
 // unaligned pointers, block reductions (warp shuffles + 32 floats of shared memory) and erf16. Part of
 // each kernel's source, so part of the cache key. NVRTC has no <cmath>: INFINITY/NAN are spelled here.
 #pragma once
@@ -176,10 +176,10 @@ DEV float block_max(float v, float* scratch) {
 // absolute error is all that reaches a 16-bit output (codegen/erf_precision.h).
 )" AISP_ERF16_TEXT;
 
-// Appended to the prelude of a kernel that reads, computes or stores e4m3 (fp8 storage) only: every
-// other kernel's text, cache key and SASS stay what they were, and cuda_fp8.h (~10 ms of NVRTC
-// time per kernel) is parsed only where it is used. Saturating stores as core/dtype.h's conversion.
-inline constexpr std::string_view kCudaPreludeE4m3 = R"(#include <cuda_fp8.h>
+// Appended to the prelude of a kernel that reads, computes or stores e4m3 or e5m2 (fp8 storage)
+// only: every other kernel's text, cache key and SASS stay what they were, and cuda_fp8.h (~10 ms of
+// NVRTC time per kernel) is parsed only where it is used. Saturating stores as core/dtype.h's.
+inline constexpr std::string_view kCudaPreludeFp8 = R"(#include <cuda_fp8.h>
 DEV float e4m3_to_f32(unsigned char b) { return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E4M3))); }
 DEV unsigned char f32_to_e4m3(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
 DEV float ld_e4m3(const unsigned char* p, long long i) { return e4m3_to_f32(p[i]); }
@@ -207,6 +207,35 @@ DEV void st8_e4m3(unsigned char* p, long long i, const float (&f)[8], int aligne
   } else {
 #pragma unroll
     for (int j = 0; j < 8; ++j) p[i + j] = f32_to_e4m3(f[j]);
+  }
+}
+DEV float e5m2_to_f32(unsigned char b) { return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E5M2))); }
+DEV unsigned char f32_to_e5m2(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E5M2); }
+DEV float ld_e5m2(const unsigned char* p, long long i) { return e5m2_to_f32(p[i]); }
+DEV void st_e5m2(unsigned char* p, long long i, float v) { p[i] = f32_to_e5m2(v); }
+DEV float to_e5m2(float v) { return e5m2_to_f32(f32_to_e5m2(v)); }
+DEV void ld8_e5m2(const unsigned char* p, long long i, float (&f)[8], int aligned) {
+  if (aligned) {
+    const uint2 r = *reinterpret_cast<const uint2*>(p + i);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      f[j] = e5m2_to_f32((unsigned char)((r.x >> (8 * j)) & 0xffu));
+      f[4 + j] = e5m2_to_f32((unsigned char)((r.y >> (8 * j)) & 0xffu));
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) f[j] = e5m2_to_f32(p[i + j]);
+  }
+}
+DEV void st8_e5m2(unsigned char* p, long long i, const float (&f)[8], int aligned) {
+  if (aligned) {
+    unsigned w[2] = {0u, 0u};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) w[j / 4] |= unsigned(f32_to_e5m2(f[j])) << (8 * (j % 4));
+    *reinterpret_cast<uint2*>(p + i) = make_uint2(w[0], w[1]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) p[i + j] = f32_to_e5m2(f[j]);
   }
 }
 )";

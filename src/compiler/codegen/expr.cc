@@ -29,6 +29,7 @@ std::string unary_expr(OpKind op, DType to, const std::string& x, Dialect d) {
         case DType::i32: return fmt::format("to_i32({})", x);
         case DType::u8: return fmt::format("to_u8({})", x);
         case DType::e4m3: return fmt::format("to_e4m3({})", x);
+        case DType::e5m2: return fmt::format("to_e5m2({})", x);
         default: return x;
       }
     default: throw Error(fmt::format("{}: {} is not unary", cuda ? "cuda codegen" : "codegen", name_of(op)));
@@ -68,7 +69,8 @@ std::string storage_ctype(DType t) {
     case DType::f16: return "std::uint16_t";
     case DType::i32: return "std::int32_t";
     case DType::u8:
-    case DType::e4m3: return "std::uint8_t";
+    case DType::e4m3:
+    case DType::e5m2: return "std::uint8_t";
     default: throw Error(fmt::format("codegen: no storage type for {}", name_of(t)));
   }
 }

@@ -1,5 +1,5 @@
 // What the compiler needs on top of core/dtype.h: fp16 conversions, rounding a value through a
-// storage dtype (how the interpreter models bf16/fp16/e4m3 storage), and which dtypes it accepts.
+// storage dtype (how the interpreter models bf16/fp16/fp8 storage), and which dtypes it accepts.
 #pragma once
 
 #include <cmath>
@@ -60,6 +60,7 @@ inline double round_to(DType t, double v) {
     case DType::i32: return std::isfinite(v) ? double(std::int32_t(v)) : 0.0;
     case DType::u8: return std::isfinite(v) ? double(std::uint8_t(v)) : 0.0;
     case DType::e4m3: return double(e4m3_bits_to_float(float_to_e4m3_bits(float(v))));
+    case DType::e5m2: return double(e5m2_bits_to_float(float_to_e5m2_bits(float(v))));
   }
   return v;
 }
@@ -74,6 +75,7 @@ inline float load_element(DType t, const void* p, std::int64_t i) {
     case DType::i32: return float(static_cast<const std::int32_t*>(p)[i]);
     case DType::u8: return float(static_cast<const std::uint8_t*>(p)[i]);
     case DType::e4m3: return e4m3_bits_to_float(static_cast<const std::uint8_t*>(p)[i]);
+    case DType::e5m2: return e5m2_bits_to_float(static_cast<const std::uint8_t*>(p)[i]);
   }
   return 0.0f;
 }
@@ -87,14 +89,14 @@ inline void store_element(DType t, void* p, std::int64_t i, double v) {
     case DType::i32: static_cast<std::int32_t*>(p)[i] = std::int32_t(round_to(DType::i32, v)); return;
     case DType::u8: static_cast<std::uint8_t*>(p)[i] = std::uint8_t(round_to(DType::u8, v)); return;
     case DType::e4m3: static_cast<std::uint8_t*>(p)[i] = float_to_e4m3_bits(float(v)); return;
+    case DType::e5m2: static_cast<std::uint8_t*>(p)[i] = float_to_e5m2_bits(float(v)); return;
   }
 }
 
-// The compiler stores f32/bf16/f16 and e4m3 (fp8 storage: loaded as float, computed in float, rounded
-// with saturation on store), i32 indices and u8 (masks, read as float 0..255).
+// The compiler stores f32/bf16/f16 and e4m3/e5m2 (fp8 storage: loaded as float, computed in float,
+// rounded with saturation on store), i32 indices and u8 (masks, read as float 0..255).
 constexpr bool is_supported(DType t) {
-  return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::i32 || t == DType::u8 ||
-         t == DType::e4m3;
+  return t == DType::f32 || t == DType::bf16 || t == DType::f16 || t == DType::i32 || t == DType::u8 || is_fp8(t);
 }
 
 }  // namespace aisp::compiler

@@ -112,9 +112,9 @@ std::string check_shapes(const Graph& g, const Node& n) {
       return total == n.shape[std::size_t(n.axis)] ? "" : "concat extent is not the sum";
     }
     case OpKind::matmul: {
-      if (n.dtype == DType::e4m3 || in(0).dtype == DType::e4m3 || in(1).dtype == DType::e4m3)
-        return "a matmul in e4m3 storage is not built (an fp8 GEMM needs scales: kernels/gemm's gemm_fp8); "
-               "cast its operands to bf16";
+      if (is_fp8(n.dtype) || is_fp8(in(0).dtype) || is_fp8(in(1).dtype))
+        return "a matmul in fp8 storage (e4m3/e5m2) is not built (an fp8 GEMM needs scales: kernels/gemm's "
+               "gemm_fp8); cast its operands to bf16";
       const Shape& a = in(0).shape;
       const Shape& b = in(1).shape;
       if (a.size() < 2 || a.size() != b.size() || rank != a.size()) return "matmul operands need equal rank >= 2";
@@ -136,7 +136,7 @@ std::string check_shapes(const Graph& g, const Node& n) {
       return in(0).dtype == n.dtype ? "" : "gather changes the dtype";
     }
     case OpKind::attention: {
-      if (n.dtype == DType::e4m3) return "attention in e4m3 storage is not built: cast q, k and v to bf16";
+      if (is_fp8(n.dtype)) return "attention in fp8 storage (e4m3/e5m2) is not built: cast q, k and v to bf16";
       const Shape &q = in(0).shape, &k = in(1).shape, &v = in(2).shape;
       if (q.size() < 2 || k.size() != q.size() || v.size() != q.size() || rank != q.size())
         return "attention operands need equal rank >= 2 (q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv])";

@@ -386,8 +386,9 @@ class CudaBackend final : public DeviceBackend {
       case DType::u8: launch_fill(tensor.as<std::uint8_t>(), n, grid, kind, init, high, seed); break;
       case DType::i32: launch_fill(tensor.as<std::int32_t>(), n, grid, kind, init, high, seed); break;
       case DType::e4m3:
-        throw Error("the harness does not generate e4m3 inputs: fp8 storage lives inside compiled graphs (cast "
-                    "a bf16 or f32 input in the graph)");
+      case DType::e5m2:
+        throw Error("the harness does not generate fp8 (e4m3/e5m2) inputs: fp8 storage lives inside compiled "
+                    "graphs (cast a bf16 or f32 input in the graph)");
     }
   }
 
@@ -411,7 +412,8 @@ class CudaBackend final : public DeviceBackend {
         break;
       case DType::u8:
       case DType::i32:
-      case DType::e4m3:  // 0xff: the e4m3 NaN code
+      case DType::e4m3:  // 0xff: a NaN code of both fp8 formats
+      case DType::e5m2:
         AISP_CUDA_CHECK(cudaMemsetAsync(tensor.data, 0xFF, tensor.bytes(), stream_));
         return;
     }
