@@ -1,6 +1,7 @@
 // Element types and the host-side conversions the harness needs (bf16/fp16/e4m3 <-> float).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -65,91 +66,67 @@ inline float bf16_bits_to_float(std::uint16_t h) {
   return f;
 }
 
-// fp8 E4M3 (bias 7, 3 mantissa bits, subnormals in units of 2^-9): round to nearest even and
-// saturate to +-448 -- what the device's cvt with .satfinite does (cuda_fp8.h __NV_SATFINITE):
-// infinities and values past 448 become +-448, any NaN the NaN code 0x7f (the sign dropped, as the
-// device does: checked against cuda_fp8.h's conversion on every 97th float bit pattern).
-inline std::uint8_t float_to_e4m3_bits(float f) {
+// fp8 with E exponent bits (bias 2^(E-1) - 1) and M mantissa bits, MaxCode its largest finite
+// code: round to nearest even and saturate to the largest finite value, infinities included; any
+// NaN gives the NaN code 0x7f (the sign dropped) -- what the device's cvt.rn.satfinite does (checked
+// against cuda_fp8.h's conversion on every 9973rd float bit pattern: Fp8Storage.ConversionsEqualCudaFp8s).
+// Rounded directly from float: through binary16 first would round twice.
+template <int E, int M, unsigned MaxCode>
+inline std::uint8_t float_to_fp8_bits(float f) {
+  constexpr int kBias = (1 << (E - 1)) - 1;
   std::uint32_t x;
   std::memcpy(&x, &f, 4);
   const std::uint8_t sign = std::uint8_t((x >> 24) & 0x80u);
   const std::uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
-  if (exp == 0xffu) return mant ? std::uint8_t(0x7fu) : std::uint8_t(sign | 0x7eu);
-  const std::int32_t e = std::int32_t(exp) - 127 + 7;  // the e4m3 biased exponent
+  if (exp == 0xffu) return mant ? std::uint8_t(0x7fu) : std::uint8_t(sign | MaxCode);
+  const std::int32_t e = std::int32_t(exp) - 127 + kBias;  // the fp8 biased exponent
   if (e >= 1) {
-    std::uint32_t m = mant >> 20, code_exp = std::uint32_t(e);
-    const std::uint32_t rem = mant & 0xfffffu;
-    if (rem > 0x80000u || (rem == 0x80000u && (m & 1u))) ++m;
-    if (m == 8) m = 0, ++code_exp;
-    if (code_exp > 15 || (code_exp == 15 && m == 7)) return std::uint8_t(sign | 0x7eu);  // past 448
-    return std::uint8_t(sign | (code_exp << 3) | m);
+    constexpr int kDrop = 23 - M;  // float mantissa bits below the fp8 ones
+    std::uint32_t m = mant >> kDrop, code_exp = std::uint32_t(e);
+    const std::uint32_t rem = mant & ((1u << kDrop) - 1u), half = 1u << (kDrop - 1);
+    if (rem > half || (rem == half && (m & 1u))) ++m;
+    if (m == (1u << M)) m = 0, ++code_exp;
+    const std::uint32_t code = (code_exp << M) | m;
+    return std::uint8_t(sign | (code > MaxCode ? MaxCode : code));  // past the largest finite: saturate
   }
-  // Below 2^-6: units of 2^-9 (a float denormal is far below half of one).
+  // Below the smallest normal: units of the smallest subnormal, 2^(1 - bias - M) (a float denormal
+  // is far below half of one).
   if (exp == 0) return sign;
   const std::uint32_t full = mant | 0x800000u;  // value = full * 2^(exp - 150)
-  const int shift = 141 - int(exp);             // to units of 2^-9: exp - 150 + 9 = -shift
-  if (shift > 24) return sign;                  // below half a unit
+  const int shift = 151 - kBias - M - int(exp);
+  if (shift > 24) return sign;  // below half a unit
   std::uint32_t q = full >> shift;
   const std::uint32_t rem = full & ((1u << shift) - 1u), mid = 1u << (shift - 1);
-  if (rem > mid || (rem == mid && (q & 1u))) ++q;  // q == 8 is the code of 2^-6, the smallest normal
+  if (rem > mid || (rem == mid && (q & 1u))) ++q;  // q == 2^M is the code of the smallest normal
   return std::uint8_t(sign | q);
 }
 
-inline float e4m3_bits_to_float(std::uint8_t b) {
-  const std::uint32_t e = (b >> 3) & 0xfu, m = b & 7u;
+// HasInf: the top exponent holds infinities and NaNs (e5m2); else only its top code is NaN (e4m3).
+template <int E, int M, bool HasInf>
+inline float fp8_bits_to_float(std::uint8_t b) {
+  constexpr int kBias = (1 << (E - 1)) - 1;
+  constexpr std::uint32_t kTopExp = (1u << E) - 1u, kTopMant = (1u << M) - 1u;
+  const std::uint32_t e = (b >> M) & kTopExp, m = b & kTopMant;
   float v;
-  if (e == 15 && m == 7) {
+  if (HasInf && e == kTopExp) {
+    v = m ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  } else if (!HasInf && e == kTopExp && m == kTopMant) {
     v = std::numeric_limits<float>::quiet_NaN();
   } else if (e == 0) {
-    v = float(m) * (1.0f / 512.0f);
+    v = std::ldexp(float(m), 1 - kBias - M);
   } else {
-    const std::uint32_t bits = ((e + 120u) << 23) | (m << 20);  // (1 + m/8) 2^(e - 7)
+    const std::uint32_t bits = ((e + 127u - kBias) << 23) | (m << (23 - M));  // (1 + m / 2^M) 2^(e - bias)
     std::memcpy(&v, &bits, 4);
   }
   return (b & 0x80u) ? -v : v;
 }
 
-// fp8 E5M2 (bias 15, 2 mantissa bits, subnormals in units of 2^-16): round to nearest even and
-// saturate to +-57344, infinities included (cvt .satfinite); any NaN gives the NaN code 0x7f. Rounded
-// directly from float: through binary16 first would round twice.
-inline std::uint8_t float_to_e5m2_bits(float f) {
-  std::uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const std::uint8_t sign = std::uint8_t((x >> 24) & 0x80u);
-  const std::uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
-  if (exp == 0xffu) return mant ? std::uint8_t(0x7fu) : std::uint8_t(sign | 0x7bu);
-  const std::int32_t e = std::int32_t(exp) - 127 + 15;  // the e5m2 biased exponent
-  if (e >= 1) {
-    std::uint32_t m = mant >> 21, code_exp = std::uint32_t(e);
-    const std::uint32_t rem = mant & 0x1fffffu;
-    if (rem > 0x100000u || (rem == 0x100000u && (m & 1u))) ++m;
-    if (m == 4) m = 0, ++code_exp;
-    if (code_exp > 30) return std::uint8_t(sign | 0x7bu);  // past 57344
-    return std::uint8_t(sign | (code_exp << 2) | m);
-  }
-  if (exp == 0) return sign;
-  const std::uint32_t full = mant | 0x800000u;  // value = full * 2^(exp - 150)
-  const int shift = 134 - int(exp);             // to units of 2^-16
-  if (shift > 24) return sign;
-  std::uint32_t q = full >> shift;
-  const std::uint32_t rem = full & ((1u << shift) - 1u), mid = 1u << (shift - 1);
-  if (rem > mid || (rem == mid && (q & 1u))) ++q;  // q == 4 is the code of 2^-14, the smallest normal
-  return std::uint8_t(sign | q);
-}
-
-inline float e5m2_bits_to_float(std::uint8_t b) {
-  const std::uint32_t e = (b >> 2) & 0x1fu, m = b & 3u;
-  float v;
-  if (e == 31) {
-    v = m ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  } else if (e == 0) {
-    v = float(m) * (1.0f / 65536.0f);
-  } else {
-    const std::uint32_t bits = ((e + 112u) << 23) | (m << 21);  // (1 + m/4) 2^(e - 15)
-    std::memcpy(&v, &bits, 4);
-  }
-  return (b & 0x80u) ? -v : v;
-}
+// E4M3 (OCP "fn"): bias 7, largest finite 448 (0x7e), subnormals in units of 2^-9, no infinities.
+inline std::uint8_t float_to_e4m3_bits(float f) { return float_to_fp8_bits<4, 3, 0x7eu>(f); }
+inline float e4m3_bits_to_float(std::uint8_t b) { return fp8_bits_to_float<4, 3, false>(b); }
+// E5M2: bias 15, largest finite 57344 (0x7b), subnormals in units of 2^-16, infinities.
+inline std::uint8_t float_to_e5m2_bits(float f) { return float_to_fp8_bits<5, 2, 0x7bu>(f); }
+inline float e5m2_bits_to_float(std::uint8_t b) { return fp8_bits_to_float<5, 2, true>(b); }
 
 // Round a float through bf16, as the device sees it (tests round CPU reference inputs this way).
 inline float round_to_bf16(float f) { return bf16_bits_to_float(float_to_bf16_bits(f)); }

@@ -64,68 +64,49 @@ inline float to_u8(float v) { return float(std::uint8_t(v)); }
 // Appended to the prelude of a kernel that reads, computes or stores e4m3 or e5m2 (fp8 storage) only,
 // so every other kernel's text -- and its cache key -- is what it was before fp8 storage existed.
 inline constexpr std::string_view kCppPreludeFp8 = R"(namespace {
-// e4m3: round to nearest even, saturating to +-448 (core/dtype.h float_to_e4m3_bits).
-inline std::uint8_t f32_to_e4m3(float f) {
+// fp8 with E exponent bits and M mantissa bits, MaxCode its largest finite code: round to nearest
+// even, saturate, every NaN to 0x7f (core/dtype.h float_to_fp8_bits, the same steps).
+template <int E, int M, unsigned MaxCode> inline std::uint8_t f32_to_fp8(float f) {
+  constexpr int kBias = (1 << (E - 1)) - 1, kDrop = 23 - M;
   std::uint32_t x; std::memcpy(&x, &f, 4);
   const std::uint8_t sign = std::uint8_t((x >> 24) & 0x80u);
   const std::uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
-  if (exp == 0xffu) return mant ? std::uint8_t(0x7fu) : std::uint8_t(sign | 0x7eu);
-  const std::int32_t e = std::int32_t(exp) - 120;
+  if (exp == 0xffu) return mant ? std::uint8_t(0x7fu) : std::uint8_t(sign | MaxCode);
+  const std::int32_t e = std::int32_t(exp) - 127 + kBias;
   if (e >= 1) {
-    std::uint32_t m = mant >> 20, ce = std::uint32_t(e); const std::uint32_t rem = mant & 0xfffffu;
-    if (rem > 0x80000u || (rem == 0x80000u && (m & 1u))) ++m;
-    if (m == 8) { m = 0; ++ce; }
-    if (ce > 15 || (ce == 15 && m == 7)) return std::uint8_t(sign | 0x7eu);
-    return std::uint8_t(sign | (ce << 3) | m);
+    std::uint32_t m = mant >> kDrop, ce = std::uint32_t(e);
+    const std::uint32_t rem = mant & ((1u << kDrop) - 1u), half = 1u << (kDrop - 1);
+    if (rem > half || (rem == half && (m & 1u))) ++m;
+    if (m == (1u << M)) { m = 0; ++ce; }
+    const std::uint32_t code = (ce << M) | m;
+    return std::uint8_t(sign | (code > MaxCode ? MaxCode : code));
   }
   if (exp == 0) return sign;
-  const std::uint32_t full = mant | 0x800000u; const int shift = 141 - int(exp);
+  const std::uint32_t full = mant | 0x800000u; const int shift = 151 - kBias - M - int(exp);
   if (shift > 24) return sign;
   std::uint32_t q = full >> shift; const std::uint32_t rem = full & ((1u << shift) - 1u), mid = 1u << (shift - 1);
   if (rem > mid || (rem == mid && (q & 1u))) ++q;
   return std::uint8_t(sign | q);
 }
-inline float e4m3_to_f32(std::uint8_t b) {
-  const std::uint32_t e = (b >> 3) & 0xfu, m = b & 7u; float v;
-  if (e == 15 && m == 7) { const std::uint32_t nan = 0x7fc00000u; std::memcpy(&v, &nan, 4); }
-  else if (e == 0) v = float(m) * (1.0f / 512.0f);
-  else { const std::uint32_t bits = ((e + 120u) << 23) | (m << 20); std::memcpy(&v, &bits, 4); }
-  return (b & 0x80u) ? -v : v;
-}
-inline float ld_e4m3(const std::uint8_t* p, std::int64_t i) { return e4m3_to_f32(p[i]); }
-inline void st_e4m3(std::uint8_t* p, std::int64_t i, float v) { p[i] = f32_to_e4m3(v); }
-inline float to_e4m3(float v) { return e4m3_to_f32(f32_to_e4m3(v)); }
-// e5m2: round to nearest even, saturating to +-57344 (core/dtype.h float_to_e5m2_bits).
-inline std::uint8_t f32_to_e5m2(float f) {
-  std::uint32_t x; std::memcpy(&x, &f, 4);
-  const std::uint8_t sign = std::uint8_t((x >> 24) & 0x80u);
-  const std::uint32_t exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
-  if (exp == 0xffu) return mant ? std::uint8_t(0x7fu) : std::uint8_t(sign | 0x7bu);
-  const std::int32_t e = std::int32_t(exp) - 112;
-  if (e >= 1) {
-    std::uint32_t m = mant >> 21, ce = std::uint32_t(e); const std::uint32_t rem = mant & 0x1fffffu;
-    if (rem > 0x100000u || (rem == 0x100000u && (m & 1u))) ++m;
-    if (m == 4) { m = 0; ++ce; }
-    if (ce > 30) return std::uint8_t(sign | 0x7bu);
-    return std::uint8_t(sign | (ce << 2) | m);
+template <int E, int M, bool HasInf> inline float fp8_to_f32(std::uint8_t b) {
+  constexpr int kBias = (1 << (E - 1)) - 1;
+  constexpr std::uint32_t kTopExp = (1u << E) - 1u, kTopMant = (1u << M) - 1u;
+  const std::uint32_t e = (b >> M) & kTopExp, m = b & kTopMant; float v;
+  if ((HasInf && e == kTopExp) || (!HasInf && e == kTopExp && m == kTopMant)) {
+    const std::uint32_t special = (HasInf && m == 0) ? 0x7f800000u : 0x7fc00000u; std::memcpy(&v, &special, 4);
+  } else if (e == 0) {
+    v = std::ldexp(float(m), 1 - kBias - M);
+  } else {
+    const std::uint32_t bits = ((e + 127u - kBias) << 23) | (m << (23 - M)); std::memcpy(&v, &bits, 4);
   }
-  if (exp == 0) return sign;
-  const std::uint32_t full = mant | 0x800000u; const int shift = 134 - int(exp);
-  if (shift > 24) return sign;
-  std::uint32_t q = full >> shift; const std::uint32_t rem = full & ((1u << shift) - 1u), mid = 1u << (shift - 1);
-  if (rem > mid || (rem == mid && (q & 1u))) ++q;
-  return std::uint8_t(sign | q);
-}
-inline float e5m2_to_f32(std::uint8_t b) {
-  const std::uint32_t e = (b >> 2) & 0x1fu, m = b & 3u; float v;
-  if (e == 31) { const std::uint32_t special = m ? 0x7fc00000u : 0x7f800000u; std::memcpy(&v, &special, 4); }
-  else if (e == 0) v = float(m) * (1.0f / 65536.0f);
-  else { const std::uint32_t bits = ((e + 112u) << 23) | (m << 21); std::memcpy(&v, &bits, 4); }
   return (b & 0x80u) ? -v : v;
 }
-inline float ld_e5m2(const std::uint8_t* p, std::int64_t i) { return e5m2_to_f32(p[i]); }
-inline void st_e5m2(std::uint8_t* p, std::int64_t i, float v) { p[i] = f32_to_e5m2(v); }
-inline float to_e5m2(float v) { return e5m2_to_f32(f32_to_e5m2(v)); }
+inline float ld_e4m3(const std::uint8_t* p, std::int64_t i) { return fp8_to_f32<4, 3, false>(p[i]); }
+inline void st_e4m3(std::uint8_t* p, std::int64_t i, float v) { p[i] = f32_to_fp8<4, 3, 0x7eu>(v); }
+inline float to_e4m3(float v) { return fp8_to_f32<4, 3, false>(f32_to_fp8<4, 3, 0x7eu>(v)); }
+inline float ld_e5m2(const std::uint8_t* p, std::int64_t i) { return fp8_to_f32<5, 2, true>(p[i]); }
+inline void st_e5m2(std::uint8_t* p, std::int64_t i, float v) { p[i] = f32_to_fp8<5, 2, 0x7bu>(v); }
+inline float to_e5m2(float v) { return fp8_to_f32<5, 2, true>(f32_to_fp8<5, 2, 0x7bu>(v)); }
 }  // namespace
 )";
 
