@@ -2,37 +2,22 @@
 // patch that does not apply, a bad round count, an unknown argument — each with a message naming
 // the cause, exit status 2, and the tree unchanged. (Its A/B run itself builds aisp and times
 // targets: tried by hand, see README.md "On a GPU machine".)
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "shell_run.h"
+
 namespace aisp {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct ScriptRun {
-  int exit_code = -1;
-  std::string out;
-};
-
-ScriptRun run_ab_bench(const std::string& args, const fs::path& out_dir) {
+test_support::ShellRun run_ab_bench(const std::string& args, const fs::path& out_dir) {
   const fs::path script = fs::path(AISP_SOURCE_DIR) / "scripts" / "ab-bench";
-  const std::string command = "OUT='" + out_dir.string() + "' bash '" + script.string() + "' " + args + " 2>&1";
-  ScriptRun r;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return test_support::run_shell("OUT='" + out_dir.string() + "' bash '" + script.string() + "' " + args);
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -43,7 +28,7 @@ TEST(AbBenchScript, RefusesWhatItCannotRunBeforeBuilding) {
   fs::create_directories(dir);
   const fs::path out = dir / "out";
 
-  ScriptRun r = run_ab_bench("", out);
+  test_support::ShellRun r = run_ab_bench("", out);
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_TRUE(has(r.out, "--patch FILE is required")) << r.out;
 

@@ -1,32 +1,21 @@
 // scripts/ncu-stalls: the stall samples of an ncu source page (a small page written by hand in
 // tests/cpu/data, in the CSV form `ncu --page source --csv --print-source sass` writes) by reason,
 // by execution count, by index range and by instruction; and a page without samples refused.
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "shell_run.h"
 
 namespace aisp {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct ScriptRun {
-  int status = -1;
-  std::string out;
-};
-
-ScriptRun run_script(const std::string& args) {
+test_support::ShellRun run_script(const std::string& args) {
   const fs::path script = fs::path(AISP_SOURCE_DIR) / "scripts" / "ncu-stalls";
-  ScriptRun r;
-  FILE* p = popen(("python3 '" + script.string() + "' " + args + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  r.status = pclose(p);
-  return r;
+  return test_support::run_shell("python3 '" + script.string() + "' " + args);
 }
 
 std::string page() { return (fs::path(AISP_SOURCE_DIR) / "tests" / "cpu" / "data" / "ncu_source_page.csv").string(); }
@@ -34,8 +23,8 @@ std::string page() { return (fs::path(AISP_SOURCE_DIR) / "tests" / "cpu" / "data
 bool has(const std::string& text, const std::string& line) { return text.find(line) != std::string::npos; }
 
 TEST(NcuStallsScript, SumsTheSamplesByReasonLevelRangeAndInstruction) {
-  const ScriptRun r = run_script("'" + page() + "' --top 2 --ranges 0-1:start,2-4:tile");
-  ASSERT_EQ(r.status, 0) << r.out;
+  const test_support::ShellRun r = run_script("'" + page() + "' --top 2 --ranges 0-1:start,2-4:tile");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(has(r.out, "5 instructions, 50 samples")) << r.out;
   // by reason: barrier 25, wait 2 + 1 + 5 + 8 = 16, long_sb 9; "(Not Issued)" columns left out
   EXPECT_TRUE(has(r.out, "  barrier                    25  50.0 %")) << r.out;
@@ -64,11 +53,11 @@ TEST(NcuStallsScript, RefusesAPageWithoutSamplesAndABadRange) {
   ASSERT_NE(f, nullptr);
   std::fputs("\"ID\",\"Metric Name\",\"Metric Value\"\n\"0\",\"Duration\",\"1.5\"\n", f);
   std::fclose(f);
-  const ScriptRun no_samples = run_script("'" + details.string() + "'");
-  EXPECT_NE(no_samples.status, 0);
+  const test_support::ShellRun no_samples = run_script("'" + details.string() + "'");
+  EXPECT_NE(no_samples.exit_code, 0);
   EXPECT_TRUE(has(no_samples.out, "--page source")) << no_samples.out;
-  const ScriptRun bad_range = run_script("'" + page() + "' --ranges a-b:tile");
-  EXPECT_NE(bad_range.status, 0);
+  const test_support::ShellRun bad_range = run_script("'" + page() + "' --ranges a-b:tile");
+  EXPECT_NE(bad_range.exit_code, 0);
   EXPECT_TRUE(has(bad_range.out, "bad range 'a-b:tile'")) << bad_range.out;
   EXPECT_FALSE(has(bad_range.out, "samples")) << "refused before printing\n" << bad_range.out;
   fs::remove_all(dir);
