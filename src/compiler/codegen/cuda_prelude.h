@@ -180,64 +180,48 @@ DEV float block_max(float v, float* scratch) {
 // only: every other kernel's text, cache key and SASS stay what they were, and cuda_fp8.h (~10 ms of
 // NVRTC time per kernel) is parsed only where it is used. Saturating stores as core/dtype.h's.
 inline constexpr std::string_view kCudaPreludeFp8 = R"(#include <cuda_fp8.h>
-DEV float e4m3_to_f32(unsigned char b) { return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E4M3))); }
-DEV unsigned char f32_to_e4m3(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
-DEV float ld_e4m3(const unsigned char* p, long long i) { return e4m3_to_f32(p[i]); }
-DEV void st_e4m3(unsigned char* p, long long i, float v) { p[i] = f32_to_e4m3(v); }
-DEV float to_e4m3(float v) { return e4m3_to_f32(f32_to_e4m3(v)); }
-DEV void ld8_e4m3(const unsigned char* p, long long i, float (&f)[8], int aligned) {
+// One definition per operation, K the format (__NV_E4M3, __NV_E5M2); the named wrappers below are
+// what the generated code calls (ld_/st_/to_/ld8_/st8_ + the dtype's name).
+template <__nv_fp8_interpretation_t K> DEV float fp8_to_f32(unsigned char b) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, K)));
+}
+template <__nv_fp8_interpretation_t K> DEV unsigned char f32_to_fp8(float v) {
+  return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, K);
+}
+template <__nv_fp8_interpretation_t K> DEV void ld8_fp8(const unsigned char* p, long long i, float (&f)[8], int aligned) {
   if (aligned) {
     const uint2 r = *reinterpret_cast<const uint2*>(p + i);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      f[j] = e4m3_to_f32((unsigned char)((r.x >> (8 * j)) & 0xffu));
-      f[4 + j] = e4m3_to_f32((unsigned char)((r.y >> (8 * j)) & 0xffu));
+      f[j] = fp8_to_f32<K>((unsigned char)((r.x >> (8 * j)) & 0xffu));
+      f[4 + j] = fp8_to_f32<K>((unsigned char)((r.y >> (8 * j)) & 0xffu));
     }
   } else {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) f[j] = e4m3_to_f32(p[i + j]);
+    for (int j = 0; j < 8; ++j) f[j] = fp8_to_f32<K>(p[i + j]);
   }
 }
-DEV void st8_e4m3(unsigned char* p, long long i, const float (&f)[8], int aligned) {
+template <__nv_fp8_interpretation_t K> DEV void st8_fp8(unsigned char* p, long long i, const float (&f)[8], int aligned) {
   if (aligned) {
     unsigned w[2] = {0u, 0u};
 #pragma unroll
-    for (int j = 0; j < 8; ++j) w[j / 4] |= unsigned(f32_to_e4m3(f[j])) << (8 * (j % 4));
+    for (int j = 0; j < 8; ++j) w[j / 4] |= unsigned(f32_to_fp8<K>(f[j])) << (8 * (j % 4));
     *reinterpret_cast<uint2*>(p + i) = make_uint2(w[0], w[1]);
   } else {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) p[i + j] = f32_to_e4m3(f[j]);
+    for (int j = 0; j < 8; ++j) p[i + j] = f32_to_fp8<K>(f[j]);
   }
 }
-DEV float e5m2_to_f32(unsigned char b) { return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E5M2))); }
-DEV unsigned char f32_to_e5m2(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E5M2); }
-DEV float ld_e5m2(const unsigned char* p, long long i) { return e5m2_to_f32(p[i]); }
-DEV void st_e5m2(unsigned char* p, long long i, float v) { p[i] = f32_to_e5m2(v); }
-DEV float to_e5m2(float v) { return e5m2_to_f32(f32_to_e5m2(v)); }
-DEV void ld8_e5m2(const unsigned char* p, long long i, float (&f)[8], int aligned) {
-  if (aligned) {
-    const uint2 r = *reinterpret_cast<const uint2*>(p + i);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      f[j] = e5m2_to_f32((unsigned char)((r.x >> (8 * j)) & 0xffu));
-      f[4 + j] = e5m2_to_f32((unsigned char)((r.y >> (8 * j)) & 0xffu));
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) f[j] = e5m2_to_f32(p[i + j]);
-  }
-}
-DEV void st8_e5m2(unsigned char* p, long long i, const float (&f)[8], int aligned) {
-  if (aligned) {
-    unsigned w[2] = {0u, 0u};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) w[j / 4] |= unsigned(f32_to_e5m2(f[j])) << (8 * (j % 4));
-    *reinterpret_cast<uint2*>(p + i) = make_uint2(w[0], w[1]);
-  } else {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) p[i + j] = f32_to_e5m2(f[j]);
-  }
-}
+DEV float ld_e4m3(const unsigned char* p, long long i) { return fp8_to_f32<__NV_E4M3>(p[i]); }
+DEV void st_e4m3(unsigned char* p, long long i, float v) { p[i] = f32_to_fp8<__NV_E4M3>(v); }
+DEV float to_e4m3(float v) { return fp8_to_f32<__NV_E4M3>(f32_to_fp8<__NV_E4M3>(v)); }
+DEV void ld8_e4m3(const unsigned char* p, long long i, float (&f)[8], int a) { ld8_fp8<__NV_E4M3>(p, i, f, a); }
+DEV void st8_e4m3(unsigned char* p, long long i, const float (&f)[8], int a) { st8_fp8<__NV_E4M3>(p, i, f, a); }
+DEV float ld_e5m2(const unsigned char* p, long long i) { return fp8_to_f32<__NV_E5M2>(p[i]); }
+DEV void st_e5m2(unsigned char* p, long long i, float v) { p[i] = f32_to_fp8<__NV_E5M2>(v); }
+DEV float to_e5m2(float v) { return fp8_to_f32<__NV_E5M2>(f32_to_fp8<__NV_E5M2>(v)); }
+DEV void ld8_e5m2(const unsigned char* p, long long i, float (&f)[8], int a) { ld8_fp8<__NV_E5M2>(p, i, f, a); }
+DEV void st8_e5m2(unsigned char* p, long long i, const float (&f)[8], int a) { st8_fp8<__NV_E5M2>(p, i, f, a); }
 )";
 
 }  // namespace aisp::compiler
