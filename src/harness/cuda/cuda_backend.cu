@@ -303,6 +303,7 @@ class CudaBackend final : public DeviceBackend {
       flush_bytes_ = std::size_t(std::max(l2_bytes, 1 << 20)) * 2;
       AISP_CUDA_CHECK(cudaMalloc(&flush_buffer_, flush_bytes_));
       AISP_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&partials_device_), kMaxCompareBlocks * sizeof(ComparePartial)));
+      settle_context();
     } catch (...) {
       free_resources();
       throw;
@@ -310,6 +311,29 @@ class CudaBackend final : public DeviceBackend {
   }
 
   ~CudaBackend() override { free_resources(); }
+
+  // Every variant is timed in the same context state: the one an application that allocates is in.
+  // Once a process has made enough device allocations, each node of a CUDA graph launches ~0.35 us
+  // later while its kernels run as fast (ch14/README.md, "max-autotune at 1 x 64: the process, not
+  // the plan"). Without this, a variant whose setup allocates little (reduce-overhead) is timed in a
+  // fresher state than one whose setup allocates a lot (max-autotune's search), and their rows do
+  // not compare. Measured 2026-11-27 on an H200 (model_eager_small, A B B A): these 64 allocations
+  // here move reduce-overhead from 512 to 561 us and leave max-autotune at 545; 8 allocations here
+  // were not enough (512 us). The state does not deepen past it (64 more in a probe: the same 556-559).
+  void settle_context() {
+    constexpr int kAllocations = 64;
+    constexpr std::size_t kBytes = std::size_t(16) << 20;
+    cudaStream_t side = nullptr;
+    AISP_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+    for (int i = 0; i < kAllocations; ++i) {
+      void* p = nullptr;
+      AISP_CUDA_CHECK(cudaMalloc(&p, kBytes));
+      AISP_CUDA_CHECK(cudaMemsetAsync(p, 0, kBytes, side));
+      AISP_CUDA_CHECK(cudaStreamSynchronize(side));
+      AISP_CUDA_CHECK(cudaFree(p));
+    }
+    AISP_CUDA_CHECK(cudaStreamDestroy(side));
+  }
 
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
