@@ -46,7 +46,7 @@ void Commands::add_to(CLI::App& app) {
   auto* run = bench->add_subcommand("run", "verify and time targets; compare with the expectation file");
   run->add_option("--targets", targets_, "ch14 | ch14:a | ch14:a,b")->required();
   run->add_option("--variants", variants_,
-                  "only these variants, e.g. optimized:aisp,optimized:cutlass, each with its example's "
+                  "only these variants, e.g. optimized:aisp,optimized:cutlass (or aisp,cutlass), each with its example's "
                   "baseline (speedups are against it); examples without one of them are left out");
   run->add_option("--profile", profile_, "none | minimal (ncu speed of light) | deep_dive (ncu full set, nsys)")
       ->capture_default_str();

@@ -28,8 +28,11 @@ std::vector<std::string> split_target_list(const std::string& text, char sep) {
 std::vector<std::string> resolve_variants(const std::vector<const Example*>& examples, const std::string& text) {
   std::vector<std::string> names;
   if (text.find_first_not_of(' ') == std::string::npos) return names;
-  for (const std::string& name : split_target_list(text, ',')) {
-    if (name.empty()) throw UsageError(fmt::format("--variants '{}' has an empty name", text));
+  for (const std::string& written : split_target_list(text, ',')) {
+    if (written.empty()) throw UsageError(fmt::format("--variants '{}' has an empty name", text));
+    // Every variant but the baseline is "optimized:<technique>", so the technique alone names it.
+    const std::string name =
+        written == "baseline" || written.find(':') != std::string::npos ? written : "optimized:" + written;
     const bool known = std::any_of(examples.begin(), examples.end(), [&](const Example* e) {
       return std::any_of(e->variants.begin(), e->variants.end(), [&](const VariantInfo& v) { return v.name == name; });
     });
@@ -38,7 +41,7 @@ std::vector<std::string> resolve_variants(const std::vector<const Example*>& exa
       for (const Example* e : examples)
         for (const VariantInfo& v : e->variants)
           if (std::find(valid.begin(), valid.end(), v.name) == valid.end()) valid.push_back(v.name);
-      throw UsageError(fmt::format("unknown variant '{}' for these targets. Their variants: {}", name,
+      throw UsageError(fmt::format("unknown variant '{}' for these targets. Their variants: {}", written,
                                    fmt::join(valid, ", ")));
     }
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);

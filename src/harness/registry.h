@@ -43,7 +43,8 @@ struct ChapterRegistration {
 // caller can reject "a,,b").
 std::vector<std::string> split_target_list(const std::string& text, char sep);
 
-// A --variants list ("optimized:aisp, optimized:cutlass"): its names, each of which must be a
+// A --variants list ("optimized:aisp, optimized:cutlass", or "aisp,cutlass": a name without a
+// colon other than "baseline" means "optimized:<name>"): its full names, each of which must be a
 // variant of at least one of `examples` (else aisp::UsageError listing theirs). Empty text: every
 // variant (an empty list).
 std::vector<std::string> resolve_variants(const std::vector<const Example*>& examples, const std::string& text);

@@ -98,6 +98,8 @@ TEST(Registry, VariantSelectionKeepsTheBaselineAndChecksNames) {
   EXPECT_EQ(zy, (std::vector<std::string>{"optimized:z", "optimized:y"}));
   EXPECT_EQ(variant_names(selected_variants(b, zy)), (std::vector<std::string>{"baseline", "optimized:y", "optimized:z"}));
   EXPECT_EQ(variant_names(selected_variants(a, zy)), (std::vector<std::string>{"baseline", "optimized:y"}));
+  // The technique alone names its optimized variant; the two spellings are one name.
+  EXPECT_EQ(resolve_variants(both, "z,optimized:y, y"), (std::vector<std::string>{"optimized:z", "optimized:y"}));
   // Naming the baseline alone runs just the baselines.
   EXPECT_EQ(variant_names(selected_variants(a, resolve_variants(both, "baseline"))), (std::vector<std::string>{"baseline"}));
 
@@ -110,6 +112,12 @@ TEST(Registry, VariantSelectionKeepsTheBaselineAndChecksNames) {
     EXPECT_NE(msg.find("baseline, optimized:x, optimized:y"), std::string::npos) << msg;
   }
   EXPECT_THROW(resolve_variants(both, "optimized:x,,optimized:y"), UsageError);
+  try {
+    resolve_variants(both, "w");
+    FAIL() << "accepted a technique no target has";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown variant 'w'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Registry, ChapterDirectories) {
