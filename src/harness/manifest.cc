@@ -83,7 +83,24 @@ nlohmann::json git_state_of(const std::string& dir) {
     const std::string status = capture(fmt::format("git -C '{}' status --porcelain --untracked-files=no", dir));
     state = {{"available", true}, {"commit", commit}, {"dirty", !status.empty()}};
   }
-  if (const std::string tree = tree_of_files(dir); !tree.empty()) state["tree"] = tree;
+  const std::string tree = tree_of_files(dir);
+  if (tree.empty()) return state;
+  state["tree"] = tree;
+  // A commit given through AISP_GIT_COMMIT is a claim about the files: where this checkout knows
+  // that commit, its tree must be the files' tree, else the files are not that commit's (a stale
+  // sha, a forgotten local edit) and the run says so rather than record them as clean.
+  if (state.value("source", "") == "AISP_GIT_COMMIT") {
+    const std::string claimed_tree =
+        capture(fmt::format("git -C '{}' rev-parse --verify -q '{}^{{tree}}'", dir, state.at("commit").get<std::string>()));
+    if (!claimed_tree.empty() && claimed_tree != tree) {
+      state["dirty"] = true;
+      state["commit_tree"] = claimed_tree;
+      std::fprintf(stderr,
+                   "warning: AISP_GIT_COMMIT=%s has tree %s, but the files here are tree %s: recorded as dirty "
+                   "(give the commit these files are, or commit them first)\n",
+                   state.at("commit").get<std::string>().c_str(), claimed_tree.c_str(), tree.c_str());
+    }
+  }
   return state;
 }
 

@@ -1,5 +1,6 @@
 // The manifest's git state (git_state_of): commit, dirty flag, and the tree of the files that are
-// there, which names what ran even where .git is stale; AISP_GIT_COMMIT overrides the commit only.
+// there, which names what ran even where .git is stale; AISP_GIT_COMMIT overrides the commit, and
+// is checked against the files' tree where the checkout knows that commit.
 #include "harness/manifest.h"
 
 #include <cstdlib>
@@ -87,6 +88,23 @@ TEST(GitState, TheTreeNamesTheFilesThatRan) {
   ::unsetenv("AISP_GIT_COMMIT");
   EXPECT_EQ(s.at("commit"), "0123abc");
   EXPECT_EQ(s.at("tree"), edited_tree);
+  EXPECT_EQ(s.at("dirty"), false);  // a commit this checkout does not know: the claim stands
+
+  // A known commit whose files are not these (here the first, as a stale sha would be): dirty,
+  // whatever AISP_GIT_DIRTY says, with that commit's tree beside the files'.
+  const std::string first = git_output(repo, "rev-parse HEAD");
+  const std::string second = git_output(repo, "rev-parse HEAD@{1}");
+  ::setenv("AISP_GIT_COMMIT", first.c_str(), 1);
+  s = git_state_of(repo.string());
+  EXPECT_EQ(s.at("dirty"), true);
+  EXPECT_EQ(s.at("commit_tree"), first_tree);
+  EXPECT_EQ(s.at("tree"), edited_tree);
+  // The commit the files are: clean, and no second tree.
+  ::setenv("AISP_GIT_COMMIT", second.c_str(), 1);
+  s = git_state_of(repo.string());
+  ::unsetenv("AISP_GIT_COMMIT");
+  EXPECT_EQ(s.at("dirty"), false);
+  EXPECT_FALSE(s.contains("commit_tree"));
 
   // Not a checkout: no tree, and the reason.
   const fs::path plain = root / "plain";
