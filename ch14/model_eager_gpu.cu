@@ -19,6 +19,9 @@
 //   optimized:dynamic           default, compiled once for every batch size (compile_cuda_dynamic: the
 //                               batch a kernel argument, the size's plan derived on its first call)
 //   optimized:dynamic_reduce_overhead  dynamic + one CUDA graph per batch size
+//   optimized:guarded_reduce_overhead  reduce_overhead called as an application calls a compiled
+//                               function (CudaCompiledFunction): each call states its inputs' shapes
+//                               (a Signature) and passes the guard before the graph is launched
 // Shapes: model_eager is the throughput shape (batch 16 x 1024 tokens, GEMM/attention-bound),
 // model_eager_small the launch-bound one (batch 1 x 64 tokens).
 // The compiled variants compile in setup against a fresh kernel cache, so their reported setup
@@ -45,6 +48,7 @@
 #include "compiler/compile.h"
 #include "compiler/compile_cuda.h"
 #include "compiler/compile_cuda_dynamic.h"
+#include "compiler/guards_cuda.h"
 #include "core/cuda/check.h"
 #include "core/error.h"
 #include "harness/registry.h"
@@ -145,12 +149,13 @@ void reference(const GpuGpt& m, const std::vector<Tensor>& inputs, const Tensor&
 // the "precompiled library").
 class Plan : public Variant {
  public:
-  enum class Kind { eager, fused, graphed, autotuned, autotuned_no_graphs, dynamic, dynamic_graphed };
+  enum class Kind { eager, fused, graphed, autotuned, autotuned_no_graphs, dynamic, dynamic_graphed, guarded_graphed };
   Plan(const GpuGpt& model, Kind kind) : model_(model), kind_(kind) {}
 
   void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle) override {
     c::CudaCompileOptions o = kind_ == Kind::eager ? c::eager_plan() : c::CudaCompileOptions{};
-    o.cuda_graph = kind_ == Kind::graphed || kind_ == Kind::autotuned || kind_ == Kind::dynamic_graphed;
+    o.cuda_graph = kind_ == Kind::graphed || kind_ == Kind::autotuned || kind_ == Kind::dynamic_graphed ||
+                   kind_ == Kind::guarded_graphed;
     o.autotune = kind_ == Kind::autotuned || kind_ == Kind::autotuned_no_graphs;
     if (kind_ != Kind::eager) {
       cache_.emplace();
@@ -160,6 +165,7 @@ class Plan : public Variant {
     for (const Tensor& t : inputs) inputs_.push_back(t.data);
     outputs_ = {output.data};
     if (kind_ == Kind::dynamic || kind_ == Kind::dynamic_graphed) return setup_dynamic(o, inputs);
+    if (kind_ == Kind::guarded_graphed) return setup_guarded(o, inputs);
     double trace_ms = 0;
     const c::Graph g = c::trace([&](c::Graph& out) { out = model_.graph(); }, &trace_ms);
     compiled_ = std::make_unique<c::CudaCompiledGraph>(c::compile_cuda(g, o));
@@ -178,14 +184,22 @@ class Plan : public Variant {
   }
   void run(StreamHandle stream) override {
     if (dynamic_) return dynamic_->run(size_, inputs_, outputs_, stream);
+    if (guarded_) {  // the caller's side of a guarded call: its inputs' shapes, then the guard
+      const c::Signature signature{specs_};
+      return guarded_->run(signature, inputs_, outputs_, stream);
+    }
     compiled_->run(inputs_, outputs_, stream);
   }
   void teardown() override {
     if (compiled_ && compiled_->graph_captures() > 0)  // reduce-overhead: the capture happened in the first run
       std::fprintf(stderr, "%s %s: %d graph capture(s), %.1f ms\n", model_.name, name_of(kind_),
                    compiled_->graph_captures(), compiled_->stats().capture_ms);
+    if (guarded_)
+      std::fprintf(stderr, "%s %s: %s; %d graph capture(s)\n", model_.name, name_of(kind_),
+                   guarded_->stats().to_string().c_str(), guarded_->graph_captures());
     compiled_.reset();
     dynamic_.reset();
+    guarded_.reset();
     jit_.reset();
     cache_.reset();
   }
@@ -207,6 +221,21 @@ class Plan : public Variant {
                  dynamic_->size_plan_ms(), plan.launches_per_call());
   }
 
+  // One static specialization behind the guard, compiled here (the first call's signature); each
+  // timed call builds its Signature and passes the guard (GuardStats::guard_s: the check's host time).
+  void setup_guarded(const c::CudaCompileOptions& o, const std::vector<Tensor>& inputs) {
+    const aisp::models::GptConfig cfg = model_.config();
+    const std::int64_t seq = model_.seq;
+    c::CudaGuardOptions g;
+    g.compile = o;
+    guarded_ = std::make_unique<c::CudaCompiledFunction>(
+        [cfg, seq](const c::Signature& s) { return aisp::models::build_gpt(cfg, s.inputs.at(0).shape.at(0), seq).graph; }, g);
+    for (const Tensor& t : inputs) specs_.push_back({t.shape, t.dtype});
+    const c::CudaCompiledGraph& plan = guarded_->specialization(c::Signature{specs_});
+    std::fprintf(stderr, "%s %s: %s; %d launches per call without a CUDA graph\n", model_.name, name_of(kind_),
+                 plan.stats().to_string().c_str(), plan.launches_per_call());
+  }
+
   static const char* name_of(Kind k) {
     switch (k) {
       case Kind::eager: return "eager";
@@ -216,6 +245,7 @@ class Plan : public Variant {
       case Kind::autotuned_no_graphs: return "max-autotune-no-cudagraphs";
       case Kind::dynamic: return "dynamic";
       case Kind::dynamic_graphed: return "dynamic reduce-overhead";
+      case Kind::guarded_graphed: return "guarded reduce-overhead";
     }
     return "?";
   }
@@ -225,6 +255,8 @@ class Plan : public Variant {
   std::unique_ptr<c::NvrtcJit> jit_;
   std::unique_ptr<c::CudaCompiledGraph> compiled_;
   std::unique_ptr<c::CudaDynamicGraph> dynamic_;
+  std::unique_ptr<c::CudaCompiledFunction> guarded_;
+  std::vector<c::InputSpec> specs_;  // guarded: the inputs' shapes and dtypes, as a caller states them
   std::int64_t size_ = 0;  // dynamic: the batch read from the input shapes
   std::vector<const void*> inputs_;
   std::vector<void*> outputs_;
@@ -254,6 +286,9 @@ Example make_example(const GpuGpt& m, const char* shape) {
        [m] { return std::make_unique<Plan>(m, Plan::Kind::dynamic); }},
       {"optimized:dynamic_reduce_overhead", "dynamic + one CUDA graph per batch size, captured on its first call",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::dynamic_graphed); }},
+      {"optimized:guarded_reduce_overhead", "reduce_overhead through the guarded function (CudaCompiledFunction): every "
+       "call states its input shapes and passes the guard, as an application's call does",
+       [m] { return std::make_unique<Plan>(m, Plan::Kind::guarded_graphed); }},
   };
   return e;
 }

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 
 #include "compiler/compile.h"  // trace
@@ -120,19 +121,25 @@ std::optional<std::int64_t> GuardTable::dynamic_size(const Signature& s, const s
   return n;
 }
 
+std::string GuardStats::to_string() const {
+  return fmt::format("{} calls, {} compiles ({} recompiles{}), {} guard hits, guard {:.2f} us per hit", calls, compiles,
+                     recompiles, dynamic_compiles > 0 ? fmt::format(", {} dynamic", dynamic_compiles) : "", guard_hits,
+                     guard_us_per_hit());
+}
+
 std::size_t GuardTable::lookup(const Signature& s, const Compile& compile) {
   ++stats_.calls;
-  // The guard: the previous call's entry first (the common case), then every other one.
-  if (last_ >= 0 && serves(entries_[std::size_t(last_)], s)) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto hit = [&](std::size_t i) {
     ++stats_.guard_hits;
-    return std::size_t(last_);
-  }
+    stats_.guard_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    last_ = int(i);
+    return i;
+  };
+  // The guard: the previous call's entry first (the common case), then every other one.
+  if (last_ >= 0 && serves(entries_[std::size_t(last_)], s)) return hit(std::size_t(last_));
   for (std::size_t i = 0; i < entries_.size(); ++i)
-    if (serves(entries_[i], s)) {
-      ++stats_.guard_hits;
-      last_ = int(i);
-      return i;
-    }
+    if (serves(entries_[i], s)) return hit(i);
   if (last_ >= 0) check_and_log_recompile(s);
   return compile_new(s, compile);
 }

@@ -66,6 +66,13 @@ TEST(CompilerGuards, SameSignatureDoesNotRecompileNewOneDoesWithReason) {
   EXPECT_EQ(f.stats().compiles, 2);
   EXPECT_EQ(f.stats().guard_hits, 3);
   EXPECT_EQ(f.stats().calls, 5);
+  // The guard's host time, measured on the hits only: three signature checks take microseconds (the
+  // bound leaves room for a loaded machine).
+  EXPECT_GT(f.stats().guard_s, 0.0);
+  EXPECT_LT(f.stats().guard_s, 0.05);
+  EXPECT_NEAR(f.stats().guard_us_per_hit(), f.stats().guard_s * 1e6 / 3, 1e-9);
+  EXPECT_NE(f.stats().to_string().find("5 calls, 2 compiles (1 recompiles), 3 guard hits, guard "), std::string::npos)
+      << f.stats().to_string();
 
   // The specialization computes what the interpreter does.
   const models::GptGraph gpt = models::build_gpt(c, 2, 8);
