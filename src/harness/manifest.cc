@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -66,13 +68,25 @@ std::string tree_of_files(const std::string& dir) {
   return tree;
 }
 
+// A commit id as git prints it, full or abbreviated.
+bool is_commit_id(const std::string& text) {
+  return text.size() >= 7 && text.size() <= 40 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
 }  // namespace
 
 nlohmann::json git_state_of(const std::string& dir) {
   nlohmann::json state;
-  if (const char* commit = std::getenv("AISP_GIT_COMMIT"); commit && *commit) {
+  const char* given = std::getenv("AISP_GIT_COMMIT");
+  if (given && *given && !is_commit_id(given)) {
+    std::fprintf(stderr, "warning: AISP_GIT_COMMIT='%s' is not a commit id (7 to 40 hex digits): ignored, the "
+                 "checkout's own commit is recorded\n", given);
+    given = nullptr;
+  }
+  if (given && *given) {
     const char* dirty = std::getenv("AISP_GIT_DIRTY");
-    state = {{"available", true}, {"commit", commit}, {"dirty", dirty && std::string(dirty) == "1"},
+    state = {{"available", true}, {"commit", given}, {"dirty", dirty && std::string(dirty) == "1"},
              {"source", "AISP_GIT_COMMIT"}};
   }
   if (dir.empty()) return state.is_null() ? nlohmann::json{{"available", false}, {"reason", "source directory unknown"}} : state;

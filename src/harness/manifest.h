@@ -23,7 +23,8 @@ void finish_manifest(nlohmann::json& manifest, int device);
 // files ran, so a copy with a stale .git (a lent GPU machine) still names what it ran.
 // AISP_GIT_COMMIT / AISP_GIT_DIRTY, when set, give the commit and dirty flag (the tree is still
 // computed where `dir` is a checkout); a given commit this checkout knows whose tree is not the
-// files' tree is recorded as dirty, with its tree as "commit_tree", and warned about on stderr.
+// files' tree is recorded as dirty, with its tree as "commit_tree", and warned about on stderr; a
+// value that is no commit id (a placeholder left in a command) is ignored with a warning.
 nlohmann::json git_state_of(const std::string& dir);
 
 // UTC now as ISO 8601 ("2026-11-26T07:03:12Z") and as a compact stamp ("20261126T070312Z").

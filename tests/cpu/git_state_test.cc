@@ -105,6 +105,14 @@ TEST(GitState, TheTreeNamesTheFilesThatRan) {
   ::unsetenv("AISP_GIT_COMMIT");
   EXPECT_EQ(s.at("dirty"), false);
   EXPECT_FALSE(s.contains("commit_tree"));
+  // A placeholder left in a command is not a commit: ignored, HEAD (the first commit) recorded,
+  // dirty as git status says (the files are the second commit's).
+  ::setenv("AISP_GIT_COMMIT", "REPLACE_SHA", 1);
+  s = git_state_of(repo.string());
+  ::unsetenv("AISP_GIT_COMMIT");
+  EXPECT_EQ(s.at("commit"), first);
+  EXPECT_EQ(s.at("dirty"), true);
+  EXPECT_FALSE(s.contains("source"));
 
   // Not a checkout: no tree, and the reason.
   const fs::path plain = root / "plain";
