@@ -312,26 +312,24 @@ class CudaBackend final : public DeviceBackend {
 
   ~CudaBackend() override { free_resources(); }
 
-  // Every variant is timed in the same context state: the one an application that allocates is in.
-  // Once a process has made enough device allocations, each node of a CUDA graph launches ~0.35 us
-  // later while its kernels run as fast (ch14/README.md, "max-autotune at 1 x 64: the process, not
-  // the plan"). Without this, a variant whose setup allocates little (reduce-overhead) is timed in a
-  // fresher state than one whose setup allocates a lot (max-autotune's search), and their rows do
-  // not compare. Measured 2026-11-27 on an H200 (model_eager_small, A B B A): these 64 allocations
-  // here move reduce-overhead from 512 to 561 us and leave max-autotune at 545; 8 allocations here
-  // were not enough (512 us). The state does not deepen past it (64 more in a probe: the same 556-559).
+  // Every variant is timed in the same process state: that of a process that has used a second
+  // stream. Once 8 operations have run on a stream other than the one a CUDA graph is launched on,
+  // every node of the graph launches ~0.35 us later for the rest of the process, its kernels as fast
+  // as before (H200, driver 580.159.04, 2026-11-27: 7 memsets on a side stream leave
+  // model_eager_small's reduce-overhead graph at 508 us, 8 or more take it to 556; allocations,
+  // their size and work on the graph's own stream change nothing, and 256 operations on the graph's
+  // stream afterwards do not undo it; ch14/README.md, "max-autotune at 1 x 64"). Without this, a
+  // variant whose setup uses other streams (max-autotune's search) is timed in that state and one
+  // that does not (reduce-overhead) outside it, and their rows do not compare; multi-stream
+  // applications (NCCL, copy streams) are in it. 64 rather than 8, so a driver with a higher
+  // threshold is still past it.
   void settle_context() {
-    constexpr int kAllocations = 64;
-    constexpr std::size_t kBytes = std::size_t(16) << 20;
+    constexpr int kSideStreamOperations = 64;
     cudaStream_t side = nullptr;
     AISP_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-    for (int i = 0; i < kAllocations; ++i) {
-      void* p = nullptr;
-      AISP_CUDA_CHECK(cudaMalloc(&p, kBytes));
-      AISP_CUDA_CHECK(cudaMemsetAsync(p, 0, kBytes, side));
-      AISP_CUDA_CHECK(cudaStreamSynchronize(side));
-      AISP_CUDA_CHECK(cudaFree(p));
-    }
+    for (int i = 0; i < kSideStreamOperations; ++i)
+      AISP_CUDA_CHECK(cudaMemsetAsync(flush_buffer_, 0, std::min<std::size_t>(flush_bytes_, 1 << 20), side));
+    AISP_CUDA_CHECK(cudaStreamSynchronize(side));
     AISP_CUDA_CHECK(cudaStreamDestroy(side));
   }
 
