@@ -94,7 +94,7 @@ struct GuardStats {
   // call costs over calling its plan directly, besides building the caller's Signature.
   double guard_s = 0;
   double guard_us_per_hit() const { return guard_hits > 0 ? guard_s * 1e6 / guard_hits : 0; }
-  // "12 calls, 2 compiles (1 recompile), 10 guard hits, guard 0.35 us per hit"
+  // "12 calls, 2 compiles (1 recompiles), 10 guard hits, guard 0.35 us per hit"
   std::string to_string() const;
 };
 
