@@ -16,6 +16,7 @@
 
 #include "core/gpu.h"
 #include "harness/nvml.h"
+#include "harness/process_state.h"
 
 #if AISP_WITH_CUDA
 #include <cuda_runtime.h>
@@ -161,7 +162,8 @@ nlohmann::json collect_manifest(int device, const std::vector<std::string>& comm
           {"gpu", gpu_state(device)},
           {"nvml_start", nvml_snapshot(device)},
           {"build", {{"cxx_compiler", AISP_CXX_COMPILER}, {"cuda_compiler", AISP_CUDA_COMPILER}, {"with_cuda", bool(AISP_WITH_CUDA + 0)}}},
-          {"git", git_state_of(AISP_SOURCE_DIR)}};
+          {"git", git_state_of(AISP_SOURCE_DIR)},
+          {"measurement", {{"cuda_process_state", AISP_WITH_CUDA + 0 ? kCudaProcessState : "no CUDA backend"}}}};
 }
 
 void finish_manifest(nlohmann::json& manifest, int device) {

@@ -68,10 +68,16 @@ std::string heading(const RunDiff& d) {
   std::string text = fmt::format("base {}\nrun  {}\nratio = base median / run median ({} mode; above 1: the run is faster), "
                                  "tolerance {:.0f} %\n",
                                  d.base_id, d.run_id, name_of(d.mode), 100 * d.tolerance);
+  const bool any_gpu = !d.base_gpu.empty() || !d.run_gpu.empty();
   if (!d.same_model)
     text += "WARNING: different GPU models: every change below includes the machine\n";
-  else if (!d.same_gpu)
+  else if (!d.same_gpu && any_gpu)
     text += "note: the same GPU model, not the same device: machine-to-machine variation is in the numbers\n";
+  if (d.base_process_state != d.run_process_state && any_gpu)
+    text += fmt::format("WARNING: the CUDA variants were timed in different process states (base: {}; run: {}): "
+                        "CUDA-graph rows with many short kernels change with it (README, \"One process state for "
+                        "all\")\n",
+                        d.base_process_state, d.run_process_state);
   return text + "\n";
 }
 
@@ -134,6 +140,8 @@ RunDiff diff_runs(const StoredRun& base, const StoredRun& run, const std::option
   d.run_gpu = run.gpu_name();
   d.same_model = d.base_gpu == d.run_gpu;
   d.same_gpu = d.same_model && !gpu_uuid(base).empty() && gpu_uuid(base) == gpu_uuid(run);
+  d.base_process_state = base.cuda_process_state();
+  d.run_process_state = run.cuda_process_state();
   d.tolerance = tolerance;
   if (mode) {
     d.mode = *mode;
@@ -176,6 +184,7 @@ std::string render(Format format, const RunDiff& d) {
     case Format::csv: return render_csv(kFields, fields);
     case Format::json:
       return json{{"base", d.base_id}, {"run", d.run_id}, {"same_gpu_model", d.same_model}, {"same_device", d.same_gpu},
+                  {"base_process_state", d.base_process_state}, {"run_process_state", d.run_process_state},
                   {"mode", name_of(d.mode)}, {"tolerance", d.tolerance}, {"rows", fields}}
                  .dump(2) + "\n";
   }

@@ -31,6 +31,7 @@ struct RunDiff {
   std::string base_id, run_id, base_gpu, run_gpu, base_commit, run_commit;
   bool same_gpu = false;  // the same device (UUID), else at least the same model by name
   bool same_model = false;
+  std::string base_process_state, run_process_state;  // StoredRun::cuda_process_state of each
   Mode mode = Mode::cold;
   double tolerance = 0.02;
   std::vector<DiffRow> rows;  // the base run's order, then rows only in the other run
@@ -41,7 +42,7 @@ struct RunDiff {
 RunDiff diff_runs(const StoredRun& base, const StoredRun& run, const std::optional<Mode>& mode, double tolerance);
 
 // The rows in `format`; table and markdown start with a line naming both runs (and a warning when
-// the GPUs differ).
+// the GPUs differ, or the process states their CUDA variants were timed in).
 std::string render(Format format, const RunDiff& diff);
 
 }  // namespace aisp::harness

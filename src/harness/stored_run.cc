@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "harness/atomic_file.h"
+#include "harness/process_state.h"
 #include "harness/text_table.h"
 
 namespace aisp::harness {
@@ -37,6 +38,12 @@ std::string StoredRun::commit() const {
 bool StoredRun::dirty() const {
   const nlohmann::json git = manifest.value("git", nlohmann::json::object());
   return git.is_object() ? git.value("dirty", true) : true;
+}
+
+std::string StoredRun::cuda_process_state() const {
+  const nlohmann::json m = manifest.value("measurement", nlohmann::json::object());
+  return m.is_object() ? m.value("cuda_process_state", std::string(kCudaProcessStateUnrecorded))
+                       : std::string(kCudaProcessStateUnrecorded);
 }
 
 StoredRun load_stored_run(const std::filesystem::path& dir) {

@@ -24,6 +24,9 @@ struct StoredRun {
   // it (true when the manifest does not say: an unknown tree is not a clean one).
   std::string commit() const;
   bool dirty() const;
+  // The process state its CUDA variants were timed in (process_state.h; runs that predate the record
+  // say kCudaProcessStateUnrecorded).
+  std::string cuda_process_state() const;
   // Whether the run reached its end (a time limit or a kill leaves the rows saved so far).
   bool finished() const { return manifest.contains("finished_at"); }
 };

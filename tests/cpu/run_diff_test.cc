@@ -103,6 +103,36 @@ TEST_F(RunDiffTest, TheTableNamesBothRunsAndWarnsAcrossGpus) {
   const std::string note = render(Format::table, diff({gpu_row("ch14:x", "baseline", 1e-3)},
                                                       {gpu_row("ch14:x", "baseline", 1e-3)}, other_h200));
   EXPECT_NE(note.find("not the same device"), std::string::npos) << note;
+  EXPECT_EQ(note.find("process states"), std::string::npos) << "both runs settled alike\n" << note;
+}
+
+// A run from before the harness settled its processes against one after: the diff says so, since
+// launch-bound CUDA-graph rows moved by ~9 % with that change alone.
+TEST_F(RunDiffTest, WarnsWhenTheRunsProcessStatesDiffer) {
+  StoredRunSpec unsettled;
+  unsettled.process_state = "";
+  const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3)}, {gpu_row("ch14:x", "baseline", 1e-3)}, unsettled);
+  EXPECT_EQ(d.base_process_state, kCudaProcessState);
+  EXPECT_EQ(d.run_process_state, kCudaProcessStateUnrecorded);
+  const std::string table = render(Format::table, d);
+  EXPECT_NE(table.find("WARNING: the CUDA variants were timed in different process states"), std::string::npos) << table;
+  EXPECT_NE(table.find(kCudaProcessStateUnrecorded), std::string::npos) << table;
+  const nlohmann::json j = nlohmann::json::parse(render(Format::json, d));
+  EXPECT_EQ(j.at("run_process_state"), kCudaProcessStateUnrecorded);
+  // Runs without a GPU (CPU examples) have no CUDA graphs and no device: neither line.
+  StoredRunSpec cpu_only = unsettled;
+  cpu_only.gpu_name = "";
+  cpu_only.gpu_uuid = "";
+  StoredRunSpec cpu_base;
+  cpu_base.run_id = "base-run";
+  cpu_base.gpu_name = "";
+  cpu_base.gpu_uuid = "";
+  fixture::write_stored_run(dir_ / "cpu_base", {gpu_row("ch14:x", "baseline", 1e-3)}, cpu_base);
+  fixture::write_stored_run(dir_ / "cpu_run", {gpu_row("ch14:x", "baseline", 1e-3)}, cpu_only);
+  const std::string cpu = render(Format::table, diff_runs(load_stored_run(dir_ / "cpu_base"),
+                                                          load_stored_run(dir_ / "cpu_run"), std::nullopt, 0.02));
+  EXPECT_EQ(cpu.find("process states"), std::string::npos) << cpu;
+  EXPECT_EQ(cpu.find("not the same device"), std::string::npos) << cpu;
 }
 
 TEST_F(RunDiffTest, BadInputSaysWhy) {

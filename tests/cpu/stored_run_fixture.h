@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/atomic_file.h"
+#include "harness/process_state.h"
 #include "harness/results.h"
 #include "harness/stats.h"
 
@@ -50,6 +51,7 @@ struct StoredRunSpec {
   std::string commit = "82ee461";
   std::string tree = "25f4403";  // git.tree: the files that ran
   bool finished = false;  // false: as a run a time limit stopped leaves it (no finished_at)
+  std::string process_state = kCudaProcessState;  // empty: a manifest from before the record
 };
 
 // results.json (rows without speedups, as saved during a run) and manifest.json in `dir`.
@@ -66,6 +68,7 @@ inline void write_stored_run(const std::filesystem::path& dir, const std::vector
                              {"git", {{"available", true}, {"commit", spec.commit}, {"dirty", false}, {"tree", spec.tree}}}};
   if (!spec.gpu_name.empty()) manifest["gpu"] = {{"available", true}, {"name", spec.gpu_name}, {"uuid", spec.gpu_uuid}};
   if (spec.finished) manifest["finished_at"] = "2026-11-27T04:00:00Z";
+  if (!spec.process_state.empty()) manifest["measurement"] = {{"cuda_process_state", spec.process_state}};
   write_file_atomically(dir / "manifest.json", manifest.dump(2));
 }
 

@@ -35,6 +35,7 @@
 #include "core/gpu.h"
 #include "core/random.h"
 #include "harness/backend.h"
+#include "harness/process_state.h"
 #include "harness/stopping_rule.h"
 
 namespace aisp::harness {
@@ -322,12 +323,11 @@ class CudaBackend final : public DeviceBackend {
   // variant whose setup uses other streams (max-autotune's search) is timed in that state and one
   // that does not (reduce-overhead) outside it, and their rows do not compare; multi-stream
   // applications (NCCL, copy streams) are in it. 64 rather than 8, so a driver with a higher
-  // threshold is still past it.
+  // threshold is still past it (process_state.h; the manifest records it).
   void settle_context() {
-    constexpr int kSideStreamOperations = 64;
     cudaStream_t side = nullptr;
     AISP_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-    for (int i = 0; i < kSideStreamOperations; ++i)
+    for (int i = 0; i < kSettleSideStreamOperations; ++i)
       AISP_CUDA_CHECK(cudaMemsetAsync(flush_buffer_, 0, std::min<std::size_t>(flush_bytes_, 1 << 20), side));
     AISP_CUDA_CHECK(cudaStreamSynchronize(side));
     AISP_CUDA_CHECK(cudaStreamDestroy(side));
