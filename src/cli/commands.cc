@@ -18,6 +18,7 @@
 #include "harness/stored_run.h"
 #include "harness/gpu_info.h"
 #include "harness/nvml.h"
+#include "harness/process_state.h"
 #include "harness/registry.h"
 #include "harness/runner.h"
 
@@ -54,6 +55,10 @@ void Commands::add_to(CLI::App& app) {
   run->add_option("--warmup", warmup_, "untimed calls before verification and timing")->capture_default_str();
   run->add_option("--mode", mode_, "cold | hot | graph | all (the first is the primary mode)")->capture_default_str();
   run->add_flag("--update-expectations", update_expectations_, "write the measured speedups to ch14/expectations_<gpu>.json");
+  run->add_option("--process-state", process_state_,
+                  "multi-stream: each CUDA variant timed in a process that has used a second stream (its CUDA graphs' "
+                  "nodes launch later there); single-stream: not (README, \"One process state for all\")")
+      ->capture_default_str();
   run->add_option("--artifacts-dir", artifacts_dir_, "where runs/<id>/ is written")->capture_default_str();
   run->add_option("--expectations-dir", expectations_dir_, "folder of expectations_<key>.json (default: the chapter's)");
   run->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
@@ -178,6 +183,11 @@ int Commands::bench_run() {
   o.timing.warmup = warmup_;
   o.timing.stopping.max_time_s = max_time_s_;
   o.update_expectations = update_expectations_;
+  const CudaProcessState state = parse_process_state(process_state_);
+  if (state == CudaProcessState::single_stream && update_expectations_)
+    throw UsageError("--update-expectations with --process-state single-stream: the expectation files hold "
+                     "multi-stream rows; run without one of the two");
+  set_process_state_env(state);  // for the manifest and the variants' processes
   o.expectations_dir = expectations_dir_;
   o.seed = seed_;
   o.command_line = command_line_;

@@ -61,6 +61,7 @@ class Commands {
   double max_time_s_ = 5;
   std::uint64_t seed_ = 20261126;
   bool update_expectations_ = false;
+  std::string process_state_ = "multi-stream";  // bench run --process-state
   // bench update-expectations, bench diff
   std::string stored_run_dir_;
   std::string base_run_dir_;

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "harness/atomic_file.h"
+#include "harness/process_state.h"
 #include "harness/registry.h"
 #include "harness/stored_run.h"
 
@@ -58,6 +59,10 @@ int update_expectations_from_run(const std::filesystem::path& run_dir, const std
   if (gpu_name.empty())
     throw Error(fmt::format("{}: the run's manifest names no GPU, so no expectation file fits it",
                             (run_dir / "manifest.json").string()));
+  if (stored.cuda_process_state() == describe(CudaProcessState::single_stream))
+    throw Error(fmt::format("{}: the run timed single-stream processes (--process-state single-stream); the "
+                            "expectation files hold multi-stream rows",
+                            run_dir.string()));
 
   // A run cut short saved its rows but not their speedups (computed at the end).
   compute_speedups(run.variants);

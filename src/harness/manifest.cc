@@ -163,7 +163,7 @@ nlohmann::json collect_manifest(int device, const std::vector<std::string>& comm
           {"nvml_start", nvml_snapshot(device)},
           {"build", {{"cxx_compiler", AISP_CXX_COMPILER}, {"cuda_compiler", AISP_CUDA_COMPILER}, {"with_cuda", bool(AISP_WITH_CUDA + 0)}}},
           {"git", git_state_of(AISP_SOURCE_DIR)},
-          {"measurement", {{"cuda_process_state", AISP_WITH_CUDA + 0 ? kCudaProcessState : "no CUDA backend"}}}};
+          {"measurement", {{"cuda_process_state", AISP_WITH_CUDA + 0 ? describe(process_state_from_env()) : "no CUDA backend"}}}};
 }
 
 void finish_manifest(nlohmann::json& manifest, int device) {

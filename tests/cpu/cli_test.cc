@@ -104,6 +104,18 @@ TEST(Cli, BenchRunOnlyTheNamedVariants) {
   fs::remove_all(artifacts);
 }
 
+// --process-state: an unknown state, and single-stream rows into the (multi-stream) expectation
+// files, are usage errors before anything runs.
+TEST(Cli, BenchRunProcessStateIsChecked) {
+  Ran r = aisp({"bench", "run", "--targets", "ch14:model_eager_cpu", "--process-state", "fresh"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("--process-state 'fresh'"), std::string::npos) << r.output;
+  r = aisp({"bench", "run", "--targets", "ch14:model_eager_cpu", "--process-state", "single-stream",
+            "--update-expectations"});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("expectation files hold multi-stream rows"), std::string::npos) << r.output;
+}
+
 TEST(Cli, CompareNamesUnknownExamples) {
   const Ran r = aisp({"compare", "--examples", "no_such_example"});
   EXPECT_EQ(r.status, 2);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "harness/atomic_file.h"
+#include "harness/process_state.h"
 #include "harness/stats.h"
 #include "stored_run_fixture.h"
 
@@ -31,9 +32,11 @@ class ExpectationsFromRunTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   // rows from selftest:* (registered in this binary), as a GPU run stores them.
-  void store_run(const std::vector<VariantResult>& rows, const std::string& gpu_name = "NVIDIA H200") {
+  void store_run(const std::vector<VariantResult>& rows, const std::string& gpu_name = "NVIDIA H200",
+                 CudaProcessState state = CudaProcessState::multi_stream) {
     StoredRunSpec spec;
     spec.gpu_name = gpu_name;
+    spec.process_state = describe(state);
     fixture::write_stored_run(dir_ / "run", rows, spec);
   }
 
@@ -99,6 +102,16 @@ TEST_F(ExpectationsFromRunTest, BadInputIsAnErrorThatWritesNothing) {
   // A manifest without a GPU.
   store_run({gpu_row("selftest:saxpy", "baseline", 3e-3), gpu_row("selftest:saxpy", "optimized:unrolled", 1e-3)}, "");
   EXPECT_THROW(update(), Error);
+  EXPECT_FALSE(fs::exists(file()));
+  // A run of single-stream processes: the files hold multi-stream rows.
+  store_run({gpu_row("selftest:saxpy", "baseline", 3e-3), gpu_row("selftest:saxpy", "optimized:unrolled", 1e-3)},
+            "NVIDIA H200", CudaProcessState::single_stream);
+  try {
+    update();
+    ADD_FAILURE() << "single-stream rows were written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("single-stream"), std::string::npos) << e.what();
+  }
   EXPECT_FALSE(fs::exists(file()));
   // A malformed expectation file stays as it was.
   store_run({gpu_row("selftest:saxpy", "baseline", 3e-3), gpu_row("selftest:saxpy", "optimized:unrolled", 1e-3)});

@@ -112,7 +112,7 @@ TEST_F(RunDiffTest, WarnsWhenTheRunsProcessStatesDiffer) {
   StoredRunSpec unsettled;
   unsettled.process_state = "";
   const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3)}, {gpu_row("ch14:x", "baseline", 1e-3)}, unsettled);
-  EXPECT_EQ(d.base_process_state, kCudaProcessState);
+  EXPECT_EQ(d.base_process_state, describe(CudaProcessState::multi_stream));
   EXPECT_EQ(d.run_process_state, kCudaProcessStateUnrecorded);
   const std::string table = render(Format::table, d);
   EXPECT_NE(table.find("WARNING: the CUDA variants were timed in different process states"), std::string::npos) << table;

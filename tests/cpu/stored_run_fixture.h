@@ -51,7 +51,7 @@ struct StoredRunSpec {
   std::string commit = "82ee461";
   std::string tree = "25f4403";  // git.tree: the files that ran
   bool finished = false;  // false: as a run a time limit stopped leaves it (no finished_at)
-  std::string process_state = kCudaProcessState;  // empty: a manifest from before the record
+  std::string process_state = describe(CudaProcessState::multi_stream);  // empty: a manifest from before the record
 };
 
 // results.json (rows without speedups, as saved during a run) and manifest.json in `dir`.

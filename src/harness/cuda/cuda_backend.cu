@@ -313,18 +313,14 @@ class CudaBackend final : public DeviceBackend {
 
   ~CudaBackend() override { free_resources(); }
 
-  // Every variant is timed in the same process state: that of a process that has used a second
-  // stream. Once 8 operations have run on a stream other than the one a CUDA graph is launched on,
-  // every node of the graph launches ~0.35 us later for the rest of the process, its kernels as fast
-  // as before (H200, driver 580.159.04, 2026-11-27: 7 memsets on a side stream leave
-  // model_eager_small's reduce-overhead graph at 508 us, 8 or more take it to 556; allocations,
-  // their size and work on the graph's own stream change nothing, and 256 operations on the graph's
-  // stream afterwards do not undo it; ch14/README.md, "max-autotune at 1 x 64"). Without this, a
-  // variant whose setup uses other streams (max-autotune's search) is timed in that state and one
-  // that does not (reduce-overhead) outside it, and their rows do not compare; multi-stream
-  // applications (NCCL, copy streams) are in it. 64 rather than 8, so a driver with a higher
-  // threshold is still past it (process_state.h; the manifest records it).
+  // Every variant is timed in the same process state (process_state.h): unless the run asks for a
+  // single-stream process, kSettleSideStreamOperations operations on a second stream first. 64 rather
+  // than the 8 that do it (H200, driver 580.159.04, 2026-11-27: 7 memsets on a side stream leave
+  // model_eager_small's reduce-overhead graph at 508 us, 8 or more take it to 556; allocations and
+  // work on the graph's own stream change nothing; ch14/README.md, "What the state is"), so a driver
+  // with a higher threshold is still past it.
   void settle_context() {
+    if (process_state_from_env() == CudaProcessState::single_stream) return;
     cudaStream_t side = nullptr;
     AISP_CUDA_CHECK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
     for (int i = 0; i < kSettleSideStreamOperations; ++i)
