@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "harness/atomic_file.h"
+#include "scoped_env.h"
 #include "stored_run_fixture.h"
 
 namespace aisp::harness {
@@ -30,26 +31,7 @@ std::string git_output(const fs::path& dir, const std::string& args) {
   return text;
 }
 
-// Unsets an environment variable for a scope and puts back the value it had: the test sets
-// AISP_GIT_COMMIT itself, and a caller's (scripts/gpu-check asks for it) would replace the commits
-// it expects from git.
-class ScopedUnsetEnv {
- public:
-  explicit ScopedUnsetEnv(const char* name) : name_(name) {
-    if (const char* value = std::getenv(name)) saved_ = value, had_ = true;
-    ::unsetenv(name);
-  }
-  ~ScopedUnsetEnv() {
-    if (had_) ::setenv(name_, saved_.c_str(), 1);
-  }
-  ScopedUnsetEnv(const ScopedUnsetEnv&) = delete;
-  ScopedUnsetEnv& operator=(const ScopedUnsetEnv&) = delete;
-
- private:
-  const char* name_;
-  std::string saved_;
-  bool had_ = false;
-};
+using test::ScopedUnsetEnv;
 
 TEST(GitState, TheTreeNamesTheFilesThatRan) {
   if (std::system("git --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "git is not installed";

@@ -9,30 +9,10 @@
 
 #include "core/error.h"
 #include "harness/manifest.h"
+#include "scoped_env.h"
 
 namespace aisp::harness {
 namespace {
-
-// Puts back the variable's value (unset or not) when the test ends.
-class SavedEnv {
- public:
-  explicit SavedEnv(const char* name) : name_(name) {
-    if (const char* v = std::getenv(name)) value_ = v, had_ = true;
-  }
-  ~SavedEnv() {
-    if (had_)
-      ::setenv(name_, value_.c_str(), 1);
-    else
-      ::unsetenv(name_);
-  }
-  SavedEnv(const SavedEnv&) = delete;
-  SavedEnv& operator=(const SavedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::string value_;
-  bool had_ = false;
-};
 
 TEST(ProcessState, NamesRoundTripAndUnknownOnesSayWhatIsValid) {
   for (CudaProcessState s : {CudaProcessState::multi_stream, CudaProcessState::single_stream})
@@ -51,8 +31,7 @@ TEST(ProcessState, NamesRoundTripAndUnknownOnesSayWhatIsValid) {
 }
 
 TEST(ProcessState, TheEnvironmentCarriesItAndTheManifestRecordsIt) {
-  const SavedEnv saved(kProcessStateEnv);
-  ::unsetenv(kProcessStateEnv);
+  const test::ScopedUnsetEnv saved(kProcessStateEnv);
   EXPECT_EQ(process_state_from_env(), CudaProcessState::multi_stream);  // the default
   set_process_state_env(CudaProcessState::single_stream);
   EXPECT_EQ(process_state_from_env(), CudaProcessState::single_stream);
