@@ -256,8 +256,13 @@ RunSummary run_examples(const std::vector<const Example*>& examples, const RunOp
     if (row.comparison.verdict == Verdict::regression) ++summary.regressions;
   }
 
-  std::string report_md = fmt::format("# aisp run {}\n\nGPU: {} (key `{}`)\n\n{}\n", run.run_id, gpu_name,
-                                      run.hardware_key, render(Format::markdown, rows, run.peaks, primary));
+  // On a GPU, the state the CUDA variants were timed in (process_state.h), as the manifest records it.
+  const std::string state = gpu_name == "none" ? std::string()
+                                               : fmt::format("; CUDA process state: {}",
+                                                             run.manifest.value("measurement", nlohmann::json::object())
+                                                                 .value("cuda_process_state", std::string("?")));
+  std::string report_md = fmt::format("# aisp run {}\n\nGPU: {} (key `{}`){}\n\n{}\n", run.run_id, gpu_name,
+                                      run.hardware_key, state, render(Format::markdown, rows, run.peaks, primary));
   std::string profiles;
   for (const auto& r : run.variants) {
     if (r.profile_note.empty()) continue;

@@ -83,6 +83,11 @@ TEST_F(RunnerTest, HonestPairVerifiesAndGetsASpeedup) {
   // The run directory holds what the README promises.
   for (const char* f : {"results.json", "report.md", "manifest.json"}) EXPECT_TRUE(fs::exists(r.summary.run_dir / f)) << f;
   EXPECT_TRUE(fs::exists(r.summary.run_dir / find(r, "baseline").log_file));
+  // report.md names the GPU, and on a GPU the process state the CUDA variants were timed in.
+  const std::string report = read_file(r.summary.run_dir / "report.md");
+  const bool on_gpu = report.find("GPU: none") == std::string::npos;
+  EXPECT_NE(report.find("GPU: "), std::string::npos) << report;
+  EXPECT_EQ(report.find("CUDA process state: multi-stream") != std::string::npos, on_gpu) << report;
   EXPECT_NE(r.out.find("optimized:unrolled"), std::string::npos) << r.out;
 }
 
