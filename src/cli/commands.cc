@@ -73,7 +73,7 @@ void Commands::add_to(CLI::App& app) {
   upd->add_option("--expectations-dir", expectations_dir_, "folder of expectations_<key>.json (default: the chapter's)");
   upd->callback([this] { chosen_ = [this] { return update_expectations_from_run(); }; });
 
-  auto* runs = bench->add_subcommand("runs", "the stored runs: id, start, GPU, commit, rows, finished or not");
+  auto* runs = bench->add_subcommand("runs", "the stored runs: id, start, GPU, commit, CUDA process state, rows, finished or not");
   runs->add_option("--artifacts-dir", artifacts_dir_, "where runs/<id>/ are")->capture_default_str();
   runs->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
   runs->callback([this] { chosen_ = [this] { return list_runs(); }; });

@@ -65,8 +65,8 @@ std::string render_run_list(Format format, const std::filesystem::path& artifact
     return fmt::format("no runs in {} (`aisp bench run` writes them there; --artifacts-dir picks another folder)\n",
                        runs_dir.string());
 
-  static const std::vector<std::string> kFields = {"run", "started", "gpu", "commit", "dirty", "passed",
-                                                   "failed", "skipped", "finished", "problem"};
+  static const std::vector<std::string> kFields = {"run", "started", "gpu", "commit", "dirty", "process_state",
+                                                   "passed", "failed", "skipped", "finished", "problem"};
   std::vector<std::vector<std::string>> cells;
   std::vector<nlohmann::json> fields;
   for (const auto& dir : dirs) {
@@ -80,21 +80,27 @@ std::string render_run_list(Format format, const std::filesystem::path& artifact
       const bool dirty = run.dirty();
       const std::string gpu = run.gpu_name().empty() ? "none" : run.gpu_name();
       const std::string started = run.manifest.value("started_at", std::string("-"));
+      // The CUDA process state, by its name alone ("multi-stream (64 ...)" -> "multi-stream"); none
+      // for a run without a GPU.
+      const std::string described = run.cuda_process_state();
+      const std::string state = run.gpu_name().empty() ? "-" : described.substr(0, described.find(" ("));
       fields.push_back({{"run", id}, {"started", started}, {"gpu", gpu}, {"commit", commit}, {"dirty", dirty},
-                        {"passed", passed}, {"failed", failed}, {"skipped", skipped}, {"finished", run.finished()},
-                        {"problem", ""}});
-      cells.push_back({id, started, gpu, commit.substr(0, 12) + (dirty ? " (dirty)" : ""),
+                        {"process_state", state}, {"passed", passed}, {"failed", failed}, {"skipped", skipped},
+                        {"finished", run.finished()}, {"problem", ""}});
+      cells.push_back({id, started, gpu, commit.substr(0, 12) + (dirty ? " (dirty)" : ""), state,
                        fmt::format("{} / {} / {}", passed, failed, skipped),
                        run.finished() ? "yes" : "no: stopped early"});
     } catch (const std::exception& e) {
       fields.push_back({{"run", id}, {"started", nullptr}, {"gpu", nullptr}, {"commit", nullptr}, {"dirty", nullptr},
-                        {"passed", nullptr}, {"failed", nullptr}, {"skipped", nullptr}, {"finished", nullptr},
-                        {"problem", e.what()}});
-      cells.push_back({id, "-", "-", "-", "-", std::string("unreadable: ") + e.what()});
+                        {"process_state", nullptr}, {"passed", nullptr}, {"failed", nullptr}, {"skipped", nullptr},
+                        {"finished", nullptr}, {"problem", e.what()}});
+      cells.push_back({id, "-", "-", "-", "-", "-", std::string("unreadable: ") + e.what()});
     }
   }
-  static const std::vector<TextColumn> kColumns = {{"run"},    {"started"},        {"gpu"},
-                                                   {"commit"}, {"passed / failed / skipped", true}, {"finished"}};
+  static const std::vector<TextColumn> kColumns = {{"run"},           {"started"},
+                                                   {"gpu"},           {"commit"},
+                                                   {"process state"}, {"passed / failed / skipped", true},
+                                                   {"finished"}};
   switch (format) {
     case Format::table: return render_plain_table(kColumns, cells);
     case Format::markdown: return render_markdown_table(kColumns, cells);

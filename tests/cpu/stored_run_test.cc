@@ -29,6 +29,7 @@ TEST(StoredRuns, ListedOldestFirstWithWhatTheyHold) {
                             later);
   fixture::StoredRunSpec earlier;
   earlier.run_id = "20261127T035259Z-aaaaaa";
+  earlier.process_state = "";  // from before the manifest recorded it
   fixture::write_stored_run(dir / "runs" / earlier.run_id, {gpu_row("ch14:x", "baseline", 1e-3)}, earlier);
   fs::create_directories(dir / "runs" / "20261127T060000Z-broken");
   write_file_atomically(dir / "runs" / "20261127T060000Z-broken" / "results.json", "{ truncated");
@@ -48,6 +49,9 @@ TEST(StoredRuns, ListedOldestFirstWithWhatTheyHold) {
   EXPECT_EQ(j[1].at("finished"), true);
   EXPECT_EQ(j[1].at("failed"), 1);
   EXPECT_EQ(j[1].at("gpu"), "NVIDIA H200");
+  EXPECT_EQ(j[0].at("process_state"), "not recorded");
+  EXPECT_EQ(j[1].at("process_state"), "multi-stream");
+  EXPECT_NE(at("multi-stream"), std::string::npos) << table;
   EXPECT_FALSE(j[2].at("problem").get<std::string>().empty());
   fs::remove_all(dir);
 }
