@@ -152,8 +152,9 @@ class Plan : public Variant {
   enum class Kind { eager, fused, graphed, autotuned, autotuned_no_graphs, dynamic, dynamic_graphed, guarded_graphed };
   Plan(const GpuGpt& model, Kind kind) : model_(model), kind_(kind) {}
 
-  void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle) override {
+  void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle stream) override {
     c::CudaCompileOptions o = kind_ == Kind::eager ? c::eager_plan() : c::CudaCompileOptions{};
+    o.autotune_stream = stream;  // max-autotune times on the stream run() uses: no second stream
     o.cuda_graph = kind_ == Kind::graphed || kind_ == Kind::autotuned || kind_ == Kind::dynamic_graphed ||
                    kind_ == Kind::guarded_graphed;
     o.autotune = kind_ == Kind::autotuned || kind_ == Kind::autotuned_no_graphs;

@@ -71,6 +71,11 @@ struct CudaCompileOptions {
   // too (compiler README, "CUDA graphs at the throughput shape"); at the launch-bound shape it is
   // 1.3x faster.
   bool check_cuda_graph = true;
+  // The stream max-autotune times its candidates and plans on: give the stream the plan will run on.
+  // Null: each search makes a stream of its own, and a process that has run 8 operations on a second
+  // stream launches every later CUDA-graph node ~0.35 us later (ch14/README.md, "What the state
+  // is"), so a single-stream application loses that much per node to the search.
+  cudaStream_t autotune_stream = nullptr;
 };
 
 // The eager plan's options (see above).

@@ -19,6 +19,7 @@
 
 #include "ch14_example_test_util.h"
 #include "compiler/compile_cuda.h"
+#include "compiler/runtime/cuda/graph_timing.h"  // AutotuneStream
 #include "compiler/interpret/interpreter.h"
 #include "compiler/ir/builder.h"
 #include "compiler/ir/composites.h"
@@ -586,6 +587,47 @@ TEST(CompilerCuda, MaxAutotuneKeepsTheFasterWholePlan) {
   const c::CudaCompiledGraph op_by_op = c::compile_cuda(gpt.graph, no_graph);
   EXPECT_EQ(op_by_op.plan_check().find("CUDA graph"), std::string::npos) << op_by_op.plan_check();
   EXPECT_FALSE(op_by_op.replays_cuda_graph());
+}
+
+// max-autotune on the caller's stream (CudaCompileOptions::autotune_stream): the scope hands that
+// stream to every search (and back to its own stream after), and the plan tuned that way runs and
+// matches the interpreter on it.
+TEST(CompilerCuda, MaxAutotuneTimesOnTheCallersStream) {
+  AISP_REQUIRE_GPU();
+  TestStream caller, outer;
+  {
+    const c::AutotuneStream own;
+    EXPECT_NE(own.get(), nullptr);
+    EXPECT_NE(own.get(), caller.get());
+    const c::AutotuneStreamScope scope(outer.get());
+    {
+      const c::AutotuneStreamScope inner(caller.get());
+      EXPECT_EQ(c::AutotuneStream().get(), caller.get());
+    }
+    EXPECT_EQ(c::AutotuneStream().get(), outer.get());  // the outer scope is back
+  }
+  const c::AutotuneStream after;
+  EXPECT_NE(after.get(), outer.get());
+  EXPECT_NE(after.get(), caller.get());
+
+  models::GptConfig cfg = models::gpt_preset("tiny");
+  cfg.dtype = DType::bf16;
+  const models::GptGraph gpt = models::build_gpt(cfg, 2, 13);
+  c::CudaCompileOptions o;
+  o.jit = &test_jit();
+  o.autotune = o.cuda_graph = true;
+  o.autotune_stream = caller.get();
+  c::CudaCompiledGraph cg = c::compile_cuda(gpt.graph, o);
+  EXPECT_GT(cg.stats().autotune_ms, 0.0);
+  EXPECT_NE(cg.plan_check().find(" kept"), std::string::npos) << cg.plan_check();
+  std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+  const auto inputs = models::gpt_inputs(gpt, cfg, 5);
+  const auto ref = c::interpret(gpt.graph, inputs);
+  const auto got = run_on_gpu(cg, gpt.graph, inputs, in_dev, out_dev, caller);
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
+    EXPECT_TRUE(err.empty()) << cg.plan_check() << ": output " << k << ": " << err;
+  }
 }
 
 TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {

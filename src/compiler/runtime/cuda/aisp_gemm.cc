@@ -132,8 +132,8 @@ AispGemmChoice choose_aisp_gemm(const GemmCall& plan, bool bias, const std::vect
       c(DType::bf16, plan.m * plan.n + 8, 13), bias_s(DType::bf16, plan.m, 14);
   GemmCall at_zero = plan;  // the scratch starts at the operands' first element
   at_zero.calls[0] = {};
-  cudaStream_t stream = nullptr;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
+  const AutotuneStream timing_stream;
+  const cudaStream_t stream = timing_stream.get();
   const int reps = timing_reps(2 * plan.m * plan.n * plan.k);
   double best_ms = -1;
   for (const GemmConfig& config : configs) {
@@ -147,7 +147,6 @@ AispGemmChoice choose_aisp_gemm(const GemmCall& plan, bool bias, const std::vect
     }
     choice.decision.records.push_back(record);
   }
-  cudaStreamDestroy(stream);
   const double lt_ms = cublaslt_ms();  // timed after the configs: adjacent, same clocks
   if (!settle_against_cublaslt(choice.decision, choice.config ? gemm_config_token(*choice.config) : "", best_ms, lt_ms,
                                choice.summary))

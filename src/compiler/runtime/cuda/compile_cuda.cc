@@ -433,7 +433,8 @@ namespace {
 struct ColdPlanTimer {
   void* flush = nullptr;
   std::size_t flush_bytes = 0;
-  cudaStream_t stream = nullptr;
+  AutotuneStream timing_stream;
+  cudaStream_t stream = timing_stream.get();
   cudaEvent_t start = nullptr, stop = nullptr;
   ColdPlanTimer() {
     int device = 0, l2 = 0;
@@ -441,14 +442,12 @@ struct ColdPlanTimer {
     check_cuda(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device), "L2 size");
     flush_bytes = std::size_t(std::max(l2, 1 << 20)) * 2;
     check_cuda(cudaMalloc(&flush, flush_bytes), "cudaMalloc of the L2 flush buffer");
-    check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
     check_cuda(cudaEventCreate(&start), "cudaEventCreate");
     check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
   }
   ~ColdPlanTimer() {
     cudaEventDestroy(stop);
     cudaEventDestroy(start);
-    cudaStreamDestroy(stream);
     cudaFree(flush);
   }
   ColdPlanTimer(const ColdPlanTimer&) = delete;
@@ -538,6 +537,7 @@ CudaCompiledGraph keep_faster_plan(const Graph& g, CudaCompiledGraph tuned, cons
 }  // namespace
 
 CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options) {
+  const AutotuneStreamScope timing_on(options.autotune_stream);  // max-autotune's timings, where given
   NvrtcJit& jit = options.jit ? *options.jit : default_nvrtc_jit();
   CompileStats stats;
   Lowered lowered = lower(g, cuda_pipeline_options(options, jit));

@@ -8,6 +8,26 @@
 
 namespace aisp::compiler {
 
+namespace {
+thread_local cudaStream_t scoped_autotune_stream = nullptr;
+}  // namespace
+
+AutotuneStream::AutotuneStream() : stream_(scoped_autotune_stream) {
+  if (stream_) return;
+  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "autotune stream");
+  owned_ = true;
+}
+
+AutotuneStream::~AutotuneStream() {
+  if (owned_) cudaStreamDestroy(stream_);
+}
+
+AutotuneStreamScope::AutotuneStreamScope(cudaStream_t stream) : outer_(scoped_autotune_stream) {
+  scoped_autotune_stream = stream;
+}
+
+AutotuneStreamScope::~AutotuneStreamScope() { scoped_autotune_stream = outer_; }
+
 DeviceScratch::DeviceScratch(DType dtype, std::int64_t count, std::uint64_t seed) {
   // At most kBlock random elements are drawn on the host (drawing a 16384 x 32000 logits buffer
   // there takes seconds); the buffer repeats them, doubling the filled prefix with device copies.
@@ -17,10 +37,14 @@ DeviceScratch::DeviceScratch(DType dtype, std::int64_t count, std::uint64_t seed
   const std::size_t total = std::size_t(count) * size_of(dtype);
   check_cuda(cudaMalloc(&p, total), "cudaMalloc of autotune scratch");
   auto* bytes = static_cast<char*>(p);
-  check_cuda(cudaMemcpy(bytes, host.data(), host.bytes.size(), cudaMemcpyHostToDevice), "autotune scratch upload");
+  const AutotuneStream stream;
+  check_cuda(cudaMemcpyAsync(bytes, host.data(), host.bytes.size(), cudaMemcpyHostToDevice, stream.get()),
+             "autotune scratch upload");
   for (std::size_t filled = host.bytes.size(); filled < total; filled *= 2)
-    check_cuda(cudaMemcpy(bytes + filled, bytes, std::min(filled, total - filled), cudaMemcpyDeviceToDevice),
+    check_cuda(cudaMemcpyAsync(bytes + filled, bytes, std::min(filled, total - filled), cudaMemcpyDeviceToDevice,
+                               stream.get()),
                "autotune scratch fill");
+  check_cuda(cudaStreamSynchronize(stream.get()), "autotune scratch fill");  // `host` goes out of scope
 }
 
 DeviceScratch::~DeviceScratch() { cudaFree(p); }

@@ -13,8 +13,40 @@
 
 namespace aisp::compiler {
 
+// The stream max-autotune's timings run on: the one AutotuneStreamScope names on this thread (the
+// stream the compiled plan will run on, CudaCompileOptions::autotune_stream), else one of its own,
+// made here and destroyed with this object. Timing on the plan's own stream keeps a single-stream
+// process single-stream: after 8 operations on a second stream, every later CUDA-graph node of the
+// process launches ~0.35 us later (ch14/README.md, "What the state is").
+class AutotuneStream {
+ public:
+  AutotuneStream();
+  ~AutotuneStream();
+  AutotuneStream(const AutotuneStream&) = delete;
+  AutotuneStream& operator=(const AutotuneStream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  bool owned_ = false;
+};
+
+// For its lifetime, AutotuneStream gives `stream` on this thread (null: each makes its own); nested
+// scopes restore the outer one.
+class AutotuneStreamScope {
+ public:
+  explicit AutotuneStreamScope(cudaStream_t stream);
+  ~AutotuneStreamScope();
+  AutotuneStreamScope(const AutotuneStreamScope&) = delete;
+  AutotuneStreamScope& operator=(const AutotuneStreamScope&) = delete;
+
+ private:
+  cudaStream_t outer_;
+};
+
 // Device scratch holding random values of `dtype` (autotune operands: timing on zeros or constants
-// would flatter the tensor cores' power draw): a block of 2^20 random elements, repeated.
+// would flatter the tensor cores' power draw): a block of 2^20 random elements, repeated; filled on
+// the AutotuneStream (not the legacy stream, which is a second stream too).
 struct DeviceScratch {
   void* p = nullptr;
   DeviceScratch(DType dtype, std::int64_t count, std::uint64_t seed);

@@ -96,8 +96,8 @@ void autotune_kernels(const Lowered& lowered, const CudaKernelOptions& base, Nvr
   int device = 0, sms = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
   check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "multiprocessor count");
-  cudaStream_t stream = nullptr;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
+  const AutotuneStream timing_stream;
+  const cudaStream_t stream = timing_stream.get();
 
   // One decision per distinct default source (a model's layers repeat their kernels).
   std::map<std::string, std::pair<CudaKernelSource, cudaKernel_t>> decided;
@@ -187,7 +187,6 @@ void autotune_kernels(const Lowered& lowered, const CudaKernelOptions& base, Nvr
     kernels[i] = generated[chosen];
     decided.emplace(default_key, std::make_pair(kernels[i], fns[i]));
   }
-  cudaStreamDestroy(stream);
   stats.autotune_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 

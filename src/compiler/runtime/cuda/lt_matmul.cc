@@ -94,7 +94,8 @@ struct LtMatmul::Impl {
   struct Bench {
     DeviceScratch a, b, c, bias, residual;
     void* workspace = nullptr;
-    cudaStream_t stream = nullptr;
+    AutotuneStream timing_stream;
+    cudaStream_t stream = timing_stream.get();
     explicit Bench(const Impl& m)
         : a(m.dtype, m.plan.lda * (m.plan.transa ? m.plan.m : m.plan.k), 1),
           b(m.dtype, m.plan.ldb * (m.plan.transb ? m.plan.k : m.plan.n), 2),
@@ -102,10 +103,8 @@ struct LtMatmul::Impl {
           bias(m.dtype, m.plan.m, 4),
           residual(m.dtype, m.residual ? m.plan.ldc * m.plan.n : 1, 5) {
       check_cuda(cudaMalloc(&workspace, std::max<std::size_t>(m.workspace_bytes, 1)), "cudaMalloc of the autotune workspace");
-      check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
     }
     ~Bench() {
-      cudaStreamDestroy(stream);
       cudaFree(workspace);
     }
     Bench(const Bench&) = delete;

@@ -68,8 +68,8 @@ SkinnyGemmChoice choose_skinny_gemm(const GemmCall& plan, bool bias, bool residu
       args_of(at_zero, act, a.p, b.p, bias ? bias_s.p : nullptr, residual ? r.p : nullptr, c.p);
   std::vector<int> candidates = kg::skinny_split_candidates(int(plan.k));
   if (forced) candidates = {kg::skinny_auto_splits(args.n, args.k, kg::sm90::device_limits().sms)};
-  cudaStream_t stream = nullptr;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "autotune stream");
+  const AutotuneStream timing_stream;
+  const cudaStream_t stream = timing_stream.get();
   const int reps = timing_reps(2 * plan.m * plan.n * plan.k);
   double best_ms = -1;
   for (int splits : candidates) {
@@ -83,7 +83,6 @@ SkinnyGemmChoice choose_skinny_gemm(const GemmCall& plan, bool bias, bool residu
     }
     choice.decision.records.push_back(record);
   }
-  cudaStreamDestroy(stream);
   const double lt_ms = forced ? std::numeric_limits<double>::infinity() : cublaslt_ms();  // adjacent, same clocks
   if (!settle_against_cublaslt(choice.decision, choice.splits > 0 ? skinny_config_token(choice.splits) : "", best_ms,
                                lt_ms, choice.summary))
