@@ -76,10 +76,18 @@ struct CudaCompileOptions {
   // stream launches every later CUDA-graph node ~0.35 us later (ch14/README.md, "What the state
   // is"), so a single-stream application loses that much per node to the search.
   cudaStream_t autotune_stream = nullptr;
+  // Generated kernels launched with programmatic dependent launch (sm_90+ only; each kernel waits
+  // for the one before it in codegen's wait_for_previous_grid): a kernel is scheduled while the
+  // step before it finishes, which hides part of each launch's latency in a chain of short kernels
+  // (the launch-bound shape). Library steps (cuBLASLt, attention, gather) launch as before. The
+  // eager plan turns it off: an eager framework launches op by op without it.
+  bool programmatic_launch = true;
 };
 
 // The eager plan's options (see above).
 CudaCompileOptions eager_plan();
+// Whether `options` ask for programmatic dependent launch and the current device has it (sm_90+).
+bool use_programmatic_launch(const CudaCompileOptions& options);
 
 class CudaLibrary;
 class AttentionStep;
@@ -143,6 +151,11 @@ class CudaCompiledGraph {
   // turn it off (check_cuda_graph). A graph already captured stays for when it is turned on again.
   bool replays_cuda_graph() const { return cuda_graph_; }
   void set_replays_cuda_graph(bool on) { cuda_graph_ = on; }
+  // Whether generated kernels are launched with programmatic dependent launch
+  // (CudaCompileOptions::programmatic_launch where the device supports it). Set before the first
+  // run: a reduce-overhead graph already captured keeps the launches it was captured with.
+  bool programmatic_launch() const { return programmatic_launch_; }
+  void set_programmatic_launch(bool on) { programmatic_launch_ = on; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
   void set_stats(const CompileStats& stats) { stats_ = stats; }
   // Drops the reduce-overhead graph and its capture count (max-autotune's check ran the plan on
@@ -195,6 +208,7 @@ class CudaCompiledGraph {
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
   std::vector<std::string> gemm_choices_;
   std::string plan_check_;
+  bool programmatic_launch_ = false;
   // reduce-overhead
   bool cuda_graph_ = false;
   std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, GraphExecDestroy> graph_exec_;

@@ -31,7 +31,16 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 CudaCompileOptions eager_plan() {
   CudaCompileOptions o;
   o.pipeline.fuse_within_composites_only = true;
+  o.programmatic_launch = false;
   return o;
+}
+
+bool use_programmatic_launch(const CudaCompileOptions& options) {
+  if (!options.programmatic_launch || !options.load) return false;
+  int device = 0, major = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+  return major >= 9;
 }
 
 void CudaCompiledGraph::CudaFree::operator()(void* p) const { cudaFree(p); }
@@ -372,8 +381,18 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
     long long n = size_.n;  // dynamic mode: the kernels' `long long n`
     if (n > 0) params.push_back(&n);
     params.push_back(&aligned);
-    check_cuda(cudaLaunchKernel(reinterpret_cast<const void*>(fns_[k]), dim3(unsigned(ks.launch.blocks)),
-                                dim3(unsigned(ks.launch.threads)), params.data(), 0, stream),
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(unsigned(ks.launch.blocks));
+    config.blockDim = dim3(unsigned(ks.launch.threads));
+    config.stream = stream;
+    cudaLaunchAttribute programmatic{};
+    programmatic.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    programmatic.val.programmaticStreamSerializationAllowed = 1;
+    if (programmatic_launch_) {
+      config.attrs = &programmatic;
+      config.numAttrs = 1;
+    }
+    check_cuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(fns_[k]), params.data()),
                fmt::format("launch of generated kernel {} ({})", k, ks.kernel.summary));
   }
 }
@@ -566,6 +585,7 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   CudaCompiledGraph compiled(std::move(lowered), std::move(kernels), std::move(fns), stats, std::move(library),
                              options.cuda_graph, options.load, autotune_dir,
                              !options.autotune || !options.aisp_gemm ? 0 : options.force_aisp_gemm ? 2 : 1);
+  compiled.set_programmatic_launch(use_programmatic_launch(options));
   if (options.autotune && options.check_whole_plan && options.load && !options.force_aisp_gemm)
     return keep_faster_plan(g, std::move(compiled), options);
   return compiled;
