@@ -79,8 +79,9 @@ struct CudaCompileOptions {
   // Generated kernels launched with programmatic dependent launch (sm_90+ only; each kernel waits
   // for the one before it in codegen's wait_for_previous_grid): a kernel is scheduled while the
   // step before it finishes, which hides part of each launch's latency in a chain of short kernels
-  // (the launch-bound shape). Library steps (cuBLASLt, attention, gather) launch as before. The
-  // eager plan turns it off: an eager framework launches op by op without it.
+  // (the launch-bound shape). Op by op only: a reduce-overhead graph is captured without it (no gain
+  // measured there). Library steps (cuBLASLt, attention, gather) launch as before. The eager plan
+  // turns it off: an eager framework launches op by op without it.
   bool programmatic_launch = true;
 };
 
@@ -152,8 +153,7 @@ class CudaCompiledGraph {
   bool replays_cuda_graph() const { return cuda_graph_; }
   void set_replays_cuda_graph(bool on) { cuda_graph_ = on; }
   // Whether generated kernels are launched with programmatic dependent launch
-  // (CudaCompileOptions::programmatic_launch where the device supports it). Set before the first
-  // run: a reduce-overhead graph already captured keeps the launches it was captured with.
+  // when run op by op (CudaCompileOptions::programmatic_launch where the device supports it).
   bool programmatic_launch() const { return programmatic_launch_; }
   void set_programmatic_launch(bool on) { programmatic_launch_ = on; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
@@ -174,7 +174,9 @@ class CudaCompiledGraph {
   };
   void* address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) const;
   void* arena_base() const { return size_.arena ? *size_.arena : arena_.get(); }
-  void enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream);
+  // programmatic: generated kernels launched with programmatic dependent launch (op by op only).
+  void enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream,
+               bool programmatic);
 
   Lowered lowered_;
   std::vector<CudaKernelSource> kernels_;

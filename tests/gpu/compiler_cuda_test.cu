@@ -646,7 +646,8 @@ TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {
 // wait for it (codegen's wait_for_previous_grid). A chain of row and column reductions makes every
 // kernel read all of its predecessor's output (6 MB, poisoned outputs), so a kernel that did not
 // wait would read unwritten or old values; the plans with and without the attribute, op by op and
-// as a CUDA graph, must agree with the interpreter and with each other bit for bit.
+// as a CUDA graph (captured without it), must agree with the interpreter and with each other bit
+// for bit.
 TEST(CompilerCuda, ProgrammaticLaunchWaitsForThePreviousKernel) {
   AISP_REQUIRE_GPU();
   c::Graph g;
