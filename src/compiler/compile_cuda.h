@@ -76,10 +76,19 @@ struct CudaCompileOptions {
   // stream launches every later CUDA-graph node ~0.35 us later (ch14/README.md, "What the state
   // is"), so a single-stream application loses that much per node to the search.
   cudaStream_t autotune_stream = nullptr;
+  // Generated kernels launched with programmatic dependent launch (sm_90+ only; each kernel waits
+  // for the one before it in codegen's wait_for_previous_grid): a kernel is scheduled while the
+  // step before it finishes, which hides part of each launch's latency in a chain of short kernels
+  // (the launch-bound shape). Op by op only: a reduce-overhead graph is captured without it (no gain
+  // measured there). Library steps (cuBLASLt, attention, gather) launch as before. The eager plan
+  // turns it off: an eager framework launches op by op without it.
+  bool programmatic_launch = true;
 };
 
 // The eager plan's options (see above).
 CudaCompileOptions eager_plan();
+// Whether `options` ask for programmatic dependent launch and the current device has it (sm_90+).
+bool use_programmatic_launch(const CudaCompileOptions& options);
 
 class CudaLibrary;
 class AttentionStep;
@@ -143,6 +152,10 @@ class CudaCompiledGraph {
   // turn it off (check_cuda_graph). A graph already captured stays for when it is turned on again.
   bool replays_cuda_graph() const { return cuda_graph_; }
   void set_replays_cuda_graph(bool on) { cuda_graph_ = on; }
+  // Whether generated kernels are launched with programmatic dependent launch
+  // when run op by op (CudaCompileOptions::programmatic_launch where the device supports it).
+  bool programmatic_launch() const { return programmatic_launch_; }
+  void set_programmatic_launch(bool on) { programmatic_launch_ = on; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }
   void set_stats(const CompileStats& stats) { stats_ = stats; }
   // Drops the reduce-overhead graph and its capture count (max-autotune's check ran the plan on
@@ -161,7 +174,9 @@ class CudaCompiledGraph {
   };
   void* address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) const;
   void* arena_base() const { return size_.arena ? *size_.arena : arena_.get(); }
-  void enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream);
+  // programmatic: generated kernels launched with programmatic dependent launch (op by op only).
+  void enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream,
+               bool programmatic);
 
   Lowered lowered_;
   std::vector<CudaKernelSource> kernels_;
@@ -195,6 +210,7 @@ class CudaCompiledGraph {
   std::vector<std::vector<Layout>> operand_layouts_;  // library steps' operand layouts
   std::vector<std::string> gemm_choices_;
   std::string plan_check_;
+  bool programmatic_launch_ = false;
   // reduce-overhead
   bool cuda_graph_ = false;
   std::unique_ptr<std::remove_pointer_t<cudaGraphExec_t>, GraphExecDestroy> graph_exec_;

@@ -75,7 +75,7 @@ class CudaDynamicGraph {
   std::shared_ptr<CudaLibrary> library_;
   CudaKernelOptions kernel_options_;
   std::string arch_;
-  bool cuda_graph_ = false, loaded_ = false;
+  bool cuda_graph_ = false, loaded_ = false, programmatic_launch_ = false;
   std::unique_ptr<Arena> arena_;  // on the heap: size plans hold its address
   std::map<std::int64_t, std::unique_ptr<CudaCompiledGraph>> plans_;
   double size_plan_ms_ = 0;

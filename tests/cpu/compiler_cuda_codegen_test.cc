@@ -94,7 +94,9 @@ TEST(CompilerCudaCodegen, LayerNormGeluIsOneRowKernelWithVectorsAndBlockReductio
         "rsqrtf(", "erf16(", "st8_bf16(", "ld_u8(",
         // the body is instantiated for aligned = 1 and 0 behind one uniform branch
         "template <int aligned>\nstatic __device__ __forceinline__ void aisp_body(",
-        "  if (aligned) aisp_body<1>(a0, a1, a2, a3, a4);\n  else aisp_body<0>(a0, a1, a2, a3, a4);\n"})
+        "  if (aligned) aisp_body<1>(a0, a1, a2, a3, a4);\n  else aisp_body<0>(a0, a1, a2, a3, a4);\n",
+        // programmatic dependent launch: the kernel waits for the one before it first
+        "int aligned) {\n  wait_for_previous_grid();\n", "griddepcontrol.wait;", "griddepcontrol.launch_dependents;"})
     EXPECT_NE(s.find(needle), std::string::npos) << "missing `" << needle << "` in\n" << s;
   EXPECT_EQ(s.find("ld_bf16(a0"), std::string::npos) << "x must be read as vectors only:\n" << s;
   // GELU's 1 + erf rounded to the bf16 output: erf16 (kernels/common/erf16.h), as the hand kernel.

@@ -641,6 +641,54 @@ TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {
   }
 }
 
+// Programmatic dependent launch (CudaCompileOptions::programmatic_launch, on for the compiled plans
+// on sm_90+): a generated kernel may be scheduled before the one ahead of it has finished and must
+// wait for it (codegen's wait_for_previous_grid). A chain of row and column reductions makes every
+// kernel read all of its predecessor's output (6 MB, poisoned outputs), so a kernel that did not
+// wait would read unwritten or old values; the plans with and without the attribute, op by op and
+// as a CUDA graph (captured without it), must agree with the interpreter and with each other bit
+// for bit.
+TEST(CompilerCuda, ProgrammaticLaunchWaitsForThePreviousKernel) {
+  AISP_REQUIRE_GPU();
+  c::Graph g;
+  c::Tensor x = g.input("x", {1536, 1000}, DType::f32);
+  for (int step = 0; step < 4; ++step) {
+    x = x - c::mean(x, {1}, true);        // a row kernel
+    x = x - c::mean(x, {0}, true) * 0.5;  // a column reduction: all rows of the step before
+  }
+  g.output(x);
+  int device = 0, major = 0;
+  AISP_CUDA_CHECK(cudaGetDevice(&device));
+  AISP_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  const std::vector<std::vector<c::HostTensor>> input_sets{c::random_inputs(g, 11), c::random_inputs(g, 12)};
+  std::vector<std::vector<c::HostTensor>> first;  // per input set, from the first plan
+  for (bool programmatic : {true, false})
+    for (bool graph : {false, true}) {
+      c::CudaCompileOptions o;
+      o.jit = &test_jit();
+      o.cuda_graph = graph;
+      o.programmatic_launch = programmatic;
+      c::CudaCompiledGraph cg = c::compile_cuda(g, o);
+      const std::string what = fmt::format("programmatic {} graph {}", programmatic, graph);
+      EXPECT_EQ(cg.programmatic_launch(), programmatic && major >= 9) << what;
+      ASSERT_GE(cg.kernels().size(), 8u) << what << ": the chain must be separate kernels";
+      expect_plan_matches(cg, g, input_sets, [&](const auto& in) { return c::interpret(g, in); }, DType::f32, what);
+      TestStream stream;
+      std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+      for (std::size_t set = 0; set < input_sets.size(); ++set) {
+        const auto got = run_on_gpu(cg, g, input_sets[set], in_dev, out_dev, stream);
+        if (first.size() <= set) first.push_back(got);
+        else EXPECT_EQ(got[0].bytes, first[set][0].bytes) << what << " input set " << set << ": not the same bits";
+      }
+    }
+  c::CudaCompiledGraph eager = c::compile_cuda(g, [] {
+    c::CudaCompileOptions o = c::eager_plan();
+    o.jit = &test_jit();
+    return o;
+  }());
+  EXPECT_FALSE(eager.programmatic_launch()) << "the eager plan launches as an eager framework does";
+}
+
 // The attention steps of the default plan; permuted_only: those writing a permuted result.
 int flash_attention_steps(const c::Graph& g, bool permuted_only = false) {
   c::CudaCompileOptions o;

@@ -100,6 +100,7 @@ class Emitter : SourceWriter {
         "// aisp generated kernel (CUDA)\n// {}\n// ops: {}\n// args: {}\n// launch: {}\n{}\n"
         "template <int aligned>\nstatic __device__ __forceinline__ void aisp_body({}) {{\n{}}}\n"
         "extern \"C\" __global__ void __launch_bounds__({}) {}({}, int aligned) {{\n"
+        "  wait_for_previous_grid();\n"
         "  if (aligned) aisp_body<1>({});\n  else aisp_body<0>({});\n}}\n",
         what, fmt::join(ops, " "), fmt::join(args, ", "), launch_.to_string(), prelude(), fmt::join(params, ", "),
         code_, launch_.threads, k.symbol, fmt::join(params, ", "), fmt::join(names, ", "), fmt::join(names, ", "));

@@ -20,6 +20,17 @@ inline constexpr std::string_view kCudaPrelude = R"(#include <cuda_bf16.h>
 #define NAN __int_as_float(0x7fffffff)
 #endif
 #define DEV static __device__ __forceinline__
+// Programmatic dependent launch (sm_90+): a plan may launch this kernel with the programmatic
+// stream-serialization attribute, so that it is scheduled while the kernel before it still runs;
+// it then waits here until that kernel has finished and its writes are visible, and lets the kernel
+// after it be scheduled in turn (one kernel ahead at most: the trigger comes after the wait).
+// Launched without the attribute, both instructions return at once.
+DEV void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 DEV float ld_f32(const float* p, long long i) { return p[i]; }
 DEV float ld_bf16(const __nv_bfloat16* p, long long i) { return __bfloat162float(p[i]); }
 DEV float ld_f16(const __half* p, long long i) { return __half2float(p[i]); }

@@ -31,7 +31,16 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 CudaCompileOptions eager_plan() {
   CudaCompileOptions o;
   o.pipeline.fuse_within_composites_only = true;
+  o.programmatic_launch = false;
   return o;
+}
+
+bool use_programmatic_launch(const CudaCompileOptions& options) {
+  if (!options.programmatic_launch || !options.load) return false;
+  int device = 0, major = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+  return major >= 9;
 }
 
 void CudaCompiledGraph::CudaFree::operator()(void* p) const { cudaFree(p); }
@@ -258,10 +267,14 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
   for (const void* p : outputs)
     if (!p) throw Error("compiled graph: null output pointer");
 
-  if (!cuda_graph_) return enqueue(inputs, outputs, stream);
+  // Programmatic launches only op by op: in a CUDA graph they measured no gain (H100, 1 x 64 GPT:
+  // reduce_overhead 577 -> 578 us, max_autotune 563 -> 567 us; compiler README), as the graph already
+  // launches each node without the host, and most nodes follow cuBLASLt kernels, which do not trigger
+  // their dependents early.
+  if (!cuda_graph_) return enqueue(inputs, outputs, stream, programmatic_launch_);
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   check_cuda(cudaStreamIsCapturing(stream, &capturing), "cudaStreamIsCapturing");
-  if (capturing != cudaStreamCaptureStatusNone) return enqueue(inputs, outputs, stream);  // the caller's graph holds it
+  if (capturing != cudaStreamCaptureStatusNone) return enqueue(inputs, outputs, stream, false);  // the caller's graph holds it
 
   std::vector<const void*> key(inputs.begin(), inputs.end());
   key.insert(key.end(), outputs.begin(), outputs.end());
@@ -272,7 +285,7 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
     graph_exec_.reset();
     check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
     try {
-      enqueue(inputs, outputs, stream);
+      enqueue(inputs, outputs, stream, false);
     } catch (...) {
       cudaGraph_t broken = nullptr;
       cudaStreamEndCapture(stream, &broken);
@@ -294,7 +307,7 @@ void CudaCompiledGraph::run(const std::vector<const void*>& inputs, const std::v
 }
 
 void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
-                                cudaStream_t stream) {
+                                cudaStream_t stream, bool programmatic) {
   const Graph& g = lowered_.graph;
   std::vector<void*> pointers;
   std::vector<void*> params;
@@ -372,8 +385,18 @@ void CudaCompiledGraph::enqueue(const std::vector<const void*>& inputs, const st
     long long n = size_.n;  // dynamic mode: the kernels' `long long n`
     if (n > 0) params.push_back(&n);
     params.push_back(&aligned);
-    check_cuda(cudaLaunchKernel(reinterpret_cast<const void*>(fns_[k]), dim3(unsigned(ks.launch.blocks)),
-                                dim3(unsigned(ks.launch.threads)), params.data(), 0, stream),
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(unsigned(ks.launch.blocks));
+    config.blockDim = dim3(unsigned(ks.launch.threads));
+    config.stream = stream;
+    cudaLaunchAttribute early_start{};  // scheduled while the kernel before it finishes
+    early_start.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    early_start.val.programmaticStreamSerializationAllowed = 1;
+    if (programmatic) {
+      config.attrs = &early_start;
+      config.numAttrs = 1;
+    }
+    check_cuda(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(fns_[k]), params.data()),
                fmt::format("launch of generated kernel {} ({})", k, ks.kernel.summary));
   }
 }
@@ -566,6 +589,7 @@ CudaCompiledGraph compile_cuda(const Graph& g, const CudaCompileOptions& options
   CudaCompiledGraph compiled(std::move(lowered), std::move(kernels), std::move(fns), stats, std::move(library),
                              options.cuda_graph, options.load, autotune_dir,
                              !options.autotune || !options.aisp_gemm ? 0 : options.force_aisp_gemm ? 2 : 1);
+  compiled.set_programmatic_launch(use_programmatic_launch(options));
   if (options.autotune && options.check_whole_plan && options.load && !options.force_aisp_gemm)
     return keep_faster_plan(g, std::move(compiled), options);
   return compiled;

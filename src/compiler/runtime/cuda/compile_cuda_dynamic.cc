@@ -33,7 +33,8 @@ CudaDynamicGraph::CudaDynamicGraph(Lowered lowered, SymbolicSizes sym, std::vect
                                    std::string arch)
     : lowered_(std::move(lowered)), sym_(std::move(sym)), kernels_(std::move(kernels)), fns_(std::move(fns)),
       stats_(stats), library_(std::move(library)), kernel_options_(options.kernels), arch_(std::move(arch)),
-      cuda_graph_(options.cuda_graph), loaded_(options.load), arena_(std::make_unique<Arena>()) {}
+      cuda_graph_(options.cuda_graph), loaded_(options.load), programmatic_launch_(use_programmatic_launch(options)),
+      arena_(std::make_unique<Arena>()) {}
 
 CudaDynamicGraph::CudaDynamicGraph(CudaDynamicGraph&&) noexcept = default;
 CudaDynamicGraph& CudaDynamicGraph::operator=(CudaDynamicGraph&&) noexcept = default;
@@ -101,6 +102,7 @@ CudaCompiledGraph& CudaDynamicGraph::plan(std::int64_t n) {
   s.peak_live_bytes = at.memory.peak_live_bytes;
   auto plan = std::make_unique<CudaCompiledGraph>(std::move(at), std::move(sized), fns_, s, library_, cuda_graph_,
                                                   loaded_, "", 0, CudaSizeBinding{n, &arena_->base});
+  plan->set_programmatic_launch(programmatic_launch_);
   size_plan_ms_ += ms_since(t);
   return *plans_.emplace(n, std::move(plan)).first->second;
 }
