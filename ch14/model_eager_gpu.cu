@@ -7,7 +7,10 @@
 //                               framework's native kernels), a Linear as one cuBLASLt call with its
 //                               bias epilogue (addmm), attention as the flash kernel (or, below one
 //                               128-query tile, its matmuls + masked softmax)
-//   optimized:default           full fusion (pointwise chains, row reductions with prologue/epilogue)
+//   optimized:default           full fusion (pointwise chains, row reductions with prologue/epilogue);
+//                               on sm_90+ the generated kernels are launched with programmatic
+//                               dependent launch (each scheduled while the one before finishes; op by
+//                               op only, not inside the CUDA graphs below; the eager plan without it)
 //   optimized:reduce_overhead   default + the whole plan replayed as one CUDA graph
 //   optimized:max_autotune      reduce_overhead + each distinct GEMM timed at compile time: the
 //                               fastest of cuBLASLt's first 8 proposals, then aisp's sm_90a kernel
@@ -275,7 +278,9 @@ Example make_example(const GpuGpt& m, const char* shape) {
   e.variants = {
       {"baseline", "eager plan: one kernel per op and per composite (LayerNorm, GELU), cuBLASLt Linear + bias, flash attention",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::eager); }},
-      {"optimized:default", "compile_cuda default mode: fused generated kernels (cold NVRTC compile in setup)",
+      {"optimized:default",
+       "compile_cuda default mode: fused generated kernels, launched with programmatic dependent launch on sm_90+ "
+       "(cold NVRTC compile in setup)",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::fused); }},
       {"optimized:reduce_overhead", "default + the whole plan replayed as one CUDA graph",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::graphed); }},
