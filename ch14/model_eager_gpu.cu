@@ -174,8 +174,11 @@ class Plan : public Variant {
     const c::Graph g = c::trace([&](c::Graph& out) { out = model_.graph(); }, &trace_ms);
     compiled_ = std::make_unique<c::CudaCompiledGraph>(c::compile_cuda(g, o));
     compiled_->set_trace_ms(trace_ms);
-    std::fprintf(stderr, "%s %s: %s; %d launches per call without a CUDA graph\n", model_.name, name_of(kind_),
-                 compiled_->stats().to_string().c_str(), compiled_->launches_per_call());
+    std::fprintf(stderr, "%s %s: %s; %d launches per call without a CUDA graph; programmatic launches %s\n",
+                 model_.name, name_of(kind_), compiled_->stats().to_string().c_str(), compiled_->launches_per_call(),
+                 !compiled_->programmatic_launch() ? "off"
+                 : compiled_->replays_cuda_graph() ? "on op by op (not in the graph)"
+                                                   : "on");
     if (o.autotune) {  // the whole-plan check, then one line per distinct GEMM decision
       std::fprintf(stderr, "  plan: %s\n", compiled_->plan_check().c_str());
       std::vector<std::string> seen;
