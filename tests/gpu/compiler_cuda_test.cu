@@ -546,17 +546,41 @@ TEST(CompilerCuda, MaxAutotuneTunesGeneratedKernelLaunches) {
   fs::remove_all(dir);
 }
 
+models::GptConfig tiny_bf16_gpt_config() {
+  models::GptConfig cfg = models::gpt_preset("tiny");
+  cfg.dtype = DType::bf16;
+  return cfg;
+}
+
+c::CudaCompileOptions max_autotune_options() {
+  c::CudaCompileOptions o;
+  o.jit = &test_jit();
+  o.autotune = o.cuda_graph = true;
+  return o;
+}
+
+// Runs the compiled bf16 GPT on gpt_inputs(seed) on `stream` and compares every output with the
+// interpreter's (the plan check named on a mismatch).
+void expect_gpt_matches_interpreter(c::CudaCompiledGraph& cg, const models::GptGraph& gpt,
+                                    const models::GptConfig& cfg, std::uint64_t seed, TestStream& stream) {
+  std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
+  const auto inputs = models::gpt_inputs(gpt, cfg, seed);
+  const auto ref = c::interpret(gpt.graph, inputs);
+  const auto got = run_on_gpu(cg, gpt.graph, inputs, in_dev, out_dev, stream);
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
+    EXPECT_TRUE(err.empty()) << cg.plan_check() << ": output " << k << ": " << err;
+  }
+}
+
 // max-autotune's last step times the tuned plan against the heuristics' plan, whole, and keeps the
 // faster, then times the kept plan as one CUDA graph against op by op and keeps the faster;
 // whatever it keeps computes the model (the interpreter agrees) and says why it was kept.
 TEST(CompilerCuda, MaxAutotuneKeepsTheFasterWholePlan) {
   AISP_REQUIRE_GPU();
-  models::GptConfig cfg = models::gpt_preset("tiny");
-  cfg.dtype = DType::bf16;
+  const models::GptConfig cfg = tiny_bf16_gpt_config();
   const models::GptGraph gpt = models::build_gpt(cfg, 2, 13);
-  c::CudaCompileOptions o;
-  o.jit = &test_jit();
-  o.autotune = o.cuda_graph = true;
+  const c::CudaCompileOptions o = max_autotune_options();
   c::CudaCompiledGraph cg = c::compile_cuda(gpt.graph, o);
   EXPECT_NE(cg.plan_check().find("tuned plan"), std::string::npos) << cg.plan_check();
   EXPECT_NE(cg.plan_check().find(" kept"), std::string::npos) << cg.plan_check();
@@ -566,14 +590,7 @@ TEST(CompilerCuda, MaxAutotuneKeepsTheFasterWholePlan) {
   EXPECT_EQ(cg.replays_cuda_graph(), graph_kept) << cg.plan_check();
   EXPECT_GT(cg.stats().autotune_ms, 0.0);
   TestStream stream;
-  std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
-  const auto inputs = models::gpt_inputs(gpt, cfg, 4);
-  const auto ref = c::interpret(gpt.graph, inputs);
-  const auto got = run_on_gpu(cg, gpt.graph, inputs, in_dev, out_dev, stream);
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
-    EXPECT_TRUE(err.empty()) << cg.plan_check() << ": output " << k << ": " << err;
-  }
+  expect_gpt_matches_interpreter(cg, gpt, cfg, 4, stream);
   c::CudaCompileOptions unchecked = o;
   unchecked.check_whole_plan = false;
   EXPECT_EQ(c::compile_cuda(gpt.graph, unchecked).plan_check(), "");
@@ -610,24 +627,14 @@ TEST(CompilerCuda, MaxAutotuneTimesOnTheCallersStream) {
   EXPECT_NE(after.get(), outer.get());
   EXPECT_NE(after.get(), caller.get());
 
-  models::GptConfig cfg = models::gpt_preset("tiny");
-  cfg.dtype = DType::bf16;
+  const models::GptConfig cfg = tiny_bf16_gpt_config();
   const models::GptGraph gpt = models::build_gpt(cfg, 2, 13);
-  c::CudaCompileOptions o;
-  o.jit = &test_jit();
-  o.autotune = o.cuda_graph = true;
+  c::CudaCompileOptions o = max_autotune_options();
   o.autotune_stream = caller.get();
   c::CudaCompiledGraph cg = c::compile_cuda(gpt.graph, o);
   EXPECT_GT(cg.stats().autotune_ms, 0.0);
   EXPECT_NE(cg.plan_check().find(" kept"), std::string::npos) << cg.plan_check();
-  std::vector<std::unique_ptr<DeviceBuffer>> in_dev, out_dev;
-  const auto inputs = models::gpt_inputs(gpt, cfg, 5);
-  const auto ref = c::interpret(gpt.graph, inputs);
-  const auto got = run_on_gpu(cg, gpt.graph, inputs, in_dev, out_dev, caller);
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    const std::string err = c::compare(ref[k], got[k], c::tolerance_for(DType::bf16));
-    EXPECT_TRUE(err.empty()) << cg.plan_check() << ": output " << k << ": " << err;
-  }
+  expect_gpt_matches_interpreter(cg, gpt, cfg, 5, caller);
 }
 
 TEST(CompilerCuda, TinyGptInAllPlansMatchesInterpreter) {
