@@ -155,6 +155,21 @@ TEST(CompilerCudaCodegen, PermutedHeadCopyLoadsVectors) {
   EXPECT_EQ(s.find("ld_bf16(a0", vector_loop), s.find("ld_bf16(a0", tail)) << "no scalar loads before the tail:\n" << s;
 }
 
+// Programmatic dependent launch: on for the compiled plans, off for the eager plan (an eager
+// framework's launches); a compile-only graph launches nothing, so no device is asked about it.
+TEST(CompilerCudaCodegen, ProgrammaticLaunchIsForCompiledPlansOnly) {
+  EXPECT_TRUE(CudaCompileOptions{}.programmatic_launch);
+  EXPECT_FALSE(eager_plan().programmatic_launch);
+  NvrtcJit jit(NvrtcOptions{(fs::temp_directory_path() / "aisp-cuda-codegen-pdl").string(), "sm_90a"});
+  const CudaCompileOptions o = compile_only(jit);
+  EXPECT_FALSE(use_programmatic_launch(o));
+  const CudaCompiledGraph cg = compile_cuda(layernorm_gelu_graph(5, 64), o);
+  EXPECT_FALSE(cg.programmatic_launch());
+  for (const CudaKernelSource& k : cg.kernels())
+    EXPECT_NE(k.kernel.source.find("  wait_for_previous_grid();\n  if (aligned)"), std::string::npos)
+        << "every generated kernel waits for the one ahead first:\n" << k.kernel.source;
+}
+
 TEST(CompilerCudaCodegen, IdenticalStepsGiveIdenticalSources) {
   // The same function built after unrelated nodes: other node ids, the same text.
   Graph g;
