@@ -5,8 +5,8 @@
 //   baseline                    the eager plan (compile_cuda eager_plan()): one kernel per op the
 //                               model writes and per composite call (LayerNorm, GELU: an eager
 //                               framework's native kernels), a Linear as one cuBLASLt call with its
-//                               bias epilogue (addmm), attention as the flash kernel (or, below one
-//                               128-query tile, its matmuls + masked softmax)
+//                               bias epilogue (addmm), attention as the flash kernel (or, below 64
+//                               queries, its matmuls + masked softmax)
 //   optimized:default           full fusion (pointwise chains, row reductions with prologue/epilogue);
 //                               on sm_90+ the generated kernels are launched with programmatic
 //                               dependent launch (each scheduled while the one before finishes; op by

@@ -368,14 +368,17 @@ TEST(CompilerCudaCodegen, QualifyingAttentionIsOneFlashStepInBothPlans) {
   Tensor q32 = h.input("q32", {2, 4, 130, 32}, DType::bf16);
   Tensor qf = h.input("qf", {2, 4, 130, 64});
   Tensor k = h.input("k", {2, 4, 150, 64}, DType::bf16);
-  Tensor short_q = h.input("short_q", {2, 4, 64, 64}, DType::bf16);
+  Tensor short_q = h.input("short_q", {2, 4, 63, 64}, DType::bf16);
+  Tensor half_tile = h.input("half_tile", {2, 4, 64, 64}, DType::bf16);
   const NodeId ids[] = {attention(q64, q64, q64, true).id,  attention(q32, q32, q32, false).id,
                         attention(qf, qf, qf, false).id,    attention(q64, k, k, true).id,
-                        attention(q64, k, k, false).id,     attention(short_q, short_q, short_q, true).id};
+                        attention(q64, k, k, false).id,     attention(short_q, short_q, short_q, true).id,
+                        attention(half_tile, half_tile, half_tile, true).id};
   const Node &ok = h.node(ids[0]), &small_d = h.node(ids[1]), &f32 = h.node(ids[2]), &offset = h.node(ids[3]),
-             &cross = h.node(ids[4]), &short_seq = h.node(ids[5]);  // nothing is added after this: references stay valid
+             &cross = h.node(ids[4]), &short_seq = h.node(ids[5]), &half = h.node(ids[6]);  // references stay valid: nothing is added after this
   std::string why;
   EXPECT_TRUE(flash_attention_supports("sm_90a", ok, h, &why));
+  EXPECT_TRUE(flash_attention_supports("sm_90a", half, h, &why)) << "64 queries: half a tile (the GPT at 1 x 64)";
   EXPECT_TRUE(flash_attention_supports("sm_90a", cross, h, &why));
   EXPECT_FALSE(flash_attention_supports("sm_80", ok, h, &why));
   EXPECT_NE(why.find("sm_80"), std::string::npos) << why;
@@ -386,7 +389,7 @@ TEST(CompilerCudaCodegen, QualifyingAttentionIsOneFlashStepInBothPlans) {
   EXPECT_FALSE(flash_attention_supports("sm_90a", offset, h, &why));
   EXPECT_NE(why.find("Tq != Tk"), std::string::npos) << why;
   EXPECT_FALSE(flash_attention_supports("sm_90a", short_seq, h, &why));
-  EXPECT_NE(why.find("128-query tile"), std::string::npos) << why;
+  EXPECT_NE(why.find("Tq 63 is below 64 queries"), std::string::npos) << why;
   fs::remove_all(dir);
 }
 

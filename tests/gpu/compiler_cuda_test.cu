@@ -711,7 +711,7 @@ int flash_attention_steps(const c::Graph& g, bool permuted_only = false) {
 }
 
 // The attention op as the flash kernel (head dims 64 and 128, causal and not, lengths that are not a
-// multiple of the tile, more keys than queries, heads sliced from one projection) against the
+// multiple of the tile, half a tile, more keys than queries, heads sliced from one projection) against the
 // interpreter's exact attention.
 TEST(CompilerCuda, FlashAttentionStepsMatchInterpreter) {
   AISP_REQUIRE_GPU();
@@ -724,7 +724,9 @@ TEST(CompilerCuda, FlashAttentionStepsMatchInterpreter) {
   const c::Tensor q = g.input("q", {1, 2, 200, 128}, DType::bf16);
   const c::Tensor kv = g.input("kv", {1, 2, 259, 128}, DType::bf16);
   g.output(c::attention(q, kv, kv, false, 0.05));
-  ASSERT_EQ(flash_attention_steps(g), 2);
+  const c::Tensor half_tile = g.input("half_tile", {1, 16, 64, 64}, DType::bf16);  // the GPT's heads at 1 x 64
+  g.output(c::attention(half_tile, half_tile, half_tile, true));
+  ASSERT_EQ(flash_attention_steps(g), 3);
   expect_all_plans_match(g, {c::random_inputs(g, 7), c::random_inputs(g, 8)}, DType::bf16, "flash attention");
 }
 

@@ -26,9 +26,11 @@ bool flash_attention_supports(const std::string& arch, const Node& n, const Grap
   if ((d != 64 && d != 128) || n.shape.back() != d) return no(fmt::format("head dims {}/{} (64 or 128, equal)", d, n.shape.back()));
   if (n.causal && tq != tk) return no("causal with Tq != Tk");
   if (!n.axes.empty() && arch != "sm_90a") return no("a permuted result is written by the fa3 kernel (sm_90a) only");
-  // Below one 128-query tile most of each CTA idles and the primitives (two batched GEMMs + softmax)
-  // were faster: GPT 12L d=1024 at 1 x 64 tokens, eager plan, H200: 914 us flash vs 805 us primitives.
-  if (tq < flex::kBlockQ) return no(fmt::format("Tq {} is shorter than one {}-query tile", tq, flex::kBlockQ));
+  // From 64 queries (half a 128-query tile) the flash kernel is faster than the primitives (two
+  // batched GEMMs + softmax): GPT 12L d=1024 at 1 x 64 tokens, H100, 2026-11-28, eager plan 800 ->
+  // 677 us, reduce-overhead 578 -> 515 us (compiler README, "Flash attention from 64 queries"; the
+  // fa3 kernel of 2026-11-26 lost there: 914 vs 805 us eager on an H200). Shorter is not measured.
+  if (tq < kFlashMinQueries) return no(fmt::format("Tq {} is below {} queries", tq, kFlashMinQueries));
   const std::int64_t batch = numel(q) / (tq * d);
   if (batch > 65535 || tq > std::numeric_limits<int>::max() || tk > std::numeric_limits<int>::max())
     return no("too many (batch x heads) or tokens for one launch");

@@ -4,7 +4,7 @@
 //
 // Which nodes qualify (flash_attention_supports): bf16; head dim 64 or 128 for q, k and v; causal only
 // with Tq == Tk (the kernel's causal mask is top-left aligned, the op's bottom-right: equal when the
-// lengths are); at least one 128-query tile (shorter, the primitives measured faster); a GPU the
+// lengths are); at least kFlashMinQueries queries (measured faster than the primitives there); a GPU the
 // kernels are built for (sm_90a, sm_100a). Every other attention node is
 // expanded into primitives (passes/expand.h). Contiguous [..., T, D] operands fold their leading axes
 // into the kernel's batch (heads 1); on sm_90a materialize leaves [B, H, T, D] views with 16-byte
@@ -22,6 +22,10 @@
 #include "compiler/passes/layout.h"
 
 namespace aisp::compiler {
+
+// The fewest queries the flash kernel takes (half its 128-query tile; cuda_attention.cc says what was
+// measured).
+inline constexpr std::int64_t kFlashMinQueries = 64;
 
 // `arch`: the NVRTC target ("sm_90a", ...); `why` (optional) gets the reason a node does not qualify.
 bool flash_attention_supports(const std::string& arch, const Node& n, const Graph& g, std::string* why = nullptr);
