@@ -27,9 +27,10 @@ bool flash_attention_supports(const std::string& arch, const Node& n, const Grap
   if (n.causal && tq != tk) return no("causal with Tq != Tk");
   if (!n.axes.empty() && arch != "sm_90a") return no("a permuted result is written by the fa3 kernel (sm_90a) only");
   // From 64 queries (half a 128-query tile) the flash kernel is faster than the primitives (two
-  // batched GEMMs + softmax): GPT 12L d=1024 at 1 x 64 tokens, H100, 2026-11-28, eager plan 800 ->
-  // 677 us, reduce-overhead 578 -> 515 us (compiler README, "Flash attention from 64 queries"; the
-  // fa3 kernel of 2026-11-26 lost there: 914 vs 805 us eager on an H200). Shorter is not measured.
+  // batched GEMMs + softmax): GPT 12L d=1024 at 1 x 64 tokens, H100, 2026-11-28, same machine:
+  // eager plan 791-797 -> 686 us, reduce-overhead 619 -> 559 us (compiler README, "Flash attention
+  // from 64 queries"; the fa3 kernel of 2026-11-26 lost there: 914 vs 805 us eager on an H200).
+  // Shorter is not measured.
   if (tq < kFlashMinQueries) return no(fmt::format("Tq {} is below {} queries", tq, kFlashMinQueries));
   const std::int64_t batch = numel(q) / (tq * d);
   if (batch > 65535 || tq > std::numeric_limits<int>::max() || tk > std::numeric_limits<int>::max())
