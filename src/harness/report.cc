@@ -30,6 +30,9 @@ struct Line {
   // Measured values; empty where not measured, not applicable, or the variant did not pass.
   std::optional<double> median_s, tflop_s, gb_s, peak_percent, launches, memory_bytes, max_rel_l2;
   std::optional<double> sm_mhz, power_w;  // mean over the mode's samples (NVML), where read
+  // The variant's setup() (a compiler variant's cold compile, an allocation or a library plan), once
+  // per variant (the table shows it on the variant's first line), pass or fail, where it ran.
+  std::optional<double> setup_s;
   std::optional<Speedup> speedup;
   bool memory_bound = false;  // below the roofline's ridge: GB/s is the number that matters
 };
@@ -49,6 +52,7 @@ Line make_line(const ReportRow& row, Mode mode, bool continuation, const json& p
   line.continuation = continuation;
 
   if (r.launches_per_call) line.launches = *r.launches_per_call;
+  if (r.setup_s >= 0) line.setup_s = r.setup_s;
   const bool setup_known = r.memory.setup_bytes >= 0, peak_known = r.memory.call_peak_bytes >= 0;
   if (setup_known || peak_known) {
     line.memory_bytes = double(std::max<std::int64_t>(r.memory.setup_bytes, 0) +
@@ -106,7 +110,7 @@ const std::vector<TextColumn>& report_columns() {
   static const std::vector<TextColumn> columns = {
       {"example"},          {"variant"},  {"mode"},   {"median", true},     {"SM clock", true}, {"throughput", true},
       {"% peak", true},     {"speedup [95% CI]"},   {"launches", true}, {"memory", true},
-      {"verification"},     {"expectation"}};
+      {"setup", true},      {"verification"},       {"expectation"}};
   return columns;
 }
 
@@ -158,6 +162,7 @@ std::vector<std::string> display_cells(const Line& l, bool blank_continuations) 
                 : "-",
       or_dash(l.launches, [](double n) { return fmt::format("{:.0f}", n); }),
       or_dash(l.memory_bytes, [](double b) { return format_bytes(b); }),
+      blank ? "" : or_dash(l.setup_s, [](double s) { return format_seconds(s); }),
       blank ? "" : verification_cell(r, l.max_rel_l2),
       expectation_cell(l.comparison),
   };
@@ -208,7 +213,7 @@ const std::vector<std::string> kFields = {"example",    "variant",        "mode"
                                "median_s",   "tflop_s",        "gb_s",          "peak_percent",
                                "speedup",    "speedup_ci_low", "speedup_ci_high", "launches_per_call",
                                "memory_bytes", "max_rel_l2",   "reason",        "expectation",
-                               "sm_clock_mhz", "power_w"};
+                               "sm_clock_mhz", "power_w",      "setup_s"};
 
 json fields_of(const Line& l) {
   const VariantResult& r = *l.result;
@@ -232,6 +237,7 @@ json fields_of(const Line& l) {
   j["expectation"] = l.comparison ? json(name_of(l.comparison->verdict)) : json(nullptr);
   j["sm_clock_mhz"] = number(l.sm_mhz);
   j["power_w"] = number(l.power_w);
+  j["setup_s"] = number(l.setup_s);
   return j;
 }
 

@@ -1,5 +1,6 @@
 #include "harness/report.h"
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -38,6 +39,7 @@ std::vector<VariantResult> sample_run() {
   baseline.bytes = 4e9;  // 4 GB in 4 ms: 1000 GB/s
   baseline.launches_per_call = 4;
   baseline.memory = {1 << 30, 0};
+  baseline.setup_s = 0.0123;  // e.g. allocations
 
   VariantResult fused = baseline;
   fused.variant = "optimized:fused";
@@ -47,11 +49,13 @@ std::vector<VariantResult> sample_run() {
   fused.modes[0].clocks = summarize_clocks({{1600, 700, true}, {1700, 699, true}});
   fused.launches_per_call = 1;
   fused.memory = {-1, -1};
+  fused.setup_s = 2.5;  // e.g. a cold compile
 
   VariantResult broken = fused;
   broken.variant = "optimized:broken";
   broken.status = Status::failed;
   broken.reason = "verification failed: 12 of 4096 outputs are NaN";
+  broken.setup_s = 0.75;  // shown: it ran, whatever its result
   broken.modes = {measured(Mode::cold, {1e-4, 1e-4})};
   broken.modes[0].speedup = Speedup{40, 39, 41};
   return {baseline, fused, broken};
@@ -91,6 +95,7 @@ TEST(Report, TableShowsFailureWithoutSpeedup) {
   EXPECT_NE(broken->find("FAILED: verification failed"), std::string::npos) << *broken;
   EXPECT_EQ(broken->find("40.00x"), std::string::npos) << *broken;
   EXPECT_EQ(broken->find("100.0 us"), std::string::npos) << "a failed row shows no time: " << *broken;
+  EXPECT_NE(broken->find("750.0 ms"), std::string::npos) << "but its setup, which ran: " << *broken;
 
   const std::string* fused = line_with(lines, "optimized:fused");
   ASSERT_NE(fused, nullptr);
@@ -105,6 +110,13 @@ TEST(Report, TableShowsFailureWithoutSpeedup) {
   EXPECT_NE(baseline->find("ok 2.1e-03"), std::string::npos) << "worst seed: " << *baseline;
   EXPECT_NE(baseline->find("1.00 GiB"), std::string::npos) << *baseline;
   EXPECT_NE(baseline->find("50.0%"), std::string::npos) << *baseline;
+
+  EXPECT_NE(fused->find("2.50 s"), std::string::npos) << "setup (a compile) on the variant's first line: " << *fused;
+  EXPECT_NE(baseline->find("12.30 ms"), std::string::npos) << *baseline;
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                          [](const std::string& l) { return l.find("2.50 s") != std::string::npos; }),
+            1)
+      << "once per variant, not on its hot and graph lines\n" << table;
 
   EXPECT_NE(line_with(lines, "400.0 us"), nullptr) << "the graph row of the fused variant\n" << table;
   // Columns line up: every "speedup" cell starts at the header's column.
@@ -139,8 +151,8 @@ TEST(Report, CsvHasHeaderAndOneRowPerVariantPerMode) {
   const std::string* fused = line_with(lines, "optimized:fused,cold");
   ASSERT_NE(fused, nullptr);
   EXPECT_NE(fused->find(",4.0,3.9,4.1,"), std::string::npos) << *fused;
-  EXPECT_NE(lines[0].find(",sm_clock_mhz,power_w"), std::string::npos) << lines[0];
-  EXPECT_NE(fused->find(",1650.0,699.5"), std::string::npos) << *fused;
+  EXPECT_NE(lines[0].find(",sm_clock_mhz,power_w,setup_s"), std::string::npos) << lines[0];
+  EXPECT_NE(fused->find(",1650.0,699.5,2.5"), std::string::npos) << *fused;
 }
 
 TEST(Report, JsonAndMarkdownCarryTheSameRows) {
@@ -154,6 +166,7 @@ TEST(Report, JsonAndMarkdownCarryTheSameRows) {
   EXPECT_TRUE(json[5]["speedup"].is_null());
   EXPECT_TRUE(json[5]["median_s"].is_null());
   EXPECT_EQ(json[5]["status"], "failed");
+  EXPECT_DOUBLE_EQ(json[3]["setup_s"].get<double>(), 2.5) << "every line of a variant carries its setup";
 
   const auto md = lines_of(render(Format::markdown, rows_of(results), kPeaks, Mode::cold));
   ASSERT_EQ(md.size(), 8u);
