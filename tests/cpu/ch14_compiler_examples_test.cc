@@ -51,6 +51,9 @@ void expect_every_variant_verifies(const std::string& target) {
 
 TEST(Ch14CompilerExamples, ModelEagerVerifiesEveryVariant) { expect_every_variant_verifies("ch14:model_eager_cpu"); }
 
+// Five batch sizes per call, each forward checked against the float64 interpreter at its size.
+TEST(Ch14CompilerExamples, DynamicShapesVerifiesEveryVariant) { expect_every_variant_verifies("ch14:dynamic_shapes"); }
+
 TEST(Ch14CompilerExamples, RegionalCompileVerifiesEveryVariantWhenPresent) {
   if (!Registry::global().find("ch14:regional_compile"))
     GTEST_SKIP() << "ch14:regional_compile is not built (no regional-compile API in src/compiler yet)";
