@@ -9,7 +9,10 @@
 // graph at n (graph_at_size), its memory plan, every kernel's grid from the launch rule in its header
 // (cuda_blocks_at_size), the cuBLAS/cuBLASLt GEMM plans, gather counts and attention steps. The plan
 // is a CudaCompiledGraph over the shared kernels, library and arena, kept for the next call of that
-// size (size_plans() counts derivations). The arena is shared by every size and grows to the largest
+// size (size_plans() counts derivations). At most DynamicOptions::max_size_plans are kept: a new size
+// beyond them drops the least recently used plan (after waiting for the device, since calls in flight
+// may still use its attention masks; its CUDA graph goes with it) and a dropped size that comes back
+// is derived again, so a server seeing every size of a wide range holds a bounded set of plans. The arena is shared by every size and grows to the largest
 // plan seen; growing it waits for the device (cudaDeviceSynchronize: earlier calls may still be
 // using the old one) and makes earlier sizes' CUDA graphs capture again on their next call. plan(n)
 // derives a size ahead of time, e.g. the largest one, so that no later call grows the arena.
@@ -36,7 +39,7 @@ class CudaDynamicGraph {
  public:
   CudaDynamicGraph(Lowered lowered, SymbolicSizes sym, std::vector<CudaKernelSource> kernels,
                    std::vector<cudaKernel_t> fns, CompileStats stats, std::shared_ptr<CudaLibrary> library,
-                   const CudaCompileOptions& options, std::string arch);
+                   const CudaCompileOptions& options, std::string arch, int max_size_plans);
   CudaDynamicGraph(CudaDynamicGraph&&) noexcept;
   CudaDynamicGraph& operator=(CudaDynamicGraph&&) noexcept;
   ~CudaDynamicGraph();
@@ -48,8 +51,9 @@ class CudaDynamicGraph {
   void run(std::int64_t n, const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
            cudaStream_t stream);
 
-  // The plan of size n, derived (and the arena grown) if this size is new: its lowered graph gives
-  // the input and output shapes at n, its kernels() the grids. Throws aisp::Error for n < 1.
+  // The plan of size n, derived (and the arena grown) if this size has none: its lowered graph gives
+  // the input and output shapes at n, its kernels() the grids. The reference stays valid until a plan
+  // for another size is derived (which may drop this one). Throws aisp::Error for n < 1.
   CudaCompiledGraph& plan(std::int64_t n);
 
   const Lowered& lowered() const { return lowered_; }  // at the first traced size
@@ -58,9 +62,11 @@ class CudaDynamicGraph {
   // The one compile's stats (arena_bytes and library_calls at the traced size: one per library step).
   const CompileStats& stats() const { return stats_; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }  // guards (guards_cuda.h) add their own trace
-  int size_plans() const { return int(plans_.size()); }
-  double size_plan_ms() const { return size_plan_ms_; }  // total time spent deriving size plans
-  int graph_captures() const;                             // reduce-overhead: over every size
+  int size_plans() const { return size_plans_; }          // derivations, a dropped size derived again included
+  int kept_size_plans() const { return int(plans_.size()); }
+  int dropped_size_plans() const { return dropped_plans_; }  // least recently used, past max_size_plans
+  double size_plan_ms() const { return size_plan_ms_; }     // total time spent deriving size plans
+  int graph_captures() const;                               // reduce-overhead: over every size, dropped plans' too
   int arena_grows() const { return arena_grows_; }
   std::size_t arena_bytes() const;
 
@@ -77,7 +83,17 @@ class CudaDynamicGraph {
   std::string arch_;
   bool cuda_graph_ = false, loaded_ = false, programmatic_launch_ = false;
   std::unique_ptr<Arena> arena_;  // on the heap: size plans hold its address
-  std::map<std::int64_t, std::unique_ptr<CudaCompiledGraph>> plans_;
+  struct SizePlan {
+    std::unique_ptr<CudaCompiledGraph> plan;
+    std::uint64_t last_used = 0;  // use_clock_ at its last plan() call
+  };
+  // Drops the least recently used plan (waiting for the device first when loaded).
+  void drop_least_recently_used();
+
+  std::map<std::int64_t, SizePlan> plans_;
+  int max_size_plans_ = 64;
+  std::uint64_t use_clock_ = 0;
+  int size_plans_ = 0, dropped_plans_ = 0, dropped_captures_ = 0;
   double size_plan_ms_ = 0;
   int arena_grows_ = 0;
 };

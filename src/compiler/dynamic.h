@@ -27,6 +27,10 @@ struct DynamicOptions {
   // The sizes traced. Distinct, at least 2 (at 1 a dim would be a unit dim, which code generation
   // drops from index arithmetic), and primes unlikely to equal a static dim of a model.
   std::array<std::int64_t, 2> trace_sizes = {11, 13};
+  // CUDA backend: the per-size plans (each with its CUDA graph in reduce-overhead) kept at once; a new
+  // size beyond it drops the least recently used one, which is derived again if it comes back. At
+  // least 1. (The CPU backend keeps one plan, the previous call's size.)
+  int max_size_plans = 64;
 };
 
 using BuildAtSize = std::function<Graph(std::int64_t n)>;

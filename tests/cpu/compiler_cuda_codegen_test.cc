@@ -500,6 +500,43 @@ TEST(CompilerCudaCodegen, DynamicCompileDerivesEachSizesPlanWithoutCompiling) {
   fs::remove_all(static_dir);
 }
 
+// max_size_plans bounds the per-size plans: a new size past it drops the least recently used one,
+// which is derived again (not compiled) when it comes back.
+TEST(CompilerCudaCodegen, DynamicCompileKeepsAtMostMaxSizePlans) {
+  const fs::path dir = fresh_cache("dynamic-plan-bound");
+  NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});
+  const models::GptConfig c = models::gpt_preset("tiny");
+  const auto build = [&](std::int64_t n) { return models::build_gpt(c, n, 8).graph; };
+  DynamicOptions two;
+  two.max_size_plans = 2;
+  CudaDynamicGraph dyn = compile_cuda_dynamic(build, compile_only(jit), two);
+  const std::size_t cached = files_in(dir);
+  dyn.plan(1);
+  const CudaCompiledGraph* two_plan = &dyn.plan(2);
+  dyn.plan(3);  // past the bound: 1, the least recently used, goes
+  EXPECT_EQ(dyn.kept_size_plans(), 2);
+  EXPECT_EQ(dyn.dropped_size_plans(), 1);
+  EXPECT_EQ(&dyn.plan(2), two_plan) << "2 was kept";
+  EXPECT_EQ(dyn.size_plans(), 3) << "a kept size is not derived again";
+  const CudaCompiledGraph& again = dyn.plan(1);  // derived again; 3 (used before 2) goes now
+  EXPECT_EQ(again.lowered().graph.node(again.lowered().graph.outputs()[0]).shape, (Shape{1, 8, c.vocab}));
+  EXPECT_EQ(dyn.size_plans(), 4);
+  EXPECT_EQ(dyn.dropped_size_plans(), 2);
+  EXPECT_EQ(&dyn.plan(2), two_plan) << "2 was used after 3, so 3 went";
+  EXPECT_EQ(dyn.size_plans(), 4);
+  EXPECT_EQ(files_in(dir), cached) << "deriving a dropped size again compiled something";
+
+  DynamicOptions none;
+  none.max_size_plans = 0;
+  try {
+    compile_cuda_dynamic(build, compile_only(jit), none);
+    ADD_FAILURE() << "max_size_plans = 0 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_size_plans = 0"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
 TEST(CompilerCudaCodegen, DynamicCompileRefusesMaxAutotuneAndReductionsOverTheBatch) {
   const fs::path dir = fresh_cache("dynamic-refusals");
   NvrtcJit jit(NvrtcOptions{dir.string(), "sm_90a"});

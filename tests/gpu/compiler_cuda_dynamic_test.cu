@@ -135,6 +135,44 @@ TEST(CompilerCudaDynamic, ReduceOverheadReplaysEachSizesGraphWhenSizesAlternate)
   EXPECT_LE(growing.graph_captures(), 3);
 }
 
+// max_size_plans = 2 with three sizes in turn: every new size drops the least recently used plan and
+// its CUDA graph; a dropped size comes back derived and captured again, and every call (fresh values
+// in the same buffers, so a stale or freed graph fails) matches the interpreter.
+TEST(CompilerCudaDynamic, ReduceOverheadWithBoundedPlansRederivesDroppedSizes) {
+  AISP_REQUIRE_GPU();
+  models::GptConfig cfg = models::gpt_preset("tiny");
+  cfg.dtype = DType::bf16;
+  FreshJit jit("bounded");
+  c::CudaCompileOptions o;
+  o.jit = jit.jit.get();
+  o.cuda_graph = true;
+  c::DynamicOptions two;
+  two.max_size_plans = 2;
+  c::CudaDynamicGraph dyn = c::compile_cuda_dynamic(gpt_at_batch(cfg, kSeq), o, two);
+  dyn.plan(3);  // the largest first: the arena does not grow, so every capture below is a size's first
+  const std::size_t cached = jit.files();
+  TestStream stream;
+  std::vector<std::unique_ptr<models::GptGraph>> graphs(4);
+  std::vector<std::unique_ptr<SizeBuffers>> buffers(4);
+  std::uint64_t seed = 900;
+  for (std::int64_t batch : {1, 2, 3, 1, 3, 2}) {
+    if (!graphs[batch]) {
+      graphs[batch] = std::make_unique<models::GptGraph>(models::build_gpt(cfg, batch, kSeq));
+      buffers[batch] = std::make_unique<SizeBuffers>(graphs[batch]->graph);
+    }
+    const auto inputs = models::gpt_inputs(*graphs[batch], cfg, ++seed);
+    const auto got = run_dynamic(dyn, *buffers[batch], graphs[batch]->graph, inputs, stream);
+    expect_matches(c::interpret(graphs[batch]->graph, inputs), got, cfg.dtype,
+                   "bounded plans, batch " + std::to_string(batch) + " call with seed " + std::to_string(seed));
+    EXPECT_LE(dyn.kept_size_plans(), 2);
+  }
+  // Planned 3; calls 1 (drops nothing: 2 kept), 2 (drops 3), 3 (drops 1), 1 (drops 2), 3 (kept), 2 (drops 1).
+  EXPECT_EQ(dyn.size_plans(), 6);
+  EXPECT_EQ(dyn.dropped_size_plans(), 4);
+  EXPECT_EQ(dyn.graph_captures(), 5) << "one capture per derived size that was called (3 was first planned uncalled)";
+  EXPECT_EQ(jit.files(), cached) << "re-deriving a dropped size compiled something";
+}
+
 // Inside a caller's own stream capture a size without a plan is refused (deriving one allocates),
 // while a planned size enqueues into the caller's graph, which then replays correctly.
 TEST(CompilerCudaDynamic, CallersCaptureTakesPlannedSizesAndRefusesNewOnes) {
