@@ -32,19 +32,15 @@
 // Attention and the Linear layers' GEMMs are library calls that eager and compiled plans share, so
 // the pair measures the compiler's fusion and overhead, not a different attention kernel.
 //
-// Reference: the same model in f32 storage on the GPU (inputs converted exactly from bf16; the eager
-// plan with fp32 cuBLAS, no TF32), i.e. the function both variants approximate without their bf16
-// roundings. The compiler's kernels themselves are checked against the float64 interpreter in
-// tests/gpu/compiler_cuda_test.cu.
+// Workload and reference (the f32 model on the GPU): gpu_gpt.h. The compiler's kernels themselves are
+// checked against the float64 interpreter in tests/gpu/compiler_cuda_test.cu.
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <cuda_bf16.h>
 #include <fmt/format.h>
 
 #include "compiled_graphs.h"
@@ -52,100 +48,23 @@
 #include "compiler/compile_cuda.h"
 #include "compiler/compile_cuda_dynamic.h"
 #include "compiler/guards_cuda.h"
-#include "core/cuda/check.h"
-#include "core/error.h"
+#include "gpu_gpt.h"
 #include "harness/registry.h"
 #include "models/gpt.h"
 
 namespace {
 
 using aisp::DType;
-using aisp::Error;
 using aisp::harness::Example;
 using aisp::harness::StreamHandle;
 using aisp::harness::Tensor;
 using aisp::harness::Variant;
 namespace c = aisp::compiler;
 
-struct GpuGpt {
-  const char* name;
-  std::int64_t batch, seq;
-  aisp::models::GptConfig config(DType dt = DType::bf16) const {
-    aisp::models::GptConfig cfg = aisp::models::gpt_preset("medium");
-    cfg.dtype = dt;
-    return cfg;
-  }
-  c::Graph graph(DType dt = DType::bf16) const { return aisp::models::build_gpt(config(dt), batch, seq).graph; }
-};
+using aisp::ch14::GpuGpt;
 
 constexpr GpuGpt kThroughput{"model_eager", 16, 1024};
 constexpr GpuGpt kLaunchBound{"model_eager_small", 1, 64};
-
-aisp::harness::Init init_of(const std::string& name, std::int64_t vocab, std::int64_t d_model) {
-  using aisp::harness::Init;
-  if (name == "tokens") return Init::uniform_int(vocab);
-  if (aisp::ch14::is_layernorm_gain(name)) return Init::normal(0.1, 1.0);  // gains near 1
-  if (name == "wte" || name == "wpe") return Init::normal(0.05);
-  if (name.ends_with(".b")) return Init::normal(0.02);
-  return Init::normal(0.5 / std::sqrt(double(d_model)));  // linear weights: activations stay O(1)
-}
-
-aisp::harness::Workload workload(const GpuGpt& m) {
-  const auto cfg = m.config();
-  const c::Graph g = m.graph();
-  aisp::harness::Workload w;
-  for (auto id : g.inputs()) {
-    const auto& n = g.node(id);
-    w.inputs.push_back({n.name, n.dtype, n.shape, init_of(n.name, cfg.vocab, cfg.d_model)});
-  }
-  w.output = {"logits", DType::bf16, {m.batch, m.seq, cfg.vocab}, aisp::harness::Init::normal()};
-  // Matmul FLOPs only (2 per multiply-add), attention over the full T x T (the mask is applied after QK^T).
-  const double n = double(m.batch * m.seq), d = double(cfg.d_model), f = double(cfg.mlp_ratio * cfg.d_model);
-  const double per_layer = 2 * n * d * (3 * d) + 2 * n * d * d + 4 * n * d * f + 4 * double(m.batch) * double(m.seq) * double(m.seq) * d;
-  w.flops = double(cfg.layers) * per_layer + 2 * n * d * double(cfg.vocab);
-  w.bytes = double(w.output.bytes());
-  for (const auto& s : w.inputs) w.bytes += double(s.bytes());
-  // bf16 storage of every activation across 12 residual blocks against the unrounded f32 model.
-  // Measured on an H200 (2026-11-26): max abs error 0.11 (eager plan) and 0.09 (fused) on logits of
-  // standard deviation ~1.6, i.e. ~13 bf16 ulps; the relative L2 error is the check that bites (a
-  // wrong layer, mask or bias moves it far above 3e-2), the per-element bound only rules out outliers.
-  w.tolerance = {3e-2, 0.25, 0.05};
-  w.backend = aisp::harness::Backend::cuda;
-  w.min_compute_capability = 80;
-  return w;
-}
-
-__global__ void bf16_to_f32(const __nv_bfloat16* in, float* out, std::int64_t n) {
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
-    out[i] = __bfloat162float(in[i]);
-}
-
-// The f32 model on the bf16 inputs (see the header comment). Compiled once per process.
-void reference(const GpuGpt& m, const std::vector<Tensor>& inputs, const Tensor& ref, StreamHandle stream) {
-  static std::unique_ptr<c::CudaCompiledGraph> compiled;
-  static std::vector<void*> f32_inputs;
-  if (!compiled) {
-    compiled = std::make_unique<c::CudaCompiledGraph>(c::compile_cuda(m.graph(DType::f32), c::eager_plan()));
-    for (const Tensor& t : inputs) {
-      void* p = nullptr;
-      if (t.dtype == DType::bf16) AISP_CUDA_CHECK(cudaMalloc(&p, std::size_t(t.numel()) * sizeof(float)));
-      f32_inputs.push_back(p);
-    }
-  }
-  std::vector<const void*> in;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].dtype == DType::bf16) {
-      bf16_to_f32<<<1024, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(inputs[i].data),
-                                           static_cast<float*>(f32_inputs[i]), inputs[i].numel());
-      AISP_CUDA_CHECK(cudaGetLastError());
-      in.push_back(f32_inputs[i]);
-    } else {
-      in.push_back(inputs[i].data);
-    }
-  }
-  if (ref.dtype != DType::f32) throw Error("model_eager: the reference is f32");
-  compiled->run(in, {ref.data}, stream);
-}
 
 // One variant = one plan, compiled in setup. A fresh kernel cache per process for the compiled
 // plans (their setup time is a cold compile); the eager plan uses the default cache (its kernels are
@@ -275,9 +194,11 @@ Example make_example(const GpuGpt& m, const char* shape) {
   e.name = m.name;
   e.description = fmt::format("GPT 12 layers, d=1024, 16 heads, vocab 32000, {} x {} tokens, bf16 ({}): eager plan vs "
                               "compiled", m.batch, m.seq, shape);
-  e.workload = workload(m);
+  e.workload = aisp::ch14::gpu_gpt_workload(m);
   e.reference_dtype = DType::f32;
-  e.reference = [m](const std::vector<Tensor>& in, const Tensor& ref, StreamHandle s) { reference(m, in, ref, s); };
+  e.reference = [m](const std::vector<Tensor>& in, const Tensor& ref, StreamHandle s) {
+    aisp::ch14::gpu_gpt_reference(m, in, ref, s);
+  };
   e.variants = {
       {"baseline", "eager plan: one kernel per op and per composite (LayerNorm, GELU), cuBLASLt Linear + bias, flash attention",
        [m] { return std::make_unique<Plan>(m, Plan::Kind::eager); }},
