@@ -23,6 +23,22 @@ Signature with_marked_dims(const Signature& pattern, const std::vector<std::pair
       t.inputs[i].shape[a] = s.inputs[i].shape[a];
   return t;
 }
+// Whether s equals the compiled signature except at the marked dims, compared in place: building
+// with_marked_dims' copy on every call cost a dynamic guard 8-17 us per hit against a static one's
+// 1.4-3 us for the 12-layer GPT's 197 inputs (H200, ch14:dynamic_shapes_gpu, 2026-11-28).
+bool equal_except_marked(const Signature& compiled, const std::vector<std::pair<std::size_t, std::size_t>>& marked,
+                         const Signature& s) {
+  if (compiled.inputs.size() != s.inputs.size()) return false;
+  for (std::size_t i = 0; i < s.inputs.size(); ++i) {
+    const InputSpec &want = compiled.inputs[i], &got = s.inputs[i];
+    if (want.dtype != got.dtype || want.shape.size() != got.shape.size()) return false;
+    for (std::size_t a = 0; a < got.shape.size(); ++a)
+      if (want.shape[a] != got.shape[a] &&
+          std::find(marked.begin(), marked.end(), std::pair<std::size_t, std::size_t>{i, a}) == marked.end())
+        return false;
+  }
+  return true;
+}
 }  // namespace
 
 std::string Signature::to_string() const {
@@ -87,7 +103,7 @@ std::vector<std::string> GuardTable::describe() const {
 
 bool GuardTable::serves(const Entry& e, const Signature& s) const {
   if (e.dynamic.empty()) return e.signature == s;
-  if (!(with_marked_dims(e.signature, e.dynamic, s) == s)) return false;
+  if (!equal_except_marked(e.signature, e.dynamic, s)) return false;
   const std::int64_t n = s.inputs[e.dynamic[0].first].shape[e.dynamic[0].second];
   for (const auto& [i, a] : e.dynamic)
     if (s.inputs[i].shape[a] != n) return false;
