@@ -3,8 +3,8 @@
 // backend (so the main job measures it without a GPU too).
 //
 // Model: the chapter's CPU GPT (compiled_graphs.h) with 2 layers, 64 tokens per sequence, bf16.
-// One call runs a forward at each batch size of kBatches, in that order, on the first n sequences of
-// the declared tokens; the output is the five forwards' logits one after another.
+// One call runs a forward at each batch size of kBatches (request_mix.h), in that order, on the
+// first n sequences of the declared tokens; the output is the five forwards' logits one after another.
 //   baseline            CompiledFunction (guards.h), static: the first call of each size traces and
 //                       compiles a specialization for it (each recompile's reason logged); later calls
 //                       find theirs through the guard
@@ -16,7 +16,6 @@
 // timed call is the steady state: kernels specialized to each size against symbolic kernels plus a
 // plan per size change.
 // Both bind the same host copies of the inputs on every call and copy the logits out.
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +30,7 @@
 #include "compiler/guards.h"
 #include "core/error.h"
 #include "harness/registry.h"
+#include "request_mix.h"
 
 namespace {
 
@@ -40,16 +40,7 @@ using aisp::harness::Example;
 using aisp::harness::StreamHandle;
 using aisp::harness::Tensor;
 using aisp::harness::Variant;
-
-// A serving-like mix: sizes that share no specialization, the largest last.
-constexpr std::array<std::int64_t, 5> kBatches = {1, 2, 3, 5, 8};
-constexpr std::int64_t kMaxBatch = 8;
-
-std::int64_t total_sequences() {
-  std::int64_t total = 0;
-  for (std::int64_t n : kBatches) total += n;
-  return total;
-}
+using namespace aisp::ch14::request_mix;  // kBatches, kMaxBatch, total_sequences, output_offset, inputs_at
 
 CpuGpt model_at(std::int64_t batch) {
   CpuGpt m = aisp::ch14::chapter_cpu_gpt("ch14-cpu", 2);
@@ -70,21 +61,6 @@ const std::vector<aisp::compiler::Graph>& graphs() {
 const aisp::compiler::Graph& largest_graph() {
   static const aisp::compiler::Graph g = model_at(kMaxBatch).graph();
   return g;
-}
-
-// The declared inputs as the forward at batch n sees them: the tokens' first n rows (a view of the
-// same buffer), every parameter as declared.
-std::vector<Tensor> inputs_at(const std::vector<Tensor>& inputs, std::int64_t n) {
-  std::vector<Tensor> at = inputs;
-  at.at(0).shape.at(0) = n;  // "tokens" [batch, seq], row-major: its first n rows
-  return at;
-}
-
-// Where size index k's logits start in the output, in elements.
-std::int64_t output_offset(std::size_t k, std::int64_t row_elements) {
-  std::int64_t rows = 0;
-  for (std::size_t i = 0; i < k; ++i) rows += kBatches[i];
-  return rows * row_elements;
 }
 
 class GuardedGpt : public Variant {

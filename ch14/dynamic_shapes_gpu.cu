@@ -3,9 +3,9 @@
 // chapter's 12-layer GPT through the CUDA backend.
 //
 // Model and reference: gpu_gpt.h (GPT 12 layers, d_model 1024, 16 heads, vocab 32000, bf16), 64
-// tokens per sequence. One call runs a forward at each batch size of kBatches, in that order, on the
-// first n sequences of the declared tokens; the output is the five forwards' logits one after another,
-// each checked against the f32 model at its size.
+// tokens per sequence. One call runs a forward at each batch size of kBatches (request_mix.h), in
+// that order, on the first n sequences of the declared tokens; the output is the five forwards'
+// logits one after another, each checked against the f32 model at its size.
 //   baseline                          CudaCompiledFunction (guards_cuda.h), default mode, static: the
 //                                     first call of each size compiles a specialization (NVRTC)
 //   optimized:dynamic                 the same with dim 0 of "tokens" marked dynamic: one compile serves
@@ -18,7 +18,6 @@
 // captures in both); the stats line (stderr) times each size's first call. The timed call is the
 // steady state.
 // Every call states its inputs' shapes (a Signature) and passes the guard, as an application's does.
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -33,6 +32,7 @@
 #include "core/cuda/check.h"
 #include "gpu_gpt.h"
 #include "harness/registry.h"
+#include "request_mix.h"
 
 namespace {
 
@@ -42,33 +42,11 @@ using aisp::harness::StreamHandle;
 using aisp::harness::Tensor;
 using aisp::harness::Variant;
 namespace c = aisp::compiler;
+using namespace aisp::ch14::request_mix;  // kBatches, kMaxBatch, total_sequences, output_offset, inputs_at
 
-// The batch sizes of one call, as in ch14:dynamic_shapes.
-constexpr std::array<std::int64_t, 5> kBatches = {1, 2, 3, 5, 8};
-constexpr std::int64_t kMaxBatch = 8, kSeq = 64;
+constexpr std::int64_t kSeq = 64;
 
 constexpr GpuGpt model_at(std::int64_t batch) { return GpuGpt{"dynamic_shapes_gpu", batch, kSeq}; }
-
-std::int64_t total_sequences() {
-  std::int64_t total = 0;
-  for (std::int64_t n : kBatches) total += n;
-  return total;
-}
-
-// Elements of the output before size index k's logits.
-std::int64_t output_offset(std::size_t k, std::int64_t row_elements) {
-  std::int64_t rows = 0;
-  for (std::size_t i = 0; i < k; ++i) rows += kBatches[i];
-  return rows * row_elements;
-}
-
-// The declared inputs as the forward at batch n sees them: the tokens' first n rows (the same device
-// buffer), every parameter as declared.
-std::vector<Tensor> inputs_at(const std::vector<Tensor>& inputs, std::int64_t n) {
-  std::vector<Tensor> at = inputs;
-  at.at(0).shape.at(0) = n;  // "tokens" [batch, seq], row-major
-  return at;
-}
 
 class GuardedGpt : public Variant {
  public:
