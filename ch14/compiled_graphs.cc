@@ -127,6 +127,16 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+namespace {
+compiler::JitOptions cold_options(const TempDir& dir) {
+  compiler::JitOptions o;
+  o.cache_dir = dir.path();
+  return o;
+}
+}  // namespace
+
+ColdCpuJit::ColdCpuJit() : jit_(cold_options(cache_)) {}
+
 CpuGpt chapter_cpu_gpt(const std::string& name, std::int64_t layers) {
   CpuGpt m;
   m.config.name = name;

@@ -12,6 +12,7 @@
 
 #include "compiler/ir/graph.h"
 #include "compiler/ir/host_tensor.h"
+#include "compiler/runtime/cpu_jit.h"
 #include "harness/example.h"
 #include "models/gpt.h"
 
@@ -74,6 +75,18 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+// The CPU JIT over a fresh, empty kernel cache (removed with it): what makes a compiled variant's
+// setup a cold compile. Destroy what it compiled first.
+class ColdCpuJit {
+ public:
+  ColdCpuJit();
+  compiler::CpuJit* get() { return &jit_; }
+
+ private:
+  TempDir cache_;
+  compiler::CpuJit jit_;
 };
 
 }  // namespace aisp::ch14

@@ -70,12 +70,9 @@ class GuardedGpt : public Variant {
   void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle) override {
     inputs_ = inputs;
     output_ = output;
-    cache_.emplace();
-    aisp::compiler::JitOptions jo;
-    jo.cache_dir = cache_->path();
-    jit_ = std::make_unique<aisp::compiler::CpuJit>(jo);
+    jit_.emplace();
     aisp::compiler::GuardOptions o;
-    o.compile.jit = jit_.get();
+    o.compile.jit = jit_->get();
     o.recompile_limit = int(kBatches.size());  // one specialization per size, and no more
     if (dynamic_) o.dynamic = {{"tokens", 0}};
     function_ = std::make_unique<aisp::compiler::CompiledFunction>(
@@ -105,7 +102,6 @@ class GuardedGpt : public Variant {
   void teardown() override {
     function_.reset();
     jit_.reset();
-    cache_.reset();
   }
   bool graph_capturable() const override { return false; }
 
@@ -124,8 +120,7 @@ class GuardedGpt : public Variant {
   bool dynamic_;
   std::vector<Tensor> inputs_;
   Tensor output_;
-  std::optional<aisp::ch14::TempDir> cache_;
-  std::unique_ptr<aisp::compiler::CpuJit> jit_;
+  std::optional<aisp::ch14::ColdCpuJit> jit_;
   std::unique_ptr<aisp::compiler::CompiledFunction> function_;
   std::vector<std::vector<HostTensor>> bound_;  // per size: the inputs as that size's graph binds them
 };

@@ -71,12 +71,9 @@ class CompiledDefault : public Variant {
   void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle) override {
     inputs_ = inputs;
     output_ = output;
-    cache_.emplace();
-    aisp::compiler::JitOptions jo;
-    jo.cache_dir = cache_->path();
-    jit_ = std::make_unique<aisp::compiler::CpuJit>(jo);
+    jit_.emplace();
     aisp::compiler::CompileOptions co;
-    co.jit = jit_.get();
+    co.jit = jit_->get();
     double trace_ms = 0;
     const auto g = aisp::compiler::trace([](aisp::compiler::Graph& out) { out = build_graph(); }, &trace_ms);
     compiled_ = std::make_unique<aisp::compiler::CompiledGraph>(aisp::compiler::compile_cpu(g, co));
@@ -97,15 +94,13 @@ class CompiledDefault : public Variant {
   void teardown() override {
     compiled_.reset();
     jit_.reset();
-    cache_.reset();
   }
   bool graph_capturable() const override { return false; }
 
  private:
   std::vector<Tensor> inputs_;
   Tensor output_;
-  std::optional<aisp::ch14::TempDir> cache_;
-  std::unique_ptr<aisp::compiler::CpuJit> jit_;
+  std::optional<aisp::ch14::ColdCpuJit> jit_;
   std::unique_ptr<aisp::compiler::CompiledGraph> compiled_;
   std::vector<bool> is_gain_;
   std::vector<HostTensor> gains_;

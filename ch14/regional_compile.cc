@@ -48,17 +48,13 @@ class CompiledBase : public Variant {
   void setup(const std::vector<Tensor>& inputs, const Tensor& output, StreamHandle) override {
     inputs_ = inputs;
     output_ = output;
-    cache_.emplace();
-    aisp::compiler::JitOptions jo;
-    jo.cache_dir = cache_->path();
-    jit_ = std::make_unique<aisp::compiler::CpuJit>(jo);
-    options_.jit = jit_.get();
+    jit_.emplace();
+    options_.jit = jit_->get();
     compile();
   }
   void teardown() override {
     release();
     jit_.reset();
-    cache_.reset();
   }
   bool graph_capturable() const override { return false; }
 
@@ -72,8 +68,7 @@ class CompiledBase : public Variant {
   aisp::compiler::CompileOptions options_;
 
  private:
-  std::optional<aisp::ch14::TempDir> cache_;
-  std::unique_ptr<aisp::compiler::CpuJit> jit_;
+  std::optional<aisp::ch14::ColdCpuJit> jit_;
 };
 
 class FullCompile : public CompiledBase {
