@@ -9,12 +9,11 @@
 //                       compiles a specialization for it (each recompile's reason logged); later calls
 //                       find theirs through the guard
 //   optimized:dynamic   the same CompiledFunction with dim 0 of "tokens" marked dynamic: one compile
-//                       (traced at two sizes, every kernel taking n) serves every size; a call whose size
-//                       differs from the previous call's derives that size's memory plan (no compile)
+//                       (traced at two sizes, every kernel taking n) serves every size; each size's memory
+//                       plan is derived on its first call (no compile) and kept
 // Both variants make one call per size in setup (the largest first) against a fresh, empty kernel
 // cache, so the setup column is the compile-time comparison: five cold compiles against one. The
-// timed call is the steady state: kernels specialized to each size against symbolic kernels plus a
-// plan per size change.
+// timed call is the steady state: kernels specialized to each size against symbolic kernels.
 // Both bind the same host copies of the inputs on every call and copy the logits out.
 #include <chrono>
 #include <cstdio>

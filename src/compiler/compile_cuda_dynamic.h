@@ -32,6 +32,7 @@
 
 #include "compiler/compile_cuda.h"
 #include "compiler/dynamic.h"
+#include "compiler/runtime/size_plans.h"
 
 namespace aisp::compiler {
 
@@ -63,8 +64,8 @@ class CudaDynamicGraph {
   const CompileStats& stats() const { return stats_; }
   void set_trace_ms(double ms) { stats_.trace_ms = ms; }  // guards (guards_cuda.h) add their own trace
   int size_plans() const { return size_plans_; }          // derivations, a dropped size derived again included
-  int kept_size_plans() const { return int(plans_.size()); }
-  int dropped_size_plans() const { return dropped_plans_; }  // least recently used, past max_size_plans
+  int kept_size_plans() const { return plans_.size(); }
+  int dropped_size_plans() const { return plans_.dropped(); }  // least recently used, past max_size_plans
   double size_plan_ms() const { return size_plan_ms_; }     // total time spent deriving size plans
   int graph_captures() const;                               // reduce-overhead: over every size, dropped plans' too
   int arena_grows() const { return arena_grows_; }
@@ -83,17 +84,11 @@ class CudaDynamicGraph {
   std::string arch_;
   bool cuda_graph_ = false, loaded_ = false, programmatic_launch_ = false;
   std::unique_ptr<Arena> arena_;  // on the heap: size plans hold its address
-  struct SizePlan {
-    std::unique_ptr<CudaCompiledGraph> plan;
-    std::uint64_t last_used = 0;  // use_clock_ at its last plan() call
-  };
   // Drops the least recently used plan (waiting for the device first when loaded).
   void drop_least_recently_used();
 
-  std::map<std::int64_t, SizePlan> plans_;
-  int max_size_plans_ = 64;
-  std::uint64_t use_clock_ = 0;
-  int size_plans_ = 0, dropped_plans_ = 0, dropped_captures_ = 0;
+  SizePlans<std::unique_ptr<CudaCompiledGraph>> plans_;
+  int size_plans_ = 0, dropped_captures_ = 0;
   double size_plan_ms_ = 0;
   int arena_grows_ = 0;
 };

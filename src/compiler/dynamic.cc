@@ -26,6 +26,9 @@ std::string first_difference(const std::string& a, const std::string& b) {
 }  // namespace
 
 DynamicLowering lower_dynamic(const BuildAtSize& build, const PipelineOptions& pipeline, const DynamicOptions& dynamic) {
+  if (dynamic.max_size_plans < 1)
+    throw Error(fmt::format("dynamic mode: max_size_plans = {}; at least 1 size plan must be kept",
+                            dynamic.max_size_plans));
   const auto [na, nb] = dynamic.trace_sizes;
   DynamicLowering d;
   double ms_a = 0, ms_b = 0;
@@ -101,7 +104,8 @@ CompiledGraph compile_cpu_dynamic(const BuildAtSize& build, const CompileOptions
   stats.compile_ms = ms_since(t);
   stats.arena_bytes = d.lowered.memory.arena_bytes;  // at the traced size; CompiledGraph::arena_bytes() per call
   stats.peak_live_bytes = d.lowered.memory.peak_live_bytes;
-  return CompiledGraph(std::move(d.lowered), std::move(sources), std::move(fns), stats, std::move(d.sym));
+  return CompiledGraph(std::move(d.lowered), std::move(sources), std::move(fns), stats, std::move(d.sym),
+                       dynamic.max_size_plans);
 }
 
 }  // namespace aisp::compiler

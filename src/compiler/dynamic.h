@@ -27,9 +27,9 @@ struct DynamicOptions {
   // The sizes traced. Distinct, at least 2 (at 1 a dim would be a unit dim, which code generation
   // drops from index arithmetic), and primes unlikely to equal a static dim of a model.
   std::array<std::int64_t, 2> trace_sizes = {11, 13};
-  // CUDA backend: the per-size plans (each with its CUDA graph in reduce-overhead) kept at once; a new
-  // size beyond it drops the least recently used one, which is derived again if it comes back. At
-  // least 1. (The CPU backend keeps one plan, the previous call's size.)
+  // The per-size plans (memory plan and layouts; on the GPU also grids, GEMM plans, attention masks
+  // and, in reduce-overhead, the CUDA graph) kept at once; a new size beyond it drops the least
+  // recently used one, which is derived again (never compiled) if it comes back. At least 1.
   int max_size_plans = 64;
 };
 

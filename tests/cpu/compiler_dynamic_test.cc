@@ -126,6 +126,33 @@ Graph mean_over_batch(std::int64_t n) {
   return g;
 }
 
+// Sizes called again reuse their kept plan; past max_size_plans the least recently used is dropped and
+// derived again when its size returns, and every call still computes the function.
+TEST(CompilerDynamic, SizePlansAreKeptUpToTheBound) {
+  DynamicOptions two;
+  two.max_size_plans = 2;
+  CompiledGraph bounded = compile_cpu_dynamic(mean_over_batch, test_options(), two);
+  CompiledGraph unbounded = compile_cpu_dynamic(mean_over_batch, test_options());
+  for (std::int64_t n : {4, 7, 4, 7, 9, 4, 7}) {
+    const auto x = HostTensor::random(DType::f32, {n, 5}, std::uint64_t(n * 10));
+    const auto ref = interpret(mean_over_batch(n), {x});
+    for (CompiledGraph* cg : {&bounded, &unbounded}) {
+      const auto out = cg->run({x});
+      EXPECT_EQ(compare(ref[0], out[0], tolerance_for(DType::f32)), "") << "n = " << n;
+      EXPECT_EQ(compare(ref[1], out[1], tolerance_for(DType::f32)), "") << "n = " << n;
+    }
+  }
+  EXPECT_EQ(unbounded.size_plans(), 3) << "4, 7, 9: each derived once";
+  EXPECT_EQ(unbounded.kept_size_plans(), 3);
+  // Bound 2: 4, 7 derived; 4, 7 kept; 9 drops 4; 4 drops 7; 7 drops 9.
+  EXPECT_EQ(bounded.size_plans(), 5);
+  EXPECT_EQ(bounded.kept_size_plans(), 2);
+  DynamicOptions none;
+  none.max_size_plans = 0;
+  expect_contains(error_of([&] { compile_cpu_dynamic(mean_over_batch, test_options(), none); }),
+                  {"max_size_plans = 0", "at least 1"});
+}
+
 TEST(CompilerDynamic, MeanOverTheDynamicDimDividesByTheCallsSize) {
   CompiledGraph cg = compile_cpu_dynamic(mean_over_batch, test_options());
   std::string all;
@@ -139,6 +166,7 @@ TEST(CompilerDynamic, MeanOverTheDynamicDimDividesByTheCallsSize) {
     EXPECT_EQ(compare(ref[1], out[1], tolerance_for(DType::f32)), "") << "n = " << n;
   }
   EXPECT_EQ(cg.size_plans(), 3);
+  EXPECT_EQ(cg.kept_size_plans(), 3);
   // A call whose static dim differs names the input and the shape the compile takes.
   expect_contains(error_of([&] { cg.run({HostTensor::random(DType::f32, {3, 6}, 1)}); }),
                   {"input 'x' has shape (3, 6)", "(n, 5)"});

@@ -17,8 +17,9 @@ std::string CompileStats::to_string() const {
 }
 
 CompiledGraph::CompiledGraph(Lowered lowered, std::vector<KernelSource> sources, std::vector<KernelFn> fns,
-                             CompileStats stats, std::optional<SymbolicSizes> sym)
-    : lowered_(std::move(lowered)), sources_(std::move(sources)), fns_(std::move(fns)), stats_(stats), sym_(std::move(sym)) {
+                             CompileStats stats, std::optional<SymbolicSizes> sym, int max_size_plans)
+    : lowered_(std::move(lowered)), sources_(std::move(sources)), fns_(std::move(fns)), stats_(stats), sym_(std::move(sym)),
+      sized_(max_size_plans) {
   matmul_block_n_.assign(lowered_.fusion.steps.size(), kMatmulBlockN);
   if (!sym_) {
     plan_ = make_plan(lowered_.graph, lowered_.memory, 0);
@@ -55,16 +56,19 @@ CompiledGraph::SizedPlan CompiledGraph::make_plan(Graph graph, MemoryPlan memory
   return p;
 }
 
-// Dynamic mode: the plan of size n, derived from the lowered graph (shapes, first-fit arena offsets,
-// strides: microseconds to a millisecond, no compile) when n differs from the previous call's.
+// Dynamic mode: the plan of size n, kept from an earlier call or derived from the lowered graph
+// (shapes, first-fit arena offsets, strides: microseconds to a millisecond, no compile). Every size's
+// offsets fit the one arena, grown to the largest plan seen.
 const CompiledGraph::SizedPlan& CompiledGraph::plan_for(std::int64_t n) {
-  if (!sym_ || plan_.n == n) return plan_;
+  if (!sym_) return plan_;
+  if (const SizedPlan* kept = sized_.find(n)) return *kept;
   Graph g = graph_at_size(lowered_.graph, *sym_, n);
   MemoryPlan m = plan_memory(g, lowered_.fusion);
-  plan_ = make_plan(std::move(g), std::move(m), n);
+  SizedPlan p = make_plan(std::move(g), std::move(m), n);
   ++size_plans_;
-  if (arena_.size() < plan_.memory.arena_bytes + kBufferAlignment) arena_.resize(plan_.memory.arena_bytes + kBufferAlignment);
-  return plan_;
+  if (arena_.size() < p.memory.arena_bytes + kBufferAlignment) arena_.resize(p.memory.arena_bytes + kBufferAlignment);
+  if (sized_.full()) sized_.drop_least_recently_used();  // a CPU call has finished when it returns
+  return sized_.keep(n, std::move(p));
 }
 
 void* CompiledGraph::address(const Where& w, const std::vector<const void*>& in, const std::vector<void*>& out) {

@@ -11,6 +11,7 @@
 #include "compiler/passes/layout.h"
 #include "compiler/passes/pipeline.h"
 #include "compiler/passes/symbolic.h"
+#include "compiler/runtime/size_plans.h"
 
 namespace aisp::compiler {
 
@@ -39,8 +40,9 @@ class CompiledGraph {
  public:
   // `sym` (dynamic mode, passes/symbolic.h): the kernels take the size n as their last argument, and
   // the memory plan and library layouts are derived per call size from the lowered graph (no compile).
+  // `max_size_plans` (dynamic mode): the per-size plans kept, least recently used dropped past it.
   CompiledGraph(Lowered lowered, std::vector<KernelSource> sources, std::vector<KernelFn> fns, CompileStats stats,
-                std::optional<SymbolicSizes> sym = std::nullopt);
+                std::optional<SymbolicSizes> sym = std::nullopt, int max_size_plans = 64);
 
   // Inputs bind to the graph's inputs in order; returns the outputs in order. Dynamic mode: any n the
   // input shapes imply (their leading dims k·n, every other dim as traced).
@@ -57,10 +59,12 @@ class CompiledGraph {
   void set_matmul_block(std::size_t step, std::int64_t block_n) { matmul_block_n_.at(step) = block_n; }
   std::int64_t matmul_block(std::size_t step) const { return matmul_block_n_.at(step); }
 
-  // Dynamic mode: the symbolic sizes (null for a static compile), plans derived for a new call size
-  // (memory plan + library layouts; the last size's plan is kept), and the arena's current size.
+  // Dynamic mode: the symbolic sizes (null for a static compile), plans derived for a call size without
+  // one (memory plan + library layouts; up to max_size_plans kept, least recently used dropped:
+  // size_plans() counts derivations, a dropped size derived again included), and the arena's size.
   const SymbolicSizes* symbolic() const { return sym_ ? &*sym_ : nullptr; }
   int size_plans() const { return size_plans_; }
+  int kept_size_plans() const { return sized_.size(); }
   std::size_t arena_bytes() const { return arena_.size() > kBufferAlignment ? arena_.size() - kBufferAlignment : 0; }
 
  private:
@@ -86,7 +90,8 @@ class CompiledGraph {
   std::vector<KernelFn> fns_;
   CompileStats stats_;
   std::optional<SymbolicSizes> sym_;
-  SizedPlan plan_;  // static: the only plan; dynamic: the last call size's
+  SizedPlan plan_;             // static: the only plan
+  SizePlans<SizedPlan> sized_;  // dynamic: by size
   int size_plans_ = 0;
   std::vector<std::byte> arena_;                // grown to the largest plan seen
   std::vector<std::int64_t> matmul_block_n_;    // per step: the matmul's GEMM column block

@@ -34,7 +34,7 @@ CudaDynamicGraph::CudaDynamicGraph(Lowered lowered, SymbolicSizes sym, std::vect
     : lowered_(std::move(lowered)), sym_(std::move(sym)), kernels_(std::move(kernels)), fns_(std::move(fns)),
       stats_(stats), library_(std::move(library)), kernel_options_(options.kernels), arch_(std::move(arch)),
       cuda_graph_(options.cuda_graph), loaded_(options.load), programmatic_launch_(use_programmatic_launch(options)),
-      arena_(std::make_unique<Arena>()), max_size_plans_(max_size_plans) {}
+      arena_(std::make_unique<Arena>()), plans_(max_size_plans) {}
 
 CudaDynamicGraph::CudaDynamicGraph(CudaDynamicGraph&&) noexcept = default;
 CudaDynamicGraph& CudaDynamicGraph::operator=(CudaDynamicGraph&&) noexcept = default;
@@ -50,28 +50,21 @@ std::size_t CudaDynamicGraph::arena_bytes() const { return arena_->bytes; }
 
 int CudaDynamicGraph::graph_captures() const {
   int captures = dropped_captures_;
-  for (const auto& [n, p] : plans_) captures += p.plan->graph_captures();
+  plans_.for_each([&](const std::unique_ptr<CudaCompiledGraph>& p) { captures += p->graph_captures(); });
   return captures;
 }
 
 void CudaDynamicGraph::drop_least_recently_used() {
-  auto oldest = plans_.begin();
-  for (auto it = plans_.begin(); it != plans_.end(); ++it)
-    if (it->second.last_used < oldest->second.last_used) oldest = it;
   // Calls already enqueued (on any stream) may still read the plan's attention block masks; its CUDA
   // graph is released by the driver once a launch in flight completes.
   if (loaded_) check_cuda(cudaDeviceSynchronize(), "waiting for earlier calls before a size plan is dropped");
-  dropped_captures_ += oldest->second.plan->graph_captures();
-  plans_.erase(oldest);
-  ++dropped_plans_;
+  const std::unique_ptr<CudaCompiledGraph> dropped = plans_.drop_least_recently_used();
+  dropped_captures_ += dropped->graph_captures();
 }
 
 CudaCompiledGraph& CudaDynamicGraph::plan(std::int64_t n) {
   if (n < 1) throw Error(fmt::format("dynamic mode: size {} = {}; it must be at least 1", sym_.symbol, n));
-  if (auto it = plans_.find(n); it != plans_.end()) {
-    it->second.last_used = ++use_clock_;
-    return *it->second.plan;
-  }
+  if (std::unique_ptr<CudaCompiledGraph>* kept = plans_.find(n)) return **kept;
   const auto t = Clock::now();
   Lowered at;
   at.graph = graph_at_size(lowered_.graph, sym_, n);
@@ -118,16 +111,16 @@ CudaCompiledGraph& CudaDynamicGraph::plan(std::int64_t n) {
   auto plan = std::make_unique<CudaCompiledGraph>(std::move(at), std::move(sized), fns_, s, library_, cuda_graph_,
                                                   loaded_, "", 0, CudaSizeBinding{n, &arena_->base});
   plan->set_programmatic_launch(programmatic_launch_);
-  if (int(plans_.size()) >= max_size_plans_) drop_least_recently_used();
+  if (plans_.full()) drop_least_recently_used();
   ++size_plans_;
   size_plan_ms_ += ms_since(t);
-  return *plans_.emplace(n, SizePlan{std::move(plan), ++use_clock_}).first->second.plan;
+  return *plans_.keep(n, std::move(plan));
 }
 
 void CudaDynamicGraph::run(std::int64_t n, const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
                            cudaStream_t stream) {
   if (!loaded_) throw Error("compile_cuda_dynamic: this graph was compiled with load = false (compile only); it cannot run");
-  if (!plans_.count(n)) {  // deriving (and maybe dropping another size's plan) cannot happen in a capture
+  if (!plans_.find(n)) {  // deriving (and maybe dropping another size's plan) cannot happen in a capture
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     check_cuda(cudaStreamIsCapturing(stream, &capturing), "cudaStreamIsCapturing");
     if (capturing != cudaStreamCaptureStatusNone)
@@ -144,9 +137,6 @@ CudaDynamicGraph compile_cuda_dynamic(const BuildAtSize& build, const CudaCompil
   if (options.autotune)
     throw Error("dynamic mode on the CUDA backend compiles in 'default' and 'reduce-overhead' modes only (got "
                 "max-autotune): its GEMM algorithms are timed at one size; compile statically for max-autotune");
-  if (dynamic.max_size_plans < 1)
-    throw Error(fmt::format("dynamic mode: max_size_plans = {}; at least 1 size plan must be kept",
-                            dynamic.max_size_plans));
   NvrtcJit& jit = options.jit ? *options.jit : default_nvrtc_jit();
   DynamicLowering d = lower_dynamic(build, cuda_pipeline_options(options, jit), dynamic);
   CompileStats stats;
