@@ -28,6 +28,8 @@ DiffRow compare_rows(const VariantResult* base, const VariantResult* run, Mode m
   const VariantResult& any = base ? *base : *run;
   row.example = any.example;
   row.variant = any.variant;
+  if (base && base->setup_s >= 0) row.base_setup_s = base->setup_s;
+  if (run && run->setup_s >= 0) row.run_setup_s = run->setup_s;
   if (!base || !run) {
     row.change = base ? Change::only_in_base : Change::only_in_run;
     return row;
@@ -84,7 +86,7 @@ std::string heading(const RunDiff& d) {
 const std::vector<TextColumn>& diff_columns() {
   static const std::vector<TextColumn> columns = {
       {"example"}, {"variant"}, {"base", true}, {"run", true}, {"SM clock base / run", true}, {"ratio [95% CI]"},
-      {"change"}};
+      {"change"},  {"setup base / run", true}};
   return columns;
 }
 
@@ -95,9 +97,11 @@ std::vector<std::string> cells_of(const DiffRow& r) {
   auto mhz = [](const std::optional<double>& m) { return m ? fmt::format("{:.0f}", *m) : std::string("-"); };
   const std::string clocks =
       r.base_sm_mhz || r.run_sm_mhz ? fmt::format("{} / {} MHz", mhz(r.base_sm_mhz), mhz(r.run_sm_mhz)) : "-";
+  const std::string setup =
+      r.base_setup_s || r.run_setup_s ? fmt::format("{} / {}", time(r.base_setup_s), time(r.run_setup_s)) : "-";
   return {r.example, r.variant, time(r.base_median_s), time(r.run_median_s), clocks,
           r.ratio ? fmt::format("{:.3f}x [{:.3f}, {:.3f}]", r.ratio->ratio, r.ratio->ci_low, r.ratio->ci_high) : "-",
-          change};
+          change, setup};
 }
 
 json fields_of(const DiffRow& r, Mode mode) {
@@ -113,7 +117,9 @@ json fields_of(const DiffRow& r, Mode mode) {
           {"ratio_ci_low", number(r.ratio ? std::optional(r.ratio->ci_low) : std::nullopt)},
           {"ratio_ci_high", number(r.ratio ? std::optional(r.ratio->ci_high) : std::nullopt)},
           {"change", name_of(r.change)},
-          {"note", r.note}};
+          {"note", r.note},
+          {"base_setup_s", number(r.base_setup_s)},
+          {"run_setup_s", number(r.run_setup_s)}};
 }
 
 }  // namespace
@@ -177,7 +183,8 @@ std::string render(Format format, const RunDiff& d) {
   static const std::vector<std::string> kFields = {"example",       "variant",           "mode",
                                                    "base_median_s", "run_median_s",      "base_sm_clock_mhz",
                                                    "run_sm_clock_mhz", "ratio",          "ratio_ci_low",
-                                                   "ratio_ci_high", "change",            "note"};
+                                                   "ratio_ci_high", "change",            "note",
+                                                   "base_setup_s",  "run_setup_s"};
   switch (format) {
     case Format::table: return heading(d) + render_plain_table(diff_columns(), cells);
     case Format::markdown: return heading(d) + render_markdown_table(diff_columns(), cells);

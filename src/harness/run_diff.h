@@ -22,6 +22,9 @@ struct DiffRow {
   std::string example, variant;
   std::optional<double> base_median_s, run_median_s;
   std::optional<double> base_sm_mhz, run_sm_mhz;  // mean SM clock while sampled, where read
+  // Each side's setup time (a compiler variant's cold compile), shown beside the times; it takes no
+  // part in the verdict, which is about the timed call.
+  std::optional<double> base_setup_s, run_setup_s;
   std::optional<Speedup> ratio;  // median(base) / median(run), 95 % interval
   Change change = Change::not_comparable;
   std::string note;  // why a row is not comparable

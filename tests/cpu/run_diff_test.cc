@@ -63,6 +63,24 @@ TEST_F(RunDiffTest, FasterSlowerAndSameAgainstTheTolerance) {
             Change::same);
 }
 
+// Each side's setup (a compiler variant's cold compile) stands beside the times, in every format, and
+// takes no part in the verdict.
+TEST_F(RunDiffTest, SetupTimesOfBothSidesAreShown) {
+  VariantResult base = gpu_row("ch14:x", "optimized:compiled", 1e-3), run = base;
+  base.setup_s = 2.5;
+  run.setup_s = 0.75;
+  const RunDiff d = diff({base}, {run});
+  const DiffRow& r = row(d, "optimized:compiled");
+  EXPECT_EQ(r.change, Change::same) << "setup does not make a row faster";
+  EXPECT_DOUBLE_EQ(*r.base_setup_s, 2.5);
+  EXPECT_DOUBLE_EQ(*r.run_setup_s, 0.75);
+  const std::string table = render(Format::table, d);
+  EXPECT_NE(table.find("2.50 s / 750.0 ms"), std::string::npos) << table;
+  const nlohmann::json j = nlohmann::json::parse(render(Format::json, d));
+  EXPECT_DOUBLE_EQ(j.at("rows").at(0).at("run_setup_s").get<double>(), 0.75);
+  EXPECT_NE(render(Format::csv, d).find(",base_setup_s,run_setup_s"), std::string::npos);
+}
+
 TEST_F(RunDiffTest, RowsOnOneSideAndFailedRowsHaveNoRatio) {
   const RunDiff d = diff({gpu_row("ch14:x", "baseline", 1e-3), gpu_row("ch14:x", "optimized:gone", 1e-3),
                           gpu_row("ch14:x", "optimized:broke", 1e-3)},
