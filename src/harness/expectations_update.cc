@@ -21,7 +21,8 @@ std::filesystem::path expectations_path(const std::filesystem::path& dir, const 
   return folder / ("expectations_" + key + ".json");
 }
 
-nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string& gpu_name, const std::string& run_id) {
+nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string& gpu_name, const std::string& run_id,
+                              const std::string& checkout) {
   const nlohmann::json git = manifest.value("git", nlohmann::json::object());
   nlohmann::json provenance = {{"gpu", gpu_name},
                                {"date", manifest.value("started_at", std::string("unknown"))},
@@ -29,6 +30,16 @@ nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string&
                                {"commit", git.value("commit", "unknown")},
                                {"dirty", git.value("dirty", true)}};
   if (git.contains("tree")) provenance["tree"] = git["tree"];  // what ran, whatever the commit says
+  // A copy with a stale .git (a lent machine) records its old commit as dirty; where the files that
+  // ran have been committed since, the tree names that commit.
+  if (provenance.at("dirty") == true && git.contains("tree") && git["tree"].is_string()) {
+    const std::string commit = commit_with_tree(checkout, git["tree"].get<std::string>());
+    if (!commit.empty()) {
+      provenance["recorded_commit"] = provenance["commit"];
+      provenance["commit"] = commit;
+      provenance["dirty"] = false;
+    }
+  }
   return provenance;
 }
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/expectations.h"
+#include "harness/manifest.h"
 #include "harness/results.h"
 
 namespace aisp::harness {
@@ -25,8 +26,11 @@ using RowsByFile = std::map<std::string, std::vector<VariantResult>>;
 
 // What each written row records of the run that measured it: the GPU, when the run started, its id,
 // and the commit (whether the tree differed from it, and the tree's hash) from the manifest's git
-// state.
-nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string& gpu_name, const std::string& run_id);
+// state. A dirty commit whose tree this build's checkout has as a commit (the files were committed
+// after a run on a copy with a stale .git) is recorded as that commit, clean, the manifest's commit
+// kept as "recorded_commit". `checkout`: where to look for that commit (default: this build's sources).
+nlohmann::json run_provenance(const nlohmann::json& manifest, const std::string& gpu_name, const std::string& run_id,
+                              const std::string& checkout = source_dir());
 
 // Writes every file of `rows` except CPU ones (CPU timings depend on the host): `current` (the
 // file as read before, by the same key; read now when absent) with the passing optimized rows in

@@ -77,6 +77,24 @@ bool is_commit_id(const std::string& text) {
 
 }  // namespace
 
+std::string commit_with_tree(const std::string& dir, const std::string& tree) {
+  if (dir.empty() || tree.empty()) return "";
+  // "<commit> <tree>" per line, newest first.
+  const std::string log = capture(fmt::format("git -C '{}' log --all --format='%H %T'", dir));
+  std::size_t start = 0;
+  while (start < log.size()) {
+    std::size_t end = log.find('\n', start);
+    if (end == std::string::npos) end = log.size();
+    const std::string line = log.substr(start, end - start);
+    const std::size_t space = line.find(' ');
+    if (space != std::string::npos && line.substr(space + 1) == tree) return line.substr(0, space);
+    start = end + 1;
+  }
+  return "";
+}
+
+std::string source_dir() { return AISP_SOURCE_DIR; }
+
 nlohmann::json git_state_of(const std::string& dir) {
   nlohmann::json state;
   const char* given = std::getenv("AISP_GIT_COMMIT");

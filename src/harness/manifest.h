@@ -27,6 +27,14 @@ void finish_manifest(nlohmann::json& manifest, int device);
 // value that is no commit id (a placeholder left in a command) is ignored with a warning.
 nlohmann::json git_state_of(const std::string& dir);
 
+// The newest commit (any branch) of the checkout at `dir` whose tree is `tree`, or "" (none, not a
+// checkout, or no git). For a run whose manifest recorded a stale commit and a tree: the commit the
+// files that ran were, once it exists where the run is read.
+std::string commit_with_tree(const std::string& dir, const std::string& tree);
+
+// The source tree this binary was built from (AISP_SOURCE_DIR; "" where unknown).
+std::string source_dir();
+
 // UTC now as ISO 8601 ("2026-11-26T07:03:12Z") and as a compact stamp ("20261126T070312Z").
 std::string utc_now_iso();
 std::string utc_now_compact();

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "harness/atomic_file.h"
+#include "harness/expectations_update.h"
 #include "scoped_env.h"
 #include "stored_run_fixture.h"
 
@@ -102,6 +103,43 @@ TEST(GitState, TheTreeNamesTheFilesThatRan) {
   s = git_state_of(plain.string());
   EXPECT_EQ(s.at("available"), false);
   EXPECT_FALSE(s.contains("tree"));
+  fs::remove_all(root);
+}
+
+// A run on a copy with a stale .git records its old commit as dirty, with the tree of the files that
+// ran; where those files were committed since, the expectation rows name that commit, clean.
+TEST(GitState, ARunsTreeNamesItsCommitOnceCommitted) {
+  if (std::system("git --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "git is not installed";
+  const fs::path root = fixture::fresh_test_dir("aisp_git_tree_commit_test_");
+  const fs::path repo = root / "repo";
+  fs::create_directories(repo);
+  in(repo, "git init -q . && echo one > a.txt && git add -A && git -c user.name=t -c user.email=t@t commit -qm first");
+  const std::string first = git_output(repo, "rev-parse HEAD"), first_tree = git_output(repo, "rev-parse HEAD^{tree}");
+  in(repo, "echo two > a.txt && git -c user.name=t -c user.email=t@t commit -qam second");
+  const std::string second = git_output(repo, "rev-parse HEAD"), second_tree = git_output(repo, "rev-parse HEAD^{tree}");
+
+  EXPECT_EQ(commit_with_tree(repo.string(), first_tree), first);
+  EXPECT_EQ(commit_with_tree(repo.string(), second_tree), second);
+  EXPECT_EQ(commit_with_tree(repo.string(), std::string(40, 'f')), "") << "a tree no commit has";
+  EXPECT_EQ(commit_with_tree((root / "nowhere").string(), first_tree), "") << "not a checkout";
+
+  // The manifest of a run on a stale copy: the first commit, dirty, the second commit's files.
+  nlohmann::json manifest = {{"started_at", "2026-11-28T03:19:01Z"},
+                             {"git", {{"available", true}, {"commit", first}, {"dirty", true}, {"tree", second_tree}}}};
+  nlohmann::json p = run_provenance(manifest, "NVIDIA H200", "run-1", repo.string());
+  EXPECT_EQ(p.at("commit"), second);
+  EXPECT_EQ(p.at("dirty"), false);
+  EXPECT_EQ(p.at("recorded_commit"), first);
+  EXPECT_EQ(p.at("tree"), second_tree);
+  // Files never committed: recorded as they were.
+  manifest["git"]["tree"] = std::string(40, 'e');
+  p = run_provenance(manifest, "NVIDIA H200", "run-1", repo.string());
+  EXPECT_EQ(p.at("commit"), first);
+  EXPECT_EQ(p.at("dirty"), true);
+  EXPECT_FALSE(p.contains("recorded_commit"));
+  // A clean run is never rewritten.
+  manifest["git"] = {{"available", true}, {"commit", first}, {"dirty", false}, {"tree", second_tree}};
+  EXPECT_EQ(run_provenance(manifest, "NVIDIA H200", "run-1", repo.string()).at("commit"), first);
   fs::remove_all(root);
 }
 
