@@ -22,6 +22,10 @@ struct CompiledGraphEntry {
   std::string target;                       // "ch14:model_eager"
   std::string description;                  // one line: the model and shape
   std::function<compiler::Graph()> build;   // the graph the example's compiled variant compiles
+  // Examples that compile in dynamic mode: the graph at size n (compile_*_dynamic's argument), and the
+  // size whose plan inspection shows; empty: a static compile of build().
+  std::function<compiler::Graph(std::int64_t)> build_at_size = {};
+  std::int64_t inspected_size = 0;
 };
 
 // Registered at static-initialization time (see CompiledGraphRegistration); in registration order.

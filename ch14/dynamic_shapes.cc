@@ -162,3 +162,8 @@ Example make_example() {
 }  // namespace
 
 AISP_REGISTER_EXAMPLE(make_example);
+
+// What optimized:dynamic compiles (for `aisp inspect`): the kernels take n; the plan shown is batch 8.
+static const aisp::ch14::CompiledGraphRegistration dynamic_shapes_graph(
+    {"ch14:dynamic_shapes", "GPT 2 layers, d=128, 4 heads, vocab 512, n x 64 tokens (dynamic batch), bf16",
+     [] { return model_at(kMaxBatch).graph(); }, [](std::int64_t n) { return model_at(n).graph(); }, kMaxBatch});

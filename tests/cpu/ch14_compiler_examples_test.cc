@@ -126,6 +126,23 @@ TEST(Ch14CompilerExamples, InspectWithTheCudaBackendWritesSourcesPtxAndResources
 #endif
 }
 
+// A dynamic compile's inspection shows its symbolic kernels: the size is an argument, not a constant.
+TEST(Ch14CompilerExamples, InspectOfADynamicExampleShowsKernelsThatTakeTheSize) {
+  const fs::path out = fs::temp_directory_path() / ("aisp_inspect_dynamic_test_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  const Ran r = aisp_cli({"inspect", "ch14:dynamic_shapes", "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("dynamic mode"), std::string::npos) << r.output;
+  EXPECT_NE(read_file(out / "kernels" / "k00.cc").find("the dynamic size"), std::string::npos);
+#if AISP_WITH_CUDA
+  const Ran cuda = aisp_cli({"inspect", "ch14:dynamic_shapes", "--backend", "cuda", "--out", (out / "cuda").string()});
+  ASSERT_EQ(cuda.status, 0) << cuda.output;
+  EXPECT_NE(cuda.output.find("the plan shown is n = 8"), std::string::npos) << cuda.output;
+  EXPECT_NE(read_file(out / "cuda" / "kernels" / "k00.cu").find("long long n"), std::string::npos);
+#endif
+  fs::remove_all(out);
+}
+
 TEST(Ch14CompilerExamples, InspectOfANonCompilerTargetIsAUsageErrorListingTheValidOnes) {
   const Ran r = aisp_cli({"inspect", "ch14:flex_attention"});
   EXPECT_EQ(r.status, 2) << r.output;
