@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,35 @@ std::vector<c::HostTensor> run_dynamic(c::CudaDynamicGraph& dyn, SizeBuffers& b,
 c::BuildAtSize gpt_at_batch(const models::GptConfig& cfg, std::int64_t seq) {
   return [cfg, seq](std::int64_t n) { return models::build_gpt(cfg, n, seq).graph; };
 }
+
+// Calls of a dynamic graph at batch sizes in any order: each size's graph and device buffers are
+// made at its first call and kept, and every call draws fresh inputs into them (so a stale or
+// freed CUDA graph replay fails) and is checked against the interpreter.
+class BatchCalls {
+ public:
+  explicit BatchCalls(const models::GptConfig& cfg) : cfg_(cfg) {}
+
+  void call(c::CudaDynamicGraph& dyn, std::int64_t batch, std::uint64_t seed, TestStream& stream,
+            const std::string& what) {
+    Size& size = sizes_[batch];
+    if (!size.gpt) {
+      size.gpt = std::make_unique<models::GptGraph>(models::build_gpt(cfg_, batch, kSeq));
+      size.buffers = std::make_unique<SizeBuffers>(size.gpt->graph);
+    }
+    const auto inputs = models::gpt_inputs(*size.gpt, cfg_, seed);
+    const auto got = run_dynamic(dyn, *size.buffers, size.gpt->graph, inputs, stream);
+    expect_matches(c::interpret(size.gpt->graph, inputs), got, cfg_.dtype,
+                   what + ", batch " + std::to_string(batch) + " call with seed " + std::to_string(seed));
+  }
+
+ private:
+  struct Size {
+    std::unique_ptr<models::GptGraph> gpt;
+    std::unique_ptr<SizeBuffers> buffers;
+  };
+  models::GptConfig cfg_;
+  std::map<std::int64_t, Size> sizes_;
+};
 
 TEST(CompilerCudaDynamic, TinyGptCompiledOnceMatchesInterpreterAndStaticCompileAtEveryBatch) {
   AISP_REQUIRE_GPU();
@@ -105,29 +135,14 @@ TEST(CompilerCudaDynamic, ReduceOverheadReplaysEachSizesGraphWhenSizesAlternate)
   c::CudaDynamicGraph dyn = c::compile_cuda_dynamic(gpt_at_batch(cfg, kSeq), o);
   dyn.plan(5);  // the largest size first: the arena never grows again
   TestStream stream;
-  std::vector<std::unique_ptr<models::GptGraph>> graphs(6);
-  std::vector<std::unique_ptr<SizeBuffers>> buffers(6);
+  BatchCalls calls(cfg);
   std::uint64_t seed = 500;
-  for (std::int64_t batch : {1, 2, 3, 5, 3, 1, 5, 2, 1}) {
-    if (!graphs[batch]) {
-      graphs[batch] = std::make_unique<models::GptGraph>(models::build_gpt(cfg, batch, kSeq));
-      buffers[batch] = std::make_unique<SizeBuffers>(graphs[batch]->graph);
-    }
-    const auto inputs = models::gpt_inputs(*graphs[batch], cfg, ++seed);
-    const auto got = run_dynamic(dyn, *buffers[batch], graphs[batch]->graph, inputs, stream);
-    expect_matches(c::interpret(graphs[batch]->graph, inputs), got, cfg.dtype,
-                   "reduce-overhead batch " + std::to_string(batch) + " call with seed " + std::to_string(seed));
-  }
+  for (std::int64_t batch : {1, 2, 3, 5, 3, 1, 5, 2, 1}) calls.call(dyn, batch, ++seed, stream, "reduce-overhead");
   EXPECT_EQ(dyn.graph_captures(), 4) << "one capture per size";
   EXPECT_EQ(dyn.arena_grows(), 1);
 
   c::CudaDynamicGraph growing = c::compile_cuda_dynamic(gpt_at_batch(cfg, kSeq), o);
-  for (std::int64_t batch : {1, 5, 1}) {
-    const auto inputs = models::gpt_inputs(*graphs[batch], cfg, ++seed);
-    const auto got = run_dynamic(growing, *buffers[batch], graphs[batch]->graph, inputs, stream);
-    expect_matches(c::interpret(graphs[batch]->graph, inputs), got, cfg.dtype,
-                   "growing arena, batch " + std::to_string(batch));
-  }
+  for (std::int64_t batch : {1, 5, 1}) calls.call(growing, batch, ++seed, stream, "growing arena");
   EXPECT_EQ(growing.arena_grows(), 2);
   // Batch 1 captures again when the grown arena moved; the allocator may also hand back the old
   // address (seen on an H100), and then the batch-1 graph's addresses are still the arena's.
@@ -152,18 +167,10 @@ TEST(CompilerCudaDynamic, ReduceOverheadWithBoundedPlansRederivesDroppedSizes) {
   dyn.plan(3);  // the largest first: the arena does not grow, so every capture below is a size's first
   const std::size_t cached = jit.files();
   TestStream stream;
-  std::vector<std::unique_ptr<models::GptGraph>> graphs(4);
-  std::vector<std::unique_ptr<SizeBuffers>> buffers(4);
+  BatchCalls calls(cfg);
   std::uint64_t seed = 900;
   for (std::int64_t batch : {1, 2, 3, 1, 3, 2}) {
-    if (!graphs[batch]) {
-      graphs[batch] = std::make_unique<models::GptGraph>(models::build_gpt(cfg, batch, kSeq));
-      buffers[batch] = std::make_unique<SizeBuffers>(graphs[batch]->graph);
-    }
-    const auto inputs = models::gpt_inputs(*graphs[batch], cfg, ++seed);
-    const auto got = run_dynamic(dyn, *buffers[batch], graphs[batch]->graph, inputs, stream);
-    expect_matches(c::interpret(graphs[batch]->graph, inputs), got, cfg.dtype,
-                   "bounded plans, batch " + std::to_string(batch) + " call with seed " + std::to_string(seed));
+    calls.call(dyn, batch, ++seed, stream, "bounded plans");
     EXPECT_LE(dyn.kept_size_plans(), 2);
   }
   // Planned 3; calls 1 (drops nothing: 2 kept), 2 (drops 3), 3 (drops 1), 1 (drops 2), 3 (kept), 2 (drops 1).
