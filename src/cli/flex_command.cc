@@ -9,7 +9,7 @@
 // --score-expr / --mask-expr add a row `jit` for mods written as expressions and JIT-compiled by
 // NVRTC into the fa3 kernel (flex_jit_demo.h: the captured tensors the expressions may index, the
 // verification); with one built-in pattern in the same run, its output and time are compared.
-// --dtype fp16 runs everything on fp16 inputs (the fa3 forward and wgmma backward: sm_90a).
+// --dtype fp16 runs everything on fp16 inputs (every kernel: --kernel and the backward take it).
 // --backward adds a row `<pattern> bwd` per pattern: the fused backward (dQ, dK, dV from the
 // forward's out and lse and a random dO), verified against the float64 GPU backward reference
 // (relative L2 of each gradient, the largest printed), timed the same way; its TFLOP/s count 2.5x
@@ -409,7 +409,7 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
                    "the fa3 kernel's row order across heads: 0 = automatic (head-major with no mask, else groups "
                    "of 4), 1 = head-major, h > 1 interleaves groups of h heads rank by rank")
       ->capture_default_str();
-  demo->add_option("--dtype", options->dtype, "bf16 or fp16 (fp16: the fa3 forward and wgmma backward, sm_90a)")
+  demo->add_option("--dtype", options->dtype, "bf16 or fp16 (every forward and backward kernel)")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
   demo->add_flag("--backward", options->backward, "also verify and time the fused backward (dQ, dK, dV) per pattern");

@@ -1,11 +1,10 @@
-// FlexAttention on fp16 inputs (FlexAttentionArgs::dtype = FlexDtype::fp16: the fa3 forward and the
-// wgmma backward, sm_90a) against the float64 GPU references (flex_eager.h, flex_backward_eager.h),
-// which read the same fp16 inputs: both head dims, GQA / MQA, lengths that are not multiples of the
+// FlexAttention on fp16 inputs (FlexAttentionArgs::dtype = FlexDtype::fp16: the fa3, wgmma and
+// mma.sync forward kernels, both backward kernels) against the float64 GPU references (flex_eager.h,
+// flex_backward_eager.h), which read the same fp16 inputs: both head dims, GQA / MQA, lengths that are not multiples of the
 // tiles, ALiBi and soft-cap score_mods, causal / sliding / random element masks with fully masked
 // rows; the run-time built-ins and the template API. The same values (random normal rounded to
 // bf16, which fp16 holds exactly) also run in bf16, and fp16 must be the more accurate (3 more bits
-// in P, dS and the outputs). Kernels without fp16 (mma_sync / wgmma forward, mma_sync backward)
-// must refuse it with an aisp::Error naming the one that takes it.
+// in P, dS and the outputs). An unknown dtype is refused with an aisp::Error.
 #include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
@@ -161,20 +160,22 @@ struct Errors {
   double out = 0, dq = 0, dk = 0, dv = 0;
 };
 
-// Forward + backward through the run-time built-ins, against the references.
-Errors run_builtins(const Shape& s, Variant variant, FlexDtype dtype, std::uint64_t seed, const std::string& what) {
+// Forward + backward through the run-time built-ins on the given kernels, against the references.
+Errors run_builtins(const Shape& s, Variant variant, FlexDtype dtype, std::uint64_t seed, const std::string& what,
+                    flex::FlexKernel forward_kernel = flex::FlexKernel::automatic,
+                    flex::FlexBackwardKernel backward_kernel = flex::FlexBackwardKernel::automatic) {
   TestStream stream;
   Problem pb(s, dtype, seed);
   const Mods m = make_mods(variant, s, seed);
   const flex::BlockMask bm = pb.block_mask(m, stream.get());
-  flex::flex_attention(pb.forward_args(), m.score, m.mask, bm, stream.get());
+  flex::flex_attention(pb.forward_args(forward_kernel), m.score, m.mask, bm, stream.get());
   stream.sync();
   pb.references(m, stream.get());
   const std::string name = what + " " + flex::flex_dtype_name(dtype);
   Errors e;
   e.out = expect_forward_close(pb, m, name);
   const flex::BackwardBlockMask bbm = pb.backward_block_mask(m, stream.get());
-  flex::flex_attention_backward(pb.args(), m.score, m.mask, bbm, stream.get());
+  flex::flex_attention_backward(pb.args(backward_kernel), m.score, m.mask, bbm, stream.get());
   stream.sync();
   AISP_CUDA_CHECK(cudaGetLastError());
   e.dq = expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, name + " dq", m.score_error);
@@ -303,32 +304,70 @@ void expect_error_containing(const std::function<void()>& call, const std::strin
   }
 }
 
-// Kernels without fp16 refuse it and name the one that takes it; nothing is launched.
-TEST(FlexFp16, KernelsWithoutFp16RefuseIt) {
-  if (!fp16_kernels_here()) GTEST_SKIP() << "the fp16 refusals are decided on an sm_90a GPU";
+// The mma.sync and wgmma forward kernels and the mma.sync backward (the kernels of GPUs other than
+// sm_90a, and comparison variants there) take fp16 too: three cases (GQA with an element mask and
+// fully masked rows, MQA soft-cap, a sliding window; both head dims) through the run-time built-ins
+// against float64, each more accurate than the same kernel on the same values in bf16; and the
+// template API on the mma.sync kernels.
+TEST(FlexFp16, ClassicKernelsTakeFp16) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "the wgmma forward kernel needs an sm_90a GPU";
+  const Case cases[] = {kCases[0], kCases[2], kCases[5]};
+  std::uint64_t seed = 9600;
+  for (const flex::FlexKernel fk : {flex::FlexKernel::mma_sync, flex::FlexKernel::wgmma}) {
+    for (const Case& c : cases) {
+      const std::string what = std::string(c.name) + (fk == flex::FlexKernel::mma_sync ? " mma_sync" : " wgmma");
+      const Errors h = run_builtins(c.shape, c.variant, FlexDtype::fp16, seed, what, fk,
+                                    flex::FlexBackwardKernel::mma_sync);
+      const Errors b = run_builtins(c.shape, c.variant, FlexDtype::bf16, seed, what, fk,
+                                    flex::FlexBackwardKernel::mma_sync);
+      std::printf("[measured] %-52s fp16/bf16 error: out %.3f dq %.3f dk %.3f dv %.3f\n", what.c_str(), h.out / b.out,
+                  h.dq / b.dq, h.dk / b.dk, h.dv / b.dv);
+      EXPECT_LT(h.out, 0.5 * b.out) << what;
+      EXPECT_LT(h.dq, 0.5 * b.dq) << what;
+      EXPECT_LT(h.dk, 0.5 * b.dk) << what;
+      EXPECT_LT(h.dv, 0.5 * b.dv) << what;
+      seed += 10;
+    }
+  }
+  // The template API (compile-time functors) on the mma.sync kernels.
+  TestStream stream;
+  const Shape s{1, 2, 1, 200, 211, 64};
+  Problem pb(s, FlexDtype::fp16, 9700);
+  Mods m;
+  m.mask = flex::mask_causal();
+  const flex::BlockMask bm = flex::create_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
+  flex::flex_attention(pb.forward_args(flex::FlexKernel::mma_sync), flex::NoScoreMod{}, flex::Causal{}, bm,
+                       stream.get());
+  stream.sync();
+  pb.references(m, stream.get());
+  expect_forward_close(pb, m, "template causal fp16 mma_sync");
+  const flex::BackwardBlockMask bbm =
+      flex::create_backward_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
+  flex::flex_attention_backward(pb.args(flex::FlexBackwardKernel::mma_sync), flex::NoScoreMod{}, flex::Causal{}, bbm,
+                                stream.get());
+  stream.sync();
+  expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, "template causal fp16 mma_sync dq");
+  expect_grad_close(pb, pb.dk, pb.ref_dk, pb.bound_dk, "template causal fp16 mma_sync dk");
+  expect_grad_close(pb, pb.dv, pb.ref_dv, pb.bound_dv, "template causal fp16 mma_sync dv");
+}
+
+// A dtype that is neither bf16 nor fp16 is refused before anything is launched.
+TEST(FlexFp16, UnknownDtypeIsRefused) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "decided on an sm_90a GPU (the checks run after the GPU check)";
   TestStream stream;
   const Shape s{1, 1, 1, 64, 64, 64};
   Problem pb(s, FlexDtype::fp16, 9400);
   const Mods m = make_mods(Variant::plain_sliding_causal, s, 9400);
   const flex::BlockMask bm = pb.block_mask(m, stream.get());
-  for (const flex::FlexKernel k : {flex::FlexKernel::mma_sync, flex::FlexKernel::wgmma})
-    expect_error_containing([&] { flex::flex_attention(pb.forward_args(k), m.score, m.mask, bm, stream.get()); },
-                            "the fa3 kernel", "forward fp16");
-  expect_error_containing(
-      [&] { flex::flex_attention(pb.forward_args(flex::FlexKernel::mma_sync), flex::NoScoreMod{}, flex::Causal{}, bm,
-                                 stream.get()); },
-      "the fa3 kernel", "template forward fp16");
-  const flex::BackwardBlockMask bbm = pb.backward_block_mask(m, stream.get());
-  expect_error_containing(
-      [&] {
-        flex::flex_attention_backward(pb.args(flex::FlexBackwardKernel::mma_sync), m.score, m.mask, bbm,
-                                      stream.get());
-      },
-      "the wgmma kernel", "backward fp16");
   flex::FlexAttentionArgs bad = pb.forward_args();
   bad.dtype = static_cast<FlexDtype>(7);
   expect_error_containing([&] { flex::flex_attention(bad, m.score, m.mask, bm, stream.get()); }, "element type",
                           "unknown dtype");
+  flex::FlexBackwardArgs bad_backward = pb.args();
+  bad_backward.forward.dtype = static_cast<FlexDtype>(7);
+  const flex::BackwardBlockMask bbm = pb.backward_block_mask(m, stream.get());
+  expect_error_containing([&] { flex::flex_attention_backward(bad_backward, m.score, m.mask, bbm, stream.get()); },
+                          "element type", "unknown backward dtype");
 }
 
 }  // namespace

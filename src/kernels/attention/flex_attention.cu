@@ -92,10 +92,6 @@ void check_flex_args(const FlexAttentionArgs& a, const BlockMask& bm) {
   detail::require_supported_gpu("flex_attention");
   if (a.dtype != FlexDtype::bf16 && a.dtype != FlexDtype::fp16)
     fail("dtype " + std::to_string(int(a.dtype)) + " is not an element type (FlexDtype::bf16 or fp16)");
-  if (a.dtype == FlexDtype::fp16 && detail::resolve_kernel(a.kernel) != FlexKernel::fa3)
-    fail(std::string("fp16 inputs: the ") + (detail::resolve_kernel(a.kernel) == FlexKernel::wgmma ? "wgmma" : "mma_sync") +
-         " forward kernel takes bf16 only; the fa3 kernel (FlexKernel::fa3, the automatic choice on sm_90a) takes "
-         "fp16, or convert the inputs to bf16");
   if (a.strided()) {
     for (const std::int64_t* st : {a.q_stride, a.k_stride, a.v_stride, a.out_stride})
       for (int i = 0; i < 3; ++i)
@@ -350,17 +346,18 @@ void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_
   using Entry = void (*)(const detail::FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                          const BuiltinMask&, cudaStream_t);
   Entry entry = nullptr;
-  if (args.dtype == FlexDtype::fp16) {  // fa3 only (check_flex_args)
+  const bool fa3 = detail::resolve_kernel(args.kernel) == FlexKernel::fa3;
+  if (fa3 && args.dtype == FlexDtype::fp16) {
     if (args.head_dim == 64)
       entry = plain ? detail::forward_builtin_fa3_fp16_plain_d64 : detail::forward_builtin_fa3_fp16_scored_d64;
     else
       entry = plain ? detail::forward_builtin_fa3_fp16_plain_d128 : detail::forward_builtin_fa3_fp16_scored_d128;
-  } else if (detail::resolve_kernel(args.kernel) == FlexKernel::fa3) {
+  } else if (fa3) {
     if (args.head_dim == 64)
       entry = plain ? detail::forward_builtin_fa3_plain_d64 : detail::forward_builtin_fa3_scored_d64;
     else
       entry = plain ? detail::forward_builtin_fa3_plain_d128 : detail::forward_builtin_fa3_scored_d128;
-  } else {
+  } else {  // mma.sync or wgmma, on either element type (launch_forward_classic)
     if (args.head_dim == 64)
       entry = plain ? detail::forward_builtin_plain_d64 : detail::forward_builtin_scored_d64;
     else

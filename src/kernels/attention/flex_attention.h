@@ -37,10 +37,9 @@ using bf16 = __nv_bfloat16;
 // with the GEMMs). automatic: see resolve_kernel in flex_attention.cu (README: which and why).
 enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma, fa3 };
 
-// The element type of q, k, v and out (and of the backward's dout, dq, dk, dv). bf16 everywhere;
-// fp16 in the fa3 forward and the wgmma backward (sm_90a) only: the mma_sync and wgmma forward
-// kernels and the mma_sync backward refuse it with an aisp::Error. The pointers below keep their
-// bf16 type (existing callers compile unchanged): for fp16 they point at __half data
+// The element type of q, k, v and out (and of the backward's dout, dq, dk, dv): bf16 or fp16, in
+// every forward and backward kernel (P and dS are rounded to it for their GEMMs, accumulation stays
+// fp32). The pointers below keep their bf16 type (existing callers compile unchanged): for fp16 they point at __half data
 // (reinterpret_cast<const bf16*>(half_pointer)). Its own enum, not core/dtype.h's DType: this header
 // is part of the NVRTC source of the JIT kernels, which carries kernels/ headers only.
 enum class FlexDtype : std::uint8_t { bf16, fp16 };

@@ -7,7 +7,7 @@
 // the mods/softmax step; flex_forward_fa3_kernel (flex_forward_fa3.cuh, sm_90a only: TMA producer
 // warp, warp-specialized consumers, softmax overlapped with the GEMMs) is included at the end.
 //
-// Forward, FA2 style (mma.sync m16n8k16 bf16 -> f32, ldmatrix, cp.async double buffering):
+// Forward, FA2 style (mma.sync m16n8k16 bf16 or f16 -> f32, ldmatrix, cp.async double buffering):
 //   CTA = one (b, h, 128-query block), 8 warps, warp w owns query rows [16 w, 16 w + 16).
 //   smem: Q (128 x D), K and V (2 stages x 64 x D) each, 16-byte chunks XOR-swizzled by row & 7 so
 //   ldmatrix reads 8 rows of one chunk column from 8 different bank groups.
@@ -27,7 +27,9 @@
 #include "core/cuda/check.h"
 #include "core/error.h"
 #include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_element.cuh"
 #include "kernels/common/mma_sync.cuh"
+#include "kernels/common/wgmma_f16.cuh"
 #include "kernels/common/wgmma_operands.h"
 
 namespace aisp::kernels::flex {
@@ -69,8 +71,16 @@ using mma::cp_async_commit;
 using mma::cp_async_wait;
 using mma::ldmatrix_x4;
 using mma::ldmatrix_x4_trans;
-using mma::mma_bf16;
-using mma::pack_bf16;
+
+// d += a . b (m16n8k16, f32 accumulators) with Elem inputs: bf16 or __half (flex_element.cuh).
+template <class Elem>
+__device__ __forceinline__ void mma_elem(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                         std::uint32_t b1) {
+  if constexpr (FlexIsFp16<Elem>::value)
+    mma::mma_f16(d, a, b0, b1);
+  else
+    mma::mma_bf16(d, a, b0, b1);
+}
 
 // Element offset of (row, 16-byte chunk) in a swizzled tile of D columns: (rows, D):(D, 1) with
 // chunk c stored at c ^ (row & 7).
@@ -197,7 +207,9 @@ constexpr int min_ctas_per_sm() {
   return D == 64 ? 2 : 1;
 }
 
-template <int D, class ScoreMod, class MaskMod>
+// Elem: bf16 or __half, the element type of q, k, v and out (FwdParams holds them as bf16
+// pointers: only the MMAs, P's rounding and the stores read the type).
+template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
 __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>())
     flex_forward_kernel(const FwdParams p, const ScoreMod score_mod, const MaskMod mask_mod) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -271,8 +283,8 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>())
         std::uint32_t bk[4];
         ldmatrix_x4(bk, smem_u32(k_tile + swz<D>(jp * 16 + (lane % 8) + (lane / 16) * 8,
                                                   kk * 2 + (lane / 8) % 2)));
-        mma_bf16(*reinterpret_cast<float(*)[4]>(&s[8 * jp]), a, bk[0], bk[1]);
-        mma_bf16(*reinterpret_cast<float(*)[4]>(&s[8 * jp + 4]), a, bk[2], bk[3]);
+        mma_elem<Elem>(*reinterpret_cast<float(*)[4]>(&s[8 * jp]), a, bk[0], bk[1]);
+        mma_elem<Elem>(*reinterpret_cast<float(*)[4]>(&s[8 * jp + 4]), a, bk[2], bk[3]);
       }
     }
     float corr[2];
@@ -289,38 +301,38 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>())
     cp_async_wait<2>();  // V of block i landed
     __syncthreads();
 
-    // ---- O += P V: P (16 x 64) from registers in bf16, V^T fragments by ldmatrix.trans ---------
+    // ---- O += P V: P (16 x 64) from registers rounded to Elem, V^T fragments by ldmatrix.trans --
     const bf16* v_tile = sV + stage * kBlockKv * D;
 #pragma unroll
     for (int t = 0; t < 4; ++t) {
-      const std::uint32_t a[4] = {pack_bf16(s[8 * t + 0], s[8 * t + 1]), pack_bf16(s[8 * t + 2], s[8 * t + 3]),
-                                  pack_bf16(s[8 * t + 4], s[8 * t + 5]), pack_bf16(s[8 * t + 6], s[8 * t + 7])};
+      const std::uint32_t a[4] = {pack_pair<Elem>(s[8 * t + 0], s[8 * t + 1]),
+                                  pack_pair<Elem>(s[8 * t + 2], s[8 * t + 3]),
+                                  pack_pair<Elem>(s[8 * t + 4], s[8 * t + 5]),
+                                  pack_pair<Elem>(s[8 * t + 6], s[8 * t + 7])};
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         std::uint32_t bv[4];
         ldmatrix_x4_trans(bv, smem_u32(v_tile + swz<D>(t * 16 + (lane % 8) + ((lane / 8) % 2) * 8,
                                                        dp * 2 + lane / 16)));
-        mma_bf16(o[2 * dp], a, bv[0], bv[1]);
-        mma_bf16(o[2 * dp + 1], a, bv[2], bv[3]);
+        mma_elem<Elem>(o[2 * dp], a, bv[0], bv[1]);
+        mma_elem<Elem>(o[2 * dp + 1], a, bv[2], bv[3]);
       }
     }
     __syncthreads();  // this stage is refilled by the prefetch of iteration i + 1
   }
   cp_async_wait<0>();  // nothing left in flight when no block was visited
 
-  // ---- Epilogue: normalize, store bf16 pairs, lse ----------------------------------------------
-  bf16* gout = p.out + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
+  // ---- Epilogue: normalize, store Elem pairs, lse ----------------------------------------------
+  Elem* gout = reinterpret_cast<Elem*>(p.out) + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
     if (qrow[r] < p.q_len) {
-      bf16* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
+      Elem* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
 #pragma unroll
-      for (int d = 0; d < D / 8; ++d)
-        *reinterpret_cast<__nv_bfloat162*>(row + d * 8) =
-            __floats2bfloat162_rn(o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
+      for (int d = 0; d < D / 8; ++d) store_pair<Elem>(row + d * 8, o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
       if (p.lse != nullptr && lane % 4 == 0)
         p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[r]] =
             l[r] > 0.0f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
@@ -417,9 +429,29 @@ __device__ __forceinline__ void wgmma_pv(float (&o)[D / 2], const std::uint32_t 
   else
     wgmma_m64n128k16_rs(o, a, b);
 }
+
+// The same two with Elem inputs: bf16 (the wrappers above) or __half (kernels/common/wgmma_f16.cuh).
+template <class Elem>
+__device__ __forceinline__ void wgmma_m64n64k16_ss_elem(float (&d)[32], std::uint64_t a, std::uint64_t b,
+                                                        int scale_d) {
+  if constexpr (FlexIsFp16<Elem>::value)
+    ::aisp::kernels::sm90::wgmma_m64n64k16_ss_f16(d, a, b, scale_d);
+  else
+    wgmma_m64n64k16_ss(d, a, b, scale_d);
+}
+// O (64 x D) += A B, A (64 x 16) from registers, B an MN-major descriptor.
+template <int D, class Elem>
+__device__ __forceinline__ void wgmma_pv_elem(float (&o)[D / 2], const std::uint32_t (&a)[4], std::uint64_t b) {
+  if constexpr (!FlexIsFp16<Elem>::value)
+    wgmma_pv<D>(o, a, b);
+  else if constexpr (D == 64)
+    ::aisp::kernels::sm90::wgmma_m64n64k16_rs_f16(o, a, b);
+  else
+    ::aisp::kernels::sm90::wgmma_m64n128k16_rs_f16(o, a, b);
+}
 #endif
 
-template <int D, class ScoreMod, class MaskMod>
+template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
 __global__ void __launch_bounds__(kThreads, 1)
     flex_forward_sm90_kernel(const FwdParams p, const ScoreMod score_mod, const MaskMod mask_mod) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -491,7 +523,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kk = 0; kk < D / 16; ++kk) {
       const std::uint64_t da = smem_desc(q_addr + (kk / 4) * (kBlockQ * 128) + (kk % 4) * 32, 16, 1024);
       const std::uint64_t db = smem_desc(k_addr + (kk / 4) * (kBlockKv * 128) + (kk % 4) * 32, 16, 1024);
-      wgmma_m64n64k16_ss(s, da, db, 1);
+      wgmma_m64n64k16_ss_elem<Elem>(s, da, db, 1);
     }
     wgmma_commit();
     wgmma_wait_all();
@@ -511,32 +543,31 @@ __global__ void __launch_bounds__(kThreads, 1)
     std::uint32_t pa[4][4];  // all of P packed before the fence: no register writes between wgmmas
 #pragma unroll
     for (int t = 0; t < 4; ++t) {
-      pa[t][0] = pack_bf16(s[8 * t + 0], s[8 * t + 1]);
-      pa[t][1] = pack_bf16(s[8 * t + 2], s[8 * t + 3]);
-      pa[t][2] = pack_bf16(s[8 * t + 4], s[8 * t + 5]);
-      pa[t][3] = pack_bf16(s[8 * t + 6], s[8 * t + 7]);
+      pa[t][0] = pack_pair<Elem>(s[8 * t + 0], s[8 * t + 1]);
+      pa[t][1] = pack_pair<Elem>(s[8 * t + 2], s[8 * t + 3]);
+      pa[t][2] = pack_pair<Elem>(s[8 * t + 4], s[8 * t + 5]);
+      pa[t][3] = pack_pair<Elem>(s[8 * t + 6], s[8 * t + 7]);
     }
     wgmma_fence();
 #pragma unroll
-    for (int t = 0; t < 4; ++t) wgmma_pv<D>(o, pa[t], smem_desc(v_addr + t * 16 * 128, kBlockKv * 128, 1024));
+    for (int t = 0; t < 4; ++t) wgmma_pv_elem<D, Elem>(o, pa[t], smem_desc(v_addr + t * 16 * 128, kBlockKv * 128, 1024));
     wgmma_commit();
     wgmma_wait_all();
     __syncthreads();
   }
   cp_async_wait<0>();
 
-  bf16* gout = p.out + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
+  Elem* gout = reinterpret_cast<Elem*>(p.out) + (std::int64_t(b) * p.q_heads + h) * p.q_len * D;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
     if (qrow[r] < p.q_len) {
-      bf16* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
+      Elem* row = gout + std::int64_t(qrow[r]) * D + (lane % 4) * 2;
 #pragma unroll
       for (int d = 0; d < D / 8; ++d)
-        *reinterpret_cast<__nv_bfloat162*>(row + d * 8) =
-            __floats2bfloat162_rn(o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
+        store_pair<Elem>(row + d * 8, o[4 * d + 2 * r] * inv, o[4 * d + 2 * r + 1] * inv);
       if (p.lse != nullptr && lane % 4 == 0)
         p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[r]] =
             l[r] > 0.0f ? (m[r] + log2f(l[r])) * kLn2 : -INFINITY;
@@ -591,18 +622,19 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm);
 // FlexKernel::automatic resolved for the current device.
 FlexKernel resolve_kernel(FlexKernel requested);
 
-// The mma.sync and wgmma kernels (FlexKernel::mma_sync / wgmma).
-template <int D, class ScoreMod, class MaskMod>
-void launch_forward_classic(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
-                    const MaskMod& mask_mod, cudaStream_t stream) {
+// The mma.sync and wgmma kernels (FlexKernel::mma_sync / wgmma) on Elem inputs.
+template <int D, class ScoreMod, class MaskMod, class Elem>
+void launch_forward_classic_elem(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
+                                 const MaskMod& mask_mod, cudaStream_t stream) {
   const bool use_wgmma = resolve_kernel(a.kernel) != FlexKernel::mma_sync;
-  auto kernel = use_wgmma ? flex_forward_sm90_kernel<D, ScoreMod, MaskMod> : flex_forward_kernel<D, ScoreMod, MaskMod>;
+  auto kernel = use_wgmma ? flex_forward_sm90_kernel<D, ScoreMod, MaskMod, Elem>
+                          : flex_forward_kernel<D, ScoreMod, MaskMod, Elem>;
   // The sm90 kernel aligns its dynamic smem to 1024 bytes (the swizzle atom); ask for the slack.
   const int smem = forward_smem_bytes<D>() + (use_wgmma ? 1024 : 0);
   static const bool configured = [&] {
-    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_forward_kernel<D, ScoreMod, MaskMod>,
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_forward_kernel<D, ScoreMod, MaskMod, Elem>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, forward_smem_bytes<D>()));
-    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_forward_sm90_kernel<D, ScoreMod, MaskMod>,
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_forward_sm90_kernel<D, ScoreMod, MaskMod, Elem>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, forward_smem_bytes<D>() + 1024));
     return true;
   }();
@@ -612,6 +644,16 @@ void launch_forward_classic(const FwdParams& p, const FlexAttentionArgs& a, cons
   AISP_CUDA_CHECK_LAUNCH();
 }
 
+// The same on the call's element type (a.dtype: bf16 or fp16).
+template <int D, class ScoreMod, class MaskMod>
+void launch_forward_classic(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
+                            const MaskMod& mask_mod, cudaStream_t stream) {
+  if (a.dtype == FlexDtype::fp16)
+    launch_forward_classic_elem<D, ScoreMod, MaskMod, __half>(p, a, score_mod, mask_mod, stream);
+  else
+    launch_forward_classic_elem<D, ScoreMod, MaskMod, bf16>(p, a, score_mod, mask_mod, stream);
+}
+
 
 // The FA3-structured kernel (flex_forward_fa3.cuh, included at the end of this file). Elem: bf16 or
 // __half, the element type of q, k, v and out.
@@ -619,8 +661,7 @@ template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
 void launch_forward_fa3(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
                         const MaskMod& mask_mod, cudaStream_t stream);
 
-// Any kernel: the one args.kernel resolves to on this GPU; fp16 inputs go to the fa3 kernel (the
-// only one that takes them: check_flex_args refused the others already).
+// Any kernel: the one args.kernel resolves to on this GPU, on the call's element type.
 template <int D, class ScoreMod, class MaskMod>
 void launch_forward(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
                     const MaskMod& mask_mod, cudaStream_t stream) {

@@ -135,9 +135,6 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
   detail::require_supported_gpu("flex_attention_backward");  // (its dQ atomics are float2: sm_90+)
   if (a.dtype != FlexDtype::bf16 && a.dtype != FlexDtype::fp16)
     fail("dtype " + std::to_string(int(a.dtype)) + " is not an element type (FlexDtype::bf16 or fp16)");
-  if (a.dtype == FlexDtype::fp16 && detail::resolve_backward_kernel(args.kernel) != FlexBackwardKernel::wgmma)
-    fail("fp16 inputs: the mma_sync backward kernel takes bf16 only; the wgmma kernel (FlexBackwardKernel::wgmma, "
-         "the automatic choice on sm_90a) takes fp16, or convert the inputs to bf16");
 }
 
 namespace detail {
@@ -307,7 +304,8 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
-  if (args.forward.dtype == FlexDtype::fp16) {  // the wgmma kernel only (check_backward_args)
+  const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
+  if (wgmma && args.forward.dtype == FlexDtype::fp16) {
     if (args.forward.head_dim == 64) {
       if (plain)
         detail::backward_sm90_fp16_builtin_plain_d64(args, p, mask_mod, stream);
@@ -321,7 +319,7 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
     }
     return;
   }
-  if (detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma) {
+  if (wgmma) {
     if (args.forward.head_dim == 64) {
       if (plain)
         detail::backward_sm90_builtin_plain_d64(args, p, mask_mod, stream);

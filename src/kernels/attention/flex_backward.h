@@ -10,7 +10,7 @@
 //   Delta = rowsum(dO o O)                               (the softmax backward's row term)
 //   dS    = P o (dP - Delta) o score_mod'(scale q.k)     (d score'/d score: the mod's grad())
 //   dQ    = scale dS K,   dK = scale dS^T Q              dK summed over the group like dV
-// dq like q, dk / dv like k / v, all in the forward's dtype (bf16, or fp16 on the wgmma kernel);
+// dq like q, dk / dv like k / v, all in the forward's dtype (bf16 or fp16, every kernel);
 // fp32 accumulation. A query row with lse = -inf (fully
 // masked in the forward) contributes nothing and gets dQ = 0.
 //

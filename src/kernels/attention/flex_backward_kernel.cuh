@@ -8,15 +8,15 @@
 //   2. flex_backward_kernel (below): FA2 style, kv-major. CTA = (128-key block, kv head, batch),
 //      8 warps, warp w owns keys [16 w, 16 w + 16) of the block. K and V stay in shared memory;
 //      for each q head of the GQA group and each listed 64-query block (full, then partial):
-//        S^T  = K Q^T,  dP^T = V dO^T        (16 x 64 per warp, mma.sync m16n8k16)
+//        S^T  = K Q^T,  dP^T = V dO^T        (16 x 64 per warp, mma.sync m16n8k16, bf16 or f16)
 //        P^T  = exp2(score_mod(S^T) log2e - lse2),  dS^T = P^T o (dP^T - Delta) o score_mod' scale
 //        dV  += P^T dO,  dK += dS^T Q         (P^T and dS^T straight from the accumulators: the
 //                                              m16n8 C layout is the A layout of m16n8k16)
-//        dS^T -> shared memory (bf16), then dQ (64 x D) = dS K split over the 8 warps and added
+//        dS^T -> shared memory (input type), then dQ (64 x D) = dS K split over the 8 warps and added
 //        to the fp32 workspace with float2 atomics.
 //      The next query block's Q, dO, lse2 and Delta are loaded (cp.async) while this one is
 //      computed. dK, dV are written once at the end: no atomics for them, GQA sums in registers.
-//   3. dQ conversion fp32 -> bf16 (flex_backward.cu).
+//   3. dQ conversion fp32 -> bf16 or fp16 (flex_backward.cu).
 // On sm_90 the main kernel is by default flex_backward_sm90_kernel (flex_backward_sm90.cuh: the same
 // work on TMA + wgmma with warp-specialized warpgroups); this mma.sync one is the fallback elsewhere
 // and a comparison variant (FlexBackwardArgs::kernel).
@@ -110,7 +110,9 @@ __device__ __forceinline__ std::uint32_t swz_base(std::uint32_t tile, int row, i
   return tile + std::uint32_t(row * D * 2 + ((chunk ^ (row & 7)) << 4));
 }
 
-template <int D, class ScoreMod, class MaskMod>
+// Elem: bf16 or __half, the element type of q, k, v, dout, dk and dv (BwdParams holds bf16 pointers:
+// only the MMAs, the roundings of P and dS, and the stores read the type).
+template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
 __global__ void __launch_bounds__(kThreads, 1)
     flex_backward_kernel(const BwdParams p, const ScoreMod score_mod, const MaskMod mask_mod) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -207,10 +209,10 @@ __global__ void __launch_bounds__(kThreads, 1)
           std::uint32_t bq[4], bo[4];
           ldmatrix_x4(bq, (b_q ^ (32u * kk)) + jp * 32u * D);
           ldmatrix_x4(bo, (b_o ^ (32u * kk)) + jp * 32u * D);
-          mma_bf16(*reinterpret_cast<float(*)[4]>(&s[8 * jp]), ak, bq[0], bq[1]);
-          mma_bf16(*reinterpret_cast<float(*)[4]>(&s[8 * jp + 4]), ak, bq[2], bq[3]);
-          mma_bf16(*reinterpret_cast<float(*)[4]>(&dp[8 * jp]), av, bo[0], bo[1]);
-          mma_bf16(*reinterpret_cast<float(*)[4]>(&dp[8 * jp + 4]), av, bo[2], bo[3]);
+          mma_elem<Elem>(*reinterpret_cast<float(*)[4]>(&s[8 * jp]), ak, bq[0], bq[1]);
+          mma_elem<Elem>(*reinterpret_cast<float(*)[4]>(&s[8 * jp + 4]), ak, bq[2], bq[3]);
+          mma_elem<Elem>(*reinterpret_cast<float(*)[4]>(&dp[8 * jp]), av, bo[0], bo[1]);
+          mma_elem<Elem>(*reinterpret_cast<float(*)[4]>(&dp[8 * jp + 4]), av, bo[2], bo[3]);
         }
       }
     }
@@ -271,31 +273,33 @@ __global__ void __launch_bounds__(kThreads, 1)
       const std::uint32_t t_q = swz_base<D>(q_tile, trow, lane / 16);
 #pragma unroll
       for (int t = 0; t < 4; ++t) {
-        const std::uint32_t ap[4] = {pack_bf16(s[8 * t + 0], s[8 * t + 1]), pack_bf16(s[8 * t + 2], s[8 * t + 3]),
-                                     pack_bf16(s[8 * t + 4], s[8 * t + 5]), pack_bf16(s[8 * t + 6], s[8 * t + 7])};
-        const std::uint32_t ad[4] = {pack_bf16(dp[8 * t + 0], dp[8 * t + 1]), pack_bf16(dp[8 * t + 2], dp[8 * t + 3]),
-                                     pack_bf16(dp[8 * t + 4], dp[8 * t + 5]), pack_bf16(dp[8 * t + 6], dp[8 * t + 7])};
+        const std::uint32_t ap[4] = {
+            pack_pair<Elem>(s[8 * t + 0], s[8 * t + 1]), pack_pair<Elem>(s[8 * t + 2], s[8 * t + 3]),
+            pack_pair<Elem>(s[8 * t + 4], s[8 * t + 5]), pack_pair<Elem>(s[8 * t + 6], s[8 * t + 7])};
+        const std::uint32_t ad[4] = {
+            pack_pair<Elem>(dp[8 * t + 0], dp[8 * t + 1]), pack_pair<Elem>(dp[8 * t + 2], dp[8 * t + 3]),
+            pack_pair<Elem>(dp[8 * t + 4], dp[8 * t + 5]), pack_pair<Elem>(dp[8 * t + 6], dp[8 * t + 7])};
 #pragma unroll
         for (int dd = 0; dd < D / 16; ++dd) {
           std::uint32_t bo[4], bq[4];
           ldmatrix_x4_trans(bo, (t_o ^ (32u * dd)) + t * 32u * D);
           ldmatrix_x4_trans(bq, (t_q ^ (32u * dd)) + t * 32u * D);
-          mma_bf16(dv[2 * dd], ap, bo[0], bo[1]);
-          mma_bf16(dv[2 * dd + 1], ap, bo[2], bo[3]);
-          mma_bf16(dk[2 * dd], ad, bq[0], bq[1]);
-          mma_bf16(dk[2 * dd + 1], ad, bq[2], bq[3]);
+          mma_elem<Elem>(dv[2 * dd], ap, bo[0], bo[1]);
+          mma_elem<Elem>(dv[2 * dd + 1], ap, bo[2], bo[3]);
+          mma_elem<Elem>(dk[2 * dd], ad, bq[0], bq[1]);
+          mma_elem<Elem>(dk[2 * dd + 1], ad, bq[2], bq[3]);
         }
       }
     }
 
-    // ---- dS^T to shared memory as bf16 pairs (the swizzle spreads the 8 rows of a store over the
+    // ---- dS^T to shared memory as Elem pairs (the swizzle spreads the 8 rows of a store over the
     // banks: conflict-free).
     {
       const std::uint32_t st = swz_base<kBwdBlockQ>(smem_u32(sdS), warp * 16 + lane / 4, 0) + (lane % 4) * 4;
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
-        const std::uint32_t lo = pack_bf16(dp[4 * j + 0], dp[4 * j + 1]);
-        const std::uint32_t hi = pack_bf16(dp[4 * j + 2], dp[4 * j + 3]);
+        const std::uint32_t lo = pack_pair<Elem>(dp[4 * j + 0], dp[4 * j + 1]);
+        const std::uint32_t hi = pack_pair<Elem>(dp[4 * j + 2], dp[4 * j + 3]);
         asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(st ^ (16u * j)), "r"(lo) : "memory");
         asm volatile("st.shared.b32 [%0], %1;\n" ::"r"((st ^ (16u * j)) + 8u * kBwdBlockQ * 2), "r"(hi) : "memory");
       }
@@ -321,8 +325,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int dd = 0; dd < D / 32; ++dd) {
           std::uint32_t bk[4];
           ldmatrix_x4_trans(bk, (b_k ^ (32u * dd)) + ks * 32u * D);
-          mma_bf16(dq[2 * dd], a, bk[0], bk[1]);
-          mma_bf16(dq[2 * dd + 1], a, bk[2], bk[3]);
+          mma_elem<Elem>(dq[2 * dd], a, bk[0], bk[1]);
+          mma_elem<Elem>(dq[2 * dd + 1], a, bk[2], bk[3]);
         }
       }
       // The workspace rows are padded to whole query blocks: no bounds check (rows past q_len get
@@ -344,16 +348,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   // ---- Epilogue: dK, dV rows of this warp (dS carried the scale already) ---------------------
   const int lane = int(threadIdx.x) % 32;
   const int kvrow[2] = {kv0 + warp * 16 + lane / 4, kv0 + warp * 16 + lane / 4 + 8};
-  bf16* gdk = p.dk + bkv * p.kv_len * D;
-  bf16* gdv = p.dv + bkv * p.kv_len * D;
+  Elem* gdk = reinterpret_cast<Elem*>(p.dk) + bkv * p.kv_len * D;
+  Elem* gdv = reinterpret_cast<Elem*>(p.dv) + bkv * p.kv_len * D;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (kvrow[r] >= p.kv_len) continue;
     const std::int64_t off = std::int64_t(kvrow[r]) * D + (lane % 4) * 2;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
-      *reinterpret_cast<__nv_bfloat162*>(gdk + off + n * 8) = __floats2bfloat162_rn(dk[n][2 * r], dk[n][2 * r + 1]);
-      *reinterpret_cast<__nv_bfloat162*>(gdv + off + n * 8) = __floats2bfloat162_rn(dv[n][2 * r], dv[n][2 * r + 1]);
+      store_pair<Elem>(gdk + off + n * 8, dk[n][2 * r], dk[n][2 * r + 1]);
+      store_pair<Elem>(gdv + off + n * 8, dv[n][2 * r], dv[n][2 * r + 1]);
     }
   }
 }
@@ -399,19 +403,31 @@ BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMas
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 void launch_dq_convert(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 
-template <int D, class ScoreMod, class MaskMod>
-void launch_backward(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
-                     const MaskMod& mask_mod, cudaStream_t stream) {
-  launch_backward_preprocess(a, p, stream);
+// The mma.sync main kernel on Elem inputs.
+template <int D, class ScoreMod, class MaskMod, class Elem>
+void launch_backward_main(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
+                          const MaskMod& mask_mod, cudaStream_t stream) {
   static const bool configured = [] {
-    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_backward_kernel<D, ScoreMod, MaskMod>,
+    AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_backward_kernel<D, ScoreMod, MaskMod, Elem>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, backward_smem_bytes<D>()));
     return true;
   }();
   (void)configured;
   const dim3 grid(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
-  flex_backward_kernel<D, ScoreMod, MaskMod><<<grid, kThreads, backward_smem_bytes<D>(), stream>>>(p, score_mod, mask_mod);
+  flex_backward_kernel<D, ScoreMod, MaskMod, Elem>
+      <<<grid, kThreads, backward_smem_bytes<D>(), stream>>>(p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
+}
+
+// The mma.sync backward on the call's element type (a.forward.dtype: bf16 or fp16).
+template <int D, class ScoreMod, class MaskMod>
+void launch_backward(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
+                     const MaskMod& mask_mod, cudaStream_t stream) {
+  launch_backward_preprocess(a, p, stream);
+  if (a.forward.dtype == FlexDtype::fp16)
+    launch_backward_main<D, ScoreMod, MaskMod, __half>(a, p, score_mod, mask_mod, stream);
+  else
+    launch_backward_main<D, ScoreMod, MaskMod, bf16>(a, p, score_mod, mask_mod, stream);
   launch_dq_convert(a, p, stream);
 }
 #endif  // !__CUDACC_RTC__
@@ -450,7 +466,7 @@ void flex_attention_backward(const FlexBackwardArgs& args, const ScoreMod& score
   check_backward_args(args, block_mask);
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
-  if (args.forward.dtype == FlexDtype::fp16) {  // the wgmma kernel only (check_backward_args)
+  if (wgmma && args.forward.dtype == FlexDtype::fp16) {
     if (args.forward.head_dim == 64)
       detail::launch_backward_sm90<64, ScoreMod, MaskMod, __half>(args, p, score_mod, mask_mod, stream);
     else

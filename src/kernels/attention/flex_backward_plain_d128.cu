@@ -1,6 +1,6 @@
-// Precompiled backward kernel for head dim 128 without a score_mod (NoScoreMod: the scale folded into
-// the exp2 factor), BuiltinMask: one translation unit per (score family, head dim) so the kernels
-// compile in parallel.
+// Precompiled backward kernel (bf16 and fp16 inputs) for head dim 128 without a score_mod (NoScoreMod: the
+// scale folded into the exp2 factor), BuiltinMask: one translation unit per (score family, head dim) so the
+// kernels compile in parallel.
 #include "kernels/attention/flex_backward_kernel.cuh"
 
 namespace aisp::kernels::flex::detail {

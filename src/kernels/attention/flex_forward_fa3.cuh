@@ -1,6 +1,6 @@
 // FlexAttention forward, FA3 structure (sm_90a only): TMA producer warp, two consumer warpgroups
 // with setmaxnreg, wgmma for Q K^T and P V, and the softmax of one KV tile overlapped with the
-// GEMMs of the next (intra-warpgroup pipelining). Uses FwdParams, smem_desc, pack_bf16 and wgmma_pv
+// GEMMs of the next (intra-warpgroup pipelining). Uses FwdParams, smem_desc, pack_pair and wgmma_pv_elem
 // of flex_attention_kernel.cuh, which includes this file at its end; design and numbers: README.md.
 //
 // A row = one (b, h, 128-query block) of the block mask. A CTA (384 threads) takes one row, or,
@@ -639,17 +639,6 @@ __device__ __forceinline__ void fa3_pack_p(std::uint32_t (&pa)[8][4], const floa
     pa[t][2] = pack_pair<Elem>(s[8 * t + 4], s[8 * t + 5]);
     pa[t][3] = pack_pair<Elem>(s[8 * t + 6], s[8 * t + 7]);
   }
-}
-
-// O (64 x D) += A B, A (64 x 16) from registers, B an MN-major descriptor: the bf16 or f16 wgmma.
-template <int D, class Elem>
-__device__ __forceinline__ void wgmma_pv_elem(float (&o)[D / 2], const std::uint32_t (&a)[4], std::uint64_t b) {
-  if constexpr (!FlexIsFp16<Elem>::value)
-    wgmma_pv<D>(o, a, b);
-  else if constexpr (D == 64)
-    ::aisp::kernels::sm90::wgmma_m64n64k16_rs_f16(o, a, b);
-  else
-    ::aisp::kernels::sm90::wgmma_m64n128k16_rs_f16(o, a, b);
 }
 
 // S (64 x 128) = Q_g K^T: both K-major in smem; k-step kk is atom kk / 4, byte 32 (kk % 4) of a row.

@@ -1,6 +1,6 @@
-// Precompiled forward kernels (mma.sync and wgmma) for head dim 128, BuiltinScoreMod, BuiltinMask (the fa3
-// kernel: flex_forward_fa3_scored_d128.cu): one translation unit per (score family, head dim) so the
-// kernels compile in parallel.
+// Precompiled forward kernels (mma.sync and wgmma, each on bf16 and fp16 inputs) for head dim 128,
+// BuiltinScoreMod, BuiltinMask (the fa3 kernel: flex_forward_fa3_scored_d128.cu): one translation unit per
+// (score family, head dim) so the kernels compile in parallel.
 #include "kernels/attention/flex_attention_kernel.cuh"
 
 namespace aisp::kernels::flex::detail {
