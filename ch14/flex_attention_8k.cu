@@ -9,8 +9,8 @@
 //   optimized:fused_mma_sync  the flex kernel on mma.sync (FA2 style), no mods (every tile full)
 //   optimized:fused_wgmma the flex kernel's first wgmma version (same loop as mma.sync; sm_90 only)
 //   optimized:fused       the flex kernel, automatic choice (fa3 on sm_90), no mods
-//   fp16: baseline and optimized:fused only (the mma.sync and wgmma kernels take bf16 only; on a GPU
-//   other than sm_90 the automatic choice is mma.sync, which refuses fp16 with an aisp::Error)
+//   fp16: baseline and optimized:fused only (the pair the chapter needs; on a GPU other than sm_90
+//   the automatic choice is the mma.sync kernel, which takes fp16 too)
 //   causal, additionally:
 //   optimized:dense_masked  the flex kernel visiting every tile and masking each element
 //   optimized:fused       the flex kernel visiting the non-empty causal tiles only
@@ -35,7 +35,7 @@ ModSet causal(const Shape&) {
 }
 
 // elem: DType::bf16 (flex_attention_8k, with the mma.sync and wgmma rungs) or DType::f16
-// (flex_attention_8k_fp16: the kernels that take fp16).
+// (flex_attention_8k_fp16: the eager baseline and the automatic kernel).
 aisp::harness::Example make_dense(DType elem) {
   const bool fp16 = elem == DType::f16;
   const std::string type = fp16 ? "fp16" : "bf16";
