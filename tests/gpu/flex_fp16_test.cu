@@ -1,7 +1,7 @@
 // FlexAttention on fp16 inputs (FlexAttentionArgs::dtype = FlexDtype::fp16: the fa3, wgmma and
 // mma.sync forward kernels, both backward kernels) against the float64 GPU references (flex_eager.h,
-// flex_backward_eager.h), which read the same fp16 inputs: both head dims, GQA / MQA, lengths that are not multiples of the
-// tiles, ALiBi and soft-cap score_mods, causal / sliding / random element masks with fully masked
+// flex_backward_eager.h), which read the same fp16 inputs: both head dims, GQA / MQA, lengths that are
+// not multiples of the tiles, ALiBi and soft-cap score_mods, causal / sliding / random element masks with fully masked
 // rows; the run-time built-ins and the template API. The same values (random normal rounded to
 // bf16, which fp16 holds exactly) also run in bf16, and fp16 must be the more accurate (3 more bits
 // in P, dS and the outputs). An unknown dtype is refused with an aisp::Error.
@@ -218,27 +218,33 @@ TEST(FlexFp16, ForwardAndBackwardMatchFloat64AndBeatBf16) {
   }
 }
 
-// The template API (compile-time functors) dispatches on the dtype too: a causal functor with no
-// score_mod against the reference with the equivalent built-in.
-TEST(FlexFp16, TemplateApiTakesFp16) {
-  if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
+// The template API (compile-time functors) on fp16: a causal functor with no score_mod, forward and
+// backward on the given kernels, against the reference with the equivalent built-in.
+void check_template_causal(const Shape& s, std::uint64_t seed, flex::FlexKernel forward_kernel,
+                           flex::FlexBackwardKernel backward_kernel, const std::string& what) {
   TestStream stream;
-  const Shape s{1, 2, 1, 200, 211, 128};
-  Problem pb(s, FlexDtype::fp16, 9300);
+  Problem pb(s, FlexDtype::fp16, seed);
   Mods m;
   m.mask = flex::mask_causal();
   const flex::BlockMask bm = flex::create_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
-  flex::flex_attention(pb.forward_args(), flex::NoScoreMod{}, flex::Causal{}, bm, stream.get());
+  flex::flex_attention(pb.forward_args(forward_kernel), flex::NoScoreMod{}, flex::Causal{}, bm, stream.get());
   stream.sync();
   pb.references(m, stream.get());
-  expect_forward_close(pb, m, "template causal fp16");
+  expect_forward_close(pb, m, what);
   const flex::BackwardBlockMask bbm =
       flex::create_backward_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
-  flex::flex_attention_backward(pb.args(), flex::NoScoreMod{}, flex::Causal{}, bbm, stream.get());
+  flex::flex_attention_backward(pb.args(backward_kernel), flex::NoScoreMod{}, flex::Causal{}, bbm, stream.get());
   stream.sync();
-  expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, "template causal fp16 dq");
-  expect_grad_close(pb, pb.dk, pb.ref_dk, pb.bound_dk, "template causal fp16 dk");
-  expect_grad_close(pb, pb.dv, pb.ref_dv, pb.bound_dv, "template causal fp16 dv");
+  expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, what + " dq");
+  expect_grad_close(pb, pb.dk, pb.ref_dk, pb.bound_dk, what + " dk");
+  expect_grad_close(pb, pb.dv, pb.ref_dv, pb.bound_dv, what + " dv");
+}
+
+// The template API dispatches on the dtype too (the automatic kernels).
+TEST(FlexFp16, TemplateApiTakesFp16) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
+  check_template_causal({1, 2, 1, 200, 211, 128}, 9300, flex::FlexKernel::automatic,
+                        flex::FlexBackwardKernel::automatic, "template causal fp16");
 }
 
 void expect_error_containing(const std::function<void()>& call, const std::string& part, const std::string& what);
@@ -330,25 +336,8 @@ TEST(FlexFp16, ClassicKernelsTakeFp16) {
     }
   }
   // The template API (compile-time functors) on the mma.sync kernels.
-  TestStream stream;
-  const Shape s{1, 2, 1, 200, 211, 64};
-  Problem pb(s, FlexDtype::fp16, 9700);
-  Mods m;
-  m.mask = flex::mask_causal();
-  const flex::BlockMask bm = flex::create_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
-  flex::flex_attention(pb.forward_args(flex::FlexKernel::mma_sync), flex::NoScoreMod{}, flex::Causal{}, bm,
-                       stream.get());
-  stream.sync();
-  pb.references(m, stream.get());
-  expect_forward_close(pb, m, "template causal fp16 mma_sync");
-  const flex::BackwardBlockMask bbm =
-      flex::create_backward_block_mask(flex::Causal{}, 1, 1, s.q_len, s.kv_len, stream.get());
-  flex::flex_attention_backward(pb.args(flex::FlexBackwardKernel::mma_sync), flex::NoScoreMod{}, flex::Causal{}, bbm,
-                                stream.get());
-  stream.sync();
-  expect_grad_close(pb, pb.dq, pb.ref_dq, pb.bound_dq, "template causal fp16 mma_sync dq");
-  expect_grad_close(pb, pb.dk, pb.ref_dk, pb.bound_dk, "template causal fp16 mma_sync dk");
-  expect_grad_close(pb, pb.dv, pb.ref_dv, pb.bound_dv, "template causal fp16 mma_sync dv");
+  check_template_causal({1, 2, 1, 200, 211, 64}, 9700, flex::FlexKernel::mma_sync, flex::FlexBackwardKernel::mma_sync,
+                        "template causal fp16 mma_sync");
 }
 
 // A dtype that is neither bf16 nor fp16 is refused before anything is launched.

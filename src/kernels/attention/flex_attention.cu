@@ -318,6 +318,15 @@ void forward_builtin_scored_d64(const FwdParams&, const FlexAttentionArgs&, cons
                                 const BuiltinMask&, cudaStream_t);
 void forward_builtin_scored_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                                  const BuiltinMask&, cudaStream_t);
+// flex_forward_fp16_classic.cu: the mma.sync and wgmma kernels on fp16 inputs
+void forward_builtin_fp16_plain_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                    const BuiltinMask&, cudaStream_t);
+void forward_builtin_fp16_plain_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                     const BuiltinMask&, cudaStream_t);
+void forward_builtin_fp16_scored_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                     const BuiltinMask&, cudaStream_t);
+void forward_builtin_fp16_scored_d128(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
+                                      const BuiltinMask&, cudaStream_t);
 // flex_forward_fa3_{plain,scored}_d{64,128}.cu
 void forward_builtin_fa3_plain_d64(const FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                                    const BuiltinMask&, cudaStream_t);
@@ -345,24 +354,36 @@ void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;  // scale folded into exp2
   using Entry = void (*)(const detail::FwdParams&, const FlexAttentionArgs&, const BuiltinScoreMod&,
                          const BuiltinMask&, cudaStream_t);
-  Entry entry = nullptr;
+  // The precompiled entry points by kernel family and element type: (no score_mod, scored) x (D 64, D 128).
+  struct Entries {
+    Entry plain_d64, plain_d128, scored_d64, scored_d128;
+  };
+  static constexpr Entries kFa3{
+      detail::forward_builtin_fa3_plain_d64,
+      detail::forward_builtin_fa3_plain_d128,
+      detail::forward_builtin_fa3_scored_d64,
+      detail::forward_builtin_fa3_scored_d128};
+  static constexpr Entries kFa3Fp16{
+      detail::forward_builtin_fa3_fp16_plain_d64,
+      detail::forward_builtin_fa3_fp16_plain_d128,
+      detail::forward_builtin_fa3_fp16_scored_d64,
+      detail::forward_builtin_fa3_fp16_scored_d128};
+  // mma.sync and wgmma: the kernel is chosen inside (launch_forward_classic_elem).
+  static constexpr Entries kClassic{
+      detail::forward_builtin_plain_d64,
+      detail::forward_builtin_plain_d128,
+      detail::forward_builtin_scored_d64,
+      detail::forward_builtin_scored_d128};
+  static constexpr Entries kClassicFp16{
+      detail::forward_builtin_fp16_plain_d64,
+      detail::forward_builtin_fp16_plain_d128,
+      detail::forward_builtin_fp16_scored_d64,
+      detail::forward_builtin_fp16_scored_d128};
   const bool fa3 = detail::resolve_kernel(args.kernel) == FlexKernel::fa3;
-  if (fa3 && args.dtype == FlexDtype::fp16) {
-    if (args.head_dim == 64)
-      entry = plain ? detail::forward_builtin_fa3_fp16_plain_d64 : detail::forward_builtin_fa3_fp16_scored_d64;
-    else
-      entry = plain ? detail::forward_builtin_fa3_fp16_plain_d128 : detail::forward_builtin_fa3_fp16_scored_d128;
-  } else if (fa3) {
-    if (args.head_dim == 64)
-      entry = plain ? detail::forward_builtin_fa3_plain_d64 : detail::forward_builtin_fa3_scored_d64;
-    else
-      entry = plain ? detail::forward_builtin_fa3_plain_d128 : detail::forward_builtin_fa3_scored_d128;
-  } else {  // mma.sync or wgmma, on either element type (launch_forward_classic)
-    if (args.head_dim == 64)
-      entry = plain ? detail::forward_builtin_plain_d64 : detail::forward_builtin_scored_d64;
-    else
-      entry = plain ? detail::forward_builtin_plain_d128 : detail::forward_builtin_scored_d128;
-  }
+  const bool fp16 = args.dtype == FlexDtype::fp16;
+  const Entries& e = fa3 ? (fp16 ? kFa3Fp16 : kFa3) : (fp16 ? kClassicFp16 : kClassic);
+  const Entry entry = args.head_dim == 64 ? (plain ? e.plain_d64 : e.scored_d64)
+                                          : (plain ? e.plain_d128 : e.scored_d128);
   entry(p, args, score_mod, mask_mod, stream);
 }
 

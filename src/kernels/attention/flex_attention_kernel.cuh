@@ -430,16 +430,7 @@ __device__ __forceinline__ void wgmma_pv(float (&o)[D / 2], const std::uint32_t 
     wgmma_m64n128k16_rs(o, a, b);
 }
 
-// The same two with Elem inputs: bf16 (the wrappers above) or __half (kernels/common/wgmma_f16.cuh).
-template <class Elem>
-__device__ __forceinline__ void wgmma_m64n64k16_ss_elem(float (&d)[32], std::uint64_t a, std::uint64_t b,
-                                                        int scale_d) {
-  if constexpr (FlexIsFp16<Elem>::value)
-    ::aisp::kernels::sm90::wgmma_m64n64k16_ss_f16(d, a, b, scale_d);
-  else
-    wgmma_m64n64k16_ss(d, a, b, scale_d);
-}
-// O (64 x D) += A B, A (64 x 16) from registers, B an MN-major descriptor.
+// wgmma_pv with Elem inputs: bf16 (the wrappers above) or __half (kernels/common/wgmma_f16.cuh).
 template <int D, class Elem>
 __device__ __forceinline__ void wgmma_pv_elem(float (&o)[D / 2], const std::uint32_t (&a)[4], std::uint64_t b) {
   if constexpr (!FlexIsFp16<Elem>::value)
@@ -523,7 +514,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int kk = 0; kk < D / 16; ++kk) {
       const std::uint64_t da = smem_desc(q_addr + (kk / 4) * (kBlockQ * 128) + (kk % 4) * 32, 16, 1024);
       const std::uint64_t db = smem_desc(k_addr + (kk / 4) * (kBlockKv * 128) + (kk % 4) * 32, 16, 1024);
-      wgmma_m64n64k16_ss_elem<Elem>(s, da, db, 1);
+      if constexpr (FlexIsFp16<Elem>::value)
+        ::aisp::kernels::sm90::wgmma_m64n64k16_ss_f16(s, da, db, 1);
+      else
+        wgmma_m64n64k16_ss(s, da, db, 1);
     }
     wgmma_commit();
     wgmma_wait_all();
@@ -550,7 +544,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     wgmma_fence();
 #pragma unroll
-    for (int t = 0; t < 4; ++t) wgmma_pv_elem<D, Elem>(o, pa[t], smem_desc(v_addr + t * 16 * 128, kBlockKv * 128, 1024));
+    for (int t = 0; t < 4; ++t)
+      wgmma_pv_elem<D, Elem>(o, pa[t], smem_desc(v_addr + t * 16 * 128, kBlockKv * 128, 1024));
     wgmma_commit();
     wgmma_wait_all();
     __syncthreads();

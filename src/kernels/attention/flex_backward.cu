@@ -286,6 +286,13 @@ void backward_sm90_builtin_scored_d64(const FlexBackwardArgs&, const BwdParams&,
                                       const BuiltinMask&, cudaStream_t);
 void backward_sm90_builtin_scored_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
                                        const BuiltinMask&, cudaStream_t);
+// flex_backward_fp16_mma_sync.cu: the mma.sync kernel on fp16 inputs
+void backward_builtin_fp16_plain_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&, cudaStream_t);
+void backward_builtin_fp16_plain_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&, cudaStream_t);
+void backward_builtin_fp16_scored_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                      const BuiltinMask&, cudaStream_t);
+void backward_builtin_fp16_scored_d128(const FlexBackwardArgs&, const BwdParams&, const BuiltinScoreMod&,
+                                       const BuiltinMask&, cudaStream_t);
 // flex_backward_sm90_fp16_{plain,scored}_d{64,128}.cu: the same on fp16 inputs
 void backward_sm90_fp16_builtin_plain_d64(const FlexBackwardArgs&, const BwdParams&, const BuiltinMask&,
                                           cudaStream_t);
@@ -304,46 +311,43 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
+  // The precompiled entry points by kernel and element type: (no score_mod, scored) x (D 64, D 128).
+  struct Entries {
+    void (*plain_d64)(const FlexBackwardArgs&, const detail::BwdParams&, const BuiltinMask&, cudaStream_t);
+    void (*plain_d128)(const FlexBackwardArgs&, const detail::BwdParams&, const BuiltinMask&, cudaStream_t);
+    void (*scored_d64)(const FlexBackwardArgs&, const detail::BwdParams&, const BuiltinScoreMod&, const BuiltinMask&,
+                       cudaStream_t);
+    void (*scored_d128)(const FlexBackwardArgs&, const detail::BwdParams&, const BuiltinScoreMod&,
+                        const BuiltinMask&, cudaStream_t);
+  };
+  static constexpr Entries kWgmma{
+      detail::backward_sm90_builtin_plain_d64,
+      detail::backward_sm90_builtin_plain_d128,
+      detail::backward_sm90_builtin_scored_d64,
+      detail::backward_sm90_builtin_scored_d128};
+  static constexpr Entries kWgmmaFp16{
+      detail::backward_sm90_fp16_builtin_plain_d64,
+      detail::backward_sm90_fp16_builtin_plain_d128,
+      detail::backward_sm90_fp16_builtin_scored_d64,
+      detail::backward_sm90_fp16_builtin_scored_d128};
+  static constexpr Entries kMmaSync{
+      detail::backward_builtin_plain_d64,
+      detail::backward_builtin_plain_d128,
+      detail::backward_builtin_scored_d64,
+      detail::backward_builtin_scored_d128};
+  static constexpr Entries kMmaSyncFp16{
+      detail::backward_builtin_fp16_plain_d64,
+      detail::backward_builtin_fp16_plain_d128,
+      detail::backward_builtin_fp16_scored_d64,
+      detail::backward_builtin_fp16_scored_d128};
   const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
-  if (wgmma && args.forward.dtype == FlexDtype::fp16) {
-    if (args.forward.head_dim == 64) {
-      if (plain)
-        detail::backward_sm90_fp16_builtin_plain_d64(args, p, mask_mod, stream);
-      else
-        detail::backward_sm90_fp16_builtin_scored_d64(args, p, score_mod, mask_mod, stream);
-    } else {
-      if (plain)
-        detail::backward_sm90_fp16_builtin_plain_d128(args, p, mask_mod, stream);
-      else
-        detail::backward_sm90_fp16_builtin_scored_d128(args, p, score_mod, mask_mod, stream);
-    }
-    return;
-  }
-  if (wgmma) {
-    if (args.forward.head_dim == 64) {
-      if (plain)
-        detail::backward_sm90_builtin_plain_d64(args, p, mask_mod, stream);
-      else
-        detail::backward_sm90_builtin_scored_d64(args, p, score_mod, mask_mod, stream);
-    } else {
-      if (plain)
-        detail::backward_sm90_builtin_plain_d128(args, p, mask_mod, stream);
-      else
-        detail::backward_sm90_builtin_scored_d128(args, p, score_mod, mask_mod, stream);
-    }
-    return;
-  }
-  if (args.forward.head_dim == 64) {
-    if (plain)
-      detail::backward_builtin_plain_d64(args, p, mask_mod, stream);
-    else
-      detail::backward_builtin_scored_d64(args, p, score_mod, mask_mod, stream);
-  } else {
-    if (plain)
-      detail::backward_builtin_plain_d128(args, p, mask_mod, stream);
-    else
-      detail::backward_builtin_scored_d128(args, p, score_mod, mask_mod, stream);
-  }
+  const bool fp16 = args.forward.dtype == FlexDtype::fp16;
+  const Entries& e = wgmma ? (fp16 ? kWgmmaFp16 : kWgmma) : (fp16 ? kMmaSyncFp16 : kMmaSync);
+  const bool d64 = args.forward.head_dim == 64;
+  if (plain)
+    (d64 ? e.plain_d64 : e.plain_d128)(args, p, mask_mod, stream);
+  else
+    (d64 ? e.scored_d64 : e.scored_d128)(args, p, score_mod, mask_mod, stream);
 }
 
 }  // namespace aisp::kernels::flex

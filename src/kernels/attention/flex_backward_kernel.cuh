@@ -403,10 +403,11 @@ BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMas
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 void launch_dq_convert(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 
-// The mma.sync main kernel on Elem inputs.
+// The mma.sync backward (preprocess, main kernel, dQ conversion) on Elem inputs.
 template <int D, class ScoreMod, class MaskMod, class Elem>
-void launch_backward_main(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
+void launch_backward_elem(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
                           const MaskMod& mask_mod, cudaStream_t stream) {
+  launch_backward_preprocess(a, p, stream);
   static const bool configured = [] {
     AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_backward_kernel<D, ScoreMod, MaskMod, Elem>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, backward_smem_bytes<D>()));
@@ -417,18 +418,17 @@ void launch_backward_main(const FlexBackwardArgs& a, const BwdParams& p, const S
   flex_backward_kernel<D, ScoreMod, MaskMod, Elem>
       <<<grid, kThreads, backward_smem_bytes<D>(), stream>>>(p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
+  launch_dq_convert(a, p, stream);
 }
 
-// The mma.sync backward on the call's element type (a.forward.dtype: bf16 or fp16).
+// The same on the call's element type (a.forward.dtype: bf16 or fp16).
 template <int D, class ScoreMod, class MaskMod>
 void launch_backward(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
                      const MaskMod& mask_mod, cudaStream_t stream) {
-  launch_backward_preprocess(a, p, stream);
   if (a.forward.dtype == FlexDtype::fp16)
-    launch_backward_main<D, ScoreMod, MaskMod, __half>(a, p, score_mod, mask_mod, stream);
+    launch_backward_elem<D, ScoreMod, MaskMod, __half>(a, p, score_mod, mask_mod, stream);
   else
-    launch_backward_main<D, ScoreMod, MaskMod, bf16>(a, p, score_mod, mask_mod, stream);
-  launch_dq_convert(a, p, stream);
+    launch_backward_elem<D, ScoreMod, MaskMod, bf16>(a, p, score_mod, mask_mod, stream);
 }
 #endif  // !__CUDACC_RTC__
 

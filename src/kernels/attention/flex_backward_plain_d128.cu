@@ -1,13 +1,13 @@
-// Precompiled backward kernel (bf16 and fp16 inputs) for head dim 128 without a score_mod (NoScoreMod: the
-// scale folded into the exp2 factor), BuiltinMask: one translation unit per (score family, head dim) so the
-// kernels compile in parallel.
+// Precompiled bf16 backward kernel (fp16: flex_backward_fp16_mma_sync.cu) for head dim 128 without a
+// score_mod (NoScoreMod: the scale folded into the exp2 factor), BuiltinMask: one translation unit per
+// (score family, head dim) so the kernels compile in parallel.
 #include "kernels/attention/flex_backward_kernel.cuh"
 
 namespace aisp::kernels::flex::detail {
 
 void backward_builtin_plain_d128(const FlexBackwardArgs& a, const BwdParams& p, const BuiltinMask& mask_mod,
                                 cudaStream_t stream) {
-  launch_backward<128>(a, p, NoScoreMod{}, mask_mod, stream);
+  launch_backward_elem<128, NoScoreMod, BuiltinMask, bf16>(a, p, NoScoreMod{}, mask_mod, stream);
 }
 
 }  // namespace aisp::kernels::flex::detail

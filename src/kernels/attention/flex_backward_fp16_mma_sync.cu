@@ -1,0 +1,30 @@
+// Precompiled fp16 mma.sync backward kernels for the run-time built-ins, both head dims, no score_mod or
+// BuiltinScoreMod, BuiltinMask; apart from the bf16 TUs (flex_backward_{plain,scored}_d*.cu) so that
+// those compile exactly as before, as for the forward (flex_forward_fp16_classic.cu).
+#include "kernels/attention/flex_backward_kernel.cuh"
+
+namespace aisp::kernels::flex::detail {
+
+void backward_builtin_fp16_plain_d64(const FlexBackwardArgs& a, const BwdParams& p, const BuiltinMask& mask_mod,
+                                     cudaStream_t stream) {
+  launch_backward_elem<64, NoScoreMod, BuiltinMask, __half>(a, p, NoScoreMod{}, mask_mod, stream);
+}
+
+void backward_builtin_fp16_plain_d128(const FlexBackwardArgs& a, const BwdParams& p, const BuiltinMask& mask_mod,
+                                      cudaStream_t stream) {
+  launch_backward_elem<128, NoScoreMod, BuiltinMask, __half>(a, p, NoScoreMod{}, mask_mod, stream);
+}
+
+void backward_builtin_fp16_scored_d64(const FlexBackwardArgs& a, const BwdParams& p,
+                                      const BuiltinScoreMod& score_mod, const BuiltinMask& mask_mod,
+                                      cudaStream_t stream) {
+  launch_backward_elem<64, BuiltinScoreMod, BuiltinMask, __half>(a, p, score_mod, mask_mod, stream);
+}
+
+void backward_builtin_fp16_scored_d128(const FlexBackwardArgs& a, const BwdParams& p,
+                                       const BuiltinScoreMod& score_mod, const BuiltinMask& mask_mod,
+                                       cudaStream_t stream) {
+  launch_backward_elem<128, BuiltinScoreMod, BuiltinMask, __half>(a, p, score_mod, mask_mod, stream);
+}
+
+}  // namespace aisp::kernels::flex::detail
