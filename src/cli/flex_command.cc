@@ -3,7 +3,10 @@
 // verified against the float64 GPU reference (relative L2 of the bf16 output), then timed with CUDA
 // events (median of --iters calls after 3 warm-up calls). Prints the block density (tiles visited /
 // all tiles), the element density (pairs kept / all pairs), the time, the effective TFLOP/s
-// (4 B H S^2 D x element density / time) and the dense-equivalent TFLOP/s (4 B H S^2 D / time).
+// (4 B H S^2 D x element density / time) and the dense-equivalent TFLOP/s (4 B H S^2 D / time);
+// then the forward's floor (cli/flex_floors.h: the larger of its bytes at the measured copy
+// bandwidth and its visited tiles' FLOPs at the measured bf16 GEMM rate, both from `aisp gpu info`'s
+// cache) and the time over it, marked m or c by the floor that bounds it.
 // --score adds a score_mod to every pattern (alibi: the paper's slopes; soft_cap: cap 30), the same
 // one in the kernel and in the reference, to measure what a mod costs.
 // --score-expr / --mask-expr add a row `jit` for mods written as expressions and JIT-compiled by
@@ -43,7 +46,9 @@
 #include "kernels/attention/flex_backward.h"
 #include "kernels/attention/flex_backward_eager.h"
 #include "kernels/attention/flex_eager.h"
+#include "cli/flex_demo_table.h"
 #include "cli/flex_jit_demo.h"
+#include "harness/gpu_info.h"
 #endif
 
 namespace aisp::cli {
@@ -295,8 +300,14 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     workspace = cuda::device_alloc(ba.workspace_bytes);
     ba.workspace = workspace.get();
   }
-  out << fmt::format("{:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>7}\n", "pattern", "blocks", "elements",
-                     "time ms", "eff TF/s", "dense TF/s", "rel L2", "check");
+  // The measured ceilings the floors divide by (measured once per device and cached).
+  const nlohmann::json peaks = harness::gpu_peaks(0, harness::default_cache_dir(), false);
+  const double copy_bytes_per_s = peaks.value("copy_gb_s", 0.0) * 1e9;
+  const double gemm_flops_per_s = peaks.value("bf16_tflops", 0.0) * 1e12;
+  out << fmt::format("floors: copy bandwidth {:.0f} GB/s, bf16 GEMM {:.0f} TFLOP/s (measured: aisp gpu info)\n",
+                     copy_bytes_per_s / 1e9, gemm_flops_per_s / 1e12);
+  const FlexShape shape{o.batch, o.heads, o.heads, o.seq, o.seq, o.head_dim, a.lse != nullptr};
+  out << flex_demo_header();
   int failures = 0;
   double last_ms = 0;  // the last built-in row's median, for the JIT comparison
   for (const std::string& name : o.patterns) {
@@ -318,9 +329,8 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     const double t = median_seconds([&] { flex::flex_attention(a, score, p->device_mask, bm, stream); }, o.iters,
                                     stream, start, stop);
     last_ms = t * 1e3;
-    out << fmt::format("{:<20} {:>8.1f}% {:>8.1f}% {:>10.3f} {:>10.1f} {:>10.1f} {:>10.2e} {:>7}\n", name,
-                       100 * block_density, 100 * density, t * 1e3, dense_flops * density / t / 1e12,
-                       dense_flops / t / 1e12, rel_l2, check);
+    const FlexFloors floors = flex_forward_floors(shape, block_density, copy_bytes_per_s, gemm_flops_per_s);
+    out << flex_demo_row({name, block_density, density, t, dense_flops, rel_l2, check, &floors});
     if (o.backward) {
       // out and lse of this pattern's forward (the timed calls above wrote them: same inputs).
       flex::flex_attention(a, score, p->device_mask, bm, stream);
@@ -345,9 +355,7 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
       }
       const double tb = median_seconds(
           [&] { flex::flex_attention_backward(ba, score, p->device_mask, bbm, stream); }, o.iters, stream, start, stop);
-      out << fmt::format("{:<20} {:>8.1f}% {:>8.1f}% {:>10.3f} {:>10.1f} {:>10.1f} {:>10.2e} {:>7}\n", name + " bwd",
-                         100 * block_density, 100 * density, tb * 1e3, 2.5 * dense_flops * density / tb / 1e12,
-                         2.5 * dense_flops / tb / 1e12, worst, bcheck);
+      out << flex_demo_row({name + " bwd", block_density, density, tb, 2.5 * dense_flops, worst, bcheck, nullptr});
     }
   }
   if (!o.score_expr.empty() || !o.mask_expr.empty()) {
@@ -357,6 +365,8 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     r.args = a;
     r.iters = o.iters;
     r.verify = o.verify;
+    r.copy_bytes_per_s = copy_bytes_per_s;
+    r.gemm_flops_per_s = gemm_flops_per_s;
     if (o.patterns.size() == 1) {  // y still holds that row's output (its last timed call)
       r.builtin_out = a.out;
       r.builtin_ms = last_ms;

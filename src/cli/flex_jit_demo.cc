@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "cli/flex_demo_table.h"
 #include "compiler/runtime/cuda/flex_jit.h"
 #include "core/cuda/check.h"
 #include "core/cuda/device_memory.h"
@@ -207,8 +208,9 @@ int run_flex_jit_row(const FlexJitRowRequest& r, cudaStream_t stream, std::ostre
   std::sort(ms.begin(), ms.end());
   const double t = ms[ms.size() / 2] * 1e-3;
   const double dense_flops = 4.0 * a.batch * a.q_heads * double(a.q_len) * a.kv_len * a.head_dim;
-  out << fmt::format("{:<20} {:>8.1f}% {:>8.1f}% {:>10.3f} {:>10.1f} {:>10.1f} {:>10.2e} {:>7}\n", "jit", 100 * block_density,
-                     100 * density, t * 1e3, dense_flops * density / t / 1e12, dense_flops / t / 1e12, rel_l2, check);
+  const FlexShape shape{a.batch, a.q_heads, a.kv_heads, a.q_len, a.kv_len, a.head_dim, a.lse != nullptr};
+  const FlexFloors floors = flex_forward_floors(shape, block_density, r.copy_bytes_per_s, r.gemm_flops_per_s);
+  out << flex_demo_row({"jit", block_density, density, t, dense_flops, rel_l2, check, &floors});
   out << fmt::format("jit: score_mod '{}', mask_mod '{}'\n", attn.score().text(),
                      attn.mask() ? attn.mask()->text() : "(none: every element)");
   const fx::JitCompileInfo& info = attn.info();

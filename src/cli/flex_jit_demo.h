@@ -27,6 +27,8 @@ struct FlexJitRowRequest {
   kernels::flex::FlexAttentionArgs args;  // q, k, v, out (overwritten), shapes
   int iters = 10;
   bool verify = true;
+  // The measured ceilings of the row's floors (cli/flex_floors.h); 0 = no floor printed.
+  double copy_bytes_per_s = 0, gemm_flops_per_s = 0;
   // The built-in row just run on the same inputs (one pattern only), for the comparison line:
   // its output (still in a separate buffer) and median time; nullptr / 0 when there is none.
   const kernels::flex::bf16* builtin_out = nullptr;
