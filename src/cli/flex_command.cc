@@ -10,8 +10,9 @@
 // --score adds a score_mod to every pattern (alibi: the paper's slopes; soft_cap: cap 30), the same
 // one in the kernel and in the reference, to measure what a mod costs.
 // --score-expr / --mask-expr add a row `jit` for mods written as expressions and JIT-compiled by
-// NVRTC into the fa3 kernel (flex_jit_demo.h: the captured tensors the expressions may index, the
-// verification); with one built-in pattern in the same run, its output and time are compared.
+// NVRTC into the fa3 kernel, or the mma.sync one (--kernel mma_sync, and the automatic choice off
+// sm_90) (flex_jit_demo.h: the captured tensors the expressions may index, the verification); with
+// one built-in pattern in the same run, its output and time are compared.
 // --dtype fp16 runs everything on fp16 inputs (every kernel: --kernel and the backward take it).
 // --backward adds a row `<pattern> bwd` per pattern: the fused backward (dQ, dK, dV from the
 // forward's out and lse and a random dO), verified against the float64 GPU backward reference

@@ -1,6 +1,6 @@
 // `aisp flex demo --score-expr ... --mask-expr ...`: the row of the demo table for mods given as
-// expressions, JIT-compiled by NVRTC into the fa3 kernel (compiler/runtime/cuda/flex_jit.h). CUDA
-// builds only (flex_command.cc calls it).
+// expressions, JIT-compiled by NVRTC into the fa3 or mma.sync kernel
+// (compiler/runtime/cuda/flex_jit.h). CUDA builds only (flex_command.cc calls it).
 //
 // Captured tensors the expressions may index (the CLI's named generators):
 //   slopes (heads)                 float32  ALiBi slopes of the paper, 2^(-8 (h + 1) / heads)

@@ -222,10 +222,15 @@ TEST(FlexJitBackwardSource, NvrtcCompilesTheWgmmaBackwardAndBlockMaskToCubin) {
   JitFlexBackward again(s, m, specs, 128, fresh, false);
   EXPECT_EQ(again.info().backward_from, NvrtcResult::From::disk);
   EXPECT_EQ(again.info().block_mask_from, NvrtcResult::From::disk);
-  // Refused up front: no derivative; another architecture; another head dim.
+  // Refused up front: no derivative; the wgmma kernel on another architecture (automatic takes the
+  // mma.sync one there: flex_expr_test.cc); another head dim.
   EXPECT_NE(error_of([&] { JitFlexBackward("ceil(score)", "", {}, 128, jit, false); }).find("ceil()"), std::string::npos);
   NvrtcJit sm80(flex_jit_nvrtc_options(dir.string(), "sm_80"));
-  EXPECT_NE(error_of([&] { JitFlexBackward(s, m, specs, 128, sm80, false); }).find("needs sm_90a"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              JitFlexBackward(s, m, specs, 128, sm80, false, kernels::flex::FlexDtype::bf16,
+                              kernels::flex::FlexBackwardKernel::wgmma);
+            }).find("needs sm_90a"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { JitFlexBackward(s, m, specs, 96, jit, false); }).find("head dim 96"), std::string::npos);
   std::filesystem::remove_all(dir);
 }

@@ -19,6 +19,7 @@
 
 #if AISP_WITH_CUDA
 #include "compiler/runtime/cuda/flex_jit.h"
+#include "compiler/runtime/cuda/flex_jit_backward.h"
 #include "compiler/runtime/cuda/flex_jit_source.h"
 #endif
 
@@ -317,9 +318,14 @@ TEST(FlexJitSource, NvrtcCompilesTheFa3ForwardAndBlockMaskToCubin) {
   // doc as float32: another functor, another kernel (and the mask's == now compares floats).
   JitFlexAttention other(s, m, {specs[0], {"doc", CaptureDType::f32, 2}}, 128, fresh, false);
   EXPECT_EQ(other.info().forward_from, NvrtcResult::From::build);
-  // The JIT is for the fa3 kernel: another architecture is refused up front.
+  // fa3 needs sm_90a: asked for on another architecture, it is refused up front (the automatic
+  // choice takes the mma.sync kernel there: NvrtcCompilesTheMmaSyncForwardForOtherArchitectures).
   NvrtcJit sm80(flex_jit_nvrtc_options(dir.string(), "sm_80"));
-  EXPECT_NE(error_of([&] { JitFlexAttention(s, m, specs, 128, sm80, false); }).find("needs sm_90a"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              JitFlexAttention(s, m, specs, 128, sm80, false, kernels::flex::FlexDtype::bf16,
+                               kernels::flex::FlexKernel::fa3);
+            }).find("needs sm_90a"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { JitFlexAttention(s, m, specs, 96, jit, false); }).find("head dim 96"), std::string::npos);
   // An NVRTC failure (here an option NVRTC refuses) names the expressions and the saved source.
   NvrtcOptions bad = flex_jit_nvrtc_options(dir.string(), "sm_90a");
@@ -329,6 +335,52 @@ TEST(FlexJitSource, NvrtcCompilesTheFa3ForwardAndBlockMaskToCubin) {
   EXPECT_NE(e.find("score_mod 'score * 2'"), std::string::npos) << e;
   EXPECT_NE(e.find(dir.string()), std::string::npos) << e;
   EXPECT_NE(e.find(".cu"), std::string::npos) << e;
+  std::filesystem::remove_all(dir);
+}
+
+// The mma.sync forward and backward compiled by NVRTC for the architectures fa3 and the wgmma
+// backward cannot run on (the automatic choice there) and for sm_90a when asked for: one CUBIN each
+// with the one flex_forward_kernel / flex_backward_kernel instance of the emitted functors; fp16
+// too; the forward's wgmma and pre-sm_80 targets refused by name.
+TEST(FlexJitSource, NvrtcCompilesTheMmaSyncKernelsForOtherArchitectures) {
+  using kernels::flex::FlexDtype;
+  using kernels::flex::FlexKernel;
+  const auto dir = fresh_cache("nvrtc-mma");
+  const std::vector<CaptureSpec> specs = {{"slopes", CaptureDType::f32, 1}};
+  const std::string s = "score + slopes[h] * (kv - q)", m = "q >= kv";
+  for (const char* arch : {"sm_80", "sm_100a", "sm_90a"}) {
+    NvrtcJit jit(flex_jit_nvrtc_options(dir.string(), arch));
+    const bool sm90 = std::string(arch) == "sm_90a";
+    for (FlexDtype dtype : {FlexDtype::bf16, FlexDtype::fp16}) {
+      const FlexKernel asked = sm90 ? FlexKernel::mma_sync : FlexKernel::automatic;
+      JitFlexAttention a(s, m, specs, 64, jit, /*load*/ false, dtype, asked);
+      EXPECT_EQ(a.kernel(), FlexKernel::mma_sync) << arch;
+      const NvrtcResult fwd = jit.compile(mma_sync_forward_source(a.score(), a.mask(), 64, dtype));
+      EXPECT_EQ(fwd.from, NvrtcResult::From::memory) << arch;
+      const std::string sym = find_kernel_symbol(fwd.cubin, "flex_forward_kernel");
+      EXPECT_NE(sym.find("aisp_flex_jit5Score"), std::string::npos) << sym;
+      EXPECT_NE(sym.find(dtype == FlexDtype::fp16 ? "6__half" : "13__nv_bfloat16"), std::string::npos) << sym;
+    }
+  }
+  NvrtcJit sm100(flex_jit_nvrtc_options(dir.string(), "sm_100a"));
+  JitFlexBackward bwd(s, m, specs, 128, sm100, /*load*/ false);
+  EXPECT_EQ(bwd.kernel(), kernels::flex::FlexBackwardKernel::mma_sync);
+  const NvrtcResult b = sm100.compile(mma_sync_backward_source(bwd.score(), bwd.score_grad(), bwd.mask(), 128));
+  EXPECT_EQ(b.from, NvrtcResult::From::memory);
+  EXPECT_NE(find_kernel_symbol(b.cubin, "flex_backward_kernel").find("aisp_flex_jit5Score"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              JitFlexBackward(s, m, specs, 128, sm100, false, FlexDtype::bf16,
+                              kernels::flex::FlexBackwardKernel::wgmma);
+            }).find("needs sm_90a"),
+            std::string::npos);
+  NvrtcJit sm90(flex_jit_nvrtc_options(dir.string(), "sm_90a"));
+  EXPECT_EQ(JitFlexAttention(s, m, specs, 128, sm90, false).kernel(), FlexKernel::fa3);
+  EXPECT_NE(error_of([&] { JitFlexAttention(s, m, specs, 128, sm90, false, FlexDtype::bf16, FlexKernel::wgmma); })
+                .find("wgmma kernel is not compiled at run time"),
+            std::string::npos);
+  NvrtcJit sm75(flex_jit_nvrtc_options(dir.string(), "sm_75"));
+  EXPECT_NE(error_of([&] { JitFlexAttention(s, m, specs, 128, sm75, false); }).find("needs sm_80 or later"),
+            std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

@@ -153,13 +153,11 @@ struct BackwardProblem {
 // absolute in the score, so relative in P and dS) adds an error of that relative size to every term,
 // like one more rounding: the budget grows by the factor 1 + 2 score_error 2^bits (negligible next to
 // bf16's 2^-8, not next to fp16's 2^-11). On top, the relative L2 error: bounded at 1e-2 (bf16,
-// measured 2.2e-3 to 2.5e-3: mostly the final rounding) or 2e-3 (fp16). Returns it.
-inline double expect_grad_close(const BackwardProblem& pb, const DeviceTensor& got_t, const DeviceTensor& ref_t,
-                                const DeviceTensor& bound_t, const std::string& what, double score_error = 0.0) {
-  const std::vector<double> got = pb.values(got_t);
-  const std::vector<double> ref = ref_t.download<double>();
-  const std::vector<double> bound = bound_t.download<double>();
-  const bool fp16 = pb.dtype == kernels::flex::FlexDtype::fp16;
+// measured 2.2e-3 to 2.5e-3: mostly the final rounding) or 2e-3 (fp16). Returns it. On host vectors
+// (the JIT backward's twins call it so); expect_grad_close below on a BackwardProblem's tensors.
+inline double expect_within_budget(const std::vector<double>& got, const std::vector<double>& ref,
+                                   const std::vector<double>& bound, bool fp16, const std::string& what,
+                                   double score_error = 0.0) {
   double worst = 0, sq_ref = 0;
   std::int64_t bad = 0;
   std::string first;
@@ -181,6 +179,11 @@ inline double expect_grad_close(const BackwardProblem& pb, const DeviceTensor& g
   EXPECT_LE(e, fp16 ? 2e-3 : 1e-2) << what << ": relative L2 error";
   std::printf("[measured] %-52s rel L2 %.3e  worst err/allowed %.3f\n", what.c_str(), e, worst);
   return e;
+}
+inline double expect_grad_close(const BackwardProblem& pb, const DeviceTensor& got_t, const DeviceTensor& ref_t,
+                                const DeviceTensor& bound_t, const std::string& what, double score_error = 0.0) {
+  return expect_within_budget(pb.values(got_t), ref_t.download<double>(), bound_t.download<double>(),
+                              pb.dtype == kernels::flex::FlexDtype::fp16, what, score_error);
 }
 
 }  // namespace aisp::test

@@ -1,5 +1,6 @@
 // The FlexAttention backward with mods given as expressions (compiler/runtime/cuda/flex_jit_backward.h:
-// the score_mod differentiated symbolically, both mods JIT-compiled into the wgmma backward) against
+// the score_mod differentiated symbolically, both mods JIT-compiled into the wgmma backward, and into
+// the mma.sync one) against
 //   * the precompiled backward with the built-in functor that computes the same function (same
 //     inputs, same out and lse, wgmma kernel): dK and dV bit-identical where the arithmetic is the
 //     same, else within a bf16 rounding (expect_matches_builtin), relative L2 of the difference
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ch14_example_test_util.h"
@@ -28,6 +30,7 @@
 #include "flex_test_util.h"
 #include "kernels/attention/flex_attention.h"
 #include "kernels/attention/flex_backward.h"
+#include "kernels/attention/flex_backward_eager.h"
 
 namespace aisp::test {
 namespace {
@@ -150,7 +153,10 @@ double rms(const std::vector<double>& x) {
   return x.empty() ? 0.0 : std::sqrt(sq / double(x.size()));
 }
 
-void expect_matches_reference(const Grads& g, const RefGrads& ref, const std::string& what) {
+// per_element = false: the relative L2 only (the twins check each element against the built-in's
+// rounding budget instead, expect_within_builtin_budget: this tolerance is no bound for short rows,
+// whose dS sum to 0 and leave dQ a small difference of rounded terms).
+void expect_matches_reference(const Grads& g, const RefGrads& ref, const std::string& what, bool per_element = true) {
   const std::pair<const std::vector<std::uint16_t>*, const std::vector<double>*> pairs[] = {
       {&g.dq, &ref.dq}, {&g.dk, &ref.dk}, {&g.dv, &ref.dv}};
   const char* names[] = {"dq", "dk", "dv"};
@@ -160,7 +166,8 @@ void expect_matches_reference(const Grads& g, const RefGrads& ref, const std::st
     const double scale = rms(r);
     EXPECT_GT(scale, 0.0) << what << " " << names[t] << ": the reference gradient is all zeros (a test that cannot fail)";
     const harness::Tolerance tol{1e-2, 2e-2 * scale, 2e-2};
-    EXPECT_TRUE(all_close(got, r, tol, what + " " + names[t] + " vs float64"));
+    if (per_element) EXPECT_TRUE(all_close(got, r, tol, what + " " + names[t] + " vs float64"));
+    else EXPECT_LE(rel_l2(got, r), 1e-2) << what << " " << names[t] << " vs float64";
     std::printf("[measured] %-50s %s vs float64: rel L2 %.3e\n", what.c_str(), names[t], rel_l2(got, r));
   }
 }
@@ -230,11 +237,33 @@ struct Twin {
   flex::BuiltinMask mask;
   bool mask_uses_batch = false;  // the built-in block masks' batch (heads are always broadcast here)
   bool same_arithmetic = true;   // the expression's fp32 operations are the built-in's (not soft-cap)
+  double score_error = 0.0;      // an approximate device function in the score (soft_cap_score_error)
 };
 
+// The JIT's gradients against the built-in's GPU float64 reference, element by element within its
+// rounding budget (flex_backward_eager.h; expect_within_budget), as the built-in backward's own tests.
+void expect_within_builtin_budget(const Problem& pb, const Twin& t, const Grads& jit, const std::string& what) {
+  const flex::FlexBackwardArgs a = pb.args(flex::FlexBackwardKernel::automatic);  // reads q, k, v, out, lse, dout
+  const std::int64_t nq = std::int64_t(pb.in.q.size()), nk = std::int64_t(pb.in.k.size());
+  DeviceTensor rq(DType::f64, {nq}), rk(DType::f64, {nk}), rv(DType::f64, {nk});
+  DeviceTensor bq(DType::f64, {nq}), bk(DType::f64, {nk}), bv(DType::f64, {nk});
+  const flex::BackwardErrorBounds bounds{bq.data<double>(), bk.data<double>(), bv.data<double>()};
+  TestStream stream;
+  flex::flex_attention_backward_reference(a, t.score, t.mask, rq.data<double>(), rk.data<double>(), rv.data<double>(),
+                                          stream.get(), &bounds);
+  stream.sync();
+  const std::tuple<const std::vector<std::uint16_t>*, DeviceTensor*, DeviceTensor*, const char*> parts[] = {
+      {&jit.dq, &rq, &bq, " dq"}, {&jit.dk, &rk, &bk, " dk"}, {&jit.dv, &rv, &bv, " dv"}};
+  for (const auto& [got, ref, bound, name] : parts)
+    expect_within_budget(bf16_bits_to_double(*got), ref->download<double>(), bound->download<double>(), false,
+                         what + name + " vs the float64 budget", t.score_error);
+}
+
 // The whole comparison for one shape: the built-in forward gives out and lse; then the built-in
-// wgmma backward, the JIT backward (lists compared with the built-in's) and the float64 reference.
-void check_twin(const Shape& s, const Twin& t, std::uint64_t seed, const std::string& what) {
+// backward on `kernel` (wgmma or mma_sync), the JIT backward compiled for the same kernel (lists
+// compared with the built-in's) and the float64 reference.
+void check_twin(const Shape& s, const Twin& t, std::uint64_t seed, const std::string& what,
+                flex::FlexBackwardKernel kernel = flex::FlexBackwardKernel::wgmma) {
   Problem pb(s, seed);
   TestStream stream;
   const int mask_batch = t.mask_uses_batch ? s.batch : 1;
@@ -243,27 +272,32 @@ void check_twin(const Shape& s, const Twin& t, std::uint64_t seed, const std::st
   const flex::BackwardBlockMask builtin_bm =
       flex::create_backward_block_mask(t.mask, mask_batch, 1, s.q_len, s.kv_len, stream.get());
   stream.sync();
-  const Grads builtin = pb.run(flex::FlexBackwardKernel::wgmma, [&](const flex::FlexBackwardArgs& a, cudaStream_t st) {
+  const Grads builtin = pb.run(kernel, [&](const flex::FlexBackwardArgs& a, cudaStream_t st) {
     flex::flex_attention_backward(a, t.score, t.mask, builtin_bm, st);
   });
 
-  fx::JitFlexBackward bwd(t.jit.score, t.jit.mask, t.jit.specs(), s.head_dim);
+  fx::JitFlexBackward bwd(t.jit.score, t.jit.mask, t.jit.specs(), s.head_dim, fx::default_flex_nvrtc_jit(), true,
+                          flex::FlexDtype::bf16, kernel);
+  EXPECT_EQ(bwd.kernel(), kernel) << what;
   const fx::JitFlexAttention::Bound bound = bwd.bind(t.jit.dev());
   const flex::BackwardBlockMask jit_bm =
       t.jit.mask.empty() ? flex::create_backward_block_mask(flex::mask_none(), 1, 1, s.q_len, s.kv_len, stream.get())
                          : bwd.create_block_mask(bound, s.batch, s.q_heads, s.q_len, s.kv_len, stream.get());
   stream.sync();
   if (!t.jit.mask.empty()) expect_same_lists(jit_bm, builtin_bm, what + " backward block mask");
-  const Grads jit = pb.run(flex::FlexBackwardKernel::automatic, [&](const flex::FlexBackwardArgs& a, cudaStream_t st) {
-    bwd.run(a, jit_bm, bound, st);
-  });
+  // wgmma: the call asks for automatic (what a user writes); mma_sync must be asked for on sm_90.
+  const flex::FlexBackwardKernel asked =
+      kernel == flex::FlexBackwardKernel::wgmma ? flex::FlexBackwardKernel::automatic : kernel;
+  const Grads jit =
+      pb.run(asked, [&](const flex::FlexBackwardArgs& a, cudaStream_t st) { bwd.run(a, jit_bm, bound, st); });
   expect_matches_builtin(jit, builtin, t.same_arithmetic, what);
 
   const fx::HostMod score(bwd.score(), t.jit.host()), grad(bwd.score_grad(), t.jit.host());
   const RefGrads ref = bwd.mask() != nullptr
                            ? reference_backward(pb, score, grad, fx::HostMod(*bwd.mask(), t.jit.host()))
                            : reference_backward(pb, score, grad, flex::NoMask{});
-  expect_matches_reference(jit, ref, what);
+  expect_matches_reference(jit, ref, what, /*per_element*/ false);
+  expect_within_builtin_budget(pb, t, jit, what);
   expect_masked_rows_have_zero_dq(pb, jit);
 }
 
@@ -285,8 +319,41 @@ TEST(FlexJitBackward, SoftCapSlidingWindowEqualsBuiltinAndReference) {
   for (int head_dim : {64, 128}) {
     const Shape s{1, 6, 2, 257, 190, head_dim};  // GQA 3:1; scores ~N(0, 1): the cap of 1.5 bites
     const Twin t{{"1.5 * tanh(score / 1.5)", "q - kv < 70 && kv - q < 70", {}}, flex::score_soft_cap(1.5f),
-                 flex::mask_sliding_window(70), false, /*same_arithmetic*/ false};
+                 flex::mask_sliding_window(70), false, /*same_arithmetic*/ false, soft_cap_score_error(1.5f)};
     check_twin(s, t, 80 + head_dim, "soft_cap+sliding_window D=" + std::to_string(head_dim));
+  }
+}
+
+// The mma.sync backward compiled at run time (the automatic choice where the JIT does not target
+// sm_90a: Blackwell's build, which has no wgmma; asked for here): the ALiBi + causal and soft-cap +
+// sliding-window twins on the precompiled mma.sync backward, both head dims; a call asking for the
+// other kernel is refused by name.
+TEST(FlexJitBackward, MmaSyncKernelTakesTheSameMods) {
+  SKIP_WITHOUT_SM90();
+  constexpr flex::FlexBackwardKernel kMma = flex::FlexBackwardKernel::mma_sync;
+  for (int head_dim : {64, 128}) {
+    const std::string d = " D=" + std::to_string(head_dim);
+    const Shape s{2, 4, 2, 300, 333, head_dim};
+    std::vector<float> slopes;
+    for (int h = 0; h < s.q_heads; ++h) slopes.push_back(flex::alibi_slope(h, s.q_heads));
+    const Captured c_slopes("slopes", {s.q_heads}, slopes);
+    const Twin alibi{{"score + slopes[h] * (kv - q)", "q >= kv", {&c_slopes}},
+                     flex::score_alibi(c_slopes.dev_f32()), flex::mask_causal()};
+    check_twin(s, alibi, 140 + head_dim, "mma.sync alibi+causal" + d, kMma);
+    const Shape w{1, 6, 2, 257, 190, head_dim};
+    const Twin soft{{"1.5 * tanh(score / 1.5)", "q - kv < 70 && kv - q < 70", {}}, flex::score_soft_cap(1.5f),
+                    flex::mask_sliding_window(70), false, /*same_arithmetic*/ false, soft_cap_score_error(1.5f)};
+    check_twin(w, soft, 180 + head_dim, "mma.sync soft_cap+sliding_window" + d, kMma);
+  }
+  Problem pb(Shape{1, 2, 2, 128, 128, 128}, 5);
+  fx::JitFlexBackward bwd("score * 0.5", "", {}, 128, fx::default_flex_nvrtc_jit(), true, flex::FlexDtype::bf16, kMma);
+  TestStream stream;
+  const flex::BackwardBlockMask bm = flex::create_backward_block_mask(flex::mask_none(), 1, 1, 128, 128, stream.get());
+  try {
+    bwd.run(pb.args(flex::FlexBackwardKernel::wgmma), bm, bwd.bind({}), stream.get());
+    ADD_FAILURE() << "a call asking for the wgmma kernel ran the mma.sync one";
+  } catch (const aisp::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("compiled into the mma.sync kernel"), std::string::npos) << e.what();
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../cpu/error_text.h"
 #include "ch14_example_test_util.h"
 #include "compiler/runtime/cuda/flex_jit.h"
 #include "core/error.h"
@@ -33,10 +34,13 @@ bool fa3_here() {
 // The JIT forward on `in` against the float64 reference of the same expressions. Returns the output
 // (bf16 bits) for comparisons with a built-in. `bm` (optional) replaces the JIT block mask.
 // score_error: as expect_matches (an approximate device function in the expression, e.g. tanh).
+// kernel: the one the mods are compiled into (automatic: fa3 on sm_90), also the call's args.kernel.
 std::vector<std::uint16_t> run_and_check(const Inputs& in, const Mods& m, const std::string& what,
-                                         const flex::BlockMask* bm = nullptr, double score_error = 0.0) {
+                                         const flex::BlockMask* bm = nullptr, double score_error = 0.0,
+                                         flex::FlexKernel kernel = flex::FlexKernel::automatic) {
   const Shape& s = in.s;
-  fx::JitFlexAttention attn(m.score, m.mask, m.specs(), s.head_dim);
+  fx::JitFlexAttention attn(m.score, m.mask, m.specs(), s.head_dim, fx::default_flex_nvrtc_jit(), true,
+                            flex::FlexDtype::bf16, kernel);
   const fx::JitFlexAttention::Bound bound = attn.bind(m.dev());
   TestStream stream;
   flex::BlockMask own;
@@ -46,7 +50,7 @@ std::vector<std::uint16_t> run_and_check(const Inputs& in, const Mods& m, const 
     bm = &own;
   }
   Device dev(in);
-  attn.run(dev.args(s), *bm, bound, stream.get());
+  attn.run(dev.args(s, kernel), *bm, bound, stream.get());
   stream.sync();
 
   const fx::HostMod score(attn.score(), m.host());
@@ -59,12 +63,13 @@ std::vector<std::uint16_t> run_and_check(const Inputs& in, const Mods& m, const 
   return dev.out.download<std::uint16_t>();
 }
 
-// The built-in's output on the same inputs with the fa3 kernel.
+// The built-in's output on the same inputs with the fa3 kernel (or `kernel`).
 std::vector<std::uint16_t> run_builtin(const Inputs& in, const flex::BuiltinScoreMod& score,
-                                       const flex::BuiltinMask& mask, const flex::BlockMask& bm) {
+                                       const flex::BuiltinMask& mask, const flex::BlockMask& bm,
+                                       flex::FlexKernel kernel = flex::FlexKernel::fa3) {
   TestStream stream;
   Device dev(in);
-  flex::flex_attention(dev.args(in.s, flex::FlexKernel::fa3), score, mask, bm, stream.get());
+  flex::flex_attention(dev.args(in.s, kernel), score, mask, bm, stream.get());
   stream.sync();
   return dev.out.download<std::uint16_t>();
 }
@@ -128,6 +133,70 @@ TEST(FlexJit, SoftCapCausalTakesTheBuiltinsFastPath) {
     EXPECT_TRUE(all_close(bf16_bits_to_double(jit), bf16_bits_to_double(builtin), kOutTolerance,
                           "JIT vs built-in soft-cap causal, D=" + std::to_string(head_dim)));
   }
+}
+
+// The mma.sync forward compiled at run time (the automatic choice where the JIT does not target
+// sm_90a, so run-time mods work on Blackwell's build, which has no fa3; asked for here): ALiBi +
+// causal on GQA and a per-batch document mask, both head dims, odd lengths, against float64 and
+// equal bit for bit to the precompiled mma.sync kernel with the built-in twins (both kernels call
+// the functors per element, with the same arithmetic); soft-cap + sliding causal against float64;
+// and a kernel other than the compiled one refused by name.
+TEST(FlexJit, MmaSyncKernelTakesTheSameMods) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const bool builtins_here = aisp::gpu_properties(0).compute_capability == 90 ||
+                             aisp::gpu_properties(0).compute_capability == 100;
+  constexpr flex::FlexKernel kMma = flex::FlexKernel::mma_sync;
+  for (int head_dim : {64, 128}) {
+    const std::string d = " D=" + std::to_string(head_dim);
+    Shape s{2, 4, 2, 300, 333, head_dim};
+    const Inputs in = make_inputs(s, 131 + head_dim);
+    std::vector<float> slopes;
+    for (int h = 0; h < s.q_heads; ++h) slopes.push_back(flex::alibi_slope(h, s.q_heads));
+    const Captured c_slopes("slopes", {s.q_heads}, slopes);
+    const Mods alibi{"score + slopes[h] * (kv - q)", "q >= kv", {&c_slopes}};
+    const auto jit = run_and_check(in, alibi, "mma.sync alibi+causal" + d, nullptr, 0.0, kMma);
+    TestStream stream;
+    if (builtins_here) {
+      const flex::BlockMask bm = flex::create_block_mask(flex::mask_causal(), 1, 1, s.q_len, s.kv_len, stream.get());
+      EXPECT_EQ(count_differences(jit, run_builtin(in, flex::score_alibi(c_slopes.dev_f32()), flex::mask_causal(),
+                                                   bm, kMma)),
+                0)
+          << "JIT vs built-in ALiBi on mma.sync" << d;
+    }
+    const Mods soft{"1.5 * tanh(score / 1.5)", "q - kv >= 0 && q - kv < 90", {}};
+    run_and_check(in, soft, "mma.sync soft_cap+sliding_causal" + d, nullptr, soft_cap_score_error(1.5f), kMma);
+
+    Shape sd{2, 4, 1, 300, 300, head_dim};  // MQA; documents need q_len == kv_len
+    const Inputs ind = make_inputs(sd, 151 + head_dim);
+    std::vector<std::int32_t> doc;
+    for (int b = 0; b < sd.batch; ++b)
+      for (int t = 0; t < sd.q_len; ++t) doc.push_back(b == 0 ? t / 70 : t / 110);
+    const Captured c_doc("doc", {sd.batch, sd.q_len}, doc);
+    const Mods docs{"score", "doc[b, q] == doc[b, kv]", {&c_doc}};
+    const auto jit_doc = run_and_check(ind, docs, "mma.sync document per batch" + d, nullptr, 0.0, kMma);
+    if (builtins_here) {
+      const flex::BuiltinMask mask = flex::mask_document(c_doc.dev_i32(), sd.q_len, false);
+      const flex::BlockMask bm = flex::create_block_mask(mask, sd.batch, 1, sd.q_len, sd.kv_len, stream.get());
+      EXPECT_EQ(count_differences(jit_doc, run_builtin(ind, flex::score_none(), mask, bm, kMma)), 0)
+          << "JIT vs built-in document mask on mma.sync" << d;
+    }
+  }
+  const Shape s{1, 2, 2, 128, 128, 128};
+  const Inputs in = make_inputs(s, 7);
+  fx::JitFlexAttention attn("score * 0.5", "", {}, 128, fx::default_flex_nvrtc_jit(), true, flex::FlexDtype::bf16,
+                            kMma);
+  EXPECT_EQ(attn.kernel(), kMma);
+  TestStream stream;
+  const flex::BlockMask bm = flex::dense_block_mask(1, 1, s.q_len, s.kv_len, false, stream.get());
+  Device dev(in);
+  const std::string e =
+      test::error_of([&] { attn.run(dev.args(s, flex::FlexKernel::fa3), bm, attn.bind({}), stream.get()); });
+  EXPECT_NE(e.find("compiled into the mma.sync kernel"), std::string::npos) << e;
+  EXPECT_NE(test::error_of([] {
+              fx::JitFlexAttention("score", "", {}, 128, fx::default_flex_nvrtc_jit(), false, flex::FlexDtype::bf16,
+                                   flex::FlexKernel::wgmma);
+            }).find("not compiled at run time"),
+            std::string::npos);
 }
 
 // Documents differ per batch (the mask reads b: the JIT block mask is built per batch) and must

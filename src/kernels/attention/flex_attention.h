@@ -36,6 +36,14 @@ using bf16 = __nv_bfloat16;
 // wgmma); fa3 (sm_90a only: TMA producer warp, warp-specialized wgmma consumers, softmax overlapped
 // with the GEMMs). automatic: see resolve_kernel in flex_attention.cu (README: which and why).
 enum class FlexKernel : std::uint8_t { automatic, mma_sync, wgmma, fa3 };
+inline const char* flex_kernel_name(FlexKernel k) {
+  switch (k) {
+    case FlexKernel::mma_sync: return "mma_sync";
+    case FlexKernel::wgmma: return "wgmma";
+    case FlexKernel::fa3: return "fa3";
+    default: return "automatic";
+  }
+}
 
 // The element type of q, k, v and out (and of the backward's dout, dq, dk, dv): bf16 or fp16, in
 // every forward and backward kernel (P and dS are rounded to it for their GEMMs, accumulation stays

@@ -617,6 +617,16 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm);
 // FlexKernel::automatic resolved for the current device.
 FlexKernel resolve_kernel(FlexKernel requested);
 
+// The classic kernels' launch shape (the precompiled launch below and the JIT's,
+// flex_jit_launch.cu): one CTA of kThreads per (q-block, head, batch); the mma.sync kernel's shared
+// memory (the wgmma one asks for 1024 bytes more to align it).
+inline dim3 classic_forward_grid(const FwdParams& p, const FlexAttentionArgs& a) {
+  return dim3(unsigned(p.num_q_blocks), unsigned(a.q_heads), unsigned(a.batch));
+}
+inline int mma_sync_forward_smem_bytes(int head_dim) {
+  return head_dim == 64 ? forward_smem_bytes<64>() : forward_smem_bytes<128>();
+}
+
 // The mma.sync and wgmma kernels (FlexKernel::mma_sync / wgmma) on Elem inputs.
 template <int D, class ScoreMod, class MaskMod, class Elem>
 void launch_forward_classic_elem(const FwdParams& p, const FlexAttentionArgs& a, const ScoreMod& score_mod,
@@ -634,8 +644,7 @@ void launch_forward_classic_elem(const FwdParams& p, const FlexAttentionArgs& a,
     return true;
   }();
   (void)configured;
-  const dim3 grid(unsigned(p.num_q_blocks), unsigned(a.q_heads), unsigned(a.batch));
-  kernel<<<grid, kThreads, smem, stream>>>(p, score_mod, mask_mod);
+  kernel<<<classic_forward_grid(p, a), kThreads, smem, stream>>>(p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
 }
 

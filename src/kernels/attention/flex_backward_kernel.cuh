@@ -403,6 +403,15 @@ BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMas
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 void launch_dq_convert(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 
+// The main kernels' launch shape (the precompiled launches and the JIT's, flex_jit_backward_launch.cu):
+// one CTA per (kv-block, kv head, batch); the mma.sync kernel's shared memory.
+inline dim3 backward_grid(const BwdParams& p, const FlexBackwardArgs& a) {
+  return dim3(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
+}
+inline int mma_sync_backward_smem_bytes(int head_dim) {
+  return head_dim == 64 ? backward_smem_bytes<64>() : backward_smem_bytes<128>();
+}
+
 // The mma.sync backward (preprocess, main kernel, dQ conversion) on Elem inputs.
 template <int D, class ScoreMod, class MaskMod, class Elem>
 void launch_backward_elem(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,
@@ -414,9 +423,8 @@ void launch_backward_elem(const FlexBackwardArgs& a, const BwdParams& p, const S
     return true;
   }();
   (void)configured;
-  const dim3 grid(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
   flex_backward_kernel<D, ScoreMod, MaskMod, Elem>
-      <<<grid, kThreads, backward_smem_bytes<D>(), stream>>>(p, score_mod, mask_mod);
+      <<<backward_grid(p, a), kThreads, backward_smem_bytes<D>(), stream>>>(p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
   launch_dq_convert(a, p, stream);
 }

@@ -29,20 +29,41 @@ void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args,
                               const void* score_bytes, const void* mask_bytes, cudaStream_t stream) {
   check_backward_args(args, block_mask);
   if (args.kernel == FlexBackwardKernel::mma_sync)
-    throw Error("flex_attention_backward (JIT mods): only the wgmma kernel is compiled at run time; use "
-                "FlexBackwardKernel::wgmma or automatic");
+    throw Error("flex_attention_backward (JIT mods): these mods were compiled into the wgmma kernel, called with "
+                "FlexBackwardKernel::mma_sync; use wgmma or automatic, or compile them for mma_sync");
   if (detail::resolve_backward_kernel(FlexBackwardKernel::automatic) != FlexBackwardKernel::wgmma)
     throw Error("flex_attention_backward (JIT mods): the wgmma kernel needs sm_90a (H100/H200); on this GPU use the "
                 "built-in mods");
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   detail::launch_backward_preprocess(args, p, stream);
   const detail::BwdSm90Maps maps = detail::make_backward_sm90_maps(args);
-  const dim3 grid(unsigned(p.num_kv_blocks), unsigned(args.forward.kv_heads), unsigned(args.forward.batch));
   void* params[] = {const_cast<detail::BwdSm90Maps*>(&maps), const_cast<detail::BwdParams*>(&p),
                     const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
-  AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid,
+  AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::backward_grid(p, args),
                                    dim3(detail::BwdSm90Config<128>::kThreads), params,
                                    backward_sm90_smem_bytes(args.forward.head_dim), stream));
+  detail::launch_dq_convert(args, p, stream);
+}
+
+void configure_jit_backward_mma_sync(cudaKernel_t kernel, int head_dim) {
+  AISP_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       detail::mma_sync_backward_smem_bytes(head_dim)));
+}
+
+void launch_jit_backward_mma_sync(cudaKernel_t kernel, const FlexBackwardArgs& args,
+                                  const BackwardBlockMask& block_mask, const void* score_bytes,
+                                  const void* mask_bytes, cudaStream_t stream) {
+  check_backward_args(args, block_mask);
+  if (args.kernel == FlexBackwardKernel::wgmma)
+    throw Error("flex_attention_backward (JIT mods): these mods were compiled into the mma.sync kernel, called with "
+                "FlexBackwardKernel::wgmma; use mma_sync or automatic, or compile them for wgmma");
+  detail::BwdParams p = detail::make_backward_params(args, block_mask);
+  detail::launch_backward_preprocess(args, p, stream);
+  void* params[] = {&p, const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
+  AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::backward_grid(p, args),
+                                   dim3(detail::kThreads), params,
+                                   std::size_t(detail::mma_sync_backward_smem_bytes(args.forward.head_dim)), stream));
   detail::launch_dq_convert(args, p, stream);
 }
 

@@ -33,7 +33,9 @@ void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, 
                             cudaStream_t stream) {
   check_flex_args(args, block_mask);
   if (args.kernel != FlexKernel::automatic && args.kernel != FlexKernel::fa3)
-    throw Error("flex_attention (JIT mods): only the fa3 kernel is compiled at run time; use FlexKernel::fa3 or automatic");
+    throw Error(std::string("flex_attention (JIT mods): these mods were compiled into the fa3 kernel, called with "
+                            "FlexKernel::") +
+                flex_kernel_name(args.kernel) + "; use fa3 or automatic, or compile them for that kernel");
   if (detail::resolve_kernel(FlexKernel::automatic) != FlexKernel::fa3)
     throw Error("flex_attention (JIT mods): the fa3 kernel needs sm_90a (H100/H200); on this GPU use the built-in mods");
   const detail::FwdParams p = detail::make_forward_params(args, block_mask);
@@ -43,6 +45,31 @@ void launch_jit_forward_fa3(cudaKernel_t kernel, const FlexAttentionArgs& args, 
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(launch.grid), dim3(Config<128>::kThreads),
                                    params, fa3_smem_bytes(args.head_dim), stream));
   detail::finish_fa3_launch(launch, stream);
+}
+
+void configure_jit_forward_mma_sync(cudaKernel_t kernel, int head_dim) {
+  AISP_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       detail::mma_sync_forward_smem_bytes(head_dim)));
+}
+
+void launch_jit_forward_mma_sync(cudaKernel_t kernel, const FlexAttentionArgs& args, const BlockMask& block_mask,
+                                 const void* score_bytes, const void* mask_bytes, cudaStream_t stream) {
+  // The GPU check stays: the block masks' precompiled kernels (order_block_mask_rows, dense
+  // masks) exist for sm_90a and sm_100a only, though this kernel would build for any sm_80+.
+  check_flex_args(args, block_mask);
+  if (args.strided())
+    throw Error("flex_attention (JIT mods): strided q, k, v or out are handled by the fa3 kernel only; make them "
+                "contiguous for the mma.sync kernel");
+  if (args.kernel != FlexKernel::automatic && args.kernel != FlexKernel::mma_sync)
+    throw Error(std::string("flex_attention (JIT mods): these mods were compiled into the mma.sync kernel, called "
+                            "with FlexKernel::") +
+                flex_kernel_name(args.kernel) + "; use mma_sync or automatic, or compile them for that kernel");
+  detail::FwdParams p = detail::make_forward_params(args, block_mask);
+  void* params[] = {&p, const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
+  AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::classic_forward_grid(p, args),
+                                   dim3(detail::kThreads), params,
+                                   std::size_t(detail::mma_sync_forward_smem_bytes(args.head_dim)), stream));
 }
 
 BlockMask create_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads, int q_len,

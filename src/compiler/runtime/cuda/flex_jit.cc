@@ -16,6 +16,21 @@ std::string describe(const ModExpr& score, const ModExpr* mask) {
   return fmt::format("score_mod '{}' with mask_mod '{}'", score.text(), mask ? mask->text() : "(none)");
 }
 
+// The forward kernel the mods are compiled into: fa3 where the JIT targets sm_90a (automatic), the
+// mma.sync kernel elsewhere or when asked for.
+kernels::flex::FlexKernel resolve_jit_forward_kernel(kernels::flex::FlexKernel requested, const NvrtcJit& jit) {
+  using kernels::flex::FlexKernel;
+  switch (requested) {
+    case FlexKernel::automatic:
+      return jit.arch() == "sm_90a" ? FlexKernel::fa3 : resolve_jit_forward_kernel(FlexKernel::mma_sync, jit);
+    case FlexKernel::fa3: check_jit_targets_sm90a(jit, "flex JIT", "the fa3 kernel"); return FlexKernel::fa3;
+    case FlexKernel::mma_sync: check_jit_targets_sm80(jit, "flex JIT", "the mma.sync forward"); return requested;
+    default:
+      throw Error(fmt::format("flex JIT: the {} kernel is not compiled at run time (fa3, mma_sync or automatic)",
+                              kernels::flex::flex_kernel_name(requested)));
+  }
+}
+
 std::vector<std::uint64_t> bytes_or_zero(std::vector<std::uint64_t> words) {
   if (words.empty()) words.push_back(0);  // an empty functor still has one byte the launch reads
   return words;
@@ -38,17 +53,20 @@ NvrtcJit& default_flex_nvrtc_jit() {
 
 JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::string& mask_expr,
                                    std::vector<CaptureSpec> captures, int head_dim, NvrtcJit& jit, bool load,
-                                   kernels::flex::FlexDtype dtype)
+                                   kernels::flex::FlexDtype dtype, kernels::flex::FlexKernel kernel)
     : score_(ModExpr::parse(score_expr.empty() ? "score" : score_expr, ModExpr::Kind::score_mod, captures)),
       head_dim_(head_dim),
-      dtype_(dtype) {
+      dtype_(dtype),
+      kernel_(resolve_jit_forward_kernel(kernel, jit)) {
   check_jit_head_dim(head_dim, "flex JIT");
   mask_ = parse_jit_mask(mask_expr, captures);
-  check_jit_targets_sm90a(jit, "flex JIT", "the fa3 kernel");
-  const NvrtcResult fwd =
-      compile_jit_source(jit, fa3_forward_source(score_, mask_.get(), head_dim, dtype),
-                         fmt::format("the fa3 forward ({}) for {}", kernels::flex::flex_dtype_name(dtype),
-                                     describe(score_, mask_.get())));
+  const bool fa3 = kernel_ == kernels::flex::FlexKernel::fa3;
+  const NvrtcResult fwd = compile_jit_source(
+      jit,
+      fa3 ? fa3_forward_source(score_, mask_.get(), head_dim, dtype)
+          : mma_sync_forward_source(score_, mask_.get(), head_dim, dtype),
+      fmt::format("the {} forward ({}) for {}", fa3 ? "fa3" : "mma.sync", kernels::flex::flex_dtype_name(dtype),
+                  describe(score_, mask_.get())));
   info_.forward_ms = fwd.compile_ms;
   info_.forward_from = fwd.from;
   info_.forward_source = fwd.source_path;
@@ -61,8 +79,13 @@ JitFlexAttention::JitFlexAttention(const std::string& score_expr, const std::str
     info_.block_mask_source = bm.source_path;
   }
   if (!load) return;
-  forward_ = jit.load(fwd, find_kernel_symbol(fwd.cubin, "flex_forward_fa3_kernel"));
-  kernels::flex::configure_jit_forward_fa3(forward_, head_dim);
+  if (fa3) {
+    forward_ = jit.load(fwd, find_kernel_symbol(fwd.cubin, "flex_forward_fa3_kernel"));
+    kernels::flex::configure_jit_forward_fa3(forward_, head_dim);
+  } else {
+    forward_ = jit.load(fwd, find_kernel_symbol(fwd.cubin, "flex_forward_kernel"));
+    kernels::flex::configure_jit_forward_mma_sync(forward_, head_dim);
+  }
   if (mask_) block_mask_ = jit.load(bm, find_kernel_symbol(bm.cubin, "block_mask_kernel"));
 }
 
@@ -92,6 +115,11 @@ void JitFlexAttention::run(const kernels::flex::FlexAttentionArgs& args, const k
   if (args.dtype != dtype_)
     throw Error(fmt::format("flex JIT: compiled for {} inputs, called with {} (construct it with that dtype)",
                             kernels::flex::flex_dtype_name(dtype_), kernels::flex::flex_dtype_name(args.dtype)));
+  if (kernel_ == kernels::flex::FlexKernel::mma_sync) {
+    kernels::flex::launch_jit_forward_mma_sync(forward_, args, block_mask, mods.score_bytes.data(),
+                                               mods.mask_bytes.data(), stream);
+    return;
+  }
   // A JIT mask_mod's rows count as uneven even when it is a document-id mask (`doc[q] == doc[kv]`):
   // the expression is not classified, so it takes the general group of 4 (resolve_head_group).
   const auto rows = mask_ == nullptr ? kernels::flex::MaskRows::all_kept : kernels::flex::MaskRows::uneven;

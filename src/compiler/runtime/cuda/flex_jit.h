@@ -1,5 +1,5 @@
 // FlexAttention with mods given at run time as expressions (compiler/flex/flex_expr.h), JIT-compiled
-// by NVRTC into the fa3 forward and the block-mask builder of kernels/attention (issue 5): any
+// by NVRTC into the fa3 or mma.sync forward and the block-mask builder of kernels/attention (issue 5): any
 // variant from the CLI or the compiler without rebuilding aisp.
 //
 //   namespace fx = aisp::compiler::flex;
@@ -15,8 +15,12 @@
 // NVRTC's version and flags): the same expressions with captures of the same dtypes and ranks, on the
 // same arch, compile once; sizes of the captured tensors are run-time values. The forward kernel is
 // one module per (score, mask, head dim), the block-mask builder one per mask. An NVRTC failure
-// raises aisp::Error naming the expressions and the saved source. Runs on sm_90a (fa3) only.
-// The element type (bf16 or fp16, FlexDtype) is compiled in: one module per type, args.dtype must match.
+// raises aisp::Error naming the expressions and the saved source. The kernel: fa3 where the JIT
+// targets sm_90a, else the mma.sync forward (NVRTC builds it for any sm_80+; the calls run where the
+// precompiled block-mask kernels do, sm_90a and sm_100a: so run-time mods work on Blackwell, whose
+// build has no fa3); FlexKernel::mma_sync asks for it on sm_90 too. The kernel and the element type
+// (bf16 or fp16, FlexDtype) are compiled in: one module per choice, and run() refuses arguments
+// asking for another.
 // The backward through the same expressions: flex_jit_backward.h.
 #pragma once
 
@@ -48,16 +52,19 @@ class JitFlexAttention {
   // Parses, type-checks and compiles. score_expr "" means "score" (no score_mod); mask_expr ""
   // means no mask (every element kept: give a block mask of your own, e.g. dense_block_mask).
   // load = false: compile only (no GPU needed; run() and create_block_mask() then throw). dtype: the
-  // element type of q, k, v, out the kernel is compiled for.
+  // element type of q, k, v, out the kernel is compiled for. kernel: automatic (fa3 on sm_90a, else
+  // mma_sync), fa3 or mma_sync; wgmma is not compiled at run time (aisp::Error).
   JitFlexAttention(const std::string& score_expr, const std::string& mask_expr, std::vector<CaptureSpec> captures,
                    int head_dim, NvrtcJit& jit = default_flex_nvrtc_jit(), bool load = true,
-                   kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
+                   kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16,
+                   kernels::flex::FlexKernel kernel = kernels::flex::FlexKernel::automatic);
   ~JitFlexAttention();
 
   const ModExpr& score() const { return score_; }
   const ModExpr* mask() const { return mask_.get(); }
   int head_dim() const { return head_dim_; }
   kernels::flex::FlexDtype dtype() const { return dtype_; }
+  kernels::flex::FlexKernel kernel() const { return kernel_; }  // fa3 or mma_sync
   const JitCompileInfo& info() const { return info_; }
 
   // The functors' values for these device tensors (by name; dtype and rank must match the specs).
@@ -72,7 +79,7 @@ class JitFlexAttention {
   // mask does not read b / h.
   kernels::flex::BlockMask create_block_mask(const Bound& mods, int batch, int heads, int q_len, int kv_len,
                                              cudaStream_t stream) const;
-  // The forward, as kernels::flex::flex_attention (args.kernel automatic or fa3).
+  // The forward, as kernels::flex::flex_attention (args.kernel automatic or the compiled kernel).
   void run(const kernels::flex::FlexAttentionArgs& args, const kernels::flex::BlockMask& block_mask, const Bound& mods,
            cudaStream_t stream) const;
 
@@ -81,6 +88,7 @@ class JitFlexAttention {
   std::unique_ptr<ModExpr> mask_;
   int head_dim_;
   kernels::flex::FlexDtype dtype_;
+  kernels::flex::FlexKernel kernel_;
   JitCompileInfo info_;
   cudaKernel_t forward_ = nullptr, block_mask_ = nullptr;
 };

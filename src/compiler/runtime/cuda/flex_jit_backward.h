@@ -1,7 +1,7 @@
 // The FlexAttention backward (dQ, dK, dV) with mods given at run time as expressions: the score_mod
 // is differentiated symbolically (ModExpr::derivative, compiler/flex/flex_expr.h) and both, with the
-// mask_mod, are JIT-compiled by NVRTC into the wgmma backward kernel and the kv-major block-mask
-// builder of kernels/attention (flex_backward_sm90.cuh, flex_backward_kernel.cuh), issue 5. The
+// mask_mod, are JIT-compiled by NVRTC into the wgmma (or mma.sync) backward kernel and the kv-major
+// block-mask builder of kernels/attention (flex_backward_sm90.cuh, flex_backward_kernel.cuh), issue 5. The
 // counterpart of JitFlexAttention (flex_jit.h), whose forward gives the out and lse this needs.
 //
 //   namespace fx = aisp::compiler::flex;
@@ -11,8 +11,10 @@
 //   bwd.run(bwd_args, bbm, mods, stream);                  // as kernels::flex::flex_attention_backward
 //
 // The same cache as the forward (NvrtcJit: memory + disk, keyed by the whole source, arch, NVRTC
-// version and flags). Runs on sm_90a (the wgmma kernel) only. A score_mod without a derivative
-// (floor / ceil / int() of the score) is refused when constructed, naming the construct.
+// version and flags). The kernel as the forward's: wgmma where the JIT targets sm_90a, else the
+// mma.sync backward (sm_100a: Blackwell's build has no wgmma); mma_sync on sm_90 when asked for.
+// A score_mod without a derivative (floor / ceil / int() of the score) is refused when
+// constructed, naming the construct.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -40,7 +42,8 @@ class JitFlexBackward {
   // element type of q, k, v, out, dout and the gradients the kernel is compiled for.
   JitFlexBackward(const std::string& score_expr, const std::string& mask_expr, std::vector<CaptureSpec> captures,
                   int head_dim, NvrtcJit& jit = default_flex_nvrtc_jit(), bool load = true,
-                  kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
+                  kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16,
+                  kernels::flex::FlexBackwardKernel kernel = kernels::flex::FlexBackwardKernel::automatic);
   ~JitFlexBackward();
 
   const ModExpr& score() const { return score_; }
@@ -48,6 +51,7 @@ class JitFlexBackward {
   const ModExpr* mask() const { return mask_.get(); }
   int head_dim() const { return head_dim_; }
   kernels::flex::FlexDtype dtype() const { return dtype_; }
+  kernels::flex::FlexBackwardKernel kernel() const { return kernel_; }  // wgmma or mma_sync
   const JitBackwardCompileInfo& info() const { return info_; }
 
   // The functors' values for these device tensors, as JitFlexAttention::bind (the same layout: one
@@ -58,7 +62,7 @@ class JitFlexBackward {
   // reads no b / h.
   kernels::flex::BackwardBlockMask create_block_mask(const JitFlexAttention::Bound& mods, int batch, int heads,
                                                      int q_len, int kv_len, cudaStream_t stream) const;
-  // The backward, as kernels::flex::flex_attention_backward (args.kernel automatic or wgmma).
+  // The backward, as kernels::flex::flex_attention_backward (args.kernel automatic or the compiled kernel).
   void run(const kernels::flex::FlexBackwardArgs& args, const kernels::flex::BackwardBlockMask& block_mask,
            const JitFlexAttention::Bound& mods, cudaStream_t stream) const;
 
@@ -67,6 +71,7 @@ class JitFlexBackward {
   std::unique_ptr<ModExpr> mask_;
   int head_dim_;
   kernels::flex::FlexDtype dtype_;
+  kernels::flex::FlexBackwardKernel kernel_;
   JitBackwardCompileInfo info_;
   cudaKernel_t backward_ = nullptr, block_mask_ = nullptr;
 };

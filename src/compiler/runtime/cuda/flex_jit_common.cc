@@ -1,5 +1,7 @@
 #include "compiler/runtime/cuda/flex_jit_common.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -21,6 +23,19 @@ void check_jit_targets_sm90a(const NvrtcJit& jit, const char* who, const char* k
     throw Error(fmt::format("{}: the mods are compiled into {}, which needs sm_90a; the JIT targets {} (use the "
                             "built-in mods on this GPU)",
                             who, kernel, jit.arch()));
+}
+
+void check_jit_targets_sm80(const NvrtcJit& jit, const char* who, const char* kernel) {
+  // "sm_86", "sm_90a", "sm_100a": the number after "sm_".
+  const std::string& arch = jit.arch();
+  int number = 0;
+  if (arch.rfind("sm_", 0) == 0)
+    for (std::size_t i = 3; i < arch.size() && std::isdigit(static_cast<unsigned char>(arch[i])); ++i)
+      number = 10 * number + (arch[i] - '0');
+  if (number < 80)
+    throw Error(fmt::format("{}: the mods are compiled into {}, which needs sm_80 or later (mma.sync on bf16 / "
+                            "fp16); the JIT targets {}",
+                            who, kernel, arch));
 }
 
 NvrtcResult compile_jit_source(NvrtcJit& jit, const std::string& source, const std::string& what) {

@@ -18,6 +18,9 @@ std::unique_ptr<ModExpr> parse_jit_mask(const std::string& mask_expr, const std:
 // The mods are compiled into an sm_90a kernel (`kernel`: "the fa3 kernel", ...): else aisp::Error
 // with the way out (the built-in mods).
 void check_jit_targets_sm90a(const NvrtcJit& jit, const char* who, const char* kernel);
+// The mods are compiled into a kernel on mma.sync (`kernel`: "the mma.sync forward", ...), which
+// needs sm_80 or later: else aisp::Error.
+void check_jit_targets_sm80(const NvrtcJit& jit, const char* who, const char* kernel);
 // jit.compile(source); an NVRTC failure names `what` (the expressions) first: the user wrote those.
 NvrtcResult compile_jit_source(NvrtcJit& jit, const std::string& source, const std::string& what);
 

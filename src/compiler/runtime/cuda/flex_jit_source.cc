@@ -154,6 +154,17 @@ std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int he
                               head_dim, mask_type(mask), element_type(dtype)));
 }
 
+std::string mma_sync_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim,
+                                    kernels::flex::FlexDtype dtype) {
+  check_head_dim(head_dim);
+  return jit_unit(fmt::format("the mma.sync forward (kernels/attention/flex_attention_kernel.cuh), head dim {}, {}",
+                              head_dim, kernels::flex::flex_dtype_name(dtype)),
+                  "kernels/attention/flex_attention_kernel.cuh", functors(score, mask),
+                  fmt::format("template __global__ void flex_forward_kernel<{0}, aisp_flex_jit::Score, {1}, {2}>(\n"
+                              "    const FwdParams, const aisp_flex_jit::Score, const {1});\n",
+                              head_dim, mask_type(mask), element_type(dtype)));
+}
+
 std::string block_mask_source(const ModExpr& mask) {
   return jit_unit("the block-mask builder (kernels/attention/flex_attention_kernel.cuh)",
                   "kernels/attention/flex_attention_kernel.cuh", functors(identity_score(), &mask),
@@ -172,6 +183,17 @@ std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad
       fmt::format("template __global__ void flex_backward_sm90_kernel<{0}, aisp_flex_jit::Score, {1}, {2}>(\n"
                   "    const __grid_constant__ BwdSm90Maps, const BwdParams, const aisp_flex_jit::Score, const {1});\n",
                   head_dim, mask_type(mask), element_type(dtype)));
+}
+
+std::string mma_sync_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask,
+                                     int head_dim, kernels::flex::FlexDtype dtype) {
+  check_head_dim(head_dim);
+  return jit_unit(fmt::format("the mma.sync backward (kernels/attention/flex_backward_kernel.cuh), head dim {}, {}",
+                              head_dim, kernels::flex::flex_dtype_name(dtype)),
+                  "kernels/attention/flex_backward_kernel.cuh", functors(score, mask, &score_grad),
+                  fmt::format("template __global__ void flex_backward_kernel<{0}, aisp_flex_jit::Score, {1}, {2}>(\n"
+                              "    const BwdParams, const aisp_flex_jit::Score, const {1});\n",
+                              head_dim, mask_type(mask), element_type(dtype)));
 }
 
 std::string backward_block_mask_source(const ModExpr& mask) {

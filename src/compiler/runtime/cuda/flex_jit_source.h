@@ -1,5 +1,5 @@
-// The CUDA sources the flex JIT gives NVRTC (flex_jit.h, flex_jit_backward.h): the fa3 forward
-// kernel, the wgmma backward kernel and the two block-mask builders of kernels/attention,
+// The CUDA sources the flex JIT gives NVRTC (flex_jit.h, flex_jit_backward.h): the fa3 and mma.sync
+// forward kernels, the wgmma and mma.sync backward kernels and the two block-mask builders of kernels/attention,
 // instantiated with the functors emitted from mod expressions.
 //
 // NVRTC compiles device code only and has no C++ standard library, so the kernel headers (embedded
@@ -42,6 +42,9 @@ std::vector<std::string> flex_jit_nvrtc_flags();
 // with Elem __nv_bfloat16 or __half for `dtype`.
 std::string fa3_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim,
                                kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
+// The mma.sync forward (any sm_80+ arch) with the same mods: flex_forward_kernel<D, Score, Mask, Elem>.
+std::string mma_sync_forward_source(const ModExpr& score, const ModExpr* mask, int head_dim,
+                                    kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
 // The block-mask builder for `mask`: block_mask_kernel<Mask>.
 std::string block_mask_source(const ModExpr& mask);
 
@@ -50,6 +53,9 @@ std::string block_mask_source(const ModExpr& mask);
 // as for the forward; Elem as for the forward.
 std::string sm90_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask, int head_dim,
                                  kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
+// The mma.sync backward (any sm_80+ arch) with the same mods: flex_backward_kernel<D, Score, Mask, Elem>.
+std::string mma_sync_backward_source(const ModExpr& score, const ModExpr& score_grad, const ModExpr* mask,
+                                     int head_dim, kernels::flex::FlexDtype dtype = kernels::flex::FlexDtype::bf16);
 // The backward's kv-major block-mask builder for `mask`: backward_block_mask_kernel<Mask>.
 std::string backward_block_mask_source(const ModExpr& mask);
 
