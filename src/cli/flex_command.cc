@@ -48,6 +48,7 @@
 #include "kernels/attention/flex_backward_eager.h"
 #include "kernels/attention/flex_eager.h"
 #include "cli/flex_demo_table.h"
+#include "cli/flex_elements.h"
 #include "cli/flex_jit_demo.h"
 #include "harness/gpu_info.h"
 #endif
@@ -137,21 +138,6 @@ double element_density(const flex::BuiltinMask& m, int seq) {
   return double(kept) / (double(seq) * seq);
 }
 
-// A seeded normal value as 16-bit bits of the element type (rounded to nearest).
-std::uint16_t element_bits(float x, flex::FlexDtype dtype) {
-  if (dtype == flex::FlexDtype::bf16) return float_to_bf16_bits(x);
-  const __half h = __float2half_rn(x);
-  std::uint16_t bits = 0;
-  std::memcpy(&bits, &h, 2);
-  return bits;
-}
-double element_value(std::uint16_t bits, flex::FlexDtype dtype) {
-  if (dtype == flex::FlexDtype::bf16) return bf16_bits_to_float(bits);
-  __half h;
-  std::memcpy(&h, &bits, 2);
-  return __half2float(h);
-}
-
 // Relative L2 error of n device elements (the element type) against n float64 device values; nan
 // if any element is not finite.
 double device_rel_l2(const void* got_dev, const double* want_dev, std::int64_t n, flex::FlexDtype dtype,
@@ -163,7 +149,7 @@ double device_rel_l2(const void* got_dev, const double* want_dev, std::int64_t n
   AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
   double num = 0, den = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const double g = element_value(got[i], dtype);
+    const double g = flex_element_value(got[i], dtype);
     if (!std::isfinite(g)) return NAN;
     num += (g - want[i]) * (g - want[i]);
     den += want[i] * want[i];
@@ -216,8 +202,6 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   if (o.head_group < 0 || o.head_group > o.heads)
     throw UsageError(fmt::format("--head-group must be 0 (automatic) or in [1, --heads = {}]", o.heads));
   const flex::FlexDtype dtype = o.dtype == "fp16" ? flex::FlexDtype::fp16 : flex::FlexDtype::bf16;
-  if (dtype == flex::FlexDtype::fp16 && (!o.score_expr.empty() || !o.mask_expr.empty()))
-    throw UsageError("--dtype fp16 with --score-expr / --mask-expr: the JIT row runs bf16 only; drop one of them");
   if (!probe.available) throw Error("aisp flex demo needs a GPU: " + probe.reason);
   const GpuProperties props = gpu_properties(0);
 
@@ -245,7 +229,7 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     std::uint64_t seed = 7;
     for (cuda::DeviceMemory* t : {&q, &k, &v, &dout}) {
       if (!*t) continue;
-      for (std::int64_t i = 0; i < n; ++i) h[std::size_t(i)] = element_bits(rng::normal_at(seed, std::uint64_t(i)), dtype);
+      for (std::int64_t i = 0; i < n; ++i) h[std::size_t(i)] = flex_element_bits(rng::normal_at(seed, std::uint64_t(i)), dtype);
       AISP_CUDA_CHECK(cudaMemcpy(t->get(), h.data(), h.size() * 2, cudaMemcpyHostToDevice));
       ++seed;
     }

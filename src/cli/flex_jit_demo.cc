@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/flex_demo_table.h"
+#include "cli/flex_elements.h"
 #include "compiler/runtime/cuda/flex_jit.h"
 #include "core/cuda/check.h"
 #include "core/cuda/device_memory.h"
@@ -62,12 +63,13 @@ std::vector<Generated> generate(int heads, int seq) {
   return g;
 }
 
-std::vector<double> download_bf16(const kf::bf16* p, std::int64_t n, cudaStream_t stream) {
+// n elements of the call's type (bf16 or fp16) as doubles.
+std::vector<double> download_elements(const kf::bf16* p, std::int64_t n, kf::FlexDtype dtype, cudaStream_t stream) {
   std::vector<std::uint16_t> bits(static_cast<std::size_t>(n));
   AISP_CUDA_CHECK(cudaMemcpyAsync(bits.data(), p, bits.size() * 2, cudaMemcpyDeviceToHost, stream));
   AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<double> d(bits.size());
-  for (std::size_t i = 0; i < bits.size(); ++i) d[i] = bf16_bits_to_float(bits[i]);
+  for (std::size_t i = 0; i < bits.size(); ++i) d[i] = flex_element_value(bits[i], dtype);
   return d;
 }
 
@@ -161,7 +163,7 @@ int run_flex_jit_row(const FlexJitRowRequest& r, cudaStream_t stream, std::ostre
   // The kernel the demo was asked for (--kernel): automatic is fa3 on sm_90, the mma.sync kernel
   // elsewhere; mma_sync compiles the mods into it on sm_90 too.
   const fx::JitFlexAttention attn(r.score_expr, r.mask_expr, specs, a.head_dim, fx::default_flex_nvrtc_jit(), true,
-                                  kf::FlexDtype::bf16, a.kernel);
+                                  a.dtype, a.kernel);
   const double setup_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const fx::JitFlexAttention::Bound mods = attn.bind(device);
   const kf::BlockMask bm = attn.mask() ? attn.create_block_mask(mods, a.batch, a.q_heads, a.q_len, a.kv_len, stream)
@@ -185,8 +187,8 @@ int run_flex_jit_row(const FlexJitRowRequest& r, cudaStream_t stream, std::ostre
   if (r.verify) {
     attn.run(a, bm, mods, stream);
     const std::int64_t n_kv = std::int64_t(a.batch) * a.kv_heads * a.kv_len * a.head_dim;
-    const auto q = download_bf16(a.q, n_out, stream), k = download_bf16(a.k, n_kv, stream),
-               v = download_bf16(a.v, n_kv, stream), o = download_bf16(a.out, n_out, stream);
+    const auto q = download_elements(a.q, n_out, a.dtype, stream), k = download_elements(a.k, n_kv, a.dtype, stream),
+               v = download_elements(a.v, n_kv, a.dtype, stream), o = download_elements(a.out, n_out, a.dtype, stream);
     rel_l2 = sampled_rel_l2(a, q, k, v, o, score, mask.get());
     const bool ok = std::isfinite(rel_l2) && rel_l2 <= 1e-2;
     check = ok ? "PASS" : "FAIL";
@@ -231,7 +233,8 @@ int run_flex_jit_row(const FlexJitRowRequest& r, cudaStream_t stream, std::ostre
                        std::min(a.q_len, 16));
   if (stride > 1) out << fmt::format("jit: element density from every {}th query row\n", stride);
   if (r.builtin_out != nullptr && r.builtin_ms > 0) {
-    const auto mine = download_bf16(a.out, n_out, stream), theirs = download_bf16(r.builtin_out, n_out, stream);
+    const auto mine = download_elements(a.out, n_out, a.dtype, stream),
+               theirs = download_elements(r.builtin_out, n_out, a.dtype, stream);
     std::int64_t differ = 0;
     double max_diff = 0;
     for (std::size_t i = 0; i < mine.size(); ++i) {
