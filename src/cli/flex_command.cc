@@ -35,6 +35,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -316,6 +317,21 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     last_ms = t * 1e3;
     const FlexFloors floors = flex_forward_floors(shape, block_density, copy_bytes_per_s, gemm_flops_per_s);
     out << flex_demo_row({name, block_density, density, t, dense_flops, rel_l2, check, &floors});
+    if (bm.document_spans) {
+      // The ids ran as their spans (flex_attention.h, DerivedDocumentSpans): say so, with what the
+      // derivation costs (built again, so that no module load is in the times; both synchronize).
+      using Ms = std::chrono::duration<double, std::milli>;
+      AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+      const auto begin = std::chrono::steady_clock::now();
+      const flex::BlockMask again = flex::create_block_mask(p->device_mask, 1, 1, o.seq, o.seq, stream);
+      AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
+      const auto built = std::chrono::steady_clock::now();
+      const flex::DerivedDocumentSpans spans = flex::derive_document_spans(p->device_mask.document, 1, o.seq, stream);
+      const auto derived = std::chrono::steady_clock::now();
+      out << fmt::format("  {}: contiguous document ids, run as their spans: create_block_mask derived them "
+                         "({:.2f} ms with the lists, {:.2f} ms of it the derivation)\n",
+                         name, Ms(built - begin).count(), Ms(derived - built).count());
+    }
     if (o.backward) {
       // out and lse of this pattern's forward (the timed calls above wrote them: same inputs).
       flex::flex_attention(a, score, p->device_mask, bm, stream);

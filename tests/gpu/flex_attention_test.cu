@@ -122,7 +122,11 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
     case MaskKind::document_causal:
     case MaskKind::document_spans:
     case MaskKind::document_spans_causal: {
-      // Jagged documents of 1..150 tokens, different per batch.
+      // Jagged documents of 1..150 tokens, different per batch. The spans kinds need each document
+      // contiguous; the id kinds give alternate documents the same id (documents 1, 3, 5, ... of a
+      // row share one), so that create_block_mask derives no spans and the kernels run the ids
+      // themselves (FlexAttention.ContiguousDocumentIdsRunAsTheirSpans covers the derived spans).
+      const bool scattered = mk == MaskKind::document || mk == MaskKind::document_causal;
       const std::vector<std::int32_t> lens = uniform_int_i32(seed + 20, 4096, 150);
       std::size_t li = 0;
       for (int b = 0; b < s.batch; ++b) {
@@ -132,7 +136,7 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
             left = 1 + lens[li++];
             ++id;
           }
-          m.doc.push_back(id);
+          m.doc.push_back(scattered ? id % 2 : id);
           --left;
         }
       }
@@ -213,6 +217,8 @@ TEST_P(FlexAttentionBuiltins, MatchFloat64ReferenceForBothHeadDims) {
     const flex::BlockMask bm = flex::create_block_mask(
         mods.dev_mask, mods.mask_uses_batch ? s.batch : 1, mods.mask_uses_heads ? s.q_heads : 1,
         s.q_len, s.kv_len, stream.get());
+    if (c.mask == MaskKind::document || c.mask == MaskKind::document_causal)
+      EXPECT_FALSE(bm.document_spans) << "the ids are scattered: the kernels must run them as ids";
     std::vector<double> ref_out, ref_lse;
     reference(in, mods.host_score, mods.host_mask, ref_out, ref_lse);
     for (flex::FlexKernel kernel : kernels_here()) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -139,6 +140,17 @@ struct Device {
     return a;
   }
 };
+
+// Counts the elements whose bits differ (out as bf16 bits, lse as float bits).
+inline std::size_t bit_differences(const Device& a, const Device& b) {
+  const auto out_a = a.out.download<std::uint16_t>(), out_b = b.out.download<std::uint16_t>();
+  const auto lse_a = a.lse.download<float>(), lse_b = b.lse.download<float>();
+  std::size_t diff = out_a.size() == out_b.size() && lse_a.size() == lse_b.size() ? 0 : 1;
+  for (std::size_t i = 0; diff == 0 && i < out_a.size(); ++i) diff += out_a[i] != out_b[i];
+  for (std::size_t i = 0; i < lse_a.size() && i < lse_b.size(); ++i)
+    diff += std::memcmp(&lse_a[i], &lse_b[i], sizeof(float)) != 0;
+  return diff;
+}
 
 // Compares out and lse with the reference; lse -inf must match exactly (and those rows' out be 0).
 // score_error: a bound on |score_mod(device) - score_mod(float64)| (an approximate device

@@ -290,7 +290,11 @@ HostBlockMask BlockMask::download(cudaStream_t stream) const {
 
 BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len, int kv_len,
                             cudaStream_t stream) {
-  return create_block_mask<BuiltinMask>(mask, batch, heads, q_len, kv_len, stream);
+  BlockMask bm = create_block_mask<BuiltinMask>(mask, batch, heads, q_len, kv_len, stream);
+  const bool ids_kind = mask.kind == BuiltinMask::Kind::document || mask.kind == BuiltinMask::Kind::document_causal;
+  if (ids_kind && q_len == kv_len)
+    bm.document_spans = derive_document_spans(mask.document, mask.document.batch_stride == 0 ? 1 : batch, q_len, stream);
+  return bm;
 }
 
 BlockMask dense_block_mask(int batch, int heads, int q_len, int kv_len, bool as_partial,
@@ -384,7 +388,7 @@ void flex_attention(const FlexAttentionArgs& args, const BuiltinScoreMod& score_
   const Entries& e = fa3 ? (fp16 ? kFa3Fp16 : kFa3) : (fp16 ? kClassicFp16 : kClassic);
   const Entry entry = args.head_dim == 64 ? (plain ? e.plain_d64 : e.scored_d64)
                                           : (plain ? e.plain_d128 : e.scored_d128);
-  entry(p, args, score_mod, mask_mod, stream);
+  entry(p, args, score_mod, mask_to_run(mask_mod, block_mask, args.batch), stream);
 }
 
 }  // namespace aisp::kernels::flex

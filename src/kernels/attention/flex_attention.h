@@ -144,11 +144,27 @@ inline MaskRows mask_rows_of(const BuiltinMask& mask) {
   }
 }
 
+// Each token's document span [first token, one past the last) of a document-id mask, derived on
+// the GPU by create_block_mask when every document is one contiguous run of tokens (packed
+// sequences, FlashAttention's cu_seqlens); empty otherwise. flex_attention then runs that id mask as
+// these spans (BuiltinMask document_spans): the same function, but one interval per query row, so
+// the fa3 kernel's partial tiles test two bounds instead of loading two ids per element (README,
+// "Document ids run as their spans").
+struct DerivedDocumentSpans {
+  aisp::cuda::DeviceMemory spans;      // (rows, seq, 2) int32, document_spans_of's layout per row
+  const std::int32_t* ids = nullptr;   // the ids and batch stride they were derived from
+  std::int64_t ids_batch_stride = 0;   // 0: one row of ids shared by every batch
+  int rows = 0, seq = 0;               // rows: 1 for shared ids, else the block mask's batch
+  const std::int32_t* data() const { return static_cast<const std::int32_t*>(spans.get()); }
+  explicit operator bool() const { return spans != nullptr; }
+};
+
 // A block mask on the device (layout in flex_block_mask.h). Move-only; owns its memory.
 class BlockMask {
  public:
   BlockMaskShape shape;
   aisp::cuda::DeviceMemory storage;
+  DerivedDocumentSpans document_spans;  // create_block_mask of a document-id mask only
 
   const std::int32_t* full_count() const { return base(); }
   const std::int32_t* partial_count() const { return base() + shape.rows(); }
@@ -168,9 +184,22 @@ class BlockMask {
 BlockMask allocate_block_mask(const BlockMaskShape& shape);
 
 // Builds the lists on the GPU by evaluating `mask` over every in-range element (one CTA per
-// (b, h, q-block)). heads / batch 1 broadcast. Asynchronous on `stream`.
+// (b, h, q-block)). heads / batch 1 broadcast. Asynchronous on `stream`, except for a document-id
+// mask (document / document_causal): then it also derives the documents' spans (document_spans
+// above; O(seq^2) per row of ids, like the lists) and synchronizes `stream` once to learn whether
+// every document is contiguous. Not while `stream` is being captured: there it derives nothing.
 BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len, int kv_len,
                             cudaStream_t stream);
+
+// Derives the spans of `ids` (q_len == kv_len == seq; `rows` rows of ids, 1 when they are shared):
+// empty when some document's tokens are not one contiguous run (its ids mask is then no interval per
+// row) or when `stream` is capturing. Synchronizes `stream`.
+DerivedDocumentSpans derive_document_spans(const Document& ids, int rows, int seq, cudaStream_t stream);
+
+// The mask flex_attention runs for `mask` on a call of `batch` with `block_mask`: the document_spans
+// kinds over block_mask.document_spans when those were derived from this mask's ids and cover the
+// call's batches, else `mask` itself.
+BuiltinMask mask_to_run(const BuiltinMask& mask, const BlockMask& block_mask, int batch);
 
 // Fills bm's row order (flex_block_mask.h, row_order_of) from its counts, on the GPU. Every builder
 // here calls it after writing the lists; code that writes a block mask's lists itself must too.
