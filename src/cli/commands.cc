@@ -53,7 +53,7 @@ void Commands::add_to(CLI::App& app) {
       ->capture_default_str();
   run->add_option("--iterations", iterations_, "exactly N timed samples per mode (default: until noise <= 1%)");
   run->add_option("--warmup", warmup_, "untimed calls before verification and timing")->capture_default_str();
-  run->add_option("--mode", mode_, "cold | hot | graph | all (the first is the primary mode)")->capture_default_str();
+  run->add_option("--mode", mode_, "cold | hot | graph | burst | all (the first is the primary mode)")->capture_default_str();
   run->add_flag("--update-expectations", update_expectations_, "write the measured speedups to ch14/expectations_<gpu>.json");
   run->add_option("--process-state", process_state_,
                   "multi-stream: each CUDA variant timed in a process that has used a second stream (its CUDA graphs' "
@@ -81,7 +81,7 @@ void Commands::add_to(CLI::App& app) {
   auto* diff = bench->add_subcommand("diff", "two stored runs row by row: each variant's time, base against run");
   diff->add_option("--base", base_run_dir_, "the base run's directory, artifacts/runs/<run id>")->required();
   diff->add_option("--run", stored_run_dir_, "the run to compare with it")->required();
-  diff->add_option("--mode", diff_mode_, "cold | hot | graph (default: the base run's primary mode)");
+  diff->add_option("--mode", diff_mode_, "cold | hot | graph | burst (default: the base run's primary mode)");
   diff->add_option("--tolerance", tolerance_, "a change smaller than this fraction is `same`")->capture_default_str();
   diff->add_option("--format", format_, "table | json | markdown | csv")->capture_default_str();
   diff->add_flag("--fail-on-slower", fail_on_slower_, "exit status 1 when a row is slower");

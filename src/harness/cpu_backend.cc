@@ -89,9 +89,11 @@ class CpuBackend final : public DeviceBackend {
   TimedSamples time(Variant& variant, Mode mode, const TimingOptions& options) override {
     TimedSamples s;
     s.mode = mode;
-    if (mode == Mode::graph) {
+    if (mode == Mode::graph || mode == Mode::burst) {
       s.measured = false;
-      s.note = "CUDA graphs do not exist on the CPU backend";
+      s.note = mode == Mode::graph ? "CUDA graphs do not exist on the CPU backend"
+                                   : "burst times a GPU from idle (its boost clock before a power cap engages): "
+                                     "not a CPU backend mode";
       return s;
     }
     using clock = std::chrono::steady_clock;

@@ -10,7 +10,7 @@
 namespace aisp::harness {
 namespace {
 
-constexpr Mode kAllModes[] = {Mode::cold, Mode::hot, Mode::graph};
+constexpr Mode kAllModes[] = {Mode::cold, Mode::hot, Mode::graph, Mode::burst};
 
 }  // namespace
 
@@ -19,6 +19,7 @@ const char* name_of(Mode m) {
     case Mode::cold: return "cold";
     case Mode::hot: return "hot";
     case Mode::graph: return "graph";
+    case Mode::burst: return "burst";
   }
   return "?";
 }
@@ -27,7 +28,7 @@ Mode parse_mode(const std::string& text) {
   for (Mode m : kAllModes) {
     if (text == name_of(m)) return m;
   }
-  throw UsageError(fmt::format("unknown timing mode '{}': valid values are cold, hot, graph", text));
+  throw UsageError(fmt::format("unknown timing mode '{}': valid values are cold, hot, graph, burst", text));
 }
 
 std::vector<Mode> parse_modes(const std::string& text) {
@@ -43,7 +44,7 @@ std::vector<Mode> parse_modes(const std::string& text) {
       m = parse_mode(item);
     } catch (const UsageError&) {
       throw UsageError(fmt::format(
-          "unknown timing mode '{}' in '{}': valid values are cold, hot, graph, all", item, text));
+          "unknown timing mode '{}' in '{}': valid values are cold, hot, graph, burst, all", item, text));
     }
     if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);
     if (comma == std::string::npos) break;

@@ -10,7 +10,16 @@ namespace aisp::harness {
 // cold:  L2 flushed before each sample, one call per sample (the primary number).
 // hot:   back-to-back calls in one timed batch, time divided by the count.
 // graph: run() captured once into a CUDA graph; timed batches of back-to-back replays.
-enum class Mode { cold, hot, graph };
+// burst: cold, but each sample starts from an idle GPU (kBurstIdleSeconds of nothing before it), so
+//        every sample runs at the clock a GPU under a power cap has before the cap engages: its
+//        boost clock. cold's samples settle at the capped clock within ~0.1 s of busy time (README,
+//        "Clocks: cold and burst"); short benchmark loops, ncu's one launch and many published
+//        numbers measure the burst. GPU only.
+enum class Mode { cold, hot, graph, burst };
+
+// Idle time before each burst sample. H200 at 700 W (2026-11-28): cold fp8 GEMMs run at the boost
+// clock for their first ~25 ms of busy time and at the capped clock from ~80 ms on.
+inline constexpr double kBurstIdleSeconds = 0.1;
 
 const char* name_of(Mode m);
 Mode parse_mode(const std::string& text);  // throws aisp::UsageError

@@ -10,12 +10,14 @@ namespace aisp::harness {
 namespace {
 
 TEST(TimingOptions, ModeNamesRoundTrip) {
-  for (Mode m : {Mode::cold, Mode::hot, Mode::graph}) EXPECT_EQ(parse_mode(name_of(m)), m);
+  for (Mode m : {Mode::cold, Mode::hot, Mode::graph, Mode::burst}) EXPECT_EQ(parse_mode(name_of(m)), m);
   EXPECT_STREQ(name_of(Mode::graph), "graph");
+  EXPECT_STREQ(name_of(Mode::burst), "burst");
 }
 
 TEST(TimingOptions, ParseModes) {
-  EXPECT_EQ(parse_modes("all"), (std::vector<Mode>{Mode::cold, Mode::hot, Mode::graph}));
+  EXPECT_EQ(parse_modes("all"), (std::vector<Mode>{Mode::cold, Mode::hot, Mode::graph, Mode::burst}));
+  EXPECT_EQ(parse_modes("burst,cold"), (std::vector<Mode>{Mode::burst, Mode::cold}));
   EXPECT_EQ(parse_modes("hot"), std::vector<Mode>{Mode::hot});
   EXPECT_EQ(parse_modes("graph,cold,graph"), (std::vector<Mode>{Mode::graph, Mode::cold}));
 }

@@ -1,9 +1,11 @@
 // The timer measures what the GPU spent, not what the CPU spent enqueuing: a kernel that spins for
-// a known time (read from %globaltimer) must time at that duration in cold and hot mode.
+// a known time (read from %globaltimer) must time at that duration in cold, hot and burst mode (the
+// idle time burst waits before each sample stays out of the samples).
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,7 +48,7 @@ void expect_spin_time(Mode mode, double duration_s) {
   ASSERT_TRUE(result.measured) << result.note;
   EXPECT_TRUE(result.note.empty()) << result.note;
   ASSERT_EQ(result.samples_s.size(), 20u);
-  if (mode == Mode::cold) EXPECT_EQ(result.calls_per_sample, 1);
+  if (mode == Mode::cold || mode == Mode::burst) EXPECT_EQ(result.calls_per_sample, 1);
   EXPECT_GE(result.calls_per_sample, 1);
   // 3% plus a few microseconds: event resolution (~0.5 us), the launch of one kernel after the start
   // event, and the globaltimer's update interval (up to ~1 us).
@@ -74,6 +76,14 @@ TEST(Timer, HotMatchesKnownDuration200us) {
 TEST(Timer, HotMatchesKnownDuration2ms) {
   if (!probe_gpus().available) GTEST_SKIP() << probe_gpus().reason;
   expect_spin_time(Mode::hot, 2e-3);
+}
+
+TEST(Timer, BurstMatchesKnownDuration2msAndIdlesBeforeEachSample) {
+  if (!probe_gpus().available) GTEST_SKIP() << probe_gpus().reason;
+  const auto begin = std::chrono::steady_clock::now();
+  expect_spin_time(Mode::burst, 2e-3);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  EXPECT_GE(wall, 20 * kBurstIdleSeconds) << "20 burst samples must each wait kBurstIdleSeconds first";
 }
 
 }  // namespace

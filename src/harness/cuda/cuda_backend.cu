@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -501,6 +502,11 @@ class CudaBackend final : public DeviceBackend {
         break;
       }
       case Mode::graph: time_graph(variant, options, result); break;
+      case Mode::burst: {
+        result.calls_per_sample = 1;
+        sample_until_done(result, options, /*flush_l2=*/true, [&] { variant.run(stream_); }, kBurstIdleSeconds);
+        break;
+      }
     }
     return result;
   }
@@ -733,8 +739,11 @@ class CudaBackend final : public DeviceBackend {
     return calls;
   }
 
+  // idle_s > 0 (burst): the host waits that long before each sample; the GPU has nothing to do then
+  // (the previous sample ended with a synchronize), so the sample starts from an idle GPU.
   template <class Call>
-  void sample_until_done(TimedSamples& result, const TimingOptions& options, bool flush_l2, const Call& one_call) {
+  void sample_until_done(TimedSamples& result, const TimingOptions& options, bool flush_l2, const Call& one_call,
+                         double idle_s = 0) {
     const StoppingRule rule(options.stopping);
     // The rule sees whole-sample durations (the time actually spent in timed regions); the result
     // keeps seconds per call. Relative noise is the same for both.
@@ -742,6 +751,7 @@ class CudaBackend final : public DeviceBackend {
     const auto begin = std::chrono::steady_clock::now();
     const auto wall = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(); };
     while (!rule.done(sample_s, wall())) {
+      if (idle_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(idle_s));
       const Sample s = timed_sample(flush_l2, result.calls_per_sample, one_call);
       if (s.timed_out) {  // discarded; use_blocker_ is now off, so this happens at most once
         note_timeout(result);
