@@ -116,7 +116,8 @@ enum class MaskRows : std::uint8_t { all_kept, uneven, document_ids };
 // between 1 % faster and 4 % slower. Groups of 16 run document ids 1.17-1.18x faster than groups of 4
 // (v22, H200, 2026-11-27: 2 x 16 x 8k 0.80 -> 0.68 ms, 1 x 16 x 16k 1.045 -> 0.89; v16 measured
 // 1.16-1.17x) but lose dense 3-6 % and random blocks 8-12 %, and document spans gain nothing from
-// them (16k: 2 % slower), so only the id masks take 16.
+// them (16k: 2 % slower), so only the id masks take 16. Since v25 contiguous ids run as their derived
+// spans (mask_to_run, before the group is chosen), so 16 is for scattered ids.
 inline constexpr int kAutoHeadGroup = 4;
 inline constexpr int kAutoHeadGroupDocumentIds = 16;
 inline int resolve_head_group(int requested, int q_heads, MaskRows rows) {
