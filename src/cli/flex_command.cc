@@ -275,6 +275,12 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
       "per pattern\n",
       props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.dtype, o.kernel, o.schedule, o.score,
       o.iters);
+  // Which clock the times are at: a power-capped GPU holds its boost clock for its first ~25 ms of
+  // busy time and is held down from ~0.1 s on (README, "Clocks: cold and burst"; H200, 8k dense:
+  // 1.662 ms at --iters 10, 1.848 ms at --iters 600, and the mods' ratios to it move: soft-cap 83 % / 89 %).
+  out << fmt::format("times: each pattern's {} calls run back to back; a few dozen ms of them measure the GPU at "
+                     "its boost clock (burst), --iters 500 and more its power-capped clock (sustained)\n",
+                     o.iters);
   flex::FlexBackwardArgs ba;
   if (o.backward) {
     ba.forward = a;
