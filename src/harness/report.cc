@@ -207,6 +207,44 @@ std::string clock_notes(const std::vector<Line>& lines) {
   return notes;
 }
 
+// Cold medians that may not be the sustained time the expectation runs hold. A power-capped GPU runs
+// its first ~25 ms of busy time at the boost clock and is held down from ~0.1 s on (README, "Clocks:
+// cold and burst"; H200 fp8 GEMM 711 -> 836 us). Two notes, one line each:
+//  * the samples took less than kShortRunSeconds of GPU time in all: possibly all at the boost clock;
+//  * the last quarter of the samples (in time order, at least 8 samples) has a median more than
+//    kDriftShift above the whole set's: the clock moved during sampling and the median mixes states.
+constexpr double kShortRunSeconds = 0.05;
+constexpr double kDriftShift = 0.03;
+
+std::string regime_notes(const std::vector<Line>& lines) {
+  std::string notes;
+  for (const Line& l : lines) {
+    if (l.mode != Mode::cold || !l.median_s || l.result->backend != Backend::cuda) continue;
+    const ModeResult* m = l.result->mode(Mode::cold);
+    if (!m || m->samples_s.empty()) continue;
+    const std::vector<double>& s = m->samples_s;
+    double busy = 0;
+    for (double x : s) busy += x;
+    const std::string who = l.result->example + " " + l.result->variant;
+    if (busy < kShortRunSeconds) {
+      notes += fmt::format(
+          "note: {}: its {} cold samples took {:.1f} ms of GPU time in all, so a power-capped GPU may have run them at "
+          "its boost clock: a burst time, not the sustained one (run longer, or --mode burst to say so)\n",
+          who, s.size(), busy * 1e3);
+      continue;
+    }
+    if (s.size() < 8) continue;
+    const std::vector<double> last(s.end() - std::ptrdiff_t(s.size() / 4), s.end());
+    const double last_median = summarize(last).median;
+    if (last_median > (1 + kDriftShift) * *l.median_s)
+      notes += fmt::format(
+          "note: {}: its last cold samples ran {:.0f} % slower than its median (the clock moved while it was sampled: "
+          "power cap or temperature): the median mixes two states\n",
+          who, 100 * (last_median / *l.median_s - 1));
+  }
+  return notes;
+}
+
 // ---- machine-readable fields (csv, json): raw numbers in base units, empty/null when absent ----
 
 const std::vector<std::string> kFields = {"example",    "variant",        "mode",          "status",
@@ -268,11 +306,11 @@ std::string render(Format format, const std::vector<ReportRow>& rows, const nloh
   const std::vector<Line> lines = lines_of(rows, peaks, primary_mode);
   switch (format) {
     case Format::table: {
-      const std::string notes = clock_notes(lines);
+      const std::string notes = clock_notes(lines) + regime_notes(lines);
       return render_table(lines) + (notes.empty() ? "" : "\n" + notes);
     }
     case Format::markdown: {
-      const std::string notes = clock_notes(lines);
+      const std::string notes = clock_notes(lines) + regime_notes(lines);
       return render_markdown(lines) + (notes.empty() ? "" : "\n" + notes);
     }
     case Format::csv: return render_csv_lines(lines);

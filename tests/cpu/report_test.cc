@@ -34,7 +34,8 @@ std::vector<VariantResult> sample_run() {
   baseline.example = "ch14:fused_elementwise";
   baseline.variant = "baseline";
   baseline.status = Status::passed;
-  baseline.modes = {measured(Mode::cold, {4e-3, 4e-3, 4e-3}), measured(Mode::hot, {2e-3, 2e-3})};
+  // Cold: enough GPU time in all (80 / 60 ms) that no note calls the medians a burst.
+  baseline.modes = {measured(Mode::cold, std::vector<double>(20, 4e-3)), measured(Mode::hot, {2e-3, 2e-3})};
   baseline.verification = {verified(1e-3), verified(2.1e-3)};
   baseline.bytes = 4e9;  // 4 GB in 4 ms: 1000 GB/s
   baseline.launches_per_call = 4;
@@ -43,7 +44,7 @@ std::vector<VariantResult> sample_run() {
 
   VariantResult fused = baseline;
   fused.variant = "optimized:fused";
-  fused.modes = {measured(Mode::cold, {1e-3, 1e-3, 1e-3}), measured(Mode::hot, {0.5e-3, 0.5e-3}),
+  fused.modes = {measured(Mode::cold, std::vector<double>(60, 1e-3)), measured(Mode::hot, {0.5e-3, 0.5e-3}),
                  measured(Mode::graph, {0.4e-3})};
   fused.modes[0].speedup = Speedup{4.0, 3.9, 4.1};
   fused.modes[0].clocks = summarize_clocks({{1600, 700, true}, {1700, 699, true}});
@@ -136,6 +137,40 @@ TEST(Report, NotesExamplesWhoseVariantsRanAtDifferentClocks) {
   results[0].modes[0].clocks = summarize_clocks({{1700, 400, false}});
   EXPECT_EQ(render(Format::table, rows_of(results), kPeaks, Mode::cold).find("note:"), std::string::npos);
   EXPECT_EQ(render(Format::csv, rows_of(results), kPeaks, Mode::cold).find("note:"), std::string::npos);
+}
+
+// Cold medians that may not be sustained get a note: samples with little GPU time in all (a burst),
+// and samples whose last quarter ran more than 3 % slower than their median (the clock moved). A
+// steady set with enough time, and CPU rows, get none.
+TEST(Report, NotesColdMediansThatMayNotBeSustained) {
+  auto results = sample_run();
+  for (auto& r : results) r.backend = Backend::cuda;
+  EXPECT_EQ(render(Format::table, rows_of(results), kPeaks, Mode::cold).find("cold samples"), std::string::npos);
+  results[0].modes[0] = measured(Mode::cold, {4e-3, 4e-3, 4e-3});
+  results[1].modes[0] = measured(Mode::cold, {1e-3, 1e-3, 1e-3});
+  std::string table = render(Format::table, rows_of(results), kPeaks, Mode::cold);
+  EXPECT_NE(table.find("note: ch14:fused_elementwise baseline: its 3 cold samples took 12.0 ms of GPU time in all"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("optimized:fused: its 3 cold samples took 3.0 ms"), std::string::npos) << table;
+  EXPECT_EQ(table.find("optimized:broken: its"), std::string::npos) << "a failed row has no median\n" << table;
+
+  std::vector<double> steady(100, 1e-3), slowing(100, 1e-3);
+  // 60 samples at 1 ms, 15 at 1.04, the last 25 at 1.05: the median stays 1 ms, the last quarter's is 5 % above.
+  for (int i = 60; i < 75; ++i) slowing[std::size_t(i)] = 1.04e-3;
+  for (int i = 75; i < 100; ++i) slowing[std::size_t(i)] = 1.05e-3;
+  results[0].modes[0] = measured(Mode::cold, steady);
+  results[1].modes[0] = measured(Mode::cold, slowing);
+  table = render(Format::table, rows_of(results), kPeaks, Mode::cold);
+  EXPECT_EQ(table.find("baseline: its"), std::string::npos) << table;
+  EXPECT_NE(table.find("note: ch14:fused_elementwise optimized:fused: its last cold samples ran 5 % slower than its "
+                       "median"),
+            std::string::npos)
+      << table;
+  EXPECT_EQ(render(Format::csv, rows_of(results), kPeaks, Mode::cold).find("note:"), std::string::npos);
+
+  for (auto& r : results) r.backend = Backend::cpu;
+  EXPECT_EQ(render(Format::table, rows_of(results), kPeaks, Mode::cold).find("cold samples"), std::string::npos);
 }
 
 TEST(Report, CsvHasHeaderAndOneRowPerVariantPerMode) {
