@@ -26,23 +26,7 @@ namespace {
 namespace flex = aisp::kernels::flex;
 using harness::Tolerance;
 
-// The forward kernels this GPU runs: mma.sync everywhere, wgmma and fa3 on sm_90.
-std::vector<flex::FlexKernel> kernels_here() {
-  std::vector<flex::FlexKernel> k = {flex::FlexKernel::mma_sync};
-  if (aisp::gpu_properties(0).compute_capability == 90) {
-    k.push_back(flex::FlexKernel::wgmma);
-    k.push_back(flex::FlexKernel::fa3);
-  }
-  return k;
-}
-std::string name_of(flex::FlexKernel k) {
-  switch (k) {
-    case flex::FlexKernel::mma_sync: return "mma_sync";
-    case flex::FlexKernel::wgmma: return "wgmma";
-    case flex::FlexKernel::fa3: return "fa3";
-    default: return "automatic";
-  }
-}
+std::string name_of(flex::FlexKernel k) { return flex::flex_kernel_name(k); }
 
 // The forward with (dev_score, dev_mask) on every kernel this GPU has, each against the float64
 // reference of (host_score, host_mask): the same function with captured tensors on either side.
@@ -52,7 +36,7 @@ void expect_every_kernel_matches(const Inputs& in, const flex::BuiltinScoreMod& 
                                  const std::string& what, double score_error) {
   std::vector<double> ref_out, ref_lse;
   reference(in, host_score, host_mask, ref_out, ref_lse);
-  for (flex::FlexKernel kernel : kernels_here()) {
+  for (flex::FlexKernel kernel : forward_kernels_here()) {
     Device dev(in);
     flex::flex_attention(dev.args(in.s, kernel), dev_score, dev_mask, bm, stream.get());
     stream.sync();
@@ -221,7 +205,7 @@ TEST_P(FlexAttentionBuiltins, MatchFloat64ReferenceForBothHeadDims) {
       EXPECT_FALSE(bm.document_spans) << "the ids are scattered: the kernels must run them as ids";
     std::vector<double> ref_out, ref_lse;
     reference(in, mods.host_score, mods.host_mask, ref_out, ref_lse);
-    for (flex::FlexKernel kernel : kernels_here()) {
+    for (flex::FlexKernel kernel : forward_kernels_here()) {
       Device dev(in);
       flex::flex_attention(dev.args(s, kernel), mods.dev_score, mods.dev_mask, bm, stream.get());
       stream.sync();
@@ -267,7 +251,7 @@ TEST(FlexAttention, MqaShortQueriesAndDenseMaskedPathAgree) {
     const flex::BuiltinMask mask = flex::mask_causal();
     std::vector<double> ref_out, ref_lse;
     reference(in, flex::NoScoreMod{}, mask, ref_out, ref_lse);
-    for (flex::FlexKernel kernel : kernels_here())
+    for (flex::FlexKernel kernel : forward_kernels_here())
       for (bool dense : {false, true}) {
         const flex::BlockMask bm = dense ? flex::dense_block_mask(1, 1, s.q_len, s.kv_len, true, stream.get())
                                          : flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
@@ -313,7 +297,7 @@ TEST(FlexAttention, UserFunctorsAndComposedMasksThroughTheTemplateApi) {
     const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
     std::vector<double> ref_out, ref_lse;
     reference(in, HeadTemperature{inv_t.data()}, mask, ref_out, ref_lse);
-    for (flex::FlexKernel kernel : kernels_here()) {
+    for (flex::FlexKernel kernel : forward_kernels_here()) {
       Device dev(in);
       flex::flex_attention(dev.args(s, kernel), HeadTemperature{d_inv.data<float>()}, mask, bm, stream.get());
       stream.sync();
@@ -430,7 +414,7 @@ TEST(FlexAttention, LongRowsWithMixedFullAndPartialTiles) {
   const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
   std::vector<double> ref_out, ref_lse;
   reference(in, flex::score_alibi(slopes.data()), mask, ref_out, ref_lse);
-  for (flex::FlexKernel kernel : kernels_here()) {
+  for (flex::FlexKernel kernel : forward_kernels_here()) {
     Device dev(in);
     flex::flex_attention(dev.args(s, kernel), flex::score_alibi(d_slopes.data<float>()), mask, bm, stream.get());
     stream.sync();
@@ -568,7 +552,7 @@ TEST(FlexAttention, ManyUnevenRowsWithAMemoryReadingMask) {
   std::vector<double> ref_out, ref_lse;
   reference(in, flex::score_alibi(slopes.data()), flex::mask_element(bits.data(), s.q_heads, s.q_len, s.kv_len),
             ref_out, ref_lse);
-  for (flex::FlexKernel kernel : kernels_here()) {
+  for (flex::FlexKernel kernel : forward_kernels_here()) {
     Device dev(in);
     flex::flex_attention(dev.args(s, kernel), flex::score_alibi(d_slopes.data<float>()), dev_mask, bm, stream.get());
     stream.sync();

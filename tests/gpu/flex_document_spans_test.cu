@@ -19,15 +19,6 @@ namespace {
 
 namespace flex = aisp::kernels::flex;
 
-std::vector<flex::FlexKernel> kernels_here() {
-  std::vector<flex::FlexKernel> k = {flex::FlexKernel::mma_sync};
-  if (aisp::gpu_properties(0).compute_capability == 90) {
-    k.push_back(flex::FlexKernel::wgmma);
-    k.push_back(flex::FlexKernel::fa3);
-  }
-  return k;
-}
-
 // `rows` rows of packed documents of 1..lens_max tokens over seq tokens, ids counting up from a
 // random start per row (ids need not start at 0 or be small).
 std::vector<std::int32_t> packed_ids(int rows, int seq, int lens_max, std::uint64_t seed) {
@@ -113,8 +104,8 @@ TEST(FlexAttention, ContiguousDocumentIdsRunAsTheirSpans) {
     std::vector<double> ref_out, ref_lse;
     reference(in, c.alibi ? flex::score_alibi(slopes.data()) : flex::score_none(),
               flex::mask_document(ids.data(), stride, c.causal), ref_out, ref_lse);
-    for (flex::FlexKernel kernel : kernels_here()) {
-      const std::string where = what + " kernel " + std::to_string(int(kernel));
+    for (flex::FlexKernel kernel : forward_kernels_here()) {
+      const std::string where = what + " " + flex::flex_kernel_name(kernel);
       Device by_ids(in), by_spans(in);
       flex::flex_attention(by_ids.args(s, kernel), score, ids_mask, bm, stream.get());
       flex::flex_attention(by_spans.args(s, kernel), score, spans_mask, bm, stream.get());
@@ -146,11 +137,11 @@ TEST(FlexAttention, DocumentIdsKeepTheirIdsWhereSpansDoNotApply) {
   const Inputs in = make_inputs(s, 6060);
   std::vector<double> ref_out, ref_lse;
   reference(in, flex::score_none(), flex::mask_document(scattered.data(), s.q_len, false), ref_out, ref_lse);
-  for (flex::FlexKernel kernel : kernels_here()) {
+  for (flex::FlexKernel kernel : forward_kernels_here()) {
     Device dev(in);
     flex::flex_attention(dev.args(s, kernel), flex::score_none(), scattered_mask, bm_scattered, stream.get());
     stream.sync();
-    expect_matches(dev, ref_out, ref_lse, "scattered ids, kernel " + std::to_string(int(kernel)));
+    expect_matches(dev, ref_out, ref_lse, std::string("scattered ids, ") + flex::flex_kernel_name(kernel));
   }
 
   const std::vector<std::int32_t> ids = packed_ids(s.batch, s.q_len, 150, 4343);

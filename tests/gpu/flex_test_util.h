@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ch14_example_test_util.h"
+#include "core/gpu.h"
 #include "kernels/attention/flex_attention.h"
 
 namespace aisp::test {
@@ -140,6 +141,16 @@ struct Device {
     return a;
   }
 };
+
+// The forward kernels this GPU runs: mma.sync everywhere, wgmma and fa3 on sm_90.
+inline std::vector<flex::FlexKernel> forward_kernels_here() {
+  std::vector<flex::FlexKernel> k = {flex::FlexKernel::mma_sync};
+  if (aisp::gpu_properties(0).compute_capability == 90) {
+    k.push_back(flex::FlexKernel::wgmma);
+    k.push_back(flex::FlexKernel::fa3);
+  }
+  return k;
+}
 
 // Counts the elements whose bits differ (out as bf16 bits, lse as float bits).
 inline std::size_t bit_differences(const Device& a, const Device& b) {
