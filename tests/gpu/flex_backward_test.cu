@@ -53,7 +53,7 @@ using Shape = BackwardShape;
 enum class ScoreKind { none, alibi, relative_bias, soft_cap };
 enum class MaskKind {
   none, causal, sliding_window, sliding_causal, prefix_lm, document, document_causal, block_sparse,
-  element
+  element, document_spans, document_spans_causal, document_scattered
 };
 const char* name_of(ScoreKind k) {
   const char* n[] = {"none", "alibi", "relative_bias", "soft_cap"};
@@ -61,7 +61,8 @@ const char* name_of(ScoreKind k) {
 }
 const char* name_of(MaskKind k) {
   const char* n[] = {"none", "causal", "sliding_window", "sliding_causal", "prefix_lm",
-                     "document", "document_causal", "block_sparse", "element"};
+                     "document", "document_causal", "block_sparse", "element", "document_spans",
+                     "document_spans_causal", "document_scattered"};
   return n[int(k)];
 }
 
@@ -103,7 +104,10 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
     case MaskKind::sliding_causal: m.mask = flex::mask_sliding_causal(90); break;
     case MaskKind::prefix_lm: m.mask = flex::mask_prefix_lm(77); break;
     case MaskKind::document:
-    case MaskKind::document_causal: {
+    case MaskKind::document_causal:
+    case MaskKind::document_spans:
+    case MaskKind::document_spans_causal:
+    case MaskKind::document_scattered: {
       // Jagged documents of 1..150 tokens, different per batch.
       const std::vector<std::int32_t> lens = uniform_int_i32(seed + 20, 4096, 150);
       std::vector<std::int32_t> doc;
@@ -119,7 +123,23 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
           --left;
         }
       }
-      m.mask = flex::mask_document(m.own(DType::i32, doc), s.q_len, mk == MaskKind::document_causal);
+      if (mk == MaskKind::document_scattered) {
+        // Alternate documents share an id: no document is one run of tokens, so the ids stay ids
+        // (the careful items' memory-reading path).
+        for (std::int32_t& id : doc) id %= 2;
+        m.mask = flex::mask_document(m.own(DType::i32, doc), s.q_len, false);
+      } else if (mk == MaskKind::document || mk == MaskKind::document_causal) {
+        // Contiguous: create_backward_block_mask derives their spans, and the ids run as those.
+        m.mask = flex::mask_document(m.own(DType::i32, doc), s.q_len, mk == MaskKind::document_causal);
+      } else {  // the same documents as spans, one interval per query (the careful items' range path)
+        std::vector<std::int32_t> spans;
+        for (int b = 0; b < s.batch; ++b) {
+          const auto first = doc.begin() + std::ptrdiff_t(b) * s.q_len;
+          const std::vector<std::int32_t> row = flex::document_spans_of({first, first + s.q_len});
+          spans.insert(spans.end(), row.begin(), row.end());
+        }
+        m.mask = flex::mask_document_spans(m.own(DType::i32, spans), s.q_len, mk == MaskKind::document_spans_causal);
+      }
       m.uses_batch = true;
       break;
     }
@@ -244,7 +264,10 @@ TEST_P(FlexBackwardBuiltins, MatchFloat64ReferenceForBothHeadDims) {
     Shape s;
     s.head_dim = head_dim;
     // Odd lengths (not multiples of 64 or 128), GQA 4:2; the document masks need q_len == kv_len.
-    s.kv_len = (c.mask == MaskKind::document || c.mask == MaskKind::document_causal) ? 300 : 333;
+    const bool ids = c.mask == MaskKind::document || c.mask == MaskKind::document_causal;
+    const bool documents = ids || c.mask == MaskKind::document_spans || c.mask == MaskKind::document_spans_causal ||
+                           c.mask == MaskKind::document_scattered;
+    s.kv_len = documents ? 300 : 333;
     const std::uint64_t seed = 2000 + 17 * int(c.score) + 101 * int(c.mask) + head_dim;
     Mods mods;
     make_mods(mods, s, c.score, c.mask, seed);
@@ -252,6 +275,8 @@ TEST_P(FlexBackwardBuiltins, MatchFloat64ReferenceForBothHeadDims) {
     Problem pb(s, seed);
     pb.forward(mods, stream.get());
     const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
+    if (ids) EXPECT_TRUE(bm.document_spans) << "contiguous ids: create_backward_block_mask derives their spans";
+    if (c.mask == MaskKind::document_scattered) EXPECT_FALSE(bm.document_spans) << "scattered ids have no spans";
     const int masked =
         expect_backward_matches(pb, mods, bm, stream.get(),
                                 std::string(name_of(c.score)) + "+" + name_of(c.mask) + " D=" + std::to_string(head_dim));
@@ -268,7 +293,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{ScoreKind::none, MaskKind::prefix_lm}, Case{ScoreKind::none, MaskKind::document},
                       Case{ScoreKind::none, MaskKind::document_causal},
                       Case{ScoreKind::none, MaskKind::block_sparse},
-                      Case{ScoreKind::none, MaskKind::element}, Case{ScoreKind::alibi, MaskKind::causal},
+                      Case{ScoreKind::none, MaskKind::element},
+                      Case{ScoreKind::none, MaskKind::document_spans},
+                      Case{ScoreKind::none, MaskKind::document_spans_causal},
+                      Case{ScoreKind::none, MaskKind::document_scattered},
+                      Case{ScoreKind::alibi, MaskKind::causal},
                       Case{ScoreKind::alibi, MaskKind::document},
                       Case{ScoreKind::relative_bias, MaskKind::none},
                       Case{ScoreKind::relative_bias, MaskKind::causal},
@@ -278,6 +307,48 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Case>& info) {
       return std::string(name_of(info.param.score)) + "_" + name_of(info.param.mask);
     });
+
+// Contiguous document ids run as the spans create_backward_block_mask derives (mask_to_run): the same
+// function, so dK and dV equal, bit for bit, a call with the spans built by hand (dQ's fp32 atomics
+// may add in another order: within a rounding of its terms), on every kernel; the float64 check of
+// the ids is FlexBackwardEveryMod's document cases.
+TEST(FlexBackward, ContiguousDocumentIdsRunAsTheirSpans) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  for (int head_dim : {64, 128})
+    for (const bool causal : {false, true}) {
+      Shape s;
+      s.head_dim = head_dim;
+      s.kv_len = s.q_len;
+      const std::uint64_t seed = 4100 + std::uint64_t(head_dim) + (causal ? 1 : 0);
+      Mods ids, spans;  // the same documents (make_mods draws them from the seed)
+      make_mods(ids, s, ScoreKind::none, causal ? MaskKind::document_causal : MaskKind::document, seed);
+      make_mods(spans, s, ScoreKind::none, causal ? MaskKind::document_spans_causal : MaskKind::document_spans, seed);
+      TestStream stream;
+      Problem pb(s, seed);
+      pb.forward(ids, stream.get());
+      const flex::BackwardBlockMask bm_ids = pb.backward_mask(ids, stream.get());
+      const flex::BackwardBlockMask bm_spans = pb.backward_mask(spans, stream.get());
+      ASSERT_TRUE(bm_ids.document_spans) << "contiguous ids: spans derived";
+      const std::string what = std::string(causal ? "document_causal" : "document") + " D=" + std::to_string(head_dim);
+      for (const flex::FlexBackwardKernel kernel : kernels_here()) {
+        std::vector<std::uint16_t> got[2][3];
+        for (int run = 0; run < 2; ++run) {
+          for (DeviceTensor* t : {&pb.dq, &pb.dk, &pb.dv, &pb.workspace}) t->poison();
+          const Mods& m = run == 0 ? ids : spans;
+          flex::flex_attention_backward(pb.args(kernel), m.score, m.mask, run == 0 ? bm_ids : bm_spans, stream.get());
+          AISP_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+          got[run][0] = pb.dq.download<std::uint16_t>();
+          got[run][1] = pb.dk.download<std::uint16_t>();
+          got[run][2] = pb.dv.download<std::uint16_t>();
+        }
+        const std::string label = what + " [" + name_of(kernel) + "]";
+        EXPECT_EQ(got[0][1], got[1][1]) << label << ": dk of the ids differs from the spans'";
+        EXPECT_EQ(got[0][2], got[1][2]) << label << ": dv of the ids differs from the spans'";
+        EXPECT_LE(rel_l2(values_of(got[0][0], pb.dtype), values_of(got[1][0], pb.dtype)), 1e-4)
+            << label << ": dq of the ids differs from the spans' beyond the order of its atomics";
+      }
+    }
+}
 
 // "B2 H8/2 333x65 causal D=128": the shape, mask and head dim of one case, for failure messages.
 std::string case_label(const Shape& s, MaskKind mk) {

@@ -291,9 +291,7 @@ HostBlockMask BlockMask::download(cudaStream_t stream) const {
 BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len, int kv_len,
                             cudaStream_t stream) {
   BlockMask bm = create_block_mask<BuiltinMask>(mask, batch, heads, q_len, kv_len, stream);
-  const bool ids_kind = mask.kind == BuiltinMask::Kind::document || mask.kind == BuiltinMask::Kind::document_causal;
-  if (ids_kind && q_len == kv_len)
-    bm.document_spans = derive_document_spans(mask.document, mask.document.batch_stride == 0 ? 1 : batch, q_len, stream);
+  bm.document_spans = derive_document_spans_of(mask, batch, q_len, kv_len, stream);
   return bm;
 }
 

@@ -196,10 +196,15 @@ BlockMask create_block_mask(const BuiltinMask& mask, int batch, int heads, int q
 // empty when some document's tokens are not one contiguous run (its ids mask is then no interval per
 // row) or when `stream` is capturing. Synchronizes `stream`.
 DerivedDocumentSpans derive_document_spans(const Document& ids, int rows, int seq, cudaStream_t stream);
+// The spans a block mask of `mask` over (batch, q_len, kv_len) keeps: derive_document_spans of its ids
+// for a document-id mask with q_len == kv_len (one row when the ids are shared), else none.
+DerivedDocumentSpans derive_document_spans_of(const BuiltinMask& mask, int batch, int q_len, int kv_len,
+                                              cudaStream_t stream);
 
-// The mask flex_attention runs for `mask` on a call of `batch` with `block_mask`: the document_spans
-// kinds over block_mask.document_spans when those were derived from this mask's ids and cover the
-// call's batches, else `mask` itself.
+// The mask flex_attention (flex_attention_backward) runs for `mask` on a call of `batch` with a block
+// mask that derived `spans`: the document_spans kinds over them when they were derived from this
+// mask's ids and cover the call's batches, else `mask` itself.
+BuiltinMask mask_to_run(const BuiltinMask& mask, const DerivedDocumentSpans& spans, int batch);
 BuiltinMask mask_to_run(const BuiltinMask& mask, const BlockMask& block_mask, int batch);
 
 // Fills bm's row order (flex_block_mask.h, row_order_of) from its counts, on the GPU. Every builder

@@ -71,6 +71,7 @@ class BackwardBlockMask {
  public:
   BlockMaskShape shape;  // block_q = kBwdBlockQ, block_kv = kBwdBlockKv
   aisp::cuda::DeviceMemory storage;
+  DerivedDocumentSpans document_spans;  // create_backward_block_mask of a document-id mask only
 
   std::int64_t rows() const { return std::int64_t(shape.batch) * shape.heads * shape.num_kv_blocks(); }
   std::int64_t tiles() const { return rows() * shape.num_q_blocks(); }
@@ -91,6 +92,9 @@ class BackwardBlockMask {
 BackwardBlockMask allocate_backward_block_mask(int batch, int heads, int q_len, int kv_len);
 
 // Evaluates `mask` over every in-range element on the GPU (one CTA per (b, h, kv-block)).
+// Asynchronous on `stream`, except for a document-id mask: as create_block_mask, it then derives the
+// documents' spans (document_spans) and synchronizes `stream` once; flex_attention_backward runs the
+// ids as those spans (mask_to_run), the same function with one interval of keys per query.
 BackwardBlockMask create_backward_block_mask(const BuiltinMask& mask, int batch, int heads, int q_len,
                                              int kv_len, cudaStream_t stream);
 

@@ -30,7 +30,7 @@
 // the other warpgroup passed only after its dQ wgmma of item i - 2 (the last reader) completed.
 //
 // Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
-// lse2, Delta rows (2 stages x 2 x 64 f32) | mbarriers. Every bf16 tile is in the 128B-swizzle
+// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | mbarriers. Every bf16 tile is in the 128B-swizzle
 // canonical layout (64-column atoms of rows x 128 B, chunk c of row r at c ^ (r % 8)), which a TMA box
 // of {64, 64} with CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
 #pragma once
@@ -66,7 +66,8 @@ struct BwdSm90Config {
   static constexpr std::uint32_t kOffDo = kOffQ + kStages * kQBytes;
   static constexpr std::uint32_t kOffDs = kOffDo + kStages * kQBytes;
   static constexpr std::uint32_t kOffRows = kOffDs + 2 * kDsBytes;          // stage s: lse2, then Delta
-  static constexpr std::uint32_t kOffBars = kOffRows + kStages * 2 * kRowBytes;
+  static constexpr std::uint32_t kOffItems = kOffRows + kStages * 2 * kRowBytes;  // stage s: its BwdItem
+  static constexpr std::uint32_t kOffBars = kOffItems + kStages * 16;
   static constexpr int kBarriers = 1 + 2 * kStages;  // kv_full, q_full ring, q_empty ring
   static constexpr std::size_t kSmemBytes = 1024 + kOffBars + 8 * kBarriers;
   static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 = 168 * 384: the CTA's registers
@@ -78,11 +79,19 @@ struct BwdSm90Config {
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
 };
 
-// The four TMA maps of a call (make_backward_sm90_maps in flex_backward.cu): q and dout as
-// {D, q_len, q_heads, batch}, k and v as {D, kv_len, kv_heads, batch}, all in boxes {64, 64, 1, 1};
-// rows past the lengths read as zeros (never the next head's rows).
+// The TMA maps of a call (make_backward_sm90_maps in flex_backward.cu): q and dout as
+// {D, q_len, q_heads, batch}, k, v, dk and dv as {D, kv_len, kv_heads, batch}, all in boxes
+// {64, 64, 1, 1}; rows past the lengths read as zeros (never the next head's rows) and are not stored.
+// What the producer tells the consumers of the item in a stage, beside its tiles: read from the list
+// by the consumers themselves, the q-block's index was a global load in series before each item's
+// first GEMM (5 % of a sliding window's backward; README "Backward, careful items").
+struct BwdItem {
+  int q0, h, partial, unused;
+};
+
 struct BwdSm90Maps {
   CUtensorMap q, k, v, dout;
+  CUtensorMap dk, dv;  // like k, v: stored from shared memory
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -118,32 +127,76 @@ __device__ __forceinline__ void bwd_wgmma_ss_tt(float (&d)[32], std::uint64_t a,
     wgmma_m64n64k16_ss_tt(d, a, b, scale_d);
 }
 
+// Which elements of a careful item are kept, as bits (bit 4 j + e for s[4 j + e]: query column
+// q0 + 8 j + 2 (lane % 4) + (e & 1), key row kvrow[e / 2]): bounds, and mask_mod on a partial item.
+// The mask's concrete functor is chosen once per item (with_concrete: a BuiltinMask switches on its
+// kind here, not per element; per element, that switch and the branch around it made the careful
+// path 1,098 instructions per item and warp against 151 for a full item: ncu, README "Backward,
+// careful items"). A mask that keeps one interval of keys per query (MaskKeepsKvRange) gives its
+// bounds once per query column; a mask that loads captured tensors (MaskReadsMemory) runs on every
+// element at coordinates clamped into the matrix, its result dropped outside (its loads then issue
+// together rather than one behind another's branch); other masks run behind the bounds.
+template <class MaskMod>
+__device__ __forceinline__ std::uint32_t bwd_keep_bits(const BwdParams& p, const MaskMod& mask_mod, int b, int h,
+                                                       int q0, const int (&kvrow)[2], bool partial, int lane) {
+  const int qc = q0 + 2 * (lane % 4);  // the thread's first query column
+  std::uint32_t keep = 0;
+  with_concrete(mask_mod, [&](const auto& mask) {
+    using Mask = std::decay_t<decltype(mask)>;
+    if constexpr (MaskKeepsKvRange<Mask>) {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {  // query column 8 (i / 2) + (i % 2)
+        const int q = qc + 8 * (i / 2) + (i % 2);
+        int lo = 0, hi = p.kv_len;
+        if (partial) {
+          // Read at the last query for a column past q_len (which keeps nothing, below), so a mask
+          // that loads (DocumentSpans) never reads past its tensor.
+          const FlexKvRange r = mask.kv_range(b, h, q < p.q_len ? q : p.q_len - 1);
+          lo = r.lo > 0 ? r.lo : 0;
+          hi = r.hi < p.kv_len ? r.hi : p.kv_len;
+        }
+        if (q >= p.q_len) hi = lo;
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+          keep |= std::uint32_t(kvrow[r] >= lo && kvrow[r] < hi) << (4 * (i / 2) + 2 * r + (i % 2));
+      }
+    } else if constexpr (MaskReadsMemory<Mask>) {
+      const int last_q = p.q_len - 1;
+      const int kc[2] = {kvrow[0] < p.kv_len ? kvrow[0] : p.kv_len - 1, kvrow[1] < p.kv_len ? kvrow[1] : p.kv_len - 1};
+#pragma unroll 2
+      for (int i = 0; i < 32; ++i) {
+        const int e = i % 4, q = qc + 8 * (i / 4) + (e & 1), kv = e < 2 ? kvrow[0] : kvrow[1];
+        const bool in = q < p.q_len && kv < p.kv_len;
+        const bool kept = !partial || mask(b, h, q < last_q ? q : last_q, e < 2 ? kc[0] : kc[1]);
+        keep |= std::uint32_t(in && kept) << i;
+      }
+    } else {
+#pragma unroll 8
+      for (int i = 0; i < 32; ++i) {
+        const int e = i % 4, q = qc + 8 * (i / 4) + (e & 1), kv = e < 2 ? kvrow[0] : kvrow[1];
+        bool kept = q < p.q_len && kv < p.kv_len;  // outside the matrix: never call the mods
+        if constexpr (!Mask::kAlwaysTrue)
+          if (kept && partial) kept = mask(b, h, q, kv);
+        keep |= std::uint32_t(kept) << i;
+      }
+    }
+  });
+  return keep;
+}
+
 // P^T of one item from S^T (64 keys x 64 queries per warpgroup; per thread s[4 j + e]: query column
 // 8 j + 2 (lane % 4) + (e & 1), key row kvrow[e / 2], the accumulator layout). P^T goes to `pa` as
 // A fragments in Elem (fragment t = queries 16 t .., register 2 (j % 2) + e / 2), and s keeps
 // P^T o score_mod' o scale, the factor of (dP^T - Delta) in dS^T. P = 0 where masked, outside the
 // matrix (the mods are never called there) and in fully masked rows (lse2 = +inf).
-// Fast path (no score_mod, nothing to check): one FFMA and one ex2 per element.
-template <class Elem, class ScoreMod, class MaskMod>
-__device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint32_t (&pa)[4][4], const BwdParams& p,
-                                                       const ScoreMod& score_mod, const MaskMod& mask_mod, int b,
-                                                       int h, int q0, const int (&kvrow)[2], bool partial,
-                                                       bool careful, const float* lse2, int lane) {
-  if (ScoreMod::kIdentity && !careful) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const float2 l2 = *reinterpret_cast<const float2*>(lse2 + 8 * j + 2 * (lane % 4));
-      float pr[4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        pr[e] = fa3_exp2(fmaf(s[4 * j + e], p.scale_log2, -((e & 1) ? l2.y : l2.x)));
-        s[4 * j + e] = pr[e] * p.scale;
-      }
-      pa[j / 2][2 * (j % 2)] = pack_pair<Elem>(pr[0], pr[1]);
-      pa[j / 2][2 * (j % 2) + 1] = pack_pair<Elem>(pr[2], pr[3]);
-    }
-    return;
-  }
+// Without a score_mod: one FFMA and one ex2 per element, and in a careful item (kCareful: a partial
+// one or one at the matrix's edge) a select by the keep bits (bwd_keep_bits; the exp2 of a dropped
+// element is finite or 0). With a score_mod: the mods on kept elements only.
+template <bool kCareful, class Elem, class ScoreMod>
+__device__ __forceinline__ void bwd_sm90_probabilities_of(float (&s)[32], std::uint32_t (&pa)[4][4],
+                                                          const BwdParams& p, const ScoreMod& score_mod, int b, int h,
+                                                          int q0, const int (&kvrow)[2], std::uint32_t keep,
+                                                          const float* lse2, int lane) {
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const int c = 8 * j + 2 * (lane % 4);
@@ -151,28 +204,42 @@ __device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint
     float pr[4];
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int qi = q0 + c + (e & 1), kvi = kvrow[e / 2];
-      bool keep = !careful || (qi < p.q_len && kvi < p.kv_len);
-      if constexpr (!MaskMod::kAlwaysTrue)
-        if (keep && partial) keep = mask_mod(b, h, qi, kvi);
-      float pv = 0.0f, gs = 0.0f;
-      if (keep) {
-        const float lse = (e & 1) ? l2.y : l2.x;
-        if constexpr (ScoreMod::kIdentity) {
-          pv = fa3_exp2(fmaf(s[4 * j + e], p.scale_log2, -lse));
-          gs = p.scale;
-        } else {
-          const float sc = s[4 * j + e] * p.scale;
+      const bool kept = !kCareful || ((keep >> (4 * j + e)) & 1u);
+      const float lse = (e & 1) ? l2.y : l2.x;
+      if constexpr (ScoreMod::kIdentity) {
+        const float pv = fa3_exp2(fmaf(s[4 * j + e], p.scale_log2, -lse));
+        pr[e] = kept ? pv : 0.0f;
+        s[4 * j + e] = pr[e] * p.scale;
+      } else {
+        float pv = 0.0f, gs = 0.0f;
+        if (kept) {
+          const int qi = q0 + c + (e & 1), kvi = kvrow[e / 2];
+          // The scaled score rounded once, as the mods' argument: left to the compiler, s * scale
+          // may fuse into the mod's own add (ALiBi's s + slope * d) in one instance and not in its
+          // JIT twin, and their dK, dV would no longer be bit-identical (FlexJitBackward.*).
+          const float sc = __fmul_rn(s[4 * j + e], p.scale);
           pv = fa3_exp2(fmaf(float(score_mod(sc, b, h, qi, kvi)), kLog2e, -lse));
           gs = float(score_mod.grad(sc, b, h, qi, kvi)) * p.scale;
         }
+        pr[e] = pv;
+        s[4 * j + e] = pv * gs;
       }
-      pr[e] = pv;
-      s[4 * j + e] = pv * gs;
     }
     pa[j / 2][2 * (j % 2)] = pack_pair<Elem>(pr[0], pr[1]);
     pa[j / 2][2 * (j % 2) + 1] = pack_pair<Elem>(pr[2], pr[3]);
   }
+}
+
+template <class Elem, class ScoreMod, class MaskMod>
+__device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint32_t (&pa)[4][4], const BwdParams& p,
+                                                       const ScoreMod& score_mod, const MaskMod& mask_mod, int b,
+                                                       int h, int q0, const int (&kvrow)[2], bool partial,
+                                                       bool careful, const float* lse2, int lane) {
+  if (careful)
+    bwd_sm90_probabilities_of<true, Elem>(s, pa, p, score_mod, b, h, q0, kvrow,
+                                          bwd_keep_bits(p, mask_mod, b, h, q0, kvrow, partial, lane), lse2, lane);
+  else
+    bwd_sm90_probabilities_of<false, Elem>(s, pa, p, score_mod, b, h, q0, kvrow, ~0u, lse2, lane);
 }
 
 // dS^T = (P^T o score_mod' o scale) o (dP^T - Delta), as A fragments in Elem (the layout of pa above).
@@ -206,7 +273,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
   extern __shared__ __align__(128) std::uint8_t bwd_smem[];
   const std::uint32_t raw = hw::smem_u32(bwd_smem);
   const std::uint32_t base = (raw + 1023u) & ~1023u;
-  const std::uint8_t* gbase = bwd_smem + (base - raw);  // generic pointer to `base` (the lse2 / Delta reads)
+  std::uint8_t* const gbase = bwd_smem + (base - raw);  // generic pointer to `base` (items, lse2 / Delta rows)
   const std::uint32_t sk = base + C::kOffK, sv = base + C::kOffV, sq = base + C::kOffQ, sdo = base + C::kOffDo;
   const std::uint32_t bars = base + C::kOffBars;
   const std::uint32_t kv_full = bars;
@@ -254,9 +321,11 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       for (int i = 0; cur.g < p.group; ++i) {
         const int slot = i % S;
         hw::mbar_wait(q_empty(slot), std::uint32_t((i / S) & 1) ^ 1u);
-        hw::mbar_arrive_expect_tx(q_full(slot), 2 * C::kQBytes + 2 * C::kRowBytes);
         const int h = hkv * p.group + cur.g;
         const int q0 = cur.q_block() * kBwdBlockQ;
+        // Written before the arrive below, whose release makes it visible with the stage.
+        *reinterpret_cast<BwdItem*>(gbase + C::kOffItems + slot * 16) = BwdItem{q0, h, int(cur.is_partial()), 0};
+        hw::mbar_arrive_expect_tx(q_full(slot), 2 * C::kQBytes + 2 * C::kRowBytes);
 #pragma unroll
         for (int a = 0; a < C::kAtoms; ++a) {
           const std::uint32_t off = std::uint32_t(slot) * C::kQBytes + a * C::kQAtom;
@@ -297,10 +366,6 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     cur.settle(p, b, hkv, kb);
     for (int i = 0; cur.g < p.group; ++i) {
       const int slot = i % S;
-      const int h = hkv * p.group + cur.g;
-      const int q0 = cur.q_block() * kBwdBlockQ;
-      const bool partial = cur.is_partial();
-      const bool careful = partial || kv_edge || q0 + kBwdBlockQ > p.q_len;
       // Shared-memory addresses from a base laundered through an empty asm: the descriptors are
       // recomputed per item (a few uniform integer ops) instead of hoisted out of the loop, where
       // 16 precomputed descriptor words made ptxas spill 76 B.
@@ -317,6 +382,10 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 
       // ---- S^T = K_g Q^T and dP^T = V_g dO^T (two commit groups) --------------------------------
       hw::mbar_wait(q_full(slot), std::uint32_t((i / S) & 1));
+      const BwdItem item = *reinterpret_cast<const BwdItem*>(gbase + C::kOffItems + slot * 16);
+      const int h = item.h, q0 = item.q0;
+      const bool partial = item.partial != 0;
+      const bool careful = partial || kv_edge || q0 + kBwdBlockQ > p.q_len;
       hw::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
@@ -400,19 +469,31 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       cur.settle(p, b, hkv, kb);
     }
 
-    // ---- Epilogue: this warpgroup's dK, dV rows (dS carried the scale already) -------------------------
-    const std::int64_t bkv = std::int64_t(b) * p.kv_heads + hkv;
-    T* gdk = reinterpret_cast<T*>(p.dk) + bkv * p.kv_len * D;
-    T* gdv = reinterpret_cast<T*>(p.dv) + bkv * p.kv_len * D;
+    // ---- Epilogue: this warpgroup's dK, dV rows (dS carried the scale already) through shared memory
+    // and TMA stores. Written directly (64 four-byte stores per thread) they took 14 % of a sliding
+    // window's backward (the CTA's last ~7 items): README "Backward, careful items". Staged in the Q
+    // and dO rings, free now: the barrier follows both warpgroups' waits for their last GEMMs, the
+    // last readers of the rings (and every load into them has landed: each was waited for).
+    hw::named_barrier_sync(2, 256);
+    const std::uint32_t dk_stage = base + C::kOffQ + std::uint32_t(g) * C::kQBytes;  // 64 rows x D each
+    const std::uint32_t dv_stage = base + C::kOffDo + std::uint32_t(g) * C::kQBytes;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      if (kvrow[r] >= p.kv_len) continue;
-      const std::int64_t off = std::int64_t(kvrow[r]) * D + 2 * (lane % 4);
+    for (int rr = 0; rr < 2; ++rr) {
+      stage_fragment_rows<D, T>(dk_stage, C::kQAtom, dk, rr, 1.0f, warp, lane);
+      stage_fragment_rows<D, T>(dv_stage, C::kQAtom, dv, rr, 1.0f, warp, lane);
+    }
+    hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
+    hw::named_barrier_sync(3 + g, 128);
+    if (t == 0) {
+      if (kv0 + 64 * g < p.kv_len) {  // rows past kv_len: the maps clip them
 #pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        store_pair<T>(gdk + off + 8 * j, dk[4 * j + 2 * r], dk[4 * j + 2 * r + 1]);
-        store_pair<T>(gdv + off + 8 * j, dv[4 * j + 2 * r], dv[4 * j + 2 * r + 1]);
+        for (int a = 0; a < C::kAtoms; ++a) {
+          hw::tma_store_4d(&maps.dk, dk_stage + std::uint32_t(a) * C::kQAtom, a * 64, kv0 + 64 * g, hkv, b);
+          hw::tma_store_4d(&maps.dv, dv_stage + std::uint32_t(a) * C::kQAtom, a * 64, kv0 + 64 * g, hkv, b);
+        }
+        hw::bulk_commit();
       }
+      hw::bulk_wait_all();  // before the CTA's shared memory goes
     }
   }
 #else

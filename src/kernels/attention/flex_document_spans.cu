@@ -78,8 +78,18 @@ DerivedDocumentSpans derive_document_spans(const Document& ids, int rows, int se
   return d;
 }
 
+DerivedDocumentSpans derive_document_spans_of(const BuiltinMask& mask, int batch, int q_len, int kv_len,
+                                              cudaStream_t stream) {
+  const bool ids_kind = mask.kind == BuiltinMask::Kind::document || mask.kind == BuiltinMask::Kind::document_causal;
+  if (!ids_kind || q_len != kv_len) return {};
+  return derive_document_spans(mask.document, mask.document.batch_stride == 0 ? 1 : batch, q_len, stream);
+}
+
 BuiltinMask mask_to_run(const BuiltinMask& mask, const BlockMask& block_mask, int batch) {
-  const DerivedDocumentSpans& s = block_mask.document_spans;
+  return mask_to_run(mask, block_mask.document_spans, batch);
+}
+
+BuiltinMask mask_to_run(const BuiltinMask& mask, const DerivedDocumentSpans& s, int batch) {
   const bool ids_kind = mask.kind == BuiltinMask::Kind::document || mask.kind == BuiltinMask::Kind::document_causal;
   if (!ids_kind || !s || mask.document.doc_ids != s.ids || mask.document.batch_stride != s.ids_batch_stride)
     return mask;

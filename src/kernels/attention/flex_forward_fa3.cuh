@@ -665,6 +665,25 @@ __device__ __forceinline__ void fa3_issue_pv(float (&o)[D / 2], const std::uint3
   for (int t = 0; t < 8; ++t) wgmma_pv_elem<D, Elem>(o, pa[t], smem_desc(v_addr + t * 16 * 128, C::kKvAtom, 1024));
 }
 
+// Writes the rows 16 warp + lane / 4 + 8 rr (rr = 0 or 1) of a warpgroup's 64 x D accumulator
+// fragment (acc[4 d + 2 rr + x]: column 8 d + 2 (lane % 4) + x) times `scale`, as Elem pairs, into
+// a staging buffer laid out as a TMA store of {64, 64} boxes with the 128-byte swizzle reads it:
+// column atom a at stage + a * atom_bytes, row r at 128 r, 16-byte chunk c at chunk c ^ (r % 8).
+// The swizzle also makes the writes conflict-free: a store instruction's 8 rows land in 8 different
+// chunks. The forward's O and the backward's dK, dV leave through it.
+template <int D, class Elem>
+__device__ __forceinline__ void stage_fragment_rows(std::uint32_t stage, std::uint32_t atom_bytes,
+                                                    const float (&acc)[D / 2], int rr, float scale, int warp,
+                                                    int lane) {
+  const std::uint32_t row_addr =
+      stage + std::uint32_t(warp * 16 + lane / 4 + 8 * rr) * 128u + 4u * std::uint32_t(lane % 4);
+  const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
+#pragma unroll
+  for (int d = 0; d < D / 8; ++d)
+    ::aisp::kernels::sm90::st_shared_b32(row_addr + std::uint32_t(d / 8) * atom_bytes + (std::uint32_t((d % 8) ^ swizzle) << 4),
+                                         pack_pair<Elem>(acc[4 * d + 2 * rr] * scale, acc[4 * d + 2 * rr + 1] * scale));
+}
+
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 template <int D, class ScoreMod, class MaskMod, class C = Fa3Default<D>>
@@ -946,26 +965,17 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       // layout) and leaves by one TMA store per 64-column atom: the stores run on the copy engine
       // while the warps start the next row. Written directly (32 four-byte stores per thread, each
       // instruction 8 rows x 16 bytes), the epilogue took ~1.6 us of a short row's ~10 (ncu, README
-      // v20). The swizzle (16-byte chunk d % 8 of a row at chunk (d % 8) ^ (row % 8)) also makes the
-      // staging writes conflict-free: a store instruction's 8 rows land in 8 different chunks.
-      // Rows past q_len are staged but not stored (the map clips them); out is refused unless
+      // v20); the layout: stage_fragment_rows. Rows past q_len are staged but not stored (the map clips them); out is refused unless
       // 16-byte aligned with 16-byte strides (make_fa3_maps), as q, k and v are.
       const std::uint32_t o_stage = so + std::uint32_t(g) * 64u * 128u;
       if (t == 0) hw::bulk_wait_read_all();  // the previous row's store has read the buffer
       hw::named_barrier_sync(3 + g, 128);
-      const std::uint32_t row_addr =
-          o_stage + std::uint32_t(warp * 16 + lane / 4) * 128u + 4u * std::uint32_t(lane % 4);
-      const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
 #pragma unroll
       for (int rr = 0; rr < 2; ++rr) {
         l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
         l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
         const float inv = l[rr] > 0.0f ? 1.0f / l[rr] : 0.0f;
-#pragma unroll
-        for (int d = 0; d < D / 8; ++d)
-          hw::st_shared_b32(row_addr + std::uint32_t(rr) * 8u * 128u + std::uint32_t(d / 8) * C::kQAtom +
-                                (std::uint32_t((d % 8) ^ swizzle) << 4),
-                            pack_pair<T>(o[4 * d + 2 * rr] * inv, o[4 * d + 2 * rr + 1] * inv));
+        stage_fragment_rows<D, T>(o_stage, C::kQAtom, o, rr, inv, warp, lane);
         if (p.lse != nullptr && lane % 4 == 0 && qrow[rr] < p.q_len)
           p.lse[(std::int64_t(b) * p.q_heads + h) * p.q_len + qrow[rr]] =
               l[rr] > 0.0f ? (m[rr] + log2f(l[rr])) * kLn2 : -INFINITY;
