@@ -53,7 +53,7 @@ using Shape = BackwardShape;
 enum class ScoreKind { none, alibi, relative_bias, soft_cap };
 enum class MaskKind {
   none, causal, sliding_window, sliding_causal, prefix_lm, document, document_causal, block_sparse,
-  element, document_spans, document_spans_causal, document_scattered
+  element, document_spans, document_spans_causal, document_scattered, block_sparse_small
 };
 const char* name_of(ScoreKind k) {
   const char* n[] = {"none", "alibi", "relative_bias", "soft_cap"};
@@ -62,7 +62,7 @@ const char* name_of(ScoreKind k) {
 const char* name_of(MaskKind k) {
   const char* n[] = {"none", "causal", "sliding_window", "sliding_causal", "prefix_lm",
                      "document", "document_causal", "block_sparse", "element", "document_spans",
-                     "document_spans_causal", "document_scattered"};
+                     "document_spans_causal", "document_scattered", "block_sparse_small"};
   return n[int(k)];
 }
 
@@ -143,13 +143,18 @@ void make_mods(Mods& m, const Shape& s, ScoreKind sk, MaskKind mk, std::uint64_t
       m.uses_batch = true;
       break;
     }
-    case MaskKind::block_sparse: {
+    case MaskKind::block_sparse:
+    case MaskKind::block_sparse_small: {
       // Random 128 x 64 tiles kept with p = 0.5 (the forward's tile: in the backward's 64 x 128
-      // tiles they fall as full, partial or empty); q-block 1 keeps none: fully masked rows.
-      const int nq = (s.q_len + 127) / 128, nkv = (s.kv_len + 63) / 64;
+      // tiles they fall as full, partial or empty, and a warpgroup's 64 x 64 part lies in one: one
+      // flag per part); q-block 1 keeps none: fully masked rows. Small: 48 x 32 blocks, several per
+      // part (the per-element path).
+      const bool small = mk == MaskKind::block_sparse_small;
+      const int bq = small ? 48 : 128, bkv = small ? 32 : 64;
+      const int nq = (s.q_len + bq - 1) / bq, nkv = (s.kv_len + bkv - 1) / bkv;
       std::vector<std::uint8_t> keep = bernoulli_u8(seed + 30, std::int64_t(nq) * nkv, 0.5);
       for (int kb = 0; kb < nkv && nq > 1; ++kb) keep[std::size_t(nkv + kb)] = 0;
-      m.mask = flex::mask_block_sparse(m.own(DType::u8, keep), nkv, 128, 64);
+      m.mask = flex::mask_block_sparse(m.own(DType::u8, keep), nkv, bq, bkv);
       break;
     }
     case MaskKind::element: {
@@ -280,7 +285,7 @@ TEST_P(FlexBackwardBuiltins, MatchFloat64ReferenceForBothHeadDims) {
     const int masked =
         expect_backward_matches(pb, mods, bm, stream.get(),
                                 std::string(name_of(c.score)) + "+" + name_of(c.mask) + " D=" + std::to_string(head_dim));
-    if (c.mask == MaskKind::element || c.mask == MaskKind::block_sparse)
+    if (c.mask == MaskKind::element || c.mask == MaskKind::block_sparse || c.mask == MaskKind::block_sparse_small)
       EXPECT_GT(masked, 0) << "the case was built with fully masked rows";
   }
 }
@@ -297,6 +302,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{ScoreKind::none, MaskKind::document_spans},
                       Case{ScoreKind::none, MaskKind::document_spans_causal},
                       Case{ScoreKind::none, MaskKind::document_scattered},
+                      Case{ScoreKind::none, MaskKind::block_sparse_small},
                       Case{ScoreKind::alibi, MaskKind::causal},
                       Case{ScoreKind::alibi, MaskKind::document},
                       Case{ScoreKind::relative_bias, MaskKind::none},

@@ -133,16 +133,38 @@ __device__ __forceinline__ void bwd_wgmma_ss_tt(float (&d)[32], std::uint64_t a,
 // kind here, not per element; per element, that switch and the branch around it made the careful
 // path 1,098 instructions per item and warp against 151 for a full item: ncu, README "Backward,
 // careful items"). A mask that keeps one interval of keys per query (MaskKeepsKvRange) gives its
-// bounds once per query column; a mask that loads captured tensors (MaskReadsMemory) runs on every
-// element at coordinates clamped into the matrix, its result dropped outside (its loads then issue
-// together rather than one behind another's branch); other masks run behind the bounds.
+// bounds once per query column; a block-sparse mask whose block holds the warpgroup's 64 queries x
+// 64 keys (MaskIsBlockwise) one flag; a mask that loads captured tensors (MaskReadsMemory) runs on
+// every element at coordinates clamped into the matrix, its result dropped outside (its loads then
+// issue together rather than one behind another's branch); other masks run behind the bounds.
+// kv_first: the warpgroup's first key (kvrow are two of its 64).
 template <class MaskMod>
 __device__ __forceinline__ std::uint32_t bwd_keep_bits(const BwdParams& p, const MaskMod& mask_mod, int b, int h,
-                                                       int q0, const int (&kvrow)[2], bool partial, int lane) {
+                                                       int q0, int kv_first, const int (&kvrow)[2], bool partial,
+                                                       int lane) {
   const int qc = q0 + 2 * (lane % 4);  // the thread's first query column
+  auto in_bounds = [&] {
+    std::uint32_t bits = 0;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      const int e = i % 4, q = qc + 8 * (i / 4) + (e & 1), kv = e < 2 ? kvrow[0] : kvrow[1];
+      bits |= std::uint32_t(q < p.q_len && kv < p.kv_len) << i;
+    }
+    return bits;
+  };
   std::uint32_t keep = 0;
   with_concrete(mask_mod, [&](const auto& mask) {
     using Mask = std::decay_t<decltype(mask)>;
+    if constexpr (MaskIsBlockwise<Mask>) {
+      if (!partial) {
+        keep = in_bounds();
+        return;
+      }
+      if (mask.block_holds(q0, kv_first, kBwdBlockQ, 64)) {  // q0 < q_len: the item exists
+        keep = mask(b, h, q0, kv_first < p.kv_len ? kv_first : p.kv_len - 1) ? in_bounds() : 0u;
+        return;
+      }
+    }
     if constexpr (MaskKeepsKvRange<Mask>) {
 #pragma unroll
       for (int i = 0; i < 16; ++i) {  // query column 8 (i / 2) + (i % 2)
@@ -233,11 +255,12 @@ __device__ __forceinline__ void bwd_sm90_probabilities_of(float (&s)[32], std::u
 template <class Elem, class ScoreMod, class MaskMod>
 __device__ __forceinline__ void bwd_sm90_probabilities(float (&s)[32], std::uint32_t (&pa)[4][4], const BwdParams& p,
                                                        const ScoreMod& score_mod, const MaskMod& mask_mod, int b,
-                                                       int h, int q0, const int (&kvrow)[2], bool partial,
-                                                       bool careful, const float* lse2, int lane) {
+                                                       int h, int q0, int kv_first, const int (&kvrow)[2],
+                                                       bool partial, bool careful, const float* lse2, int lane) {
   if (careful)
     bwd_sm90_probabilities_of<true, Elem>(s, pa, p, score_mod, b, h, q0, kvrow,
-                                          bwd_keep_bits(p, mask_mod, b, h, q0, kvrow, partial, lane), lse2, lane);
+                                          bwd_keep_bits(p, mask_mod, b, h, q0, kv_first, kvrow, partial, lane),
+                                          lse2, lane);
   else
     bwd_sm90_probabilities_of<false, Elem>(s, pa, p, score_mod, b, h, q0, kvrow, ~0u, lse2, lane);
 }
@@ -403,7 +426,8 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       // ---- P^T while dP^T is still running, then dS^T ---------------------------------------------
       hw::wgmma_wait<1>();
       hw::fence_operands(s);
-      bwd_sm90_probabilities<T>(s, pa, p, score_mod, mask_mod, b, h, q0, kvrow, partial, careful, lse2, lane);
+      bwd_sm90_probabilities<T>(s, pa, p, score_mod, mask_mod, b, h, q0, kv0 + 64 * g, kvrow, partial, careful, lse2,
+                                lane);
       hw::wgmma_wait<0>();
       hw::fence_operands(dp);
       bwd_sm90_dscores<T>(da, s, dp, delta, lane);

@@ -339,7 +339,18 @@ struct BlockSparse {
   AISP_HD bool operator()(int, int, int q, int kv) const {
     return keep[(q / block_q) * num_kv_blocks + kv / block_kv] != 0;
   }
+  // Whether queries [q, q + rows) x keys [kv, kv + cols) (q, kv >= 0) lie in one block, where the
+  // mask is one flag (MaskIsBlockwise).
+  AISP_HD bool block_holds(int q, int kv, int rows, int cols) const {
+    return q % block_q + rows <= block_q && kv % block_kv + cols <= block_kv;
+  }
 };
+
+// True for a mask with `bool block_holds(q, kv, rows, cols)`: constant over any such rectangle it
+// says it holds. The wgmma backward's careful items then read one flag per warpgroup instead of one
+// per element (README "Backward, careful items").
+template <class M>
+inline constexpr bool MaskIsBlockwise = requires(const M& m, bool r) { r = m.block_holds(0, 0, 0, 0); };
 
 // An arbitrary element mask: bits (batch, heads, q_len, kv_len) uint8 (tests: random masks).
 struct ElementMask {
