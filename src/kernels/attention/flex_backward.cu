@@ -184,7 +184,7 @@ FlexBackwardKernel resolve_backward_kernel(FlexBackwardKernel requested) {
   return major == 9 ? FlexBackwardKernel::wgmma : FlexBackwardKernel::mma_sync;
 }
 
-BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args) {
+BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args, const BwdParams& p) {
   const FlexAttentionArgs& a = args.forward;
   const std::uint64_t d = std::uint64_t(a.head_dim), row_bytes = d * sizeof(bf16);  // fp16: 2 bytes too
   const CUtensorMapDataType type =
@@ -205,6 +205,13 @@ BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& args) {
   m.dout = map(args.dout, a.q_len, a.q_heads, "flex_attention_backward dout");
   m.dk = map(args.dk, a.kv_len, a.kv_heads, "flex_attention_backward dk");
   m.dv = map(args.dv, a.kv_len, a.kv_heads, "flex_attention_backward dv");
+  // The fp32 dQ workspace, rows padded to whole 64-query blocks, as one 2-D tensor (boxes of 32
+  // columns = 128 bytes, the swizzle's span).
+  const std::uint64_t dq_dims[2] = {d, std::uint64_t(a.batch) * std::uint64_t(a.q_heads) * std::uint64_t(p.q_pad)};
+  const std::uint64_t dq_strides[1] = {d * sizeof(float)};
+  const std::uint32_t dq_box[2] = {32, 64};
+  m.dq_acc = ::aisp::kernels::sm90::make_map_sw128(p.dq_acc, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, dq_dims, dq_strides,
+                                                   dq_box, "flex_attention_backward dQ workspace");
   return m;
 }
 

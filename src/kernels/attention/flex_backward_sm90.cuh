@@ -30,7 +30,8 @@
 // the other warpgroup passed only after its dQ wgmma of item i - 2 (the last reader) completed.
 //
 // Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
-// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | mbarriers. Every bf16 tile is in the 128B-swizzle
+// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | dQ staging (2 warpgroups x 64 x 64
+// f32) | mbarriers. Every bf16 tile is in the 128B-swizzle
 // canonical layout (64-column atoms of rows x 128 B, chunk c of row r at c ^ (r % 8)), which a TMA box
 // of {64, 64} with CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
 #pragma once
@@ -67,7 +68,12 @@ struct BwdSm90Config {
   static constexpr std::uint32_t kOffDs = kOffDo + kStages * kQBytes;
   static constexpr std::uint32_t kOffRows = kOffDs + 2 * kDsBytes;          // stage s: lse2, then Delta
   static constexpr std::uint32_t kOffItems = kOffRows + kStages * 2 * kRowBytes;  // stage s: its BwdItem
-  static constexpr std::uint32_t kOffBars = kOffItems + kStages * 16;
+  // Each warpgroup's dQ (64 queries x 64 columns fp32) on its way to the bulk reduce-add: two boxes of
+  // 32 columns (128 B rows, 128-byte swizzle), 1024-aligned.
+  static constexpr std::uint32_t kDqBox = kBwdBlockQ * 128;
+  static constexpr std::uint32_t kDqStageBytes = 2 * kDqBox;
+  static constexpr std::uint32_t kOffDq = (kOffItems + kStages * 16 + 1023u) & ~1023u;
+  static constexpr std::uint32_t kOffBars = kOffDq + 2 * kDqStageBytes;
   static constexpr int kBarriers = 1 + 2 * kStages;  // kv_full, q_full ring, q_empty ring
   static constexpr std::size_t kSmemBytes = 1024 + kOffBars + 8 * kBarriers;
   static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 = 168 * 384: the CTA's registers
@@ -92,7 +98,18 @@ struct BwdItem {
 struct BwdSm90Maps {
   CUtensorMap q, k, v, dout;
   CUtensorMap dk, dv;  // like k, v: stored from shared memory
+  CUtensorMap dq_acc;  // the fp32 dQ workspace as {D, batch * q_heads * q_pad} in boxes {32, 64}: reduce-added
 };
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// dst (a box of the map at {c0, c1}) += the box in shared memory at src, element-wise (fp32 adds
+// done at L2, as atomics are), asynchronously: completion through the bulk group as for stores.
+__device__ __forceinline__ void bwd_tma_reduce_add_2d(const CUtensorMap* map, std::uint32_t src, int c0, int c1) {
+  asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta.add.bulk_group [%0, {%1, %2}], [%3];"
+               ::"l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(src)
+               : "memory");
+}
+#endif
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -479,14 +496,37 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       // left racecheck reporting hazards: README "Backward").
       hw::mbar_arrive(q_empty(slot));
 
-      // ---- dQ into the fp32 workspace (rows padded to whole blocks: no bounds; rows past q_len add
-      // exact zeros, their dS is 0) ---------------------------------------------------------------------
-      float* gdq = p.dq_acc + ((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0 + 16 * warp + lane / 4) * D + dq_col0 +
-                   2 * (lane % 4);
+      // ---- dQ into the fp32 workspace by a bulk reduce-add (rows padded to whole blocks: no bounds;
+      // rows past q_len add exact zeros, their dS is 0). Staged in this warpgroup's buffer (two boxes
+      // of 32 columns, 128-byte swizzle: a store instruction's 8 rows land in 8 different 16-byte
+      // chunks), then one thread adds it to global memory; the 16 vector REDG per thread and item it
+      // replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
+      {
+        const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
+        if (t == 0) hw::bulk_wait_read_all();  // the previous item's reduce has read the buffer
+        hw::named_barrier_sync(3 + g, 128);
+        const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        atomicAdd(reinterpret_cast<float2*>(gdq + 8 * j), make_float2(dq[4 * j], dq[4 * j + 1]));
-        atomicAdd(reinterpret_cast<float2*>(gdq + 8 * D + 8 * j), make_float2(dq[4 * j + 2], dq[4 * j + 3]));
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int rr = 0; rr < 2; ++rr) {
+            const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
+            const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
+            const std::uint32_t addr = dq_stage + std::uint32_t(j / 4) * C::kDqBox + row * 128u +
+                                       ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
+            asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(dq[4 * j + 2 * rr]),
+                         "f"(dq[4 * j + 2 * rr + 1])
+                         : "memory");
+          }
+        hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
+        hw::named_barrier_sync(3 + g, 128);
+        if (t == 0) {
+          const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
+#pragma unroll
+          for (int a = 0; a < 2; ++a)
+            bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(a) * C::kDqBox, dq_col0 + 32 * a, row0);
+          hw::bulk_commit();
+        }
       }
 
       ++cur.i;
@@ -531,7 +571,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernel above
 // Host: the TMA maps of a call (flex_backward.cu).
-BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& a);
+BwdSm90Maps make_backward_sm90_maps(const FlexBackwardArgs& a, const BwdParams& p);
 
 // Elem: bf16 or __half, matching a.forward.dtype (the caller's dispatch).
 template <int D, class ScoreMod, class MaskMod, class Elem = bf16>
@@ -545,7 +585,7 @@ void launch_backward_sm90(const FlexBackwardArgs& a, const BwdParams& p, const S
     return true;
   }();
   (void)configured;
-  const BwdSm90Maps maps = make_backward_sm90_maps(a);
+  const BwdSm90Maps maps = make_backward_sm90_maps(a, p);
   const dim3 grid(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
   flex_backward_sm90_kernel<D, ScoreMod, MaskMod, Elem><<<grid, C::kThreads, C::kSmemBytes, stream>>>(
       maps, p, score_mod, mask_mod);

@@ -36,7 +36,7 @@ void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args,
                 "built-in mods");
   const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   detail::launch_backward_preprocess(args, p, stream);
-  const detail::BwdSm90Maps maps = detail::make_backward_sm90_maps(args);
+  const detail::BwdSm90Maps maps = detail::make_backward_sm90_maps(args, p);
   void* params[] = {const_cast<detail::BwdSm90Maps*>(&maps), const_cast<detail::BwdParams*>(&p),
                     const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::backward_grid(p, args),

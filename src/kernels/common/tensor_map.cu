@@ -28,9 +28,10 @@ int tma_element_bytes(CUtensorMapDataType type) {
     case CU_TENSOR_MAP_DATA_TYPE_BFLOAT16: return 2;
     case CU_TENSOR_MAP_DATA_TYPE_FLOAT16: return 2;
     case CU_TENSOR_MAP_DATA_TYPE_UINT8: return 1;
+    case CU_TENSOR_MAP_DATA_TYPE_FLOAT32: return 4;
     default:
       throw Error(fmt::format("tensor map of element type {} (CUtensorMapDataType): the sm90 kernels build maps of "
-                              "bf16, fp16 or uint8 (fp8 codes) only",
+                              "bf16, fp16, fp32 or uint8 (fp8 codes) only",
                               int(type)));
   }
 }
