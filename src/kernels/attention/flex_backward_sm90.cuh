@@ -7,8 +7,9 @@
 // CTA = (128-key block, kv head, batch), as the mma.sync kernel; 384 threads:
 //   warpgroup 0, producer (24 registers): one thread loads K and V once (TMA), then walks the CTA's
 //     (q head of the group, 64-query block) items and loads each item's Q, dO (TMA) and lse2, Delta
-//     rows (bulk copies) into a ring of 2 stages; "full" mbarriers complete when the bytes landed,
-//     "empty" ones when the 8 consumer warps released the stage.
+//     rows (bulk copies) into a ring of 2 stages, with the item's place (BwdItem) beside them; "full"
+//     mbarriers complete when the bytes landed, "empty" ones when the consumer threads released the
+//     stage.
 //   warpgroups 1, 2, consumers (240 registers): warpgroup g owns keys [64 g, 64 g + 64) of the block
 //     and keeps their dK, dV (64 x D fp32 each) in registers for the whole CTA.
 // Per item (64 queries), warpgroup g:
@@ -23,9 +24,12 @@
 //                                         A = dS^T, B = K): D = 128, warpgroup g takes dQ columns
 //                                         [64 g, 64 g + 64) over all 128 keys; D = 64, warpgroup g
 //                                         takes all 64 columns over its own 64 keys (twice the dQ
-//                                         atomics; a 32-column half would start inside a 128-byte
+//                                         adds; a 32-column half would start inside a 128-byte
 //                                         swizzle row)
-//   then the stage is released and dQ is added to the fp32 workspace (float2 atomics, a vector RED).
+//   then the stage is released and dQ is added to the fp32 workspace: staged in smem, one TMA bulk
+//   reduce-add per 32 columns (fp32 adds at L2, like atomics).
+// After the last item each warpgroup stages its dK, dV rows in the (now idle) Q and dO rings and
+// stores them with TMA.
 // dS^T is double-buffered: a warpgroup writes buffer i % 2 after the barrier of item i - 1, which
 // the other warpgroup passed only after its dQ wgmma of item i - 2 (the last reader) completed.
 //
@@ -85,9 +89,6 @@ struct BwdSm90Config {
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
 };
 
-// The TMA maps of a call (make_backward_sm90_maps in flex_backward.cu): q and dout as
-// {D, q_len, q_heads, batch}, k, v, dk and dv as {D, kv_len, kv_heads, batch}, all in boxes
-// {64, 64, 1, 1}; rows past the lengths read as zeros (never the next head's rows) and are not stored.
 // What the producer tells the consumers of the item in a stage, beside its tiles: read from the list
 // by the consumers themselves, the q-block's index was a global load in series before each item's
 // first GEMM (5 % of a sliding window's backward; README "Backward, careful items").
@@ -95,6 +96,9 @@ struct BwdItem {
   int q0, h, partial, unused;
 };
 
+// The TMA maps of a call (make_backward_sm90_maps in flex_backward.cu): q and dout as
+// {D, q_len, q_heads, batch}, k, v, dk and dv as {D, kv_len, kv_heads, batch}, all in boxes
+// {64, 64, 1, 1}; rows past the lengths read as zeros (never the next head's rows) and are not stored.
 struct BwdSm90Maps {
   CUtensorMap q, k, v, dout;
   CUtensorMap dk, dv;  // like k, v: stored from shared memory
@@ -102,6 +106,7 @@ struct BwdSm90Maps {
 };
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
 // dst (a box of the map at {c0, c1}) += the box in shared memory at src, element-wise (fp32 adds
 // done at L2, as atomics are), asynchronously: completion through the bulk group as for stores.
 __device__ __forceinline__ void bwd_tma_reduce_add_2d(const CUtensorMap* map, std::uint32_t src, int c0, int c1) {
@@ -109,9 +114,6 @@ __device__ __forceinline__ void bwd_tma_reduce_add_2d(const CUtensorMap* map, st
                ::"l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(src)
                : "memory");
 }
-#endif
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
 // d (64 x 64, f32) = (scale_d ? d : 0) + A . B with both operands MN-major in smem (transpose bits
 // set): A = (16 k-rows x 64 m) tiles of dS^T, B = (16 k-rows x 64 n) tiles of K; k = 16.
