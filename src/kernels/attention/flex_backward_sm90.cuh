@@ -559,7 +559,11 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         }
         hw::bulk_commit();
       }
-      hw::bulk_wait_all();  // before the CTA's shared memory goes
+      // Before the CTA's shared memory goes, this thread's stores and reduce-adds must have read it;
+      // their writes complete by the kernel's end, before the dQ conversion launches in stream order
+      // (waiting for the writes too, bulk_wait_all, took 5.6 % of a sliding window's backward:
+      // README "Backward, careful items").
+      hw::bulk_wait_read_all();
     }
   }
 #else
