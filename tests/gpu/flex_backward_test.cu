@@ -442,37 +442,70 @@ struct NoGradTemperature {
 static_assert(!flex::ScoreModHasGrad<NoGradTemperature> && !NoGradTemperature::kIdentity,
               "a mod without grad() must be detected");
 
-// create_backward_block_mask on the GPU builds the kv-major lists of the host classification.
+// create_backward_block_mask on the GPU builds the kv-major lists of the host classification, and
+// beside each partial tile which of its 64-key halves keep an element (the wgmma kernel's warpgroup
+// of an empty half skips its GEMMs: a wrong bit there drops gradient terms).
 TEST(FlexBackward, GpuBackwardBlockMaskEqualsHostClassification) {
   if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
   TestStream stream;
   const int q_len = 1000, kv_len = 777;
-  const std::vector<flex::BuiltinMask> masks = {flex::mask_none(), flex::mask_causal(), flex::mask_sliding_window(100),
-                                                flex::mask_sliding_causal(256), flex::mask_prefix_lm(300)};
-  for (const flex::BuiltinMask& m : masks) {
-    const flex::BackwardBlockMask bm = flex::create_backward_block_mask(m, 1, 1, q_len, kv_len, stream.get());
+  // Random blocks of the forward's 128 x 64 (p = 0.5): the case the halves are for. The same flags
+  // on the device (the GPU's mask) and on the host (the host's classification).
+  const int bq = 128, bkv = 64, nqb = (q_len + bq - 1) / bq, nkvb = (kv_len + bkv - 1) / bkv;
+  const std::vector<std::uint8_t> keep = bernoulli_u8(77, std::int64_t(nqb) * nkvb, 0.5);
+  DeviceTensor keep_dev(DType::u8, {std::int64_t(keep.size())});
+  keep_dev.upload(keep);
+  struct Named {
+    const char* name;
+    flex::BuiltinMask gpu, host;
+  };
+  const std::vector<Named> masks = {
+      {"none", flex::mask_none(), flex::mask_none()},
+      {"causal", flex::mask_causal(), flex::mask_causal()},
+      {"sliding_window 100", flex::mask_sliding_window(100), flex::mask_sliding_window(100)},
+      {"sliding_causal 256", flex::mask_sliding_causal(256), flex::mask_sliding_causal(256)},
+      {"prefix_lm 300", flex::mask_prefix_lm(300), flex::mask_prefix_lm(300)},
+      {"block_sparse 128 x 64", flex::mask_block_sparse(keep_dev.data<const std::uint8_t>(), nkvb, bq, bkv),
+       flex::mask_block_sparse(keep.data(), nkvb, bq, bkv)}};
+  for (const Named& m : masks) {
+    const flex::BackwardBlockMask bm = flex::create_backward_block_mask(m.gpu, 1, 1, q_len, kv_len, stream.get());
     const flex::HostBlockMask got = bm.download(stream.get());
     const flex::BlockMaskShape& shape = bm.shape;
     ASSERT_EQ(shape.block_q, flex::kBwdBlockQ);
     ASSERT_EQ(shape.block_kv, flex::kBwdBlockKv);
+    flex::BlockMaskShape halves_shape = shape;  // the same tiles cut into their 64-key halves
+    halves_shape.block_kv = 64;
     const int nq = shape.num_q_blocks(), nkv = shape.num_kv_blocks();
-    std::int64_t visited = 0;
+    std::int64_t visited = 0, one_half = 0;
     for (int kb = 0; kb < nkv; ++kb) {
-      std::vector<std::int32_t> full, partial;
+      std::vector<std::int32_t> full, partial, halves;
       for (int qb = 0; qb < nq; ++qb) {
-        const flex::BlockKind kind = flex::classify_tile(m, shape, 0, 0, qb, kb);
+        const flex::BlockKind kind = flex::classify_tile(m.host, shape, 0, 0, qb, kb);
         if (kind == flex::BlockKind::full) full.push_back(qb);
-        if (kind == flex::BlockKind::partial) partial.push_back(qb);
+        if (kind != flex::BlockKind::partial) continue;
+        partial.push_back(qb);
+        int bits = 0;
+        for (int half = 0; half < 2; ++half)
+          if (flex::classify_tile(m.host, halves_shape, 0, 0, qb, 2 * kb + half) != flex::BlockKind::empty)
+            bits |= 1 << half;
+        halves.push_back(bits);
+        one_half += bits != 3;
       }
-      ASSERT_EQ(got.full_count[std::size_t(kb)], int(full.size())) << int(m.kind) << " kv block " << kb;
-      ASSERT_EQ(got.partial_count[std::size_t(kb)], int(partial.size())) << int(m.kind) << " kv block " << kb;
+      ASSERT_EQ(got.full_count[std::size_t(kb)], int(full.size())) << m.name << " kv block " << kb;
+      ASSERT_EQ(got.partial_count[std::size_t(kb)], int(partial.size())) << m.name << " kv block " << kb;
       for (std::size_t i = 0; i < full.size(); ++i)
         EXPECT_EQ(got.full_index[std::size_t(kb) * nq + i], full[i]);
-      for (std::size_t i = 0; i < partial.size(); ++i)
+      for (std::size_t i = 0; i < partial.size(); ++i) {
         EXPECT_EQ(got.partial_index[std::size_t(kb) * nq + i], partial[i]);
+        EXPECT_EQ(got.partial_halves[std::size_t(kb) * nq + i], halves[i])
+            << m.name << " kv block " << kb << " q block " << partial[i];
+      }
       visited += std::int64_t(full.size() + partial.size());
     }
     EXPECT_GT(visited, 0);
+    // The masks with edges inside a tile leave one half of some partial tiles empty; the none mask
+    // at kv_len 777 (768 + 9 keys: the last block's upper half has none) has no partial tile.
+    if (std::string(m.name) != "none") EXPECT_GT(one_half, 0) << m.name;
   }
 }
 

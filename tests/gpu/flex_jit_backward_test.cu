@@ -225,8 +225,10 @@ void expect_same_lists(const flex::BackwardBlockMask& got, const flex::BackwardB
   for (std::size_t r = 0; r < w.full_count.size(); ++r) {
     for (int i = 0; i < w.full_count[r]; ++i)
       EXPECT_EQ(g.full_index[r * nq + i], w.full_index[r * nq + i]) << what << " kv row " << r;
-    for (int i = 0; i < w.partial_count[r]; ++i)
+    for (int i = 0; i < w.partial_count[r]; ++i) {
       EXPECT_EQ(g.partial_index[r * nq + i], w.partial_index[r * nq + i]) << what << " kv row " << r;
+      EXPECT_EQ(g.partial_halves[r * nq + i], w.partial_halves[r * nq + i]) << what << " kv row " << r;
+    }
   }
 }
 

@@ -165,6 +165,7 @@ BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlock
   p.partial_count = bm.partial_count();
   p.full_index = bm.full_index();
   p.partial_index = bm.partial_index();
+  p.partial_halves = bm.partial_halves();
   p.mask_batch = bm.shape.batch;
   p.mask_heads = bm.shape.heads;
   p.num_q_blocks = bm.shape.num_q_blocks();
@@ -254,7 +255,7 @@ BackwardBlockMask allocate_backward_block_mask(int batch, int heads, int q_len, 
   bm.shape.kv_len = kv_len;
   bm.shape.block_q = kBwdBlockQ;
   bm.shape.block_kv = kBwdBlockKv;
-  bm.storage = aisp::cuda::device_alloc(std::size_t(2 * bm.rows() + 2 * bm.tiles()) * sizeof(std::int32_t));
+  bm.storage = aisp::cuda::device_alloc(std::size_t(2 * bm.rows() + 3 * bm.tiles()) * sizeof(std::int32_t));
   return bm;
 }
 
@@ -271,6 +272,7 @@ HostBlockMask BackwardBlockMask::download(cudaStream_t stream) const {
   copy(h.partial_count, partial_count(), rows());
   copy(h.full_index, full_index(), tiles());
   copy(h.partial_index, partial_index(), tiles());
+  copy(h.partial_halves, partial_halves(), tiles());
   AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
   return h;
 }

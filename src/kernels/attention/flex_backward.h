@@ -66,7 +66,10 @@ std::size_t flex_backward_workspace_bytes(const FlexAttentionArgs& forward);
 // The kv-major block lists: for every (b, h, kv-block of kBwdBlockKv) the q-blocks (of kBwdBlockQ)
 // whose tile with it is full / partial, ascending. Same storage scheme as BlockMask with the roles
 // of q and kv swapped: int32 counts (batch, heads, nkv) then indices (batch, heads, nkv, nq), full
-// lists before partial ones. batch / heads 1 broadcast. Move-only; owns its memory.
+// lists before partial ones; then, beside each partial entry, which 64-key halves of its tile keep
+// an element (bit k: keys [64 k, 64 k + 64) of the block), so that the wgmma kernel's warpgroup of
+// an empty half skips its GEMMs (a block-sparse mask of the forward's 128 x 64 blocks leaves one
+// half of most partial tiles empty). batch / heads 1 broadcast. Move-only; owns its memory.
 class BackwardBlockMask {
  public:
   BlockMaskShape shape;  // block_q = kBwdBlockQ, block_kv = kBwdBlockKv
@@ -79,10 +82,12 @@ class BackwardBlockMask {
   const std::int32_t* partial_count() const { return base() + rows(); }
   const std::int32_t* full_index() const { return base() + 2 * rows(); }
   const std::int32_t* partial_index() const { return base() + 2 * rows() + tiles(); }
+  const std::int32_t* partial_halves() const { return base() + 2 * rows() + 2 * tiles(); }
   std::int32_t* mutable_base() const { return static_cast<std::int32_t*>(storage.get()); }
 
   // The lists on the host (synchronizes `stream`), as a HostBlockMask whose "rows" are kv blocks:
-  // full_count[(b * heads + h) * nkv + kb], full_index[row * nq + i] = a q-block. For tests.
+  // full_count[(b * heads + h) * nkv + kb], full_index[row * nq + i] = a q-block, partial_halves
+  // beside partial_index. For tests.
   HostBlockMask download(cudaStream_t stream) const;
 
  private:

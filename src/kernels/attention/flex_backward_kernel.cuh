@@ -59,6 +59,7 @@ struct BwdParams {
   const std::int32_t* partial_count;
   const std::int32_t* full_index;
   const std::int32_t* partial_index;
+  const std::int32_t* partial_halves;  // beside partial_index: bit k, keys [64 k, 64 k + 64) keep some
   int mask_batch, mask_heads, num_q_blocks, num_kv_blocks;
 };
 
@@ -77,9 +78,13 @@ struct BwdCursor {
   int n_full = 0, n = 0;
   const std::int32_t* full = nullptr;
   const std::int32_t* partial = nullptr;
+  const std::int32_t* partial_halves = nullptr;
 
   __device__ __forceinline__ int q_block() const { return i < n_full ? full[i] : partial[i - n_full]; }
   __device__ __forceinline__ bool is_partial() const { return i >= n_full; }
+  // Which 64-key halves of the item's tile keep an element (bit k: keys [64 k, 64 k + 64)); for a full
+  // item both, even where the upper half lies wholly past kv_len (the consumers drop it by bounds).
+  __device__ __forceinline__ int halves() const { return i < n_full ? 3 : partial_halves[i - n_full]; }
   __device__ __forceinline__ void open(const BwdParams& p, int b, int hkv, int kb) {
     const int h = hkv * p.group + g;
     const int mb = p.mask_batch == 1 ? 0 : b, mh = p.mask_heads == 1 ? 0 : h;
@@ -88,6 +93,7 @@ struct BwdCursor {
     n = n_full + p.partial_count[row];
     full = p.full_index + row * p.num_q_blocks;
     partial = p.partial_index + row * p.num_q_blocks;
+    partial_halves = p.partial_halves + row * p.num_q_blocks;
   }
   // Moves to the first existing item at or after (g, i); g == group when the list is exhausted.
   __device__ __forceinline__ void settle(const BwdParams& p, int b, int hkv, int kb) {
@@ -363,14 +369,18 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 // One CTA per (b, h, kv-block): classify each q tile (kBwdBlockQ x kBwdBlockKv) by evaluating the
-// mask at its in-range elements; thread 0 appends to the kv-major lists in ascending order.
+// mask at its in-range elements; thread 0 appends to the kv-major lists in ascending order, and
+// beside a partial entry which 64-key halves keep an element.
 template <class MaskMod>
 __global__ void __launch_bounds__(256)
     backward_block_mask_kernel(const MaskMod mask, int heads, int q_len, int kv_len, int num_q_blocks,
                                std::int32_t* full_count, std::int32_t* partial_count,
-                               std::int32_t* full_index, std::int32_t* partial_index) {
+                               std::int32_t* full_index, std::int32_t* partial_index,
+                               std::int32_t* partial_halves) {
+  static_assert(kBwdBlockKv == 128 && 256 % kBwdBlockKv == 0, "a thread's keys stay in one half");
   const int kb = int(blockIdx.x), h = int(blockIdx.y), b = int(blockIdx.z);
   const std::int64_t row = (std::int64_t(b) * heads + h) * gridDim.x + kb;
+  const int half = (int(threadIdx.x) % kBwdBlockKv) / 64;  // the same key column at every step
   int n_full = 0, n_partial = 0;
   for (int qb = 0; qb < num_q_blocks; ++qb) {
     bool any = false, all = true;
@@ -382,13 +392,16 @@ __global__ void __launch_bounds__(256)
         all = all && keep;
       }
     }
-    any = __syncthreads_or(any) != 0;
+    const bool any_low = __syncthreads_or(any && half == 0) != 0;
+    const bool any_high = __syncthreads_or(any && half == 1) != 0;
     all = __syncthreads_and(all) != 0;
     if (threadIdx.x == 0) {
-      if (any && all)
+      if ((any_low || any_high) && all) {  // (a half wholly past kv_len has no element: see halves())
         full_index[row * num_q_blocks + n_full++] = qb;
-      else if (any)
+      } else if (any_low || any_high) {
+        partial_halves[row * num_q_blocks + n_partial] = int(any_low) | int(any_high) << 1;
         partial_index[row * num_q_blocks + n_partial++] = qb;
+      }
     }
   }
   if (threadIdx.x == 0) {
@@ -459,7 +472,7 @@ BackwardBlockMask create_backward_block_mask(const MaskMod& mask, int batch, int
   const dim3 grid(unsigned(bm.shape.num_kv_blocks()), unsigned(heads), unsigned(batch));
   detail::backward_block_mask_kernel<<<grid, 256, 0, stream>>>(
       mask, heads, q_len, kv_len, bm.shape.num_q_blocks(), base, base + bm.rows(), base + 2 * bm.rows(),
-      base + 2 * bm.rows() + bm.tiles());
+      base + 2 * bm.rows() + bm.tiles(), base + 2 * bm.rows() + 2 * bm.tiles());
   AISP_CUDA_CHECK_LAUNCH();
   return bm;
 }

@@ -28,6 +28,8 @@
 //                                         swizzle row)
 //   then the stage is released and dQ is added to the fp32 workspace: staged in smem, one TMA bulk
 //   reduce-add per 32 columns (fp32 adds at L2, like atomics).
+// A warpgroup whose 64 keys keep no element of the item (BwdItem::halves, from the block mask) skips
+// to the barrier; dQ's product then runs over the other half's keys only.
 // After the last item each warpgroup stages its dK, dV rows in the (now idle) Q and dO rings and
 // stores them with TMA.
 // dS^T is double-buffered: a warpgroup writes buffer i % 2 after the barrier of item i - 1, which
@@ -91,9 +93,10 @@ struct BwdSm90Config {
 
 // What the producer tells the consumers of the item in a stage, beside its tiles: read from the list
 // by the consumers themselves, the q-block's index was a global load in series before each item's
-// first GEMM (5 % of a sliding window's backward; README "Backward, careful items").
+// first GEMM (5 % of a sliding window's backward; README "Backward, careful items"). halves: which
+// 64-key halves keep an element (BwdCursor::halves); a warpgroup whose half keeps none skips its GEMMs.
 struct BwdItem {
-  int q0, h, partial, unused;
+  int q0, h, partial, halves;
 };
 
 // The TMA maps of a call (make_backward_sm90_maps in flex_backward.cu): q and dout as
@@ -145,6 +148,14 @@ __device__ __forceinline__ void bwd_wgmma_ss_tt(float (&d)[32], std::uint64_t a,
   else
     wgmma_m64n64k16_ss_tt(d, a, b, scale_d);
 }
+
+
+// A compile-time count of dQ's k-steps (16 keys each), for the consumers' finish_item (std::integral_constant
+// is not in NVRTC's headers: the JIT compiles this file too).
+template <int N>
+struct BwdDqSteps {
+  static constexpr int value = N;
+};
 
 // Which elements of a careful item are kept, as bits (bit 4 j + e for s[4 j + e]: query column
 // q0 + 8 j + 2 (lane % 4) + (e & 1), key row kvrow[e / 2]): bounds, and mask_mod on a partial item.
@@ -366,7 +377,8 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         const int h = hkv * p.group + cur.g;
         const int q0 = cur.q_block() * kBwdBlockQ;
         // Written before the arrive below, whose release makes it visible with the stage.
-        *reinterpret_cast<BwdItem*>(gbase + C::kOffItems + slot * 16) = BwdItem{q0, h, int(cur.is_partial()), 0};
+        *reinterpret_cast<BwdItem*>(gbase + C::kOffItems + slot * 16) =
+            BwdItem{q0, h, int(cur.is_partial()), cur.halves()};
         hw::mbar_arrive_expect_tx(q_full(slot), 2 * C::kQBytes + 2 * C::kRowBytes);
 #pragma unroll
         for (int a = 0; a < C::kAtoms; ++a) {
@@ -390,8 +402,8 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     const int t = int(threadIdx.x) % 128, warp = t / 32, lane = t % 32;
     const int kvrow[2] = {kv0 + 64 * g + 16 * warp + lane / 4, kv0 + 64 * g + 16 * warp + lane / 4 + 8};
     const bool kv_edge = kv0 + kBwdBlockKv > p.kv_len;
-    const int dq_step0 = C::kDqKeyStep0 * g;  // dQ's split for this warpgroup (BwdSm90Config)
-    const int dq_col0 = 64 * C::kDqAtomOf * g;
+    const int live_halves = kv0 + 64 < p.kv_len ? 3 : 1;  // an upper half wholly past kv_len has no keys
+    const int dq_col0 = 64 * C::kDqAtomOf * g;  // dQ's split for this warpgroup (BwdSm90Config)
 
     float dk[D / 2], dv[D / 2];
 #pragma unroll
@@ -428,33 +440,17 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       const int h = item.h, q0 = item.q0;
       const bool partial = item.partial != 0;
       const bool careful = partial || kv_edge || q0 + kBwdBlockQ > p.q_len;
-      hw::wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32, qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-        bwd_wgmma_ss<T>(s, smem_desc(k_rows + ko, 16, 1024), smem_desc(q_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
-      }
-      hw::wgmma_commit();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32, qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-        bwd_wgmma_ss<T>(dp, smem_desc(v_rows + ko, 16, 1024), smem_desc(do_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
-      }
-      hw::wgmma_commit();
-
-      // ---- P^T while dP^T is still running, then dS^T ---------------------------------------------
-      hw::wgmma_wait<1>();
-      hw::fence_operands(s);
-      bwd_sm90_probabilities<T>(s, pa, p, score_mod, mask_mod, b, h, q0, kv0 + 64 * g, kvrow, partial, careful, lse2,
-                                lane);
-      hw::wgmma_wait<0>();
-      hw::fence_operands(dp);
-      bwd_sm90_dscores<T>(da, s, dp, delta, lane);
-
-      // ---- dS^T to smem (bf16 pairs, rows = keys; conflict-free: the 8 rows of a store hit 8 different
-      // chunks) for both warpgroups' dQ products. Stored before the wgmmas below take da as their A:
-      // an in-flight wgmma's A registers may not be accessed.
-      {
+      // A half that keeps nothing has P = dS = 0: its warpgroup skips its four GEMMs and its part of
+      // dQ's (a block-sparse mask of the forward's 128 x 64 blocks leaves one half of most items
+      // empty; causal and window masks one half of their edge items). Uniform per item.
+      const int halves = item.halves & live_halves;
+      // Made warp-uniform for the compiler (a shuffle from lane 0): branching on a value derived from
+      // threadIdx and shared memory, it moved the branch's descriptor arithmetic from the uniform
+      // datapath into per-thread registers (+10 % instructions per item on dense masks).
+      const bool mine = __shfl_sync(0xffffffffu, (halves >> g) & 1, 0) != 0;
+      // dS^T to smem (bf16 pairs, rows = keys; conflict-free: the 8 rows of a store hit 8 different
+      // chunks) for both warpgroups' dQ products.
+      auto store_ds = [&] {
         const std::uint32_t row0 = ds_buf + std::uint32_t(64 * g + 16 * warp + lane / 4) * 128u + (lane % 4) * 4u;
 #pragma unroll
         for (int tq = 0; tq < 4; ++tq)
@@ -464,73 +460,129 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
             const std::uint32_t addr = row0 + (r % 2) * 8u * 128u + (std::uint32_t(j ^ (lane / 4)) << 4);
             hw::st_shared_b32(addr, da[tq][r]);
           }
-      }
-      hw::fence_proxy_async();
+        hw::fence_proxy_async();
+      };
+      // The item's end, after both warpgroups wrote their dS^T halves: dQ's product and its reduce-add,
+      // and the stage's release. Called at the end of each branch below rather than after them: after
+      // the branches' merge ptxas recomputed the shared-memory base and the dQ descriptors behind the
+      // barrier, in series before the first dQ wgmma (3 % slower on dense masks).
+      auto finish_item = [&](auto dq_steps, int dq_step0) {
+        // Both halves of dS^T written (the other warpgroup's dK product runs meanwhile).
+        hw::named_barrier_sync(1, 256);
 
-      // ---- dV += P^T dO, dK += dS^T Q (A from registers; dO, Q MN-major, 16 queries per k-step) ----
-      hw::fence_operands(dv);
-      hw::fence_operands(dk);
-      hw::wgmma_fence();
+        // ---- dQ (64 queries x 64 columns) = dS K: A = dS^T (MN-major), B = K (MN-major) ---------------
+        hw::wgmma_fence();
 #pragma unroll
-      for (int tq = 0; tq < 4; ++tq) wgmma_pv_elem<D, T>(dv, pa[tq], smem_desc(do_tile + tq * 16 * 128, C::kQAtom, 1024));
-#pragma unroll
-      for (int tq = 0; tq < 4; ++tq) wgmma_pv_elem<D, T>(dk, da[tq], smem_desc(q_tile + tq * 16 * 128, C::kQAtom, 1024));
-      hw::wgmma_commit();
-      // Both halves of dS^T written (the other warpgroup's dK product runs meanwhile).
-      hw::named_barrier_sync(1, 256);
-
-      // ---- dQ (64 queries x 64 columns) = dS K: A = dS^T (MN-major), B = K (MN-major) ---------------
-      hw::wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < C::kDqKeySteps; ++kk) {
-        const std::uint32_t ko = std::uint32_t(dq_step0 + kk) * 16u * 128u;
-        bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
-                              kk > 0 ? 1 : 0);
-      }
-      hw::wgmma_commit();
-      hw::wgmma_wait<0>();
-      hw::fence_operands(dq);
-      hw::fence_operands(dv);
-      hw::fence_operands(dk);
-      // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only
-      // its own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
-      // producer's next bulk copy into this stage overwrites (one arrive per warp after __syncwarp
-      // left racecheck reporting hazards: README "Backward").
-      hw::mbar_arrive(q_empty(slot));
-
-      // ---- dQ into the fp32 workspace by a bulk reduce-add (rows padded to whole blocks: no bounds;
-      // rows past q_len add exact zeros, their dS is 0). Staged in this warpgroup's buffer (two boxes
-      // of 32 columns, 128-byte swizzle: a store instruction's 8 rows land in 8 different 16-byte
-      // chunks), then one thread adds it to global memory; the 16 vector REDG per thread and item it
-      // replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
-      {
-        const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
-        if (t == 0) hw::bulk_wait_read_all();  // the previous item's reduce has read the buffer
-        hw::named_barrier_sync(3 + g, 128);
-        const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-          for (int rr = 0; rr < 2; ++rr) {
-            const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
-            const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
-            const std::uint32_t addr = dq_stage + std::uint32_t(j / 4) * C::kDqBox + row * 128u +
-                                       ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
-            asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(dq[4 * j + 2 * rr]),
-                         "f"(dq[4 * j + 2 * rr + 1])
-                         : "memory");
-          }
-        hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
-        hw::named_barrier_sync(3 + g, 128);
-        if (t == 0) {
-          const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
-#pragma unroll
-          for (int a = 0; a < 2; ++a)
-            bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(a) * C::kDqBox, dq_col0 + 32 * a, row0);
-          hw::bulk_commit();
+        for (int kk = 0; kk < decltype(dq_steps)::value; ++kk) {
+          const std::uint32_t ko = std::uint32_t(dq_step0 + kk) * 16u * 128u;
+          bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
+                             kk > 0 ? 1 : 0);
         }
-      }
+        hw::wgmma_commit();
+        hw::wgmma_wait<0>();
+        hw::fence_operands(dq);
+        hw::fence_operands(dv);
+        hw::fence_operands(dk);
+        // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only
+        // its own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
+        // producer's next bulk copy into this stage overwrites (one arrive per warp after __syncwarp
+        // left racecheck reporting hazards: README "Backward").
+        hw::mbar_arrive(q_empty(slot));
 
+        // ---- dQ into the fp32 workspace by a bulk reduce-add (rows padded to whole blocks: no bounds;
+        // rows past q_len add exact zeros, their dS is 0). Staged in this warpgroup's buffer (two boxes
+        // of 32 columns, 128-byte swizzle: a store instruction's 8 rows land in 8 different 16-byte
+        // chunks), then one thread adds it to global memory; the 16 vector REDG per thread and item it
+        // replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
+        {
+          const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
+          if (t == 0) hw::bulk_wait_read_all();  // the previous item's reduce has read the buffer
+          hw::named_barrier_sync(3 + g, 128);
+          const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int rr = 0; rr < 2; ++rr) {
+              const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
+              const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
+              const std::uint32_t addr = dq_stage + std::uint32_t(j / 4) * C::kDqBox + row * 128u +
+                                         ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
+              asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(dq[4 * j + 2 * rr]),
+                           "f"(dq[4 * j + 2 * rr + 1])
+                           : "memory");
+            }
+          hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
+          hw::named_barrier_sync(3 + g, 128);
+          if (t == 0) {
+            const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
+#pragma unroll
+            for (int a = 0; a < 2; ++a)
+              bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(a) * C::kDqBox, dq_col0 + 32 * a, row0);
+            hw::bulk_commit();
+          }
+        }
+      };
+      if (mine) {
+        hw::wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
+          const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
+          bwd_wgmma_ss<T>(s, smem_desc(k_rows + ko, 16, 1024), smem_desc(q_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
+        }
+        hw::wgmma_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
+          const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
+          bwd_wgmma_ss<T>(dp, smem_desc(v_rows + ko, 16, 1024), smem_desc(do_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
+        }
+        hw::wgmma_commit();
+
+        // ---- P^T while dP^T is still running, then dS^T -------------------------------------------
+        hw::wgmma_wait<1>();
+        hw::fence_operands(s);
+        bwd_sm90_probabilities<T>(s, pa, p, score_mod, mask_mod, b, h, q0, kv0 + 64 * g, kvrow, partial, careful,
+                                  lse2, lane);
+        hw::wgmma_wait<0>();
+        hw::fence_operands(dp);
+        bwd_sm90_dscores<T>(da, s, dp, delta, lane);
+        // Stored before the wgmmas below take da as their A: an in-flight wgmma's A registers may not
+        // be accessed.
+        store_ds();
+
+        // ---- dV += P^T dO, dK += dS^T Q (A from registers; dO, Q MN-major, 16 queries per k-step)
+        // The tiles' addresses again from a laundered base: kept from the item's start, one of them was
+        // spilled and reloaded per item.
+        std::uint32_t lb2 = base;
+        asm volatile("" : "+r"(lb2));
+        const std::uint32_t q_tile2 = lb2 + C::kOffQ + std::uint32_t(slot) * C::kQBytes;
+        const std::uint32_t do_tile2 = lb2 + C::kOffDo + std::uint32_t(slot) * C::kQBytes;
+        hw::fence_operands(dv);
+        hw::fence_operands(dk);
+        hw::wgmma_fence();
+#pragma unroll
+        for (int tq = 0; tq < 4; ++tq)
+          wgmma_pv_elem<D, T>(dv, pa[tq], smem_desc(do_tile2 + tq * 16 * 128, C::kQAtom, 1024));
+#pragma unroll
+        for (int tq = 0; tq < 4; ++tq)
+          wgmma_pv_elem<D, T>(dk, da[tq], smem_desc(q_tile2 + tq * 16 * 128, C::kQAtom, 1024));
+        hw::wgmma_commit();
+        finish_item(BwdDqSteps<C::kDqKeySteps>{}, C::kDqKeyStep0 * g);
+      } else {
+        // Every path defines the registers the wgmmas write: with s, dp, pa, da left undefined here
+        // ptxas serialized every wgmma of the kernel ("insufficient register resources", C7512).
+        // da = 0 is also this half's dS^T for the dQ product below.
+#pragma unroll
+        for (int i = 0; i < 32; ++i) s[i] = dp[i] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int r = 0; r < 4; ++r) pa[i][r] = da[i][r] = 0u;
+        store_ds();
+        // D = 128: dQ over the other half's keys only (this half's dS is 0); D = 64: over this half.
+        finish_item(BwdDqSteps<4>{}, D == 128 ? 4 * (1 - g) : 4 * g);
+      }
       ++cur.i;
       cur.settle(p, b, hkv, kb);
     }

@@ -42,6 +42,7 @@ struct HostBlockMask {
   BlockMaskShape shape;
   std::vector<std::int32_t> full_count, full_index, partial_count, partial_index;
   std::vector<std::int32_t> row_order;  // (batch, heads, nq): row_order_of
+  std::vector<std::int32_t> partial_halves;  // BackwardBlockMask::download only: beside partial_index
 
   std::int64_t full_blocks() const {
     std::int64_t n = 0;

@@ -76,8 +76,9 @@ BackwardBlockMask create_backward_block_mask_jit(cudaKernel_t kernel, const void
   std::int32_t* partial_count = base + bm.rows();
   std::int32_t* full_index = base + 2 * bm.rows();
   std::int32_t* partial_index = base + 2 * bm.rows() + bm.tiles();
-  void* params[] = {const_cast<void*>(mask_bytes), &heads, &q_len, &kv_len, &num_q_blocks,
-                    &full_count, &partial_count, &full_index, &partial_index};
+  std::int32_t* partial_halves = base + 2 * bm.rows() + 2 * bm.tiles();
+  void* params[] = {const_cast<void*>(mask_bytes), &heads, &q_len, &kv_len, &num_q_blocks, &full_count,
+                    &partial_count, &full_index, &partial_index, &partial_halves};
   const dim3 grid(unsigned(bm.shape.num_kv_blocks()), unsigned(heads), unsigned(batch));
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(256), params, 0, stream));
   return bm;

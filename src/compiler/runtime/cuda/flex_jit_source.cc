@@ -201,7 +201,7 @@ std::string backward_block_mask_source(const ModExpr& mask) {
                   "kernels/attention/flex_backward_kernel.cuh", functors(identity_score(), &mask),
                   "template __global__ void backward_block_mask_kernel<aisp_flex_jit::Mask>(const aisp_flex_jit::Mask, "
                   "int, int,\n"
-                  "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n");
+                  "    int, int, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*, std::int32_t*);\n");
 }
 
 std::string find_kernel_symbol(const std::string& cubin, const std::string& part) {
