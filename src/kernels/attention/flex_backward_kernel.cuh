@@ -83,7 +83,7 @@ struct BwdCursor {
   __device__ __forceinline__ int q_block() const { return i < n_full ? full[i] : partial[i - n_full]; }
   __device__ __forceinline__ bool is_partial() const { return i >= n_full; }
   // Which 64-key halves of the item's tile keep an element (bit k: keys [64 k, 64 k + 64)); for a full
-  // item both, even where the upper half lies wholly past kv_len (the consumers drop it by bounds).
+  // item both, even where the upper half lies wholly past kv_len (the wgmma consumers drop that half).
   __device__ __forceinline__ int halves() const { return i < n_full ? 3 : partial_halves[i - n_full]; }
   __device__ __forceinline__ void open(const BwdParams& p, int b, int hkv, int kb) {
     const int h = hkv * p.group + g;

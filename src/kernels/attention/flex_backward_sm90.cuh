@@ -149,7 +149,6 @@ __device__ __forceinline__ void bwd_wgmma_ss_tt(float (&d)[32], std::uint64_t a,
     wgmma_m64n64k16_ss_tt(d, a, b, scale_d);
 }
 
-
 // A compile-time count of dQ's k-steps (16 keys each), for the consumers' finish_item (std::integral_constant
 // is not in NVRTC's headers: the JIT compiles this file too).
 template <int N>
@@ -572,7 +571,8 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       } else {
         // Every path defines the registers the wgmmas write: with s, dp, pa, da left undefined here
         // ptxas serialized every wgmma of the kernel ("insufficient register resources", C7512).
-        // da = 0 is also this half's dS^T for the dQ product below.
+        // da = 0 is also this half's dS^T: zeros for the other warpgroup's dQ product over both halves
+        // (D = 128) and for this one's over its own half (D = 64).
 #pragma unroll
         for (int i = 0; i < 32; ++i) s[i] = dp[i] = 0.0f;
 #pragma unroll
