@@ -28,12 +28,15 @@
 //                                         swizzle row)
 //   then the stage is released and dQ is added to the fp32 workspace: staged in smem, one TMA bulk
 //   reduce-add per 32 columns (fp32 adds at L2, like atomics).
-// A warpgroup whose 64 keys keep no element of the item (BwdItem::halves, from the block mask) skips
-// to the barrier; dQ's product then runs over the other half's keys only.
+// An item with one half that keeps no element (BwdItem::halves, from the block mask) is the other
+// half's warpgroup's alone: it computes both dQ column halves over its own 64 keys, with no barrier
+// between the warpgroups, and the warpgroup of the empty half releases the stage and goes on to the
+// next item (as far as the 2-stage ring lets it run ahead).
 // After the last item each warpgroup stages its dK, dV rows in the (now idle) Q and dO rings and
 // stores them with TMA.
-// dS^T is double-buffered: a warpgroup writes buffer i % 2 after the barrier of item i - 1, which
-// the other warpgroup passed only after its dQ wgmma of item i - 2 (the last reader) completed.
+// dS^T is double-buffered, indexed like the stage ring: a warpgroup writes buffer i % 2 after
+// waiting for item i's stage, which the producer refilled only after every consumer thread released
+// item i - 2, i.e. after both warpgroups' dQ wgmmas of item i - 2 (the last readers) completed.
 //
 // Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
 // lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | dQ staging (2 warpgroups x 64 x 64
@@ -148,13 +151,6 @@ __device__ __forceinline__ void bwd_wgmma_ss_tt(float (&d)[32], std::uint64_t a,
   else
     wgmma_m64n64k16_ss_tt(d, a, b, scale_d);
 }
-
-// A compile-time count of dQ's k-steps (16 keys each), for the consumers' finish_item (std::integral_constant
-// is not in NVRTC's headers: the JIT compiles this file too).
-template <int N>
-struct BwdDqSteps {
-  static constexpr int value = N;
-};
 
 // Which elements of a careful item are kept, as bits (bit 4 j + e for s[4 j + e]: query column
 // q0 + 8 j + 2 (lane % 4) + (e & 1), key row kvrow[e / 2]): bounds, and mask_mod on a partial item.
@@ -439,13 +435,13 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       const int h = item.h, q0 = item.q0;
       const bool partial = item.partial != 0;
       const bool careful = partial || kv_edge || q0 + kBwdBlockQ > p.q_len;
-      // A half that keeps nothing has P = dS = 0: its warpgroup skips its four GEMMs and its part of
-      // dQ's (a block-sparse mask of the forward's 128 x 64 blocks leaves one half of most items
-      // empty; causal and window masks one half of their edge items). Uniform per item.
-      const int halves = item.halves & live_halves;
-      // Made warp-uniform for the compiler (a shuffle from lane 0): branching on a value derived from
+      // A half that keeps nothing has P = dS = 0: its warpgroup skips the item (a block-sparse mask of
+      // the forward's 128 x 64 blocks leaves one half of most items empty; causal and window masks one
+      // half of their edge items), and the other warpgroup finishes it alone. Uniform per item, and
+      // made warp-uniform for the compiler (shuffles from lane 0): branching on a value derived from
       // threadIdx and shared memory, it moved the branch's descriptor arithmetic from the uniform
       // datapath into per-thread registers (+10 % instructions per item on dense masks).
+      const int halves = __shfl_sync(0xffffffffu, item.halves & live_halves, 0);
       const bool mine = __shfl_sync(0xffffffffu, (halves >> g) & 1, 0) != 0;
       // dS^T to smem (bf16 pairs, rows = keys; conflict-free: the 8 rows of a store hit 8 different
       // chunks) for both warpgroups' dQ products.
@@ -461,19 +457,58 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           }
         hw::fence_proxy_async();
       };
-      // The item's end, after both warpgroups wrote their dS^T halves: dQ's product and its reduce-add,
-      // and the stage's release. Called at the end of each branch below rather than after them: after
-      // the branches' merge ptxas recomputed the shared-memory base and the dQ descriptors behind the
-      // barrier, in series before the first dQ wgmma (3 % slower on dense masks).
-      auto finish_item = [&](auto dq_steps, int dq_step0) {
+      // dQ (64 queries x 64 columns, fp32, in acc) into the fp32 workspace at dQ columns col0.. by a bulk
+      // reduce-add (rows padded to whole blocks: no bounds; rows past q_len add exact zeros, their dS is
+      // 0). Staged in this warpgroup's buffer (two boxes of 32 columns, 128-byte swizzle: a store
+      // instruction's 8 rows land in 8 different 16-byte chunks), then one thread adds it to global
+      // memory; the 16 vector REDG per thread and item it replaces were the largest per-item stall (LSU
+      // queue; README "Backward, careful items").
+      auto reduce_dq = [&](const float(&acc)[32], int col0) {
+        const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
+        if (t == 0) hw::bulk_wait_read_all();  // the previous reduce has read the buffer
+        hw::named_barrier_sync(3 + g, 128);
+        const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int rr = 0; rr < 2; ++rr) {
+            const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
+            const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
+            const std::uint32_t addr = dq_stage + std::uint32_t(j / 4) * C::kDqBox + row * 128u +
+                                       ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
+            asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(acc[4 * j + 2 * rr]),
+                         "f"(acc[4 * j + 2 * rr + 1])
+                         : "memory");
+          }
+        hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
+        hw::named_barrier_sync(3 + g, 128);
+        if (t == 0) {
+          const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
+#pragma unroll
+          for (int a = 0; a < 2; ++a)
+            bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(a) * C::kDqBox, col0 + 32 * a, row0);
+          hw::bulk_commit();
+        }
+      };
+      // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only its
+      // own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
+      // producer's next bulk copy into this stage overwrites (one arrive per warp after __syncwarp left
+      // racecheck reporting hazards: README "Backward").
+      auto release_stage = [&] { hw::mbar_arrive(q_empty(slot)); };
+      // The end of an item whose two halves keep elements, after both warpgroups wrote their dS^T
+      // halves: dQ's product, the stage's release and dQ's reduce-add. Called at the end of each branch
+      // below rather than after them: after the branches' merge ptxas recomputed the shared-memory
+      // base and the dQ descriptors behind the barrier, in series before the first dQ wgmma (3 % slower
+      // on dense masks).
+      auto finish_item = [&] {
         // Both halves of dS^T written (the other warpgroup's dK product runs meanwhile).
         hw::named_barrier_sync(1, 256);
 
         // ---- dQ (64 queries x 64 columns) = dS K: A = dS^T (MN-major), B = K (MN-major) ---------------
         hw::wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < decltype(dq_steps)::value; ++kk) {
-          const std::uint32_t ko = std::uint32_t(dq_step0 + kk) * 16u * 128u;
+        for (int kk = 0; kk < C::kDqKeySteps; ++kk) {
+          const std::uint32_t ko = std::uint32_t(C::kDqKeyStep0 * g + kk) * 16u * 128u;
           bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
                              kk > 0 ? 1 : 0);
         }
@@ -482,44 +517,47 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         hw::fence_operands(dq);
         hw::fence_operands(dv);
         hw::fence_operands(dk);
-        // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only
-        // its own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
-        // producer's next bulk copy into this stage overwrites (one arrive per warp after __syncwarp
-        // left racecheck reporting hazards: README "Backward").
-        hw::mbar_arrive(q_empty(slot));
-
-        // ---- dQ into the fp32 workspace by a bulk reduce-add (rows padded to whole blocks: no bounds;
-        // rows past q_len add exact zeros, their dS is 0). Staged in this warpgroup's buffer (two boxes
-        // of 32 columns, 128-byte swizzle: a store instruction's 8 rows land in 8 different 16-byte
-        // chunks), then one thread adds it to global memory; the 16 vector REDG per thread and item it
-        // replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
-        {
-          const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
-          if (t == 0) hw::bulk_wait_read_all();  // the previous item's reduce has read the buffer
-          hw::named_barrier_sync(3 + g, 128);
-          const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
+        release_stage();
+        reduce_dq(dq, dq_col0);
+      };
+      // The end of an item whose other half keeps nothing: dQ = dS K over this warpgroup's 64 keys
+      // only, all D columns (D = 128: the second 64 columns into s, free by now), with no barrier with
+      // the other warpgroup, which has skipped the item and may run the next one meanwhile. Only this
+      // warpgroup's dS^T rows are read, and they were written by its own threads.
+      auto finish_alone = [&] {
+        hw::named_barrier_sync(3 + g, 128);  // this warpgroup's dS^T rows written (and fenced: store_ds)
+        const std::uint32_t k_cols = lb + C::kOffK;
+        hw::wgmma_fence();
 #pragma unroll
-          for (int j = 0; j < 8; ++j)
+        for (int kk = 0; kk < 4; ++kk) {
+          const std::uint32_t ko = std::uint32_t(4 * g + kk) * 16u * 128u;
+          bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(k_cols + ko, C::kKvAtom, 1024),
+                             kk > 0 ? 1 : 0);
+        }
+        if constexpr (D == 128) {
+          // s may take the second product only once dV's and dK's wgmmas have read pa and da (the
+          // registers of both would not fit beside s: ptxas serialized every wgmma, C7512).
+          hw::wgmma_commit();
+          hw::wgmma_wait<1>();
+          hw::fence_operands(dv);
+          hw::fence_operands(dk);
+          hw::wgmma_fence();
 #pragma unroll
-            for (int rr = 0; rr < 2; ++rr) {
-              const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
-              const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
-              const std::uint32_t addr = dq_stage + std::uint32_t(j / 4) * C::kDqBox + row * 128u +
-                                         ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
-              asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(dq[4 * j + 2 * rr]),
-                           "f"(dq[4 * j + 2 * rr + 1])
-                           : "memory");
-            }
-          hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
-          hw::named_barrier_sync(3 + g, 128);
-          if (t == 0) {
-            const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
-#pragma unroll
-            for (int a = 0; a < 2; ++a)
-              bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(a) * C::kDqBox, dq_col0 + 32 * a, row0);
-            hw::bulk_commit();
+          for (int kk = 0; kk < 4; ++kk) {
+            const std::uint32_t ko = std::uint32_t(4 * g + kk) * 16u * 128u;
+            bwd_wgmma_ss_tt<T>(s, smem_desc(ds_buf + ko, C::kDsBytes, 1024),
+                               smem_desc(k_cols + C::kKvAtom + ko, C::kKvAtom, 1024), kk > 0 ? 1 : 0);
           }
         }
+        hw::wgmma_commit();
+        hw::wgmma_wait<0>();
+        hw::fence_operands(dq);
+        hw::fence_operands(s);
+        hw::fence_operands(dv);
+        hw::fence_operands(dk);
+        release_stage();
+        reduce_dq(dq, 0);
+        if constexpr (D == 128) reduce_dq(s, 64);
       };
       if (mine) {
         hw::wgmma_fence();
@@ -567,21 +605,22 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         for (int tq = 0; tq < 4; ++tq)
           wgmma_pv_elem<D, T>(dk, da[tq], smem_desc(q_tile2 + tq * 16 * 128, C::kQAtom, 1024));
         hw::wgmma_commit();
-        finish_item(BwdDqSteps<C::kDqKeySteps>{}, C::kDqKeyStep0 * g);
+        if (halves == 3)
+          finish_item();
+        else
+          finish_alone();
       } else {
-        // Every path defines the registers the wgmmas write: with s, dp, pa, da left undefined here
-        // ptxas serialized every wgmma of the kernel ("insufficient register resources", C7512).
-        // da = 0 is also this half's dS^T: zeros for the other warpgroup's dQ product over both halves
-        // (D = 128) and for this one's over its own half (D = 64).
+        // The other half alone keeps elements (its warpgroup finishes the item by itself), or neither
+        // does: nothing of this item is this warpgroup's. Every path defines the registers the wgmmas
+        // write: with s, dp, pa, da left undefined here ptxas serialized every wgmma of the kernel
+        // ("insufficient register resources", C7512).
 #pragma unroll
         for (int i = 0; i < 32; ++i) s[i] = dp[i] = 0.0f;
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
           for (int r = 0; r < 4; ++r) pa[i][r] = da[i][r] = 0u;
-        store_ds();
-        // D = 128: dQ over the other half's keys only (this half's dS is 0); D = 64: over this half.
-        finish_item(BwdDqSteps<4>{}, D == 128 ? 4 * (1 - g) : 4 * g);
+        release_stage();
       }
       ++cur.i;
       cur.settle(p, b, hkv, kb);
