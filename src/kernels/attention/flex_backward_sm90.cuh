@@ -77,14 +77,16 @@ struct BwdSm90Config {
   static constexpr std::uint32_t kOffDs = kOffDo + kStages * kQBytes;
   static constexpr std::uint32_t kOffRows = kOffDs + 2 * kDsBytes;          // stage s: lse2, then Delta
   static constexpr std::uint32_t kOffItems = kOffRows + kStages * 2 * kRowBytes;  // stage s: its BwdItem
-  // Each warpgroup's dQ (64 queries x 64 columns fp32) on its way to the bulk reduce-add: two boxes of
-  // 32 columns (128 B rows, 128-byte swizzle), 1024-aligned.
-  static constexpr std::uint32_t kDqBox = kBwdBlockQ * 128;
-  static constexpr std::uint32_t kDqStageBytes = 2 * kDqBox;
-  static constexpr std::uint32_t kOffDq = (kOffItems + kStages * 16 + 1023u) & ~1023u;
-  static constexpr std::uint32_t kOffBars = kOffDq + 2 * kDqStageBytes;
+  static constexpr std::uint32_t kOffBars = kOffItems + kStages * 16;
   static constexpr int kBarriers = 1 + 2 * kStages;  // kv_full, q_full ring, q_empty ring
-  static constexpr std::size_t kSmemBytes = 1024 + kOffBars + 8 * kBarriers;
+  // Each warpgroup's dQ (64 queries x D columns fp32; in an item of both halves 64 columns) on its
+  // way to the bulk reduce-add: boxes of 32 columns (128 B rows, 128-byte swizzle), 1024-aligned.
+  // D = 128 fills the 227 KB exactly: all 128 columns staged at once, so that a warpgroup finishing
+  // an item alone does not wait for its first half's reduce to have read the buffer (~1 % slower).
+  static constexpr std::uint32_t kDqBox = kBwdBlockQ * 128;
+  static constexpr std::uint32_t kDqStageBytes = (D / 32) * kDqBox;
+  static constexpr std::uint32_t kOffDq = (kOffBars + 8 * kBarriers + 1023u) & ~1023u;
+  static constexpr std::size_t kSmemBytes = 1024 + kOffDq + 2 * kDqStageBytes;
   static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 = 168 * 384: the CTA's registers
   static constexpr int kConsumerRegs = 240;
   // dQ = dS K per warpgroup g: k-steps of 16 keys from kDqKeyStep0 * g, dQ columns from 64 * kDqAtomOf * g.
@@ -457,16 +459,14 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           }
         hw::fence_proxy_async();
       };
-      // dQ (64 queries x 64 columns, fp32, in acc) into the fp32 workspace at dQ columns col0.. by a bulk
-      // reduce-add (rows padded to whole blocks: no bounds; rows past q_len add exact zeros, their dS is
-      // 0). Staged in this warpgroup's buffer (two boxes of 32 columns, 128-byte swizzle: a store
-      // instruction's 8 rows land in 8 different 16-byte chunks), then one thread adds it to global
-      // memory; the 16 vector REDG per thread and item it replaces were the largest per-item stall (LSU
-      // queue; README "Backward, careful items").
-      auto reduce_dq = [&](const float(&acc)[32], int col0) {
-        const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
-        if (t == 0) hw::bulk_wait_read_all();  // the previous reduce has read the buffer
-        hw::named_barrier_sync(3 + g, 128);
+      // dQ into the fp32 workspace by bulk reduce-adds (rows padded to whole blocks: no bounds; rows past
+      // q_len add exact zeros, their dS is 0). stage(acc, box) writes 64 queries x 64 columns (fp32) into
+      // this warpgroup's buffer from box `box` on (two boxes of 32 columns, 128-byte swizzle: a store
+      // instruction's 8 rows land in 8 different 16-byte chunks); add(box, col0) has one thread add
+      // those two boxes to dQ columns col0.. in global memory. The 16 vector REDG per thread and item
+      // this replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
+      const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
+      auto stage_dq = [&](const float(&acc)[32], int box) {
         const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -474,21 +474,28 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           for (int rr = 0; rr < 2; ++rr) {
             const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
             const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
-            const std::uint32_t addr = dq_stage + std::uint32_t(j / 4) * C::kDqBox + row * 128u +
+            const std::uint32_t addr = dq_stage + std::uint32_t(box + j / 4) * C::kDqBox + row * 128u +
                                        ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
             asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(acc[4 * j + 2 * rr]),
                          "f"(acc[4 * j + 2 * rr + 1])
                          : "memory");
           }
-        hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
-        hw::named_barrier_sync(3 + g, 128);
-        if (t == 0) {
-          const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
+      };
+      auto add_dq = [&](int box, int col0) {
+        const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
 #pragma unroll
-          for (int a = 0; a < 2; ++a)
-            bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(a) * C::kDqBox, col0 + 32 * a, row0);
-          hw::bulk_commit();
-        }
+        for (int a = 0; a < 2; ++a)
+          bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(box + a) * C::kDqBox, col0 + 32 * a, row0);
+      };
+      // Before staging: the previous item's reduce-adds have read the buffer.
+      auto await_dq_buffer = [&] {
+        if (t == 0) hw::bulk_wait_read_all();
+        hw::named_barrier_sync(3 + g, 128);
+      };
+      // After staging: the writes, visible to the TMA engine, and all of them done.
+      auto publish_dq_buffer = [&] {
+        hw::fence_proxy_async();
+        hw::named_barrier_sync(3 + g, 128);
       };
       // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only its
       // own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
@@ -518,7 +525,13 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         hw::fence_operands(dv);
         hw::fence_operands(dk);
         release_stage();
-        reduce_dq(dq, dq_col0);
+        await_dq_buffer();
+        stage_dq(dq, 0);
+        publish_dq_buffer();
+        if (t == 0) {
+          add_dq(0, dq_col0);
+          hw::bulk_commit();
+        }
       };
       // The end of an item whose other half keeps nothing: dQ = dS K over this warpgroup's 64 keys
       // only, all D columns (D = 128: the second 64 columns into s, free by now), with no barrier with
@@ -556,8 +569,15 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         hw::fence_operands(dv);
         hw::fence_operands(dk);
         release_stage();
-        reduce_dq(dq, 0);
-        if constexpr (D == 128) reduce_dq(s, 64);
+        await_dq_buffer();
+        stage_dq(dq, 0);
+        if constexpr (D == 128) stage_dq(s, 2);
+        publish_dq_buffer();
+        if (t == 0) {
+          add_dq(0, 0);
+          if constexpr (D == 128) add_dq(2, 64);
+          hw::bulk_commit();
+        }
       };
       if (mine) {
         hw::wgmma_fence();
