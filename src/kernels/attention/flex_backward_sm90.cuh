@@ -36,7 +36,9 @@
 // stores them with TMA.
 // dS^T is double-buffered, indexed like the stage ring: a warpgroup writes buffer i % 2 after
 // waiting for item i's stage, which the producer refilled only after every consumer thread released
-// item i - 2, i.e. after both warpgroups' dQ wgmmas of item i - 2 (the last readers) completed.
+// item i - 2, i.e. after both warpgroups' dQ wgmmas of item i - 2 (the last readers) completed. An
+// item finished alone releases its stage before its dQ product: that product reads only its own
+// warpgroup's rows, which no other item's writes touch before its warpgroup has moved on.
 //
 // Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
 // lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | dQ staging (2 warpgroups x 64 x 64
@@ -547,13 +549,17 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(k_cols + ko, C::kKvAtom, 1024),
                              kk > 0 ? 1 : 0);
         }
+        // dV's and dK's wgmmas done: they were the last readers of the stage (Q, dO), which goes back
+        // to the producer now rather than after dQ's product; the other warpgroup reads nothing of this
+        // item, so dQ's reads of this warpgroup's dS^T rows need no guard from the stage ring here.
+        hw::wgmma_commit();
+        hw::wgmma_wait<1>();
+        hw::fence_operands(dv);
+        hw::fence_operands(dk);
+        release_stage();
         if constexpr (D == 128) {
-          // s may take the second product only once dV's and dK's wgmmas have read pa and da (the
+          // s takes the second product only now that dV's and dK's wgmmas have read pa and da (the
           // registers of both would not fit beside s: ptxas serialized every wgmma, C7512).
-          hw::wgmma_commit();
-          hw::wgmma_wait<1>();
-          hw::fence_operands(dv);
-          hw::fence_operands(dk);
           hw::wgmma_fence();
 #pragma unroll
           for (int kk = 0; kk < 4; ++kk) {
@@ -561,14 +567,11 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
             bwd_wgmma_ss_tt<T>(s, smem_desc(ds_buf + ko, C::kDsBytes, 1024),
                                smem_desc(k_cols + C::kKvAtom + ko, C::kKvAtom, 1024), kk > 0 ? 1 : 0);
           }
+          hw::wgmma_commit();
         }
-        hw::wgmma_commit();
         hw::wgmma_wait<0>();
         hw::fence_operands(dq);
         hw::fence_operands(s);
-        hw::fence_operands(dv);
-        hw::fence_operands(dk);
-        release_stage();
         await_dq_buffer();
         stage_dq(dq, 0);
         if constexpr (D == 128) stage_dq(s, 2);
