@@ -367,32 +367,62 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           hw::tma_load_4d(sk + off, &maps.k, kv_full, a * 64, row, hkv, b);
           hw::tma_load_4d(sv + off, &maps.v, kv_full, a * 64, row, hkv, b);
         }
-      BwdCursor cur;
-      cur.open(p, b, hkv, kb);
-      cur.settle(p, b, hkv, kb);
-      for (int i = 0; cur.g < p.group; ++i) {
-        const int slot = i % S;
-        hw::mbar_wait(q_empty(slot), std::uint32_t((i / S) & 1) ^ 1u);
-        const int h = hkv * p.group + cur.g;
-        const int q0 = cur.q_block() * kBwdBlockQ;
+      // Item e of the CTA into stage e % S: its place, then Q, dO (TMA) and lse2, Delta rows (bulk).
+      int e = 0;
+      auto emit = [&](const BwdItem& item) {
+        const int slot = e % S;
+        hw::mbar_wait(q_empty(slot), std::uint32_t((e / S) & 1) ^ 1u);
         // Written before the arrive below, whose release makes it visible with the stage.
-        *reinterpret_cast<BwdItem*>(gbase + C::kOffItems + slot * 16) =
-            BwdItem{q0, h, int(cur.is_partial()), cur.halves()};
+        *reinterpret_cast<BwdItem*>(gbase + C::kOffItems + slot * 16) = item;
         hw::mbar_arrive_expect_tx(q_full(slot), 2 * C::kQBytes + 2 * C::kRowBytes);
 #pragma unroll
         for (int a = 0; a < C::kAtoms; ++a) {
           const std::uint32_t off = std::uint32_t(slot) * C::kQBytes + a * C::kQAtom;
-          hw::tma_load_4d(sq + off, &maps.q, q_full(slot), a * 64, q0, h, b);
-          hw::tma_load_4d(sdo + off, &maps.dout, q_full(slot), a * 64, q0, h, b);
+          hw::tma_load_4d(sq + off, &maps.q, q_full(slot), a * 64, item.q0, item.h, b);
+          hw::tma_load_4d(sdo + off, &maps.dout, q_full(slot), a * 64, item.q0, item.h, b);
         }
         // The workspace rows are padded to whole 64-query blocks: always in range.
-        const std::int64_t row = (std::int64_t(b) * p.q_heads + h) * p.q_pad + q0;
+        const std::int64_t row = (std::int64_t(b) * p.q_heads + item.h) * p.q_pad + item.q0;
         const std::uint32_t rows = base + C::kOffRows + std::uint32_t(slot) * 2u * C::kRowBytes;
         hw::bulk_load(rows, p.lse2 + row, C::kRowBytes, q_full(slot));
         hw::bulk_load(rows + C::kRowBytes, p.delta + row, C::kRowBytes, q_full(slot));
+        ++e;
+      };
+      // The list's order, except that an item whose only live half is the same as the last emitted
+      // item's waits (one at most) for the next item of another kind to go first: two such items in a
+      // row keep one consumer warpgroup busy while the other idles (the 2-stage ring lets a warpgroup
+      // run at most one item ahead), alternated they run side by side. The order of a CTA's items
+      // changes no result but the rounding of dK and dV's sums (the same order on every run).
+      const int live = kv0 + 64 < p.kv_len ? 3 : 1;  // the consumers' live_halves
+      BwdItem held{};
+      bool holding = false;
+      int last = 0;  // live halves of the last emitted item
+      BwdCursor cur;
+      cur.open(p, b, hkv, kb);
+      cur.settle(p, b, hkv, kb);
+      while (cur.g < p.group) {
+        const BwdItem item{cur.q_block() * kBwdBlockQ, hkv * p.group + cur.g, int(cur.is_partial()), cur.halves()};
+        const int kind = item.halves & live;
+        const bool one_half = kind == 1 || kind == 2;
+        if (holding && kind == (held.halves & live)) {  // a run of one half: it cannot be broken here
+          emit(held);
+          held = item;
+        } else if (holding) {
+          emit(item);
+          emit(held);
+          last = held.halves & live;
+          holding = false;
+        } else if (one_half && kind == last) {
+          held = item;
+          holding = true;
+        } else {
+          emit(item);
+          last = kind;
+        }
         ++cur.i;
         cur.settle(p, b, hkv, kb);
       }
+      if (holding) emit(held);
     }
   } else {
     // ---- Consumers ---------------------------------------------------------------------------------
