@@ -31,7 +31,8 @@
 // An item with one half that keeps no element (BwdItem::halves, from the block mask) is the other
 // half's warpgroup's alone: it computes both dQ column halves over its own 64 keys, with no barrier
 // between the warpgroups, and the warpgroup of the empty half releases the stage and goes on to the
-// next item (as far as the 2-stage ring lets it run ahead).
+// next item (as far as the 2-stage ring lets it run ahead); the producer alternates such items'
+// owners where the list allows (emit, below), so that the two warpgroups run them side by side.
 // After the last item each warpgroup stages its dK, dV rows in the (now idle) Q and dO rings and
 // stores them with TMA.
 // dS^T is double-buffered, indexed like the stage ring: a warpgroup writes buffer i % 2 after
@@ -41,8 +42,8 @@
 // warpgroup's rows, which no other item's writes touch before its warpgroup has moved on.
 //
 // Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
-// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | dQ staging (2 warpgroups x 64 x 64
-// f32) | mbarriers. Every bf16 tile is in the 128B-swizzle
+// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | mbarriers | dQ staging (2 warpgroups
+// x 64 x D f32; 227 KB in all at D = 128). Every bf16 tile is in the 128B-swizzle
 // canonical layout (64-column atoms of rows x 128 B, chunk c of row r at c ^ (r % 8)), which a TMA box
 // of {64, 64} with CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
 #pragma once
@@ -101,7 +102,7 @@ struct BwdSm90Config {
 // What the producer tells the consumers of the item in a stage, beside its tiles: read from the list
 // by the consumers themselves, the q-block's index was a global load in series before each item's
 // first GEMM (5 % of a sliding window's backward; README "Backward, careful items"). halves: which
-// 64-key halves keep an element (BwdCursor::halves); a warpgroup whose half keeps none skips its GEMMs.
+// 64-key halves keep an element (BwdCursor::halves); a warpgroup whose half keeps none skips the item.
 struct BwdItem {
   int q0, h, partial, halves;
 };
@@ -478,7 +479,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       const int halves = __shfl_sync(0xffffffffu, item.halves & live_halves, 0);
       const bool mine = __shfl_sync(0xffffffffu, (halves >> g) & 1, 0) != 0;
       // dS^T to smem (bf16 pairs, rows = keys; conflict-free: the 8 rows of a store hit 8 different
-      // chunks) for both warpgroups' dQ products.
+      // chunks) for the dQ products: both warpgroups' in a full item at D = 128, else this one's.
       auto store_ds = [&] {
         const std::uint32_t row0 = ds_buf + std::uint32_t(64 * g + 16 * warp + lane / 4) * 128u + (lane % 4) * 4u;
 #pragma unroll
@@ -492,9 +493,9 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         hw::fence_proxy_async();
       };
       // dQ into the fp32 workspace by bulk reduce-adds (rows padded to whole blocks: no bounds; rows past
-      // q_len add exact zeros, their dS is 0). stage(acc, box) writes 64 queries x 64 columns (fp32) into
-      // this warpgroup's buffer from box `box` on (two boxes of 32 columns, 128-byte swizzle: a store
-      // instruction's 8 rows land in 8 different 16-byte chunks); add(box, col0) has one thread add
+      // q_len add exact zeros, their dS is 0). stage_dq(acc, box) writes 64 queries x 64 columns (fp32)
+      // into this warpgroup's buffer from box `box` on (two boxes of 32 columns, 128-byte swizzle: a store
+      // instruction's 8 rows land in 8 different 16-byte chunks); add_dq(box, col0) has one thread add
       // those two boxes to dQ columns col0.. in global memory. The 16 vector REDG per thread and item
       // this replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
       const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
