@@ -311,6 +311,13 @@ __device__ __forceinline__ void bwd_sm90_dscores(std::uint32_t (&da)[4][4], cons
   }
 }
 
+// A compile-time count of dQ's k-steps (16 keys each), for the consumers' dq_product (std::integral_constant
+// is not in NVRTC's headers: the JIT compiles this file too).
+template <int N>
+struct BwdDqSteps {
+  static constexpr int value = N;
+};
+
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // Elem: bf16 or __half, the element type of q, k, v, dout, dk, dv (and of P and dS in the GEMMs).
@@ -520,6 +527,16 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         for (int a = 0; a < 2; ++a)
           bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(box + a) * C::kDqBox, col0 + 32 * a, row0);
       };
+      // acc (64 queries x 64 dQ columns) = dS K over `steps` k-steps of 16 keys from step0: A = dS^T,
+      // B = K's columns from k_cols (both MN-major).
+      auto dq_product = [&](float(&acc)[32], std::uint32_t k_cols, int step0, auto steps) {
+#pragma unroll
+        for (int kk = 0; kk < decltype(steps)::value; ++kk) {
+          const std::uint32_t ko = std::uint32_t(step0 + kk) * 16u * 128u;
+          bwd_wgmma_ss_tt<T>(acc, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(k_cols + ko, C::kKvAtom, 1024),
+                             kk > 0 ? 1 : 0);
+        }
+      };
       // Before staging: the previous item's reduce-adds have read the buffer.
       auto await_dq_buffer = [&] {
         if (t == 0) hw::bulk_wait_read_all();
@@ -546,12 +563,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 
         // ---- dQ (64 queries x 64 columns) = dS K: A = dS^T (MN-major), B = K (MN-major) ---------------
         hw::wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < C::kDqKeySteps; ++kk) {
-          const std::uint32_t ko = std::uint32_t(C::kDqKeyStep0 * g + kk) * 16u * 128u;
-          bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
-                             kk > 0 ? 1 : 0);
-        }
+        dq_product(dq, dq_b, C::kDqKeyStep0 * g, BwdDqSteps<C::kDqKeySteps>{});
         hw::wgmma_commit();
         hw::wgmma_wait<0>();
         hw::fence_operands(dq);
@@ -574,12 +586,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         hw::named_barrier_sync(3 + g, 128);  // this warpgroup's dS^T rows written (and fenced: store_ds)
         const std::uint32_t k_cols = lb + C::kOffK;
         hw::wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          const std::uint32_t ko = std::uint32_t(4 * g + kk) * 16u * 128u;
-          bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(k_cols + ko, C::kKvAtom, 1024),
-                             kk > 0 ? 1 : 0);
-        }
+        dq_product(dq, k_cols, 4 * g, BwdDqSteps<4>{});
         // dV's and dK's wgmmas done: they were the last readers of the stage (Q, dO), which goes back
         // to the producer now rather than after dQ's product; the other warpgroup reads nothing of this
         // item, so dQ's reads of this warpgroup's dS^T rows need no guard from the stage ring here.
@@ -592,12 +599,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           // s takes the second product only now that dV's and dK's wgmmas have read pa and da (the
           // registers of both would not fit beside s: ptxas serialized every wgmma, C7512).
           hw::wgmma_fence();
-#pragma unroll
-          for (int kk = 0; kk < 4; ++kk) {
-            const std::uint32_t ko = std::uint32_t(4 * g + kk) * 16u * 128u;
-            bwd_wgmma_ss_tt<T>(s, smem_desc(ds_buf + ko, C::kDsBytes, 1024),
-                               smem_desc(k_cols + C::kKvAtom + ko, C::kKvAtom, 1024), kk > 0 ? 1 : 0);
-          }
+          dq_product(s, k_cols + C::kKvAtom, 4 * g, BwdDqSteps<4>{});
           hw::wgmma_commit();
         }
         hw::wgmma_wait<0>();
@@ -614,21 +616,19 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         }
       };
       if (mine) {
+        // acc (64 keys x 64 queries) = (this warpgroup's rows of K or V) (Q or dO)^T, both K-major.
+        auto keys_by_queries = [&](float(&acc)[32], std::uint32_t kv_rows, std::uint32_t q_rows) {
+#pragma unroll
+          for (int kk = 0; kk < D / 16; ++kk) {
+            const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
+            const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
+            bwd_wgmma_ss<T>(acc, smem_desc(kv_rows + ko, 16, 1024), smem_desc(q_rows + qo, 16, 1024), kk > 0 ? 1 : 0);
+          }
+          hw::wgmma_commit();
+        };
         hw::wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
-          const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-          bwd_wgmma_ss<T>(s, smem_desc(k_rows + ko, 16, 1024), smem_desc(q_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
-        }
-        hw::wgmma_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
-          const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-          bwd_wgmma_ss<T>(dp, smem_desc(v_rows + ko, 16, 1024), smem_desc(do_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
-        }
-        hw::wgmma_commit();
+        keys_by_queries(s, k_rows, q_tile);
+        keys_by_queries(dp, v_rows, do_tile);
 
         // ---- P^T while dP^T is still running, then dS^T -------------------------------------------
         hw::wgmma_wait<1>();
