@@ -28,16 +28,22 @@
 //                                         swizzle row)
 //   then the stage is released and dQ is added to the fp32 workspace: staged in smem, one TMA bulk
 //   reduce-add per 32 columns (fp32 adds at L2, like atomics).
-// A warpgroup whose 64 keys keep no element of the item (BwdItem::halves, from the block mask) skips
-// to the barrier; dQ's product then runs over the other half's keys only.
+// An item with one half that keeps no element (BwdItem::halves, from the block mask) is the other
+// half's warpgroup's alone: it computes both dQ column halves over its own 64 keys, with no barrier
+// between the warpgroups, and the warpgroup of the empty half releases the stage and goes on to the
+// next item (as far as the 2-stage ring lets it run ahead); the producer alternates such items'
+// owners where the list allows (emit, below), so that the two warpgroups run them side by side.
 // After the last item each warpgroup stages its dK, dV rows in the (now idle) Q and dO rings and
 // stores them with TMA.
-// dS^T is double-buffered: a warpgroup writes buffer i % 2 after the barrier of item i - 1, which
-// the other warpgroup passed only after its dQ wgmma of item i - 2 (the last reader) completed.
+// dS^T is double-buffered, indexed like the stage ring: a warpgroup writes buffer i % 2 after
+// waiting for item i's stage, which the producer refilled only after every consumer thread released
+// item i - 2, i.e. after both warpgroups' dQ wgmmas of item i - 2 (the last readers) completed. An
+// item finished alone releases its stage before its dQ product: that product reads only its own
+// warpgroup's rows, which no other item's writes touch before its warpgroup has moved on.
 //
 // Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
-// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | dQ staging (2 warpgroups x 64 x 64
-// f32) | mbarriers. Every bf16 tile is in the 128B-swizzle
+// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | mbarriers | dQ staging (2 warpgroups
+// x 64 x D f32; 227 KB in all at D = 128). Every bf16 tile is in the 128B-swizzle
 // canonical layout (64-column atoms of rows x 128 B, chunk c of row r at c ^ (r % 8)), which a TMA box
 // of {64, 64} with CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
 #pragma once
@@ -74,14 +80,16 @@ struct BwdSm90Config {
   static constexpr std::uint32_t kOffDs = kOffDo + kStages * kQBytes;
   static constexpr std::uint32_t kOffRows = kOffDs + 2 * kDsBytes;          // stage s: lse2, then Delta
   static constexpr std::uint32_t kOffItems = kOffRows + kStages * 2 * kRowBytes;  // stage s: its BwdItem
-  // Each warpgroup's dQ (64 queries x 64 columns fp32) on its way to the bulk reduce-add: two boxes of
-  // 32 columns (128 B rows, 128-byte swizzle), 1024-aligned.
-  static constexpr std::uint32_t kDqBox = kBwdBlockQ * 128;
-  static constexpr std::uint32_t kDqStageBytes = 2 * kDqBox;
-  static constexpr std::uint32_t kOffDq = (kOffItems + kStages * 16 + 1023u) & ~1023u;
-  static constexpr std::uint32_t kOffBars = kOffDq + 2 * kDqStageBytes;
+  static constexpr std::uint32_t kOffBars = kOffItems + kStages * 16;
   static constexpr int kBarriers = 1 + 2 * kStages;  // kv_full, q_full ring, q_empty ring
-  static constexpr std::size_t kSmemBytes = 1024 + kOffBars + 8 * kBarriers;
+  // Each warpgroup's dQ (64 queries x D columns fp32; in an item of both halves 64 columns) on its
+  // way to the bulk reduce-add: boxes of 32 columns (128 B rows, 128-byte swizzle), 1024-aligned.
+  // D = 128 fills the 227 KB exactly: all 128 columns staged at once, so that a warpgroup finishing
+  // an item alone does not wait for its first half's reduce to have read the buffer (~1 % slower).
+  static constexpr std::uint32_t kDqBox = kBwdBlockQ * 128;
+  static constexpr std::uint32_t kDqStageBytes = (D / 32) * kDqBox;
+  static constexpr std::uint32_t kOffDq = (kOffBars + 8 * kBarriers + 1023u) & ~1023u;
+  static constexpr std::size_t kSmemBytes = 1024 + kOffDq + 2 * kDqStageBytes;
   static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 = 168 * 384: the CTA's registers
   static constexpr int kConsumerRegs = 240;
   // dQ = dS K per warpgroup g: k-steps of 16 keys from kDqKeyStep0 * g, dQ columns from 64 * kDqAtomOf * g.
@@ -94,7 +102,7 @@ struct BwdSm90Config {
 // What the producer tells the consumers of the item in a stage, beside its tiles: read from the list
 // by the consumers themselves, the q-block's index was a global load in series before each item's
 // first GEMM (5 % of a sliding window's backward; README "Backward, careful items"). halves: which
-// 64-key halves keep an element (BwdCursor::halves); a warpgroup whose half keeps none skips its GEMMs.
+// 64-key halves keep an element (BwdCursor::halves); a warpgroup whose half keeps none skips the item.
 struct BwdItem {
   int q0, h, partial, halves;
 };
@@ -148,13 +156,6 @@ __device__ __forceinline__ void bwd_wgmma_ss_tt(float (&d)[32], std::uint64_t a,
   else
     wgmma_m64n64k16_ss_tt(d, a, b, scale_d);
 }
-
-// A compile-time count of dQ's k-steps (16 keys each), for the consumers' finish_item (std::integral_constant
-// is not in NVRTC's headers: the JIT compiles this file too).
-template <int N>
-struct BwdDqSteps {
-  static constexpr int value = N;
-};
 
 // Which elements of a careful item are kept, as bits (bit 4 j + e for s[4 j + e]: query column
 // q0 + 8 j + 2 (lane % 4) + (e & 1), key row kvrow[e / 2]): bounds, and mask_mod on a partial item.
@@ -310,6 +311,13 @@ __device__ __forceinline__ void bwd_sm90_dscores(std::uint32_t (&da)[4][4], cons
   }
 }
 
+// A compile-time count of dQ's k-steps (16 keys each), for the consumers' dq_product (std::integral_constant
+// is not in NVRTC's headers: the JIT compiles this file too).
+template <int N>
+struct BwdDqSteps {
+  static constexpr int value = N;
+};
+
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // Elem: bf16 or __half, the element type of q, k, v, dout, dk, dv (and of P and dS in the GEMMs).
@@ -367,32 +375,62 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           hw::tma_load_4d(sk + off, &maps.k, kv_full, a * 64, row, hkv, b);
           hw::tma_load_4d(sv + off, &maps.v, kv_full, a * 64, row, hkv, b);
         }
-      BwdCursor cur;
-      cur.open(p, b, hkv, kb);
-      cur.settle(p, b, hkv, kb);
-      for (int i = 0; cur.g < p.group; ++i) {
-        const int slot = i % S;
-        hw::mbar_wait(q_empty(slot), std::uint32_t((i / S) & 1) ^ 1u);
-        const int h = hkv * p.group + cur.g;
-        const int q0 = cur.q_block() * kBwdBlockQ;
+      // Item e of the CTA into stage e % S: its place, then Q, dO (TMA) and lse2, Delta rows (bulk).
+      int e = 0;
+      auto emit = [&](const BwdItem& item) {
+        const int slot = e % S;
+        hw::mbar_wait(q_empty(slot), std::uint32_t((e / S) & 1) ^ 1u);
         // Written before the arrive below, whose release makes it visible with the stage.
-        *reinterpret_cast<BwdItem*>(gbase + C::kOffItems + slot * 16) =
-            BwdItem{q0, h, int(cur.is_partial()), cur.halves()};
+        *reinterpret_cast<BwdItem*>(gbase + C::kOffItems + slot * 16) = item;
         hw::mbar_arrive_expect_tx(q_full(slot), 2 * C::kQBytes + 2 * C::kRowBytes);
 #pragma unroll
         for (int a = 0; a < C::kAtoms; ++a) {
           const std::uint32_t off = std::uint32_t(slot) * C::kQBytes + a * C::kQAtom;
-          hw::tma_load_4d(sq + off, &maps.q, q_full(slot), a * 64, q0, h, b);
-          hw::tma_load_4d(sdo + off, &maps.dout, q_full(slot), a * 64, q0, h, b);
+          hw::tma_load_4d(sq + off, &maps.q, q_full(slot), a * 64, item.q0, item.h, b);
+          hw::tma_load_4d(sdo + off, &maps.dout, q_full(slot), a * 64, item.q0, item.h, b);
         }
         // The workspace rows are padded to whole 64-query blocks: always in range.
-        const std::int64_t row = (std::int64_t(b) * p.q_heads + h) * p.q_pad + q0;
+        const std::int64_t row = (std::int64_t(b) * p.q_heads + item.h) * p.q_pad + item.q0;
         const std::uint32_t rows = base + C::kOffRows + std::uint32_t(slot) * 2u * C::kRowBytes;
         hw::bulk_load(rows, p.lse2 + row, C::kRowBytes, q_full(slot));
         hw::bulk_load(rows + C::kRowBytes, p.delta + row, C::kRowBytes, q_full(slot));
+        ++e;
+      };
+      // The list's order, except that an item whose only live half is the same as the last emitted
+      // item's waits (one at most) for the next item of another kind to go first: two such items in a
+      // row keep one consumer warpgroup busy while the other idles (the 2-stage ring lets a warpgroup
+      // run at most one item ahead), alternated they run side by side. The order of a CTA's items
+      // changes no result but the rounding of dK and dV's sums (the same order on every run).
+      const int live = kv0 + 64 < p.kv_len ? 3 : 1;  // the consumers' live_halves
+      BwdItem held{};
+      bool holding = false;
+      int last = 0;  // live halves of the last emitted item
+      BwdCursor cur;
+      cur.open(p, b, hkv, kb);
+      cur.settle(p, b, hkv, kb);
+      while (cur.g < p.group) {
+        const BwdItem item{cur.q_block() * kBwdBlockQ, hkv * p.group + cur.g, int(cur.is_partial()), cur.halves()};
+        const int kind = item.halves & live;
+        const bool one_half = kind == 1 || kind == 2;
+        if (holding && kind == (held.halves & live)) {  // a run of one half: it cannot be broken here
+          emit(held);
+          held = item;
+        } else if (holding) {
+          emit(item);
+          emit(held);
+          last = held.halves & live;
+          holding = false;
+        } else if (one_half && kind == last) {
+          held = item;
+          holding = true;
+        } else {
+          emit(item);
+          last = kind;
+        }
         ++cur.i;
         cur.settle(p, b, hkv, kb);
       }
+      if (holding) emit(held);
     }
   } else {
     // ---- Consumers ---------------------------------------------------------------------------------
@@ -439,16 +477,16 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       const int h = item.h, q0 = item.q0;
       const bool partial = item.partial != 0;
       const bool careful = partial || kv_edge || q0 + kBwdBlockQ > p.q_len;
-      // A half that keeps nothing has P = dS = 0: its warpgroup skips its four GEMMs and its part of
-      // dQ's (a block-sparse mask of the forward's 128 x 64 blocks leaves one half of most items
-      // empty; causal and window masks one half of their edge items). Uniform per item.
-      const int halves = item.halves & live_halves;
-      // Made warp-uniform for the compiler (a shuffle from lane 0): branching on a value derived from
+      // A half that keeps nothing has P = dS = 0: its warpgroup skips the item (a block-sparse mask of
+      // the forward's 128 x 64 blocks leaves one half of most items empty; causal and window masks one
+      // half of their edge items), and the other warpgroup finishes it alone. Uniform per item, and
+      // made warp-uniform for the compiler (shuffles from lane 0): branching on a value derived from
       // threadIdx and shared memory, it moved the branch's descriptor arithmetic from the uniform
       // datapath into per-thread registers (+10 % instructions per item on dense masks).
+      const int halves = __shfl_sync(0xffffffffu, item.halves & live_halves, 0);
       const bool mine = __shfl_sync(0xffffffffu, (halves >> g) & 1, 0) != 0;
       // dS^T to smem (bf16 pairs, rows = keys; conflict-free: the 8 rows of a store hit 8 different
-      // chunks) for both warpgroups' dQ products.
+      // chunks) for the dQ products: both warpgroups' in a full item at D = 128, else this one's.
       auto store_ds = [&] {
         const std::uint32_t row0 = ds_buf + std::uint32_t(64 * g + 16 * warp + lane / 4) * 128u + (lane % 4) * 4u;
 #pragma unroll
@@ -461,82 +499,136 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
           }
         hw::fence_proxy_async();
       };
-      // The item's end, after both warpgroups wrote their dS^T halves: dQ's product and its reduce-add,
-      // and the stage's release. Called at the end of each branch below rather than after them: after
-      // the branches' merge ptxas recomputed the shared-memory base and the dQ descriptors behind the
-      // barrier, in series before the first dQ wgmma (3 % slower on dense masks).
-      auto finish_item = [&](auto dq_steps, int dq_step0) {
+      // dQ into the fp32 workspace by bulk reduce-adds (rows padded to whole blocks: no bounds; rows past
+      // q_len add exact zeros, their dS is 0). stage_dq(acc, box) writes 64 queries x 64 columns (fp32)
+      // into this warpgroup's buffer from box `box` on (two boxes of 32 columns, 128-byte swizzle: a store
+      // instruction's 8 rows land in 8 different 16-byte chunks); add_dq(box, col0) has one thread add
+      // those two boxes to dQ columns col0.. in global memory. The 16 vector REDG per thread and item
+      // this replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
+      const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
+      auto stage_dq = [&](const float(&acc)[32], int box) {
+        const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int rr = 0; rr < 2; ++rr) {
+            const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
+            const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
+            const std::uint32_t addr = dq_stage + std::uint32_t(box + j / 4) * C::kDqBox + row * 128u +
+                                       ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
+            asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(acc[4 * j + 2 * rr]),
+                         "f"(acc[4 * j + 2 * rr + 1])
+                         : "memory");
+          }
+      };
+      auto add_dq = [&](int box, int col0) {
+        const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
+#pragma unroll
+        for (int a = 0; a < 2; ++a)
+          bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(box + a) * C::kDqBox, col0 + 32 * a, row0);
+      };
+      // acc (64 queries x 64 dQ columns) = dS K over `steps` k-steps of 16 keys from step0: A = dS^T,
+      // B = K's columns from k_cols (both MN-major).
+      auto dq_product = [&](float(&acc)[32], std::uint32_t k_cols, int step0, auto steps) {
+#pragma unroll
+        for (int kk = 0; kk < decltype(steps)::value; ++kk) {
+          const std::uint32_t ko = std::uint32_t(step0 + kk) * 16u * 128u;
+          bwd_wgmma_ss_tt<T>(acc, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(k_cols + ko, C::kKvAtom, 1024),
+                             kk > 0 ? 1 : 0);
+        }
+      };
+      // Before staging: the previous item's reduce-adds have read the buffer.
+      auto await_dq_buffer = [&] {
+        if (t == 0) hw::bulk_wait_read_all();
+        hw::named_barrier_sync(3 + g, 128);
+      };
+      // After staging: the writes, visible to the TMA engine, and all of them done.
+      auto publish_dq_buffer = [&] {
+        hw::fence_proxy_async();
+        hw::named_barrier_sync(3 + g, 128);
+      };
+      // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only its
+      // own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
+      // producer's next bulk copy into this stage overwrites (one arrive per warp after __syncwarp left
+      // racecheck reporting hazards: README "Backward").
+      auto release_stage = [&] { hw::mbar_arrive(q_empty(slot)); };
+      // The end of an item whose two halves keep elements, after both warpgroups wrote their dS^T
+      // halves: dQ's product, the stage's release and dQ's reduce-add. Called at the end of each branch
+      // below rather than after them: after the branches' merge ptxas recomputed the shared-memory
+      // base and the dQ descriptors behind the barrier, in series before the first dQ wgmma (3 % slower
+      // on dense masks).
+      auto finish_item = [&] {
         // Both halves of dS^T written (the other warpgroup's dK product runs meanwhile).
         hw::named_barrier_sync(1, 256);
 
         // ---- dQ (64 queries x 64 columns) = dS K: A = dS^T (MN-major), B = K (MN-major) ---------------
         hw::wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < decltype(dq_steps)::value; ++kk) {
-          const std::uint32_t ko = std::uint32_t(dq_step0 + kk) * 16u * 128u;
-          bwd_wgmma_ss_tt<T>(dq, smem_desc(ds_buf + ko, C::kDsBytes, 1024), smem_desc(dq_b + ko, C::kKvAtom, 1024),
-                             kk > 0 ? 1 : 0);
-        }
+        dq_product(dq, dq_b, C::kDqKeyStep0 * g, BwdDqSteps<C::kDqKeySteps>{});
         hw::wgmma_commit();
         hw::wgmma_wait<0>();
         hw::fence_operands(dq);
         hw::fence_operands(dv);
         hw::fence_operands(dk);
-        // Q, dO, lse2 and Delta of this stage are read. Every thread arrives: an arrive releases only
-        // its own thread's accesses (PTX memory model), and each thread read lse2 / Delta rows that the
-        // producer's next bulk copy into this stage overwrites (one arrive per warp after __syncwarp
-        // left racecheck reporting hazards: README "Backward").
-        hw::mbar_arrive(q_empty(slot));
-
-        // ---- dQ into the fp32 workspace by a bulk reduce-add (rows padded to whole blocks: no bounds;
-        // rows past q_len add exact zeros, their dS is 0). Staged in this warpgroup's buffer (two boxes
-        // of 32 columns, 128-byte swizzle: a store instruction's 8 rows land in 8 different 16-byte
-        // chunks), then one thread adds it to global memory; the 16 vector REDG per thread and item it
-        // replaces were the largest per-item stall (LSU queue; README "Backward, careful items").
-        {
-          const std::uint32_t dq_stage = lb + C::kOffDq + std::uint32_t(g) * C::kDqStageBytes;
-          if (t == 0) hw::bulk_wait_read_all();  // the previous item's reduce has read the buffer
-          hw::named_barrier_sync(3 + g, 128);
-          const std::uint32_t swizzle = std::uint32_t(lane / 4);  // the row's index mod 8
-#pragma unroll
-          for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int rr = 0; rr < 2; ++rr) {
-              const std::uint32_t row = std::uint32_t(16 * warp + lane / 4 + 8 * rr);
-              const std::uint32_t chunk = std::uint32_t(2 * (j % 4) + (lane % 4) / 2);
-              const std::uint32_t addr = dq_stage + std::uint32_t(j / 4) * C::kDqBox + row * 128u +
-                                         ((chunk ^ swizzle) << 4) + std::uint32_t(lane % 2) * 8u;
-              asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(dq[4 * j + 2 * rr]),
-                           "f"(dq[4 * j + 2 * rr + 1])
-                           : "memory");
-            }
-          hw::fence_proxy_async();  // the staging writes, visible to the TMA engine
-          hw::named_barrier_sync(3 + g, 128);
-          if (t == 0) {
-            const int row0 = int((std::int64_t(b) * p.q_heads + h) * p.q_pad + q0);
-#pragma unroll
-            for (int a = 0; a < 2; ++a)
-              bwd_tma_reduce_add_2d(&maps.dq_acc, dq_stage + std::uint32_t(a) * C::kDqBox, dq_col0 + 32 * a, row0);
-            hw::bulk_commit();
-          }
+        release_stage();
+        await_dq_buffer();
+        stage_dq(dq, 0);
+        publish_dq_buffer();
+        if (t == 0) {
+          add_dq(0, dq_col0);
+          hw::bulk_commit();
+        }
+      };
+      // The end of an item whose other half keeps nothing: dQ = dS K over this warpgroup's 64 keys
+      // only, all D columns (D = 128: the second 64 columns into s, free by now), with no barrier with
+      // the other warpgroup, which has skipped the item and may run the next one meanwhile. Only this
+      // warpgroup's dS^T rows are read, and they were written by its own threads.
+      auto finish_alone = [&] {
+        hw::named_barrier_sync(3 + g, 128);  // this warpgroup's dS^T rows written (and fenced: store_ds)
+        const std::uint32_t k_cols = lb + C::kOffK;
+        hw::wgmma_fence();
+        dq_product(dq, k_cols, 4 * g, BwdDqSteps<4>{});
+        // dV's and dK's wgmmas done: they were the last readers of the stage (Q, dO), which goes back
+        // to the producer now rather than after dQ's product; the other warpgroup reads nothing of this
+        // item, so dQ's reads of this warpgroup's dS^T rows need no guard from the stage ring here.
+        hw::wgmma_commit();
+        hw::wgmma_wait<1>();
+        hw::fence_operands(dv);
+        hw::fence_operands(dk);
+        release_stage();
+        if constexpr (D == 128) {
+          // s takes the second product only now that dV's and dK's wgmmas have read pa and da (the
+          // registers of both would not fit beside s: ptxas serialized every wgmma, C7512).
+          hw::wgmma_fence();
+          dq_product(s, k_cols + C::kKvAtom, 4 * g, BwdDqSteps<4>{});
+          hw::wgmma_commit();
+        }
+        hw::wgmma_wait<0>();
+        hw::fence_operands(dq);
+        hw::fence_operands(s);
+        await_dq_buffer();
+        stage_dq(dq, 0);
+        if constexpr (D == 128) stage_dq(s, 2);
+        publish_dq_buffer();
+        if (t == 0) {
+          add_dq(0, 0);
+          if constexpr (D == 128) add_dq(2, 64);
+          hw::bulk_commit();
         }
       };
       if (mine) {
+        // acc (64 keys x 64 queries) = (this warpgroup's rows of K or V) (Q or dO)^T, both K-major.
+        auto keys_by_queries = [&](float(&acc)[32], std::uint32_t kv_rows, std::uint32_t q_rows) {
+#pragma unroll
+          for (int kk = 0; kk < D / 16; ++kk) {
+            const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
+            const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
+            bwd_wgmma_ss<T>(acc, smem_desc(kv_rows + ko, 16, 1024), smem_desc(q_rows + qo, 16, 1024), kk > 0 ? 1 : 0);
+          }
+          hw::wgmma_commit();
+        };
         hw::wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
-          const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-          bwd_wgmma_ss<T>(s, smem_desc(k_rows + ko, 16, 1024), smem_desc(q_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
-        }
-        hw::wgmma_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          const std::uint32_t ko = (kk / 4) * C::kKvAtom + (kk % 4) * 32;
-          const std::uint32_t qo = (kk / 4) * C::kQAtom + (kk % 4) * 32;
-          bwd_wgmma_ss<T>(dp, smem_desc(v_rows + ko, 16, 1024), smem_desc(do_tile + qo, 16, 1024), kk > 0 ? 1 : 0);
-        }
-        hw::wgmma_commit();
+        keys_by_queries(s, k_rows, q_tile);
+        keys_by_queries(dp, v_rows, do_tile);
 
         // ---- P^T while dP^T is still running, then dS^T -------------------------------------------
         hw::wgmma_wait<1>();
@@ -567,21 +659,22 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         for (int tq = 0; tq < 4; ++tq)
           wgmma_pv_elem<D, T>(dk, da[tq], smem_desc(q_tile2 + tq * 16 * 128, C::kQAtom, 1024));
         hw::wgmma_commit();
-        finish_item(BwdDqSteps<C::kDqKeySteps>{}, C::kDqKeyStep0 * g);
+        if (halves == 3)
+          finish_item();
+        else
+          finish_alone();
       } else {
-        // Every path defines the registers the wgmmas write: with s, dp, pa, da left undefined here
-        // ptxas serialized every wgmma of the kernel ("insufficient register resources", C7512).
-        // da = 0 is also this half's dS^T: zeros for the other warpgroup's dQ product over both halves
-        // (D = 128) and for this one's over its own half (D = 64).
+        // The other half alone keeps elements (its warpgroup finishes the item by itself), or neither
+        // does: nothing of this item is this warpgroup's. Every path defines the registers the wgmmas
+        // write: with s, dp, pa, da left undefined here ptxas serialized every wgmma of the kernel
+        // ("insufficient register resources", C7512).
 #pragma unroll
         for (int i = 0; i < 32; ++i) s[i] = dp[i] = 0.0f;
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
           for (int r = 0; r < 4; ++r) pa[i][r] = da[i][r] = 0u;
-        store_ds();
-        // D = 128: dQ over the other half's keys only (this half's dS is 0); D = 64: over this half.
-        finish_item(BwdDqSteps<4>{}, D == 128 ? 4 * (1 - g) : 4 * g);
+        release_stage();
       }
       ++cur.i;
       cur.settle(p, b, hkv, kb);
