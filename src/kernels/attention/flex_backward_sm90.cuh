@@ -7,7 +7,7 @@
 // CTA = (128-key block, kv head, batch), as the mma.sync kernel; 384 threads:
 //   warpgroup 0, producer (24 registers): one thread loads K and V once (TMA), then walks the CTA's
 //     (q head of the group, 64-query block) items and loads each item's Q, dO (TMA) and lse2, Delta
-//     rows (bulk copies) into a ring of 2 stages, with the item's place (BwdItem) beside them; "full"
+//     rows (bulk copies) into a ring of S stages (2 at D = 128, 3 at D = 64), with the item's place (BwdItem) beside them; "full"
 //     mbarriers complete when the bytes landed, "empty" ones when the consumer threads released the
 //     stage.
 //   warpgroups 1, 2, consumers (240 registers): warpgroup g owns keys [64 g, 64 g + 64) of the block
@@ -17,7 +17,7 @@
 //   P^T  = exp2(score' log2e - lse2)      after S^T landed (dP^T still running); packed to bf16 (f16) A
 //                                         fragments (the accumulator layout is the A layout)
 //   dS^T = P^T o (dP^T - Delta) o score_mod' scale
-//   dS^T -> smem (bf16, 2 buffers), before the next wgmmas take its registers as their A
+//   dS^T -> smem (bf16, S buffers), before the next wgmmas take its registers as their A
 //   dV  += P^T dO,  dK += dS^T Q          RS wgmma m64nDk16, B = dO / Q read MN-major (transpose bit)
 //   named barrier over both warpgroups (both halves of dS^T written; the GEMMs above run meanwhile)
 //   dQ   = dS K                           SS wgmma m64n64k16 with both operands MN-major (transposed
@@ -31,18 +31,20 @@
 // An item with one half that keeps no element (BwdItem::halves, from the block mask) is the other
 // half's warpgroup's alone: it computes both dQ column halves over its own 64 keys, with no barrier
 // between the warpgroups, and the warpgroup of the empty half releases the stage and goes on to the
-// next item (as far as the 2-stage ring lets it run ahead); the producer alternates such items'
+// next item (as far as the ring lets it run ahead); the producer alternates such items'
 // owners where the list allows (emit, below), so that the two warpgroups run them side by side.
 // After the last item each warpgroup stages its dK, dV rows in the (now idle) Q and dO rings and
 // stores them with TMA.
-// dS^T is double-buffered, indexed like the stage ring: a warpgroup writes buffer i % 2 after
+// D = 64: each warpgroup's dQ reads only its own dS^T rows (all 64 columns over its own keys), so
+// every item ends that way, alone.
+// dS^T has one buffer per stage, indexed like the ring: a warpgroup writes buffer i % S after
 // waiting for item i's stage, which the producer refilled only after every consumer thread released
-// item i - 2, i.e. after both warpgroups' dQ wgmmas of item i - 2 (the last readers) completed. An
+// item i - S, i.e. after both warpgroups' dQ wgmmas of item i - S (the last readers) completed. An
 // item finished alone releases its stage before its dQ product: that product reads only its own
 // warpgroup's rows, which no other item's writes touch before its warpgroup has moved on.
 //
-// Smem (1024-aligned): K (128 x D) | V | Q ring (2 x 64 x D) | dO ring | dS^T (2 x 128 x 64) |
-// lse2, Delta rows (2 stages x 2 x 64 f32) | items (2 x BwdItem) | mbarriers | dQ staging (2 warpgroups
+// Smem (1024-aligned): K (128 x D) | V | Q ring (S x 64 x D) | dO ring | dS^T (S x 128 x 64) |
+// lse2, Delta rows (S x 2 x 64 f32) | items (S x BwdItem) | mbarriers | dQ staging (2 warpgroups
 // x 64 x D f32; 227 KB in all at D = 128). Every bf16 tile is in the 128B-swizzle
 // canonical layout (64-column atoms of rows x 128 B, chunk c of row r at c ^ (r % 8)), which a TMA box
 // of {64, 64} with CU_TENSOR_MAP_SWIZZLE_128B writes at a 1024-aligned address.
@@ -65,7 +67,9 @@ struct BwdSm90Config {
   static_assert(D == 64 || D == 128, "head dim 64 or 128");
   static_assert(kBwdBlockQ == 64 && kBwdBlockKv == 128, "two consumer warpgroups of 64 keys, 64-query items");
   static constexpr int kThreads = 384;  // producer + 2 consumer warpgroups
-  static constexpr int kStages = 2;     // Q / dO / lse2 / Delta ring
+  // Q / dO / lse2 / Delta ring, and as many dS^T buffers. D = 128 has room for 2 (227 KB); D = 64 takes
+  // 3, which hides more of a stage's load latency when the warpgroups run items side by side.
+  static constexpr int kStages = D == 64 ? 3 : 2;
   static constexpr int kAtoms = D / 64;
   static constexpr std::uint32_t kKvAtom = kBwdBlockKv * 128;  // bytes between K's (V's) column atoms
   static constexpr std::uint32_t kQAtom = kBwdBlockQ * 128;    // ... Q's (dO's)
@@ -78,7 +82,7 @@ struct BwdSm90Config {
   static constexpr std::uint32_t kOffQ = 2 * kKvBytes;
   static constexpr std::uint32_t kOffDo = kOffQ + kStages * kQBytes;
   static constexpr std::uint32_t kOffDs = kOffDo + kStages * kQBytes;
-  static constexpr std::uint32_t kOffRows = kOffDs + 2 * kDsBytes;          // stage s: lse2, then Delta
+  static constexpr std::uint32_t kOffRows = kOffDs + kStages * kDsBytes;    // stage s: lse2, then Delta
   static constexpr std::uint32_t kOffItems = kOffRows + kStages * 2 * kRowBytes;  // stage s: its BwdItem
   static constexpr std::uint32_t kOffBars = kOffItems + kStages * 16;
   static constexpr int kBarriers = 1 + 2 * kStages;  // kv_full, q_full ring, q_empty ring
@@ -398,8 +402,8 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       };
       // The list's order, except that an item whose only live half is the same as the last emitted
       // item's waits (one at most) for the next item of another kind to go first: two such items in a
-      // row keep one consumer warpgroup busy while the other idles (the 2-stage ring lets a warpgroup
-      // run at most one item ahead), alternated they run side by side. The order of a CTA's items
+      // row keep one consumer warpgroup busy while the other idles (the ring lets a warpgroup run at
+      // most S - 1 items ahead), alternated they run side by side. The order of a CTA's items
       // changes no result but the rounding of dK and dV's sums (the same order on every run).
       const int live = kv0 + 64 < p.kv_len ? 3 : 1;  // the consumers' live_halves
       BwdItem held{};
@@ -469,7 +473,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       const std::uint32_t do_tile = lb + C::kOffDo + std::uint32_t(slot) * C::kQBytes;
       const float* lse2 = reinterpret_cast<const float*>(gbase + C::kOffRows + slot * 2 * C::kRowBytes);
       const float* delta = lse2 + kBwdBlockQ;
-      const std::uint32_t ds_buf = lb + C::kOffDs + std::uint32_t(i & 1) * C::kDsBytes;
+      const std::uint32_t ds_buf = lb + C::kOffDs + std::uint32_t(slot) * C::kDsBytes;
 
       // ---- S^T = K_g Q^T and dP^T = V_g dO^T (two commit groups) --------------------------------
       hw::mbar_wait(q_full(slot), std::uint32_t((i / S) & 1));
@@ -659,7 +663,9 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
         for (int tq = 0; tq < 4; ++tq)
           wgmma_pv_elem<D, T>(dk, da[tq], smem_desc(q_tile2 + tq * 16 * 128, C::kQAtom, 1024));
         hw::wgmma_commit();
-        if (halves == 3)
+        // D = 64: each warpgroup's dQ product reads only its own dS^T rows (all 64 columns over its 64
+        // keys), so every item ends as one finished alone, with no barrier between the warpgroups.
+        if (D == 128 && halves == 3)
           finish_item();
         else
           finish_alone();
