@@ -146,7 +146,10 @@ TEST(Cupti, TracesKernelTimesInAndOutsideGraphs) {
     // One stream: nothing overlaps, so busy time is the kernels' and the memset's sum, all in the span.
     EXPECT_NEAR(b.busy_s, b.kernel_s + b.memory_op_s, 1e-9);
     EXPECT_GE(b.span_s, b.busy_s);
-    EXPECT_LT(b.idle_s(), 1e-3);
+    // Idle time is the host's gaps between the launches, not a property of the trace's bookkeeping:
+    // on a freshly started H200 it read 1.01 ms once (2026-11-28, with a 1 ms bound here), usually
+    // microseconds. The bound only catches a span that takes in something other than this call.
+    EXPECT_LT(b.idle_s(), 20e-3);
   }
 }
 
