@@ -96,10 +96,6 @@ struct BwdSm90Config {
   static constexpr std::size_t kSmemBytes = 1024 + kOffDq + 2 * kDqStageBytes;
   static constexpr int kProducerRegs = 24;  // 24 * 128 + 240 * 256 = 168 * 384: the CTA's registers
   static constexpr int kConsumerRegs = 240;
-  // dQ = dS K per warpgroup g: k-steps of 16 keys from kDqKeyStep0 * g, dQ columns from 64 * kDqAtomOf * g.
-  static constexpr int kDqKeySteps = D == 128 ? 8 : 4;
-  static constexpr int kDqKeyStep0 = D == 128 ? 0 : 4;
-  static constexpr int kDqAtomOf = D == 128 ? 1 : 0;
   static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
 };
 
@@ -444,7 +440,9 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     const int kvrow[2] = {kv0 + 64 * g + 16 * warp + lane / 4, kv0 + 64 * g + 16 * warp + lane / 4 + 8};
     const bool kv_edge = kv0 + kBwdBlockKv > p.kv_len;
     const int live_halves = kv0 + 64 < p.kv_len ? 3 : 1;  // an upper half wholly past kv_len has no keys
-    const int dq_col0 = 64 * C::kDqAtomOf * g;  // dQ's split for this warpgroup (BwdSm90Config)
+    // An item of both halves (finish_item; D = 128 only, at D = 64 every item is finished alone):
+    // warpgroup g computes dQ's columns 64 g .. 64 g + 63 over all 128 keys.
+    const int dq_col0 = 64 * g;
 
     float dk[D / 2], dv[D / 2];
 #pragma unroll
@@ -468,7 +466,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       asm volatile("" : "+r"(lb));
       const std::uint32_t k_rows = lb + C::kOffK + std::uint32_t(g) * 64u * 128u;  // this warpgroup's keys
       const std::uint32_t v_rows = lb + C::kOffV + std::uint32_t(g) * 64u * 128u;
-      const std::uint32_t dq_b = lb + C::kOffK + std::uint32_t(C::kDqAtomOf * g) * C::kKvAtom;  // B of dQ
+      const std::uint32_t dq_b = lb + C::kOffK + std::uint32_t(g) * C::kKvAtom;  // B of that dQ: K's atom g
       const std::uint32_t q_tile = lb + C::kOffQ + std::uint32_t(slot) * C::kQBytes;
       const std::uint32_t do_tile = lb + C::kOffDo + std::uint32_t(slot) * C::kQBytes;
       const float* lse2 = reinterpret_cast<const float*>(gbase + C::kOffRows + slot * 2 * C::kRowBytes);
@@ -567,7 +565,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 
         // ---- dQ (64 queries x 64 columns) = dS K: A = dS^T (MN-major), B = K (MN-major) ---------------
         hw::wgmma_fence();
-        dq_product(dq, dq_b, C::kDqKeyStep0 * g, BwdDqSteps<C::kDqKeySteps>{});
+        dq_product(dq, dq_b, 0, BwdDqSteps<8>{});
         hw::wgmma_commit();
         hw::wgmma_wait<0>();
         hw::fence_operands(dq);
