@@ -1,6 +1,8 @@
-// ch14:flex_attention_backward and ch14:flex_attention_backward_causal — the training half of
-// FlexAttention: dQ, dK, dV at 8k tokens, head dim 128, bf16, (2, 16, 8192, 128), without and with
-// a causal mask.
+// ch14:flex_attention_backward, ch14:flex_attention_backward_causal and
+// ch14:flex_attention_backward_softcap — the training half of FlexAttention: dQ, dK, dV at 8k tokens,
+// head dim 128, bf16, (2, 16, 8192, 128), without and with a causal mask, and causal with ch14:
+// flex_attention's tanh soft-cap (cap 5), whose derivative 1 - tanh^2(score / cap) the backward
+// applies to every visited element (the score_mod's grad()).
 //
 //   baseline          eager, from the saved lse: cuBLAS S = scale Q K^T, a probabilities kernel
 //                     (score_mod, mask, exp(. - lse)), cuBLAS dV = P^T dO and dP = dO V^T, a Delta
@@ -13,7 +15,8 @@
 //   optimized:fused_wgmma     the same with the FA3-style wgmma main kernel (TMA producer warp, two
 //                     wgmma consumer warpgroups; sm_90 only)
 //   optimized:fused_jit       the same wgmma kernel with the mods given as expressions ("q >= kv" for
-//                     causal) and JIT-compiled by NVRTC in setup (compiler/runtime/cuda/
+//                     causal, "5 * tanh(score / 5)" for the soft-cap, its derivative taken by the
+//                     expression compiler) and JIT-compiled by NVRTC in setup (compiler/runtime/cuda/
 //                     flex_jit_backward.h): what run-time mods cost against the precompiled built-ins
 //
 // Inputs: q, k, v, out, dout bf16 (B, H, S, D) and lse f32 (B, H, S). The backward is a function of
@@ -258,10 +261,21 @@ ModSet causal(const Shape&) {
   m.mask = flex::mask_causal();
   return m;
 }
+// ch14:flex_attention's mods (Gemma 2's soft-cap form). Cap 5 rather than a model's 30-50: on these
+// N(0, 1) scores its derivative 1 - tanh^2(s / 5) ~ 1 - s^2 / 25 is ~4 % under 1 on average, so the
+// float64 check sees whether the derivative is applied; at cap 30 it would be 0.1 %.
+constexpr float kSoftCap = 5.0f;
+ModSet softcap_causal(const Shape&) {
+  ModSet m;
+  m.score = flex::score_soft_cap(kSoftCap);
+  m.mask = flex::mask_causal();
+  return m;
+}
 
-// mask_expr: the mods' mask as an expression for the JIT variant ("" none; no score_mod here).
+// score_expr, mask_expr: the mods as expressions for the JIT variant ("" for none).
 aisp::harness::Example make_example(const char* name, const char* description, double density, ModMaker mods,
-                                    const std::string& mask_expr, const char* eager_what, const char* fused_what) {
+                                    const std::string& score_expr, const std::string& mask_expr,
+                                    const char* eager_what, const char* fused_what) {
   aisp::harness::Example e;
   e.chapter = "ch14";
   e.name = name;
@@ -280,7 +294,7 @@ aisp::harness::Example make_example(const char* name, const char* description, d
        [mods] { return std::make_unique<FusedBackward>(mods, flex::FlexBackwardKernel::automatic); }},
       {"optimized:fused_jit",
        "the fused wgmma backward with the mods as expressions, JIT-compiled by NVRTC in setup (sm_90)",
-       [mask_expr] { return std::make_unique<JitFusedBackward>("", mask_expr); }},
+       [score_expr, mask_expr] { return std::make_unique<JitFusedBackward>(score_expr, mask_expr); }},
   };
   return e;
 }
@@ -288,7 +302,7 @@ aisp::harness::Example make_example(const char* name, const char* description, d
 aisp::harness::Example make_dense() {
   return make_example("flex_attention_backward",
                       "attention backward (dQ, dK, dV) at 8k tokens, hd 128, bf16, non-causal: eager vs fused flex",
-                      1.0, no_mods, "",
+                      1.0, no_mods, "", "",
                       "eager: cuBLAS S, dV, dP, dQ, dK; probabilities, Delta and dS kernels; bf16 S x S intermediates",
                       "flex backward: preprocess, one kv-major kernel (wgmma on sm_90, else mma.sync; dQ by fp32 atomics), dQ conversion");
 }
@@ -296,12 +310,22 @@ aisp::harness::Example make_dense() {
 aisp::harness::Example make_causal() {
   return make_example("flex_attention_backward_causal",
                       "causal attention backward at 8k tokens, hd 128, bf16: eager vs block-sparse fused flex",
-                      causal_density(kShape.seq), causal, "q >= kv",
+                      causal_density(kShape.seq), causal, "", "q >= kv",
                       "eager: cuBLAS S, dV, dP, dQ, dK; probabilities (causal mask), Delta and dS kernels",
                       "flex backward visiting only the non-empty causal tiles (automatic kernel choice)");
+}
+
+aisp::harness::Example make_softcap_causal() {
+  return make_example("flex_attention_backward_softcap",
+                      "causal + tanh soft-cap (cap 5) attention backward at 8k tokens, hd 128, bf16: eager vs fused flex",
+                      causal_density(kShape.seq), softcap_causal, "5 * tanh(score / 5)", "q >= kv",
+                      "eager: cuBLAS S, dV, dP, dQ, dK; probabilities (soft-cap, causal mask), Delta and dS "
+                      "(soft-cap derivative) kernels",
+                      "flex backward with the soft-cap and its derivative fused, only the non-empty causal tiles");
 }
 
 }  // namespace
 
 AISP_REGISTER_EXAMPLE(make_dense);
 AISP_REGISTER_EXAMPLE(make_causal);
+AISP_REGISTER_EXAMPLE(make_softcap_causal);
