@@ -258,8 +258,9 @@ __global__ void __launch_bounds__(kThreads, 1)
               t = s[4 * j + e] * p.scale_log2;
             } else {
               const float sc = s[4 * j + e] * p.scale;
-              t = float(score_mod(sc, b, h, qi, kvi)) * kLog2e;
-              g = float(score_mod.grad(sc, b, h, qi, kvi));
+              const FlexScoreAndGrad<float> vg = flex_score_and_grad(score_mod, sc, b, h, qi, kvi);
+              t = vg.value * kLog2e;
+              g = vg.grad;
             }
             if ((keep_bits >> (4 * j + e)) & 1u) {
               pv = exp2f(t - ((e & 1) ? lse2.y : lse2.x));
@@ -440,6 +441,24 @@ void launch_backward_elem(const FlexBackwardArgs& a, const BwdParams& p, const S
       <<<backward_grid(p, a), kThreads, backward_smem_bytes<D>(), stream>>>(p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
   launch_dq_convert(a, p, stream);
+}
+
+// The precompiled scored entry points (flex_backward_[sm90_][fp16_]scored_d*.cu, and the fp16 ones in
+// flex_backward_fp16_mma_sync.cu) pick the score_mod's kind here, on the host, and run the kernel
+// instantiated with that kind's functor, as the forward's scored TUs do: the BuiltinScoreMod
+// instance switched per element over three bodies (64 B of stack at D = 128) and hid the soft-cap
+// from flex_score_and_grad (README "Backward", soft-cap: 2.3x slower than the plain kernel at 8k).
+// Kind none never comes here (flex_backward.cu runs the plain kernels for it).
+template <class Run>
+void with_builtin_score_mod(const BuiltinScoreMod& score_mod, Run&& run) {
+  switch (score_mod.kind) {
+    case BuiltinScoreMod::Kind::alibi: run(score_mod.alibi); return;
+    case BuiltinScoreMod::Kind::relative_bias: run(score_mod.relative_bias); return;
+    case BuiltinScoreMod::Kind::soft_cap: run(score_mod.soft_cap); return;
+    case BuiltinScoreMod::Kind::none: break;
+  }
+  throw Error("flex_attention_backward: a scored kernel was asked to run without a score_mod (the plain kernels "
+              "take that; flex_backward.cu routes it)");
 }
 
 // The same on the call's element type (a.forward.dtype: bf16 or fp16).

@@ -262,6 +262,14 @@ __device__ __forceinline__ void bwd_sm90_probabilities_of(float (&s)[32], std::u
         const float pv = fa3_exp2(fmaf(s[4 * j + e], p.scale_log2, -lse));
         pr[e] = kept ? pv : 0.0f;
         s[4 * j + e] = pr[e] * p.scale;
+      } else if constexpr (ScoreModIsTanhSoftCap<ScoreMod>) {
+        // No functor call (the trait defines the value) and no memory read: on every element, as the
+        // identity's, the dropped ones selected to 0 (a branch per element here spilled 80 B at D = 128).
+        const FlexScoreAndGrad<float> vg =
+            flex_score_and_grad(score_mod, __fmul_rn(s[4 * j + e], p.scale), b, h, 0, 0);
+        const float pv = fa3_exp2(fmaf(vg.value, kLog2e, -lse));
+        pr[e] = kept ? pv : 0.0f;
+        s[4 * j + e] = pr[e] * (vg.grad * p.scale);
       } else {
         float pv = 0.0f, gs = 0.0f;
         if (kept) {
@@ -270,8 +278,9 @@ __device__ __forceinline__ void bwd_sm90_probabilities_of(float (&s)[32], std::u
           // may fuse into the mod's own add (ALiBi's s + slope * d) in one instance and not in its
           // JIT twin, and their dK, dV would no longer be bit-identical (FlexJitBackward.*).
           const float sc = __fmul_rn(s[4 * j + e], p.scale);
-          pv = fa3_exp2(fmaf(float(score_mod(sc, b, h, qi, kvi)), kLog2e, -lse));
-          gs = float(score_mod.grad(sc, b, h, qi, kvi)) * p.scale;
+          const FlexScoreAndGrad<float> vg = flex_score_and_grad(score_mod, sc, b, h, qi, kvi);
+          pv = fa3_exp2(fmaf(vg.value, kLog2e, -lse));
+          gs = vg.grad * p.scale;
         }
         pr[e] = pv;
         s[4 * j + e] = pv * gs;

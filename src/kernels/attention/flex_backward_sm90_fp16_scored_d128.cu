@@ -1,6 +1,8 @@
 // Precompiled wgmma backward kernel (flex_backward_sm90.cuh, sm_90a) on fp16 inputs for head dim 128,
-// BuiltinScoreMod (value and grad() per element), BuiltinMask: the fp16 twin of
+// one kernel per BuiltinScoreMod kind (with_builtin_score_mod), BuiltinMask: the fp16 twin of
 // flex_backward_sm90_scored_d128.cu, in its own translation unit.
+#include <type_traits>
+
 #include "kernels/attention/flex_backward_kernel.cuh"
 
 namespace aisp::kernels::flex::detail {
@@ -8,7 +10,9 @@ namespace aisp::kernels::flex::detail {
 void backward_sm90_fp16_builtin_scored_d128(const FlexBackwardArgs& a, const BwdParams& p,
                                           const BuiltinScoreMod& score_mod, const BuiltinMask& mask_mod,
                                           cudaStream_t stream) {
-  launch_backward_sm90<128, BuiltinScoreMod, BuiltinMask, __half>(a, p, score_mod, mask_mod, stream);
+  with_builtin_score_mod(score_mod, [&](const auto& mod) {
+    launch_backward_sm90<128, std::decay_t<decltype(mod)>, BuiltinMask, __half>(a, p, mod, mask_mod, stream);
+  });
 }
 
 }  // namespace aisp::kernels::flex::detail

@@ -196,8 +196,9 @@ struct SoftCap {
   float cap = 50.0f;
   AISP_HD float soft_cap() const { return cap; }
   // The forward's device tanh is the one-MUFU approximation (flex_tanh_fast); grad below keeps the
-  // exact tanh: near saturation 1 - t^2 is small and an absolute 2^-11 in t would be a large
-  // relative error in it.
+  // exact tanh (near saturation 1 - t^2 is small and an absolute 2^-11 in t is a large relative error
+  // in it): the references use it. The backward kernels take value and derivative from one
+  // approximate tanh instead (flex_score_and_grad: the error it adds is bounded there).
   template <class T>
   AISP_HD T operator()(T s, int, int, int, int) const {
     return T(cap) * flex_tanh_fast(flex_div_by_constant(s, T(cap)));
@@ -215,6 +216,31 @@ template <class F, class T = float>
 inline constexpr bool ScoreModHasGrad = requires(const F& f, T s) {
   { f.grad(s, 0, 0, 0, 0) };
 };
+
+// A score_mod's value and derivative at one element, as the backward kernels need both.
+template <class T>
+struct FlexScoreAndGrad {
+  T value, grad;
+};
+// A tanh soft-cap (ScoreModIsTanhSoftCap) takes its tanh once, t = tanh(s / cap) on the MUFU as the
+// forward's (flex_tanh_fast): value cap t, derivative 1 - t^2. The functor's own grad() takes the
+// exact tanhf (libm's ~20 instructions with branches) for the derivative, which made a soft-cap
+// backward 2.3x slower than the plain one at 8k (README "Backward", soft-cap). What the approximate
+// t costs in the derivative is bounded in absolute terms: |d(1 - t^2)| = 2 |t| |dt| <= 2^-10 (PTX's
+// documented bound 2^-11 on t; 2^-16.6 measured), so the error it adds to dS = P (dP - Delta)
+// (1 - t^2) is at most half of what rounding dS to bf16 (2^-9 relative) adds to an unsaturated
+// element with the same P (dP - Delta): a saturated element's small derivative may be off by more
+// in relative terms, but its whole term is small. Other score_mods: the functor and its grad().
+template <class F, class T>
+AISP_HD FlexScoreAndGrad<T> flex_score_and_grad(const F& f, T s, int b, int h, int q, int kv) {
+  if constexpr (ScoreModIsTanhSoftCap<F>) {
+    const T cap = T(f.soft_cap());
+    const T t = flex_tanh_fast(flex_div_by_constant(s, cap));
+    return {cap * t, T(1) - t * t};
+  } else {
+    return {T(f(s, b, h, q, kv)), T(f.grad(s, b, h, q, kv))};
+  }
+}
 
 // ---- mask_mod built-ins -------------------------------------------------------------------------
 
