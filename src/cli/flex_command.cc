@@ -17,7 +17,8 @@
 // --backward adds a row `<pattern> bwd` per pattern: the fused backward (dQ, dK, dV from the
 // forward's out and lse and a random dO), verified against the float64 GPU backward reference
 // (relative L2 of each gradient, the largest printed), timed the same way; its TFLOP/s count 2.5x
-// the forward's FLOPs (five GEMMs of the forward's size against two).
+// the forward's FLOPs (five GEMMs of the forward's size against two). With --kernel mma_sync the
+// backward runs on its mma.sync main kernel too (the fallback off sm_90); else the automatic choice.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -284,6 +285,7 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   flex::FlexBackwardArgs ba;
   if (o.backward) {
     ba.forward = a;
+    if (kernel == flex::FlexKernel::mma_sync) ba.kernel = flex::FlexBackwardKernel::mma_sync;
     ba.dout = static_cast<const flex::bf16*>(dout.get());
     ba.dq = static_cast<flex::bf16*>(dq.get());
     ba.dk = static_cast<flex::bf16*>(dk.get());
@@ -417,7 +419,8 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
                    "mask_mod as an expression of b, h, q, kv and the same tensors (e.g. 'doc[q] == doc[kv] && q >= kv')");
   demo->add_option("--score", options->score, "score_mod on every pattern: none, alibi or soft_cap (cap 30)")
       ->capture_default_str();
-  demo->add_option("--kernel", options->kernel, "auto, mma_sync, wgmma or fa3 (the last two sm_90 only)")->capture_default_str();
+  demo->add_option("--kernel", options->kernel,
+                   "auto, mma_sync, wgmma or fa3 (the last two sm_90 only); mma_sync also for the backward")->capture_default_str();
   demo->add_option("--schedule", options->schedule,
                    "the fa3 kernel's: auto, per_row (one CTA per row) or persistent (one CTA per SM, rows from a work "
                    "counter)")

@@ -102,6 +102,32 @@ TEST(FlexMods, FastPathTraitsAreMarked) {
   EXPECT_EQ(cap.soft_cap(), -2.0f);
 }
 
+// The backward's value and derivative (flex_score_and_grad): a soft-cap from one tanh, equal to the
+// functor and its exact grad() (on the host flex_tanh_fast is tanhf), at both signs of the cap and
+// into saturation; every other score_mod is its functor and grad() as they are.
+TEST(FlexMods, ScoreAndGradIsTheFunctorAndItsDerivative) {
+  for (const float c : {1.5f, -1.5f, 5.0f, 30.0f}) {
+    const flex::SoftCap cap{c};
+    for (const float s : {-40.0f, -3.0f, -0.5f, 0.0f, 0.25f, 2.0f, 7.5f, 100.0f}) {
+      const flex::FlexScoreAndGrad<float> vg = flex::flex_score_and_grad(cap, s, 0, 0, 0, 0);
+      const double t = std::tanh(double(s) / double(c));
+      EXPECT_NEAR(vg.value, double(c) * t, 4e-6 * std::fabs(double(c))) << "cap " << c << " s " << s;
+      EXPECT_NEAR(vg.grad, 1.0 - t * t, 4e-6) << "cap " << c << " s " << s;
+      EXPECT_NEAR(vg.grad, cap.grad(s, 0, 0, 0, 0), 4e-6) << "cap " << c << " s " << s;
+    }
+  }
+  const float slopes[2] = {0.5f, 0.25f};
+  const flex::Alibi alibi{slopes};
+  const flex::FlexScoreAndGrad<float> a = flex::flex_score_and_grad(alibi, 1.25f, 0, 1, 10, 4);
+  EXPECT_EQ(a.value, alibi(1.25f, 0, 1, 10, 4));
+  EXPECT_EQ(a.grad, 1.0f);
+  // The run-time family is not a soft-cap to the trait: its functor and grad() (the exact tanh).
+  const flex::BuiltinScoreMod builtin = flex::score_soft_cap(2.0f);
+  const flex::FlexScoreAndGrad<float> b = flex::flex_score_and_grad(builtin, 3.0f, 0, 0, 0, 0);
+  EXPECT_EQ(b.value, builtin(3.0f, 0, 0, 0, 0));
+  EXPECT_EQ(b.grad, builtin.grad(3.0f, 0, 0, 0, 0));
+}
+
 // Which masks the fa3 kernel evaluates branch-free (they load captured tensors) and which keep the
 // per-element branch (arithmetic masks, and any functor that does not say).
 TEST(FlexMods, MemoryReadingMasksAreMarked) {
