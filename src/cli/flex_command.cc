@@ -13,6 +13,8 @@
 // NVRTC into the fa3 kernel, or the mma.sync one (--kernel mma_sync, and the automatic choice off
 // sm_90) (flex_jit_demo.h: the captured tensors the expressions may index, the verification); with
 // one built-in pattern in the same run, its output and time are compared.
+// --kv-heads n runs GQA / MQA: n heads of k and v shared by --heads / n query heads each (forward,
+// backward, references and floors alike).
 // --dtype fp16 runs everything on fp16 inputs (every kernel: --kernel and the backward take it).
 // --backward adds a row `<pattern> bwd` per pattern: the fused backward (dQ, dK, dV from the
 // forward's out and lse and a random dO), verified against the float64 GPU backward reference
@@ -39,6 +41,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <tuple>
+#include <utility>
 
 #include "core/cuda/check.h"
 #include "core/cuda/device_memory.h"
@@ -60,6 +64,7 @@ namespace {
 
 struct FlexOptions {
   int batch = 1, heads = 16, seq = 8192, head_dim = 128;
+  int kv_heads = 0;  // 0: as many as heads; else GQA / MQA (heads % kv_heads == 0)
   int iters = 10;
   bool verify = true;
   std::string kernel = "auto";
@@ -201,15 +206,20 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     schedule = flex::FlexSchedule::persistent;
   else if (o.schedule != "auto")
     throw UsageError("--schedule must be auto, per_row or persistent");
+  if (o.kv_heads < 0 || (o.kv_heads > 0 && o.heads % o.kv_heads != 0))
+    throw UsageError(fmt::format("--kv-heads must be 0 (as many as --heads) or divide --heads = {}", o.heads));
+  const int kv_heads = o.kv_heads == 0 ? o.heads : o.kv_heads;
   if (o.head_group < 0 || o.head_group > o.heads)
     throw UsageError(fmt::format("--head-group must be 0 (automatic) or in [1, --heads = {}]", o.heads));
   const flex::FlexDtype dtype = o.dtype == "fp16" ? flex::FlexDtype::fp16 : flex::FlexDtype::bf16;
   if (!probe.available) throw Error("aisp flex demo needs a GPU: " + probe.reason);
   const GpuProperties props = gpu_properties(0);
 
+  // n: elements of q, out, dout, dq; n_kv: of k, v, dk, dv (fewer with GQA / MQA).
   const std::int64_t n = std::int64_t(o.batch) * o.heads * o.seq * o.head_dim;
-  cuda::DeviceMemory q = cuda::device_alloc(std::size_t(n) * 2), k = cuda::device_alloc(std::size_t(n) * 2),
-                     v = cuda::device_alloc(std::size_t(n) * 2), y = cuda::device_alloc(std::size_t(n) * 2);
+  const std::int64_t n_kv = std::int64_t(o.batch) * kv_heads * o.seq * o.head_dim;
+  cuda::DeviceMemory q = cuda::device_alloc(std::size_t(n) * 2), k = cuda::device_alloc(std::size_t(n_kv) * 2),
+                     v = cuda::device_alloc(std::size_t(n_kv) * 2), y = cuda::device_alloc(std::size_t(n) * 2);
   cuda::DeviceMemory ref;
   if (o.verify) ref = cuda::device_alloc(std::size_t(n) * sizeof(double));
   // The backward's buffers (--backward): dO (seeded normal), lse, dQ, dK, dV, workspace; the
@@ -219,19 +229,21 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
     dout = cuda::device_alloc(std::size_t(n) * 2);
     lse = cuda::device_alloc(std::size_t(n / o.head_dim) * sizeof(float));
     dq = cuda::device_alloc(std::size_t(n) * 2);
-    dk = cuda::device_alloc(std::size_t(n) * 2);
-    dv = cuda::device_alloc(std::size_t(n) * 2);
+    dk = cuda::device_alloc(std::size_t(n_kv) * 2);
+    dv = cuda::device_alloc(std::size_t(n_kv) * 2);
     if (o.verify) {
-      ref_dk = cuda::device_alloc(std::size_t(n) * sizeof(double));
-      ref_dv = cuda::device_alloc(std::size_t(n) * sizeof(double));
+      ref_dk = cuda::device_alloc(std::size_t(n_kv) * sizeof(double));
+      ref_dv = cuda::device_alloc(std::size_t(n_kv) * sizeof(double));
     }
   }
   {  // seeded normal inputs, rounded to the element type on the host
-    std::vector<std::uint16_t> h(static_cast<std::size_t>(n));
+    std::vector<std::uint16_t> h;
     std::uint64_t seed = 7;
-    for (cuda::DeviceMemory* t : {&q, &k, &v, &dout}) {
+    for (const auto& [t, count] : {std::pair{&q, n}, std::pair{&k, n_kv}, std::pair{&v, n_kv}, std::pair{&dout, n}}) {
       if (!*t) continue;
-      for (std::int64_t i = 0; i < n; ++i) h[std::size_t(i)] = flex_element_bits(rng::normal_at(seed, std::uint64_t(i)), dtype);
+      h.resize(static_cast<std::size_t>(count));
+      for (std::int64_t i = 0; i < count; ++i)
+        h[std::size_t(i)] = flex_element_bits(rng::normal_at(seed, std::uint64_t(i)), dtype);
       AISP_CUDA_CHECK(cudaMemcpy(t->get(), h.data(), h.size() * 2, cudaMemcpyHostToDevice));
       ++seed;
     }
@@ -248,7 +260,8 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   a.v = static_cast<const flex::bf16*>(v.get());
   a.out = static_cast<flex::bf16*>(y.get());
   a.batch = o.batch;
-  a.q_heads = a.kv_heads = o.heads;
+  a.q_heads = o.heads;
+  a.kv_heads = kv_heads;
   a.q_len = a.kv_len = o.seq;
   a.head_dim = o.head_dim;
   a.dtype = dtype;
@@ -272,10 +285,11 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   }
 
   out << fmt::format(
-      "aisp flex demo on {} (sm_{}): B={} H={} S={} D={} {}, kernel {} (schedule {}), score_mod {}, {} timed calls "
+      "aisp flex demo on {} (sm_{}): B={} H={}{} S={} D={} {}, kernel {} (schedule {}), score_mod {}, {} timed calls "
       "per pattern\n",
-      props.name, props.compute_capability, o.batch, o.heads, o.seq, o.head_dim, o.dtype, o.kernel, o.schedule, o.score,
-      o.iters);
+      props.name, props.compute_capability, o.batch, o.heads,
+      kv_heads == o.heads ? std::string() : fmt::format(" (kv heads {})", kv_heads), o.seq, o.head_dim, o.dtype,
+      o.kernel, o.schedule, o.score, o.iters);
   // Which clock the times are at: a power-capped GPU holds its boost clock for its first ~25 ms of
   // busy time and is held down from ~0.1 s on (README, "Clocks: cold and burst"; H200, 8k dense:
   // 1.662 ms at --iters 10, 1.848 ms at --iters 600, and the mods' ratios to it move: soft-cap 83 % / 89 %).
@@ -300,7 +314,7 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   const double gemm_flops_per_s = peaks.value("bf16_tflops", 0.0) * 1e12;
   out << fmt::format("floors: copy bandwidth {:.0f} GB/s, bf16 GEMM {:.0f} TFLOP/s (measured: aisp gpu info)\n",
                      copy_bytes_per_s / 1e9, gemm_flops_per_s / 1e12);
-  const FlexShape shape{o.batch, o.heads, o.heads, o.seq, o.seq, o.head_dim, a.lse != nullptr};
+  const FlexShape shape{o.batch, o.heads, kv_heads, o.seq, o.seq, o.head_dim, a.lse != nullptr};
   out << flex_demo_header();
   int failures = 0;
   double last_ms = 0;  // the last built-in row's median, for the JIT comparison
@@ -353,9 +367,9 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
                                                 static_cast<double*>(ref_dk.get()),
                                                 static_cast<double*>(ref_dv.get()), stream);
         worst = 0;
-        for (const auto& [got, want] : {std::pair{dq.get(), ref.get()}, std::pair{dk.get(), ref_dk.get()},
-                                        std::pair{dv.get(), ref_dv.get()}}) {
-          const double e = device_rel_l2(got, static_cast<const double*>(want), n, dtype, stream);
+        for (const auto& [got, want, count] : {std::tuple{dq.get(), ref.get(), n}, std::tuple{dk.get(), ref_dk.get(), n_kv},
+                                               std::tuple{dv.get(), ref_dv.get(), n_kv}}) {
+          const double e = device_rel_l2(got, static_cast<const double*>(want), count, dtype, stream);
           worst = std::isfinite(e) && std::isfinite(worst) ? std::max(worst, e) : NAN;
         }
         const bool ok = std::isfinite(worst) && worst <= 1e-2;
@@ -404,7 +418,9 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   auto* demo = flex_cmd->add_subcommand(
       "demo", "per mask pattern: verify against float64, then time; prints density and TFLOP/s");
   demo->add_option("--batch", options->batch, "batch")->capture_default_str();
-  demo->add_option("--heads", options->heads, "heads")->capture_default_str();
+  demo->add_option("--heads", options->heads, "heads (of q)")->capture_default_str();
+  demo->add_option("--kv-heads", options->kv_heads, "heads of k and v: 0 = as many as --heads; fewer for GQA / MQA")
+      ->capture_default_str();
   demo->add_option("--seq", options->seq, "sequence length (q = kv)")->capture_default_str();
   demo->add_option("--head-dim", options->head_dim, "64 or 128")->capture_default_str();
   demo->add_option("--iters", options->iters, "timed calls per pattern (median reported)")->capture_default_str();

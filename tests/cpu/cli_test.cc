@@ -137,6 +137,8 @@ TEST(Cli, FlexDemoNamesABadOptionBeforeTheGpu) {
       {{"--heads", "8", "--head-group", "9"}, "--head-group must be 0 (automatic) or in [1, --heads = 8]"},
       {{"--kernel", "cutlass"}, "--kernel must be"},
       {{"--schedule", "sometimes"}, "--schedule must be"},
+      {{"--heads", "8", "--kv-heads", "3"}, "--kv-heads must be 0 (as many as --heads) or divide --heads = 8"},
+      {{"--kv-heads", "-2"}, "--kv-heads must be"},
   };
   for (const auto& [extra, message] : cases) {
     std::vector<std::string> args = {"flex", "demo"};
