@@ -1,6 +1,7 @@
 // The precompiled FlexAttention backward entry points (flex_backward.h): argument checks, the
 // workspace layout, the kv-major block mask, the kernel choice, the wgmma kernel's TMA maps, and the
-// two launches around the main kernel (the preprocess and the dQ conversion). The main kernels for
+// two launches around the main kernel (the preprocess, and the dQ conversion with, after a head split,
+// the sum of the partial dK and dV: BwdParams::head_split). The main kernels for
 // the run-time built-ins live in flex_backward_{plain,scored}_d{64,128}.cu (mma.sync) and
 // flex_backward_sm90_{plain,scored}_d{64,128}.cu (wgmma), one translation unit each.
 #include "kernels/attention/flex_backward.h"
@@ -8,7 +9,9 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cuda/check.h"
@@ -21,17 +24,48 @@ namespace aisp::kernels::flex {
 namespace {
 
 int padded_q_len(int q_len) { return (q_len + kBwdBlockQ - 1) / kBwdBlockQ * kBwdBlockQ; }
+int kv_blocks_of(int kv_len) { return (kv_len + kBwdBlockKv - 1) / kBwdBlockKv; }
+
+// The wgmma backward runs one CTA per (kv block, kv head, batch), which walks the q heads of its
+// group: with few kv heads that is too few CTAs for the GPU (MQA, 32 q heads, batch 1, 8k: 64 CTAs
+// on 132 SMs, the backward at 0.19x the forward's rate causal; README "Backward, careful items"
+// (13)). Then head_split CTAs share each one, heads_per_split q heads apiece, so that the grid has
+// about kBwdTargetCtas CTAs (4 waves of an H100 / H200's 132 SMs, so that causal's unequal CTAs
+// even out); their fp32 partial dK, dV are added up after the kernel. A constant rather than the
+// device's SM count: the workspace size (flex_backward_workspace_bytes) is a function of the shapes.
+constexpr std::int64_t kBwdTargetCtas = 4 * 132;
+struct HeadSplit {
+  int split = 1, per = 1;
+};
+HeadSplit backward_head_split(const FlexAttentionArgs& a) {
+  HeadSplit h;
+  if (a.kv_heads < 1 || a.q_heads % a.kv_heads != 0) return h;  // refused by check_backward_args
+  const int group = a.q_heads / a.kv_heads;
+  h.per = group;
+  const std::int64_t ctas = std::int64_t(kv_blocks_of(a.kv_len)) * a.kv_heads * a.batch;
+  if (group == 1 || ctas >= kBwdTargetCtas) return h;
+  const std::int64_t want = (kBwdTargetCtas + ctas - 1) / ctas;
+  const int split = int(want < group ? want : group);
+  h.per = (group + split - 1) / split;
+  h.split = (group + h.per - 1) / h.per;  // no empty split
+  return h;
+}
 
 // Workspace: dQ accumulators (batch, q_heads, q_pad, D) f32, then lse2 and Delta (batch, q_heads,
-// q_pad) f32. Every section is a multiple of 256 bytes (q_pad is a multiple of 64).
+// q_pad) f32, then with a head split the partial dK and dV (split, batch, kv_heads, kv_pad, D) f32
+// each. Every section is a multiple of 256 bytes (q_pad is a multiple of 64, kv_pad of 128).
 struct WorkspaceLayout {
-  std::size_t dq_floats, row_floats;
+  std::size_t dq_floats, row_floats, part_floats;
   explicit WorkspaceLayout(const FlexAttentionArgs& a) {
     const std::size_t rows = std::size_t(a.batch) * std::size_t(a.q_heads) * std::size_t(padded_q_len(a.q_len));
     dq_floats = rows * std::size_t(a.head_dim);
     row_floats = rows;
+    const HeadSplit h = backward_head_split(a);
+    part_floats = h.split == 1 ? 0
+                               : std::size_t(h.split) * std::size_t(a.batch) * std::size_t(a.kv_heads) *
+                                     std::size_t(kv_blocks_of(a.kv_len) * kBwdBlockKv) * std::size_t(a.head_dim);
   }
-  std::size_t bytes() const { return (dq_floats + 2 * row_floats) * sizeof(float); }
+  std::size_t bytes() const { return (dq_floats + 2 * row_floats + 2 * part_floats) * sizeof(float); }
 };
 
 // One warp per padded query row: Delta = sum_d dO o O (fp32), lse in base 2 (+inf for a fully
@@ -78,6 +112,29 @@ __global__ void dq_convert_kernel(const float* dq_acc, T* dq, int q_len, int q_p
     const int qi = int(r % q_len);
     const float2 v = *reinterpret_cast<const float2*>(dq_acc + (bh * q_pad + qi) * head_dim + c);
     detail::store_pair(dq + e, v.x, v.y);
+  }
+}
+
+// dk or dv (batch, kv_heads, kv_len, D) in T from the head split's fp32 partial sums (split, batch,
+// kv_heads, kv_pad, D), added in split order (the same sum on every run), two elements per step.
+template <class T>
+__global__ void dkv_reduce_kernel(const float* part, T* out, int splits, std::int64_t split_floats, int kv_len,
+                                  int kv_pad, int head_dim, std::int64_t pairs) {
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < pairs;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t e = 2 * i;  // element of out
+    const int c = int(e % head_dim);
+    const std::int64_t r = e / head_dim;
+    const std::int64_t bh = r / kv_len;
+    const int kv = int(r % kv_len);
+    const float* src = part + (bh * kv_pad + kv) * head_dim + c;
+    float2 sum = *reinterpret_cast<const float2*>(src);
+    for (int s = 1; s < splits; ++s) {
+      const float2 v = *reinterpret_cast<const float2*>(src + s * split_floats);
+      sum.x += v.x;
+      sum.y += v.y;
+    }
+    detail::store_pair(out + e, sum.x, sum.y);
   }
 }
 
@@ -139,7 +196,7 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
 
 namespace detail {
 
-BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlockMask& bm) {
+BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlockMask& bm, bool split_heads) {
   const FlexAttentionArgs& a = args.forward;
   const WorkspaceLayout layout(a);
   float* ws = static_cast<float*>(args.workspace);
@@ -170,6 +227,12 @@ BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlock
   p.mask_heads = bm.shape.heads;
   p.num_q_blocks = bm.shape.num_q_blocks();
   p.num_kv_blocks = bm.shape.num_kv_blocks();
+  p.kv_pad = p.num_kv_blocks * kBwdBlockKv;
+  const HeadSplit h = split_heads ? backward_head_split(a) : HeadSplit{1, p.group};
+  p.head_split = h.split;
+  p.heads_per_split = h.per;
+  p.dk_part = h.split == 1 ? nullptr : ws + layout.dq_floats + 2 * layout.row_floats;
+  p.dv_part = h.split == 1 ? nullptr : p.dk_part + layout.part_floats;
   return p;
 }
 
@@ -232,8 +295,23 @@ void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p
   AISP_CUDA_CHECK_LAUNCH();
 }
 
+// And, after a head-split kernel, dK and dV from their partial sums.
 void launch_dq_convert(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
   const FlexAttentionArgs& a = args.forward;
+  if (p.head_split > 1) {
+    const std::int64_t kv_pairs = std::int64_t(a.batch) * a.kv_heads * a.kv_len * a.head_dim / 2;
+    const std::int64_t split_floats = std::int64_t(a.batch) * a.kv_heads * p.kv_pad * a.head_dim;
+    for (const auto& [part, out] : {std::pair{p.dk_part, args.dk}, std::pair{p.dv_part, args.dv}}) {
+      if (a.dtype == FlexDtype::fp16)
+        dkv_reduce_kernel<<<grid_for(kv_pairs), 256, 0, stream>>>(part, reinterpret_cast<__half*>(out), p.head_split,
+                                                                  split_floats, a.kv_len, p.kv_pad, a.head_dim,
+                                                                  kv_pairs);
+      else
+        dkv_reduce_kernel<<<grid_for(kv_pairs), 256, 0, stream>>>(part, out, p.head_split, split_floats, a.kv_len,
+                                                                  p.kv_pad, a.head_dim, kv_pairs);
+      AISP_CUDA_CHECK_LAUNCH();
+    }
+  }
   const std::int64_t pairs = std::int64_t(a.batch) * a.q_heads * a.q_len * a.head_dim / 2;
   if (a.dtype == FlexDtype::fp16)
     dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, reinterpret_cast<__half*>(args.dq), a.q_len,
@@ -321,7 +399,8 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
                              const BuiltinMask& mask_mod, const BackwardBlockMask& block_mask,
                              cudaStream_t stream) {
   check_backward_args(args, block_mask);
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask);
+  const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma);
   // Contiguous document ids run as their spans: ~1.12x faster than the ids on the wgmma kernel at 8k
   // (README "Backward, careful items").
   const BuiltinMask mask = mask_to_run(mask_mod, block_mask.document_spans, args.forward.batch);
@@ -356,7 +435,6 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
       detail::backward_builtin_fp16_plain_d128,
       detail::backward_builtin_fp16_scored_d64,
       detail::backward_builtin_fp16_scored_d128};
-  const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
   const bool fp16 = args.forward.dtype == FlexDtype::fp16;
   const Entries& e = wgmma ? (fp16 ? kWgmmaFp16 : kWgmma) : (fp16 ? kMmaSyncFp16 : kMmaSync);
   const bool d64 = args.forward.head_dim == 64;

@@ -61,6 +61,14 @@ struct BwdParams {
   const std::int32_t* partial_index;
   const std::int32_t* partial_halves;  // beside partial_index: bit k, keys [64 k, 64 k + 64) keep some
   int mask_batch, mask_heads, num_q_blocks, num_kv_blocks;
+  // The wgmma kernel with few kv heads (MQA, GQA at a small batch): head_split CTAs share one (kv
+  // block, kv head, batch), each taking heads_per_split q heads of its group and writing its dK, dV
+  // as fp32 partial sums (dk_part, dv_part: (head_split, batch, kv_heads, kv_pad, D)) that the dQ
+  // conversion's launch adds up in split order (flex_backward.cu). head_split 1: one CTA takes the
+  // whole group and stores dK, dV itself (the mma.sync kernel always).
+  int head_split, heads_per_split, kv_pad;  // kv_pad = num_kv_blocks * kBwdBlockKv
+  float* dk_part;
+  float* dv_part;
 };
 
 template <int D>
@@ -75,6 +83,7 @@ constexpr int backward_smem_bytes() {
 // full blocks then its partial blocks.
 struct BwdCursor {
   int g = 0, i = 0;  // head within the group, position in that head's list
+  int g_end = 0;     // one past the CTA's last head of the group (the group, or its split's end)
   int n_full = 0, n = 0;
   const std::int32_t* full = nullptr;
   const std::int32_t* partial = nullptr;
@@ -95,12 +104,12 @@ struct BwdCursor {
     partial = p.partial_index + row * p.num_q_blocks;
     partial_halves = p.partial_halves + row * p.num_q_blocks;
   }
-  // Moves to the first existing item at or after (g, i); g == group when the list is exhausted.
+  // Moves to the first existing item at or after (g, i); g == g_end when the list is exhausted.
   __device__ __forceinline__ void settle(const BwdParams& p, int b, int hkv, int kb) {
-    while (g < p.group && i >= n) {
+    while (g < g_end && i >= n) {
       ++g;
       i = 0;
-      if (g < p.group) open(p, b, hkv, kb);
+      if (g < g_end) open(p, b, hkv, kb);
     }
   }
 };
@@ -158,6 +167,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   load_tile<D, kBwdBlockKv>(sK, p.k + bkv * p.kv_len * D, kv0, p.kv_len);
   load_tile<D, kBwdBlockKv>(sV, p.v + bkv * p.kv_len * D, kv0, p.kv_len);
   BwdCursor cur;
+  cur.g_end = p.group;  // head_split is 1 for this kernel
   cur.open(p, b, hkv, kb);
   cur.settle(p, b, hkv, kb);
   if (cur.g < p.group) load_q_block(cur, 0);
@@ -413,14 +423,15 @@ __global__ void __launch_bounds__(256)
 
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernels above
 // flex_backward.cu: the parameters, and the two mod-independent launches around the main kernel.
-BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm);
+// split_heads: the wgmma kernel may share a (kv block, kv head, batch) among CTAs (BwdParams::head_split).
+BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm, bool split_heads);
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 void launch_dq_convert(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 
 // The main kernels' launch shape (the precompiled launches and the JIT's, flex_jit_backward_launch.cu):
 // one CTA per (kv-block, kv head, batch); the mma.sync kernel's shared memory.
 inline dim3 backward_grid(const BwdParams& p, const FlexBackwardArgs& a) {
-  return dim3(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
+  return dim3(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads * p.head_split), unsigned(a.forward.batch));
 }
 inline int mma_sync_backward_smem_bytes(int head_dim) {
   return head_dim == 64 ? backward_smem_bytes<64>() : backward_smem_bytes<128>();
@@ -504,8 +515,8 @@ void flex_attention_backward(const FlexBackwardArgs& args, const ScoreMod& score
                 "`template <class T> T grad(T s, int b, int h, int q, int kv) const` returning "
                 "d score_mod(s) / d s (flex_mods.h: the built-ins all have one)");
   check_backward_args(args, block_mask);
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask);
   const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma);
   if (wgmma && args.forward.dtype == FlexDtype::fp16) {
     if (args.forward.head_dim == 64)
       detail::launch_backward_sm90<64, ScoreMod, MaskMod, __half>(args, p, score_mod, mask_mod, stream);

@@ -349,7 +349,12 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
   auto q_full = [&](int s) { return bars + 8u * std::uint32_t(1 + s); };
   auto q_empty = [&](int s) { return bars + 8u * std::uint32_t(1 + S + s); };
 
-  const int kb = int(blockIdx.x), hkv = int(blockIdx.y), b = int(blockIdx.z);
+  // y: the kv head and, with a head split (BwdParams::head_split), which of its CTAs this is: the
+  // group's q heads [g_begin, g_end).
+  const int kb = int(blockIdx.x), hkv = int(blockIdx.y) / p.head_split, b = int(blockIdx.z);
+  const int split = int(blockIdx.y) % p.head_split;
+  const int g_begin = split * p.heads_per_split;
+  const int g_end = g_begin + p.heads_per_split < p.group ? g_begin + p.heads_per_split : p.group;
   const int kv0 = kb * kBwdBlockKv;
 
   if (threadIdx.x == 0) {
@@ -415,9 +420,11 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       bool holding = false;
       int last = 0;  // live halves of the last emitted item
       BwdCursor cur;
+      cur.g = g_begin;
+      cur.g_end = g_end;
       cur.open(p, b, hkv, kb);
       cur.settle(p, b, hkv, kb);
-      while (cur.g < p.group) {
+      while (cur.g < g_end) {
         const BwdItem item{cur.q_block() * kBwdBlockQ, hkv * p.group + cur.g, int(cur.is_partial()), cur.halves()};
         const int kind = item.halves & live;
         const bool one_half = kind == 1 || kind == 2;
@@ -464,9 +471,11 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     // Also with an empty list: K and V must have landed before the CTA may exit.
     hw::mbar_wait(kv_full, 0);
     BwdCursor cur;
+    cur.g = g_begin;
+    cur.g_end = g_end;
     cur.open(p, b, hkv, kb);
     cur.settle(p, b, hkv, kb);
-    for (int i = 0; cur.g < p.group; ++i) {
+    for (int i = 0; cur.g < g_end; ++i) {
       const int slot = i % S;
       // Shared-memory addresses from a base laundered through an empty asm: the descriptors are
       // recomputed per item (a few uniform integer ops) instead of hoisted out of the loop, where
@@ -698,6 +707,22 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     // window's backward (the CTA's last ~7 items): README "Backward, careful items". Staged in the Q
     // and dO rings, free now: the barrier follows both warpgroups' waits for their last GEMMs, the
     // last readers of the rings (and every load into them has landed: each was waited for).
+    if (p.head_split > 1) {
+      // A head split: this CTA's share of the group's sums, fp32 from the registers into its split's
+      // partial rows (padded to kv_pad: no bounds), which the dQ conversion's launch adds up.
+      const std::int64_t row0 =
+          ((std::int64_t(split) * gridDim.z + b) * p.kv_heads + hkv) * p.kv_pad + kv0 + 64 * g + 16 * warp + lane / 4;
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr)
+#pragma unroll
+        for (int d = 0; d < D / 8; ++d) {
+          const std::int64_t at = (row0 + 8 * rr) * D + 8 * d + 2 * (lane % 4);
+          *reinterpret_cast<float2*>(p.dk_part + at) = make_float2(dk[4 * d + 2 * rr], dk[4 * d + 2 * rr + 1]);
+          *reinterpret_cast<float2*>(p.dv_part + at) = make_float2(dv[4 * d + 2 * rr], dv[4 * d + 2 * rr + 1]);
+        }
+      if (t == 0) hw::bulk_wait_read_all();  // this thread's dQ reduce-adds have read the shared memory
+      return;
+    }
     hw::named_barrier_sync(2, 256);
     const std::uint32_t dk_stage = base + C::kOffQ + std::uint32_t(g) * C::kQBytes;  // 64 rows x D each
     const std::uint32_t dv_stage = base + C::kOffDo + std::uint32_t(g) * C::kQBytes;
