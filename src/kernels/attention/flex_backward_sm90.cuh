@@ -775,8 +775,7 @@ void launch_backward_sm90(const FlexBackwardArgs& a, const BwdParams& p, const S
   }();
   (void)configured;
   const BwdSm90Maps maps = make_backward_sm90_maps(a, p);
-  const dim3 grid(unsigned(p.num_kv_blocks), unsigned(a.forward.kv_heads), unsigned(a.forward.batch));
-  flex_backward_sm90_kernel<D, ScoreMod, MaskMod, Elem><<<grid, C::kThreads, C::kSmemBytes, stream>>>(
+  flex_backward_sm90_kernel<D, ScoreMod, MaskMod, Elem><<<backward_grid(p, a), C::kThreads, C::kSmemBytes, stream>>>(
       maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
   launch_dq_convert(a, p, stream);
