@@ -29,10 +29,14 @@ int kv_blocks_of(int kv_len) { return (kv_len + kBwdBlockKv - 1) / kBwdBlockKv; 
 // The wgmma backward runs one CTA per (kv block, kv head, batch), which walks the q heads of its
 // group: with few kv heads that is too few CTAs for the GPU (MQA, 32 q heads, batch 1, 8k: 64 CTAs
 // on 132 SMs, the backward at 0.19x the forward's rate causal; README "Backward, careful items"
-// (13)). Then head_split CTAs share each one, heads_per_split q heads apiece, so that the grid has
-// about kBwdTargetCtas CTAs (4 waves of an H100 / H200's 132 SMs, so that causal's unequal CTAs
-// even out); their fp32 partial dK, dV are added up after the kernel. A constant rather than the
-// device's SM count: the workspace size (flex_backward_workspace_bytes) is a function of the shapes.
+// (13)). Below kBwdSplitBelowCtas (two waves of an H100 / H200's 132 SMs) head_split CTAs share
+// each one, heads_per_split q heads apiece, so that the grid has about kBwdTargetCtas CTAs (four
+// waves, so that causal's unequal CTAs even out); their fp32 partial dK, dV are added up after the
+// kernel. Not above: GQA 32:8 at batch 1 (512 CTAs) split in two measured 3 % slower dense and 17 %
+// on a sliding window (each CTA's fixed work twice, the partials' traffic), 8 % faster causal.
+// Constants rather than the device's SM count: the workspace size (flex_backward_workspace_bytes)
+// is a function of the shapes.
+constexpr std::int64_t kBwdSplitBelowCtas = 2 * 132;
 constexpr std::int64_t kBwdTargetCtas = 4 * 132;
 struct HeadSplit {
   int split = 1, per = 1;
@@ -43,7 +47,7 @@ HeadSplit backward_head_split(const FlexAttentionArgs& a) {
   const int group = a.q_heads / a.kv_heads;
   h.per = group;
   const std::int64_t ctas = std::int64_t(kv_blocks_of(a.kv_len)) * a.kv_heads * a.batch;
-  if (group == 1 || ctas >= kBwdTargetCtas) return h;
+  if (group == 1 || ctas >= kBwdSplitBelowCtas) return h;
   const std::int64_t want = (kBwdTargetCtas + ctas - 1) / ctas;
   const int split = int(want < group ? want : group);
   h.per = (group + split - 1) / split;
