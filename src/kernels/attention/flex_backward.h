@@ -54,7 +54,8 @@ struct FlexBackwardArgs {
   bf16* dq = nullptr;          // like q
   bf16* dk = nullptr;          // like k
   bf16* dv = nullptr;          // like v
-  // Scratch of at least flex_backward_workspace_bytes(forward): dQ in fp32, lse and Delta rows.
+  // Scratch of at least flex_backward_workspace_bytes(forward): dQ in fp32, lse and Delta rows, and
+  // with few kv heads (a grid under two waves) the split q heads' partial dK, dV in fp32.
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
   FlexBackwardKernel kernel = FlexBackwardKernel::automatic;
