@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "core/cuda/check.h"
@@ -102,36 +101,21 @@ __global__ void backward_preprocess_kernel(const T* out, const T* dout, const fl
   }
 }
 
-// dq (batch, q_heads, q_len, D) in T (bf16 or __half) from the padded fp32 accumulators, two elements
-// per step.
+// out (rows, len, D) in T (bf16 or __half) from fp32 rows padded to `pad` per (batch, head): dq
+// from its accumulators (splits 1), and dk or dv from the head split's partial sums (splits copies
+// split_floats apart: (split, batch, kv_heads, kv_pad, D)), added in split order (the same sum on
+// every run). Two elements per step.
 template <class T>
-__global__ void dq_convert_kernel(const float* dq_acc, T* dq, int q_len, int q_pad, int head_dim,
-                                  std::int64_t pairs) {
-  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < pairs;
-       i += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t e = 2 * i;  // element of dq
-    const int c = int(e % head_dim);
-    const std::int64_t r = e / head_dim;
-    const std::int64_t bh = r / q_len;
-    const int qi = int(r % q_len);
-    const float2 v = *reinterpret_cast<const float2*>(dq_acc + (bh * q_pad + qi) * head_dim + c);
-    detail::store_pair(dq + e, v.x, v.y);
-  }
-}
-
-// dk or dv (batch, kv_heads, kv_len, D) in T from the head split's fp32 partial sums (split, batch,
-// kv_heads, kv_pad, D), added in split order (the same sum on every run), two elements per step.
-template <class T>
-__global__ void dkv_reduce_kernel(const float* part, T* out, int splits, std::int64_t split_floats, int kv_len,
-                                  int kv_pad, int head_dim, std::int64_t pairs) {
+__global__ void padded_rows_to_elements_kernel(const float* padded, T* out, int splits, std::int64_t split_floats,
+                                               int len, int pad, int head_dim, std::int64_t pairs) {
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < pairs;
        i += std::int64_t(gridDim.x) * blockDim.x) {
     const std::int64_t e = 2 * i;  // element of out
     const int c = int(e % head_dim);
     const std::int64_t r = e / head_dim;
-    const std::int64_t bh = r / kv_len;
-    const int kv = int(r % kv_len);
-    const float* src = part + (bh * kv_pad + kv) * head_dim + c;
+    const std::int64_t bh = r / len;
+    const int row = int(r % len);
+    const float* src = padded + (bh * pad + row) * head_dim + c;
     float2 sum = *reinterpret_cast<const float2*>(src);
     for (int s = 1; s < splits; ++s) {
       const float2 v = *reinterpret_cast<const float2*>(src + s * split_floats);
@@ -299,30 +283,26 @@ void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p
   AISP_CUDA_CHECK_LAUNCH();
 }
 
-// And, after a head-split kernel, dK and dV from their partial sums.
+// The dQ conversion and, after a head-split kernel, dK and dV from their partial sums.
 void launch_dq_convert(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
   const FlexAttentionArgs& a = args.forward;
+  auto convert = [&](const float* padded, bf16* out, int splits, std::int64_t split_floats, int len, int pad,
+                     int heads) {
+    const std::int64_t pairs = std::int64_t(a.batch) * heads * len * a.head_dim / 2;
+    if (a.dtype == FlexDtype::fp16)
+      padded_rows_to_elements_kernel<<<grid_for(pairs), 256, 0, stream>>>(
+          padded, reinterpret_cast<__half*>(out), splits, split_floats, len, pad, a.head_dim, pairs);
+    else
+      padded_rows_to_elements_kernel<<<grid_for(pairs), 256, 0, stream>>>(padded, out, splits, split_floats, len, pad,
+                                                                          a.head_dim, pairs);
+    AISP_CUDA_CHECK_LAUNCH();
+  };
   if (p.head_split > 1) {
-    const std::int64_t kv_pairs = std::int64_t(a.batch) * a.kv_heads * a.kv_len * a.head_dim / 2;
     const std::int64_t split_floats = std::int64_t(a.batch) * a.kv_heads * p.kv_pad * a.head_dim;
-    for (const auto& [part, out] : {std::pair{p.dk_part, args.dk}, std::pair{p.dv_part, args.dv}}) {
-      if (a.dtype == FlexDtype::fp16)
-        dkv_reduce_kernel<<<grid_for(kv_pairs), 256, 0, stream>>>(part, reinterpret_cast<__half*>(out), p.head_split,
-                                                                  split_floats, a.kv_len, p.kv_pad, a.head_dim,
-                                                                  kv_pairs);
-      else
-        dkv_reduce_kernel<<<grid_for(kv_pairs), 256, 0, stream>>>(part, out, p.head_split, split_floats, a.kv_len,
-                                                                  p.kv_pad, a.head_dim, kv_pairs);
-      AISP_CUDA_CHECK_LAUNCH();
-    }
+    convert(p.dk_part, args.dk, p.head_split, split_floats, a.kv_len, p.kv_pad, a.kv_heads);
+    convert(p.dv_part, args.dv, p.head_split, split_floats, a.kv_len, p.kv_pad, a.kv_heads);
   }
-  const std::int64_t pairs = std::int64_t(a.batch) * a.q_heads * a.q_len * a.head_dim / 2;
-  if (a.dtype == FlexDtype::fp16)
-    dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, reinterpret_cast<__half*>(args.dq), a.q_len,
-                                                           p.q_pad, a.head_dim, pairs);
-  else
-    dq_convert_kernel<<<grid_for(pairs), 256, 0, stream>>>(p.dq_acc, args.dq, a.q_len, p.q_pad, a.head_dim, pairs);
-  AISP_CUDA_CHECK_LAUNCH();
+  convert(p.dq_acc, args.dq, 1, 0, a.q_len, p.q_pad, a.q_heads);
 }
 
 }  // namespace detail
