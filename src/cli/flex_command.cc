@@ -70,6 +70,7 @@ struct FlexOptions {
   std::string kernel = "auto";
   std::string schedule = "auto";
   int head_group = 0;
+  int backward_head_group = 0;  // FlexBackwardArgs::head_group
   std::string dtype = "bf16";
   bool backward = false;
   std::string score = "none";
@@ -211,6 +212,8 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   const int kv_heads = o.kv_heads == 0 ? o.heads : o.kv_heads;
   if (o.head_group < 0 || o.head_group > o.heads)
     throw UsageError(fmt::format("--head-group must be 0 (automatic) or in [1, --heads = {}]", o.heads));
+  if (o.backward_head_group < 0)
+    throw UsageError("--backward-head-group must be 0 (automatic) or >= 1");
   const flex::FlexDtype dtype = o.dtype == "fp16" ? flex::FlexDtype::fp16 : flex::FlexDtype::bf16;
   if (!probe.available) throw Error("aisp flex demo needs a GPU: " + probe.reason);
   const GpuProperties props = gpu_properties(0);
@@ -300,6 +303,7 @@ int run_demo(const FlexOptions& o, std::ostream& out) {
   if (o.backward) {
     ba.forward = a;
     if (kernel == flex::FlexKernel::mma_sync) ba.kernel = flex::FlexBackwardKernel::mma_sync;
+    ba.head_group = o.backward_head_group;
     ba.dout = static_cast<const flex::bf16*>(dout.get());
     ba.dq = static_cast<flex::bf16*>(dq.get());
     ba.dk = static_cast<flex::bf16*>(dk.get());
@@ -444,6 +448,11 @@ void add_flex(CLI::App& app, const ToolCommandContext& ctx) {
   demo->add_option("--head-group", options->head_group,
                    "the fa3 kernel's row order across heads: 0 = automatic (head-major with no mask, else groups "
                    "of 4), 1 = head-major, h > 1 interleaves groups of h heads rank by rank")
+      ->capture_default_str();
+  demo->add_option("--backward-head-group", options->backward_head_group,
+                   "the backward's CTA order: 0 = automatic (one group for masks of one key interval per query, "
+                   "else 2), 1 = one kv head after another, g > 1 groups of g kv heads (x splits), every kv block's "
+                   "CTAs of a group side by side, longest first")
       ->capture_default_str();
   demo->add_option("--dtype", options->dtype, "bf16 or fp16 (every forward and backward kernel)")
       ->check(CLI::IsMember({"bf16", "fp16"}))

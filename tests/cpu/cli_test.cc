@@ -139,6 +139,7 @@ TEST(Cli, FlexDemoNamesABadOptionBeforeTheGpu) {
       {{"--schedule", "sometimes"}, "--schedule must be"},
       {{"--heads", "8", "--kv-heads", "3"}, "--kv-heads must be 0 (as many as --heads) or divide --heads = 8"},
       {{"--kv-heads", "-2"}, "--kv-heads must be"},
+      {{"--backward-head-group", "-1"}, "--backward-head-group must be 0 (automatic) or >= 1"},
   };
   for (const auto& [extra, message] : cases) {
     std::vector<std::string> args = {"flex", "demo"};

@@ -1,8 +1,14 @@
 // The fa3 forward's automatic head group (resolve_head_group, flex_attention.h): the choice the
-// GPU test FlexSchedule.HeadGroupsReorderRowsOnly runs, checked here without a GPU.
+// GPU test FlexSchedule.HeadGroupsReorderRowsOnly runs, checked here without a GPU; and the
+// backward's CTA order (backward_slot, flex_backward.h), which FlexBackward.HeadGroupsChangeTheCtaOrderOnly runs.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <utility>
+#include <vector>
+
 #include "kernels/attention/flex_attention.h"
+#include "kernels/attention/flex_backward.h"
 
 namespace flex = aisp::kernels::flex;
 
@@ -42,3 +48,62 @@ TEST(FlexHeadGroup, MasksSayWhatTheirRowsAre) {
 }
 
 TEST(FlexHeadGroup, TheDefaultIsAutomatic) { EXPECT_EQ(flex::FlexAttentionArgs{}.head_group, 0); }
+
+// Every CTA index of a grid maps to one (rank, row) and every (rank, row) is taken once, for groups
+// that divide the rows, groups that leave a short last group, one row, and groups larger than the
+// grid; within a group the ranks come in order, every row of the group at a rank side by side.
+TEST(FlexBackwardOrder, SlotsAreABijectionRankByRankWithinAGroup) {
+  for (int nkv : {1, 2, 7, 64})
+    for (int rows : {1, 3, 8, 12})
+      for (int group : {1, 2, 3, 5, 8, 100}) {
+        std::set<std::pair<int, int>> seen;
+        int last_group_first = 0, last_rank = 0;
+        for (int t = 0; t < nkv * rows; ++t) {
+          const flex::BwdSlot slot = flex::backward_slot(t, nkv, rows, group);
+          ASSERT_GE(slot.rank, 0);
+          ASSERT_LT(slot.rank, nkv);
+          ASSERT_GE(slot.row, 0);
+          ASSERT_LT(slot.row, rows);
+          EXPECT_TRUE(seen.insert({slot.rank, slot.row}).second)
+              << "t " << t << " of " << nkv << " x " << rows << ", group " << group << ": slot taken twice";
+          const int group_first = slot.row / group * group;
+          if (group_first == last_group_first) EXPECT_GE(slot.rank, last_rank) << "t " << t;
+          last_group_first = group_first;
+          last_rank = slot.rank;
+        }
+        EXPECT_EQ(seen.size(), std::size_t(nkv) * std::size_t(rows));
+      }
+  // Groups of 2 over 3 rows of 2 kv blocks: (0, 0) (0, 1) (1, 0) (1, 1), then the last row alone.
+  const std::vector<std::pair<int, int>> want = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {0, 2}, {1, 2}};
+  for (int t = 0; t < 6; ++t) {
+    const flex::BwdSlot slot = flex::backward_slot(t, 2, 3, 2);
+    EXPECT_EQ(std::make_pair(slot.rank, slot.row), want[std::size_t(t)]) << "t " << t;
+  }
+}
+
+// The kv order: the longest lists first (one step per listed block), ties by the higher kv block; a
+// causal mask's kv blocks in ascending order (block 0 sees every query).
+TEST(FlexBackwardOrder, KvOrderTakesTheLongestListsFirst) {
+  EXPECT_EQ(flex::row_order_of({1, 3, 3, 0}, {1, 0, 1, 2}, 4, 1), (std::vector<std::int32_t>{2, 1, 3, 0}));
+  EXPECT_EQ(flex::row_order_of({4, 3, 2, 1}, {1, 1, 1, 1}, 4, 1), (std::vector<std::int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(flex::FlexBackwardArgs{}.head_group, 0);
+}
+
+// The automatic backward head group: one group of every row for masks of one key interval per query,
+// groups of two otherwise; an explicit group is kept.
+TEST(FlexBackwardOrder, AutomaticHeadGroupFollowsTheMasksIntervals) {
+  EXPECT_TRUE(flex::keeps_one_interval(flex::mask_causal()));
+  EXPECT_TRUE(flex::keeps_one_interval(flex::mask_sliding_window(128)));
+  EXPECT_TRUE(flex::keeps_one_interval(flex::mask_prefix_lm(100)));
+  EXPECT_TRUE(flex::keeps_one_interval(flex::mask_document_spans(nullptr, 0, true)));
+  EXPECT_TRUE(flex::keeps_one_interval(flex::Causal{}));
+  EXPECT_FALSE(flex::keeps_one_interval(flex::mask_none()));
+  EXPECT_FALSE(flex::keeps_one_interval(flex::NoMask{}));
+  EXPECT_FALSE(flex::keeps_one_interval(flex::mask_document(nullptr, 0, false)));
+  EXPECT_FALSE(flex::keeps_one_interval(flex::mask_block_sparse(nullptr, 4, 128, 64)));
+  EXPECT_EQ(flex::resolve_backward_head_group(0, true), flex::kBwdEveryRow);
+  EXPECT_EQ(flex::resolve_backward_head_group(0, false), flex::kBwdAutoHeadGroup);
+  EXPECT_EQ(flex::kBwdAutoHeadGroup, 2);
+  EXPECT_EQ(flex::resolve_backward_head_group(3, true), 3);
+  EXPECT_EQ(flex::resolve_backward_head_group(1, false), 1);
+}

@@ -382,6 +382,47 @@ TEST(FlexBackward, MqaGqaAndUnequalLengths) {
   }
 }
 
+// The CTA order (FlexBackwardArgs::head_group over BackwardBlockMask's kv order) decides only when
+// each CTA starts: head groups 1, 2, 3 and more than the grid's rows give the same dK and dV bit for
+// bit (each CTA's own sums, or the head split's partials added in split order) and a dQ within the
+// reference's bounds each time (its fp32 atomics add in any order anyway). GQA 8:4 at batch 2 with
+// q_len < kv_len: the wgmma grid is split (8 rows of 6 kv blocks), the kv blocks' lists are unequal
+// and some empty (causal, random blocks), and the random element mask differs per batch and head (each
+// row of CTAs then takes the kv order of its own first q head).
+TEST(FlexBackward, HeadGroupsChangeTheCtaOrderOnly) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const Shape s{2, 8, 4, 300, 700, 128};
+  for (MaskKind mk : {MaskKind::causal, MaskKind::block_sparse, MaskKind::element}) {
+    Mods mods;
+    make_mods(mods, s, ScoreKind::none, mk, 55);
+    TestStream stream;
+    Problem pb(s, 55 + int(mk));
+    pb.forward(mods, stream.get());
+    const flex::BackwardBlockMask bm = pb.backward_mask(mods, stream.get());
+    pb.reference(mods, stream.get());
+    for (const flex::FlexBackwardKernel kernel : kernels_here()) {
+      std::vector<std::uint16_t> first_dk, first_dv;
+      for (int head_group : {1, 2, 3, 9}) {
+        const std::string what = case_label(s, mk) + " [" + name_of(kernel) + "] head group " + std::to_string(head_group);
+        for (DeviceTensor* t : {&pb.dq, &pb.dk, &pb.dv, &pb.workspace}) t->poison();
+        flex::FlexBackwardArgs a = pb.args(kernel);
+        a.head_group = head_group;
+        flex::flex_attention_backward(a, mods.score, mods.mask, bm, stream.get());
+        AISP_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+        pb.expect_close(what);
+        const std::vector<std::uint16_t> dk = pb.dk.download<std::uint16_t>(), dv = pb.dv.download<std::uint16_t>();
+        if (first_dk.empty()) {
+          first_dk = dk;
+          first_dv = dv;
+          continue;
+        }
+        EXPECT_TRUE(dk == first_dk) << what << ": dk differs from head group 1's";
+        EXPECT_TRUE(dv == first_dv) << what << ": dv differs from head group 1's";
+      }
+    }
+  }
+}
+
 // Lengths around the tiles (64 queries x 128 keys per CTA item; the wgmma kernel's TMA boxes of 64
 // rows): one query against many keys, many queries against 3 keys, exact multiples, one past and
 // one short of them, and enough q-blocks per CTA (GQA 3:1) for the wgmma kernel's 2-stage ring to
@@ -503,6 +544,8 @@ TEST(FlexBackward, GpuBackwardBlockMaskEqualsHostClassification) {
       visited += std::int64_t(full.size() + partial.size());
     }
     EXPECT_GT(visited, 0);
+    // The kv order: longest list first (the order the CTAs start in).
+    EXPECT_EQ(got.row_order, flex::row_order_of(got.full_count, got.partial_count, nkv, 1)) << m.name;
     // The masks with edges inside a tile leave one half of some partial tiles empty; the none mask
     // at kv_len 777 (768 + 9 keys: the last block's upper half has none) has no partial tile.
     if (std::string(m.name) != "none") EXPECT_GT(one_half, 0) << m.name;

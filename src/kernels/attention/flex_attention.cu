@@ -223,41 +223,49 @@ FwdParams make_forward_params(const FlexAttentionArgs& a, const BlockMask& bm) {
 
 namespace {
 
-// One CTA per (b, h) of the mask: each q-block's rank in row_order_of's order (most iterations
-// first, ties by the higher q-block), by counting the rows before it: O(nq^2 / threads), a few
-// microseconds at 1k q-blocks (128k tokens). The keys sit in shared memory up to kMaxSharedKeys.
+// One CTA per segment ((b, h) of the mask): each block's rank in row_order_of's order (most steps
+// first, ties by the higher block), by counting the blocks before it: O(n^2 / threads), a few
+// microseconds at 1k blocks (128k tokens). The keys sit in shared memory up to kMaxSharedKeys.
 constexpr int kMaxSharedKeys = 12 * 1024;
 
 __global__ void __launch_bounds__(256)
-    row_order_kernel(const std::int32_t* full_count, const std::int32_t* partial_count, int num_q_blocks,
-                     std::int32_t* row_order) {
+    block_order_kernel(const std::int32_t* full_count, const std::int32_t* partial_count, int num_blocks,
+                       int blocks_per_step, std::int32_t* order) {
   __shared__ std::int32_t keys[kMaxSharedKeys];
-  const std::int64_t first = std::int64_t(blockIdx.x) * num_q_blocks;
-  const bool shared = num_q_blocks <= kMaxSharedKeys;
-  auto key_of = [&](int qb) { return (full_count[first + qb] + partial_count[first + qb] + 1) / 2; };
+  const std::int64_t first = std::int64_t(blockIdx.x) * num_blocks;
+  const bool shared = num_blocks <= kMaxSharedKeys;
+  auto key_of = [&](int i) {
+    return (full_count[first + i] + partial_count[first + i] + blocks_per_step - 1) / blocks_per_step;
+  };
   if (shared)
-    for (int qb = int(threadIdx.x); qb < num_q_blocks; qb += int(blockDim.x)) keys[qb] = key_of(qb);
+    for (int i = int(threadIdx.x); i < num_blocks; i += int(blockDim.x)) keys[i] = key_of(i);
   __syncthreads();
-  for (int i = int(threadIdx.x); i < num_q_blocks; i += int(blockDim.x)) {
+  for (int i = int(threadIdx.x); i < num_blocks; i += int(blockDim.x)) {
     const int ki = shared ? keys[i] : key_of(i);
     int rank = 0;
-    for (int j = 0; j < num_q_blocks; ++j) {
+    for (int j = 0; j < num_blocks; ++j) {
       const int kj = shared ? keys[j] : key_of(j);
       rank += (kj > ki) | ((kj == ki) & (j > i));
     }
-    row_order[first + rank] = i;
+    order[first + rank] = i;
   }
 }
 
 }  // namespace
 
-void order_block_mask_rows(const BlockMask& bm, cudaStream_t stream) {
-  const std::int64_t segments = std::int64_t(bm.shape.batch) * bm.shape.heads;
-  if (segments == 0 || bm.shape.num_q_blocks() == 0) return;
-  row_order_kernel<<<unsigned(segments), 256, 0, stream>>>(bm.full_count(), bm.partial_count(),
-                                                           bm.shape.num_q_blocks(),
-                                                           const_cast<std::int32_t*>(bm.row_order()));
+namespace detail {
+void launch_block_order(const std::int32_t* full_count, const std::int32_t* partial_count, std::int64_t segments,
+                        int num_blocks, int blocks_per_step, std::int32_t* order, cudaStream_t stream) {
+  if (segments == 0 || num_blocks == 0) return;
+  block_order_kernel<<<unsigned(segments), 256, 0, stream>>>(full_count, partial_count, num_blocks,
+                                                             blocks_per_step, order);
   AISP_CUDA_CHECK_LAUNCH();
+}
+}  // namespace detail
+
+void order_block_mask_rows(const BlockMask& bm, cudaStream_t stream) {
+  detail::launch_block_order(bm.full_count(), bm.partial_count(), std::int64_t(bm.shape.batch) * bm.shape.heads,
+                             bm.shape.num_q_blocks(), 2, const_cast<std::int32_t*>(bm.row_order()), stream);
 }
 
 BlockMask allocate_block_mask(const BlockMaskShape& shape) {

@@ -211,6 +211,14 @@ BuiltinMask mask_to_run(const BuiltinMask& mask, const BlockMask& block_mask, in
 // here calls it after writing the lists; code that writes a block mask's lists itself must too.
 void order_block_mask_rows(const BlockMask& bm, cudaStream_t stream);
 
+namespace detail {
+// On the GPU, for each of `segments` segments of num_blocks counts: the blocks in row_order_of's
+// order (flex_block_mask.h) with this blocks_per_step. The forward's row order (2) and the
+// backward's kv order (1, flex_backward.cu).
+void launch_block_order(const std::int32_t* full_count, const std::int32_t* partial_count, std::int64_t segments,
+                        int num_blocks, int blocks_per_step, std::int32_t* order, cudaStream_t stream);
+}  // namespace detail
+
 // Every tile listed: as partial (the kernel evaluates the mask everywhere: the "dense masked"
 // baseline of block sparsity) or as full (no mask at all).
 BlockMask dense_block_mask(int batch, int heads, int q_len, int kv_len, bool as_partial,

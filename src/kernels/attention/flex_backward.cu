@@ -148,6 +148,7 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
     fail("q_heads (" + std::to_string(a.q_heads) + ") must be a multiple of kv_heads (" +
          std::to_string(a.kv_heads) + ")");
   if (a.batch > 65535 || a.kv_heads > 65535) fail("batch and kv_heads must be <= 65535");
+  if (args.head_group < 0) fail("head_group must be 0 (automatic) or >= 1, not " + std::to_string(args.head_group));
   if (a.strided()) fail("q, k, v and out must be contiguous (strides are a forward fa3 feature)");
   if (a.q_len > kMaxFlexLength || a.kv_len > kMaxFlexLength)
     fail("q_len and kv_len must be <= " + std::to_string(kMaxFlexLength) +
@@ -184,7 +185,8 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
 
 namespace detail {
 
-BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlockMask& bm, bool split_heads) {
+BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlockMask& bm, bool split_heads,
+                               bool interval_mask) {
   const FlexAttentionArgs& a = args.forward;
   const WorkspaceLayout layout(a);
   float* ws = static_cast<float*>(args.workspace);
@@ -221,6 +223,10 @@ BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlock
   p.heads_per_split = h.per;
   p.dk_part = h.split == 1 ? nullptr : ws + layout.dq_floats + 2 * layout.row_floats;
   p.dv_part = h.split == 1 ? nullptr : p.dk_part + layout.part_floats;
+  p.kv_order = bm.kv_order();
+  const int rows = a.kv_heads * p.head_split;  // the grid's y (backward_grid); a group past it is all of it
+  const int group = resolve_backward_head_group(args.head_group, interval_mask);
+  p.head_group = group < rows ? group : rows;
   return p;
 }
 
@@ -317,8 +323,13 @@ BackwardBlockMask allocate_backward_block_mask(int batch, int heads, int q_len, 
   bm.shape.kv_len = kv_len;
   bm.shape.block_q = kBwdBlockQ;
   bm.shape.block_kv = kBwdBlockKv;
-  bm.storage = aisp::cuda::device_alloc(std::size_t(2 * bm.rows() + 3 * bm.tiles()) * sizeof(std::int32_t));
+  bm.storage = aisp::cuda::device_alloc(std::size_t(3 * bm.rows() + 3 * bm.tiles()) * sizeof(std::int32_t));
   return bm;
+}
+
+void order_backward_block_mask(const BackwardBlockMask& bm, cudaStream_t stream) {
+  detail::launch_block_order(bm.full_count(), bm.partial_count(), std::int64_t(bm.shape.batch) * bm.shape.heads,
+                             bm.shape.num_kv_blocks(), 1, const_cast<std::int32_t*>(bm.kv_order()), stream);
 }
 
 HostBlockMask BackwardBlockMask::download(cudaStream_t stream) const {
@@ -335,6 +346,7 @@ HostBlockMask BackwardBlockMask::download(cudaStream_t stream) const {
   copy(h.full_index, full_index(), tiles());
   copy(h.partial_index, partial_index(), tiles());
   copy(h.partial_halves, partial_halves(), tiles());
+  copy(h.row_order, kv_order(), rows());
   AISP_CUDA_CHECK(cudaStreamSynchronize(stream));
   return h;
 }
@@ -384,10 +396,10 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
                              cudaStream_t stream) {
   check_backward_args(args, block_mask);
   const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma);
   // Contiguous document ids run as their spans: ~1.12x faster than the ids on the wgmma kernel at 8k
   // (README "Backward, careful items").
   const BuiltinMask mask = mask_to_run(mask_mod, block_mask.document_spans, args.forward.batch);
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma, keeps_one_interval(mask));
   // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
   // The precompiled entry points by kernel and element type: (no score_mod, scored) x (D 64, D 128).

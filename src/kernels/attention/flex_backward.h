@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda/device_memory.h"
 #include "kernels/attention/flex_attention.h"
@@ -45,7 +46,53 @@ inline constexpr int kBwdBlockKv = 128;
 // mma.sync elsewhere. Both compute the same function with the same accumulation precision.
 enum class FlexBackwardKernel : std::uint8_t { automatic, mma_sync, wgmma };
 
+// The CTA at linear index t (x fastest: the order in which the GPU hands out a grid's blocks) of a
+// grid of num_kv_blocks x rows (rows = kv heads x head split): rows in groups of head_group, each
+// group rank by rank, i.e. every row's first kv block of the kv order, then every row's second, ...
+// A bijection onto (rank, row) (tested). Why: the CTAs are unequal (a kv block's list length, times
+// the q heads the CTA walks: 4 with GQA 32:8), and in row-major order the longest CTA of the last
+// rows starts near the end and runs alone (causal GQA 32:8 at batch 1 lost 14 % that way to MHA,
+// random blocks 9 %); longest first (LPT) leaves only short CTAs for the end. Groups rather than all
+// rows at once: a group's CTAs read the same q heads' Q and dO through L2 at about the same time.
+struct BwdSlot {
+  int rank, row;
+};
+__host__ __device__ inline BwdSlot backward_slot(int t, int num_kv_blocks, int rows, int head_group) {
+  const int group_first = t / (head_group * num_kv_blocks) * head_group;
+  const int in_group = t - group_first * num_kv_blocks;
+  const int size = rows - group_first < head_group ? rows - group_first : head_group;
+  return {in_group / size, group_first + in_group % size};
+}
+
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the device part
+// The automatic CTA order (FlexBackwardArgs::head_group 0), measured on an H200 (README "Backward,
+// careful items" (14)): a mask that keeps one interval of keys per query (causal, windows,
+// prefix-LM, document spans) puts every row in one group, longest first over the whole grid, where
+// documents ran 1.06-1.26x faster than in groups of 2 (their kv blocks' lists differ the most); any
+// other mask (none, block-sparse, element, document ids, a JIT mask without bounds) groups of
+// kBwdAutoHeadGroup: random blocks ran 1.07-1.38x slower in one group of 8-16 rows than in groups of 2
+// (their CTAs read scattered q blocks: with more heads at a time they miss in L2).
+inline constexpr int kBwdAutoHeadGroup = 2;
+inline constexpr int kBwdEveryRow = 1 << 20;  // more rows than a grid has (clamped to them)
+inline int resolve_backward_head_group(int requested, bool interval_mask) {
+  return requested > 0 ? requested : interval_mask ? kBwdEveryRow : kBwdAutoHeadGroup;
+}
+
+// Whether `mask` keeps one interval of keys per query and is not the all-kept mask (MaskKeepsKvRange,
+// mask_rows_of): resolve_backward_head_group's `interval_mask`.
+template <class Mask>
+bool keeps_one_interval(const Mask& mask) {
+  if constexpr (std::is_same_v<Mask, BuiltinMask>) {
+    bool interval = false;
+    mask.visit([&](const auto& m) { interval = keeps_one_interval(m); });
+    return interval;
+  } else if constexpr (MaskKeepsKvRange<Mask>) {
+    return mask_rows_of(mask) != MaskRows::all_kept;
+  } else {
+    return false;
+  }
+}
+
 struct FlexBackwardArgs {
   // The forward's arguments: q, k, v, shapes and scale as given to flex_attention; `out` and `lse`
   // are read here (lse is required). `forward.kernel` is ignored: `kernel` below picks the backward's.
@@ -59,6 +106,11 @@ struct FlexBackwardArgs {
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
   FlexBackwardKernel kernel = FlexBackwardKernel::automatic;
+  // The order in which the CTAs start (README "Backward, careful items" (14)): every kv block's
+  // CTAs of head_group (kv head, split) rows, longest first, then the next group's. 0 = automatic
+  // (resolve_backward_head_group); 1 = one row (kv head) after another. The same dK and dV either
+  // way, bit for bit (dQ's fp32 atomics add in any order anyway).
+  int head_group = 0;
 };
 
 // Bytes of workspace a backward call with these forward arguments needs.
@@ -70,7 +122,9 @@ std::size_t flex_backward_workspace_bytes(const FlexAttentionArgs& forward);
 // lists before partial ones; then, beside each partial entry, which 64-key halves of its tile keep
 // an element (bit k: keys [64 k, 64 k + 64) of the block), so that the wgmma kernel's warpgroup of
 // an empty half skips its GEMMs (a block-sparse mask of the forward's 128 x 64 blocks leaves one
-// half of most partial tiles empty). batch / heads 1 broadcast. Move-only; owns its memory.
+// half of most partial tiles empty); then the kv order: each (b, h)'s kv blocks longest list first
+// (row_order_of with one step per listed block), the order in which the kernels start their CTAs
+// (backward_cta). batch / heads 1 broadcast. Move-only; owns its memory.
 class BackwardBlockMask {
  public:
   BlockMaskShape shape;  // block_q = kBwdBlockQ, block_kv = kBwdBlockKv
@@ -84,11 +138,12 @@ class BackwardBlockMask {
   const std::int32_t* full_index() const { return base() + 2 * rows(); }
   const std::int32_t* partial_index() const { return base() + 2 * rows() + tiles(); }
   const std::int32_t* partial_halves() const { return base() + 2 * rows() + 2 * tiles(); }
+  const std::int32_t* kv_order() const { return base() + 2 * rows() + 3 * tiles(); }
   std::int32_t* mutable_base() const { return static_cast<std::int32_t*>(storage.get()); }
 
   // The lists on the host (synchronizes `stream`), as a HostBlockMask whose "rows" are kv blocks:
   // full_count[(b * heads + h) * nkv + kb], full_index[row * nq + i] = a q-block, partial_halves
-  // beside partial_index. For tests.
+  // beside partial_index, the kv order in row_order. For tests.
   HostBlockMask download(cudaStream_t stream) const;
 
  private:
@@ -96,6 +151,10 @@ class BackwardBlockMask {
 };
 
 BackwardBlockMask allocate_backward_block_mask(int batch, int heads, int q_len, int kv_len);
+
+// Fills bm's kv order from its counts, on the GPU. Every builder calls it after writing the lists;
+// code that writes a backward block mask's lists itself must too.
+void order_backward_block_mask(const BackwardBlockMask& bm, cudaStream_t stream);
 
 // Evaluates `mask` over every in-range element on the GPU (one CTA per (b, h, kv-block)).
 // Asynchronous on `stream`, except for a document-id mask: as create_block_mask, it then derives the

@@ -69,7 +69,30 @@ struct BwdParams {
   int head_split, heads_per_split, kv_pad;  // kv_pad = num_kv_blocks * kBwdBlockKv
   float* dk_part;
   float* dv_part;
+  // The order in which the CTAs start (backward_cta): each (b, h)'s kv blocks longest first
+  // (BackwardBlockMask::kv_order), head_group grid rows (kv head x split) rank by rank.
+  const std::int32_t* kv_order;
+  int head_group;
 };
+
+// This CTA's kv block, kv head, split (BwdParams::head_split) and batch. The kv block is the
+// rank-th of the kv order of the mask row that the CTA's first q head reads (with masks that differ
+// between the q heads of a GQA group, the others' lengths may differ: an order, never a result).
+struct BwdCta {
+  int kb, hkv, split, b;
+};
+__device__ __forceinline__ BwdCta backward_cta(const BwdParams& p) {
+  const BwdSlot s = backward_slot(int(blockIdx.y) * int(gridDim.x) + int(blockIdx.x), int(gridDim.x),
+                                  int(gridDim.y), p.head_group);
+  BwdCta c;
+  c.b = int(blockIdx.z);
+  c.hkv = s.row / p.head_split;
+  c.split = s.row % p.head_split;
+  const int h = c.hkv * p.group + c.split * p.heads_per_split;
+  const int mb = p.mask_batch == 1 ? 0 : c.b, mh = p.mask_heads == 1 ? 0 : h;
+  c.kb = p.kv_order[(std::int64_t(mb) * p.mask_heads + mh) * p.num_kv_blocks + s.rank];
+  return c;
+}
 
 template <int D>
 constexpr int backward_smem_bytes() {
@@ -142,7 +165,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* sDelta = sL + 2 * kBwdBlockQ;                                    // 2 stages x 64
   constexpr std::uint32_t kQTileBytes = kBwdBlockQ * D * 2;
 
-  const int kb = int(blockIdx.x), hkv = int(blockIdx.y), b = int(blockIdx.z);
+  const BwdCta cta = backward_cta(p);  // head_split is 1 here
+  const int kb = cta.kb, hkv = cta.hkv, b = cta.b;
   const int warp = int(threadIdx.x) / 32;
   const int kv0 = kb * kBwdBlockKv;
   const std::int64_t bkv = std::int64_t(b) * p.kv_heads + hkv;
@@ -423,8 +447,10 @@ __global__ void __launch_bounds__(256)
 
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernels above
 // flex_backward.cu: the parameters, and the two mod-independent launches around the main kernel.
-// split_heads: the wgmma kernel may share a (kv block, kv head, batch) among CTAs (BwdParams::head_split).
-BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm, bool split_heads);
+// split_heads: the wgmma kernel may share a (kv block, kv head, batch) among CTAs (BwdParams::head_split);
+// interval_mask: keeps_one_interval of the mask that runs (resolve_backward_head_group).
+BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm, bool split_heads,
+                               bool interval_mask);
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 void launch_dq_convert(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 
@@ -504,6 +530,7 @@ BackwardBlockMask create_backward_block_mask(const MaskMod& mask, int batch, int
       mask, heads, q_len, kv_len, bm.shape.num_q_blocks(), base, base + bm.rows(), base + 2 * bm.rows(),
       base + 2 * bm.rows() + bm.tiles(), base + 2 * bm.rows() + 2 * bm.tiles());
   AISP_CUDA_CHECK_LAUNCH();
+  order_backward_block_mask(bm, stream);
   return bm;
 }
 
@@ -516,7 +543,7 @@ void flex_attention_backward(const FlexBackwardArgs& args, const ScoreMod& score
                 "d score_mod(s) / d s (flex_mods.h: the built-ins all have one)");
   check_backward_args(args, block_mask);
   const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma);
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma, keeps_one_interval(mask_mod));
   if (wgmma && args.forward.dtype == FlexDtype::fp16) {
     if (args.forward.head_dim == 64)
       detail::launch_backward_sm90<64, ScoreMod, MaskMod, __half>(args, p, score_mod, mask_mod, stream);

@@ -351,8 +351,8 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
 
   // y: the kv head and, with a head split (BwdParams::head_split), which of its CTAs this is: the
   // group's q heads [g_begin, g_end).
-  const int kb = int(blockIdx.x), hkv = int(blockIdx.y) / p.head_split, b = int(blockIdx.z);
-  const int split = int(blockIdx.y) % p.head_split;
+  const BwdCta cta = backward_cta(p);
+  const int kb = cta.kb, hkv = cta.hkv, b = cta.b, split = cta.split;
   const int g_begin = split * p.heads_per_split;
   const int g_end = g_begin + p.heads_per_split < p.group ? g_begin + p.heads_per_split : p.group;
   const int kv0 = kb * kBwdBlockKv;

@@ -41,7 +41,8 @@ enum class BlockKind : std::uint8_t { empty, partial, full };
 struct HostBlockMask {
   BlockMaskShape shape;
   std::vector<std::int32_t> full_count, full_index, partial_count, partial_index;
-  std::vector<std::int32_t> row_order;  // (batch, heads, nq): row_order_of
+  // (batch, heads, nq): row_order_of; BackwardBlockMask::download: (batch, heads, nkv), the kv order
+  std::vector<std::int32_t> row_order;
   std::vector<std::int32_t> partial_halves;  // BackwardBlockMask::download only: beside partial_index
 
   std::int64_t full_blocks() const {
@@ -60,22 +61,28 @@ struct HostBlockMask {
   }
 };
 
-// The order in which the fa3 kernel takes each (b, h)'s q-blocks: the most 128-key iterations
-// (ceil((full + partial) / 2)) first, ties by the higher q-block first. A head's longest rows start
-// first and its shortest are handed out last, so no long row starts at the end of a call (a
-// document that straddles two 128-query blocks gives a row twice its neighbours' length); for
-// equal rows and causal masks it is the order of q-blocks from the last one down. The GPU builder
-// (create_block_mask) computes the same order.
+// The order in which a kernel takes each segment's blocks (a segment: one (b, h) of the mask): the
+// most steps first, ties by the higher block first. A step takes `blocks_per_step` listed blocks:
+// 2 for the fa3 forward's rows (one 128-key iteration per two 64-key blocks; the row order), 1 for
+// the backward's kv blocks (one item per listed 64-query block; BackwardBlockMask's kv order).
+// Forward: a head's longest rows start first and its shortest are handed out last, so no long row
+// starts at the end of a call (a document that straddles two 128-query blocks gives a row twice its
+// neighbours' length); for equal rows and causal masks it is the order of q-blocks from the last one
+// down. Backward: the CTAs start longest first (LPT), so that with few, long CTAs (GQA walks a
+// group's q heads in one CTA) none starts at the end. The GPU builders compute the same order.
 inline std::vector<std::int32_t> row_order_of(const std::vector<std::int32_t>& full_count,
-                                              const std::vector<std::int32_t>& partial_count, int num_q_blocks) {
+                                              const std::vector<std::int32_t>& partial_count, int num_blocks,
+                                              int blocks_per_step = 2) {
   std::vector<std::int32_t> order(full_count.size());
-  const std::size_t nq = std::size_t(num_q_blocks);
-  for (std::size_t seg = 0; nq > 0 && seg < full_count.size() / nq; ++seg) {
-    auto key = [&](std::size_t qb) { return (full_count[seg * nq + qb] + partial_count[seg * nq + qb] + 1) / 2; };
-    for (std::size_t i = 0; i < nq; ++i) {
+  const std::size_t n = std::size_t(num_blocks);
+  for (std::size_t seg = 0; n > 0 && seg < full_count.size() / n; ++seg) {
+    auto key = [&](std::size_t i) {
+      return (full_count[seg * n + i] + partial_count[seg * n + i] + blocks_per_step - 1) / blocks_per_step;
+    };
+    for (std::size_t i = 0; i < n; ++i) {
       std::size_t rank = 0;
-      for (std::size_t j = 0; j < nq; ++j) rank += key(j) > key(i) || (key(j) == key(i) && j > i);
-      order[seg * nq + rank] = std::int32_t(i);
+      for (std::size_t j = 0; j < n; ++j) rank += key(j) > key(i) || (key(j) == key(i) && j > i);
+      order[seg * n + rank] = std::int32_t(i);
     }
   }
   return order;

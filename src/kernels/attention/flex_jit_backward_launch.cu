@@ -26,7 +26,8 @@ void configure_jit_backward_sm90(cudaKernel_t kernel, int head_dim) {
 }
 
 void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args, const BackwardBlockMask& block_mask,
-                              const void* score_bytes, const void* mask_bytes, cudaStream_t stream) {
+                              const void* score_bytes, const void* mask_bytes, bool interval_mask,
+                              cudaStream_t stream) {
   check_backward_args(args, block_mask);
   if (args.kernel == FlexBackwardKernel::mma_sync)
     throw Error("flex_attention_backward (JIT mods): these mods were compiled into the wgmma kernel, called with "
@@ -34,7 +35,7 @@ void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args,
   if (detail::resolve_backward_kernel(FlexBackwardKernel::automatic) != FlexBackwardKernel::wgmma)
     throw Error("flex_attention_backward (JIT mods): the wgmma kernel needs sm_90a (H100/H200); on this GPU use the "
                 "built-in mods");
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask, true);
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, true, interval_mask);
   detail::launch_backward_preprocess(args, p, stream);
   const detail::BwdSm90Maps maps = detail::make_backward_sm90_maps(args, p);
   void* params[] = {const_cast<detail::BwdSm90Maps*>(&maps), const_cast<detail::BwdParams*>(&p),
@@ -53,12 +54,12 @@ void configure_jit_backward_mma_sync(cudaKernel_t kernel, int head_dim) {
 
 void launch_jit_backward_mma_sync(cudaKernel_t kernel, const FlexBackwardArgs& args,
                                   const BackwardBlockMask& block_mask, const void* score_bytes,
-                                  const void* mask_bytes, cudaStream_t stream) {
+                                  const void* mask_bytes, bool interval_mask, cudaStream_t stream) {
   check_backward_args(args, block_mask);
   if (args.kernel == FlexBackwardKernel::wgmma)
     throw Error("flex_attention_backward (JIT mods): these mods were compiled into the mma.sync kernel, called with "
                 "FlexBackwardKernel::wgmma; use mma_sync or automatic, or compile them for wgmma");
-  detail::BwdParams p = detail::make_backward_params(args, block_mask, false);
+  detail::BwdParams p = detail::make_backward_params(args, block_mask, false, interval_mask);
   detail::launch_backward_preprocess(args, p, stream);
   void* params[] = {&p, const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::backward_grid(p, args),
@@ -81,6 +82,7 @@ BackwardBlockMask create_backward_block_mask_jit(cudaKernel_t kernel, const void
                     &partial_count, &full_index, &partial_index, &partial_halves};
   const dim3 grid(unsigned(bm.shape.num_kv_blocks()), unsigned(heads), unsigned(batch));
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(256), params, 0, stream));
+  order_backward_block_mask(bm, stream);
   return bm;
 }
 

@@ -47,11 +47,13 @@ void configure_jit_backward_sm90(cudaKernel_t kernel, int head_dim);
 
 // `kernel` is flex_backward_sm90_kernel<args.forward.head_dim, Score, Mask, Elem> (Score with grad(); Elem of
 // args.forward.dtype);
-// score_bytes / mask_bytes as for the forward. The three launches of flex_attention_backward
+// score_bytes / mask_bytes as for the forward; interval_mask: Mask keeps one interval of keys per query
+// (keeps_one_interval, for the CTA order). The three launches of flex_attention_backward
 // (preprocess, this kernel, dQ conversion), with its checks; args.kernel must be automatic or wgmma
 // and the GPU sm_90 (the wgmma kernel is the one compiled at run time), else aisp::Error.
 void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args, const BackwardBlockMask& block_mask,
-                              const void* score_bytes, const void* mask_bytes, cudaStream_t stream);
+                              const void* score_bytes, const void* mask_bytes, bool interval_mask,
+                              cudaStream_t stream);
 
 // Once per loaded kernel: flex_backward_kernel<head_dim, ...> (mma.sync) needs its shared memory allowed.
 void configure_jit_backward_mma_sync(cudaKernel_t kernel, int head_dim);
@@ -61,7 +63,7 @@ void configure_jit_backward_mma_sync(cudaKernel_t kernel, int head_dim);
 // args.kernel must be mma_sync or automatic.
 void launch_jit_backward_mma_sync(cudaKernel_t kernel, const FlexBackwardArgs& args,
                                   const BackwardBlockMask& block_mask, const void* score_bytes,
-                                  const void* mask_bytes, cudaStream_t stream);
+                                  const void* mask_bytes, bool interval_mask, cudaStream_t stream);
 
 // `kernel` is backward_block_mask_kernel<Mask>; mask_bytes a value of Mask. As
 // create_backward_block_mask.

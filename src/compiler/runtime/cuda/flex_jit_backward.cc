@@ -99,12 +99,15 @@ void JitFlexBackward::run(const kernels::flex::FlexBackwardArgs& args,
   if (args.forward.dtype != dtype_)
     throw Error(fmt::format("flex JIT backward: compiled for {} inputs, called with {} (construct it with that dtype)",
                             kernels::flex::flex_dtype_name(dtype_), kernels::flex::flex_dtype_name(args.forward.dtype)));
+  // The CTA order's automatic choice (resolve_backward_head_group): an expression with bounds keeps one
+  // interval of keys per query.
+  const bool interval_mask = mask_ && mask_->keeps_kv_range();
   if (kernel_ == kernels::flex::FlexBackwardKernel::wgmma)
     kernels::flex::launch_jit_backward_sm90(backward_, args, block_mask, mods.score_bytes.data(),
-                                            mods.mask_bytes.data(), stream);
+                                            mods.mask_bytes.data(), interval_mask, stream);
   else
     kernels::flex::launch_jit_backward_mma_sync(backward_, args, block_mask, mods.score_bytes.data(),
-                                                mods.mask_bytes.data(), stream);
+                                                mods.mask_bytes.data(), interval_mask, stream);
 }
 
 }  // namespace aisp::compiler::flex
