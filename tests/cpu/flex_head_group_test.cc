@@ -107,3 +107,32 @@ TEST(FlexBackwardOrder, AutomaticHeadGroupFollowsTheMasksIntervals) {
   EXPECT_EQ(flex::resolve_backward_head_group(3, true), 3);
   EXPECT_EQ(flex::resolve_backward_head_group(1, false), 1);
 }
+
+// The head split's partial sums in the workspace (flex_backward_workspace_bytes): equal splits, the
+// divisor of the group nearest 528 CTAs, only below 264 CTAs. GQA 32:4 at 8k (256 CTAs): 2 splits of
+// 4 heads (not 3, 3, 2); MQA 32:1 (64 CTAs): 8 of 4; GQA 32:8 (512 CTAs) and MHA: none.
+TEST(FlexBackwardOrder, HeadSplitsAreEqualAndOnlyForSmallGrids) {
+  auto args = [](int batch, int q_heads, int kv_heads, int len) {
+    flex::FlexAttentionArgs a;
+    a.batch = batch;
+    a.q_heads = q_heads;
+    a.kv_heads = kv_heads;
+    a.q_len = a.kv_len = len;
+    a.head_dim = 128;
+    return a;
+  };
+  auto split_of = [](const flex::FlexAttentionArgs& a) {
+    const std::size_t rows = std::size_t(a.batch) * std::size_t(a.q_heads) * std::size_t(a.q_len);  // q_len % 64 == 0
+    const std::size_t unsplit = (rows * std::size_t(a.head_dim) + 2 * rows) * sizeof(float);
+    const std::size_t per_split = 2 * std::size_t(a.batch) * std::size_t(a.kv_heads) * std::size_t(a.kv_len) *
+                                  std::size_t(a.head_dim) * sizeof(float);  // kv_len % 128 == 0
+    const std::size_t bytes = flex::flex_backward_workspace_bytes(a);
+    EXPECT_EQ((bytes - unsplit) % per_split, 0u);
+    return int((bytes - unsplit) / per_split);
+  };
+  EXPECT_EQ(split_of(args(1, 32, 4, 8192)), 2);
+  EXPECT_EQ(split_of(args(1, 32, 1, 8192)), 8);
+  EXPECT_EQ(split_of(args(1, 12, 1, 8192)), 6);  // 528 / 64 = 8.25: of 1, 2, 3, 4, 6, 12 the nearest is 6
+  EXPECT_EQ(split_of(args(1, 32, 8, 8192)), 0);  // 512 CTAs
+  EXPECT_EQ(split_of(args(2, 16, 16, 8192)), 0);
+}

@@ -31,7 +31,9 @@ int kv_blocks_of(int kv_len) { return (kv_len + kBwdBlockKv - 1) / kBwdBlockKv; 
 // (13)). Below kBwdSplitBelowCtas (two waves of an H100 / H200's 132 SMs) head_split CTAs share
 // each one, heads_per_split q heads apiece, so that the grid has about kBwdTargetCtas CTAs (four
 // waves, so that causal's unequal CTAs even out); their fp32 partial dK, dV are added up after the
-// kernel. Not above: GQA 32:8 at batch 1 (512 CTAs) split in two measured 3 % slower dense and 17 %
+// kernel. The splits are equal (head_split divides the group: the divisor nearest the target), since
+// the CTA order (backward_cta) knows the kv blocks' lists, not how many heads a CTA walks: GQA 32:4
+// split 3, 3, 2 ran dense 4-6 % slower once its CTAs started in groups of rows (README (14)). Not above: GQA 32:8 at batch 1 (512 CTAs) split in two measured 3 % slower dense and 17 %
 // on a sliding window (each CTA's fixed work twice, the partials' traffic), 8 % faster causal.
 // Constants rather than the device's SM count: the workspace size (flex_backward_workspace_bytes)
 // is a function of the shapes.
@@ -47,10 +49,10 @@ HeadSplit backward_head_split(const FlexAttentionArgs& a) {
   h.per = group;
   const std::int64_t ctas = std::int64_t(kv_blocks_of(a.kv_len)) * a.kv_heads * a.batch;
   if (group == 1 || ctas >= kBwdSplitBelowCtas) return h;
-  const std::int64_t want = (kBwdTargetCtas + ctas - 1) / ctas;
-  const int split = int(want < group ? want : group);
-  h.per = (group + split - 1) / split;
-  h.split = (group + h.per - 1) / h.per;  // no empty split
+  const double want = double(kBwdTargetCtas) / double(ctas);  // > 2: ctas < kBwdSplitBelowCtas
+  for (int d = 2; d <= group; ++d)
+    if (group % d == 0 && std::abs(d - want) < std::abs(h.split - want)) h.split = d;
+  h.per = group / h.split;
   return h;
 }
 
