@@ -292,7 +292,7 @@ void launch_backward_preprocess(const FlexBackwardArgs& args, const BwdParams& p
 }
 
 // The dQ conversion and, after a head-split kernel, dK and dV from their partial sums.
-void launch_dq_convert(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
+void launch_backward_finish(const FlexBackwardArgs& args, const BwdParams& p, cudaStream_t stream) {
   const FlexAttentionArgs& a = args.forward;
   auto convert = [&](const float* padded, bf16* out, int splits, std::int64_t split_floats, int len, int pad,
                      int heads) {

@@ -16,7 +16,8 @@
 //        to the fp32 workspace with float2 atomics.
 //      The next query block's Q, dO, lse2 and Delta are loaded (cp.async) while this one is
 //      computed. dK, dV are written once at the end: no atomics for them, GQA sums in registers.
-//   3. dQ conversion fp32 -> bf16 or fp16 (flex_backward.cu).
+//   3. dQ conversion fp32 -> bf16 or fp16, and after a head split the dK, dV sums
+//      (launch_backward_finish, flex_backward.cu).
 // On sm_90 the main kernel is by default flex_backward_sm90_kernel (flex_backward_sm90.cuh: the same
 // work on TMA + wgmma with warp-specialized warpgroups); this mma.sync one is the fallback elsewhere
 // and a comparison variant (FlexBackwardArgs::kernel).
@@ -127,6 +128,14 @@ struct BwdCursor {
     partial = p.partial_index + row * p.num_q_blocks;
     partial_halves = p.partial_halves + row * p.num_q_blocks;
   }
+  // The first existing item of heads [g_begin, g_end_) of the group (a CTA's share of it).
+  __device__ __forceinline__ void begin(const BwdParams& p, int b, int hkv, int kb, int g_begin, int g_end_) {
+    g = g_begin;
+    i = 0;
+    g_end = g_end_;
+    open(p, b, hkv, kb);
+    settle(p, b, hkv, kb);
+  }
   // Moves to the first existing item at or after (g, i); g == g_end when the list is exhausted.
   __device__ __forceinline__ void settle(const BwdParams& p, int b, int hkv, int kb) {
     while (g < g_end && i >= n) {
@@ -191,9 +200,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   load_tile<D, kBwdBlockKv>(sK, p.k + bkv * p.kv_len * D, kv0, p.kv_len);
   load_tile<D, kBwdBlockKv>(sV, p.v + bkv * p.kv_len * D, kv0, p.kv_len);
   BwdCursor cur;
-  cur.g_end = p.group;  // head_split is 1 for this kernel
-  cur.open(p, b, hkv, kb);
-  cur.settle(p, b, hkv, kb);
+  cur.begin(p, b, hkv, kb, 0, p.group);  // head_split is 1 for this kernel
   if (cur.g < p.group) load_q_block(cur, 0);
   cp_async_commit();
 
@@ -452,7 +459,7 @@ __global__ void __launch_bounds__(256)
 BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm, bool split_heads,
                                bool interval_mask);
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
-void launch_dq_convert(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
+void launch_backward_finish(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 
 // The main kernels' launch shape (the precompiled launches and the JIT's, flex_jit_backward_launch.cu):
 // one CTA per (kv-block, kv head, batch); the mma.sync kernel's shared memory.
@@ -477,7 +484,7 @@ void launch_backward_elem(const FlexBackwardArgs& a, const BwdParams& p, const S
   flex_backward_kernel<D, ScoreMod, MaskMod, Elem>
       <<<backward_grid(p, a), kThreads, backward_smem_bytes<D>(), stream>>>(p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
-  launch_dq_convert(a, p, stream);
+  launch_backward_finish(a, p, stream);
 }
 
 // The precompiled scored entry points (flex_backward_[sm90_][fp16_]scored_d*.cu, and the fp16 ones in

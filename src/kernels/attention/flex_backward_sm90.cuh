@@ -349,8 +349,8 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
   auto q_full = [&](int s) { return bars + 8u * std::uint32_t(1 + s); };
   auto q_empty = [&](int s) { return bars + 8u * std::uint32_t(1 + S + s); };
 
-  // y: the kv head and, with a head split (BwdParams::head_split), which of its CTAs this is: the
-  // group's q heads [g_begin, g_end).
+  // This CTA's kv block, kv head and batch (backward_cta: the order in which the CTAs start) and, with
+  // a head split (BwdParams::head_split), its share of the group's q heads, [g_begin, g_end).
   const BwdCta cta = backward_cta(p);
   const int kb = cta.kb, hkv = cta.hkv, b = cta.b, split = cta.split;
   const int g_begin = split * p.heads_per_split;
@@ -420,10 +420,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       bool holding = false;
       int last = 0;  // live halves of the last emitted item
       BwdCursor cur;
-      cur.g = g_begin;
-      cur.g_end = g_end;
-      cur.open(p, b, hkv, kb);
-      cur.settle(p, b, hkv, kb);
+      cur.begin(p, b, hkv, kb, g_begin, g_end);
       while (cur.g < g_end) {
         const BwdItem item{cur.q_block() * kBwdBlockQ, hkv * p.group + cur.g, int(cur.is_partial()), cur.halves()};
         const int kind = item.halves & live;
@@ -471,10 +468,7 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
     // Also with an empty list: K and V must have landed before the CTA may exit.
     hw::mbar_wait(kv_full, 0);
     BwdCursor cur;
-    cur.g = g_begin;
-    cur.g_end = g_end;
-    cur.open(p, b, hkv, kb);
-    cur.settle(p, b, hkv, kb);
+    cur.begin(p, b, hkv, kb, g_begin, g_end);
     for (int i = 0; cur.g < g_end; ++i) {
       const int slot = i % S;
       // Shared-memory addresses from a base laundered through an empty asm: the descriptors are
@@ -702,14 +696,10 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       cur.settle(p, b, hkv, kb);
     }
 
-    // ---- Epilogue: this warpgroup's dK, dV rows (dS carried the scale already) through shared memory
-    // and TMA stores. Written directly (64 four-byte stores per thread) they took 14 % of a sliding
-    // window's backward (the CTA's last ~7 items): README "Backward, careful items". Staged in the Q
-    // and dO rings, free now: the barrier follows both warpgroups' waits for their last GEMMs, the
-    // last readers of the rings (and every load into them has landed: each was waited for).
+    // ---- Epilogue of a head split: this CTA's share of the group's dK, dV sums, fp32 from the
+    // registers into its split's partial rows (padded to kv_pad: no bounds), which the launch after
+    // the kernel adds up (launch_backward_finish).
     if (p.head_split > 1) {
-      // A head split: this CTA's share of the group's sums, fp32 from the registers into its split's
-      // partial rows (padded to kv_pad: no bounds), which the dQ conversion's launch adds up.
       const std::int64_t row0 =
           ((std::int64_t(split) * gridDim.z + b) * p.kv_heads + hkv) * p.kv_pad + kv0 + 64 * g + 16 * warp + lane / 4;
 #pragma unroll
@@ -723,6 +713,11 @@ __global__ void __launch_bounds__(BwdSm90Config<D>::kThreads, 1)
       if (t == 0) hw::bulk_wait_read_all();  // this thread's dQ reduce-adds have read the shared memory
       return;
     }
+    // ---- Epilogue: this warpgroup's dK, dV rows (dS carried the scale already) through shared memory
+    // and TMA stores. Written directly (64 four-byte stores per thread) they took 14 % of a sliding
+    // window's backward (the CTA's last ~7 items): README "Backward, careful items". Staged in the Q
+    // and dO rings, free now: the barrier follows both warpgroups' waits for their last GEMMs, the
+    // last readers of the rings (and every load into them has landed: each was waited for).
     hw::named_barrier_sync(2, 256);
     const std::uint32_t dk_stage = base + C::kOffQ + std::uint32_t(g) * C::kQBytes;  // 64 rows x D each
     const std::uint32_t dv_stage = base + C::kOffDo + std::uint32_t(g) * C::kQBytes;
@@ -778,7 +773,7 @@ void launch_backward_sm90(const FlexBackwardArgs& a, const BwdParams& p, const S
   flex_backward_sm90_kernel<D, ScoreMod, MaskMod, Elem><<<backward_grid(p, a), C::kThreads, C::kSmemBytes, stream>>>(
       maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
-  launch_dq_convert(a, p, stream);
+  launch_backward_finish(a, p, stream);
 }
 #endif  // !__CUDACC_RTC__
 

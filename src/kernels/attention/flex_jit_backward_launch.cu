@@ -43,7 +43,7 @@ void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args,
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::backward_grid(p, args),
                                    dim3(detail::BwdSm90Config<128>::kThreads), params,
                                    backward_sm90_smem_bytes(args.forward.head_dim), stream));
-  detail::launch_dq_convert(args, p, stream);
+  detail::launch_backward_finish(args, p, stream);
 }
 
 void configure_jit_backward_mma_sync(cudaKernel_t kernel, int head_dim) {
@@ -65,7 +65,7 @@ void launch_jit_backward_mma_sync(cudaKernel_t kernel, const FlexBackwardArgs& a
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::backward_grid(p, args),
                                    dim3(detail::kThreads), params,
                                    std::size_t(detail::mma_sync_backward_smem_bytes(args.forward.head_dim)), stream));
-  detail::launch_dq_convert(args, p, stream);
+  detail::launch_backward_finish(args, p, stream);
 }
 
 BackwardBlockMask create_backward_block_mask_jit(cudaKernel_t kernel, const void* mask_bytes, int batch, int heads,
