@@ -33,7 +33,8 @@ int kv_blocks_of(int kv_len) { return (kv_len + kBwdBlockKv - 1) / kBwdBlockKv; 
 // waves, so that causal's unequal CTAs even out); their fp32 partial dK, dV are added up after the
 // kernel. The splits are equal (head_split divides the group: the divisor nearest the target), since
 // the CTA order (backward_cta) knows the kv blocks' lists, not how many heads a CTA walks: GQA 32:4
-// split 3, 3, 2 ran dense 4-6 % slower once its CTAs started in groups of rows (README (14)). Not above: GQA 32:8 at batch 1 (512 CTAs) split in two measured 3 % slower dense and 17 %
+// split 3, 3, 2 ran dense 4-6 % slower once its CTAs started in groups of rows (README (14)).
+// Not above: GQA 32:8 at batch 1 (512 CTAs) split in two measured 3 % slower dense and 17 %
 // on a sliding window (each CTA's fixed work twice, the partials' traffic), 8 % faster causal.
 // Constants rather than the device's SM count: the workspace size (flex_backward_workspace_bytes)
 // is a function of the shapes.

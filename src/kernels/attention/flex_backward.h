@@ -52,8 +52,9 @@ enum class FlexBackwardKernel : std::uint8_t { automatic, mma_sync, wgmma };
 // A bijection onto (rank, row) (tested). Why: the CTAs are unequal (a kv block's list length, times
 // the q heads the CTA walks: 4 with GQA 32:8), and in row-major order the longest CTA of the last
 // rows starts near the end and runs alone (causal GQA 32:8 at batch 1 lost 14 % that way to MHA,
-// random blocks 9 %); longest first (LPT) leaves only short CTAs for the end. Groups rather than all
-// rows at once: a group's CTAs read the same q heads' Q and dO through L2 at about the same time.
+// random blocks 9 %); longest first (LPT) leaves only short CTAs for the end. Groups, since the best
+// span depends on the mask (resolve_backward_head_group): all rows at once balance the most, but
+// CTAs that read scattered q blocks (random blocks) then miss in L2 with more heads at a time.
 struct BwdSlot {
   int rank, row;
 };
