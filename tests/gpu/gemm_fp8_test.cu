@@ -369,12 +369,13 @@ TEST(Fp8Gemm, PingPongLargerShapesMatchFloat64) {
 
 // Small tail shapes for compute-sanitizer (memcheck, racecheck): both scalings, both epilogues
 // (N % 8 == 0 takes TMA stores), a short ring, and more tiles than SMs (a CTA's second tile reuses
-// the staging buffer).
+// the staging buffer: 1100 x 2200 for 128-wide tiles, 1100 x 4400 -- 162 tiles of 128 x 256 --
+// for the per-tensor default's).
 TEST(Fp8Gemm, SanitizerShapes) {
   AISP_REQUIRE_SM90();
   TestStream stream;
-  for (const Shape& s :
-       std::vector<Shape>{{5, 300, 32}, {130, 264, 400}, {255, 129, 528}, {200, 136, 1008}, {1100, 2200, 64}}) {
+  for (const Shape& s : std::vector<Shape>{
+           {5, 300, 32}, {130, 264, 400}, {255, 129, 528}, {200, 136, 1008}, {1100, 2200, 64}, {1100, 4400, 64}}) {
     expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(256, 2), stream);
     expect_kernel_matches(s, g::Fp8Scaling::per_tensor, config(128, 2, 8, true, false), stream);
     expect_kernel_matches(s, g::Fp8Scaling::block, config(128, 2), stream);

@@ -185,8 +185,10 @@ TEST(GemmKernel, SanitizerShapes) {
   AISP_REQUIRE_SM90();
   // {300, 200, 24}: N % 8 == 0 (TMA stores) and 3 tile rows (odd: with clusters the last pair's
   // second CTA is past M). {1100, 2200, 16}: 9 x 18 tiles of 128 x 128 -- more than the GPU keeps
-  // resident (as CTAs or pairs) -- so CTAs reuse their staging buffer for a second tile.
-  expect_small_shapes_match_f64({{1, 1, 8}, {130, 257, 136}, {300, 100, 24}, {300, 200, 24}, {1100, 2200, 16}},
+  // resident (as CTAs or pairs) -- so CTAs reuse their staging buffer for a second tile; {1100, 4400,
+  // 16}: 162 tiles of 128 x 256, the same for the default tile.
+  expect_small_shapes_match_f64({{1, 1, 8}, {130, 257, 136}, {300, 100, 24}, {300, 200, 24}, {1100, 2200, 16},
+                                 {1100, 4400, 16}},
                                 {GemmConfig{}, make_config(128, 3, 1, true, 2), make_config(256, 3, 8, false, 2),
                                  make_config(128, 4, 8, true), make_config(128, 2, 1, true, 1, false)});
 }
