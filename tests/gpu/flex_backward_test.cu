@@ -386,7 +386,7 @@ TEST(FlexBackward, MqaGqaAndUnequalLengths) {
 // each CTA starts: head groups 1, 2, 3 and more than the grid's rows give the same dK and dV bit for
 // bit (each CTA's own sums, or the head split's partials added in split order) and a dQ within the
 // reference's bounds each time (its fp32 atomics add in any order anyway). GQA 8:4 at batch 2 with
-// q_len < kv_len: the wgmma grid is split (8 rows of 6 kv blocks), the kv blocks' lists are unequal
+// q_len < kv_len: the grid is split, on both kernels (8 rows of 6 kv blocks), the kv blocks' lists are unequal
 // and some empty (causal, random blocks), and the random element mask differs per batch and head (each
 // row of CTAs then takes the kv order of its own first q head).
 TEST(FlexBackward, HeadGroupsChangeTheCtaOrderOnly) {

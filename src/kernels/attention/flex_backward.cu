@@ -25,10 +25,10 @@ namespace {
 int padded_q_len(int q_len) { return (q_len + kBwdBlockQ - 1) / kBwdBlockQ * kBwdBlockQ; }
 int kv_blocks_of(int kv_len) { return (kv_len + kBwdBlockKv - 1) / kBwdBlockKv; }
 
-// The wgmma backward runs one CTA per (kv block, kv head, batch), which walks the q heads of its
-// group: with few kv heads that is too few CTAs for the GPU (MQA, 32 q heads, batch 1, 8k: 64 CTAs
-// on 132 SMs, the backward at 0.19x the forward's rate causal; README "Backward, careful items"
-// (13)). Below kBwdSplitBelowCtas (two waves of an H100 / H200's 132 SMs) head_split CTAs share
+// The backward runs one CTA per (kv block, kv head, batch), which walks the q heads of its group:
+// with few kv heads that is too few CTAs for the GPU (MQA, 32 q heads, batch 1, 8k: 64 CTAs on 132
+// SMs, the wgmma backward at 0.19x the forward's rate causal; README "Backward, careful items" (13);
+// both kernels split since (15)). Below kBwdSplitBelowCtas (two waves of an H100 / H200's 132 SMs) head_split CTAs share
 // each one, heads_per_split q heads apiece, so that the grid has about kBwdTargetCtas CTAs (four
 // waves, so that causal's unequal CTAs even out); their fp32 partial dK, dV are added up after the
 // kernel. The splits are equal (head_split divides the group: the divisor nearest the target), since
@@ -188,8 +188,7 @@ void check_backward_args(const FlexBackwardArgs& args, const BackwardBlockMask& 
 
 namespace detail {
 
-BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlockMask& bm, bool split_heads,
-                               bool interval_mask) {
+BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlockMask& bm, bool interval_mask) {
   const FlexAttentionArgs& a = args.forward;
   const WorkspaceLayout layout(a);
   float* ws = static_cast<float*>(args.workspace);
@@ -221,7 +220,7 @@ BwdParams make_backward_params(const FlexBackwardArgs& args, const BackwardBlock
   p.num_q_blocks = bm.shape.num_q_blocks();
   p.num_kv_blocks = bm.shape.num_kv_blocks();
   p.kv_pad = p.num_kv_blocks * kBwdBlockKv;
-  const HeadSplit h = split_heads ? backward_head_split(a) : HeadSplit{1, p.group};
+  const HeadSplit h = backward_head_split(a);
   p.head_split = h.split;
   p.heads_per_split = h.per;
   p.dk_part = h.split == 1 ? nullptr : ws + layout.dq_floats + 2 * layout.row_floats;
@@ -402,7 +401,7 @@ void flex_attention_backward(const FlexBackwardArgs& args, const BuiltinScoreMod
   // Contiguous document ids run as their spans: ~1.12x faster than the ids on the wgmma kernel at 8k
   // (README "Backward, careful items").
   const BuiltinMask mask = mask_to_run(mask_mod, block_mask.document_spans, args.forward.batch);
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma, keeps_one_interval(mask));
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, keeps_one_interval(mask));
   // No score_mod: the NoScoreMod kernel (scale folded into the exp2 factor, no derivative).
   const bool plain = score_mod.kind == BuiltinScoreMod::Kind::none;
   // The precompiled entry points by kernel and element type: (no score_mod, scored) x (D 64, D 128).

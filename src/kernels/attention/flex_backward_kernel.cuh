@@ -62,11 +62,11 @@ struct BwdParams {
   const std::int32_t* partial_index;
   const std::int32_t* partial_halves;  // beside partial_index: bit k, keys [64 k, 64 k + 64) keep some
   int mask_batch, mask_heads, num_q_blocks, num_kv_blocks;
-  // The wgmma kernel with few kv heads (MQA, GQA at a small batch): head_split CTAs share one (kv
+  // With few kv heads (MQA, GQA at a small batch; both kernels): head_split CTAs share one (kv
   // block, kv head, batch), each taking heads_per_split q heads of its group and writing its dK, dV
   // as fp32 partial sums (dk_part, dv_part: (head_split, batch, kv_heads, kv_pad, D)) that the dQ
   // conversion's launch adds up in split order (flex_backward.cu). head_split 1: one CTA takes the
-  // whole group and stores dK, dV itself (the mma.sync kernel always).
+  // whole group and stores dK, dV itself.
   int head_split, heads_per_split, kv_pad;  // kv_pad = num_kv_blocks * kBwdBlockKv
   float* dk_part;
   float* dv_part;
@@ -174,8 +174,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* sDelta = sL + 2 * kBwdBlockQ;                                    // 2 stages x 64
   constexpr std::uint32_t kQTileBytes = kBwdBlockQ * D * 2;
 
-  const BwdCta cta = backward_cta(p);  // head_split is 1 here
+  // This CTA's kv block, kv head and batch (backward_cta) and, with a head split
+  // (BwdParams::head_split), its share of the group's q heads, [g_begin, g_end).
+  const BwdCta cta = backward_cta(p);
   const int kb = cta.kb, hkv = cta.hkv, b = cta.b;
+  const int g_begin = cta.split * p.heads_per_split;
+  const int g_end = g_begin + p.heads_per_split < p.group ? g_begin + p.heads_per_split : p.group;
   const int warp = int(threadIdx.x) / 32;
   const int kv0 = kb * kBwdBlockKv;
   const std::int64_t bkv = std::int64_t(b) * p.kv_heads + hkv;
@@ -200,8 +204,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   load_tile<D, kBwdBlockKv>(sK, p.k + bkv * p.kv_len * D, kv0, p.kv_len);
   load_tile<D, kBwdBlockKv>(sV, p.v + bkv * p.kv_len * D, kv0, p.kv_len);
   BwdCursor cur;
-  cur.begin(p, b, hkv, kb, 0, p.group);  // head_split is 1 for this kernel
-  if (cur.g < p.group) load_q_block(cur, 0);
+  cur.begin(p, b, hkv, kb, g_begin, g_end);
+  if (cur.g < g_end) load_q_block(cur, 0);
   cp_async_commit();
 
   float dk[D / 8][4], dv[D / 8][4];
@@ -212,7 +216,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const bool kv_edge = kv0 + kBwdBlockKv > p.kv_len;
 
   int stage = 0;
-  while (cur.g < p.group) {
+  while (cur.g < g_end) {
     BwdCursor next = cur;
     ++next.i;
     next.settle(p, b, hkv, kb);
@@ -220,7 +224,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     // This stage landed for every thread; the other stage (read in the previous iteration) and
     // dS^T (read by the previous dQ product) are free again.
     __syncthreads();
-    if (next.g < p.group) load_q_block(next, stage ^ 1);
+    if (next.g < g_end) load_q_block(next, stage ^ 1);
     cp_async_commit();
 
     // The lane id laundered through an empty asm: everything derived from it is computed in this
@@ -396,6 +400,20 @@ __global__ void __launch_bounds__(kThreads, 1)
   // ---- Epilogue: dK, dV rows of this warp (dS carried the scale already) ---------------------
   const int lane = int(threadIdx.x) % 32;
   const int kvrow[2] = {kv0 + warp * 16 + lane / 4, kv0 + warp * 16 + lane / 4 + 8};
+  if (p.head_split > 1) {
+    // A head split's share: fp32 partial rows of its split (padded to kv_pad: no bounds), which the
+    // launch after the kernel adds up in split order (launch_backward_finish), as the wgmma kernel's.
+    const std::int64_t row0 = ((std::int64_t(cta.split) * gridDim.z + b) * p.kv_heads + hkv) * p.kv_pad;
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        const std::int64_t at = (row0 + kvrow[r]) * D + n * 8 + (lane % 4) * 2;
+        *reinterpret_cast<float2*>(p.dk_part + at) = make_float2(dk[n][2 * r], dk[n][2 * r + 1]);
+        *reinterpret_cast<float2*>(p.dv_part + at) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+      }
+    return;
+  }
   Elem* gdk = reinterpret_cast<Elem*>(p.dk) + bkv * p.kv_len * D;
   Elem* gdv = reinterpret_cast<Elem*>(p.dv) + bkv * p.kv_len * D;
 #pragma unroll
@@ -454,10 +472,8 @@ __global__ void __launch_bounds__(256)
 
 #if !defined(__CUDACC_RTC__)  // host only: the NVRTC JIT (compiler/flex) compiles the kernels above
 // flex_backward.cu: the parameters, and the two mod-independent launches around the main kernel.
-// split_heads: the wgmma kernel may share a (kv block, kv head, batch) among CTAs (BwdParams::head_split);
 // interval_mask: keeps_one_interval of the mask that runs (resolve_backward_head_group).
-BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm, bool split_heads,
-                               bool interval_mask);
+BwdParams make_backward_params(const FlexBackwardArgs& a, const BackwardBlockMask& bm, bool interval_mask);
 void launch_backward_preprocess(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 void launch_backward_finish(const FlexBackwardArgs& a, const BwdParams& p, cudaStream_t stream);
 
@@ -550,7 +566,7 @@ void flex_attention_backward(const FlexBackwardArgs& args, const ScoreMod& score
                 "d score_mod(s) / d s (flex_mods.h: the built-ins all have one)");
   check_backward_args(args, block_mask);
   const bool wgmma = detail::resolve_backward_kernel(args.kernel) == FlexBackwardKernel::wgmma;
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask, wgmma, keeps_one_interval(mask_mod));
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, keeps_one_interval(mask_mod));
   if (wgmma && args.forward.dtype == FlexDtype::fp16) {
     if (args.forward.head_dim == 64)
       detail::launch_backward_sm90<64, ScoreMod, MaskMod, __half>(args, p, score_mod, mask_mod, stream);

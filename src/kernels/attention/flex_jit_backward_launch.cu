@@ -35,7 +35,7 @@ void launch_jit_backward_sm90(cudaKernel_t kernel, const FlexBackwardArgs& args,
   if (detail::resolve_backward_kernel(FlexBackwardKernel::automatic) != FlexBackwardKernel::wgmma)
     throw Error("flex_attention_backward (JIT mods): the wgmma kernel needs sm_90a (H100/H200); on this GPU use the "
                 "built-in mods");
-  const detail::BwdParams p = detail::make_backward_params(args, block_mask, true, interval_mask);
+  const detail::BwdParams p = detail::make_backward_params(args, block_mask, interval_mask);
   detail::launch_backward_preprocess(args, p, stream);
   const detail::BwdSm90Maps maps = detail::make_backward_sm90_maps(args, p);
   void* params[] = {const_cast<detail::BwdSm90Maps*>(&maps), const_cast<detail::BwdParams*>(&p),
@@ -59,7 +59,7 @@ void launch_jit_backward_mma_sync(cudaKernel_t kernel, const FlexBackwardArgs& a
   if (args.kernel == FlexBackwardKernel::wgmma)
     throw Error("flex_attention_backward (JIT mods): these mods were compiled into the mma.sync kernel, called with "
                 "FlexBackwardKernel::wgmma; use mma_sync or automatic, or compile them for wgmma");
-  detail::BwdParams p = detail::make_backward_params(args, block_mask, false, interval_mask);
+  detail::BwdParams p = detail::make_backward_params(args, block_mask, interval_mask);
   detail::launch_backward_preprocess(args, p, stream);
   void* params[] = {&p, const_cast<void*>(score_bytes), const_cast<void*>(mask_bytes)};
   AISP_CUDA_CHECK(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), detail::backward_grid(p, args),
