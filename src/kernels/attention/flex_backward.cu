@@ -28,10 +28,10 @@ int kv_blocks_of(int kv_len) { return (kv_len + kBwdBlockKv - 1) / kBwdBlockKv; 
 // The backward runs one CTA per (kv block, kv head, batch), which walks the q heads of its group:
 // with few kv heads that is too few CTAs for the GPU (MQA, 32 q heads, batch 1, 8k: 64 CTAs on 132
 // SMs, the wgmma backward at 0.19x the forward's rate causal; README "Backward, careful items" (13);
-// both kernels split since (15)). Below kBwdSplitBelowCtas (two waves of an H100 / H200's 132 SMs) head_split CTAs share
-// each one, heads_per_split q heads apiece, so that the grid has about kBwdTargetCtas CTAs (four
-// waves, so that causal's unequal CTAs even out); their fp32 partial dK, dV are added up after the
-// kernel. The splits are equal (head_split divides the group: the divisor nearest the target), since
+// both kernels split since (15)). Below kBwdSplitBelowCtas (two waves of an H100 / H200's 132 SMs)
+// head_split CTAs share each one, heads_per_split q heads apiece, so that the grid has about
+// kBwdTargetCtas CTAs (four waves, so that causal's unequal CTAs even out); their fp32 partial dK,
+// dV are added up after the kernel. The splits are equal (head_split divides the group: the divisor nearest the target), since
 // the CTA order (backward_cta) knows the kv blocks' lists, not how many heads a CTA walks: GQA 32:4
 // split 3, 3, 2 ran dense 4-6 % slower once its CTAs started in groups of rows (README (14)).
 // Not above: GQA 32:8 at batch 1 (512 CTAs) split in two measured 3 % slower dense and 17 %
