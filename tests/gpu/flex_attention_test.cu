@@ -422,6 +422,40 @@ TEST(FlexAttention, LongRowsWithMixedFullAndPartialTiles) {
   }
 }
 
+// ALiBi's bias step (fa3, v27: the tensor cores add x k, x = slope / scale split into three parts,
+// k a key's offset in its 64-key half) where its precision is tested hardest: slopes of 0, 1/256,
+// 0.7 and -3 (bias differences of ~1 log2 unit from one key to the next: sharp rows whose output
+// moves with any error in the bias), keys up to 1500 apart, scales 1/sqrt(D) and 0.01 (x up to 300),
+// and a negative scale (no bias step: every tile takes the functor), dense (full tiles) and causal,
+// every kernel, both head dims, against float64.
+TEST(FlexAttention, AlibiBiasStepAtLargeSlopesDistancesAndScales) {
+  if (!aisp::probe_gpus().available) GTEST_SKIP() << aisp::probe_gpus().reason;
+  const std::vector<float> slopes = {0.0f, 1.0f / 256.0f, 0.7f, -3.0f};
+  DeviceTensor d_slopes(DType::f32, {4});
+  d_slopes.upload(slopes);
+  for (int head_dim : {64, 128})
+    for (float scale : {0.0f, 0.01f, -0.05f})
+      for (bool causal : {false, true}) {
+        const Shape s{1, 4, 2, 260, 1500, head_dim};
+        const Inputs in = make_inputs(s, 9090 + head_dim + (causal ? 1 : 0));
+        const flex::BuiltinMask mask = causal ? flex::mask_causal() : flex::mask_none();
+        TestStream stream;
+        const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
+        std::vector<double> ref_out, ref_lse;
+        reference(in, flex::score_alibi(slopes.data()), mask, ref_out, ref_lse, scale);
+        for (flex::FlexKernel kernel : forward_kernels_here()) {
+          Device dev(in);
+          flex::FlexAttentionArgs args = dev.args(s, kernel);
+          args.scale = scale;
+          flex::flex_attention(args, flex::score_alibi(d_slopes.data<float>()), mask, bm, stream.get());
+          stream.sync();
+          expect_matches(dev, ref_out, ref_lse,
+                         "alibi scale " + std::to_string(scale) + (causal ? " causal" : " dense") +
+                             " D=" + std::to_string(head_dim) + " " + name_of(kernel));
+        }
+      }
+}
+
 // A soft-cap above the fa3 kernel's bound-shift limit (2 |cap| log2 e > 100: its full tiles take the
 // real row maximum, not |cap|) and a negative cap (the function depends on |cap| only), dense and causal, both head dims.
 TEST(FlexAttention, SoftCapBeyondTheBoundShiftLimitAndNegativeCaps) {

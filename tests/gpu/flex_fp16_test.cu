@@ -49,7 +49,11 @@ using Shape = BackwardShape;
 
 // soft_cap_30_causal: a cap whose bound would shift N(0, 1) scores' P below fp16's range if taken
 // as the row maximum (the fa3 kernel takes the real maximum for fp16 there: kFa3BoundShiftLimitFp16).
-enum class Variant { alibi_element_mask, alibi_causal, soft_cap_causal, soft_cap_30_causal, plain_sliding_causal };
+// alibi_steep_causal: head 0's slope 100 makes x = slope / scale leave fp16's range over 64 keys, so
+// the fa3 kernel skips its bias step there (v27) and that head's tiles take the functor.
+enum class Variant {
+  alibi_element_mask, alibi_causal, alibi_steep_causal, soft_cap_causal, soft_cap_30_causal, plain_sliding_causal
+};
 
 struct Mods {
   flex::BuiltinScoreMod score;
@@ -71,13 +75,15 @@ Mods make_mods(Variant v, const Shape& s, std::uint64_t seed) {
       break;
     }
     case Variant::alibi_causal:
+    case Variant::alibi_steep_causal:
     case Variant::alibi_element_mask: {
       std::vector<float> slopes(std::size_t(s.q_heads));
       for (int h = 0; h < s.q_heads; ++h) slopes[std::size_t(h)] = flex::alibi_slope(h, s.q_heads);
+      if (v == Variant::alibi_steep_causal) slopes[0] = 100.0f;
       m.owned.push_back(std::make_unique<DeviceTensor>(DType::f32, std::vector<std::int64_t>{s.q_heads}));
       m.owned.back()->upload(slopes);
       m.score = flex::score_alibi(m.owned.back()->data<float>());
-      if (v == Variant::alibi_causal) {
+      if (v != Variant::alibi_element_mask) {
         m.mask = flex::mask_causal();
         break;
       }
@@ -215,6 +221,24 @@ TEST(FlexFp16, ForwardAndBackwardMatchFloat64AndBeatBf16) {
     EXPECT_LT(h.dk, 0.5 * b.dk) << c.name;
     EXPECT_LT(h.dv, 0.5 * b.dv) << c.name;
     seed += 10;
+  }
+}
+
+// fp16 ALiBi with one head's x = slope / scale beyond fp16's range over 64 keys (no bias step there)
+// beside heads that take it, forward on every fa3-capable path, both head dims, against float64.
+TEST(FlexFp16, AlibiSteepSlopeSkipsTheBiasStep) {
+  if (!fp16_kernels_here()) GTEST_SKIP() << "fp16 flex kernels need an sm_90a GPU";
+  for (int d : {64, 128}) {
+    const Shape s{1, 4, 2, 200, 700, d};
+    const std::string what = "alibi steep slope causal fp16 d" + std::to_string(d);
+    TestStream stream;
+    Problem pb(s, FlexDtype::fp16, 9700 + std::uint64_t(d));
+    const Mods m = make_mods(Variant::alibi_steep_causal, s, 9700 + std::uint64_t(d));
+    const flex::BlockMask bm = pb.block_mask(m, stream.get());
+    flex::flex_attention(pb.forward_args(flex::FlexKernel::automatic), m.score, m.mask, bm, stream.get());
+    stream.sync();
+    pb.references(m, stream.get());
+    expect_forward_close(pb, m, what);
   }
 }
 

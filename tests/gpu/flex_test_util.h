@@ -50,13 +50,13 @@ inline Inputs make_inputs(const Shape& s, std::uint64_t seed, double q_scale = 1
 }
 
 // float64: scores, score_mod, mask (every element: the block mask must not change the function),
-// softmax, P.V. A fully masked row: out 0, lse -inf.
+// softmax, P.V. A fully masked row: out 0, lse -inf. scale: FlexAttentionArgs::scale's (0: 1/sqrt(D)).
 template <class ScoreMod, class MaskMod>
 void reference(const Inputs& in, const ScoreMod& score_mod, const MaskMod& mask_mod,
-               std::vector<double>& out, std::vector<double>& lse) {
+               std::vector<double>& out, std::vector<double>& lse, double scale = 0.0) {
   const Shape& s = in.s;
   const int D = s.head_dim, group = s.q_heads / s.kv_heads;
-  const double scale = 1.0 / std::sqrt(double(D));
+  if (scale == 0.0) scale = 1.0 / std::sqrt(double(D));
   out.assign(std::size_t(s.batch) * s.q_heads * s.q_len * D, 0.0);
   lse.assign(std::size_t(s.batch) * s.q_heads * s.q_len, 0.0);
   std::vector<double> p(std::size_t(s.kv_len));

@@ -35,7 +35,8 @@
 // as before the type existed (README, "fp16 inputs").
 //
 // Smem (1024-aligned): Q (128 x D) | K ring (kStages x 128 x D) | V ring | O staging (128 x D) |
-// mbarriers. Every tile is stored in the 128B-swizzle canonical layout of the wgmma kernel (column
+// [position-linear score_mods: the key-offset tile of their bias step, 4 KB] |
+// mbarriers. Every tile but the key-offset one (no swizzle) is stored in the 128B-swizzle canonical layout of the wgmma kernel (column
 // atoms of 64 elements, rows x 128 B each, atom after atom), which is exactly what a TMA box of
 // {64, rows} with CU_TENSOR_MAP_SWIZZLE_128B writes (or, for O, reads) at a 1024-aligned address.
 #pragma once
@@ -72,6 +73,9 @@ struct Fa3Config {
   static constexpr std::uint32_t kKvAtom = kBlockN * 128;           // bytes between a slot's atoms
   static constexpr std::uint32_t kHalf = kBlockKv * 128;            // second 64-key half in an atom
   static constexpr std::uint32_t kOutBytes = kQBytes;               // O's staging buffer, Q's layout
+  // The key-offset tile of a position-linear score_mod's bias step (fa3_write_key_offsets): 128 keys
+  // x 16 columns, between O's staging buffer and the barriers in those kernels only (fa3_smem_bytes).
+  static constexpr std::uint32_t kKeyOffsetBytes = kBlockN * 16 * 2;
   // q_full, the k / v full / empty rings, q_empty, row_full[2], row_empty[2]; then the mailbox's
   // two Fa3RowMail slots (16 bytes each)
   static constexpr int kBarriers = 6 + 4 * kStages;
@@ -84,8 +88,14 @@ struct Fa3Config {
   // 0: no share measured faster on an H200 (README, v9); a derived config sets it to measure again.
   static constexpr int kSoftCapPolyExp2 = 0;
   static_assert(D == 64 || D == 128, "head dim 64 or 128");
-  static_assert(kSmemBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
+  static_assert(kSmemBytes + kKeyOffsetBytes <= 227 * 1024, "more shared memory than an sm_90 CTA may have");
 };
+
+// The dynamic shared memory of the fa3 kernel for config C and this score_mod.
+template <class C, class ScoreMod>
+constexpr std::size_t fa3_smem_bytes() {
+  return C::kSmemBytes + (ScoreModIsPositionLinear<ScoreMod> ? C::kKeyOffsetBytes : 0);
+}
 
 // The configuration the library uses (README: the measurements behind it).
 template <int D, class Elem = bf16>
@@ -203,79 +213,132 @@ __device__ __forceinline__ float fa3_exp2(float x) {
   return y;
 }
 
-// Per-CTA constants of a position-linear score_mod (ScoreModIsPositionLinear: ALiBi, bias
-// slope (kv - q)), in log2 units: slope_log2 = slope(b, h) log2 e, and col[c] = slope_log2 8 c, the
-// bias of a thread's n-tile c of a 64-key half relative to its first key in that half.
+// A position-linear score_mod (ScoreModIsPositionLinear: ALiBi, bias slope (kv - q)), v27: the
+// tensor cores add the keys' part of the bias. Before a tile's Q K^T the warpgroup issues one more
+// k16 step, S = A_b B_b, whose B_b (fa3_write_key_offsets, shared memory, the same for every tile
+// and CTA) holds each key's offset in its 64-key half, k = n % 64, in columns 0-2, and whose A_b
+// (registers, the same for every query row) holds x = slope / scale split into three Elem parts,
+// x = hi + mid + lo to 24 bits, in columns 0-2. So S starts at x k (each product exact in fp32:
+// k has 6 bits, a part 8 or 11) and Q K^T accumulates onto it; what is left for the softmax is one
+// constant per (row, half): fa3_position_linear_softmax. The step costs the tensor cores 1/8 more
+// Q K^T work; it replaced one FFMA and one FADD per element on the softmax's path (v7-v25:
+// FFMA, FMNMX, FADD, MUFU, FADD per element, now the plain kernel's FMNMX, FFMA, MUFU, FADD).
+//
+// Per row: slope_log2 = slope(b, h) log2 e; a = this thread's A_b register (lane % 4 == 0: columns
+// 0, 1 = hi, mid; lane % 4 == 1: columns 2, 3 = lo, 0; others 0; the same for rows g and g + 8);
+// in_s: the step is used (scale > 0, and x 64 within fp16's range for fp16
+// inputs). Otherwise a tile's A_b is 0 (S = Q K^T exactly, as in careful tiles) and every tile takes
+// the careful tiles' path (the functor per element).
 struct Fa3PositionBias {
   float slope_log2 = 0.0f;
-  float col[8] = {};
+  std::uint32_t a = 0;
+  bool in_s = false;
 };
-template <class ScoreMod>
-__device__ __forceinline__ Fa3PositionBias fa3_position_bias(const ScoreMod& score_mod, int b, int h) {
+template <class Elem, class ScoreMod>
+__device__ __forceinline__ Fa3PositionBias fa3_position_bias(const ScoreMod& score_mod, int b, int h, float scale,
+                                                             int lane) {
   Fa3PositionBias pb;
   if constexpr (ScoreModIsPositionLinear<ScoreMod>) {
-    pb.slope_log2 = float(score_mod.position_slope(b, h)) * kLog2e;
-#pragma unroll
-    for (int c = 0; c < 8; ++c) pb.col[c] = pb.slope_log2 * float(8 * c);
+    const float slope = float(score_mod.position_slope(b, h));
+    pb.slope_log2 = slope * kLog2e;
+    const float x = slope / scale;
+    const float limit = FlexIsFp16<Elem>::value ? 60000.0f / 64.0f : 1e30f;
+    pb.in_s = scale > 0.0f && fabsf(x) <= limit;  // false for NaN too
+    if (pb.in_s) {
+      const float hi = to_float(round_to<Elem>(x));
+      const float mid = to_float(round_to<Elem>(x - hi));  // x - hi and x - hi - mid are exact
+      const float lo = x - hi - mid;
+      pb.a = lane % 4 == 0 ? pack_pair<Elem>(hi, mid) : lane % 4 == 1 ? pack_pair<Elem>(lo, 0.0f) : 0u;
+    }
   }
   return pb;
 }
 
-// Fast path (full tile, nothing past the lengths) of a position-linear score_mod: element (j, e)
-// of the thread has key kv0[j / 8] + 8 (j % 8) + 2 (lane % 4) + (e & 1) and row qrow[e / 2], so in
-// log2 units
-//   t = s scale log2e + slope log2e (kv - q) = v + base[row][half][parity],
-//   v = fma(s, scale_log2, col[j % 8]),  base = slope_log2 (kv0[half] + 2 (lane % 4) + parity - qrow[row])
-// with 8 bases per tile. The row max is taken per (row, half, parity) on v and the bases added to
-// those 8 maxima only; p = exp2(v + (base - max)). Per element: FFMA, FMNMX, FADD, MUFU, FADD, as
-// the plain kernel's FMNMX, FFMA, MUFU, FADD plus one (the functor's path costs four more).
-// Rounding: base and base - max are rounded once each at the magnitude of slope (kv - q) (half an
-// ulp each: 2^-13 at |t| = 2^11), v at the magnitude of the score.
+// B_b of the bias step: 128 keys x 16 columns, K-major without swizzle, i.e. core matrices of 8
+// keys x 16 bytes, key n of group n / 8 at (n / 8) 256 + (n % 8) 16, columns 8-15 of the group
+// 128 bytes after columns 0-7 (descriptor: LBO 128, SBO 256, layout 0). Columns 0-2 of key n hold
+// n % 64, the rest 0. Written once per CTA by all its threads, before the kernel's first barrier.
+template <class Elem>
+__device__ __forceinline__ void fa3_write_key_offsets(std::uint32_t addr) {
+  for (int i = int(threadIdx.x); i < 256; i += int(blockDim.x)) {  // 16-byte chunks
+    const int group = i / 16, upper = (i / 8) % 2, key = 8 * group + i % 8;
+    const float k = float(key % 64);
+    const std::uint32_t w0 = upper ? 0u : pack_pair<Elem>(k, k), w1 = upper ? 0u : pack_pair<Elem>(k, 0.0f);
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %3};" ::"r"(addr + std::uint32_t(i) * 16u), "r"(w0), "r"(w1),
+                 "r"(0u)
+                 : "memory");
+  }
+}
+__device__ __forceinline__ std::uint64_t fa3_key_offsets_desc(std::uint32_t addr) {
+  return std::uint64_t((addr & 0x3FFFF) >> 4) | (std::uint64_t(128 >> 4) << 16) | (std::uint64_t(256 >> 4) << 32);
+}
+
+// S (64 x 128) = A_b B_b: the bias step, A from registers ({a, a, a, a}: columns 8-15 repeat 0-7,
+// which meet B_b's zeros), B K-major (imm-trans-b 0), S overwritten (scale-d 0).
+template <class Elem>
+__device__ __forceinline__ void fa3_wgmma_key_bias(float (&s)[64], std::uint32_t a, std::uint64_t b) {
+  if constexpr (FlexIsFp16<Elem>::value)
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {" AISP_WGMMA_REGS_64 "}"
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n"
+        "}\n"
+        : AISP_WGMMA_ACC_64(s)
+        : "r"(a), "r"(a), "r"(a), "r"(a), "l"(b), "r"(0));
+  else
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" AISP_WGMMA_REGS_64 "}"
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n"
+        "}\n"
+        : AISP_WGMMA_ACC_64(s)
+        : "r"(a), "r"(a), "r"(a), "r"(a), "l"(b), "r"(0));
+}
+
+// Fast path (full tile, nothing past the lengths, in_s) of a position-linear score_mod: S arrives as
+// Q K^T + x k (the bias step above). Element (j, e) of the thread has key kv0[j / 8] + k, k =
+// 8 (j % 8) + 2 (lane % 4) + (e & 1), and row qrow[e / 2], so in log2 units
+//   t = s scale_log2 + base[row][half],   base = slope_log2 (kv0[half] - qrow[row]).
+// The row max is taken per (row, half) on s and mapped through that half's FFMA (monotone:
+// scale_log2 > 0); p = exp2(fma(s, scale_log2, base - max)). Rounding: x k carries x's 24 bits;
+// base and base - max are rounded at the magnitude of slope (kv - q) (half an ulp: 2^-13 at |t| = 2^11).
 __device__ __forceinline__ void fa3_position_linear_softmax(float (&s)[64], float (&m)[2], float (&l)[2],
                                                             float (&corr)[2], float scale_log2,
                                                             const Fa3PositionBias& pb, const int (&qrow)[2],
-                                                            const int (&kv0)[2], int lane) {
-  float base[2][2][2];  // [row][half][parity]
+                                                            const int (&kv0)[2]) {
+  float base[2][2];  // [row][half]
 #pragma unroll
   for (int r = 0; r < 2; ++r)
 #pragma unroll
-    for (int hf = 0; hf < 2; ++hf)
+    for (int hf = 0; hf < 2; ++hf) base[r][hf] = pb.slope_log2 * flex_int_to_float_exact(kv0[hf] - qrow[r]);
+  float vmax[2][2];
 #pragma unroll
-      for (int par = 0; par < 2; ++par)
-        base[r][hf][par] = pb.slope_log2 * flex_int_to_float_exact(kv0[hf] + 2 * (lane % 4) + par - qrow[r]);
-  float vmax[2][2][2];
-#pragma unroll
-  for (int r = 0; r < 2; ++r)
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf) vmax[r][hf][0] = vmax[r][hf][1] = -INFINITY;
+  for (int r = 0; r < 2; ++r) vmax[r][0] = vmax[r][1] = -INFINITY;
 #pragma unroll
   for (int j = 0; j < 16; ++j)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float v = fmaf(s[4 * j + e], scale_log2, pb.col[j % 8]);
-      s[4 * j + e] = v;
-      vmax[e / 2][j / 8][e & 1] = fmaxf(vmax[e / 2][j / 8][e & 1], v);
-    }
+    for (int e = 0; e < 4; ++e) vmax[e / 2][j / 8] = fmaxf(vmax[e / 2][j / 8], s[4 * j + e]);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float mx = fmaxf(fmaxf(vmax[r][0][0] + base[r][0][0], vmax[r][0][1] + base[r][0][1]),
-                     fmaxf(vmax[r][1][0] + base[r][1][0], vmax[r][1][1] + base[r][1][1]));
+    float mx = fmaxf(fmaf(vmax[r][0], scale_log2, base[r][0]), fmaf(vmax[r][1], scale_log2, base[r][1]));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float row_max = fmaxf(m[r], mx);  // finite: a full tile has no -inf
     corr[r] = fa3_exp2(m[r] - row_max);
     m[r] = row_max;
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf)
-#pragma unroll
-      for (int par = 0; par < 2; ++par) base[r][hf][par] -= row_max;  // now the offset: p = exp2(v + offset)
+    base[r][0] -= row_max;  // now the offsets: p = exp2(s c + offset)
+    base[r][1] -= row_max;
   }
   float sum[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int j = 0; j < 16; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      s[4 * j + e] = fa3_exp2(s[4 * j + e] + base[e / 2][j / 8][e & 1]);
+      s[4 * j + e] = fa3_exp2(fmaf(s[4 * j + e], scale_log2, base[e / 2][j / 8]));
       sum[e / 2] += s[4 * j + e];
     }
 #pragma unroll
@@ -539,10 +602,13 @@ __device__ __forceinline__ void fa3_mods_and_softmax(float (&s)[64], float (&m)[
   // A position-linear score_mod keeps the functor in careful tiles: its arithmetic on every element
   // with the keep bits applied after (as soft-cap below) measured no faster (README, v10).
   if constexpr (ScoreModIsPositionLinear<ScoreMod>) {
-    if (!careful) {
-      fa3_position_linear_softmax(s, m, l, corr, p.scale_log2, pb, qrow, kv0, lane);
+    if (!careful && pb.in_s) {  // S = Q K^T + x k: the bias step ran with A_b
+      fa3_position_linear_softmax(s, m, l, corr, p.scale_log2, pb, qrow, kv0);
       return;
     }
+    // Without the bias step (in_s false): the functor on every element, as in careful tiles (a
+    // fast-tile functor loop besides would cost this kernel registers: it spilled).
+    careful = true;
   }
   if constexpr (ScoreModIsTanhSoftCap<ScoreMod>) {
     if (!careful)
@@ -641,18 +707,20 @@ __device__ __forceinline__ void fa3_pack_p(std::uint32_t (&pa)[8][4], const floa
   }
 }
 
-// S (64 x 128) = Q_g K^T: both K-major in smem; k-step kk is atom kk / 4, byte 32 (kk % 4) of a row.
+// S (64 x 128) = Q_g K^T, or S + Q_g K^T with onto_s (after the bias step): both K-major in smem;
+// k-step kk is atom kk / 4, byte 32 (kk % 4) of a row.
 template <int D, class Elem = bf16>
-__device__ __forceinline__ void fa3_issue_qk(float (&s)[64], std::uint32_t q_addr, std::uint32_t k_addr) {
+__device__ __forceinline__ void fa3_issue_qk(float (&s)[64], std::uint32_t q_addr, std::uint32_t k_addr,
+                                             bool onto_s = false) {
   using C = Fa3Config<D>;
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const std::uint64_t da = smem_desc(q_addr + (kk / 4) * C::kQAtom + (kk % 4) * 32, 16, 1024);
     const std::uint64_t db = smem_desc(k_addr + (kk / 4) * C::kKvAtom + (kk % 4) * 32, 16, 1024);
     if constexpr (FlexIsFp16<Elem>::value)
-      ::aisp::kernels::sm90::wgmma_m64n128k16_ss_f16(s, da, db, kk > 0 ? 1 : 0);
+      ::aisp::kernels::sm90::wgmma_m64n128k16_ss_f16(s, da, db, kk > 0 || onto_s ? 1 : 0);
     else
-      gemm::sm90::wgmma_m64n128k16(s, da, db, kk > 0 ? 1 : 0);
+      gemm::sm90::wgmma_m64n128k16(s, da, db, kk > 0 || onto_s ? 1 : 0);
   }
 }
 
@@ -700,7 +768,9 @@ __global__ void __launch_bounds__(C::kThreads, 1)
   const std::uint32_t sk = sq + C::kQBytes;
   const std::uint32_t sv = sk + S * C::kKvBytes;
   const std::uint32_t so = sv + S * C::kKvBytes;  // O's staging buffer
-  const std::uint32_t bars = so + C::kOutBytes;
+  constexpr bool kKeyBias = ScoreModIsPositionLinear<ScoreMod>;
+  const std::uint32_t key_offsets = so + C::kOutBytes;  // B_b of a position-linear score_mod's bias step
+  const std::uint32_t bars = key_offsets + (kKeyBias ? C::kKeyOffsetBytes : 0u);
   auto bar = [&](int i) { return bars + 8u * std::uint32_t(i); };
   const std::uint32_t q_full = bar(0);
   auto k_full = [&](int s) { return bar(1 + s); };
@@ -729,6 +799,10 @@ __global__ void __launch_bounds__(C::kThreads, 1)
       hw::mbar_init(row_empty(s), 8);
     }
     hw::mbar_init_fence();
+  }
+  if constexpr (kKeyBias) {
+    fa3_write_key_offsets<T>(key_offsets);
+    hw::fence_proxy_async();  // the writes, visible to the wgmmas (async proxy)
   }
   __syncthreads();
 
@@ -869,7 +943,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
                      ti.kv0[1] + kBlockKv > p.kv_len;
         return ti;
       };
-      const Fa3PositionBias pos_bias = fa3_position_bias(score_mod, b, h);
+      const Fa3PositionBias pos_bias = fa3_position_bias<T>(score_mod, b, h, p.scale, lane);
       const Fa3SoftCap soft_cap = fa3_soft_cap<T>(score_mod, p.scale);
       auto softmax_of = [&](const TileInfo& ti) {
         fa3_mods_and_softmax<C::kSoftCapPolyExp2>(s, m, l, corr, p, score_mod, mask_mod, b, h, qrow, ti.kv0,
@@ -898,11 +972,13 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         if constexpr (C::kPingPong)
           if (g == 1) hw::named_barrier_arrive(1, 256);  // warpgroup 0 goes first
         const TileInfo first = tile_info(0);
+        const std::uint32_t first_a = first.careful ? 0u : pos_bias.a;  // A_b: 0 keeps S = Q K^T
         const int slot0 = it % S;
         hw::mbar_wait(k_full(slot0), std::uint32_t((it / S) & 1));
         wait_turn();
         hw::wgmma_fence();
-        fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot0) * C::kKvBytes);
+        if constexpr (kKeyBias) fa3_wgmma_key_bias<T>(s, first_a, fa3_key_offsets_desc(key_offsets));
+        fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot0) * C::kKvBytes, kKeyBias);
         hw::wgmma_commit();
         pass_turn(false);
         hw::wgmma_wait<0>();
@@ -915,6 +991,7 @@ __global__ void __launch_bounds__(C::kThreads, 1)
         for (int i = 1; i < n_iter; ++i) {
           const int n = it + i, slot = n % S, prev = (n - 1) % S;
           const TileInfo ti = tile_info(i);
+          const std::uint32_t tile_a = ti.careful ? 0u : pos_bias.a;
           // Both waits before the fence: no branch between the fence and the wgmmas (ptxas would
           // otherwise inject a warpgroup.arrive, C7519). V_{i-1} is loaded right after K_i anyway.
           hw::mbar_wait(k_full(slot), std::uint32_t((n / S) & 1));
@@ -922,7 +999,8 @@ __global__ void __launch_bounds__(C::kThreads, 1)
           wait_turn();
           hw::fence_operands(o);
           hw::wgmma_fence();
-          fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot) * C::kKvBytes);
+          if constexpr (kKeyBias) fa3_wgmma_key_bias<T>(s, tile_a, fa3_key_offsets_desc(key_offsets));
+          fa3_issue_qk<D, T>(s, q_addr, sk + std::uint32_t(slot) * C::kKvBytes, kKeyBias);
           hw::wgmma_commit();
           fa3_issue_pv<D, T>(o, pa, sv + std::uint32_t(prev) * C::kKvBytes);
           hw::wgmma_commit();
@@ -1023,13 +1101,14 @@ void launch_forward_fa3_config(const FwdParams& p, const FlexAttentionArgs& a, c
                                const MaskMod& mask_mod, cudaStream_t stream) {
   static const bool configured = [] {
     AISP_CUDA_CHECK(cudaFuncSetAttribute(flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmemBytes)));
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(fa3_smem_bytes<C, ScoreMod>())));
     return true;
   }();
   (void)configured;
   const Fa3Launch launch = plan_fa3_launch(a, p, mask_rows_of(mask_mod), stream);
   flex_forward_fa3_kernel<D, ScoreMod, MaskMod, C>
-      <<<launch.grid, C::kThreads, C::kSmemBytes, stream>>>(launch.maps, p, score_mod, mask_mod);
+      <<<launch.grid, C::kThreads, fa3_smem_bytes<C, ScoreMod>(), stream>>>(launch.maps, p, score_mod, mask_mod);
   AISP_CUDA_CHECK_LAUNCH();
   finish_fa3_launch(launch, stream);
 }

@@ -17,8 +17,11 @@ namespace {
 template <int D>
 using Config = detail::Fa3Default<D>;
 
+// The JIT's score_mod may be position-linear (flex_expr.h): its key-offset tile is always reserved
+// (detail::fa3_smem_bytes; unused by the other kernels).
 std::size_t fa3_smem_bytes(int head_dim) {
-  return head_dim == 64 ? Config<64>::kSmemBytes : Config<128>::kSmemBytes;
+  return head_dim == 64 ? Config<64>::kSmemBytes + Config<64>::kKeyOffsetBytes
+                        : Config<128>::kSmemBytes + Config<128>::kKeyOffsetBytes;
 }
 
 }  // namespace

@@ -128,9 +128,10 @@ AISP_HD float flex_position_delta<float>(int d) {
 // A score_mod that is the score plus a per-(b, h) slope times the position difference,
 //   score_mod(s, b, h, q, kv) == s + position_slope(b, h) * (kv - q)      (ALiBi)
 // says so with `static constexpr bool kPositionLinear = true` and `float position_slope(int b, int h)`.
-// The fa3 forward then builds a full tile's bias from per-CTA and per-tile constants and spends one
-// FFMA per element on score and bias together, instead of calling the functor per element (its
-// int -> float conversion, scale and bias: four instructions). Partial tiles still call the functor.
+// The fa3 forward then has the tensor cores add the keys' part of a full tile's bias (one more k16
+// step, README v27) and folds the rest into the exponent's per-row constant, instead of calling
+// the functor per element (its int -> float conversion, scale and bias: four instructions).
+// Partial tiles still call the functor.
 template <class F>
 inline constexpr bool ScoreModIsPositionLinear = requires(const F& f) {
   requires F::kPositionLinear;
