@@ -35,10 +35,11 @@
 // as before the type existed (README, "fp16 inputs").
 //
 // Smem (1024-aligned): Q (128 x D) | K ring (kStages x 128 x D) | V ring | O staging (128 x D) |
-// [position-linear score_mods: the key-offset tile of their bias step, 4 KB] |
-// mbarriers. Every tile but the key-offset one (no swizzle) is stored in the 128B-swizzle canonical layout of the wgmma kernel (column
-// atoms of 64 elements, rows x 128 B each, atom after atom), which is exactly what a TMA box of
-// {64, rows} with CU_TENSOR_MAP_SWIZZLE_128B writes (or, for O, reads) at a 1024-aligned address.
+// [position-linear score_mods: the key-offset tile of their bias step, 4 KB] | mbarriers. Every
+// tile but the key-offset one (no swizzle) is stored in the 128B-swizzle canonical layout of the
+// wgmma kernel (column atoms of 64 elements, rows x 128 B each, atom after atom), which is exactly
+// what a TMA box of {64, rows} with CU_TENSOR_MAP_SWIZZLE_128B writes (or, for O, reads) at a
+// 1024-aligned address.
 #pragma once
 
 #include <cuda.h>
