@@ -33,12 +33,14 @@ std::string name_of(flex::FlexKernel k) { return flex::flex_kernel_name(k); }
 void expect_every_kernel_matches(const Inputs& in, const flex::BuiltinScoreMod& host_score,
                                  const flex::BuiltinMask& host_mask, const flex::BuiltinScoreMod& dev_score,
                                  const flex::BuiltinMask& dev_mask, const flex::BlockMask& bm, TestStream& stream,
-                                 const std::string& what, double score_error) {
+                                 const std::string& what, double score_error, float scale = 0.0f) {
   std::vector<double> ref_out, ref_lse;
-  reference(in, host_score, host_mask, ref_out, ref_lse);
+  reference(in, host_score, host_mask, ref_out, ref_lse, scale);
   for (flex::FlexKernel kernel : forward_kernels_here()) {
     Device dev(in);
-    flex::flex_attention(dev.args(in.s, kernel), dev_score, dev_mask, bm, stream.get());
+    flex::FlexAttentionArgs args = dev.args(in.s, kernel);
+    args.scale = scale;  // 0: 1 / sqrt(D), as the reference's
+    flex::flex_attention(args, dev_score, dev_mask, bm, stream.get());
     stream.sync();
     expect_matches(dev, ref_out, ref_lse, what + " " + name_of(kernel), score_error);
   }
@@ -441,18 +443,11 @@ TEST(FlexAttention, AlibiBiasStepAtLargeSlopesDistancesAndScales) {
         const flex::BuiltinMask mask = causal ? flex::mask_causal() : flex::mask_none();
         TestStream stream;
         const flex::BlockMask bm = flex::create_block_mask(mask, 1, 1, s.q_len, s.kv_len, stream.get());
-        std::vector<double> ref_out, ref_lse;
-        reference(in, flex::score_alibi(slopes.data()), mask, ref_out, ref_lse, scale);
-        for (flex::FlexKernel kernel : forward_kernels_here()) {
-          Device dev(in);
-          flex::FlexAttentionArgs args = dev.args(s, kernel);
-          args.scale = scale;
-          flex::flex_attention(args, flex::score_alibi(d_slopes.data<float>()), mask, bm, stream.get());
-          stream.sync();
-          expect_matches(dev, ref_out, ref_lse,
-                         "alibi scale " + std::to_string(scale) + (causal ? " causal" : " dense") +
-                             " D=" + std::to_string(head_dim) + " " + name_of(kernel));
-        }
+        expect_every_kernel_matches(in, flex::score_alibi(slopes.data()), mask,
+                                    flex::score_alibi(d_slopes.data<float>()), mask, bm, stream,
+                                    "alibi scale " + std::to_string(scale) + (causal ? " causal" : " dense") +
+                                        " D=" + std::to_string(head_dim),
+                                    0.0, scale);
       }
 }
 

@@ -503,24 +503,6 @@ void launch_backward_elem(const FlexBackwardArgs& a, const BwdParams& p, const S
   launch_backward_finish(a, p, stream);
 }
 
-// The precompiled scored entry points (flex_backward_[sm90_][fp16_]scored_d*.cu, and the fp16 ones in
-// flex_backward_fp16_mma_sync.cu) pick the score_mod's kind here, on the host, and run the kernel
-// instantiated with that kind's functor, as the forward's scored TUs do: the BuiltinScoreMod
-// instance switched per element over three bodies (64 B of stack at D = 128) and hid the soft-cap
-// from flex_score_and_grad (README "Backward", soft-cap: 2.3x slower than the plain kernel at 8k).
-// Kind none never comes here (flex_backward.cu runs the plain kernels for it).
-template <class Run>
-void with_builtin_score_mod(const BuiltinScoreMod& score_mod, Run&& run) {
-  switch (score_mod.kind) {
-    case BuiltinScoreMod::Kind::alibi: run(score_mod.alibi); return;
-    case BuiltinScoreMod::Kind::relative_bias: run(score_mod.relative_bias); return;
-    case BuiltinScoreMod::Kind::soft_cap: run(score_mod.soft_cap); return;
-    case BuiltinScoreMod::Kind::none: break;
-  }
-  throw Error("flex_attention_backward: a scored kernel was asked to run without a score_mod (the plain kernels "
-              "take that; flex_backward.cu routes it)");
-}
-
 // The same on the call's element type (a.forward.dtype: bf16 or fp16).
 template <int D, class ScoreMod, class MaskMod>
 void launch_backward(const FlexBackwardArgs& a, const BwdParams& p, const ScoreMod& score_mod,

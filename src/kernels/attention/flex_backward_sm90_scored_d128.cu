@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "kernels/attention/flex_backward_kernel.cuh"
+#include "kernels/attention/flex_builtin_score_dispatch.h"
 
 namespace aisp::kernels::flex::detail {
 
