@@ -222,14 +222,15 @@ __device__ __forceinline__ float fa3_exp2(float x) {
 // x = hi + mid + lo to 24 bits, in columns 0-2. So S starts at x k (each product exact in fp32:
 // k has 6 bits, a part 8 or 11) and Q K^T accumulates onto it; what is left for the softmax is one
 // constant per (row, half): fa3_position_linear_softmax. The step costs the tensor cores 1/8 more
-// Q K^T work; it replaced one FFMA and one FADD per element on the softmax's path (v7-v25:
-// FFMA, FMNMX, FADD, MUFU, FADD per element, now the plain kernel's FMNMX, FFMA, MUFU, FADD).
+// Q K^T work (1/4 at D = 64); it replaced one FFMA and one FADD per element on the softmax's path
+// (v7-v25: FFMA, FMNMX, FADD, MUFU, FADD per element, now the plain kernel's FMNMX, FFMA, MUFU,
+// FADD): ALiBi went from 87-90 % to 92-94 % of the plain kernel's speed at D = 128 (README, v27).
 //
 // Per row: slope_log2 = slope(b, h) log2 e; a = this thread's A_b register (lane % 4 == 0: columns
 // 0, 1 = hi, mid; lane % 4 == 1: columns 2, 3 = lo, 0; others 0; the same for rows g and g + 8);
-// in_s: the step is used (scale > 0, and x 64 within fp16's range for fp16
-// inputs). Otherwise a tile's A_b is 0 (S = Q K^T exactly, as in careful tiles) and every tile takes
-// the careful tiles' path (the functor per element).
+// in_s: the step is used (scale > 0, and for fp16 inputs |x| 64 within fp16's range). Otherwise a
+// tile's A_b is 0 (S = Q K^T exactly, as in careful tiles) and every tile takes the careful
+// tiles' path (the functor per element).
 struct Fa3PositionBias {
   float slope_log2 = 0.0f;
   std::uint32_t a = 0;
